@@ -1,0 +1,303 @@
+/*
+ * The many-producer / one-consumer ring. See CRingBuffer.h for the protocol.
+ *
+ * Ordering pairs, named where they are used:
+ *   R1 (commit, release length)      → A1 (drain, acquire length)
+ *   R2 (wrap padding, release length) → A1
+ *   R4 (abort, release length)       → A1
+ *   R3 (drain, release head)         → A3 (claim, acquire head)
+ *   R5 (claim, release head cache)   → A5 (claim, acquire head cache)
+ */
+#define _GNU_SOURCE
+#include "CRingBuffer.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Two cache lines: x86 prefetches adjacent lines in pairs, so 64 would still share. */
+#define CRB_LINE 128
+
+struct crb_ring {
+	/* Written once at creation, read by everybody. */
+	uint8_t *buffer;
+	uint64_t capacity;
+	uint64_t mask;
+	uint32_t max_length;
+	size_t map_length;
+
+	_Alignas(CRB_LINE) _Atomic uint64_t tail;       /* producers: CAS */
+	_Alignas(CRB_LINE) _Atomic uint64_t head_cache; /* producers: a recent head, saves reading `head` */
+	_Alignas(CRB_LINE) _Atomic uint64_t head;       /* consumer: release-store after zeroing */
+	char pad[CRB_LINE - sizeof(uint64_t)];
+};
+
+static inline uint64_t align_record(uint64_t length)
+{
+	return (length + (CRB_ALIGNMENT - 1)) & ~(uint64_t)(CRB_ALIGNMENT - 1);
+}
+
+static inline _Atomic int32_t *length_at(const crb_ring_t *ring, uint64_t index)
+{
+	return (_Atomic int32_t *)(void *)(ring->buffer + index);
+}
+
+static inline void set_type(const crb_ring_t *ring, uint64_t index, int32_t type)
+{
+	memcpy(ring->buffer + index + 4, &type, sizeof(type));
+}
+
+int crb_create(size_t capacity, crb_ring_t **out)
+{
+	if (capacity < 1024 || capacity > (1u << 30) || (capacity & (capacity - 1)) != 0)
+		return -EINVAL;
+
+	crb_ring_t *ring = aligned_alloc(CRB_LINE, sizeof(*ring));
+	if (ring == NULL)
+		return -ENOMEM;
+	memset(ring, 0, sizeof(*ring));
+
+	/* MAP_POPULATE pre-faults every page now, so no producer pays the first touch. */
+	void *memory = mmap(NULL, capacity, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (memory == MAP_FAILED) {
+		free(ring);
+		return -ENOMEM;
+	}
+	ring->buffer = memory;
+	ring->capacity = capacity;
+	ring->mask = capacity - 1;
+	ring->max_length = (uint32_t)(capacity / 8) - CRB_HEADER_LENGTH;
+	ring->map_length = capacity;
+	atomic_init(&ring->tail, 0);
+	atomic_init(&ring->head_cache, 0);
+	atomic_init(&ring->head, 0);
+	*out = ring;
+	return 0;
+}
+
+void crb_destroy(crb_ring_t *ring)
+{
+	if (ring == NULL)
+		return;
+	munmap(ring->buffer, ring->map_length);
+	free(ring);
+}
+
+size_t crb_capacity(const crb_ring_t *ring)
+{
+	return (size_t)ring->capacity;
+}
+
+uint32_t crb_max_length(const crb_ring_t *ring)
+{
+	return ring->max_length;
+}
+
+/* Reads the consumer's head and publishes it to the other producers as the cache. */
+static inline uint64_t refresh_head(crb_ring_t *ring)
+{
+	/* A3: pairs with R3 in crb_drain(): the space behind this head was zeroed
+	 * by the consumer before it moved the head, so our writes land after it. */
+	uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+	/* R5: pairs with A5 below: a producer that uses this cached head inherits
+	 * the happens-before edge of A3. */
+	atomic_store_explicit(&ring->head_cache, head, memory_order_release);
+	return head;
+}
+
+int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim)
+{
+	if (type <= 0)
+		return -EINVAL;
+	if (length > ring->max_length)
+		return -EMSGSIZE;
+
+	const uint64_t capacity = ring->capacity;
+	const uint64_t required = align_record((uint64_t)length + CRB_HEADER_LENGTH);
+	/* A5: pairs with R5 in refresh_head(). */
+	uint64_t head = atomic_load_explicit(&ring->head_cache, memory_order_acquire);
+	/* Relaxed: the tail carries no data; the CAS below decides ownership. */
+	uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+	uint64_t padding;
+	uint64_t tail_index;
+
+	do {
+		/* Signed: a cached head can be more than a lap behind the tail, and a
+		 * fresh head can be ahead of a stale tail (the CAS then fails). */
+		if ((int64_t)required > (int64_t)capacity - (int64_t)(tail - head)) {
+			head = refresh_head(ring);
+			if ((int64_t)required > (int64_t)capacity - (int64_t)(tail - head))
+				return -ENOSPC;
+		}
+		padding = 0;
+		tail_index = tail & ring->mask;
+		const uint64_t to_end = capacity - tail_index;
+		if (required > to_end) {
+			/* Wrap: the record goes to the start, the rest of the end becomes
+			 * padding, and the start must be free up to `required`. */
+			if (required > (head & ring->mask)) {
+				head = refresh_head(ring);
+				if (required > (head & ring->mask))
+					return -ENOSPC;
+			}
+			padding = to_end;
+		}
+		/* Relaxed on both paths: ownership only; data is published by R1/R2. */
+	} while (!atomic_compare_exchange_weak_explicit(&ring->tail, &tail, tail + padding + required,
+							memory_order_relaxed, memory_order_relaxed));
+
+	if (padding != 0) {
+		set_type(ring, tail_index, CRB_PADDING_TYPE);
+		/* R2: pairs with A1 in crb_drain(): the padding type is visible with the length. */
+		atomic_store_explicit(length_at(ring, tail_index), (int32_t)padding, memory_order_release);
+		tail_index = 0;
+	}
+
+	set_type(ring, tail_index, type);
+	/* Relaxed: a negative length only marks the record as claimed (for
+	 * crb_unblock()); the consumer stops at any length <= 0. */
+	atomic_store_explicit(length_at(ring, tail_index), -(int32_t)(length + CRB_HEADER_LENGTH),
+			      memory_order_relaxed);
+
+	claim->data = ring->buffer + tail_index + CRB_HEADER_LENGTH;
+	claim->length = length;
+	claim->offset = tail_index;
+	return 0;
+}
+
+void crb_commit(crb_ring_t *ring, const crb_claim_t *claim)
+{
+	/* R1: pairs with A1 in crb_drain(): the payload written above is
+	 * visible to the consumer once it sees the positive length. */
+	atomic_store_explicit(length_at(ring, claim->offset), (int32_t)(claim->length + CRB_HEADER_LENGTH),
+			      memory_order_release);
+}
+
+void crb_abort(crb_ring_t *ring, const crb_claim_t *claim)
+{
+	set_type(ring, claim->offset, CRB_PADDING_TYPE);
+	/* R4: pairs with A1 in crb_drain(): the consumer sees the padding type and skips. */
+	atomic_store_explicit(length_at(ring, claim->offset), (int32_t)(claim->length + CRB_HEADER_LENGTH),
+			      memory_order_release);
+}
+
+int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t length)
+{
+	crb_claim_t claim;
+	int rc = crb_claim_mpsc(ring, type, length, &claim);
+	if (rc != 0)
+		return rc;
+	memcpy(claim.data, data, length);
+	crb_commit(ring, &claim);
+	return 0;
+}
+
+uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_bytes)
+{
+	for (;;) {
+		/* Relaxed: only this thread writes the head. */
+		const uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+		const uint64_t head_index = head & ring->mask;
+		const uint64_t contiguous = ring->capacity - head_index;
+		uint64_t bytes = 0;
+		uint32_t records = 0;
+
+		while (bytes < contiguous) {
+			/* A1: pairs with R1 in crb_commit(), R2 in crb_claim_mpsc() and R4
+			 * in crb_abort(): header and payload are complete once the length is positive. */
+			const int32_t length = atomic_load_explicit(length_at(ring, head_index + bytes),
+								    memory_order_acquire);
+			if (length <= 0)
+				break;
+			const uint64_t stride = align_record((uint64_t)length);
+			if (bytes > 0 && bytes + stride > max_bytes)
+				break;
+			int32_t type;
+			memcpy(&type, ring->buffer + head_index + bytes + 4, sizeof(type));
+			if (type != CRB_PADDING_TYPE)
+				records++;
+			bytes += stride;
+		}
+		if (bytes == 0)
+			return 0;
+
+		if (records > 0)
+			fn(ring->buffer + head_index, (size_t)bytes, records, context);
+
+		memset(ring->buffer + head_index, 0, (size_t)bytes);
+		/* R3: pairs with A3 in refresh_head(): producers reuse this space only
+		 * after they see the head move, so they never see our zeroes late. */
+		atomic_store_explicit(&ring->head, head + bytes, memory_order_release);
+
+		/* A run of only padding (the wrap filler, aborted records) is consumed
+		 * and the drain goes on from the new head, so callers can treat 0 as empty. */
+		if (records > 0)
+			return records;
+	}
+}
+
+int crb_unblock(crb_ring_t *ring)
+{
+	const uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+	/* Acquire: pairs with the producers' CAS on the tail only in the sense
+	 * that the claimed range is known; no data is read through it. */
+	const uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
+	if (head == tail)
+		return 0;
+
+	const uint64_t head_index = head & ring->mask;
+	_Atomic int32_t *length_word = length_at(ring, head_index);
+	int32_t length = atomic_load_explicit(length_word, memory_order_acquire);
+
+	if (length < 0) {
+		/* Claimed, never committed: turn it into padding of the same size. */
+		set_type(ring, head_index, CRB_PADDING_TYPE);
+		/* R4': pairs with A1 in crb_drain(), like an abort. */
+		return atomic_compare_exchange_strong_explicit(length_word, &length, -length,
+							       memory_order_release, memory_order_relaxed)
+			       ? 1
+			       : 0;
+	}
+	if (length > 0)
+		return 0;
+
+	/* Tail moved past the head, but no header was ever written: find where the
+	 * next written header starts and pad the gap. */
+	uint64_t limit = tail - head;
+	if (limit > ring->capacity - head_index)
+		limit = ring->capacity - head_index;
+	for (uint64_t i = CRB_ALIGNMENT; i < limit; i += CRB_ALIGNMENT) {
+		/* A1': acquire, as in crb_drain(). */
+		if (atomic_load_explicit(length_at(ring, head_index + i), memory_order_acquire) != 0) {
+			set_type(ring, head_index, CRB_PADDING_TYPE);
+			atomic_store_explicit(length_word, (int32_t)i, memory_order_release);
+			return 1;
+		}
+	}
+	/* Everything up to the limit is claimed and unwritten. */
+	set_type(ring, head_index, CRB_PADDING_TYPE);
+	atomic_store_explicit(length_word, (int32_t)limit, memory_order_release);
+	return 1;
+}
+
+size_t crb_size(const crb_ring_t *ring)
+{
+	/* Acquire both: a snapshot for statistics; head first so that tail >= head. */
+	const uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+	const uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
+	return (size_t)(tail - head);
+}
+
+uint64_t crb_head_position(const crb_ring_t *ring)
+{
+	return atomic_load_explicit(&ring->head, memory_order_acquire);
+}
+
+uint64_t crb_tail_position(const crb_ring_t *ring)
+{
+	return atomic_load_explicit(&ring->tail, memory_order_acquire);
+}
