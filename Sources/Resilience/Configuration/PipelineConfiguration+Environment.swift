@@ -1,0 +1,168 @@
+import Glibc
+
+extension PipelineConfiguration {
+    /// The defaults with the `OTEL_*` environment variables of the specification and the
+    /// `SPILLWAY_*` variables applied. Values set in code afterwards win.
+    ///
+    /// Read: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]ENDPOINT`,
+    /// `…_HEADERS`, `…_COMPRESSION`, `…_TIMEOUT`, `…_PROTOCOL` (only `http/protobuf`),
+    /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE` (checked; the ring is sized in bytes by `SPILLWAY_RING_CAPACITY`),
+    /// the same four `OTEL_BLRP_*`, `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
+    /// `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `SPILLWAY_RING_CAPACITY`, `SPILLWAY_OVERFLOW`.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the variable, its value and what is allowed.
+    public static func fromEnvironment(_ environment: [String: String] = processEnvironment()) throws(ConfigurationError) -> PipelineConfiguration {
+        var config = PipelineConfiguration()
+        let env = EnvironmentReader(values: environment)
+
+        if let attributes = environment["OTEL_RESOURCE_ATTRIBUTES"], !attributes.isEmpty {
+            for (key, value) in try env.pairs("OTEL_RESOURCE_ATTRIBUTES", attributes) {
+                if key == "service.name" { config.serviceName = value } else { config.resourceAttributes[key] = .string(value) }
+            }
+        }
+        if let name = env.string("OTEL_SERVICE_NAME") { config.serviceName = name }
+
+        if let v = env.string("OTEL_EXPORTER_OTLP_ENDPOINT") { config.exporter.endpoint = v }
+        if let v = env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") { config.exporter.tracesEndpoint = v }
+        if let v = env.string("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") { config.exporter.logsEndpoint = v }
+        for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"] {
+            // Spillway uses one connection pool for both signals, so signal headers add to the common ones.
+            if let v = env.string(name) { for (k, value) in try env.pairs(name, v) { config.exporter.headers[k] = value } }
+        }
+        for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"] {
+            if let v = env.string(name) {
+                guard let c = OTLPExporterConfiguration.Compression(rawValue: v.lowercased()) else {
+                    throw ConfigurationError(key: name, value: v, allowed: "gzip, none", source: "environment")
+                }
+                config.exporter.compression = c
+            }
+        }
+        for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
+            if let ms = try env.integer(name, minimum: 1) { config.exporter.timeout = .milliseconds(ms) }
+        }
+        for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] {
+            if let v = env.string(name), v != "http/protobuf" {
+                throw ConfigurationError(key: name, value: v, allowed: "http/protobuf (grpc and http/json are not supported)", source: "environment")
+            }
+        }
+
+        for (prefix, keyPath) in [("OTEL_BSP", \PipelineConfiguration.traces), ("OTEL_BLRP", \PipelineConfiguration.logs)] {
+            if let ms = try env.integer("\(prefix)_SCHEDULE_DELAY", minimum: 1) { config[keyPath: keyPath].scheduleDelay = .milliseconds(ms) }
+            if let ms = try env.integer("\(prefix)_EXPORT_TIMEOUT", minimum: 1) { config[keyPath: keyPath].exportTimeout = .milliseconds(ms) }
+            if let n = try env.integer("\(prefix)_MAX_EXPORT_BATCH_SIZE", minimum: 1) { config[keyPath: keyPath].maxExportBatchSize = n }
+            _ = try env.integer("\(prefix)_MAX_QUEUE_SIZE", minimum: 1)
+        }
+
+        for name in ["OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"] {
+            if let n = try env.integer(name, minimum: 0) { config.limits.countLimit = n }
+        }
+        for name in ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"] {
+            if let n = try env.integer(name, minimum: 0) { config.limits.valueLengthLimit = n }
+        }
+        if let n = try env.integer("OTEL_SPAN_EVENT_COUNT_LIMIT", minimum: 0) { config.limits.eventCountLimit = n }
+        if let n = try env.integer("OTEL_SPAN_LINK_COUNT_LIMIT", minimum: 0) { config.limits.linkCountLimit = n }
+
+        if let n = try env.integer("SPILLWAY_RING_CAPACITY", minimum: 1024) {
+            guard n & (n - 1) == 0, n <= 1 << 30 else {
+                throw ConfigurationError(key: "SPILLWAY_RING_CAPACITY", value: "\(n)", allowed: "a power of two from 1024 to 1073741824 bytes", source: "environment")
+            }
+            config.ringCapacity = n
+        }
+        if let v = env.string("SPILLWAY_OVERFLOW") {
+            if v == "drop_newest" {
+                config.overflowPolicy = .dropNewest
+            } else if v.hasPrefix("block:"), let ms = Int(v.dropFirst(6)), ms >= 0 {
+                config.overflowPolicy = .block(upTo: .milliseconds(ms))
+            } else {
+                throw ConfigurationError(key: "SPILLWAY_OVERFLOW", value: v, allowed: "drop_newest, block:<milliseconds>", source: "environment")
+            }
+        }
+        do {
+            try config.exporter.validate()
+        } catch {
+            throw ConfigurationError(key: environmentName(for: error.key), value: error.value, allowed: error.allowed, source: "environment")
+        }
+        return config
+    }
+
+    /// The process environment, read through `environ`.
+    public static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let line = String(cString: entry)
+            if let eq = line.firstIndex(of: "=") { result[String(line[..<eq])] = String(line[line.index(after: eq)...]) }
+            pointer += 1
+        }
+        return result
+    }
+
+    private static func environmentName(for key: String) -> String {
+        switch key {
+        case "exporter.endpoint": return "OTEL_EXPORTER_OTLP_ENDPOINT"
+        case "exporter.tracesEndpoint": return "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        case "exporter.logsEndpoint": return "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+        case "exporter.headers": return "OTEL_EXPORTER_OTLP_HEADERS"
+        default: return key
+        }
+    }
+}
+
+private struct EnvironmentReader {
+    let values: [String: String]
+
+    func string(_ name: String) -> String? {
+        guard let v = values[name]?.trimmingSpaces, !v.isEmpty else { return nil }
+        return v
+    }
+
+    func integer(_ name: String, minimum: Int) throws(ConfigurationError) -> Int? {
+        guard let v = string(name) else { return nil }
+        guard let n = Int(v), n >= minimum else {
+            throw ConfigurationError(key: name, value: v, allowed: "an integer >= \(minimum)", source: "environment")
+        }
+        return n
+    }
+
+    /// `k=v,k2=v2` with percent-encoded values (W3C baggage octets), as OTEL_RESOURCE_ATTRIBUTES and _HEADERS use.
+    func pairs(_ name: String, _ text: String) throws(ConfigurationError) -> [(String, String)] {
+        var result: [(String, String)] = []
+        for item in text.split(separator: ",") where !String(item).trimmingSpaces.isEmpty {
+            guard let eq = item.firstIndex(of: "=") else {
+                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs", source: "environment")
+            }
+            let key = String(item[..<eq]).trimmingSpaces
+            guard !key.isEmpty, let value = percentDecoded(String(item[item.index(after: eq)...]).trimmingSpaces) else {
+                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs, values percent-encoded", source: "environment")
+            }
+            result.append((key, value))
+        }
+        return result
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" }) else { return "" }
+        let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" })!
+        return String(scalars[first...last])
+    }
+}
+
+func percentDecoded(_ s: String) -> String? {
+    guard s.contains("%") else { return s }
+    var bytes: [UInt8] = []
+    var it = Array(s.utf8)[...]
+    while let b = it.popFirst() {
+        if b == UInt8(ascii: "%") {
+            guard it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(v)
+            it = it.dropFirst(2)
+        } else {
+            bytes.append(b)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

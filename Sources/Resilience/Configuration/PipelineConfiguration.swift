@@ -1,0 +1,237 @@
+/// Everything a ``TelemetryPipeline`` needs, with the OpenTelemetry SDK defaults.
+///
+/// Build one in code, or start from ``fromEnvironment(_:)`` (the `OTEL_*` variables of the
+/// specification plus `SPILLWAY_*`) and change what you need; values set in code win.
+/// ``validate()`` (called by the pipeline) rejects invalid values with a ``ConfigurationError``
+/// naming the key, the value and what is allowed.
+public struct PipelineConfiguration: Sendable {
+    /// `service.name`. - Default value: `unknown_service:<process name>`.
+    /// - Environment variable: `OTEL_SERVICE_NAME`, or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`.
+    public var serviceName: String?
+    /// `service.version`. - Default value: none.
+    public var serviceVersion: String?
+    /// More resource attributes. - Environment variable: `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, percent-encoded).
+    public var resourceAttributes: [String: AttributeValue]
+    /// The ring's size in bytes: a power of two from 1 KiB to 1 GiB. The ring is allocated and
+    /// pre-faulted at start and bounds the memory used by records waiting for export.
+    /// - Default value: 16 MiB. - Environment variable: `SPILLWAY_RING_CAPACITY` (bytes). Needs a restart.
+    public var ringCapacity: Int
+    /// What a producer does when the ring is full. - Default value: ``OverflowPolicy/dropNewest``.
+    /// - Environment variable: `SPILLWAY_OVERFLOW` (`drop_newest` | `block:<milliseconds>`).
+    public var overflowPolicy: OverflowPolicy
+    /// Batch (the default) or simple processing.
+    public var processor: ProcessorKind
+    /// Batching of spans. - Default value: 5 s delay, 512 per batch (`OTEL_BSP_*`).
+    public var traces: BatchConfiguration
+    /// Batching of log records. - Default value: 1 s delay, 512 per batch (`OTEL_BLRP_*`).
+    public var logs: BatchConfiguration
+    /// Where and how to export.
+    public var exporter: OTLPExporterConfiguration
+    /// Attribute, event and link limits.
+    public var limits: AttributeLimits
+
+    public init(
+        serviceName: String? = nil, serviceVersion: String? = nil, resourceAttributes: [String: AttributeValue] = [:],
+        ringCapacity: Int = 16 << 20, overflowPolicy: OverflowPolicy = .dropNewest, processor: ProcessorKind = .batch,
+        traces: BatchConfiguration = .tracesDefault, logs: BatchConfiguration = .logsDefault,
+        exporter: OTLPExporterConfiguration = .init(), limits: AttributeLimits = .init()
+    ) {
+        self.serviceName = serviceName
+        self.serviceVersion = serviceVersion
+        self.resourceAttributes = resourceAttributes
+        self.ringCapacity = ringCapacity
+        self.overflowPolicy = overflowPolicy
+        self.processor = processor
+        self.traces = traces
+        self.logs = logs
+        self.exporter = exporter
+        self.limits = limits
+    }
+
+    /// Checks every value. Throws the first ``ConfigurationError``.
+    public func validate() throws(ConfigurationError) {
+        let capacity = ringCapacity
+        if capacity < 1024 || capacity > 1 << 30 || capacity & (capacity - 1) != 0 {
+            throw ConfigurationError(key: "ringCapacity", value: "\(capacity)", allowed: "a power of two from 1024 to 1073741824 bytes")
+        }
+        try traces.validate(prefix: "traces")
+        try logs.validate(prefix: "logs")
+        try exporter.validate()
+        if limits.countLimit < 0 {
+            throw ConfigurationError(key: "limits.countLimit", value: "\(limits.countLimit)", allowed: "an integer >= 0")
+        }
+        if let v = limits.valueLengthLimit, v < 0 {
+            throw ConfigurationError(key: "limits.valueLengthLimit", value: "\(v)", allowed: "an integer >= 0, or nil for unlimited")
+        }
+        if case .block(let t) = overflowPolicy, t < .zero {
+            throw ConfigurationError(key: "overflowPolicy", value: "block(upTo: \(t))", allowed: "a duration >= 0")
+        }
+    }
+}
+
+/// What a producer does when the ring has no room for its record.
+public enum OverflowPolicy: Sendable, Hashable {
+    /// Drop the new record and count it (`ring_full`). The emitting thread never waits.
+    case dropNewest
+    /// Wait up to the given time for room, then drop and count. For callers that would rather
+    /// slow down than lose (audit logs, load generators).
+    case block(upTo: Duration)
+}
+
+/// How records go from the ring to the exporter.
+public enum ProcessorKind: Sendable, Hashable {
+    /// Batched by a drain thread (the default).
+    case batch
+    /// Each record exported on its own, synchronously; `end()`/`emit()` return the outcome.
+    /// For tests and very low volumes.
+    case simple
+}
+
+/// Batching for one signal.
+public struct BatchConfiguration: Sendable, Hashable {
+    /// The longest a record waits for its batch to fill.
+    /// - Default value: 5 s for spans, 1 s for logs.
+    /// - Environment variable: `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` (milliseconds).
+    public var scheduleDelay: Duration
+    /// The most records in one export request.
+    /// - Default value: 512. - Environment variable: `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`.
+    public var maxExportBatchSize: Int
+    /// How long one export may take before it is abandoned.
+    /// - Default value: 30 s. - Environment variable: `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` (milliseconds).
+    public var exportTimeout: Duration
+    /// Exports under way at once for this signal; the drain thread waits when all are busy.
+    /// - Default value: 2.
+    public var maxConcurrentExports: Int
+
+    public init(scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 2) {
+        self.scheduleDelay = scheduleDelay
+        self.maxExportBatchSize = maxExportBatchSize
+        self.exportTimeout = exportTimeout
+        self.maxConcurrentExports = maxConcurrentExports
+    }
+
+    public static let tracesDefault = BatchConfiguration(scheduleDelay: .seconds(5))
+    public static let logsDefault = BatchConfiguration(scheduleDelay: .seconds(1))
+
+    func validate(prefix: String) throws(ConfigurationError) {
+        if scheduleDelay <= .zero {
+            throw ConfigurationError(key: "\(prefix).scheduleDelay", value: "\(scheduleDelay)", allowed: "a duration > 0")
+        }
+        if maxExportBatchSize <= 0 {
+            throw ConfigurationError(key: "\(prefix).maxExportBatchSize", value: "\(maxExportBatchSize)", allowed: "an integer > 0")
+        }
+        if exportTimeout <= .zero {
+            throw ConfigurationError(key: "\(prefix).exportTimeout", value: "\(exportTimeout)", allowed: "a duration > 0")
+        }
+        if maxConcurrentExports <= 0 {
+            throw ConfigurationError(key: "\(prefix).maxConcurrentExports", value: "\(maxConcurrentExports)", allowed: "an integer > 0")
+        }
+    }
+}
+
+/// The OTLP/HTTP exporter's settings.
+public struct OTLPExporterConfiguration: Sendable, Hashable {
+    /// The base URL; `/v1/traces` and `/v1/logs` are appended.
+    /// - Default value: `http://localhost:4318`. - Environment variable: `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    public var endpoint: String
+    /// The full URL for spans, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+    public var tracesEndpoint: String?
+    /// The full URL for logs, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`.
+    public var logsEndpoint: String?
+    /// Extra request headers. - Environment variable: `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`, percent-encoded).
+    public var headers: [String: String]
+    /// Request body compression. - Default value: none. - Environment variable: `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip` | `none`).
+    public var compression: Compression
+    /// Per-request timeout. - Default value: 10 s. - Environment variable: `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds).
+    public var timeout: Duration
+
+    public enum Compression: String, Sendable, Hashable {
+        case none
+        case gzip
+    }
+
+    public init(
+        endpoint: String = "http://localhost:4318", tracesEndpoint: String? = nil, logsEndpoint: String? = nil,
+        headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10)
+    ) {
+        self.endpoint = endpoint
+        self.tracesEndpoint = tracesEndpoint
+        self.logsEndpoint = logsEndpoint
+        self.headers = headers
+        self.compression = compression
+        self.timeout = timeout
+    }
+
+    /// The URL spans go to, by the specification's rules.
+    public var resolvedTracesEndpoint: String { tracesEndpoint ?? Self.append("v1/traces", to: endpoint) }
+    /// The URL logs go to, by the specification's rules.
+    public var resolvedLogsEndpoint: String { logsEndpoint ?? Self.append("v1/logs", to: endpoint) }
+
+    static func append(_ path: String, to base: String) -> String {
+        base.hasSuffix("/") ? base + path : base + "/" + path
+    }
+
+    func validate() throws(ConfigurationError) {
+        for (key, url) in [("exporter.endpoint", endpoint), ("exporter.tracesEndpoint", tracesEndpoint), ("exporter.logsEndpoint", logsEndpoint)] {
+            guard let url else { continue }
+            do {
+                _ = try HTTPEndpoint(parsing: url)
+            } catch {
+                throw ConfigurationError(key: key, value: url, allowed: error.allowed)
+            }
+        }
+        if timeout <= .zero {
+            throw ConfigurationError(key: "exporter.timeout", value: "\(timeout)", allowed: "a duration > 0")
+        }
+        for name in headers.keys where name.isEmpty || name.utf8.contains(where: { $0 <= 32 || $0 == UInt8(ascii: ":") || $0 >= 127 }) {
+            throw ConfigurationError(key: "exporter.headers", value: name, allowed: "header names of visible ASCII without ':'")
+        }
+    }
+}
+
+/// A parsed `http://host:port/path` URL.
+struct HTTPEndpoint: Sendable, Hashable {
+    var host: String
+    var port: Int
+    var path: String
+
+    struct ParseError: Error { var allowed: String }
+
+    init(parsing url: String) throws(ParseError) {
+        let allowed = "an http:// URL with a host, e.g. http://localhost:4318 (https needs TLS, which this build does not include)"
+        guard url.hasPrefix("http://") else { throw ParseError(allowed: allowed) }
+        let rest = url.dropFirst("http://".count)
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        var path = String(rest[authorityEnd...])
+        if path.isEmpty { path = "/" }
+        if path.hasPrefix("?") { path = "/" + path }
+        var host: Substring
+        var port = 80
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw ParseError(allowed: allowed) }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw ParseError(allowed: allowed) }
+                port = p
+            } else if !after.isEmpty {
+                throw ParseError(allowed: allowed)
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else {
+                throw ParseError(allowed: allowed)
+            }
+            port = p
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "@" }) else { throw ParseError(allowed: allowed) }
+        self.host = String(host)
+        self.port = port
+        self.path = path
+    }
+
+    var hostHeader: String { port == 80 ? host : "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+}

@@ -1,0 +1,96 @@
+/// Adds attributes to the record being built: a span event, a link or a log record.
+///
+/// Handed to the `attributes:` closures of ``Span/addEvent(_:at:attributes:)``,
+/// ``Span/addLink(_:attributes:)`` and ``TelemetryLogger/emit(severity:body:eventName:context:timestamp:attributes:)``.
+/// Each value is encoded at once into the record's bytes; nothing is allocated.
+///
+/// Limits: past ``AttributeLimits/countLimit`` attributes, further ones are counted in the
+/// record's `dropped_attributes_count` instead of sent; strings and bytes are cut to
+/// ``AttributeLimits/valueLengthLimit`` bytes (on a UTF-8 boundary).
+/// Keys are sent as set; setting a key twice sends it twice (the OTel API asks callers not to).
+public struct AttributeWriter {
+    let buffer: ScratchBuffer
+    let field: Int
+    let countLimit: Int
+    let valueLimit: Int
+    var count = 0
+    var dropped: UInt32 = 0
+
+    init(buffer: ScratchBuffer, field: Int, limits: AttributeLimits, count: Int = 0, dropped: UInt32 = 0) {
+        self.buffer = buffer
+        self.field = field
+        self.countLimit = limits.countLimit
+        self.valueLimit = limits.valueLengthLimit ?? .max
+        self.count = count
+        self.dropped = dropped
+    }
+
+    @inline(__always)
+    private mutating func admit() -> Bool {
+        if count < countLimit {
+            count += 1
+            return true
+        }
+        dropped &+= 1
+        return false
+    }
+
+    /// Sets a string attribute.
+    public mutating func set(_ key: String, _ value: String) {
+        if admit() { buffer.putAttribute(field: field, key: key, string: value, valueLimit: valueLimit) }
+    }
+
+    /// Sets an integer attribute.
+    public mutating func set(_ key: String, _ value: Int) {
+        if admit() { buffer.putAttribute(field: field, key: key, int: Int64(value)) }
+    }
+
+    /// Sets a boolean attribute.
+    public mutating func set(_ key: String, _ value: Bool) {
+        if admit() { buffer.putAttribute(field: field, key: key, bool: value) }
+    }
+
+    /// Sets a floating-point attribute.
+    public mutating func set(_ key: String, _ value: Double) {
+        if admit() { buffer.putAttribute(field: field, key: key, double: value) }
+    }
+
+    /// Sets an attribute of any type: bytes, arrays, or a primitive.
+    public mutating func set(_ key: String, _ value: AttributeValue) {
+        if admit() { buffer.putAttribute(field: field, key: key, value: value, valueLimit: valueLimit) }
+    }
+
+    /// Sets a byte-array attribute.
+    public mutating func set(_ key: String, bytes: [UInt8]) { set(key, .bytes(bytes)) }
+    /// Sets a string-array attribute.
+    public mutating func set(_ key: String, _ values: [String]) { set(key, .array(values.map { .string($0) })) }
+    /// Sets an integer-array attribute.
+    public mutating func set(_ key: String, _ values: [Int]) { set(key, .array(values.map { .int(Int64($0)) })) }
+    /// Sets a floating-point-array attribute.
+    public mutating func set(_ key: String, _ values: [Double]) { set(key, .array(values.map { .double($0) })) }
+    /// Sets a boolean-array attribute.
+    public mutating func set(_ key: String, _ values: [Bool]) { set(key, .array(values.map { .bool($0) })) }
+}
+
+/// Limits on attributes, per the OpenTelemetry SDK defaults.
+public struct AttributeLimits: Sendable, Hashable {
+    /// The most attributes one span, event, link or log record keeps; the rest are counted as dropped.
+    /// - Default value: 128.
+    /// - Environment variable: `OTEL_ATTRIBUTE_COUNT_LIMIT` (and the `OTEL_SPAN_`/`OTEL_LOGRECORD_` variants).
+    public var countLimit: Int
+    /// The longest string or byte value kept, in bytes; longer values are cut. `nil` is unlimited.
+    /// - Default value: unlimited.
+    /// - Environment variable: `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`.
+    public var valueLengthLimit: Int?
+    /// The most events a span keeps. - Default value: 128 (`OTEL_SPAN_EVENT_COUNT_LIMIT`).
+    public var eventCountLimit: Int
+    /// The most links a span keeps. - Default value: 128 (`OTEL_SPAN_LINK_COUNT_LIMIT`).
+    public var linkCountLimit: Int
+
+    public init(countLimit: Int = 128, valueLengthLimit: Int? = nil, eventCountLimit: Int = 128, linkCountLimit: Int = 128) {
+        self.countLimit = countLimit
+        self.valueLengthLimit = valueLengthLimit
+        self.eventCountLimit = eventCountLimit
+        self.linkCountLimit = linkCountLimit
+    }
+}

@@ -1,0 +1,99 @@
+// OTLP logs.proto LogRecord fields, encoded by hand.
+enum LogField {
+    static let time = 1, severityNumber = 2, severityText = 3, body = 5, attributes = 6
+    static let droppedAttributes = 7, flags = 8, traceID = 9, spanID = 10, observedTime = 11, eventName = 12
+}
+
+/// Emits log records for one instrumentation scope (the OpenTelemetry Logs API "Logger").
+///
+/// Get one from ``TelemetryPipeline/logger(scope:version:)``. Cheap to copy; safe from any thread.
+/// Each record is encoded on the caller's thread into a pooled buffer and copied into the ring:
+/// nothing is allocated per record in steady state.
+///
+/// ```swift
+/// let audit = pipeline.logger(scope: "audit")
+/// audit.emit(severity: .info, body: "user signed in") { $0.set("user.id", 42) }
+/// ```
+public struct TelemetryLogger: Sendable {
+    let core: PipelineCore
+    let recordType: Int32
+
+    /// Emits a log record with a string body.
+    ///
+    /// - Parameters:
+    ///   - severity: - Default value: `.info`.
+    ///   - body: The message.
+    ///   - eventName: The OTel event name, if this record is an event.
+    ///   - context: The span this record belongs to (trace and span ids, flags).
+    ///   - timestamp: When it happened, Unix nanoseconds; the observed time if `nil`.
+    ///   - attributes: Sets the record's attributes.
+    /// - Returns: ``EmitResult/queued`` (batch), the export's outcome (simple), or why it was dropped.
+    @discardableResult
+    public func emit(
+        severity: Severity = .info, body: String, eventName: String? = nil, context: SpanContext? = nil,
+        timestamp: UInt64? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
+    ) -> EmitResult {
+        let buffer = EmitThreadState.current.takeBuffer()
+        buffer.count = 0
+        writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
+        let limit = core.limits.valueLengthLimit ?? .max
+        withUTF8(body, limit: limit) { bytes, count in
+            buffer.reserve(count + 16)
+            buffer.putTag(LogField.body, .lengthDelimited)
+            buffer.putVarint(UInt64(lengthFieldSize(field: AnyValueField.string, count)))
+            buffer.putBytesField(AnyValueField.string, bytes, count)
+        }
+        return finish(buffer, attributes)
+    }
+
+    /// Emits a log record whose body is any value (a map, an array, bytes, …).
+    @discardableResult
+    public func emit(
+        severity: Severity = .info, body: AttributeValue, eventName: String? = nil, context: SpanContext? = nil,
+        timestamp: UInt64? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
+    ) -> EmitResult {
+        let buffer = EmitThreadState.current.takeBuffer()
+        buffer.count = 0
+        writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
+        let limit = core.limits.valueLengthLimit ?? .max
+        buffer.putAnyValueField(LogField.body, body, size: anyValueSize(body, limit: limit), limit: limit)
+        return finish(buffer, attributes)
+    }
+
+    @inline(__always)
+    private func writeHeader(_ buffer: ScratchBuffer, severity: Severity, eventName: String?, context: SpanContext?, timestamp: UInt64?) {
+        let observed = nowUnixNano()
+        buffer.reserve(40)
+        buffer.putTag(LogField.time, .fixed64)
+        buffer.putFixed64(timestamp ?? observed)
+        buffer.putTag(LogField.observedTime, .fixed64)
+        buffer.putFixed64(observed)
+        if severity.number > 0 {
+            buffer.putTag(LogField.severityNumber, .varint)
+            buffer.put(severity.number)
+            buffer.putStringField(LogField.severityText, severity.text)
+        }
+        if let context, context.isValid {
+            buffer.putTraceID(LogField.traceID, context.traceID)
+            buffer.putSpanID(LogField.spanID, context.spanID)
+            buffer.reserve(8)
+            buffer.putTag(LogField.flags, .fixed32)
+            buffer.putFixed32(UInt32(context.traceFlags))
+        }
+        if let eventName { buffer.putStringField(LogField.eventName, eventName) }
+    }
+
+    @inline(__always)
+    private func finish(_ buffer: ScratchBuffer, _ attributes: (inout AttributeWriter) -> Void) -> EmitResult {
+        var writer = AttributeWriter(buffer: buffer, field: LogField.attributes, limits: core.limits)
+        attributes(&writer)
+        if writer.dropped > 0 {
+            buffer.reserve(8)
+            buffer.putTag(LogField.droppedAttributes, .varint)
+            buffer.putVarint(UInt64(writer.dropped))
+        }
+        let result = core.submit(buffer, type: recordType)
+        EmitThreadState.current.giveBack(buffer)
+        return result
+    }
+}

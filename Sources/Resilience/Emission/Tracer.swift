@@ -1,0 +1,73 @@
+/// Starts spans for one instrumentation scope.
+///
+/// Get one from ``TelemetryPipeline/tracer(scope:version:)``. Cheap to copy; safe from any thread.
+///
+/// ```swift
+/// let tracer = pipeline.tracer(scope: "checkout.http")
+/// let span = tracer.startSpan("GET /cart", kind: .server)
+/// span.setAttribute("http.request.method", "GET")
+/// span.setAttribute("http.response.status_code", 200)
+/// span.end()
+/// ```
+public struct Tracer: Sendable {
+    let core: PipelineCore
+    let recordType: Int32
+
+    /// Starts a span. Without `parent` it is the root of a new trace.
+    ///
+    /// - Parameters:
+    ///   - name: The span name.
+    ///   - kind: The span's role. - Default value: `.internal`.
+    ///   - parent: The parent's context, local or remote (e.g. extracted from `traceparent`).
+    ///   - startTime: Unix nanoseconds; now if `nil`.
+    public func startSpan(_ name: String, kind: SpanKind = .internal, parent: SpanContext? = nil, startTime: UInt64? = nil) -> Span {
+        let state = EmitThreadState.current
+        let buffer = state.takeBuffer()
+        buffer.resetSpanState()
+        buffer.core = core
+        buffer.recordType = recordType
+
+        let traceID: TraceID
+        let traceFlags: UInt8
+        let traceState: String
+        if let parent, parent.isValid {
+            traceID = parent.traceID
+            traceFlags = parent.traceFlags
+            traceState = parent.traceState
+        } else {
+            traceID = state.newTraceID()
+            traceFlags = 1  // sampled: sampling arrives with the tracing back end
+            traceState = ""
+        }
+        let context = SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags, traceState: traceState)
+
+        buffer.putTraceID(SpanField.traceID, traceID)
+        buffer.putSpanID(SpanField.spanID, context.spanID)
+        if !traceState.isEmpty { buffer.putStringField(SpanField.traceState, traceState) }
+        if let parent, parent.isValid { buffer.putSpanID(SpanField.parentSpanID, parent.spanID) }
+        buffer.putStringField(SpanField.name, name)
+        buffer.reserve(32)
+        buffer.putTag(SpanField.kind, .varint)
+        buffer.put(kind.rawValue)
+        buffer.putTag(SpanField.startTime, .fixed64)
+        buffer.putFixed64(startTime ?? nowUnixNano())
+        buffer.putTag(SpanField.flags, .fixed32)
+        buffer.putFixed32(spanFlags(traceFlags: traceFlags, isRemote: parent?.isRemote ?? false))
+        return Span(buffer: buffer, generation: buffer.generation, context: context)
+    }
+
+    /// Runs `body` in a new span and ends it afterwards; an error thrown by `body` sets the
+    /// status to `.error` and is rethrown.
+    public func withSpan<Result>(
+        _ name: String, kind: SpanKind = .internal, parent: SpanContext? = nil, _ body: (Span) throws -> Result
+    ) rethrows -> Result {
+        let span = startSpan(name, kind: kind, parent: parent)
+        defer { span.end() }
+        do {
+            return try body(span)
+        } catch {
+            span.setStatus(.error("\(error)"))
+            throw error
+        }
+    }
+}

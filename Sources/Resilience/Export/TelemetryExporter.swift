@@ -1,0 +1,104 @@
+/// Sends export requests somewhere: the one protocol of every exporter stage.
+///
+/// An exporter receives ``ExportBatch``es whose ``ExportBatch/body`` is a complete, serialized
+/// `ExportTraceServiceRequest` or `ExportLogsServiceRequest`, and returns when the destination
+/// acknowledged it, or throws. Middleware wraps an exporter and is one.
+///
+/// Implementers must be safe to call concurrently (up to `maxConcurrentExports` calls per signal)
+/// and must return or throw within the batch's export timeout.
+public protocol TelemetryExporter: Sendable {
+    /// A short name for stats, logs and error reports (`otlp_http`).
+    var name: String { get }
+    /// Sends one request. Returns what the destination said about it; throws if it was not accepted.
+    func export(_ batch: ExportBatch) async throws -> ExportResponse
+    /// Stops: releases connections. Called once, by the pipeline's shutdown.
+    func shutdown() async
+}
+
+extension TelemetryExporter {
+    public func shutdown() async {}
+}
+
+/// The two OTLP signals Spillway carries.
+public enum TelemetrySignal: UInt8, Sendable, Hashable, CustomStringConvertible {
+    case traces = 1
+    case logs = 2
+
+    public var description: String { self == .traces ? "traces" : "logs" }
+}
+
+/// One export request: the exact bytes that go on the wire, and what they hold.
+public struct ExportBatch: Sendable {
+    /// Which signal the request carries.
+    public var signal: TelemetrySignal
+    /// A serialized `ExportTraceServiceRequest` or `ExportLogsServiceRequest`.
+    public var body: [UInt8]
+    /// How many spans or log records it holds.
+    public var recordCount: Int
+    /// Monotonic within the pipeline and signal.
+    public var sequence: UInt64
+
+    public init(signal: TelemetrySignal, body: [UInt8], recordCount: Int, sequence: UInt64) {
+        self.signal = signal
+        self.body = body
+        self.recordCount = recordCount
+        self.sequence = sequence
+    }
+}
+
+/// What the destination said about an accepted request.
+public struct ExportResponse: Sendable, Hashable {
+    /// Records the destination rejected (OTLP `partial_success`); 0 when all were accepted.
+    public var rejectedRecords: Int
+    /// The destination's message with a partial success, if any.
+    public var errorMessage: String
+
+    public init(rejectedRecords: Int = 0, errorMessage: String = "") {
+        self.rejectedRecords = rejectedRecords
+        self.errorMessage = errorMessage
+    }
+
+    public static let accepted = ExportResponse()
+}
+
+/// Why an OTLP export failed.
+public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable { case httpStatus, timeout, connectionFailed, connectionClosed, invalidResponse }
+        private let base: Base
+        /// The collector answered with a non-2xx status.
+        public static let httpStatus = Code(base: .httpStatus)
+        /// No complete answer within the timeout.
+        public static let timeout = Code(base: .timeout)
+        /// The connection could not be made (refused, unreachable).
+        public static let connectionFailed = Code(base: .connectionFailed)
+        /// The connection closed or reset before the answer was complete.
+        public static let connectionClosed = Code(base: .connectionClosed)
+        /// The answer was not HTTP, or its body was not an OTLP response.
+        public static let invalidResponse = Code(base: .invalidResponse)
+        public var description: String { "\(base)" }
+    }
+
+    public var code: Code
+    /// The HTTP status, for ``Code/httpStatus``.
+    public var statusCode: Int?
+    /// The `Retry-After` header, as sent (delta-seconds or an HTTP date).
+    public var retryAfter: String?
+    /// What went wrong, in words: the collector's message or the transport error.
+    public var message: String
+
+    public init(code: Code, statusCode: Int? = nil, retryAfter: String? = nil, message: String) {
+        self.code = code
+        self.statusCode = statusCode
+        self.retryAfter = retryAfter
+        self.message = message
+    }
+
+    public var description: String {
+        var s = "OTLP export failed: \(code)"
+        if let statusCode { s += " \(statusCode)" }
+        if let retryAfter { s += " (Retry-After: \(retryAfter))" }
+        if !message.isEmpty { s += ": \(message)" }
+        return s
+    }
+}

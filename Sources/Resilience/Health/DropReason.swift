@@ -1,0 +1,43 @@
+/// Why records were dropped. Every drop in the pipeline is counted under one of these.
+///
+/// The raw values are the `error.type`-style strings used in stats, logs and metrics.
+public struct DropReason: Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    /// The ring was full and the overflow policy dropped the record (`ring_full`).
+    public static let ringFull = DropReason("ring_full")
+    /// The encoded record was larger than the ring's maximum record (`record_too_large`).
+    public static let recordTooLarge = DropReason("record_too_large")
+    /// The export failed and nothing else took the batch (`export_failed`).
+    public static let exportFailed = DropReason("export_failed")
+    /// The collector accepted the request but rejected these records (`partial_success`).
+    public static let rejected = DropReason("partial_success")
+    /// Emitted after shutdown began, or still unexported at the shutdown deadline (`shutdown`).
+    public static let shutdown = DropReason("shutdown")
+    /// `end()` on a span that had already ended (not counted in stats: nothing was emitted).
+    public static let alreadyEnded = DropReason("already_ended")
+
+    public var description: String { rawValue }
+}
+
+/// What happened to one emitted record, as far as the emitting call can know.
+public enum EmitResult: Sendable {
+    /// In the ring; the batch processor will export it.
+    case queued
+    /// Exported (simple processor).
+    case exported
+    /// Dropped, and counted under `reason`.
+    case dropped(DropReason)
+    /// The export failed (simple processor); the record is counted as dropped (`export_failed`).
+    case failed(any Error)
+
+    /// `true` for `.queued` and `.exported`.
+    public var isAccepted: Bool {
+        switch self {
+        case .queued, .exported: return true
+        case .dropped, .failed: return false
+        }
+    }
+}

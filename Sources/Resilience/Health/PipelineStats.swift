@@ -1,0 +1,63 @@
+/// A snapshot of what the pipeline did with every record since it started.
+///
+/// Cheap to take (a handful of atomic loads); safe from any thread. The books balance:
+/// `emitted == exported + dropped.total + pending` for each signal, where `pending` is what
+/// is in the ring, in a batch being built, or in an export under way.
+public struct PipelineStats: Sendable, CustomStringConvertible {
+    /// Counts for one signal.
+    public struct Signal: Sendable {
+        /// Records handed to the pipeline (accepted into the ring or dropped on the way in).
+        public var emitted: Int
+        /// Records the collector acknowledged.
+        public var exported: Int
+        /// Records dropped, by reason.
+        public var dropped: [DropReason: Int]
+        /// Records emitted but neither exported nor dropped yet.
+        public var pending: Int { emitted - exported - dropped.values.reduce(0, +) }
+        /// All dropped records.
+        public var droppedTotal: Int { dropped.values.reduce(0, +) }
+    }
+
+    public var spans: Signal
+    public var logs: Signal
+    /// Bytes claimed in the ring right now.
+    public var ringBytesInUse: Int
+    /// The ring's capacity in bytes.
+    public var ringCapacity: Int
+    /// Export requests sent (each attempt counts).
+    public var exportAttempts: Int
+    /// Requests the collector answered with success (partial success included).
+    public var exportSuccesses: Int
+    /// Requests that failed (transport error, non-2xx, bad response).
+    public var exportFailures: Int
+    /// `exportSuccesses / exportAttempts`, 1 when nothing was sent yet.
+    public var exportSuccessRate: Double {
+        exportAttempts == 0 ? 1 : Double(exportSuccesses) / Double(exportAttempts)
+    }
+    /// Unix nanoseconds of the last successful export, if any.
+    public var lastSuccessTime: UInt64?
+    /// Unix nanoseconds of the last failed export, if any.
+    public var lastFailureTime: UInt64?
+    /// The last export error, described.
+    public var lastError: String?
+
+    public var description: String {
+        func line(_ name: String, _ s: Signal) -> String {
+            let drops = s.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            return "\(name): emitted=\(s.emitted) exported=\(s.exported) dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))") pending=\(s.pending)"
+        }
+        return """
+            \(line("spans", spans))
+            \(line("logs", logs))
+            ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \(exportFailures) failed
+            """
+    }
+}
+
+/// What `shutdown(deadline:)` achieved.
+public struct ShutdownSummary: Sendable {
+    /// The counts when the pipeline stopped.
+    public var stats: PipelineStats
+    /// Whether the deadline passed before everything was exported.
+    public var deadlineExceeded: Bool
+}

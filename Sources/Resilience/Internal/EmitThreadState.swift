@@ -1,0 +1,102 @@
+import Glibc
+
+/// What each producer thread keeps: a pool of scratch buffers and a random generator.
+///
+/// Reached through a pthread key (Swift has no `thread_local`); created on a thread's first
+/// emit and released when the thread exits.
+final class EmitThreadState {
+    private var pool: [ScratchBuffer] = []
+    var random: Xoshiro256
+
+    private static let poolLimit = 64
+
+    init() {
+        var seed = SystemRandomNumberGenerator()  // getrandom(2), once per thread
+        random = Xoshiro256(seed: &seed)
+        pool.reserveCapacity(Self.poolLimit)
+    }
+
+    @inline(__always)
+    static var current: EmitThreadState {
+        if let pointer = pthread_getspecific(threadKey) {
+            return Unmanaged<EmitThreadState>.fromOpaque(pointer).takeUnretainedValue()
+        }
+        return makeCurrent()
+    }
+
+    @inline(never)
+    private static func makeCurrent() -> EmitThreadState {
+        let state = EmitThreadState()
+        pthread_setspecific(threadKey, Unmanaged.passRetained(state).toOpaque())
+        return state
+    }
+
+    @inline(__always)
+    func takeBuffer() -> ScratchBuffer {
+        if let buffer = pool.popLast() { return buffer }
+        return ScratchBuffer()
+    }
+
+    @inline(__always)
+    func giveBack(_ buffer: ScratchBuffer) {
+        buffer.generation &+= 1
+        if pool.count < Self.poolLimit { pool.append(buffer) }
+    }
+
+    @inline(__always)
+    func newTraceID() -> TraceID {
+        var id = TraceID(high: random.next(), low: random.next())
+        if !id.isValid { id.low = 1 }
+        return id
+    }
+
+    @inline(__always)
+    func newSpanID() -> SpanID {
+        let value = random.next()
+        return SpanID(value == 0 ? 1 : value)
+    }
+}
+
+private let threadKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { pointer in
+        guard let pointer else { return }
+        Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
+    }
+    return key
+}()
+
+/// xoshiro256++ (Blackman & Vigna): fast, not cryptographic, good enough for ids, which
+/// only need to be unique with high probability. Seeded per thread from getrandom(2).
+struct Xoshiro256: RandomNumberGenerator {
+    private var s0, s1, s2, s3: UInt64
+
+    init(seed: inout some RandomNumberGenerator) {
+        repeat {
+            s0 = seed.next(); s1 = seed.next(); s2 = seed.next(); s3 = seed.next()
+        } while s0 | s1 | s2 | s3 == 0
+    }
+
+    @inline(__always)
+    mutating func next() -> UInt64 {
+        let result = (s0 &+ s3).rotatedLeft(23) &+ s0
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = s3.rotatedLeft(45)
+        return result
+    }
+}
+
+extension UInt64 {
+    @inline(__always)
+    func rotatedLeft(_ n: UInt64) -> UInt64 { (self << n) | (self >> (64 - n)) }
+}
+
+/// Wall-clock time in Unix nanoseconds, straight from clock_gettime (no Foundation `Date`).
+@inline(__always)
+func nowUnixNano() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}

@@ -1,0 +1,52 @@
+import Synchronization
+
+/// The pipeline's books, one set per signal. Producers touch them only when they drop; the
+/// drain thread and export tasks own the rest. Relaxed atomics: counts, not synchronization.
+final class SignalCounters: Sendable {
+    /// Records the drain thread took from the ring (or the simple processor received).
+    let accepted = Atomic<Int>(0)
+    let exported = Atomic<Int>(0)
+    let ringFull = Atomic<Int>(0)
+    let recordTooLarge = Atomic<Int>(0)
+    let exportFailed = Atomic<Int>(0)
+    let rejected = Atomic<Int>(0)
+    let shutdown = Atomic<Int>(0)
+
+    func drop(_ reason: DropReason, _ n: Int) {
+        switch reason {
+        case .ringFull: ringFull.add(n, ordering: .relaxed)
+        case .recordTooLarge: recordTooLarge.add(n, ordering: .relaxed)
+        case .exportFailed: exportFailed.add(n, ordering: .relaxed)
+        case .rejected: rejected.add(n, ordering: .relaxed)
+        case .shutdown: shutdown.add(n, ordering: .relaxed)
+        default: break
+        }
+    }
+
+    /// Drops that happened before a record reached the ring (they count as emitted too).
+    var droppedAtIntake: Int {
+        ringFull.load(ordering: .relaxed) + recordTooLarge.load(ordering: .relaxed)
+    }
+
+    func snapshot() -> PipelineStats.Signal {
+        var dropped: [DropReason: Int] = [:]
+        func note(_ reason: DropReason, _ n: Int) { if n > 0 { dropped[reason] = n } }
+        note(.ringFull, ringFull.load(ordering: .relaxed))
+        note(.recordTooLarge, recordTooLarge.load(ordering: .relaxed))
+        note(.exportFailed, exportFailed.load(ordering: .relaxed))
+        note(.rejected, rejected.load(ordering: .relaxed))
+        note(.shutdown, shutdown.load(ordering: .relaxed))
+        // Intake drops of `shutdown` happen before the ring as well; those are counted in `accepted` by the caller.
+        return PipelineStats.Signal(emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped)
+    }
+}
+
+/// Export outcomes across both signals.
+final class ExportCounters: Sendable {
+    let attempts = Atomic<Int>(0)
+    let successes = Atomic<Int>(0)
+    let failures = Atomic<Int>(0)
+    let lastSuccess = Atomic<UInt64>(0)
+    let lastFailure = Atomic<UInt64>(0)
+    let lastError = Mutex<String?>(nil)
+}

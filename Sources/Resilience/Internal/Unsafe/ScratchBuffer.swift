@@ -1,0 +1,193 @@
+import Glibc
+
+/// A growable byte buffer that records are encoded into on the producer's thread.
+///
+/// Buffers are pooled per thread (``EmitThreadState``): in steady state taking one, encoding a
+/// record and giving it back allocates nothing. Growth (a record larger than any before) is kept.
+/// Also carries the state of the span being built in it, so that a ``Span`` is only a handle.
+final class ScratchBuffer: @unchecked Sendable {
+    private(set) var base: UnsafeMutableRawPointer
+    private(set) var capacity: Int
+    var count = 0
+
+    // Owner check: a ``Span`` handle remembers the generation it was given; any later use of a
+    // copy after `end()` sees a different generation and does nothing.
+    var generation: UInt32 = 0
+
+    // State of the span being built (unused for log records).
+    var core: PipelineCore?
+    var recordType: Int32 = 0
+    var context = SpanContext.invalid
+    var attributeCount = 0
+    var droppedAttributes: UInt32 = 0
+    var eventCount = 0
+    var droppedEvents: UInt32 = 0
+    var linkCount = 0
+    var droppedLinks: UInt32 = 0
+    var statusCode: SpanStatus.Code = .unset
+    var statusMessage = ""
+
+    init(capacity: Int = 4096) {
+        self.capacity = capacity
+        self.base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
+
+    func resetSpanState() {
+        count = 0
+        core = nil
+        attributeCount = 0
+        droppedAttributes = 0
+        eventCount = 0
+        droppedEvents = 0
+        linkCount = 0
+        droppedLinks = 0
+        statusCode = .unset
+        statusMessage = ""
+    }
+
+    @inline(__always)
+    func reserve(_ extra: Int) {
+        if count &+ extra > capacity { grow(to: count + extra) }
+    }
+
+    @inline(never)
+    private func grow(to needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        newBase.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    // MARK: Protobuf wire primitives (capacity must have been reserved)
+
+    @inline(__always)
+    func put(_ byte: UInt8) {
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count &+= 1
+    }
+
+    @inline(__always)
+    func putVarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: count, as: UInt8.self)
+            count &+= 1
+            v >>= 7
+        }
+        base.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: count, as: UInt8.self)
+        count &+= 1
+    }
+
+    @inline(__always)
+    func putFixed64(_ value: UInt64) {
+        base.storeBytes(of: value.littleEndian, toByteOffset: count, as: UInt64.self)
+        count &+= 8
+    }
+
+    @inline(__always)
+    func putFixed32(_ value: UInt32) {
+        base.storeBytes(of: value.littleEndian, toByteOffset: count, as: UInt32.self)
+        count &+= 4
+    }
+
+    @inline(__always)
+    func putRaw(_ source: UnsafeRawPointer, _ length: Int) {
+        if length > 0 { (base + count).copyMemory(from: source, byteCount: length) }
+        count &+= length
+    }
+
+    @inline(__always)
+    func putTag(_ field: Int, _ wire: WireType) {
+        putVarint(UInt64(field << 3 | Int(wire.rawValue)))
+    }
+
+    /// Opens a length-delimited field whose length is not known yet; close it with ``closeLength(_:)``.
+    @inline(__always)
+    func openLength(field: Int) -> Int {
+        reserve(16)
+        putTag(field, .lengthDelimited)
+        put(0)  // one byte reserved for the length, moved if it needs more
+        return count
+    }
+
+    /// Back-patches the length of a field opened with ``openLength(field:)``.
+    func closeLength(_ start: Int) {
+        let length = count - start
+        let size = varintSize(UInt64(length))
+        if size == 1 {
+            base.storeBytes(of: UInt8(length), toByteOffset: start - 1, as: UInt8.self)
+            return
+        }
+        reserve(size - 1)
+        (base + start + size - 1).copyMemory(from: base + start, byteCount: length)
+        let saved = count
+        count = start - 1
+        putVarint(UInt64(length))
+        count = saved + size - 1
+    }
+
+    /// Writes `bytes` as a length-delimited field.
+    @inline(__always)
+    func putBytesField(_ field: Int, _ source: UnsafeRawPointer, _ length: Int) {
+        reserve(length + 16)
+        putTag(field, .lengthDelimited)
+        putVarint(UInt64(length))
+        putRaw(source, length)
+    }
+
+    /// Writes the UTF-8 of `string` as a length-delimited field, cut at `limit` bytes
+    /// (on a scalar boundary).
+    @inline(__always)
+    func putStringField(_ field: Int, _ string: String, limit: Int = .max) {
+        withUTF8(string, limit: limit) { putBytesField(field, $0, $1) }
+    }
+}
+
+enum WireType: UInt8 {
+    case varint = 0
+    case fixed64 = 1
+    case lengthDelimited = 2
+    case fixed32 = 5
+}
+
+@inline(__always)
+func varintSize(_ value: UInt64) -> Int {
+    (64 - (value | 1).leadingZeroBitCount + 6) / 7
+}
+
+@inline(__always)
+func lengthFieldSize(field: Int, _ length: Int) -> Int {
+    varintSize(UInt64(field << 3)) + varintSize(UInt64(length)) + length
+}
+
+/// Calls `body` with the UTF-8 bytes of `string`, cut to at most `limit` bytes on a scalar
+/// boundary. Native Swift strings are always valid UTF-8 (ill-formed input is repaired to U+FFFD
+/// when the `String` is made), so the bytes handed on are valid UTF-8.
+@inline(__always)
+func withUTF8<R>(_ string: String, limit: Int, _ body: (UnsafeRawPointer, Int) -> R) -> R {
+    if let result = string.utf8.withContiguousStorageIfAvailable({ buffer -> R in
+        let base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+        return body(base, utf8Prefix(buffer, limit: limit))
+    }) {
+        return result
+    }
+    var copy = string
+    copy.makeContiguousUTF8()
+    return copy.utf8.withContiguousStorageIfAvailable { buffer in
+        body(UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!), utf8Prefix(buffer, limit: limit))
+    }!
+}
+
+/// The length of the longest prefix of `buffer` of at most `limit` bytes that ends on a scalar boundary.
+@inline(__always)
+func utf8Prefix(_ buffer: UnsafeBufferPointer<UInt8>, limit: Int) -> Int {
+    guard buffer.count > limit else { return buffer.count }
+    var cut = limit
+    while cut > 0 && buffer[cut] & 0xC0 == 0x80 { cut -= 1 }
+    return cut
+}

@@ -1,0 +1,173 @@
+import Logging
+import Synchronization
+
+/// Drains the ring on one OS thread, batches records per signal, and exports the batches.
+///
+/// A batch is exported when it holds `maxExportBatchSize` records or its oldest record has
+/// waited `scheduleDelay`. At most `maxConcurrentExports` exports per signal run at once; when
+/// all are busy the drain thread waits, the ring fills, and the overflow policy decides.
+/// The drain thread never busy-polls an empty ring: it parks, with a back-off from 50 µs to 5 ms
+/// (a spinning consumer costs producers 10×, see DESIGN.md), and is woken for flushes.
+final class BatchProcessor: @unchecked Sendable {
+    private let core: PipelineCore
+    private let exporter: any TelemetryExporter
+    private let configurations: [BatchConfiguration]  // index: signal - 1
+    private let builders: [BatchBuilder]
+    private let inFlight = [InFlightCounter(), InFlightCounter()]
+    private let parker = ThreadParker()
+    private let stopRequested = Atomic<Bool>(false)
+    private let abandonRequested = Atomic<Bool>(false)
+    let exited = Atomic<Bool>(false)
+    private let flushWaiters = Mutex<[(target: UInt64, continuation: CheckedContinuation<Void, Never>)]>([])
+    private var scopes: [[UInt8]] = []
+
+    init(core: PipelineCore, exporter: any TelemetryExporter, traces: BatchConfiguration, logs: BatchConfiguration) {
+        self.core = core
+        self.exporter = exporter
+        self.configurations = [traces, logs]
+        self.builders = [
+            BatchBuilder(signal: .traces, expectedBytes: traces.maxExportBatchSize * 512),
+            BatchBuilder(signal: .logs, expectedBytes: logs.maxExportBatchSize * 512),
+        ]
+    }
+
+    func start() {
+        startThread(name: "spillway-drain") { [self] in run() }
+    }
+
+    /// Wakes the drain thread (flush, shutdown, a producer blocked on a full ring).
+    func wake() { parker.unpark() }
+
+    /// Returns when every record committed before the call has been exported or dropped.
+    func forceFlush() async {
+        let target = core.ring.tailPosition
+        await withCheckedContinuation { continuation in
+            flushWaiters.withLock { $0.append((target, continuation)) }
+            parker.unpark()
+        }
+    }
+
+    /// Asks the thread to finish: with `abandon`, at once; otherwise after everything is exported.
+    func stop(abandon: Bool) {
+        if abandon { abandonRequested.store(true, ordering: .relaxed) }
+        stopRequested.store(true, ordering: .relaxed)
+        parker.unpark()
+    }
+
+    // MARK: The drain thread
+
+    private func run() {
+        var idle: UInt64 = 50_000
+        while !abandonRequested.load(ordering: .relaxed) {
+            let drained = drainOnce()
+            let now = monotonicNanos()
+            for builder in builders where !builder.isEmpty && now >= builder.deadline { dispatch(builder) }
+            if flushWaiters.withLock({ !$0.isEmpty }) { flush() }
+            if stopRequested.load(ordering: .relaxed) && core.ring.bytesInUse == 0 && builders.allSatisfy(\.isEmpty) {
+                waitForExports()
+                break
+            }
+            if drained == 0 {
+                var sleep = idle
+                for builder in builders where !builder.isEmpty { sleep = min(sleep, builder.deadline &- min(now, builder.deadline)) }
+                parker.park(nanoseconds: max(sleep, 10_000))
+                idle = min(idle * 2, 5_000_000)
+            } else {
+                idle = 50_000
+            }
+        }
+        // Wake anybody still waiting for a flush: the pipeline is going away.
+        for waiter in flushWaiters.withLock({ w in defer { w.removeAll() }; return w }) { waiter.continuation.resume() }
+        exited.store(true, ordering: .releasing)
+    }
+
+    private func drainOnce() -> Int {
+        var accepted = (0, 0)
+        let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
+            let signalIndex = Int(type >> 20) - 1
+            guard signalIndex == 0 || signalIndex == 1 else { return }  // not a record type we write
+            let builder = builders[signalIndex]
+            if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configurations[signalIndex].scheduleDelay.nanoseconds) }
+            builder.append(scope: Int(type & 0xFFFFF), payload)
+            if signalIndex == 0 { accepted.0 += 1 } else { accepted.1 += 1 }
+            if builder.count >= configurations[signalIndex].maxExportBatchSize { dispatch(builder) }
+        }
+        if accepted.0 > 0 { core.traces.accepted.add(accepted.0, ordering: .relaxed) }
+        if accepted.1 > 0 { core.logs.accepted.add(accepted.1, ordering: .relaxed) }
+        return n
+    }
+
+    private func dispatch(_ builder: BatchBuilder) {
+        let index = Int(builder.signal.rawValue) - 1
+        let limit = configurations[index].maxConcurrentExports
+        while inFlight[index].value.load(ordering: .acquiring) >= limit {
+            if abandonRequested.load(ordering: .relaxed) { return }
+            parker.park(nanoseconds: 1_000_000)
+        }
+        if scopes.count < core.scopes.count { scopes = core.scopes.snapshot() }
+        let batch = builder.build(resource: core.resource, scopes: scopes)
+        inFlight[index].value.add(1, ordering: .relaxed)
+        let (core, exporter, parker, counter) = (self.core, self.exporter, self.parker, self.inFlight[index])
+        Task.detached {
+            _ = await core.export(batch, with: exporter)
+            counter.value.subtract(1, ordering: .releasing)
+            parker.unpark()
+        }
+    }
+
+    private func flush() {
+        let target = flushWaiters.withLock { $0.map(\.target).max() ?? 0 }
+        var stalledSince: UInt64?
+        while core.ring.headPosition < target && !abandonRequested.load(ordering: .relaxed) {
+            if drainOnce() > 0 {
+                stalledSince = nil
+                continue
+            }
+            // A producer claimed but has not committed yet; if it died, free the ring after a while.
+            let now = monotonicNanos()
+            if let since = stalledSince, now - since > 5_000_000_000 {
+                if core.ring.unblock() { core.logger.error("freed a ring record whose producer never committed it") }
+                stalledSince = nil
+            } else if stalledSince == nil {
+                stalledSince = now
+            }
+            parker.park(nanoseconds: 100_000)
+        }
+        for builder in builders where !builder.isEmpty { dispatch(builder) }
+        waitForExports()
+        let head = core.ring.headPosition
+        let done = flushWaiters.withLock { waiters in
+            let done = waiters.filter { $0.target <= head }
+            waiters.removeAll { $0.target <= head }
+            return done
+        }
+        for waiter in done { waiter.continuation.resume() }
+    }
+
+    private func waitForExports() {
+        while inFlight.contains(where: { $0.value.load(ordering: .acquiring) > 0 }) && !abandonRequested.load(ordering: .relaxed) {
+            parker.park(nanoseconds: 1_000_000)
+        }
+    }
+
+    /// After the thread exited: what is left in the builders and the ring, counted as dropped.
+    func dropRemaining(reason: DropReason) -> Int {
+        var dropped = 0
+        for builder in builders where !builder.isEmpty {
+            (builder.signal == .traces ? core.traces : core.logs).drop(reason, builder.count)
+            dropped += builder.count
+            builder.reset()
+        }
+        while core.ring.drain(maxBytes: 1 << 20, { type, _ in
+            let counters = core.counters(for: type)
+            counters.accepted.add(1, ordering: .relaxed)
+            counters.drop(reason, 1)
+            dropped += 1
+        }) > 0 {}
+        return dropped
+    }
+}
+
+final class InFlightCounter: Sendable {
+    let value = Atomic<Int>(0)
+}

@@ -1,0 +1,52 @@
+import Synchronization
+
+/// Exports each record on its own, as it is emitted, and returns the outcome to the caller.
+///
+/// `end()` and `emit()` block the calling thread until the export finished (the export itself
+/// runs on a detached task). For tests and very low volumes; every record costs a request.
+/// Do not use it from Swift concurrency's cooperative threads at high rates: each blocked
+/// caller holds a thread of the pool.
+final class SimpleProcessor: @unchecked Sendable {
+    private let core: PipelineCore
+    private let exporter: any TelemetryExporter
+    private let sequences = [InFlightCounter(), InFlightCounter()]
+
+    init(core: PipelineCore, exporter: any TelemetryExporter) {
+        self.core = core
+        self.exporter = exporter
+    }
+
+    func export(_ buffer: ScratchBuffer, type: Int32) -> EmitResult {
+        let signal: TelemetrySignal = type >> 20 == 1 ? .traces : .logs
+        let counters = signal == .traces ? core.traces : core.logs
+        guard buffer.count <= core.ring.maximumRecordLength else {
+            return core.drop(type: type, .recordTooLarge, detail: "a record of \(buffer.count) bytes exceeds the maximum of \(core.ring.maximumRecordLength)")
+        }
+        counters.accepted.add(1, ordering: .relaxed)
+        let builder = BatchBuilder(signal: signal, expectedBytes: buffer.count + 64)
+        builder.append(scope: Int(type & 0xFFFFF), UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+        var batch = builder.build(resource: core.resource, scopes: core.scopes.snapshot())
+        batch.sequence = UInt64(sequences[Int(signal.rawValue) - 1].value.add(1, ordering: .relaxed).oldValue)
+
+        let outcome = OutcomeBox()
+        let parker = ThreadParker()
+        let (core, exporter) = (self.core, self.exporter)
+        Task.detached {
+            let result = await core.export(batch, with: exporter)
+            switch result {
+            case .success(let response) where response.rejectedRecords > 0: outcome.value.withLock { $0 = .dropped(.rejected) }
+            case .success: outcome.value.withLock { $0 = .exported }
+            case .failure(let error): outcome.value.withLock { $0 = .failed(error) }
+            }
+            parker.unpark()
+        }
+        while true {
+            if let result = outcome.value.withLock({ $0 }) { return result }
+            parker.park(nanoseconds: 10_000_000)
+        }
+    }
+}
+
+private final class OutcomeBox: Sendable {
+    let value = Mutex<EmitResult?>(nil)
+}

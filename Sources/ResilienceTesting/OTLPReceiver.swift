@@ -1,0 +1,338 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Resilience
+import Synchronization
+
+/// An OTLP/HTTP receiver for tests and demos: accepts `http/protobuf` on `/v1/traces` and
+/// `/v1/logs` at 127.0.0.1, decodes what it receives, and counts spans and log records by id
+/// and by `spillway.load.seq`. It can be told to misbehave (``Behavior``) to test failure paths.
+///
+/// Thread-safety: every method is safe from any thread.
+///
+/// ```swift
+/// let receiver = try await OTLPReceiver.start()
+/// var configuration = PipelineConfiguration()
+/// configuration.exporter.endpoint = receiver.endpoint
+/// ```
+public final class OTLPReceiver: Sendable {
+    /// How the receiver answers requests.
+    public enum Behavior: Sendable, Hashable {
+        /// Decode, count, answer 200 with an empty OTLP response.
+        case accept
+        /// Answer `status` (with `Retry-After` if given) and a `google.rpc.Status` body; count nothing.
+        case fail(status: Int, retryAfter: String? = nil)
+        /// Reset the connection (RST) without answering.
+        case resetConnection
+        /// Wait, then accept.
+        case delay(Duration)
+        /// Answer 200 with a body that is not an OTLP response.
+        case garbage
+        /// Send the status line and part of the body, then close.
+        case closeMidResponse
+        /// Accept, count, and report `rejected` records as rejected (OTLP partial success).
+        case partialSuccess(rejected: Int, message: String)
+    }
+
+    /// What to keep of each request beyond the counts.
+    public struct Retention: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        /// Decoded spans and log records (``spans``, ``logRecords``).
+        public static let records = Retention(rawValue: 1)
+        /// Raw request bodies, decompressed (``bodies``).
+        public static let bodies = Retention(rawValue: 2)
+    }
+
+    /// One received request.
+    public struct Request: Sendable {
+        public var path: String
+        public var headers: [(name: String, value: String)]
+        /// The body as received, after gzip decompression.
+        public var body: [UInt8]
+    }
+
+    struct State {
+        var behavior: Behavior = .accept
+        var requests = 0
+        var acceptedRequests = 0
+        var spanCount = 0
+        var logCount = 0
+        var spans: [DecodedSpan] = []
+        var logs: [DecodedLogRecord] = []
+        var bodies: [Request] = []
+        var spanIDs: [UInt64: Int] = [:]
+        var sequenceCounts: [UInt8] = []
+        var badRequests = 0
+    }
+
+    let state = Mutex(State())
+    let retention: Retention
+    let countIDs: Bool
+    private let channel: any Channel
+    /// The port it listens on, at 127.0.0.1.
+    public let port: Int
+    /// `http://127.0.0.1:<port>`, for ``OTLPExporterConfiguration/endpoint``.
+    public var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    private init(channel: any Channel, retention: Retention, countIDs: Bool) {
+        self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
+        self.retention = retention
+        self.countIDs = countIDs
+    }
+
+    /// Starts listening on 127.0.0.1.
+    /// - Parameters:
+    ///   - port: 0 picks a free port.
+    ///   - retention: What to keep besides counts. - Default value: decoded records.
+    ///   - countIDs: Count spans by span id (costs memory on long runs). - Default value: `true`.
+    public static func start(port: Int = 0, retention: Retention = .records, countIDs: Bool = true) async throws -> OTLPReceiver {
+        let box = ReceiverBox()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(ReceiverHandler(box: box))
+                }
+            }
+            .bind(host: "127.0.0.1", port: port).get()
+        let receiver = OTLPReceiver(channel: channel, retention: retention, countIDs: countIDs)
+        box.receiver.withLock { $0 = receiver }
+        return receiver
+    }
+
+    /// Stops listening. Open connections are closed by their peers or when the process ends.
+    public func stop() async throws {
+        try await channel.close()
+    }
+
+    /// How the receiver answers from now on.
+    public var behavior: Behavior {
+        get { state.withLock { $0.behavior } }
+        set { state.withLock { $0.behavior = newValue } }
+    }
+
+    /// Requests received, whatever the answer.
+    public var requestCount: Int { state.withLock { $0.requests } }
+    /// Requests accepted and counted.
+    public var acceptedRequestCount: Int { state.withLock { $0.acceptedRequests } }
+    /// Spans accepted (duplicates included).
+    public var spanCount: Int { state.withLock { $0.spanCount } }
+    /// Log records accepted (duplicates included).
+    public var logCount: Int { state.withLock { $0.logCount } }
+    /// Requests whose body did not decode (answered 400).
+    public var badRequestCount: Int { state.withLock { $0.badRequests } }
+    /// Decoded spans, in arrival order (with ``Retention/records``).
+    public var spans: [DecodedSpan] { state.withLock { $0.spans } }
+    /// Decoded log records, in arrival order (with ``Retention/records``).
+    public var logRecords: [DecodedLogRecord] { state.withLock { $0.logs } }
+    /// Raw requests (with ``Retention/bodies``).
+    public var bodies: [Request] { state.withLock { $0.bodies } }
+    /// Span ids seen more than once.
+    public var duplicateSpanIDs: Int { state.withLock { $0.spanIDs.values.filter { $0 > 1 }.count } }
+
+    /// Loss and duplication of `spillway.load.seq` values `0..<expected`.
+    public func sequenceReport(expected: Int) -> SequenceReport {
+        state.withLock { state in
+            var report = SequenceReport(expected: expected)
+            for seq in 0..<expected {
+                let n = seq < state.sequenceCounts.count ? Int(state.sequenceCounts[seq]) : 0
+                if n == 0 { report.missing += 1 } else { report.received += 1; report.duplicates += n - 1 }
+            }
+            return report
+        }
+    }
+
+    /// What arrived of a numbered load.
+    public struct SequenceReport: Sendable, Hashable, CustomStringConvertible {
+        public var expected: Int
+        public var received = 0
+        public var missing = 0
+        public var duplicates = 0
+        public var description: String { "expected \(expected), received \(received), missing \(missing), duplicates \(duplicates)" }
+    }
+
+    /// Clears every count and everything retained.
+    public func reset() {
+        state.withLock { state in
+            let behavior = state.behavior
+            state = State()
+            state.behavior = behavior
+        }
+    }
+
+    // MARK: Handling (called by ReceiverHandler on the event loop)
+
+    enum Answer {
+        case ok(body: [UInt8])
+        case status(Int, retryAfter: String?, message: String)
+        case reset
+        case garbage
+        case closeMidResponse
+        case delayed(Duration)
+    }
+
+    func behaviorForNextRequest() -> Behavior {
+        state.withLock { $0.requests += 1; return $0.behavior }
+    }
+
+    func accept(path: String, headers: HTTPHeaders, body rawBody: [UInt8], rejected: Int, message: String) -> Answer {
+        let signal: TelemetrySignal
+        switch path.split(separator: "?").first ?? "" {
+        case "/v1/traces": signal = .traces
+        case "/v1/logs": signal = .logs
+        default: return .status(404, retryAfter: nil, message: "no such path: \(path)")
+        }
+        var body = rawBody
+        if headers.first(name: "Content-Encoding")?.lowercased() == "gzip" {
+            guard let inflated = gzipDecompress(rawBody, maximumSize: 256 << 20) else {
+                state.withLock { $0.badRequests += 1 }
+                return .status(400, retryAfter: nil, message: "body is not valid gzip")
+            }
+            body = inflated
+        }
+        var ids: [UInt64] = []
+        var sequences: [Int64] = []
+        var count = 0
+        var spans: [DecodedSpan] = []
+        var logs: [DecodedLogRecord] = []
+        do {
+            try OTLPDecoding.scan(body, signal: signal) { id, sequence in
+                count += 1
+                if countIDs && signal == .traces { ids.append(id) }
+                if let sequence { sequences.append(sequence) }
+            }
+            if retention.contains(.records) {
+                if signal == .traces { spans = try OTLPDecoding.spans(from: body) } else { logs = try OTLPDecoding.logRecords(from: body) }
+            }
+        } catch {
+            state.withLock { $0.badRequests += 1 }
+            return .status(400, retryAfter: nil, message: "\(error)")
+        }
+        state.withLock { state in
+            state.acceptedRequests += 1
+            if signal == .traces { state.spanCount += count } else { state.logCount += count }
+            for id in ids { state.spanIDs[id, default: 0] += 1 }
+            for seq in sequences where seq >= 0 && seq < 1 << 30 {
+                let i = Int(seq)
+                if i >= state.sequenceCounts.count {
+                    state.sequenceCounts.append(contentsOf: repeatElement(0, count: max(i + 1, state.sequenceCounts.count * 2) - state.sequenceCounts.count))
+                }
+                if state.sequenceCounts[i] < 255 { state.sequenceCounts[i] += 1 }
+            }
+            state.spans += spans
+            state.logs += logs
+            if retention.contains(.bodies) {
+                state.bodies.append(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: body))
+            }
+        }
+        // Export…ServiceResponse { partial_success = 1 { rejected = 1; error_message = 2 } }
+        guard rejected > 0 else { return .ok(body: []) }
+        var partial: [UInt8] = [0x08] + varint(UInt64(rejected))
+        let text = Array(message.utf8)
+        partial += [0x12] + varint(UInt64(text.count)) + text
+        return .ok(body: [0x0A] + varint(UInt64(partial.count)) + partial)
+    }
+}
+
+func varint(_ value: UInt64) -> [UInt8] {
+    var v = value
+    var out: [UInt8] = []
+    while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+    out.append(UInt8(v))
+    return out
+}
+
+final class ReceiverBox: Sendable {
+    let receiver = Mutex<OTLPReceiver?>(nil)
+}
+
+final class ReceiverHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let box: ReceiverBox
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(box: ReceiverBox) { self.box = box }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.removeAll(keepingCapacity: true)
+        case .body(var buffer):
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head, let receiver = box.receiver.withLock({ $0 }) else { return }
+            self.head = nil
+            let behavior = receiver.behaviorForNextRequest()
+            let answer: OTLPReceiver.Answer
+            switch behavior {
+            case .accept: answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: 0, message: "")
+            case .partialSuccess(let rejected, let message): answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: rejected, message: message)
+            case .fail(let status, let retryAfter): answer = .status(status, retryAfter: retryAfter, message: "receiver told to fail with \(status)")
+            case .resetConnection: answer = .reset
+            case .delay(let duration): answer = .delayed(duration)
+            case .garbage: answer = .garbage
+            case .closeMidResponse: answer = .closeMidResponse
+            }
+            respond(answer, context: context, head: head, receiver: receiver)
+        }
+    }
+
+    private func respond(_ answer: OTLPReceiver.Answer, context: ChannelHandlerContext, head: HTTPRequestHead, receiver: OTLPReceiver) {
+        var headers = HTTPHeaders()
+        switch answer {
+        case .ok(let bytes):
+            headers.add(name: "Content-Type", value: "application/x-protobuf")
+            send(context, status: .ok, headers: headers, body: bytes, keepAlive: head.isKeepAlive)
+        case .status(let code, let retryAfter, let message):
+            if let retryAfter { headers.add(name: "Retry-After", value: retryAfter) }
+            headers.add(name: "Content-Type", value: "application/x-protobuf")
+            // google.rpc.Status { int32 code = 1; string message = 2; }
+            let text = Array(message.utf8)
+            send(context, status: HTTPResponseStatus(statusCode: code), headers: headers, body: [0x12] + varint(UInt64(text.count)) + text, keepAlive: head.isKeepAlive)
+        case .reset:
+            // SO_LINGER 0: close() sends RST instead of FIN.
+            if let provider = context.channel as? any SocketOptionProvider {
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in bound.value.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
+        case .garbage:
+            headers.add(name: "Content-Type", value: "application/x-protobuf")
+            send(context, status: .ok, headers: headers, body: [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02], keepAlive: head.isKeepAlive)
+        case .closeMidResponse:
+            headers.add(name: "Content-Type", value: "application/x-protobuf")
+            headers.add(name: "Content-Length", value: "1000")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: [0x0A, 0x05, 0x08])))), promise: nil)
+            context.close(promise: nil)
+        case .delayed(let duration):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let saved = body
+            context.eventLoop.scheduleTask(in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)) {
+                let (handler, context) = bound.value
+                let answer = receiver.accept(path: head.uri, headers: head.headers, body: saved, rejected: 0, message: "")
+                handler.respond(answer, context: context, head: head, receiver: receiver)
+            }
+        }
+    }
+
+    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8], keepAlive: Bool) {
+        var headers = headers
+        headers.add(name: "Content-Length", value: String(body.count))
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if !keepAlive { context.close(promise: nil) }
+    }
+}
