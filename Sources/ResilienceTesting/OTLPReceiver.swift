@@ -62,7 +62,7 @@ public final class OTLPReceiver: Sendable {
         var logs: [DecodedLogRecord] = []
         var bodies: [Request] = []
         var spanIDs: [UInt64: Int] = [:]
-        var sequenceCounts: [UInt8] = []
+        var sequenceCounts: [[UInt8]] = [[], []]  // by signal: traces, logs
         var badRequests = 0
     }
 
@@ -135,12 +135,13 @@ public final class OTLPReceiver: Sendable {
     /// Span ids seen more than once.
     public var duplicateSpanIDs: Int { state.withLock { $0.spanIDs.values.filter { $0 > 1 }.count } }
 
-    /// Loss and duplication of `spillway.load.seq` values `0..<expected`.
-    public func sequenceReport(expected: Int) -> SequenceReport {
+    /// Loss and duplication of the `spillway.load.seq` values `0..<expected` of one signal.
+    public func sequenceReport(expected: Int, signal: TelemetrySignal = .traces) -> SequenceReport {
         state.withLock { state in
             var report = SequenceReport(expected: expected)
+            let counts = state.sequenceCounts[Int(signal.rawValue) - 1]
             for seq in 0..<expected {
-                let n = seq < state.sequenceCounts.count ? Int(state.sequenceCounts[seq]) : 0
+                let n = seq < counts.count ? Int(counts[seq]) : 0
                 if n == 0 { report.missing += 1 } else { report.received += 1; report.duplicates += n - 1 }
             }
             return report
@@ -217,12 +218,13 @@ public final class OTLPReceiver: Sendable {
             state.acceptedRequests += 1
             if signal == .traces { state.spanCount += count } else { state.logCount += count }
             for id in ids { state.spanIDs[id, default: 0] += 1 }
+            let s = Int(signal.rawValue) - 1
             for seq in sequences where seq >= 0 && seq < 1 << 30 {
                 let i = Int(seq)
-                if i >= state.sequenceCounts.count {
-                    state.sequenceCounts.append(contentsOf: repeatElement(0, count: max(i + 1, state.sequenceCounts.count * 2) - state.sequenceCounts.count))
+                if i >= state.sequenceCounts[s].count {
+                    state.sequenceCounts[s].append(contentsOf: repeatElement(0, count: max(i + 1, state.sequenceCounts[s].count * 2) - state.sequenceCounts[s].count))
                 }
-                if state.sequenceCounts[i] < 255 { state.sequenceCounts[i] += 1 }
+                if state.sequenceCounts[s][i] < 255 { state.sequenceCounts[s][i] += 1 }
             }
             state.spans += spans
             state.logs += logs

@@ -1,0 +1,197 @@
+import Benchmark
+import Foundation
+import OTel
+import Resilience
+import ResilienceTesting
+import ServiceLifecycle
+import Tracing
+
+/// Exports nothing: isolates the emit path from the network.
+struct DiscardingExporter: TelemetryExporter {
+    let name = "discard"
+    func export(_ batch: ExportBatch) async throws -> ExportResponse { .accepted }
+}
+
+func emitPipeline() throws -> TelemetryPipeline {
+    var configuration = PipelineConfiguration(serviceName: "bench")
+    configuration.ringCapacity = 64 << 20
+    return try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
+}
+
+@inline(__always)
+func emitSpan(_ tracer: Resilience.Tracer, _ i: Int) {
+    let span = tracer.startSpan("GET /api/cart", kind: .server)
+    span.setAttribute("http.request.method", "GET")
+    span.setAttribute("http.route", "/api/cart")
+    span.setAttribute("http.response.status_code", 200)
+    span.setAttribute("user.id", i)
+    span.setAttribute("cache.hit", true)
+    span.end()
+}
+
+/// Each swift-otel run needs its service running; this runs one until cancelled.
+func runOTel(_ service: some Service) -> Task<Void, any Error> {
+    Task { try await service.run() }
+}
+
+let spansPerEndToEndRun = Int(ProcessInfo.processInfo.environment["SPILLWAY_BENCH_E2E_SPANS"] ?? "") ?? 1_000_000
+
+let benchmarks: @Sendable () -> Void = {
+    let emitMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
+    let emitConfiguration = Benchmark.Configuration(metrics: emitMetrics, scalingFactor: .kilo, maxDuration: .seconds(3), maxIterations: 1_000)
+
+    // MARK: Emit
+
+    Benchmark("spillway: emit span, 5 attributes, 1 thread", configuration: emitConfiguration) { benchmark in
+        let pipeline = try emitPipeline()
+        let tracer = pipeline.tracer(scope: "bench")
+        for i in 0..<10_000 { emitSpan(tracer, i) }  // warm the per-thread pool
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations { emitSpan(tracer, i) }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    Benchmark("spillway: emit span, 5 attributes, 2 threads", configuration: emitConfiguration) { benchmark in
+        let pipeline = try emitPipeline()
+        let tracer = pipeline.tracer(scope: "bench")
+        let iterations = benchmark.scaledIterations.count
+        let done = DispatchGroup()
+        let start = DispatchSemaphore(value: 0)
+        for _ in 0..<2 {
+            done.enter()
+            Thread {
+                for i in 0..<1_000 { emitSpan(tracer, i) }
+                start.wait()
+                for i in 0..<iterations / 2 { emitSpan(tracer, i) }
+                done.leave()
+            }.start()
+        }
+        benchmark.startMeasurement()
+        start.signal(); start.signal()
+        done.wait()
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    Benchmark("spillway: emit log record, 3 attributes", configuration: emitConfiguration) { benchmark in
+        let pipeline = try emitPipeline()
+        let logger = pipeline.logger(scope: "bench")
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            logger.emit(severity: .info, body: "user signed in") {
+                $0.set("user.id", i)
+                $0.set("session.new", true)
+                $0.set("auth.method", "password")
+            }
+        }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    Benchmark("ring: claim + copy + commit, 256 bytes", configuration: emitConfiguration) { benchmark in
+        let ring = try _SpillwayBenchmarkHooks.RingHandle(capacity: 64 << 20)
+        let record = [UInt8](repeating: 7, count: 256)
+        record.withUnsafeBytes { bytes in
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(ring.write(bytes)) }
+            benchmark.stopMeasurement()
+        }
+    }
+
+    Benchmark("batch assembly: 512 spans of 300 bytes, 3 scopes", configuration: .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(3))) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(_SpillwayBenchmarkHooks.assembleBatch(records: 512, recordSize: 300, scopes: 3))
+        }
+    }
+
+    Benchmark("swift-otel 1.6.0: emit span, 5 attributes, 1 thread", configuration: emitConfiguration) { benchmark in
+        var config = OTel.Configuration.default
+        config.traces.sampler = .alwaysOn
+        config.traces.exporter = .none
+        config.metrics.enabled = false
+        config.logs.enabled = false
+        let (tracer, _) = try OTel.makeTracingBackend(configuration: config)
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            tracer.withSpan("GET /api/cart", ofKind: .server) { span in
+                span.attributes["http.request.method"] = "GET"
+                span.attributes["http.route"] = "/api/cart"
+                span.attributes["http.response.status_code"] = 200
+                span.attributes["user.id"] = i
+                span.attributes["cache.hit"] = true
+            }
+        }
+        benchmark.stopMeasurement()
+    }
+
+    // MARK: End to end, to the embedded receiver over loopback
+
+    let e2e = Benchmark.Configuration(
+        metrics: [.wallClock, .throughput, .peakMemoryResident], scalingFactor: .one, maxDuration: .seconds(120), maxIterations: 1)
+
+    Benchmark("spillway: end to end, \(spansPerEndToEndRun) spans to the loopback receiver", configuration: e2e) { benchmark in
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        var configuration = PipelineConfiguration(serviceName: "bench")
+        configuration.exporter.endpoint = receiver.endpoint
+        configuration.overflowPolicy = .block(upTo: .seconds(30))
+        configuration.traces.maxConcurrentExports = 4
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        let tracer = pipeline.tracer(scope: "bench")
+        let start = ContinuousClock.now
+        benchmark.startMeasurement()
+        for i in 0..<spansPerEndToEndRun {
+            let span = tracer.startSpan("GET /api/cart", kind: .server)
+            span.setAttribute("spillway.load.seq", i)
+            span.setAttribute("http.request.method", "GET")
+            span.setAttribute("http.route", "/api/cart")
+            span.setAttribute("http.response.status_code", 200)
+            span.setAttribute("cache.hit", true)
+            span.end()
+        }
+        await pipeline.forceFlush()
+        benchmark.stopMeasurement()
+        let elapsed = ContinuousClock.now - start
+        let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print("spillway end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(spansPerEndToEndRun) / seconds)) spans/s; receiver: \(report); \(pipeline.stats().spans.dropped)")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+        try await receiver.stop()
+    }
+
+    Benchmark("swift-otel 1.6.0: end to end, \(spansPerEndToEndRun) spans to the loopback receiver", configuration: e2e) { benchmark in
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        var config = OTel.Configuration.default
+        config.traces.sampler = .alwaysOn
+        config.traces.otlpExporter.endpoint = receiver.endpoint + "/v1/traces"
+        config.traces.otlpExporter.protocol = .httpProtobuf
+        config.metrics.enabled = false
+        config.logs.enabled = false
+        let (tracer, service) = try OTel.makeTracingBackend(configuration: config)
+        let running = runOTel(service)
+        let start = ContinuousClock.now
+        benchmark.startMeasurement()
+        for i in 0..<spansPerEndToEndRun {
+            tracer.withSpan("GET /api/cart", ofKind: .server) { span in
+                span.attributes["spillway.load.seq"] = i
+                span.attributes["http.request.method"] = "GET"
+                span.attributes["http.route"] = "/api/cart"
+                span.attributes["http.response.status_code"] = 200
+                span.attributes["cache.hit"] = true
+            }
+        }
+        // Wait until the receiver stops growing (swift-otel has no flush in its public API).
+        var last = -1
+        while receiver.spanCount != last {
+            last = receiver.spanCount
+            try await Task.sleep(for: .milliseconds(1500))
+        }
+        benchmark.stopMeasurement()
+        let elapsed = ContinuousClock.now - start - .milliseconds(1500)
+        running.cancel()
+        let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print("swift-otel end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(report.received) / seconds)) delivered spans/s; receiver: \(report)")
+        try await receiver.stop()
+    }
+}

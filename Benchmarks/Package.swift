@@ -1,0 +1,31 @@
+// swift-tools-version:6.1
+// Benchmarks live in their own package so that the library's users never build
+// ordo-one/benchmark or swift-otel (the peer measured side by side).
+import PackageDescription
+
+let package = Package(
+    name: "SpillwayBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "spillway", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", exact: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "SpillwayBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Resilience", package: "spillway"),
+                .product(name: "ResilienceTesting", package: "spillway"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/SpillwayBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    ]
+)
