@@ -1,0 +1,86 @@
+import Resilience
+import Testing
+
+@Suite struct ConfigurationTests {
+    func error(_ configure: (inout PipelineConfiguration) -> Void) -> ConfigurationError? {
+        var configuration = PipelineConfiguration()
+        configure(&configuration)
+        do {
+            _ = try TelemetryPipeline(configuration: configuration)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func invalidValuesAreRejectedWithTheKeyTheValueAndWhatIsAllowed() throws {
+        let batch = try #require(error { $0.traces.maxExportBatchSize = -1 })
+        #expect(batch.key == "traces.maxExportBatchSize" && batch.value == "-1" && batch.allowed.contains("> 0"))
+        let delay = try #require(error { $0.logs.scheduleDelay = .zero })
+        #expect(delay.key == "logs.scheduleDelay")
+        let endpoint = try #require(error { $0.exporter.endpoint = "not a url" })
+        #expect(endpoint.key == "exporter.endpoint" && endpoint.allowed.contains("http://"))
+        #expect(error { $0.exporter.tracesEndpoint = "http://:4318/v1/traces" }?.key == "exporter.tracesEndpoint")
+        #expect(error { $0.exporter.endpoint = "http://host:99999" }?.key == "exporter.endpoint")
+        #expect(error { $0.ringCapacity = 1000 }?.key == "ringCapacity")
+        #expect(error { $0.traces.maxConcurrentExports = 0 }?.key == "traces.maxConcurrentExports")
+        #expect(error { $0.exporter.timeout = .seconds(-1) }?.key == "exporter.timeout")
+        #expect(error { $0.exporter.headers = ["bad header": "x"] }?.key == "exporter.headers")
+        #expect(batch.description.contains("traces.maxExportBatchSize"))
+    }
+
+    @Test func environmentVariablesAreReadAndInvalidOnesNamed() throws {
+        let config = try PipelineConfiguration.fromEnvironment([
+            "OTEL_SERVICE_NAME": "checkout",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=pay%20ments",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:9999/custom",
+            "OTEL_EXPORTER_OTLP_HEADERS": "api-key=secret,x-tenant=a%3Db",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1000",
+            "OTEL_BLRP_SCHEDULE_DELAY": "100",
+            "OTEL_ATTRIBUTE_COUNT_LIMIT": "64",
+            "SPILLWAY_RING_CAPACITY": "1048576",
+            "SPILLWAY_OVERFLOW": "block:250",
+        ])
+        #expect(config.serviceName == "checkout")
+        #expect(config.resourceAttributes["team"] == .string("pay ments"))
+        #expect(config.exporter.resolvedTracesEndpoint == "http://collector:4318/v1/traces")
+        #expect(config.exporter.resolvedLogsEndpoint == "http://logs:9999/custom")
+        #expect(config.exporter.headers == ["api-key": "secret", "x-tenant": "a=b"])
+        #expect(config.exporter.compression == .gzip)
+        #expect(config.exporter.timeout == .milliseconds(2500))
+        #expect(config.traces.scheduleDelay == .milliseconds(200) && config.traces.maxExportBatchSize == 1000)
+        #expect(config.logs.scheduleDelay == .milliseconds(100))
+        #expect(config.limits.countLimit == 64)
+        #expect(config.ringCapacity == 1 << 20)
+        #expect(config.overflowPolicy == .block(upTo: .milliseconds(250)))
+
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zip"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-5"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_BLRP_SCHEDULE_DELAY", "soon"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"), ("SPILLWAY_RING_CAPACITY", "3000"),
+            ("SPILLWAY_OVERFLOW", "drop_oldest"),
+        ] {
+            do {
+                _ = try PipelineConfiguration.fromEnvironment([name: value])
+                Issue.record("\(name)=\(value) was accepted")
+            } catch {
+                #expect(error.key == name && error.value == value && error.source == "environment", "\(error)")
+                #expect(!error.allowed.isEmpty)
+            }
+        }
+    }
+
+    @Test func endpointsFollowTheSpecificationRules() {
+        var exporter = OTLPExporterConfiguration()
+        #expect(exporter.resolvedTracesEndpoint == "http://localhost:4318/v1/traces")
+        #expect(exporter.resolvedLogsEndpoint == "http://localhost:4318/v1/logs")
+        exporter.endpoint = "http://collector:4318/prefix"
+        #expect(exporter.resolvedTracesEndpoint == "http://collector:4318/prefix/v1/traces")
+        exporter.tracesEndpoint = "http://other:1234"
+        #expect(exporter.resolvedTracesEndpoint == "http://other:1234")
+    }
+}
