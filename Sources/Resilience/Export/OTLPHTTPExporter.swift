@@ -58,16 +58,28 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         for (name, value) in configuration.headers { headers.add(name: name, value: value) }
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path, headers: headers)
 
-        let channel = try await connection(to: endpoint)
-        let promise = channel.eventLoop.makePromise(of: HTTPExchange.Response.self)
-        let timeout = TimeAmount.nanoseconds(Int64(clamping: configuration.timeout.nanoseconds))
-        channel.writeAndFlush(HTTPExchange(head: head, body: body, timeout: timeout, promise: promise), promise: nil)
-        let response = try await promise.futureResult.get()
-        if response.keepAlive && channel.isActive && !isShutDown.load(ordering: .relaxed) {
-            idle.withLock { $0[endpoint, default: []].append(channel) }
-        } else {
-            channel.close(promise: nil)
+        let timeout = TimeAmount.nanoseconds(configuration.timeout.nanoseconds)
+        var response: HTTPExchange.Response?
+        // A kept-alive connection may have been closed by the collector while idle; that is not
+        // the collector failing, so the request goes once more on a new connection.
+        for attempt in 0..<2 {
+            let (channel, reused) = try await connection(to: endpoint)
+            let promise = channel.eventLoop.makePromise(of: HTTPExchange.Response.self)
+            channel.writeAndFlush(HTTPExchange(head: head, body: body, timeout: timeout, promise: promise), promise: nil)
+            do {
+                let answer = try await promise.futureResult.get()
+                if answer.keepAlive && channel.isActive && !isShutDown.load(ordering: .relaxed) {
+                    idle.withLock { $0[endpoint, default: []].append(channel) }
+                } else {
+                    channel.close(promise: nil)
+                }
+                response = answer
+                break
+            } catch let error as OTLPExportError where error.code == .connectionClosed && reused && error.beforeAnswer && attempt == 0 {
+                continue
+            }
         }
+        guard let response else { throw OTLPExportError(code: .connectionClosed, message: "connection closed twice before an answer") }
         return try interpret(response, signal: batch.signal)
     }
 
@@ -80,12 +92,12 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         for channel in channels { try? await channel.close() }
     }
 
-    private func connection(to endpoint: HTTPEndpoint) async throws -> any Channel {
+    private func connection(to endpoint: HTTPEndpoint) async throws -> (channel: any Channel, reused: Bool) {
         while let channel = idle.withLock({ $0[endpoint]?.popLast() }) {
-            if channel.isActive { return channel }
+            if channel.isActive { return (channel, true) }
         }
         let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(Int64(clamping: configuration.timeout.nanoseconds)))
+            .connectTimeout(.nanoseconds(configuration.timeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -94,7 +106,7 @@ public final class OTLPHTTPExporter: TelemetryExporter {
                 }
             }
         do {
-            return try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+            return (try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get(), false)
         } catch {
             throw OTLPExportError(code: .connectionFailed, message: "\(endpoint.host):\(endpoint.port): \(error)")
         }
@@ -227,11 +239,15 @@ final class HTTPExchangeHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         let code: OTLPExportError.Code = error is HTTPParserError ? .invalidResponse : .connectionClosed
-        fail(OTLPExportError(code: code, message: "\(error)"), context: context)
+        var failure = OTLPExportError(code: code, message: "\(error)")
+        failure.beforeAnswer = response == nil
+        fail(failure, context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        fail(OTLPExportError(code: .connectionClosed, message: "connection closed before the answer was complete"), context: context)
+        var failure = OTLPExportError(code: .connectionClosed, message: "connection closed before the answer was complete")
+        failure.beforeAnswer = response == nil
+        fail(failure, context: context)
         context.fireChannelInactive()
     }
 

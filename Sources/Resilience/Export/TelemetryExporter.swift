@@ -63,6 +63,14 @@ public struct ExportResponse: Sendable, Hashable {
 
 /// Why an OTLP export failed.
 public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertible {
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.code == rhs.code && lhs.statusCode == rhs.statusCode && lhs.retryAfter == rhs.retryAfter && lhs.message == rhs.message
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code); hasher.combine(statusCode); hasher.combine(retryAfter); hasher.combine(message)
+    }
+
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: Hashable, Sendable { case httpStatus, timeout, connectionFailed, connectionClosed, invalidResponse }
         private let base: Base
@@ -86,6 +94,8 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
     public var retryAfter: String?
     /// What went wrong, in words: the collector's message or the transport error.
     public var message: String
+    /// The connection failed before any byte of an answer arrived.
+    var beforeAnswer = false
 
     public init(code: Code, statusCode: Int? = nil, retryAfter: String? = nil, message: String) {
         self.code = code
