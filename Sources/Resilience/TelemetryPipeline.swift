@@ -96,11 +96,13 @@ public final class TelemetryPipeline: Sendable {
             }
         }
         await exporter.shutdown()
+        core.exportExecutor.stop()
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
     }
 
     deinit {
         processor?.stop(abandon: true)
+        core.exportExecutor.stop()
     }
 }
 

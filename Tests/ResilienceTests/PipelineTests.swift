@@ -126,6 +126,37 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
     }
 
+    /// Emitters blocked on a full ring (`.block`) on every cooperative thread must not starve
+    /// the exports that would free the ring: exports run on the pipeline's own executor thread.
+    @Test(.timeLimit(.minutes(1)))
+    func exportsProgressWhileEveryCooperativeThreadIsBlockedEmitting() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [])
+        let pipeline = try makePipeline(receiver: receiver, ringCapacity: 64 << 10, batchSize: 100, overflow: .block(upTo: .seconds(30)))
+        let tracer = pipeline.tracer(scope: "starve")
+        let width = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        let perTask = 20_000
+        let refused = await withTaskGroup(of: Int.self) { group in
+            for t in 0..<width {
+                group.addTask {
+                    var refused = 0
+                    for i in 0..<perTask {
+                        let span = tracer.startSpan("s")
+                        span.setAttribute("spillway.load.seq", t * perTask + i)
+                        if !span.end().isAccepted { refused += 1 }
+                    }
+                    return refused
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(refused == 0)
+        await pipeline.forceFlush()
+        let report = receiver.sequenceReport(expected: width * perTask)
+        #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
     @Test(arguments: [
         OTLPReceiver.Behavior.garbage, .closeMidResponse, .fail(status: 500), .fail(status: 400), .resetConnection,
     ])

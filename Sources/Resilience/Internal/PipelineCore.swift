@@ -15,6 +15,8 @@ final class PipelineCore: @unchecked Sendable {
     let scopes = ScopeRegistry()
     let resource: [UInt8]
     let logger: Logger
+    /// Where export tasks run: never the cooperative pool (see ``ExportExecutor``).
+    let exportExecutor = ExportExecutor(name: "spillway-export")
     /// Set once at start, before any record is emitted.
     var processor: BatchProcessor?
     var simple: SimpleProcessor?

@@ -108,7 +108,7 @@ final class BatchProcessor: @unchecked Sendable {
         let batch = builder.build(resource: core.resource, scopes: scopes)
         inFlight[index].value.add(1, ordering: .relaxed)
         let (core, exporter, parker, counter) = (self.core, self.exporter, self.parker, self.inFlight[index])
-        Task.detached {
+        Task(executorPreference: core.exportExecutor) {
             _ = await core.export(batch, with: exporter)
             counter.value.subtract(1, ordering: .releasing)
             parker.unpark()

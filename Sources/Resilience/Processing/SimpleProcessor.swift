@@ -31,7 +31,7 @@ final class SimpleProcessor: @unchecked Sendable {
         let outcome = OutcomeBox()
         let parker = ThreadParker()
         let (core, exporter) = (self.core, self.exporter)
-        Task.detached {
+        Task(executorPreference: core.exportExecutor) {
             let result = await core.export(batch, with: exporter)
             switch result {
             case .success(let response) where response.rejectedRecords > 0: outcome.value.withLock { $0 = .dropped(.rejected) }
