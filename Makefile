@@ -55,7 +55,7 @@ tsan-selftest: deps
 	fi
 
 bench: deps
-	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
+	cd Benchmarks && SPILLWAY_BENCH_E2E_SPANS=$${SPILLWAY_BENCH_E2E_SPANS:-5000000} $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
 
 clean:
 	rm -rf .build .build-tsan Benchmarks/.build

@@ -56,6 +56,7 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(name: "CRingBufferTests", dependencies: ["CRingBuffer"], swiftSettings: strictSwift),
+        .testTarget(name: "CSpillTests", dependencies: ["CSpill"], swiftSettings: strictSwift),
         .testTarget(
             name: "ResilienceTests",
             dependencies: ["Resilience", "ResilienceTesting"],
