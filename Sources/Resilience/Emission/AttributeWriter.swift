@@ -16,11 +16,15 @@ public struct AttributeWriter {
     var count = 0
     var dropped: UInt32 = 0
 
-    init(buffer: ScratchBuffer, field: Int, limits: AttributeLimits, count: Int = 0, dropped: UInt32 = 0) {
+    init(buffer: ScratchBuffer, field: Int, limits: AttributeLimits) {
+        self.init(buffer: buffer, field: field, countLimit: limits.countLimit, valueLimit: limits.valueLengthLimit ?? .max)
+    }
+
+    init(buffer: ScratchBuffer, field: Int, countLimit: Int, valueLimit: Int, count: Int = 0, dropped: UInt32 = 0) {
         self.buffer = buffer
         self.field = field
-        self.countLimit = limits.countLimit
-        self.valueLimit = limits.valueLengthLimit ?? .max
+        self.countLimit = countLimit
+        self.valueLimit = valueLimit
         self.count = count
         self.dropped = dropped
     }

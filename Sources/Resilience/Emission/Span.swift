@@ -20,74 +20,85 @@ public struct Span: @unchecked Sendable {
     /// The identity of this span, for children, links and propagation.
     public let context: SpanContext
 
+    /// The buffer's state, if this handle still owns it (the span has not ended).
     @inline(__always)
-    private var isLive: Bool { buffer.generation == generation }
-
-    private func attributeWriter() -> AttributeWriter {
-        AttributeWriter(buffer: buffer, field: SpanField.attributes, limits: buffer.core!.limits,
-                        count: buffer.attributeCount, dropped: buffer.droppedAttributes)
+    private var live: UnsafeMutablePointer<ScratchHeader>? {
+        let header = buffer.header
+        return header.pointee.generation == generation ? header : nil
     }
 
-    private func store(_ writer: AttributeWriter) {
-        buffer.attributeCount = writer.count
-        buffer.droppedAttributes = writer.dropped
+    /// Counts one more span attribute against the limit; `false` (and counted as dropped) past it.
+    @inline(__always)
+    private func admitAttribute() -> UnsafeMutablePointer<ScratchHeader>? {
+        guard let h = live else { return nil }
+        guard h.pointee.attributeCount < h.pointee.countLimit else {
+            h.pointee.droppedAttributes &+= 1
+            return nil
+        }
+        h.pointee.attributeCount &+= 1
+        return h
     }
 
     /// Whether the span is still recording (not ended).
-    public var isRecording: Bool { isLive }
+    public var isRecording: Bool { live != nil }
 
     /// Sets a string attribute.
     public func setAttribute(_ key: String, _ value: String) {
-        guard isLive else { return }
-        var writer = attributeWriter(); writer.set(key, value); store(writer)
+        guard let h = admitAttribute() else { return }
+        buffer.putAttribute(field: SpanField.attributes, key: key, string: value, valueLimit: h.pointee.valueLimit)
     }
 
     /// Sets an integer attribute.
     public func setAttribute(_ key: String, _ value: Int) {
-        guard isLive else { return }
-        var writer = attributeWriter(); writer.set(key, value); store(writer)
+        guard admitAttribute() != nil else { return }
+        buffer.putAttribute(field: SpanField.attributes, key: key, int: Int64(value))
     }
 
     /// Sets a boolean attribute.
     public func setAttribute(_ key: String, _ value: Bool) {
-        guard isLive else { return }
-        var writer = attributeWriter(); writer.set(key, value); store(writer)
+        guard admitAttribute() != nil else { return }
+        buffer.putAttribute(field: SpanField.attributes, key: key, bool: value)
     }
 
     /// Sets a floating-point attribute.
     public func setAttribute(_ key: String, _ value: Double) {
-        guard isLive else { return }
-        var writer = attributeWriter(); writer.set(key, value); store(writer)
+        guard admitAttribute() != nil else { return }
+        buffer.putAttribute(field: SpanField.attributes, key: key, double: value)
     }
 
     /// Sets an attribute of any type (bytes, arrays, …).
     public func setAttribute(_ key: String, _ value: AttributeValue) {
-        guard isLive else { return }
-        var writer = attributeWriter(); writer.set(key, value); store(writer)
+        guard let h = admitAttribute() else { return }
+        buffer.putAttribute(field: SpanField.attributes, key: key, value: value, valueLimit: h.pointee.valueLimit)
     }
 
     /// Sets several attributes through one writer.
     public func setAttributes(_ body: (inout AttributeWriter) -> Void) {
-        guard isLive else { return }
-        var writer = attributeWriter(); body(&writer); store(writer)
+        guard let h = live else { return }
+        var writer = AttributeWriter(
+            buffer: buffer, field: SpanField.attributes, countLimit: h.pointee.countLimit, valueLimit: h.pointee.valueLimit,
+            count: h.pointee.attributeCount, dropped: h.pointee.droppedAttributes)
+        body(&writer)
+        h.pointee.attributeCount = writer.count
+        h.pointee.droppedAttributes = writer.dropped
     }
 
     /// Adds an event, stamped now unless `time` (Unix nanoseconds) is given.
     /// Past ``AttributeLimits/eventCountLimit`` events, further ones are counted as dropped.
     public func addEvent(_ name: String, at time: UInt64? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }) {
-        guard isLive, let core = buffer.core else { return }
-        guard buffer.eventCount < core.limits.eventCountLimit else {
-            buffer.droppedEvents &+= 1
+        guard let h = live else { return }
+        guard h.pointee.eventCount < h.pointee.eventLimit else {
+            h.pointee.droppedEvents &+= 1
             return
         }
-        buffer.eventCount += 1
+        h.pointee.eventCount += 1
         // Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; uint32 dropped_attributes_count = 4; }
         let start = buffer.openLength(field: SpanField.events)
         buffer.reserve(10)
         buffer.putTag(1, .fixed64)
         buffer.putFixed64(time ?? nowUnixNano())
         buffer.putStringField(2, name)
-        var writer = AttributeWriter(buffer: buffer, field: 3, limits: core.limits)
+        var writer = AttributeWriter(buffer: buffer, field: 3, countLimit: h.pointee.countLimit, valueLimit: h.pointee.valueLimit)
         attributes(&writer)
         if writer.dropped > 0 {
             buffer.reserve(8)
@@ -99,19 +110,19 @@ public struct Span: @unchecked Sendable {
 
     /// Adds a link to another span. Past ``AttributeLimits/linkCountLimit`` links, further ones are counted as dropped.
     public func addLink(_ linked: SpanContext, attributes: (inout AttributeWriter) -> Void = { _ in }) {
-        guard isLive, let core = buffer.core else { return }
-        guard buffer.linkCount < core.limits.linkCountLimit else {
-            buffer.droppedLinks &+= 1
+        guard let h = live else { return }
+        guard h.pointee.linkCount < h.pointee.linkLimit else {
+            h.pointee.droppedLinks &+= 1
             return
         }
-        buffer.linkCount += 1
+        h.pointee.linkCount += 1
         // Link { bytes trace_id = 1; bytes span_id = 2; string trace_state = 3;
         //        repeated KeyValue attributes = 4; uint32 dropped_attributes_count = 5; fixed32 flags = 6; }
         let start = buffer.openLength(field: SpanField.links)
         buffer.putTraceID(1, linked.traceID)
         buffer.putSpanID(2, linked.spanID)
         if !linked.traceState.isEmpty { buffer.putStringField(3, linked.traceState) }
-        var writer = AttributeWriter(buffer: buffer, field: 4, limits: core.limits)
+        var writer = AttributeWriter(buffer: buffer, field: 4, countLimit: h.pointee.countLimit, valueLimit: h.pointee.valueLimit)
         attributes(&writer)
         buffer.reserve(16)
         if writer.dropped > 0 {
@@ -125,8 +136,8 @@ public struct Span: @unchecked Sendable {
 
     /// Sets the status; the last call wins. A message is only kept with `.error`.
     public func setStatus(_ status: SpanStatus) {
-        guard isLive else { return }
-        buffer.statusCode = status.code
+        guard let h = live else { return }
+        h.pointee.statusCode = status.code.rawValue
         buffer.statusMessage = status.code == .error ? status.message : ""
     }
 
@@ -138,33 +149,33 @@ public struct Span: @unchecked Sendable {
     /// and returns ``EmitResult/dropped(_:)`` with ``DropReason/alreadyEnded``.
     @discardableResult
     public func end(at time: UInt64? = nil) -> EmitResult {
-        guard isLive, let core = buffer.core else { return .dropped(.alreadyEnded) }
+        guard let h = live, let core = h.pointee.core else { return .dropped(.alreadyEnded) }
         buffer.reserve(64)
         buffer.putTag(SpanField.endTime, .fixed64)
         buffer.putFixed64(time ?? nowUnixNano())
-        if buffer.droppedAttributes > 0 {
+        if h.pointee.droppedAttributes > 0 {
             buffer.putTag(SpanField.droppedAttributes, .varint)
-            buffer.putVarint(UInt64(buffer.droppedAttributes))
+            buffer.putVarint(UInt64(h.pointee.droppedAttributes))
         }
-        if buffer.droppedEvents > 0 {
+        if h.pointee.droppedEvents > 0 {
             buffer.putTag(SpanField.droppedEvents, .varint)
-            buffer.putVarint(UInt64(buffer.droppedEvents))
+            buffer.putVarint(UInt64(h.pointee.droppedEvents))
         }
-        if buffer.droppedLinks > 0 {
+        if h.pointee.droppedLinks > 0 {
             buffer.putTag(SpanField.droppedLinks, .varint)
-            buffer.putVarint(UInt64(buffer.droppedLinks))
+            buffer.putVarint(UInt64(h.pointee.droppedLinks))
         }
-        if buffer.statusCode != .unset {
+        if h.pointee.statusCode != 0 {
             // Status { string message = 2; StatusCode code = 3; }
             let start = buffer.openLength(field: SpanField.status)
             if !buffer.statusMessage.isEmpty { buffer.putStringField(2, buffer.statusMessage) }
             buffer.reserve(4)
             buffer.putTag(3, .varint)
-            buffer.putVarint(UInt64(buffer.statusCode.rawValue))
+            buffer.putVarint(UInt64(h.pointee.statusCode))
             buffer.closeLength(start)
         }
-        let result = core.submit(buffer, type: buffer.recordType)
-        buffer.core = nil
+        let result = core._withUnsafeGuaranteedRef { $0.submit(buffer, type: h.pointee.recordType) }
+        buffer.finishSpan()
         EmitThreadState.current.giveBack(buffer)
         return result
     }

@@ -23,9 +23,7 @@ public struct Tracer: Sendable {
     public func startSpan(_ name: String, kind: SpanKind = .internal, parent: SpanContext? = nil, startTime: UInt64? = nil) -> Span {
         let state = EmitThreadState.current
         let buffer = state.takeBuffer()
-        buffer.resetSpanState()
-        buffer.core = core
-        buffer.recordType = recordType
+        buffer.beginSpan(core: core, recordType: recordType)
 
         let traceID: TraceID
         let traceFlags: UInt8

@@ -39,7 +39,7 @@ final class EmitThreadState {
 
     @inline(__always)
     func giveBack(_ buffer: ScratchBuffer) {
-        buffer.generation &+= 1
+        buffer.header.pointee.generation &+= 1
         if pool.count < Self.poolLimit { pool.append(buffer) }
     }
 

@@ -6,45 +6,59 @@ import Glibc
 /// record and giving it back allocates nothing. Growth (a record larger than any before) is kept.
 /// Also carries the state of the span being built in it, so that a ``Span`` is only a handle.
 final class ScratchBuffer: @unchecked Sendable {
-    private(set) var base: UnsafeMutableRawPointer
-    private(set) var capacity: Int
-    var count = 0
+    /// The hot state lives in raw memory, not in class properties: class `var`s cost a dynamic
+    /// exclusivity check (swift_beginAccess) on every access, which profiling showed on the emit path.
+    let header: UnsafeMutablePointer<ScratchHeader>
 
-    // Owner check: a ``Span`` handle remembers the generation it was given; any later use of a
-    // copy after `end()` sees a different generation and does nothing.
-    var generation: UInt32 = 0
-
-    // State of the span being built (unused for log records).
-    var core: PipelineCore?
-    var recordType: Int32 = 0
-    var context = SpanContext.invalid
-    var attributeCount = 0
-    var droppedAttributes: UInt32 = 0
-    var eventCount = 0
-    var droppedEvents: UInt32 = 0
-    var linkCount = 0
-    var droppedLinks: UInt32 = 0
-    var statusCode: SpanStatus.Code = .unset
+    /// Set while a span is built; rare, so a class property is fine.
     var statusMessage = ""
 
     init(capacity: Int = 4096) {
-        self.capacity = capacity
-        self.base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        header = .allocate(capacity: 1)
+        header.initialize(to: ScratchHeader(base: UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16), capacity: capacity))
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        header.pointee.core?.release()
+        header.pointee.base.deallocate()
+        header.deinitialize(count: 1)
+        header.deallocate()
+    }
 
-    func resetSpanState() {
-        count = 0
-        core = nil
-        attributeCount = 0
-        droppedAttributes = 0
-        eventCount = 0
-        droppedEvents = 0
-        linkCount = 0
-        droppedLinks = 0
-        statusCode = .unset
-        statusMessage = ""
+    @inline(__always) var base: UnsafeMutableRawPointer { header.pointee.base }
+    @inline(__always) var capacity: Int { header.pointee.capacity }
+    @inline(__always) var count: Int {
+        get { header.pointee.count }
+        set { header.pointee.count = newValue }
+    }
+    @inline(__always) var generation: UInt32 { header.pointee.generation }
+
+    /// Starts a span: empty, owned by `core` (retained until ``finishSpan()``), with its limits.
+    @inline(__always)
+    func beginSpan(core: PipelineCore, recordType: Int32) {
+        let limits = core.limits
+        header.pointee.count = 0
+        header.pointee.core = Unmanaged.passRetained(core)
+        header.pointee.recordType = recordType
+        header.pointee.attributeCount = 0
+        header.pointee.droppedAttributes = 0
+        header.pointee.eventCount = 0
+        header.pointee.droppedEvents = 0
+        header.pointee.linkCount = 0
+        header.pointee.droppedLinks = 0
+        header.pointee.statusCode = 0
+        header.pointee.countLimit = limits.countLimit
+        header.pointee.valueLimit = limits.valueLengthLimit ?? .max
+        header.pointee.eventLimit = limits.eventCountLimit
+        header.pointee.linkLimit = limits.linkCountLimit
+    }
+
+    /// Ends ownership by the span's pipeline; returns it (+0, valid while the caller holds it).
+    @inline(__always)
+    func finishSpan() {
+        header.pointee.core?.release()
+        header.pointee.core = nil
+        if !statusMessage.isEmpty { statusMessage = "" }
     }
 
     @inline(__always)
@@ -59,28 +73,32 @@ final class ScratchBuffer: @unchecked Sendable {
         let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
         newBase.copyMemory(from: base, byteCount: count)
         base.deallocate()
-        base = newBase
-        capacity = newCapacity
+        header.pointee.base = newBase
+        header.pointee.capacity = newCapacity
     }
 
     // MARK: Protobuf wire primitives (capacity must have been reserved)
 
     @inline(__always)
     func put(_ byte: UInt8) {
-        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
-        count &+= 1
+        let h = header
+        h.pointee.base.storeBytes(of: byte, toByteOffset: h.pointee.count, as: UInt8.self)
+        h.pointee.count &+= 1
     }
 
     @inline(__always)
     func putVarint(_ value: UInt64) {
+        let h = header
         var v = value
+        var at = h.pointee.count
+        let base = h.pointee.base
         while v >= 0x80 {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: count, as: UInt8.self)
-            count &+= 1
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
+            at &+= 1
             v >>= 7
         }
-        base.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: count, as: UInt8.self)
-        count &+= 1
+        base.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: at, as: UInt8.self)
+        h.pointee.count = at &+ 1
     }
 
     @inline(__always)
@@ -145,6 +163,34 @@ final class ScratchBuffer: @unchecked Sendable {
     @inline(__always)
     func putStringField(_ field: Int, _ string: String, limit: Int = .max) {
         withUTF8(string, limit: limit) { putBytesField(field, $0, $1) }
+    }
+}
+
+/// The state of a ``ScratchBuffer`` and of the span being built in it.
+struct ScratchHeader {
+    var base: UnsafeMutableRawPointer
+    var capacity: Int
+    var count = 0
+    /// A ``Span`` handle remembers the generation it was given; any use of a copy after `end()`
+    /// sees another generation and does nothing.
+    var generation: UInt32 = 0
+    var core: Unmanaged<PipelineCore>?
+    var recordType: Int32 = 0
+    var attributeCount = 0
+    var droppedAttributes: UInt32 = 0
+    var eventCount = 0
+    var droppedEvents: UInt32 = 0
+    var linkCount = 0
+    var droppedLinks: UInt32 = 0
+    var statusCode: UInt8 = 0
+    var countLimit = 128
+    var valueLimit = Int.max
+    var eventLimit = 128
+    var linkLimit = 128
+
+    init(base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
     }
 }
 
