@@ -55,7 +55,9 @@ tsan-selftest: deps
 	fi
 
 bench: deps
+	rm -f Benchmarks/e2e-report.txt
 	cd Benchmarks && SPILLWAY_BENCH_E2E_SPANS=$${SPILLWAY_BENCH_E2E_SPANS:-5000000} $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
+	@echo "End-to-end loss reports:"; cat Benchmarks/e2e-report.txt
 
 clean:
 	rm -rf .build .build-tsan Benchmarks/.build

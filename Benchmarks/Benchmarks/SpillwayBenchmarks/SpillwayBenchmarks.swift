@@ -29,6 +29,21 @@ func emitSpan(_ tracer: Resilience.Tracer, _ i: Int) {
     span.end()
 }
 
+/// The benchmark tool keeps the benchmarks' standard output; the end-to-end loss reports go to
+/// `e2e-report.txt` beside Package.swift (printed by `make bench`).
+func writeReport(_ line: String) {
+    let url = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("e2e-report.txt")
+    let data = (line + "\n").data(using: .utf8)!
+    if let handle = try? FileHandle(forWritingTo: url) {
+        handle.seekToEndOfFile()
+        handle.write(data)
+        try? handle.close()
+    } else {
+        try? data.write(to: url)
+    }
+    FileHandle.standardError.write(data)
+}
+
 /// Each swift-otel run needs its service running; this runs one until cancelled.
 func runOTel(_ service: some Service) -> Task<Void, any Error> {
     Task { try await service.run() }
@@ -154,7 +169,7 @@ let benchmarks: @Sendable () -> Void = {
         let elapsed = ContinuousClock.now - start
         let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        print("spillway end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(spansPerEndToEndRun) / seconds)) spans/s; receiver: \(report); \(pipeline.stats().spans.dropped)")
+        writeReport("spillway end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(spansPerEndToEndRun) / seconds)) spans/s; receiver: \(report); \(pipeline.stats().spans.dropped)")
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
         try await receiver.stop()
     }
@@ -191,7 +206,7 @@ let benchmarks: @Sendable () -> Void = {
         running.cancel()
         let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        print("swift-otel end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(report.received) / seconds)) delivered spans/s; receiver: \(report)")
+        writeReport("swift-otel end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(report.received) / seconds)) delivered spans/s; receiver: \(report)")
         try await receiver.stop()
     }
 }

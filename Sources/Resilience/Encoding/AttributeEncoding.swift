@@ -16,16 +16,8 @@ extension ScratchBuffer {
     func putAttribute(field: Int, key: String, string value: String, valueLimit: Int) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
             withUTF8(value, limit: valueLimit) { valueBytes, valueCount in
-                let any = lengthFieldSize(field: AnyValueField.string, valueCount)
-                let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, any)
-                reserve(keyValue + 16)
-                putTag(field, .lengthDelimited)
-                putVarint(UInt64(keyValue))
-                putTag(1, .lengthDelimited)
-                putVarint(UInt64(keyCount))
-                putRaw(keyBytes, keyCount)
-                putTag(2, .lengthDelimited)
-                putVarint(UInt64(any))
+                putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: lengthFieldSize(field: AnyValueField.string, valueCount))
+                reserve(valueCount + 16)
                 putTag(AnyValueField.string, .lengthDelimited)
                 putVarint(UInt64(valueCount))
                 putRaw(valueBytes, valueCount)
@@ -33,20 +25,26 @@ extension ScratchBuffer {
         }
     }
 
+    /// The start of a `KeyValue` in field `field`: its length, the key, and the header of a value
+    /// of `valueSize` bytes; the caller writes the `AnyValue` content next.
+    @inline(__always)
+    private func putKeyValueHeader(field: Int, key keyBytes: UnsafeRawPointer, _ keyCount: Int, valueSize: Int) {
+        let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, valueSize)
+        reserve(keyValue + 16)
+        putTag(field, .lengthDelimited)
+        putVarint(UInt64(keyValue))
+        putTag(1, .lengthDelimited)
+        putVarint(UInt64(keyCount))
+        putRaw(keyBytes, keyCount)
+        putTag(2, .lengthDelimited)
+        putVarint(UInt64(valueSize))
+    }
+
     /// One `KeyValue` with an int value.
     @inline(__always)
     func putAttribute(field: Int, key: String, int value: Int64) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
-            let any = 1 + varintSize(UInt64(bitPattern: value))
-            let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, any)
-            reserve(keyValue + 16)
-            putTag(field, .lengthDelimited)
-            putVarint(UInt64(keyValue))
-            putTag(1, .lengthDelimited)
-            putVarint(UInt64(keyCount))
-            putRaw(keyBytes, keyCount)
-            putTag(2, .lengthDelimited)
-            putVarint(UInt64(any))
+            putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: 1 + varintSize(UInt64(bitPattern: value)))
             putTag(AnyValueField.int, .varint)
             putVarint(UInt64(bitPattern: value))
         }
@@ -56,15 +54,7 @@ extension ScratchBuffer {
     @inline(__always)
     func putAttribute(field: Int, key: String, bool value: Bool) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
-            let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, 2)
-            reserve(keyValue + 16)
-            putTag(field, .lengthDelimited)
-            putVarint(UInt64(keyValue))
-            putTag(1, .lengthDelimited)
-            putVarint(UInt64(keyCount))
-            putRaw(keyBytes, keyCount)
-            putTag(2, .lengthDelimited)
-            put(2)
+            putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: 2)
             putTag(AnyValueField.bool, .varint)
             put(value ? 1 : 0)
         }
@@ -74,15 +64,7 @@ extension ScratchBuffer {
     @inline(__always)
     func putAttribute(field: Int, key: String, double value: Double) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
-            let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, 9)
-            reserve(keyValue + 16)
-            putTag(field, .lengthDelimited)
-            putVarint(UInt64(keyValue))
-            putTag(1, .lengthDelimited)
-            putVarint(UInt64(keyCount))
-            putRaw(keyBytes, keyCount)
-            putTag(2, .lengthDelimited)
-            put(9)
+            putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: 9)
             putTag(AnyValueField.double, .fixed64)
             putFixed64(value.bitPattern)
         }
