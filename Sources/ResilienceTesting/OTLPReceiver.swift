@@ -64,6 +64,8 @@ public final class OTLPReceiver: Sendable {
         var spanIDs: [UInt64: Int] = [:]
         var sequenceCounts: [[UInt8]] = [[], []]  // by signal: traces, logs
         var badRequests = 0
+        var lastPath = ""
+        var statusCounts: [Int: Int] = [:]
     }
 
     let state = Mutex(State())
@@ -177,9 +179,14 @@ public final class OTLPReceiver: Sendable {
         case delayed(Duration)
     }
 
-    func behaviorForNextRequest() -> Behavior {
-        state.withLock { $0.requests += 1; return $0.behavior }
+    func behaviorForNextRequest(path: String) -> Behavior {
+        state.withLock { $0.requests += 1; $0.lastPath = path; return $0.behavior }
     }
+
+    /// The path of the last request, and how many answers of each status were sent.
+    public var diagnostics: (lastPath: String, statuses: [Int: Int]) { state.withLock { ($0.lastPath, $0.statusCounts) } }
+
+    func noteStatus(_ code: Int) { state.withLock { $0.statusCounts[code, default: 0] += 1 } }
 
     func accept(path: String, headers: HTTPHeaders, body rawBody: [UInt8], rejected: Int, message: String) -> Answer {
         let signal: TelemetrySignal
@@ -273,7 +280,7 @@ final class ReceiverHandler: ChannelInboundHandler {
         case .end:
             guard let head, let receiver = box.receiver.withLock({ $0 }) else { return }
             self.head = nil
-            let behavior = receiver.behaviorForNextRequest()
+            let behavior = receiver.behaviorForNextRequest(path: head.uri)
             let answer: OTLPReceiver.Answer
             switch behavior {
             case .accept: answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: 0, message: "")
@@ -329,6 +336,7 @@ final class ReceiverHandler: ChannelInboundHandler {
     }
 
     private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8], keepAlive: Bool) {
+        box.receiver.withLock { $0 }?.noteStatus(Int(status.code))
         var headers = headers
         headers.add(name: "Content-Length", value: String(body.count))
         if !keepAlive { headers.add(name: "Connection", value: "close") }
