@@ -76,6 +76,7 @@ struct Demo: AsyncParsableCommand {
         configuration.traces.maxConcurrentExports = 4
         let pipeline = try TelemetryPipeline(configuration: configuration)
         print("spillway demo: receiver at \(receiver.endpoint); emitting \(load.spans) spans and \(load.logs) logs from \(load.threads) thread(s)")
+        fflush(nil)  // stdout before the progress bar on standard error
         let start = ContinuousClock.now
         let result = load.generator.run(pipeline: pipeline)
         await pipeline.forceFlush()
