@@ -58,7 +58,7 @@ final class ScratchBuffer: @unchecked Sendable {
     func finishSpan() {
         header.pointee.core?.release()
         header.pointee.core = nil
-        if !statusMessage.isEmpty { statusMessage = "" }
+        if header.pointee.statusCode == 2 { statusMessage = "" }
     }
 
     @inline(__always)

@@ -5,15 +5,29 @@ import Glibc
 /// Reached through a pthread key (Swift has no `thread_local`); created on a thread's first
 /// emit and released when the thread exits.
 final class EmitThreadState {
-    private var pool: [ScratchBuffer] = []
-    var random: Xoshiro256
+    /// Pool and generator live in raw memory: class `var`s would cost a dynamic exclusivity
+    /// check (swift_beginAccess) on every take, give-back and id.
+    private struct State {
+        var random: Xoshiro256
+        var count = 0
+    }
 
     private static let poolLimit = 64
+    private let state: UnsafeMutablePointer<State>
+    private let pool: UnsafeMutablePointer<Unmanaged<ScratchBuffer>>
 
     init() {
         var seed = SystemRandomNumberGenerator()  // getrandom(2), once per thread
-        random = Xoshiro256(seed: &seed)
-        pool.reserveCapacity(Self.poolLimit)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(random: Xoshiro256(seed: &seed)))
+        pool = .allocate(capacity: Self.poolLimit)
+    }
+
+    deinit {
+        for i in 0..<state.pointee.count { pool[i].release() }
+        pool.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
     }
 
     @inline(__always)
@@ -33,26 +47,31 @@ final class EmitThreadState {
 
     @inline(__always)
     func takeBuffer() -> ScratchBuffer {
-        if let buffer = pool.popLast() { return buffer }
-        return ScratchBuffer()
+        let n = state.pointee.count
+        guard n > 0 else { return ScratchBuffer() }
+        state.pointee.count = n - 1
+        return pool[n - 1].takeRetainedValue()
     }
 
     @inline(__always)
     func giveBack(_ buffer: ScratchBuffer) {
         buffer.header.pointee.generation &+= 1
-        if pool.count < Self.poolLimit { pool.append(buffer) }
+        let n = state.pointee.count
+        guard n < Self.poolLimit else { return }
+        pool[n] = Unmanaged.passRetained(buffer)
+        state.pointee.count = n + 1
     }
 
     @inline(__always)
     func newTraceID() -> TraceID {
-        var id = TraceID(high: random.next(), low: random.next())
+        var id = TraceID(high: state.pointee.random.next(), low: state.pointee.random.next())
         if !id.isValid { id.low = 1 }
         return id
     }
 
     @inline(__always)
     func newSpanID() -> SpanID {
-        let value = random.next()
+        let value = state.pointee.random.next()
         return SpanID(value == 0 ? 1 : value)
     }
 }
