@@ -20,6 +20,8 @@ final class PipelineCore: @unchecked Sendable {
     /// Set once at start, before any record is emitted.
     var processor: BatchProcessor?
     var simple: SimpleProcessor?
+    /// Fixed at creation, read on every emit (a `let`: no exclusivity check, unlike `simple`).
+    let usesSimpleProcessor: Bool
     private let reportedDrops = Mutex<Set<String>>([])
 
     init(configuration: PipelineConfiguration, logger: Logger) throws(ConfigurationError) {
@@ -31,6 +33,7 @@ final class PipelineCore: @unchecked Sendable {
             self.blockNanos = nil
         }
         self.resource = ResourceEncoding.encode(configuration)
+        self.usesSimpleProcessor = configuration.processor == .simple
         self.logger = logger
     }
 
@@ -45,7 +48,7 @@ final class PipelineCore: @unchecked Sendable {
         guard accepting.load(ordering: .relaxed) else {
             return drop(type: type, .shutdown, detail: "the pipeline is shutting down")
         }
-        if let simple { return simple.export(buffer, type: type) }
+        if usesSimpleProcessor, let simple { return simple.export(buffer, type: type) }
         switch ring.tryWrite(type: type, from: buffer.base, length: buffer.count) {
         case .written:
             return .queued
