@@ -1,6 +1,8 @@
 /// A span read back from an `ExportTraceServiceRequest`: what the receiver, the tests and the
 /// file tools see. Decoded by Spillway's own reader; conformance tests check the same bytes with
 /// the official `opentelemetry-proto` package as well.
+///
+/// Fields carry the OTLP names in Swift case; ids are zero and strings empty when absent.
 public struct DecodedSpan: Sendable, Hashable {
     public var resource: [String: AttributeValue] = [:]
     public var scopeName = ""
@@ -40,7 +42,8 @@ public struct DecodedSpan: Sendable, Hashable {
     }
 }
 
-/// A log record read back from an `ExportLogsServiceRequest`.
+/// A log record read back from an `ExportLogsServiceRequest`. Fields carry the OTLP names in
+/// Swift case; ids are zero and strings empty when absent, `body` is `nil` when absent.
 public struct DecodedLogRecord: Sendable, Hashable {
     public var resource: [String: AttributeValue] = [:]
     public var scopeName = ""

@@ -4,11 +4,17 @@
 /// also be heterogeneous arrays and maps. Strings are always valid UTF-8: Swift repairs
 /// ill-formed bytes to U+FFFD when a `String` is made, so nothing invalid reaches the wire.
 public enum AttributeValue: Sendable, Hashable {
+    /// A UTF-8 string (`string_value`).
     case string(String)
+    /// A boolean (`bool_value`).
     case bool(Bool)
+    /// A signed 64-bit integer (`int_value`).
     case int(Int64)
+    /// A 64-bit float (`double_value`).
     case double(Double)
+    /// Raw bytes (`bytes_value`).
     case bytes([UInt8])
+    /// A list of values (`array_value`); attributes keep arrays homogeneous.
     case array([AttributeValue])
     /// Key-value pairs in order (OTLP `KeyValueList`); for log bodies.
     case map([(key: String, value: AttributeValue)])

@@ -2,8 +2,10 @@
 public struct TraceID: Sendable, Hashable, CustomStringConvertible {
     /// The high and low 8 bytes, big-endian as on the wire (byte 0 is the top byte of `high`).
     public var high: UInt64
+    /// The low 8 bytes, big-endian as on the wire.
     public var low: UInt64
 
+    /// An id from its two halves.
     public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
@@ -29,6 +31,7 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
     /// The 8 bytes, big-endian as on the wire.
     public var value: UInt64
 
+    /// An id from its 8 bytes as a big-endian integer.
     public init(_ value: UInt64) { self.value = value }
 
     /// Parses 16 hex digits; `nil` otherwise.
@@ -46,7 +49,9 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
 
 /// What identifies a span to its children and links: W3C trace context.
 public struct SpanContext: Sendable, Hashable {
+    /// The trace this span belongs to.
     public var traceID: TraceID
+    /// The span itself.
     public var spanID: SpanID
     /// W3C trace flags; bit 0 is "sampled".
     public var traceFlags: UInt8
@@ -55,6 +60,7 @@ public struct SpanContext: Sendable, Hashable {
     /// Whether the context came from another process.
     public var isRemote: Bool
 
+    /// A context; `traceFlags` defaults to sampled.
     public init(traceID: TraceID, spanID: SpanID, traceFlags: UInt8 = 1, traceState: String = "", isRemote: Bool = false) {
         self.traceID = traceID
         self.spanID = spanID
@@ -66,26 +72,37 @@ public struct SpanContext: Sendable, Hashable {
     /// The all-zero context.
     public static let invalid = SpanContext(traceID: TraceID(high: 0, low: 0), spanID: SpanID(0), traceFlags: 0)
 
+    /// Whether both ids are non-zero.
     public var isValid: Bool { traceID.isValid && spanID.isValid }
 }
 
 /// The role of a span (OTLP `Span.SpanKind`).
 public enum SpanKind: UInt8, Sendable, Hashable {
+    /// An operation inside the application (the default).
     case `internal` = 1
+    /// Handling a synchronous request from a remote client.
     case server = 2
+    /// A synchronous request to a remote service.
     case client = 3
+    /// Sending a message that a consumer handles later.
     case producer = 4
+    /// Handling a message sent by a producer.
     case consumer = 5
 }
 
 /// The outcome of a span (OTLP `Status`).
 public struct SpanStatus: Sendable, Hashable {
+    /// OTLP `Status.StatusCode`.
     public enum Code: UInt8, Sendable, Hashable {
+        /// Not set (the default): the collector's or back end's rules decide.
         case unset = 0
+        /// Explicitly successful.
         case ok = 1
+        /// Failed.
         case error = 2
     }
 
+    /// The outcome.
     public var code: Code
     /// A developer-facing message; only sent with `.error`.
     public var message: String

@@ -21,7 +21,9 @@ extension TelemetryExporter {
 
 /// The two OTLP signals Spillway carries.
 public enum TelemetrySignal: UInt8, Sendable, Hashable, CustomStringConvertible {
+    /// Spans (`/v1/traces`).
     case traces = 1
+    /// Log records (`/v1/logs`).
     case logs = 2
 
     public var description: String { self == .traces ? "traces" : "logs" }
@@ -38,6 +40,7 @@ public struct ExportBatch: Sendable {
     /// Monotonic within the pipeline and signal.
     public var sequence: UInt64
 
+    /// A batch; `body` must be a serialized request of `signal` holding `recordCount` records.
     public init(signal: TelemetrySignal, body: [UInt8], recordCount: Int, sequence: UInt64) {
         self.signal = signal
         self.body = body
