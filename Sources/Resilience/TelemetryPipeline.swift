@@ -26,54 +26,107 @@ public final class TelemetryPipeline: Sendable {
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
     ///
+    /// The exporter is wrapped in the chain of ``ExporterChain`` built from the configuration
+    /// (measured → retry → breaker → exporter), inside an ``ErrorHandlingExporter`` that reports
+    /// to the configuration's handlers and, for the batch processor, holds batches in memory
+    /// while the collector is unreachable.
+    ///
     /// - Parameters:
     ///   - configuration: Validated first. - Default value: the OTel defaults.
-    ///   - exporter: Where batches go. - Default value: an ``OTLPHTTPExporter`` for `configuration.exporter`.
+    ///   - exporter: Where batches go, at the end of the chain. - Default value: an ``OTLPHTTPExporter`` for `configuration.exporter`.
     ///   - logger: Where the pipeline reports problems (failed exports, first drops). - Default value: label `spillway`.
     /// - Throws: ``ConfigurationError`` for an invalid value, naming the key.
-    public init(
+    public convenience init(
         configuration: PipelineConfiguration = PipelineConfiguration(), exporter: (any TelemetryExporter)? = nil,
         logger: Logger = Logger(label: "spillway")
     ) throws(ConfigurationError) {
+        try self.init(configuration: configuration, exporter: exporter, logger: logger, clock: ContinuousClock())
+    }
+
+    /// Starts a pipeline whose retry, breaker and failure destination read time from `clock`
+    /// (a ``ResilienceTesting`` `TestClock` in tests).
+    public init<C: Clock>(
+        configuration: PipelineConfiguration, exporter: (any TelemetryExporter)? = nil,
+        logger: Logger = Logger(label: "spillway"), clock: C
+    ) throws(ConfigurationError) where C.Duration == Duration {
         try configuration.validate()
         let core = try PipelineCore(configuration: configuration, logger: logger)
         let chosen: any TelemetryExporter
         if let exporter { chosen = exporter } else { chosen = try OTLPHTTPExporter(configuration: configuration.exporter) }
-        let exporter = chosen
         self.core = core
-        self.exporter = exporter
+        self.exporter = chosen
+
+        let built = ExporterChain.build(
+            wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
+            circuitBreaker: configuration.circuitBreaker, stages: configuration.exportStages,
+            measured: configuration.selfMetrics, clock: clock)
+        let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
+        let breaker = built.breaker
+        let counters = core.exports
+        let destination = FailureDestination(
+            mode: configuration.processor == .batch ? .holdInMemory : .drop,
+            holdDelay: { breaker?().reopensIn ?? fallbackDelay },
+            sleep: { try await clock.sleep(for: $0) },
+            held: { counters.held.add($0, ordering: .relaxed) },
+            retried: {
+                counters.retries.add(1, ordering: .relaxed)
+                counters.lastRetryMonotonic.store(monotonicNanos(), ordering: .relaxed)
+            })
+        core.chain = ErrorHandlingExporter(
+            wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destination)
+        core.breaker = breaker
+        core.metrics = configuration.selfMetrics ? PipelineMetrics(processor: configuration.processor) : nil
+
         switch configuration.processor {
         case .batch:
-            let processor = BatchProcessor(core: core, exporter: exporter, traces: configuration.traces, logs: configuration.logs)
+            let processor = BatchProcessor(core: core, traces: configuration.traces, logs: configuration.logs)
             core.processor = processor
             self.processor = processor
             processor.start()
         case .simple:
-            core.simple = SimpleProcessor(core: core, exporter: exporter)
+            core.simple = SimpleProcessor(core: core)
             self.processor = nil
         }
+        core.startMonitor()
     }
 
     /// A tracer for the instrumentation scope `scope` (the library or module that emits).
     public func tracer(scope: String, version: String? = nil) -> Tracer {
-        Tracer(core: core, recordType: recordType(signal: .traces, scope: core.scopes.index(name: scope, version: version)))
+        let index = core.scopes.index(name: scope, version: version)
+        return Tracer(core: core, recordType: recordType(signal: .traces, route: core.routes.route(scope: scope), scope: index),
+                      routesBySpanName: core.routes.routesBySpanName)
     }
 
     /// A logger for the instrumentation scope `scope`.
     public func logger(scope: String, version: String? = nil) -> TelemetryLogger {
-        TelemetryLogger(core: core, recordType: recordType(signal: .logs, scope: core.scopes.index(name: scope, version: version)))
+        let index = core.scopes.index(name: scope, version: version)
+        return TelemetryLogger(core: core, recordType: recordType(signal: .logs, route: core.routes.route(scope: scope), scope: index),
+                               routesByEventName: core.routes.routesByEventName)
     }
 
     /// A snapshot of the counts. Cheap; safe from any thread.
     public func stats() -> PipelineStats { core.stats() }
 
+    /// Whether the pipeline is delivering, by the rules of ``PipelineHealth``.
+    /// - Parameter window: How far back drops and retries count. - Default value: 60 s.
+    public func health(window: Duration = .seconds(60)) -> PipelineHealth { core.health(window: window) }
+
+    /// Every ``ExportFailureEvent`` of the pipeline — those of every route — as they happen.
+    ///
+    /// One stream per pipeline, for one consumer; it keeps the newest 4096 events when the
+    /// consumer falls behind (the loss is counted in ``PipelineStats/handlerEventsLost``), and
+    /// ends when the pipeline is released.
+    public var exportFailures: AsyncStream<ExportFailureEvent> { core.dispatcher.stream }
+
     /// Returns when everything emitted before the call has been exported or dropped.
+    /// While the collector is down, that is when it comes back (batches wait in memory).
     public func forceFlush() async {
         await processor?.forceFlush()
     }
 
     /// Stops intake, drains the ring, exports what it can before `deadline`, and counts the rest
-    /// as dropped (`shutdown`). Calling it again returns the same kind of summary at once.
+    /// as dropped (`shutdown`, reported to the handlers): retries under way and batches waiting
+    /// in memory give up at the deadline. Calling it again returns the same kind of summary at once.
     public func shutdown(deadline: ContinuousClock.Instant) async -> ShutdownSummary {
         guard !shutDown.exchange(true, ordering: .relaxed) else {
             return ShutdownSummary(stats: stats(), deadlineExceeded: false)
@@ -87,6 +140,7 @@ public final class TelemetryPipeline: Sendable {
                 if ContinuousClock.now >= deadline { exceeded = true; break }
                 try? await Task.sleep(for: .milliseconds(2))
             }
+            if exceeded { core.cancelExports() }
             processor.stop(abandon: exceeded)
             while !processor.exited.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
             _ = await flush.value
@@ -94,7 +148,17 @@ public final class TelemetryPipeline: Sendable {
             if dropped > 0 {
                 core.logger.warning("shutdown deadline passed: \(dropped) records were not exported (counted as dropped: shutdown)")
             }
+        } else if ContinuousClock.now >= deadline {
+            core.cancelExports()
         }
+        // Cancelled exports finish their books quickly; an exporter that ignores cancellation
+        // gets its own timeout's worth, then is left to finish in the background.
+        let grace = ContinuousClock.now + .seconds(2)
+        while core.exportsRunning > 0 && ContinuousClock.now < max(deadline, grace) {
+            if ContinuousClock.now >= deadline { core.cancelExports() }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        core.tick()
         await exporter.shutdown()
         core.exportExecutor.stop()
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
@@ -102,6 +166,9 @@ public final class TelemetryPipeline: Sendable {
 
     deinit {
         processor?.stop(abandon: true)
+        core.cancelExports()
+        core.stopMonitor()
+        core.dispatcher.stop()
         core.exportExecutor.stop()
     }
 }

@@ -32,6 +32,9 @@ public final class OTLPReceiver: Sendable {
         case closeMidResponse
         /// Accept, count, and report `rejected` records as rejected (OTLP partial success).
         case partialSuccess(rejected: Int, message: String)
+        /// Fail a random fraction `rate` of requests — half with 503, half with a connection
+        /// reset — and accept the rest. Deterministic for a given `seed`.
+        case randomFaults(rate: Double, seed: UInt64)
     }
 
     /// What to keep of each request beyond the counts.
@@ -66,6 +69,9 @@ public final class OTLPReceiver: Sendable {
         var badRequests = 0
         var lastPath = ""
         var statusCounts: [Int: Int] = [:]
+        var requestTimes: [ContinuousClock.Instant] = []
+        var random: UInt64 = 0
+        var randomSeed: UInt64?
     }
 
     let state = Mutex(State())
@@ -180,8 +186,27 @@ public final class OTLPReceiver: Sendable {
     }
 
     func behaviorForNextRequest(path: String) -> Behavior {
-        state.withLock { $0.requests += 1; $0.lastPath = path; return $0.behavior }
+        state.withLock { state in
+            state.requests += 1
+            state.lastPath = path
+            state.requestTimes.append(.now)
+            guard case .randomFaults(let rate, let seed) = state.behavior else { return state.behavior }
+            if state.randomSeed != seed { state.randomSeed = seed; state.random = seed }
+            // SplitMix64: a deterministic sequence per seed.
+            state.random &+= 0x9E37_79B9_7F4A_7C15
+            var z = state.random
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            let u = Double(z >> 11) / Double(1 << 53)
+            if u < rate / 2 { return .fail(status: 503) }
+            if u < rate { return .resetConnection }
+            return .accept
+        }
     }
+
+    /// When each request arrived (its last byte), in order.
+    public var requestTimes: [ContinuousClock.Instant] { state.withLock { $0.requestTimes } }
 
     /// The path of the last request, and how many answers of each status were sent.
     public var diagnostics: (lastPath: String, statuses: [Int: Int]) { state.withLock { ($0.lastPath, $0.statusCounts) } }
@@ -290,6 +315,7 @@ final class ReceiverHandler: ChannelInboundHandler {
             case .delay(let duration): answer = .delayed(duration)
             case .garbage: answer = .garbage
             case .closeMidResponse: answer = .closeMidResponse
+            case .randomFaults: answer = .status(500, retryAfter: nil, message: "unreachable: random faults resolve per request")
             }
             respond(answer, context: context, head: head, receiver: receiver)
         }

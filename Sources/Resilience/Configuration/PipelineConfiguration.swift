@@ -29,12 +29,32 @@ public struct PipelineConfiguration: Sendable {
     public var exporter: OTLPExporterConfiguration
     /// Attribute, event and link limits.
     public var limits: AttributeLimits
+    /// How failed exports are retried; `nil` for no retries.
+    /// - Default value: ``ExportRetryPolicy/init(initialDelay:maximumDelay:multiplier:jitter:maximumAttempts:maximumElapsedTime:)``
+    ///   defaults: 1 s, 5 s, ×1.5, ±50 %, 10 s budget.
+    public var retry: ExportRetryPolicy?
+    /// When to stop calling a failing collector; `nil` for no breaker. - Default value: 5 failures, 30 s.
+    public var circuitBreaker: CircuitBreakerPolicy?
+    /// Stages of your own in the exporter chain (see ``ExporterChain``). - Default value: none.
+    public var exportStages: [ExportStage]
+    /// Receives every export failure and every drop of the default route (and of routes
+    /// without their own handler). - Default value: none (the ``TelemetryPipeline/exportFailures``
+    /// stream and the stats still see everything).
+    public var exportErrorHandler: (any ExportErrorHandler)?
+    /// Classes of records with their own handler and overflow policy. - Default value: none.
+    public var routes: [ExportRoute]
+    /// Whether the pipeline reports the OpenTelemetry SDK self-observability metrics through
+    /// swift-metrics (to whatever backend the application bootstrapped). - Default value: `true`.
+    public var selfMetrics: Bool
 
     public init(
         serviceName: String? = nil, serviceVersion: String? = nil, resourceAttributes: [String: AttributeValue] = [:],
         ringCapacity: Int = 16 << 20, overflowPolicy: OverflowPolicy = .dropNewest, processor: ProcessorKind = .batch,
         traces: BatchConfiguration = .tracesDefault, logs: BatchConfiguration = .logsDefault,
-        exporter: OTLPExporterConfiguration = .init(), limits: AttributeLimits = .init()
+        exporter: OTLPExporterConfiguration = .init(), limits: AttributeLimits = .init(),
+        retry: ExportRetryPolicy? = ExportRetryPolicy(), circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(),
+        exportStages: [ExportStage] = [], exportErrorHandler: (any ExportErrorHandler)? = nil, routes: [ExportRoute] = [],
+        selfMetrics: Bool = true
     ) {
         self.serviceName = serviceName
         self.serviceVersion = serviceVersion
@@ -46,6 +66,30 @@ public struct PipelineConfiguration: Sendable {
         self.logs = logs
         self.exporter = exporter
         self.limits = limits
+        self.retry = retry
+        self.circuitBreaker = circuitBreaker
+        self.exportStages = exportStages
+        self.exportErrorHandler = exportErrorHandler
+        self.routes = routes
+        self.selfMetrics = selfMetrics
+    }
+
+    /// This configuration with `handler` receiving export failures and drops.
+    public func withExportErrorHandler(_ handler: any ExportErrorHandler) -> PipelineConfiguration {
+        var copy = self
+        copy.exportErrorHandler = handler
+        return copy
+    }
+
+    /// This configuration with `body` receiving export failures and drops.
+    ///
+    /// ```swift
+    /// let configuration = PipelineConfiguration.fromEnvironment().withExportErrorHandler { event in
+    ///     logger.warning("telemetry export: \(event)")
+    /// }
+    /// ```
+    public func withExportErrorHandler(_ body: @escaping @Sendable (ExportFailureEvent) throws -> Void) -> PipelineConfiguration {
+        withExportErrorHandler(ClosureExportErrorHandler(body))
     }
 
     /// Checks every value. Throws the first ``ConfigurationError``.
@@ -66,6 +110,9 @@ public struct PipelineConfiguration: Sendable {
         if case .block(let t) = overflowPolicy, t < .zero {
             throw ConfigurationError(key: "overflowPolicy", value: "block(upTo: \(t))", allowed: "a duration >= 0")
         }
+        try retry?.validate(key: "retry")
+        try circuitBreaker?.validate(key: "circuitBreaker")
+        try RouteTable(routes).validate()
     }
 }
 

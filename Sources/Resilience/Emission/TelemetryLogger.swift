@@ -17,6 +17,8 @@ enum LogField {
 public struct TelemetryLogger: Sendable {
     let core: PipelineCore
     let recordType: Int32
+    /// Whether some route matches event names (then the route is chosen per record).
+    let routesByEventName: Bool
 
     /// Emits a log record with a string body.
     ///
@@ -43,7 +45,7 @@ public struct TelemetryLogger: Sendable {
             buffer.putVarint(UInt64(lengthFieldSize(field: AnyValueField.string, count)))
             buffer.putBytesField(AnyValueField.string, bytes, count)
         }
-        return finish(buffer, attributes)
+        return finish(buffer, eventName: eventName, attributes)
     }
 
     /// Emits a log record whose body is any value (a map, an array, bytes, …).
@@ -57,7 +59,7 @@ public struct TelemetryLogger: Sendable {
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
         let limit = core.limits.valueLengthLimit ?? .max
         buffer.putAnyValueField(LogField.body, body, size: anyValueSize(body, limit: limit), limit: limit)
-        return finish(buffer, attributes)
+        return finish(buffer, eventName: eventName, attributes)
     }
 
     @inline(__always)
@@ -84,7 +86,7 @@ public struct TelemetryLogger: Sendable {
     }
 
     @inline(__always)
-    private func finish(_ buffer: ScratchBuffer, _ attributes: (inout AttributeWriter) -> Void) -> EmitResult {
+    private func finish(_ buffer: ScratchBuffer, eventName: String?, _ attributes: (inout AttributeWriter) -> Void) -> EmitResult {
         var writer = AttributeWriter(buffer: buffer, field: LogField.attributes, limits: core.limits)
         attributes(&writer)
         if writer.dropped > 0 {
@@ -92,7 +94,9 @@ public struct TelemetryLogger: Sendable {
             buffer.putTag(LogField.droppedAttributes, .varint)
             buffer.putVarint(UInt64(writer.dropped))
         }
-        let result = core.submit(buffer, type: recordType)
+        var type = recordType
+        if routesByEventName, let eventName { type = type.withRoute(core.routes.route(eventName: eventName, scopeRoute: type.recordRoute)) }
+        let result = core.submit(buffer, type: type)
         EmitThreadState.current.giveBack(buffer)
         return result
     }

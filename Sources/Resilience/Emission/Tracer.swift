@@ -12,6 +12,8 @@
 public struct Tracer: Sendable {
     let core: PipelineCore
     let recordType: Int32
+    /// Whether some route matches span names (then the route is chosen per span).
+    let routesBySpanName: Bool
 
     /// Starts a span. Without `parent` it is the root of a new trace.
     ///
@@ -23,7 +25,8 @@ public struct Tracer: Sendable {
     public func startSpan(_ name: String, kind: SpanKind = .internal, parent: SpanContext? = nil, startTime: UInt64? = nil) -> Span {
         let state = EmitThreadState.current
         let buffer = state.takeBuffer()
-        buffer.beginSpan(core: core, recordType: recordType)
+        let type = routesBySpanName ? recordType.withRoute(core.routes.route(spanName: name, scopeRoute: recordType.recordRoute)) : recordType
+        buffer.beginSpan(core: core, recordType: type)
 
         let traceID: TraceID
         let traceFlags: UInt8

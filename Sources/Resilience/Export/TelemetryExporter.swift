@@ -39,13 +39,16 @@ public struct ExportBatch: Sendable {
     public var recordCount: Int
     /// Monotonic within the pipeline and signal.
     public var sequence: UInt64
+    /// The ``ExportRoute`` its records were routed to; `nil` for the default route.
+    public var route: String?
 
     /// A batch; `body` must be a serialized request of `signal` holding `recordCount` records.
-    public init(signal: TelemetrySignal, body: [UInt8], recordCount: Int, sequence: UInt64) {
+    public init(signal: TelemetrySignal, body: [UInt8], recordCount: Int, sequence: UInt64, route: String? = nil) {
         self.signal = signal
         self.body = body
         self.recordCount = recordCount
         self.sequence = sequence
+        self.route = route
     }
 }
 

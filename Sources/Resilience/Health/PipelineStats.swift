@@ -1,8 +1,8 @@
 /// A snapshot of what the pipeline did with every record since it started.
 ///
-/// Cheap to take (a handful of atomic loads); safe from any thread. The books balance:
+/// Cheap to take (a few dozen atomic loads); safe from any thread. The books balance:
 /// `emitted == exported + dropped.total + pending` for each signal, where `pending` is what
-/// is in the ring, in a batch being built, or in an export under way.
+/// is in the ring, in a batch being built, in an export under way or waiting in memory.
 public struct PipelineStats: Sendable, CustomStringConvertible {
     /// Counts for one signal.
     public struct Signal: Sendable {
@@ -18,18 +18,28 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
         public var droppedTotal: Int { dropped.values.reduce(0, +) }
     }
 
+    /// Spans.
     public var spans: Signal
+    /// Log records.
     public var logs: Signal
     /// Bytes claimed in the ring right now.
     public var ringBytesInUse: Int
     /// The ring's capacity in bytes.
     public var ringCapacity: Int
-    /// Export requests sent (each attempt counts).
+    /// Requests sent to the exporter (each attempt counts; requests the breaker refused do not).
     public var exportAttempts: Int
     /// Requests the collector answered with success (partial success included).
     public var exportSuccesses: Int
     /// Requests that failed (transport error, non-2xx, bad response).
     public var exportFailures: Int
+    /// Retries the retry stage scheduled.
+    public var retries: Int
+    /// Batches waiting in memory for the collector (retries spent or breaker open) right now.
+    public var batchesHeldInMemory: Int
+    /// The circuit breaker's state; `nil` without a breaker.
+    public var circuitBreakerState: CircuitBreakerState?
+    /// How often the breaker opened.
+    public var circuitBreakerTrips: Int
     /// `exportSuccesses / exportAttempts`, 1 when nothing was sent yet.
     public var exportSuccessRate: Double {
         exportAttempts == 0 ? 1 : Double(exportSuccesses) / Double(exportAttempts)
@@ -40,16 +50,24 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     public var lastFailureTime: UInt64?
     /// The last export error, described.
     public var lastError: String?
+    /// ``ExportFailureEvent``s produced.
+    public var handlerEvents: Int
+    /// Events the handler queue or the event stream discarded because they were full (the newest are kept).
+    public var handlerEventsLost: Int
+    /// Handler calls that threw.
+    public var handlerErrors: Int
 
     public var description: String {
         func line(_ name: String, _ s: Signal) -> String {
             let drops = s.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             return "\(name): emitted=\(s.emitted) exported=\(s.exported) dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))") pending=\(s.pending)"
         }
+        var breaker = ""
+        if let circuitBreakerState { breaker = "; breaker \(circuitBreakerState.rawValue), \(circuitBreakerTrips) trips" }
         return """
             \(line("spans", spans))
             \(line("logs", logs))
-            ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \(exportFailures) failed
+            ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)
             """
     }
 }

@@ -7,40 +7,62 @@ import Glibc
 final class PipelineCore: @unchecked Sendable {
     let ring: Ring
     let limits: AttributeLimits
-    let blockNanos: UInt64?
+    /// Per route (0: the default route): how long a producer may wait for room, or `nil` to drop.
+    let blockNanos: [UInt64?]
+    let routes: RouteTable
     let accepting = Atomic<Bool>(true)
     let traces = SignalCounters()
     let logs = SignalCounters()
     let exports = ExportCounters()
+    /// Intake drops per route and signal (index `route * 2 + signal - 1`), reported as events by the monitor.
+    let tallies: [DropTally]
     let scopes = ScopeRegistry()
     let resource: [UInt8]
     let logger: Logger
+    let processorKind: ProcessorKind
+    let dispatcher: ExportEventDispatcher
     /// Where export tasks run: never the cooperative pool (see ``ExportExecutor``).
     let exportExecutor = ExportExecutor(name: "spillway-export")
     /// Set once at start, before any record is emitted.
     var processor: BatchProcessor?
     var simple: SimpleProcessor?
+    /// The chain every batch goes through: error handling → measured → retry → breaker → exporter.
+    var chain: (any TelemetryExporter)!
+    var breaker: (@Sendable () -> CircuitBreakerSnapshot)?
+    var metrics: PipelineMetrics?
     /// Fixed at creation, read on every emit (a `let`: no exclusivity check, unlike `simple`).
     let usesSimpleProcessor: Bool
     private let reportedDrops = Mutex<Set<String>>([])
+    private let tasks = Mutex<(next: Int, running: [Int: Task<Void, Never>])>((0, [:]))
+    private let monitorStop = Atomic<Bool>(false)
+    private let tickLock = Mutex<[Int]>([])
 
     init(configuration: PipelineConfiguration, logger: Logger) throws(ConfigurationError) {
         self.ring = try Ring(capacity: configuration.ringCapacity)
         self.limits = configuration.limits
-        if case .block(let t) = configuration.overflowPolicy {
-            self.blockNanos = UInt64(clamping: t.nanoseconds)
-        } else {
-            self.blockNanos = nil
+        func nanos(_ policy: OverflowPolicy) -> UInt64? {
+            if case .block(let t) = policy { return UInt64(clamping: t.nanoseconds) }
+            return nil
         }
+        self.routes = RouteTable(configuration.routes)
+        self.blockNanos = [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
+        self.tallies = (0..<(configuration.routes.count + 1) * 2).map { _ in DropTally() }
         self.resource = ResourceEncoding.encode(configuration)
         self.usesSimpleProcessor = configuration.processor == .simple
+        self.processorKind = configuration.processor
         self.logger = logger
+        var routeHandlers: [String: any ExportErrorHandler] = [:]
+        for route in configuration.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
+        self.dispatcher = ExportEventDispatcher(defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
     }
 
     @inline(__always)
     func counters(for type: Int32) -> SignalCounters {
-        type >> 20 == Int32(TelemetrySignal.traces.rawValue) ? traces : logs
+        type.recordSignal == Int(TelemetrySignal.traces.rawValue) ? traces : logs
     }
+
+    @inline(__always)
+    func counters(for signal: TelemetrySignal) -> SignalCounters { signal == .traces ? traces : logs }
 
     /// Hands one encoded record to the pipeline. Called on the producer's thread.
     @inline(__always)
@@ -55,7 +77,7 @@ final class PipelineCore: @unchecked Sendable {
         case .tooLarge:
             return drop(type: type, .recordTooLarge, detail: "a record of \(buffer.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
         case .full:
-            if let blockNanos, blockUntilWritten(buffer, type: type, nanoseconds: blockNanos) { return .queued }
+            if let nanos = blockNanos[type.recordRoute], blockUntilWritten(buffer, type: type, nanoseconds: nanos) { return .queued }
             return drop(type: type, .ringFull, detail: "the ring (\(ring.capacity) bytes) is full")
         }
     }
@@ -75,11 +97,24 @@ final class PipelineCore: @unchecked Sendable {
         }
     }
 
+    /// Counts one record dropped at intake; the monitor reports it to the handlers.
     @inline(never)
     func drop(type: Int32, _ reason: DropReason, detail: String) -> EmitResult {
+        let signal = type.recordSignal
+        guard signal == 1 || signal == 2 else { return .dropped(reason) }
         counters(for: type).drop(reason, 1)
-        if type >> 20 == 1 || type >> 20 == 2 { reportFirst(reason, signal: type >> 20 == 1 ? "traces" : "logs", detail: detail) }
+        tallies[type.recordRoute * 2 + signal - 1].add(reason, 1)
+        exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
+        reportFirst(reason, signal: signal == 1 ? "traces" : "logs", detail: detail)
         return .dropped(reason)
+    }
+
+    /// Counts records dropped inside the pipeline whose batch no longer exists (shutdown).
+    func dropInside(signal: TelemetrySignal, route: Int, _ reason: DropReason, _ n: Int) {
+        guard n > 0 else { return }
+        counters(for: signal).drop(reason, n)
+        tallies[route * 2 + Int(signal.rawValue) - 1].add(reason, n)
+        exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
     }
 
     /// Logs the first drop of each kind; the stats count every one.
@@ -87,46 +122,149 @@ final class PipelineCore: @unchecked Sendable {
         let key = "\(signal)/\(reason)"
         let first = reportedDrops.withLock { $0.insert(key).inserted }
         if first {
-            logger.warning("dropping \(signal) records (\(reason)): \(detail); further drops of this kind are only counted in stats()")
+            logger.warning("dropping \(signal) records (\(reason)): \(detail); further drops of this kind are only counted in stats() and reported to the export error handlers")
         }
     }
+
+    /// Sends one batch through the chain and keeps the books: exported, rejected (partial success) or dropped.
+    func export(_ batch: ExportBatch) async -> Result<ExportResponse, any Error> {
+        let counters = counters(for: batch.signal)
+        do {
+            let response = try await chain.export(batch)
+            let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
+            counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
+            if rejected > 0 {
+                counters.drop(.rejected, rejected)
+                exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
+                reportFirst(.rejected, signal: "\(batch.signal)", detail: "the collector rejected \(rejected) of \(batch.recordCount) records: \(response.errorMessage)")
+            }
+            return .success(response)
+        } catch {
+            let reason = DropReason.forFailure(Task.isCancelled ? .shutdown : ExportFailureKind.classify(error))
+            counters.drop(reason, batch.recordCount)
+            exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
+            logger.warning("export of \(batch.recordCount) \(batch.signal) records to \(chain.name) failed; dropped (\(reason)): \(error)")
+            return .failure(error)
+        }
+    }
+
+    /// Runs `body` as an export task on the export executor; ``cancelExports()`` cancels it.
+    func startExport(_ body: @escaping @Sendable () async -> Void) {
+        tasks.withLock { state in
+            state.next += 1
+            let id = state.next
+            // Registered under the lock, so the task cannot unregister before it is registered.
+            state.running[id] = Task(executorPreference: exportExecutor) { [self] in
+                await body()
+                _ = tasks.withLock { $0.running.removeValue(forKey: id) }
+            }
+        }
+    }
+
+    /// Cancels every export under way: retries and batches waiting in memory give up (`shutdown`).
+    func cancelExports() {
+        for task in tasks.withLock({ $0.running.values }) { task.cancel() }
+    }
+
+    var exportsRunning: Int { tasks.withLock { $0.running.count } }
+
+    // MARK: Monitor
+
+    /// Reports intake drops and refreshes the metrics every 100 ms, on a thread of its own.
+    func startMonitor() {
+        startThread(name: "spillway-monitor") { [self] in
+            let parker = ThreadParker()
+            while !monitorStop.load(ordering: .relaxed) {
+                tick()
+                parker.park(nanoseconds: 100_000_000)
+            }
+        }
+    }
+
+    func stopMonitor() {
+        monitorStop.store(true, ordering: .relaxed)
+    }
+
+    /// Turns the intake drops counted since the last tick into events, one per route, signal and reason.
+    func tick() {
+        tickLock.withLock { reported in
+            if reported.isEmpty { reported = Array(repeating: 0, count: tallies.count * DropTally.reasons.count) }
+            for (index, tally) in tallies.enumerated() {
+                for (r, reason) in DropTally.reasons.enumerated() {
+                    let total = tally.count(reason)
+                    let slot = index * DropTally.reasons.count + r
+                    let delta = total - reported[slot]
+                    guard delta > 0 else { continue }
+                    reported[slot] = total
+                    let signal: TelemetrySignal = index % 2 == 0 ? .traces : .logs
+                    let (kind, error) = Self.describe(reason, ring: ring)
+                    dispatcher.send(ExportFailureEvent(
+                        signal: signal, processor: processorKind, exporterName: chain?.name ?? "", route: routes.name(index / 2),
+                        attempt: 0, error: error, kind: kind, outcome: .dropped(reason), recordCount: delta,
+                        time: nowUnixNano(), batch: nil))
+                }
+            }
+        }
+        metrics?.update(stats())
+    }
+
+    private static func describe(_ reason: DropReason, ring: Ring) -> (ExportFailureKind, ResilienceError) {
+        switch reason {
+        case .ringFull:
+            return (.overflow, ResilienceError(code: .ringFull, message: "the ring (\(ring.capacity) bytes) was full"))
+        case .recordTooLarge:
+            return (.permanent, ResilienceError(code: .recordTooLarge, message: "records larger than the ring's maximum of \(ring.maximumRecordLength) bytes"))
+        default:
+            return (.shutdown, ResilienceError(code: .shutDown, message: "emitted after shutdown began, or not exported by the shutdown deadline"))
+        }
+    }
+
+    // MARK: Stats and health
 
     func stats() -> PipelineStats {
         let lastSuccess = exports.lastSuccess.load(ordering: .relaxed)
         let lastFailure = exports.lastFailure.load(ordering: .relaxed)
+        let breaker = self.breaker?()
         return PipelineStats(
             spans: traces.snapshot(), logs: logs.snapshot(),
             ringBytesInUse: ring.bytesInUse, ringCapacity: ring.capacity,
             exportAttempts: exports.attempts.load(ordering: .relaxed),
             exportSuccesses: exports.successes.load(ordering: .relaxed),
             exportFailures: exports.failures.load(ordering: .relaxed),
+            retries: exports.retries.load(ordering: .relaxed),
+            batchesHeldInMemory: exports.held.load(ordering: .relaxed),
+            circuitBreakerState: breaker?.state, circuitBreakerTrips: breaker?.trips ?? 0,
             lastSuccessTime: lastSuccess == 0 ? nil : lastSuccess,
             lastFailureTime: lastFailure == 0 ? nil : lastFailure,
-            lastError: exports.lastError.withLock { $0 })
+            lastError: exports.lastError.withLock { $0 },
+            handlerEvents: dispatcher.sent.load(ordering: .relaxed),
+            handlerEventsLost: dispatcher.lost.load(ordering: .relaxed),
+            handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed))
+    }
+}
+
+/// Intake drops of one route and signal, by reason.
+final class DropTally: Sendable {
+    static let reasons: [DropReason] = [.ringFull, .recordTooLarge, .shutdown]
+    private let ringFull = Atomic<Int>(0)
+    private let recordTooLarge = Atomic<Int>(0)
+    private let shutdown = Atomic<Int>(0)
+
+    func add(_ reason: DropReason, _ n: Int) {
+        switch reason {
+        case .ringFull: ringFull.add(n, ordering: .relaxed)
+        case .recordTooLarge: recordTooLarge.add(n, ordering: .relaxed)
+        case .shutdown: shutdown.add(n, ordering: .relaxed)
+        default: break
+        }
     }
 
-    /// Sends one batch and keeps the books: exported, rejected (partial success) or failed.
-    func export(_ batch: ExportBatch, with exporter: any TelemetryExporter) async -> Result<ExportResponse, any Error> {
-        let counters = batch.signal == .traces ? traces : logs
-        exports.attempts.add(1, ordering: .relaxed)
-        do {
-            let response = try await exporter.export(batch)
-            exports.successes.add(1, ordering: .relaxed)
-            exports.lastSuccess.store(nowUnixNano(), ordering: .relaxed)
-            let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
-            counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
-            if rejected > 0 {
-                counters.drop(.rejected, rejected)
-                logger.warning("collector rejected \(rejected) of \(batch.recordCount) \(batch.signal) records: \(response.errorMessage)")
-            }
-            return .success(response)
-        } catch {
-            exports.failures.add(1, ordering: .relaxed)
-            exports.lastFailure.store(nowUnixNano(), ordering: .relaxed)
-            exports.lastError.withLock { $0 = "\(error)" }
-            counters.drop(.exportFailed, batch.recordCount)
-            logger.warning("export of \(batch.recordCount) \(batch.signal) records to \(exporter.name) failed; dropped (export_failed): \(error)")
-            return .failure(error)
+    func count(_ reason: DropReason) -> Int {
+        switch reason {
+        case .ringFull: return ringFull.load(ordering: .relaxed)
+        case .recordTooLarge: return recordTooLarge.load(ordering: .relaxed)
+        case .shutdown: return shutdown.load(ordering: .relaxed)
+        default: return 0
         }
     }
 }

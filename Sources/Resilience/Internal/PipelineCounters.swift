@@ -49,4 +49,12 @@ final class ExportCounters: Sendable {
     let lastSuccess = Atomic<UInt64>(0)
     let lastFailure = Atomic<UInt64>(0)
     let lastError = Mutex<String?>(nil)
+    let lastSuccessMonotonic = Atomic<UInt64>(0)
+    let lastFailureMonotonic = Atomic<UInt64>(0)
+    let lastDropMonotonic = Atomic<UInt64>(0)
+    let lastRetryMonotonic = Atomic<UInt64>(0)
+    /// Retries scheduled by the retry stage.
+    let retries = Atomic<Int>(0)
+    /// Batches waiting in memory for the collector right now.
+    let held = Atomic<Int>(0)
 }

@@ -10,9 +10,12 @@ import Synchronization
 /// (a spinning consumer costs producers 10×, see DESIGN.md), and is woken for flushes.
 final class BatchProcessor: @unchecked Sendable {
     private let core: PipelineCore
-    private let exporter: any TelemetryExporter
     private let configurations: [BatchConfiguration]  // index: signal - 1
+    /// Index `route * 2 + signal - 1`: records of different routes are never batched together.
     private let builders: [BatchBuilder]
+    private let routeNames: [String?]
+    /// Per signal, across routes: monotonic within the pipeline.
+    private var sequences: [UInt64] = [0, 0]
     private let inFlight = [InFlightCounter(), InFlightCounter()]
     private let parker = ThreadParker()
     private let stopRequested = Atomic<Bool>(false)
@@ -23,14 +26,16 @@ final class BatchProcessor: @unchecked Sendable {
     /// A drain that found fewer records than this means the thread is right behind the producers.
     private static let caughtUp = 256
 
-    init(core: PipelineCore, exporter: any TelemetryExporter, traces: BatchConfiguration, logs: BatchConfiguration) {
+    init(core: PipelineCore, traces: BatchConfiguration, logs: BatchConfiguration) {
         self.core = core
-        self.exporter = exporter
         self.configurations = [traces, logs]
-        self.builders = [
-            BatchBuilder(signal: .traces, expectedBytes: traces.maxExportBatchSize * 512),
-            BatchBuilder(signal: .logs, expectedBytes: logs.maxExportBatchSize * 512),
-        ]
+        let routeCount = core.routes.routes.count + 1
+        self.routeNames = (0..<routeCount).map { core.routes.name($0) }
+        self.builders = (0..<routeCount * 2).map { index in
+            // The default route's builders are sized for full batches; the others grow as needed.
+            let expected = index < 2 ? (index == 0 ? traces : logs).maxExportBatchSize * 512 : 4096
+            return BatchBuilder(signal: index % 2 == 0 ? .traces : .logs, route: index / 2, expectedBytes: expected)
+        }
     }
 
     func start() {
@@ -93,11 +98,11 @@ final class BatchProcessor: @unchecked Sendable {
     private func drainOnce() -> Int {
         var accepted = (0, 0)
         let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
-            let signalIndex = Int(type >> 20) - 1
-            guard signalIndex == 0 || signalIndex == 1 else { return }  // not a record type we write
-            let builder = builders[signalIndex]
+            let signalIndex = type.recordSignal - 1
+            guard signalIndex == 0 || signalIndex == 1, type.recordRoute * 2 + signalIndex < builders.count else { return }  // not a record type we write
+            let builder = builders[type.recordRoute * 2 + signalIndex]
             if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configurations[signalIndex].scheduleDelay.nanoseconds) }
-            builder.append(scope: Int(type & 0xFFFFF), payload)
+            builder.append(scope: type.recordScope, payload)
             if signalIndex == 0 { accepted.0 += 1 } else { accepted.1 += 1 }
             if builder.count >= configurations[signalIndex].maxExportBatchSize { dispatch(builder) }
         }
@@ -114,11 +119,15 @@ final class BatchProcessor: @unchecked Sendable {
             parker.park(nanoseconds: 1_000_000)
         }
         if scopes.count < core.scopes.count { scopes = core.scopes.snapshot() }
-        let batch = builder.build(resource: core.resource, scopes: scopes)
+        var batch = builder.build(resource: core.resource, scopes: scopes)
+        batch.route = routeNames[builder.route]
+        batch.sequence = sequences[index]
+        sequences[index] += 1
         inFlight[index].value.add(1, ordering: .relaxed)
-        let (core, exporter, parker, counter) = (self.core, self.exporter, self.parker, self.inFlight[index])
-        Task(executorPreference: core.exportExecutor) {
-            _ = await core.export(batch, with: exporter)
+        let (core, parker, counter) = (self.core, self.parker, self.inFlight[index])
+        let finished = batch
+        core.startExport {
+            _ = await core.export(finished)
             counter.value.subtract(1, ordering: .releasing)
             parker.unpark()
         }
@@ -163,14 +172,14 @@ final class BatchProcessor: @unchecked Sendable {
     func dropRemaining(reason: DropReason) -> Int {
         var dropped = 0
         for builder in builders where !builder.isEmpty {
-            (builder.signal == .traces ? core.traces : core.logs).drop(reason, builder.count)
+            core.dropInside(signal: builder.signal, route: builder.route, reason, builder.count)
             dropped += builder.count
             builder.reset()
         }
         while core.ring.drain(maxBytes: 1 << 20, { type, _ in
-            let counters = core.counters(for: type)
-            counters.accepted.add(1, ordering: .relaxed)
-            counters.drop(reason, 1)
+            guard type.recordSignal == 1 || type.recordSignal == 2 else { return }
+            core.counters(for: type).accepted.add(1, ordering: .relaxed)
+            core.dropInside(signal: type.recordSignal == 1 ? .traces : .logs, route: type.recordRoute, reason, 1)
             dropped += 1
         }) > 0 {}
         return dropped

@@ -8,31 +8,31 @@ import Synchronization
 /// caller holds a thread of the pool.
 final class SimpleProcessor: @unchecked Sendable {
     private let core: PipelineCore
-    private let exporter: any TelemetryExporter
     private let sequences = [InFlightCounter(), InFlightCounter()]
 
-    init(core: PipelineCore, exporter: any TelemetryExporter) {
+    init(core: PipelineCore) {
         self.core = core
-        self.exporter = exporter
     }
 
     func export(_ buffer: ScratchBuffer, type: Int32) -> EmitResult {
-        let signal: TelemetrySignal = type >> 20 == 1 ? .traces : .logs
+        let signal: TelemetrySignal = type.recordSignal == 1 ? .traces : .logs
         let counters = signal == .traces ? core.traces : core.logs
         guard buffer.count <= core.ring.maximumRecordLength else {
             return core.drop(type: type, .recordTooLarge, detail: "a record of \(buffer.count) bytes exceeds the maximum of \(core.ring.maximumRecordLength)")
         }
         counters.accepted.add(1, ordering: .relaxed)
         let builder = BatchBuilder(signal: signal, expectedBytes: buffer.count + 64)
-        builder.append(scope: Int(type & 0xFFFFF), UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+        builder.append(scope: type.recordScope, UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
         var batch = builder.build(resource: core.resource, scopes: core.scopes.snapshot())
         batch.sequence = UInt64(sequences[Int(signal.rawValue) - 1].value.add(1, ordering: .relaxed).oldValue)
+        batch.route = core.routes.name(type.recordRoute)
 
         let outcome = OutcomeBox()
         let parker = ThreadParker()
-        let (core, exporter) = (self.core, self.exporter)
-        Task(executorPreference: core.exportExecutor) {
-            let result = await core.export(batch, with: exporter)
+        let core = self.core
+        let finished = batch
+        core.startExport {
+            let result = await core.export(finished)
             switch result {
             case .success(let response) where response.rejectedRecords > 0: outcome.value.withLock { $0 = .dropped(.rejected) }
             case .success: outcome.value.withLock { $0 = .exported }

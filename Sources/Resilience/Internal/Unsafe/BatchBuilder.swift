@@ -8,6 +8,8 @@
 /// The records' bytes are never re-encoded. Used by the drain thread only; buffers are reused.
 final class BatchBuilder {
     let signal: TelemetrySignal
+    /// The route index (0: the default route).
+    let route: Int
     private var staging: [UInt8] = []
     /// Per scope index: (offset, length) of each record in `staging`.
     private var entries: [[(offset: Int, length: Int)]] = []
@@ -17,8 +19,9 @@ final class BatchBuilder {
     var deadline: UInt64 = 0
     private var sequence: UInt64 = 0
 
-    init(signal: TelemetrySignal, expectedBytes: Int) {
+    init(signal: TelemetrySignal, route: Int = 0, expectedBytes: Int) {
         self.signal = signal
+        self.route = route
         staging.reserveCapacity(expectedBytes)
     }
 

@@ -1,0 +1,127 @@
+/// A class of records with its own error handler and overflow policy.
+///
+/// A record belongs to the first route (in configuration order) that matches its
+/// instrumentation scope, its span name (spans) or its event name (log records); records no
+/// route matches take the default route, which uses the pipeline's settings. Patterns are globs:
+/// `*` matches any run of characters, `?` one character, everything else itself.
+/// Records of different routes are never batched together, so a handler sees only its route's
+/// records.
+///
+/// ```swift
+/// // Audit records: failures go to their own handler; a full ring blocks the caller up to
+/// // 250 ms instead of dropping.
+/// configuration.routes = [
+///     ExportRoute("audit", scopes: ["audit.*"], overflowPolicy: .block(upTo: .milliseconds(250)),
+///                 errorHandler: ClosureExportErrorHandler { event in auditFallback.write(event) }),
+/// ]
+/// ```
+public struct ExportRoute: Sendable {
+    /// The route's name, in events (``ExportFailureEvent/route``), batches and stats. Unique, not empty.
+    public var name: String
+    /// Instrumentation scope patterns (`audit.*`).
+    public var scopes: [String]
+    /// Span name patterns (`payment.*`).
+    public var spanNames: [String]
+    /// Log event name patterns (`user.login*`).
+    public var eventNames: [String]
+    /// What a producer does when the ring is full; `nil` for the pipeline's policy.
+    public var overflowPolicy: OverflowPolicy?
+    /// Receives this route's failures and drops instead of the pipeline's handler; `nil` for the pipeline's.
+    public var errorHandler: (any ExportErrorHandler)?
+
+    public init(
+        _ name: String, scopes: [String] = [], spanNames: [String] = [], eventNames: [String] = [],
+        overflowPolicy: OverflowPolicy? = nil, errorHandler: (any ExportErrorHandler)? = nil
+    ) {
+        self.name = name
+        self.scopes = scopes
+        self.spanNames = spanNames
+        self.eventNames = eventNames
+        self.overflowPolicy = overflowPolicy
+        self.errorHandler = errorHandler
+    }
+
+    /// At most this many routes: the route index travels in the ring record's type.
+    public static let maximumCount = 254
+}
+
+/// Matches `*` (any run) and `?` (one character) against `text`, by Unicode scalars.
+func globMatches(_ pattern: String, _ text: String) -> Bool {
+    let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
+    var pi = 0, ti = 0, star = -1, mark = 0
+    while ti < t.count {
+        if pi < p.count && (p[pi] == "?" || (p[pi] != "*" && p[pi] == t[ti])) {
+            pi += 1; ti += 1
+        } else if pi < p.count && p[pi] == "*" {
+            star = pi; mark = ti; pi += 1
+        } else if star >= 0 {
+            pi = star + 1; mark += 1; ti = mark
+        } else {
+            return false
+        }
+    }
+    while pi < p.count && p[pi] == "*" { pi += 1 }
+    return pi == p.count
+}
+
+/// The configured routes, compiled: which route a scope, span name or event name goes to.
+struct RouteTable: Sendable {
+    let routes: [ExportRoute]
+    /// Route indices (1-based) with span name / event name patterns, in order.
+    private let spanNameRoutes: [Int]
+    private let eventNameRoutes: [Int]
+
+    init(_ routes: [ExportRoute]) {
+        self.routes = routes
+        spanNameRoutes = routes.indices.filter { !routes[$0].spanNames.isEmpty }.map { $0 + 1 }
+        eventNameRoutes = routes.indices.filter { !routes[$0].eventNames.isEmpty }.map { $0 + 1 }
+    }
+
+    /// The route's name for route index `index` (0: the default route, `nil`).
+    func name(_ index: Int) -> String? { index == 0 || index > routes.count ? nil : routes[index - 1].name }
+
+    /// The first route whose scope patterns match, or 0.
+    func route(scope: String) -> Int {
+        for (i, route) in routes.enumerated() where route.scopes.contains(where: { globMatches($0, scope) }) { return i + 1 }
+        return 0
+    }
+
+    var routesBySpanName: Bool { !spanNameRoutes.isEmpty }
+    var routesByEventName: Bool { !eventNameRoutes.isEmpty }
+
+    /// A name-matched route that comes before `scopeRoute` in order, else `scopeRoute`.
+    func route(spanName: String, scopeRoute: Int) -> Int {
+        for index in spanNameRoutes where scopeRoute == 0 || index < scopeRoute {
+            if routes[index - 1].spanNames.contains(where: { globMatches($0, spanName) }) { return index }
+        }
+        return scopeRoute
+    }
+
+    func route(eventName: String, scopeRoute: Int) -> Int {
+        for index in eventNameRoutes where scopeRoute == 0 || index < scopeRoute {
+            if routes[index - 1].eventNames.contains(where: { globMatches($0, eventName) }) { return index }
+        }
+        return scopeRoute
+    }
+
+    func validate() throws(ConfigurationError) {
+        if routes.count > ExportRoute.maximumCount {
+            throw ConfigurationError(key: "routes", value: "\(routes.count) routes", allowed: "at most \(ExportRoute.maximumCount) routes")
+        }
+        var seen = Set<String>()
+        for (i, route) in routes.enumerated() {
+            if route.name.isEmpty || !seen.insert(route.name).inserted {
+                throw ConfigurationError(key: "routes[\(i)].name", value: route.name, allowed: "a unique, non-empty name")
+            }
+            if route.scopes.isEmpty && route.spanNames.isEmpty && route.eventNames.isEmpty {
+                throw ConfigurationError(key: "routes[\(i)]", value: route.name, allowed: "at least one scope, span name or event name pattern")
+            }
+            for pattern in route.scopes + route.spanNames + route.eventNames where pattern.isEmpty {
+                throw ConfigurationError(key: "routes[\(i)] patterns", value: "\"\"", allowed: "non-empty glob patterns (* and ?)")
+            }
+            if case .block(let t) = route.overflowPolicy, t < .zero {
+                throw ConfigurationError(key: "routes[\(i)].overflowPolicy", value: "block(upTo: \(t))", allowed: "a duration >= 0")
+            }
+        }
+    }
+}

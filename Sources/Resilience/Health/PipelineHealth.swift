@@ -1,0 +1,76 @@
+import Synchronization
+
+/// Whether the pipeline is delivering, in three levels, with the reasons.
+///
+/// The rules, over a look-back window (default 60 s):
+///
+/// | level | when |
+/// |---|---|
+/// | ``unhealthy(_:)`` | records were dropped within the window (``HealthReason/droppingRecords``), or the circuit breaker is open while no spill store keeps what arrives (``HealthReason/collectorDown``) |
+/// | ``degraded(_:)`` | a retry happened within the window (``HealthReason/retrying``), batches wait in memory (``HealthReason/holdingBatches``), the breaker is half-open (``HealthReason/probing``), or the ring is at least half full (``HealthReason/ringFilling``) |
+/// | ``healthy`` | none of these |
+public enum PipelineHealth: Sendable, Hashable, CustomStringConvertible {
+    case healthy
+    case degraded([HealthReason])
+    case unhealthy([HealthReason])
+
+    /// The reasons, empty when healthy.
+    public var reasons: [HealthReason] {
+        switch self {
+        case .healthy: return []
+        case .degraded(let r), .unhealthy(let r): return r
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .healthy: return "healthy"
+        case .degraded(let r): return "degraded: " + r.map(\.rawValue).joined(separator: ", ")
+        case .unhealthy(let r): return "unhealthy: " + r.map(\.rawValue).joined(separator: ", ")
+        }
+    }
+}
+
+/// Why the pipeline is not ``PipelineHealth/healthy``.
+public struct HealthReason: Sendable, Hashable, CustomStringConvertible {
+    /// The stable name.
+    public let rawValue: String
+    private init(_ rawValue: String) { self.rawValue = rawValue }
+
+    /// Records were dropped within the window (any ``DropReason``).
+    public static let droppingRecords = HealthReason("dropping_records")
+    /// The breaker is open and nothing but the ring holds new records.
+    public static let collectorDown = HealthReason("collector_down")
+    /// Exports needed retries within the window.
+    public static let retrying = HealthReason("retrying")
+    /// Batches wait in memory for the collector; the drain thread is paused.
+    public static let holdingBatches = HealthReason("holding_batches")
+    /// The breaker lets one probe through.
+    public static let probing = HealthReason("probing")
+    /// The ring is at least half full.
+    public static let ringFilling = HealthReason("ring_filling")
+
+    public var description: String { rawValue }
+}
+
+extension PipelineCore {
+    func health(window: Duration) -> PipelineHealth {
+        let now = monotonicNanos()
+        let windowNanos = UInt64(clamping: window.nanoseconds)
+        func recent(_ atomic: UInt64) -> Bool { atomic != 0 && now &- atomic <= windowNanos }
+        var bad: [HealthReason] = []
+        var weak: [HealthReason] = []
+        if recent(exports.lastDropMonotonic.load(ordering: .relaxed)) { bad.append(.droppingRecords) }
+        switch breaker?().state {
+        case .open?: bad.append(.collectorDown)
+        case .halfOpen?: weak.append(.probing)
+        default: break
+        }
+        if recent(exports.lastRetryMonotonic.load(ordering: .relaxed)) { weak.append(.retrying) }
+        if exports.held.load(ordering: .relaxed) > 0 { weak.append(.holdingBatches) }
+        if ring.bytesInUse * 2 >= ring.capacity { weak.append(.ringFilling) }
+        if !bad.isEmpty { return .unhealthy(bad + weak) }
+        if !weak.isEmpty { return .degraded(weak) }
+        return .healthy
+    }
+}

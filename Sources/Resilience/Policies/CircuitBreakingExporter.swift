@@ -1,0 +1,82 @@
+import Synchronization
+
+/// Stops calling an exporter that keeps failing, so a dead collector costs no time.
+///
+/// Wraps a ``CircuitBreakerStateMachine``. While the breaker is open, ``export(_:)`` throws a
+/// ``ResilienceError`` with code ``ResilienceError/Code/circuitOpen`` at once, without calling
+/// the wrapped exporter; the error's `retryAfter` says when a probe will go through. Place it
+/// inside the ``RetryingExporter`` so every attempt is counted and an open breaker ends the
+/// retry loop.
+///
+/// Thread-safety: safe to call concurrently; the state is behind a lock held for a few
+/// instructions, never across the export.
+public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchecked Sendable where C.Duration == Duration {
+    /// The stage behind the breaker.
+    public let next: any TelemetryExporter
+    private let clock: C
+    private let machine: Mutex<CircuitBreakerStateMachine<C.Instant>>
+
+    public var name: String { next.name }
+
+    /// Wraps `next`; reads time from `clock`.
+    public init(wrapping next: any TelemetryExporter, policy: CircuitBreakerPolicy = CircuitBreakerPolicy(), clock: C) {
+        self.next = next
+        self.clock = clock
+        self.machine = Mutex(CircuitBreakerStateMachine(policy: policy))
+    }
+
+    /// The state, the number of trips, and the time until a probe goes through (when open).
+    public var snapshot: CircuitBreakerSnapshot {
+        let now = clock.now
+        return machine.withLock { m in
+            CircuitBreakerSnapshot(state: m.state, trips: m.trips, reopensIn: m.reopensAt.map { max(now.duration(to: $0), .zero) })
+        }
+    }
+
+    public func export(_ batch: ExportBatch) async throws -> ExportResponse {
+        let now = clock.now
+        let action = machine.withLock { $0.exportRequested(at: now) }
+        if case .reject(let retryAfter) = action {
+            throw ResilienceError(
+                code: .circuitOpen, message: "the circuit breaker for \(next.name) is open; a probe goes through in \(retryAfter)",
+                retryAfter: retryAfter)
+        }
+        do {
+            let response = try await next.export(batch)
+            machine.withLock { $0.exportSucceeded() }
+            return response
+        } catch {
+            let kind = ExportFailureKind.classify(error)
+            let now = clock.now
+            machine.withLock { m in
+                if kind.isRetryable {
+                    m.exportFailed(at: now)
+                } else if kind == .shutdown {
+                    m.probeAbandoned(at: now)
+                } else {
+                    m.exportSucceeded()  // the collector answered
+                }
+            }
+            throw error
+        }
+    }
+
+    public func shutdown() async { await next.shutdown() }
+}
+
+extension CircuitBreakingExporter where C == ContinuousClock {
+    /// Wraps `next`; reads time from the continuous clock.
+    public convenience init(wrapping next: any TelemetryExporter, policy: CircuitBreakerPolicy = CircuitBreakerPolicy()) {
+        self.init(wrapping: next, policy: policy, clock: ContinuousClock())
+    }
+}
+
+/// A circuit breaker's state at one moment.
+public struct CircuitBreakerSnapshot: Sendable, Hashable {
+    /// Closed, open or half-open.
+    public var state: CircuitBreakerState
+    /// How often it opened since the start.
+    public var trips: Int
+    /// When open: the time until one probe goes through.
+    public var reopensIn: Duration?
+}

@@ -1,0 +1,27 @@
+import Synchronization
+
+/// What the stages of one export share without widening ``TelemetryExporter``: set as a task
+/// local by ``ErrorHandlingExporter`` for the duration of one batch's export.
+final class ExportAttemptContext: Sendable {
+    @TaskLocal static var current: ExportAttemptContext?
+
+    /// Attempts that reached the transport for this batch.
+    let attempts = Atomic<Int>(0)
+    private let onRetry: @Sendable (ExportBatch, any Error, ExportFailureKind, Int, Duration) -> Void
+
+    init(onRetry: @escaping @Sendable (ExportBatch, any Error, ExportFailureKind, Int, Duration) -> Void) {
+        self.onRetry = onRetry
+    }
+
+    /// Called by ``RetryingExporter`` before it waits.
+    func retryScheduled(batch: ExportBatch, error: any Error, kind: ExportFailureKind, attempt: Int, delay: Duration) {
+        onRetry(batch, error, kind, attempt, delay)
+    }
+}
+
+extension DropReason {
+    /// The reason a batch that failed with `kind` is counted under when it is dropped.
+    static func forFailure(_ kind: ExportFailureKind) -> DropReason {
+        kind == .shutdown ? .shutdown : .exportFailed
+    }
+}

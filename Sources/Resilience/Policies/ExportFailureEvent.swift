@@ -1,0 +1,102 @@
+/// One failure, or one drop, and what happens to the records because of it.
+///
+/// Delivered to ``ExportErrorHandler``s and to ``TelemetryPipeline/exportFailures``. Every record
+/// the pipeline drops is covered by exactly one event whose ``outcome`` is
+/// ``Outcome/dropped(_:)``; drops at intake (a full ring, a record too large, after shutdown)
+/// are gathered into one event per route, signal and reason at most every 100 ms.
+public struct ExportFailureEvent: Sendable, CustomStringConvertible {
+    /// What happens to the records now.
+    public enum Outcome: Sendable, Hashable, CustomStringConvertible {
+        /// The retry stage sends the batch again after this delay.
+        case willRetry(after: Duration)
+        /// Retries are spent or the breaker is open: the batch waits in memory and is sent
+        /// again after this delay (when the breaker lets a probe through). The export slot
+        /// stays busy, so the ring fills and its overflow policy applies.
+        case heldInMemory(retryAfter: Duration)
+        /// Written to this spill segment (the spill store).
+        case spilled(segment: String)
+        /// Gone, counted under this reason in ``PipelineStats``.
+        case dropped(DropReason)
+
+        public var description: String {
+            switch self {
+            case .willRetry(let t): return "will retry after \(t)"
+            case .heldInMemory(let t): return "held in memory, sent again after \(t)"
+            case .spilled(let segment): return "spilled to \(segment)"
+            case .dropped(let reason): return "dropped (\(reason))"
+            }
+        }
+    }
+
+    /// Spans or log records.
+    public var signal: TelemetrySignal
+    /// The processor that handled the records.
+    public var processor: ProcessorKind
+    /// The exporter's ``TelemetryExporter/name``.
+    public var exporterName: String
+    /// The route of the records (see ``ExportRoute``); `nil` for the default route.
+    public var route: String?
+    /// Attempts made so far for this batch (0 when the exporter was never called).
+    public var attempt: Int
+    /// What went wrong.
+    public var error: any Error
+    /// How the error was classified.
+    public var kind: ExportFailureKind
+    /// What happens to the records now.
+    public var outcome: Outcome
+    /// The records concerned.
+    public var recordCount: Int
+    /// Unix nanoseconds.
+    public var time: UInt64
+    /// The request that failed, when the records still exist (`nil` for intake drops: those
+    /// records were never stored).
+    public var batch: ExportBatch?
+
+    /// The failed spans, decoded now (call it only when you need them).
+    /// - Throws: ``ProtoDecodingError`` if the batch is not a trace request.
+    public func spans() throws -> [DecodedSpan] {
+        guard let batch, batch.signal == .traces else { return [] }
+        return try OTLPDecoding.spans(from: batch.body)
+    }
+
+    /// The failed log records, decoded now — e.g. to write the audit records that failed to a local file.
+    /// - Throws: ``ProtoDecodingError`` if the batch is not a logs request.
+    public func logRecords() throws -> [DecodedLogRecord] {
+        guard let batch, batch.signal == .logs else { return [] }
+        return try OTLPDecoding.logRecords(from: batch.body)
+    }
+
+    public var description: String {
+        "\(recordCount) \(signal) records\(route.map { " (route \($0))" } ?? "") via \(exporterName), attempt \(attempt): \(kind): \(error); \(outcome)"
+    }
+}
+
+/// Receives export failures and drops: the application's say in what is reported where.
+///
+/// Implementers: calls come one at a time from one pipeline thread, off the export path — a
+/// slow handler delays only later events (the queue keeps the newest 4096; what it loses is
+/// counted in ``PipelineStats/handlerEventsLost``), never an export. An error thrown is logged
+/// and counted (``PipelineStats/handlerErrors``), nothing else.
+public protocol ExportErrorHandler: Sendable {
+    /// Called once per event.
+    func handleExportError(_ event: ExportFailureEvent) throws
+}
+
+/// An ``ExportErrorHandler`` made of a closure.
+///
+/// ```swift
+/// configuration.exportErrorHandler = ClosureExportErrorHandler { event in
+///     logger.error("telemetry: \(event)")
+/// }
+/// ```
+public struct ClosureExportErrorHandler: ExportErrorHandler {
+    private let body: @Sendable (ExportFailureEvent) throws -> Void
+
+    public init(_ body: @escaping @Sendable (ExportFailureEvent) throws -> Void) {
+        self.body = body
+    }
+
+    public func handleExportError(_ event: ExportFailureEvent) throws {
+        try body(event)
+    }
+}

@@ -1,0 +1,79 @@
+/// A stage of your own in the exporter chain: a function from the next exporter to yours.
+///
+/// ```swift
+/// // Signs every request, retries included:
+/// configuration.exportStages = [.perAttempt { next in SigningExporter(wrapping: next) }]
+/// ```
+public struct ExportStage: Sendable {
+    /// Where the stage sits relative to the retry stage.
+    public enum Placement: Sendable, Hashable {
+        /// Outside the retry loop: sees each batch once, and its final outcome.
+        case perBatch
+        /// Inside the retry loop, outside the circuit breaker: sees every attempt.
+        case perAttempt
+    }
+
+    /// Where it sits.
+    public let placement: Placement
+    let wrap: @Sendable (any TelemetryExporter) -> any TelemetryExporter
+
+    /// A stage outside the retry loop.
+    public static func perBatch(_ wrap: @escaping @Sendable (any TelemetryExporter) -> any TelemetryExporter) -> ExportStage {
+        ExportStage(placement: .perBatch, wrap: wrap)
+    }
+
+    /// A stage inside the retry loop.
+    public static func perAttempt(_ wrap: @escaping @Sendable (any TelemetryExporter) -> any TelemetryExporter) -> ExportStage {
+        ExportStage(placement: .perAttempt, wrap: wrap)
+    }
+}
+
+/// Puts exporter stages together in the order that works.
+///
+/// From the outside in: ``MeasuredExporter`` → your `perBatch` stages → ``RetryingExporter``
+/// → your `perAttempt` stages → ``CircuitBreakingExporter`` → the exporter. So the breaker
+/// counts every attempt (two failed attempts and a success leave two failures recorded), an
+/// open breaker ends the retry loop at once instead of waiting out the backoff, and exactly one
+/// stage retries. A ``TelemetryPipeline`` builds this chain from its configuration and puts its
+/// ``ErrorHandlingExporter`` around it; use this to build the same chain yourself.
+public enum ExporterChain {
+    /// The chain around `exporter`. `retry` or `circuitBreaker` `nil` leaves that stage out.
+    public static func standard<C: Clock>(
+        wrapping exporter: any TelemetryExporter, retry: ExportRetryPolicy? = ExportRetryPolicy(),
+        circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(), stages: [ExportStage] = [], measured: Bool = true,
+        clock: C
+    ) -> any TelemetryExporter where C.Duration == Duration {
+        build(wrapping: exporter, retry: retry, circuitBreaker: circuitBreaker, stages: stages, measured: measured, clock: clock).exporter
+    }
+
+    /// The chain around `exporter`, on the continuous clock.
+    public static func standard(
+        wrapping exporter: any TelemetryExporter, retry: ExportRetryPolicy? = ExportRetryPolicy(),
+        circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(), stages: [ExportStage] = [], measured: Bool = true
+    ) -> any TelemetryExporter {
+        standard(wrapping: exporter, retry: retry, circuitBreaker: circuitBreaker, stages: stages, measured: measured, clock: ContinuousClock())
+    }
+
+    struct Built: Sendable {
+        var exporter: any TelemetryExporter
+        var breaker: (@Sendable () -> CircuitBreakerSnapshot)?
+    }
+
+    static func build<C: Clock>(
+        wrapping exporter: any TelemetryExporter, retry: ExportRetryPolicy?, circuitBreaker: CircuitBreakerPolicy?,
+        stages: [ExportStage], measured: Bool, clock: C
+    ) -> Built where C.Duration == Duration {
+        var chain = exporter
+        var snapshot: (@Sendable () -> CircuitBreakerSnapshot)?
+        if let circuitBreaker {
+            let breaker = CircuitBreakingExporter(wrapping: chain, policy: circuitBreaker, clock: clock)
+            snapshot = { breaker.snapshot }
+            chain = breaker
+        }
+        for stage in stages.reversed() where stage.placement == .perAttempt { chain = stage.wrap(chain) }
+        if let retry { chain = RetryingExporter(wrapping: chain, policy: retry, clock: clock) }
+        for stage in stages.reversed() where stage.placement == .perBatch { chain = stage.wrap(chain) }
+        if measured { chain = MeasuredExporter(wrapping: chain) }
+        return Built(exporter: chain, breaker: snapshot)
+    }
+}

@@ -1,0 +1,33 @@
+/// An error raised by Spillway's own stages (not by the collector or the network).
+public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong; compare with the static members.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable { case circuitOpen, shutDown, ringFull, recordTooLarge, partiallyRejected }
+        private var base: Base
+        /// The circuit breaker is open; the exporter was not called.
+        public static let circuitOpen = Code(base: .circuitOpen)
+        /// The pipeline shut down before the batch could be exported.
+        public static let shutDown = Code(base: .shutDown)
+        /// The ring had no room (overflow policy).
+        public static let ringFull = Code(base: .ringFull)
+        /// One record was larger than the ring's maximum record.
+        public static let recordTooLarge = Code(base: .recordTooLarge)
+        /// The collector accepted the request but rejected some records (OTLP `partial_success`).
+        public static let partiallyRejected = Code(base: .partiallyRejected)
+        public var description: String { "\(base)" }
+    }
+
+    public var code: Code
+    /// What happened, in words.
+    public var message: String
+    /// With ``Code/circuitOpen``: how long until the breaker lets a probe through.
+    public var retryAfter: Duration?
+
+    public init(code: Code, message: String, retryAfter: Duration? = nil) {
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
