@@ -1,12 +1,15 @@
 import Foundation
 import Resilience
 import ResilienceTesting
+import Synchronization
 
 /// A pipeline exporting to a fresh receiver, with short delays so tests run fast.
 func makePipeline(
     receiver: OTLPReceiver, ringCapacity: Int = 1 << 20, batchSize: Int = 512, overflow: OverflowPolicy = .dropNewest,
     processor: ProcessorKind = .batch, compression: OTLPExporterConfiguration.Compression = .none,
-    limits: AttributeLimits = .init(), timeout: Duration = .seconds(5)
+    limits: AttributeLimits = .init(), timeout: Duration = .seconds(5), retry: ExportRetryPolicy? = .fastForTests,
+    circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(failureThreshold: 5, cooldown: .milliseconds(300)),
+    handler: (any ExportErrorHandler)? = nil, routes: [ExportRoute] = []
 ) throws -> TelemetryPipeline {
     var configuration = PipelineConfiguration(serviceName: "spillway-tests", serviceVersion: "1.2.3")
     configuration.ringCapacity = ringCapacity
@@ -20,7 +23,40 @@ func makePipeline(
     configuration.exporter.compression = compression
     configuration.exporter.timeout = timeout
     configuration.limits = limits
+    configuration.retry = retry
+    configuration.circuitBreaker = circuitBreaker
+    configuration.exportErrorHandler = handler
+    configuration.routes = routes
     return try TelemetryPipeline(configuration: configuration)
+}
+
+extension ExportRetryPolicy {
+    /// Retries within a second, so fault tests run fast.
+    static let fastForTests = ExportRetryPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), multiplier: 2, jitter: .none, maximumElapsedTime: .seconds(1))
+}
+
+/// Collects events; safe from any thread.
+final class EventLog: ExportErrorHandler, Sendable {
+    private let events = Mutex<[ExportFailureEvent]>([])
+    func handleExportError(_ event: ExportFailureEvent) { events.withLock { $0.append(event) } }
+    var all: [ExportFailureEvent] { events.withLock { $0 } }
+    /// Records reported as dropped, by reason.
+    var droppedByReason: [DropReason: Int] {
+        var result: [DropReason: Int] = [:]
+        for event in all { if case .dropped(let reason) = event.outcome { result[reason, default: 0] += event.recordCount } }
+        return result
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
 }
 
 /// Runs `python3 script args…`, returning its exit status and output.

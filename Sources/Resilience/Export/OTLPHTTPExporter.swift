@@ -238,7 +238,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let code: OTLPExportError.Code = error is HTTPParserError ? .invalidResponse : .connectionClosed
+        // A response cut short (EOF inside it) is a transport failure, retried; a malformed one is not.
+        var code: OTLPExportError.Code = error is HTTPParserError ? .invalidResponse : .connectionClosed
+        if case HTTPParserError.invalidEOFState = error { code = .connectionClosed }
         var failure = OTLPExportError(code: code, message: "\(error)")
         failure.beforeAnswer = response == nil
         fail(failure, context: context)

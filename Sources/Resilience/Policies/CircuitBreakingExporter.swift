@@ -4,7 +4,8 @@ import Synchronization
 ///
 /// Wraps a ``CircuitBreakerStateMachine``. While the breaker is open, ``export(_:)`` throws a
 /// ``ResilienceError`` with code ``ResilienceError/Code/circuitOpen`` at once, without calling
-/// the wrapped exporter; the error's `retryAfter` says when a probe will go through. Place it
+/// the wrapped exporter; the error's `retryAfter` says when a probe will go through. The failure
+/// that opens the breaker is thrown as that error too, with the failure as its `cause`. Place it
 /// inside the ``RetryingExporter`` so every attempt is counted and an open breaker ends the
 /// retry loop.
 ///
@@ -48,14 +49,24 @@ public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchec
         } catch {
             let kind = ExportFailureKind.classify(error)
             let now = clock.now
-            machine.withLock { m in
+            let opened = machine.withLock { m -> Duration? in
                 if kind.isRetryable {
+                    let before = m.trips
                     m.exportFailed(at: now)
+                    return m.trips > before ? m.reopensAt.map { now.duration(to: $0) } : nil
                 } else if kind == .shutdown {
                     m.probeAbandoned(at: now)
                 } else {
                     m.exportSucceeded()  // the collector answered
                 }
+                return nil
+            }
+            // The attempt that opens the breaker ends the retry loop at once: no backoff is
+            // waited out only to be refused.
+            if let opened {
+                throw ResilienceError(
+                    code: .circuitOpen, message: "the circuit breaker for \(next.name) opened; a probe goes through in \(opened)",
+                    retryAfter: opened, cause: error)
             }
             throw error
         }

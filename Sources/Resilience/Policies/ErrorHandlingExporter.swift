@@ -75,7 +75,11 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                     report(batch, context, error, kind, .dropped(DropReason.forFailure(kind)), count: batch.recordCount)
                     throw error
                 }
-                let wait = (error as? ResilienceError)?.retryAfter ?? destination.holdDelay()
+                // The breaker's reopening time, else the destination's pause; the collector's
+                // Retry-After is a floor on either.
+                var wait = (error as? ResilienceError)?.retryAfter ?? destination.holdDelay()
+                let collectorError = (error as? OTLPExportError) ?? ((error as? ResilienceError)?.cause as? OTLPExportError)
+                if let floor = collectorError?.retryAfterDelay(), floor > wait { wait = floor }
                 report(batch, context, error, kind, .heldInMemory(retryAfter: wait), count: batch.recordCount)
                 destination.held(1)
                 defer { destination.held(-1) }

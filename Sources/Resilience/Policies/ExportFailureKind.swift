@@ -99,7 +99,8 @@ enum HTTPDate {
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "," }).map { $0.lowercased() }
         var day: Int?, month: Int?, year: Int?, clock: Substring?
         switch parts.count {
-        case 5 where parts[1].contains("-"):  // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+        case 4 where parts[1].contains("-"):  // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+            guard parts[3] == "gmt" else { return nil }
             let dmy = parts[1].split(separator: "-")
             guard dmy.count == 3 else { return nil }
             day = Int(dmy[0]); month = months.firstIndex(of: String(dmy[1])); clock = Substring(parts[2])

@@ -22,12 +22,27 @@ public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertibl
     public var message: String
     /// With ``Code/circuitOpen``: how long until the breaker lets a probe through.
     public var retryAfter: Duration?
+    /// The error underneath, if any (the failure that opened the breaker). Not part of equality.
+    public var cause: (any Error)?
 
-    public init(code: Code, message: String, retryAfter: Duration? = nil) {
+    public init(code: Code, message: String, retryAfter: Duration? = nil, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
+        self.cause = cause
     }
 
-    public var description: String { "\(code): \(message)" }
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.retryAfter == rhs.retryAfter
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code); hasher.combine(message); hasher.combine(retryAfter)
+    }
+
+    public var description: String {
+        var s = "\(code): \(message)"
+        if let cause { s += " (cause: \(cause))" }
+        return s
+    }
 }
