@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import Synchronization
 
@@ -59,7 +60,7 @@ public final class TelemetryPipeline: Sendable {
         let built = ExporterChain.build(
             wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
             circuitBreaker: configuration.circuitBreaker, stages: configuration.exportStages,
-            measured: configuration.selfMetrics, clock: clock)
+            measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker
         let counters = core.exports
@@ -75,7 +76,7 @@ public final class TelemetryPipeline: Sendable {
         core.chain = ErrorHandlingExporter(
             wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destination)
         core.breaker = breaker
-        core.metrics = configuration.selfMetrics ? PipelineMetrics(processor: configuration.processor) : nil
+        core.metrics = configuration.selfMetrics ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
 
         switch configuration.processor {
         case .batch:

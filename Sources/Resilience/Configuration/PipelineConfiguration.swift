@@ -1,3 +1,5 @@
+import CoreMetrics
+
 /// Everything a ``TelemetryPipeline`` needs, with the OpenTelemetry SDK defaults.
 ///
 /// Build one in code, or start from ``fromEnvironment(_:)`` (the `OTEL_*` variables of the
@@ -46,6 +48,9 @@ public struct PipelineConfiguration: Sendable {
     /// Whether the pipeline reports the OpenTelemetry SDK self-observability metrics through
     /// swift-metrics (to whatever backend the application bootstrapped). - Default value: `true`.
     public var selfMetrics: Bool
+    /// Where self-metrics go; `nil` for `MetricsSystem.factory` (what the application
+    /// bootstrapped, or nothing). Set it to swift-metrics' `TestMetrics` in tests.
+    public var metricsFactory: (any MetricsFactory)?
 
     public init(
         serviceName: String? = nil, serviceVersion: String? = nil, resourceAttributes: [String: AttributeValue] = [:],
@@ -54,7 +59,7 @@ public struct PipelineConfiguration: Sendable {
         exporter: OTLPExporterConfiguration = .init(), limits: AttributeLimits = .init(),
         retry: ExportRetryPolicy? = ExportRetryPolicy(), circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(),
         exportStages: [ExportStage] = [], exportErrorHandler: (any ExportErrorHandler)? = nil, routes: [ExportRoute] = [],
-        selfMetrics: Bool = true
+        selfMetrics: Bool = true, metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.serviceName = serviceName
         self.serviceVersion = serviceVersion
@@ -72,6 +77,7 @@ public struct PipelineConfiguration: Sendable {
         self.exportErrorHandler = exportErrorHandler
         self.routes = routes
         self.selfMetrics = selfMetrics
+        self.metricsFactory = metricsFactory
     }
 
     /// This configuration with `handler` receiving export failures and drops.

@@ -1,3 +1,5 @@
+import CoreMetrics
+
 /// A stage of your own in the exporter chain: a function from the next exporter to yours.
 ///
 /// ```swift
@@ -61,7 +63,7 @@ public enum ExporterChain {
 
     static func build<C: Clock>(
         wrapping exporter: any TelemetryExporter, retry: ExportRetryPolicy?, circuitBreaker: CircuitBreakerPolicy?,
-        stages: [ExportStage], measured: Bool, clock: C
+        stages: [ExportStage], measured: Bool, metricsFactory: (any MetricsFactory)? = nil, clock: C
     ) -> Built where C.Duration == Duration {
         var chain = exporter
         var snapshot: (@Sendable () -> CircuitBreakerSnapshot)?
@@ -73,7 +75,7 @@ public enum ExporterChain {
         for stage in stages.reversed() where stage.placement == .perAttempt { chain = stage.wrap(chain) }
         if let retry { chain = RetryingExporter(wrapping: chain, policy: retry, clock: clock) }
         for stage in stages.reversed() where stage.placement == .perBatch { chain = stage.wrap(chain) }
-        if measured { chain = MeasuredExporter(wrapping: chain) }
+        if measured { chain = MeasuredExporter(wrapping: chain, factory: metricsFactory) }
         return Built(exporter: chain, breaker: snapshot)
     }
 }
