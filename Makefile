@@ -2,6 +2,7 @@
 #   make demo    build the tool (release) and run the demo against the embedded receiver
 #   make test    unit, integration and conformance tests, then the ring's ThreadSanitizer run
 #   make bench   ordo-one/benchmark suites, side by side with swift-otel 1.6.0
+#   make soak    the random-fault run with 10 M spans (make test runs it with 1 M)
 # Every target first installs what is missing (Debian packages, PyPI packages), non-interactively.
 
 SWIFT      ?= swift
@@ -27,7 +28,7 @@ deps:
 
 demo: deps
 	$(SWIFT) build -c release --product spillway
-	.build/release/spillway demo --spans 1000000 --logs 100000 --threads 2
+	.build/release/spillway demo --spans 1000000 --logs 100000 --threads 2 --faults 0.1
 
 # The ThreadSanitizer steps come first and the main suite last, so the run ends with its summary.
 test: deps test-tsan tsan-selftest test-unit
@@ -58,6 +59,11 @@ bench: deps
 	rm -f Benchmarks/e2e-report.txt
 	cd Benchmarks && SPILLWAY_BENCH_E2E_SPANS=$${SPILLWAY_BENCH_E2E_SPANS:-5000000} $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
 	@echo "End-to-end loss reports:"; cat Benchmarks/e2e-report.txt
+
+soak: deps
+	$(SWIFT) build --build-tests
+	SPILLWAY_FAULT_RUN_RECORDS=$${SPILLWAY_FAULT_RUN_RECORDS:-10000000} $(SWIFT) test --skip-build --filter aMillionRecordsThroughRandom
+	@cat .build/fault-run.txt; echo
 
 clean:
 	rm -rf .build .build-tsan Benchmarks/.build

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Resilience
 import ResilienceTesting
 
@@ -29,8 +30,8 @@ struct LoadOptions: ParsableArguments {
 
 /// A load generator must not lose what it counts: a full ring blocks the emitting thread (up to
 /// a minute) instead of dropping.
-func loadConfiguration(endpoint: String?) throws -> PipelineConfiguration {
-    var configuration = try PipelineConfiguration.fromEnvironment()
+func loadConfiguration(endpoint: String?, events: EventTally) throws -> PipelineConfiguration {
+    var configuration = try PipelineConfiguration.fromEnvironment().withExportErrorHandler(events)
     if let endpoint { configuration.exporter.endpoint = endpoint }
     if configuration.serviceName == nil { configuration.serviceName = "spillway-load" }
     configuration.overflowPolicy = .block(upTo: .seconds(60))
@@ -46,9 +47,10 @@ struct Load: AsyncParsableCommand {
     @OptionGroup var load: LoadOptions
 
     func run() async throws {
+        let events = EventTally()
         let pipeline: TelemetryPipeline
         do {
-            pipeline = try TelemetryPipeline(configuration: loadConfiguration(endpoint: endpoint))
+            pipeline = try TelemetryPipeline(configuration: loadConfiguration(endpoint: endpoint, events: events))
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
@@ -58,7 +60,8 @@ struct Load: AsyncParsableCommand {
         print("emitted:  \(stats.spans.emitted) spans, \(stats.logs.emitted) logs in \(String(format: "%.2f", seconds(result.elapsed))) s (\(formatRate(Double(load.spans + load.logs) / seconds(result.elapsed)))/s)")
         print("exported: \(stats.spans.exported) spans, \(stats.logs.exported) logs")
         print("dropped:  \(stats.spans.droppedTotal) spans \(stats.spans.dropped), \(stats.logs.droppedTotal) logs \(stats.logs.dropped)")
-        print("exports:  \(stats.exportAttempts) requests, \(stats.exportFailures) failed\(stats.lastError.map { "; last error: \($0)" } ?? "")")
+        print("exports:  \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips\(stats.lastError.map { "; last error: \($0)" } ?? "")")
+        print("events:   \(events.summary)")
         let complete = stats.spans.exported == load.spans && stats.logs.exported == load.logs
         if !complete { throw ExitCode(1) }
     }
@@ -69,13 +72,23 @@ struct Demo: AsyncParsableCommand {
         abstract: "Start the embedded OTLP receiver, send a load through the pipeline, and report what arrived.")
 
     @OptionGroup var load: LoadOptions
+    @Option(help: "Fraction of requests the receiver fails, half with 503 and half with a connection reset (0 to 1).")
+    var faults: Double = 0
+
+    func validate() throws {
+        guard (0...1).contains(faults) else { throw ValidationError("--faults must be from 0 to 1, got \(faults)") }
+    }
 
     func run() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
-        var configuration = try loadConfiguration(endpoint: receiver.endpoint)
+        if faults > 0 { receiver.behavior = .randomFaults(rate: faults, seed: 1) }
+        let events = EventTally()
+        var configuration = try loadConfiguration(endpoint: receiver.endpoint, events: events)
+        configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200))
+        configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 5, cooldown: .milliseconds(500))
         configuration.traces.maxConcurrentExports = 4
         let pipeline = try TelemetryPipeline(configuration: configuration)
-        print("spillway demo: receiver at \(receiver.endpoint); emitting \(load.spans) spans and \(load.logs) logs from \(load.threads) thread(s)")
+        print("spillway demo: receiver at \(receiver.endpoint)\(faults > 0 ? " failing \(Int(faults * 100)) % of requests (503 or reset)" : ""); emitting \(load.spans) spans and \(load.logs) logs from \(load.threads) thread(s)")
         fflush(nil)  // stdout before the progress bar on standard error
         let start = ContinuousClock.now
         let result = load.generator.run(pipeline: pipeline)
@@ -93,9 +106,32 @@ struct Demo: AsyncParsableCommand {
             received:    \(receiver.spanCount) spans, \(receiver.logCount) logs (\(receiver.acceptedRequestCount) requests)
             lost:        \(lost)   (by spillway.load.seq: spans \(spans); logs \(logs))
             dropped:     \(stats.spans.droppedTotal + stats.logs.droppedTotal) \(stats.spans.dropped.merging(stats.logs.dropped, uniquingKeysWith: +))
+            exports:     \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips
+            events:      \(events.summary)
             throughput:  \(formatRate(Double(load.spans + load.logs) / seconds(elapsed))) records/s end to end (\(String(format: "%.2f", seconds(elapsed))) s)
             emit:        \(String(format: "%.0f", result.emitNanosecondsPerRecord)) ns/op on the emitting thread(s)
             """)
         if lost > 0 || spans.duplicates + logs.duplicates > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Counts export failure events by outcome, for the summary (the handler API in use).
+final class EventTally: ExportErrorHandler, Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func handleExportError(_ event: ExportFailureEvent) {
+        let key: String
+        switch event.outcome {
+        case .willRetry: key = "retry scheduled"
+        case .heldInMemory: key = "held in memory"
+        case .spilled: key = "spilled"
+        case .dropped(let reason): key = "dropped \(reason)"
+        }
+        counts.withLock { $0[key, default: 0] += 1 }
+    }
+
+    var summary: String {
+        let all = counts.withLock { $0 }
+        return all.isEmpty ? "none" : all.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
     }
 }

@@ -123,6 +123,24 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(1)))
+    func aShutdownDeadlineDuringAnOutageDropsTheHeldBatchesAndSaysSo() async throws {
+        let receiver = try await OTLPReceiver.start()
+        receiver.behavior = .resetConnection
+        let events = EventLog()
+        let pipeline = try makePipeline(receiver: receiver, batchSize: 100, handler: events)
+        emit(pipeline, 1_000)
+        #expect(await eventually { pipeline.stats().batchesHeldInMemory > 0 })
+        let summary = await pipeline.shutdown(deadline: .now + .milliseconds(500))
+        #expect(summary.deadlineExceeded)
+        let stats = summary.stats
+        #expect(stats.spans.emitted == 1_000)
+        #expect(stats.spans.dropped == [.shutdown: 1_000], "\(stats)")
+        #expect(stats.batchesHeldInMemory == 0)
+        #expect(await eventually { events.droppedByReason == [.shutdown: 1_000] }, "\(events.droppedByReason)")
+        try await receiver.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
     func aHandlerThatBlocksDoesNotStopExports() async throws {
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .fail(status: 400)
