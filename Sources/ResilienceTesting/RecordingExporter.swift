@@ -8,6 +8,7 @@ import Synchronization
 ///
 /// Thread-safety: safe from any thread.
 public final class RecordingExporter: TelemetryExporter, Sendable {
+    /// The exporter name reported in events and metrics.
     public let name: String
     private let recorded = Mutex<[ExportBatch]>([])
 
@@ -46,6 +47,7 @@ public final class RecordingExporter: TelemetryExporter, Sendable {
 ///
 /// Thread-safety: safe from any thread; concurrent calls take the script's steps in turn.
 public final class ScriptedExporter: TelemetryExporter, Sendable {
+    /// The exporter name reported in events and metrics.
     public let name: String
     private let state: Mutex<(script: [Result<ExportResponse, any Error>], calls: [ExportBatch])>
     private let afterScript: Result<ExportResponse, any Error>
@@ -82,7 +84,6 @@ public final class ScriptedExporter: TelemetryExporter, Sendable {
     /// The batches of every call, in order.
     public var calls: [ExportBatch] { state.withLock { $0.calls } }
 
-    /// The records of the calls that succeeded are not tracked separately: use a
-    /// ``RecordingExporter`` behind it for that.
+    /// Steps of the script not used yet.
     public var remainingSteps: Int { state.withLock { $0.script.count } }
 }

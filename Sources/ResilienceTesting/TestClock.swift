@@ -20,6 +20,7 @@ public final class TestClock: Clock, Sendable {
     public struct Instant: InstantProtocol, Sendable, Hashable, Comparable {
         /// The time since the clock was made.
         public var offset: Duration
+        /// The instant `offset` after the clock was made.
         public init(offset: Duration) { self.offset = offset }
         public func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
         public func duration(to other: Instant) -> Duration { other.offset - offset }

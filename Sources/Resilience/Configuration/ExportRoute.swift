@@ -29,6 +29,7 @@ public struct ExportRoute: Sendable {
     /// Receives this route's failures and drops instead of the pipeline's handler; `nil` for the pipeline's.
     public var errorHandler: (any ExportErrorHandler)?
 
+    /// A route named `name` for the records that match any of the patterns.
     public init(
         _ name: String, scopes: [String] = [], spanNames: [String] = [], eventNames: [String] = [],
         overflowPolicy: OverflowPolicy? = nil, errorHandler: (any ExportErrorHandler)? = nil

@@ -24,7 +24,8 @@ final class PipelineCore: @unchecked Sendable {
     /// Where export tasks run: never the cooperative pool (see ``ExportExecutor``).
     let exportExecutor = ExportExecutor(name: "spillway-export")
     /// Set once at start, before any record is emitted.
-    var processor: BatchProcessor?
+    /// Weak: the pipeline owns the processor, and the processor holds the core.
+    weak var processor: BatchProcessor?
     var simple: SimpleProcessor?
     /// The chain every batch goes through: error handling → measured → retry → breaker → exporter.
     var chain: (any TelemetryExporter)!

@@ -7,6 +7,7 @@ public struct CircuitBreakerPolicy: Sendable, Hashable {
     /// How long the breaker stays open before one probe goes through. - Default value: 30 s.
     public var cooldown: Duration
 
+    /// A policy; the parameters default to 5 failures and 30 s.
     public init(failureThreshold: Int = 5, cooldown: Duration = .seconds(30)) {
         self.failureThreshold = failureThreshold
         self.cooldown = cooldown
@@ -58,11 +59,13 @@ public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable whe
         case halfOpen
     }
 
+    /// The threshold and cool-down.
     public let policy: CircuitBreakerPolicy
     private var internalState: InternalState = .closed(failures: 0)
     /// How often the breaker opened.
     public private(set) var trips = 0
 
+    /// A closed breaker with no failures.
     public init(policy: CircuitBreakerPolicy = CircuitBreakerPolicy()) {
         self.policy = policy
     }

@@ -92,6 +92,7 @@ public protocol ExportErrorHandler: Sendable {
 public struct ClosureExportErrorHandler: ExportErrorHandler {
     private let body: @Sendable (ExportFailureEvent) throws -> Void
 
+    /// A handler that calls `body` for each event (on the pipeline's handler thread).
     public init(_ body: @escaping @Sendable (ExportFailureEvent) throws -> Void) {
         self.body = body
     }

@@ -38,6 +38,7 @@ public struct ExportRetryPolicy: Sendable, Hashable {
     /// - Default value: 10 s.
     public var maximumElapsedTime: Duration?
 
+    /// A policy; every parameter defaults to the value documented on its property.
     public init(
         initialDelay: Duration = .seconds(1), maximumDelay: Duration = .seconds(5), multiplier: Double = 1.5,
         jitter: Jitter = .proportional(0.5), maximumAttempts: Int? = nil, maximumElapsedTime: Duration? = .seconds(10)

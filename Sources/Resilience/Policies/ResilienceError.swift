@@ -17,6 +17,7 @@ public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertibl
         public var description: String { "\(base)" }
     }
 
+    /// What went wrong.
     public var code: Code
     /// What happened, in words.
     public var message: String
@@ -25,6 +26,7 @@ public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertibl
     /// The error underneath, if any (the failure that opened the breaker). Not part of equality.
     public var cause: (any Error)?
 
+    /// An error; `retryAfter` and `cause` are optional.
     public init(code: Code, message: String, retryAfter: Duration? = nil, cause: (any Error)? = nil) {
         self.code = code
         self.message = message

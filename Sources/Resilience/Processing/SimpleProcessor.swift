@@ -7,7 +7,8 @@ import Synchronization
 /// Do not use it from Swift concurrency's cooperative threads at high rates: each blocked
 /// caller holds a thread of the pool.
 final class SimpleProcessor: @unchecked Sendable {
-    private let core: PipelineCore
+    /// Unowned: the core owns this processor.
+    private unowned let core: PipelineCore
     private let sequences = [InFlightCounter(), InFlightCounter()]
 
     init(core: PipelineCore) {
