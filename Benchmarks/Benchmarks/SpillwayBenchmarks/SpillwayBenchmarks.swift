@@ -15,7 +15,11 @@ struct DiscardingExporter: TelemetryExporter {
 func emitPipeline() throws -> TelemetryPipeline {
     var configuration = PipelineConfiguration(serviceName: "bench")
     configuration.ringCapacity = 64 << 20
-    return try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
+    let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
+    // Let the pipeline's threads (drain, monitor, export) start and settle: a sample is only
+    // ~1,000 emits (< 1 ms), and on 2 cores a thread starting inside it preempts an emitter.
+    usleep(20_000)
+    return pipeline
 }
 
 @inline(__always)

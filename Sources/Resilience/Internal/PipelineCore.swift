@@ -36,6 +36,7 @@ final class PipelineCore: @unchecked Sendable {
     private let reportedDrops = Mutex<Set<String>>([])
     private let tasks = Mutex<(next: Int, running: [Int: Task<Void, Never>])>((0, [:]))
     private let monitorStop = Atomic<Bool>(false)
+    private let monitorParker = ThreadParker()
     private let tickLock = Mutex<[Int]>([])
 
     init(configuration: PipelineConfiguration, logger: Logger) throws(ConfigurationError) {
@@ -172,18 +173,23 @@ final class PipelineCore: @unchecked Sendable {
     // MARK: Monitor
 
     /// Reports intake drops and refreshes the metrics every 100 ms, on a thread of its own.
+    /// The thread holds the core only while it ticks, so releasing the pipeline frees the
+    /// core (and unmaps the ring) at once, on the releasing thread.
     func startMonitor() {
-        startThread(name: "spillway-monitor") { [self] in
-            let parker = ThreadParker()
-            while !monitorStop.load(ordering: .relaxed) {
-                tick()
-                parker.park(nanoseconds: 100_000_000)
+        let parker = monitorParker
+        startThread(name: "spillway-monitor") { [weak self] in
+            func tickIfRunning() -> Bool {
+                guard let core = self, !core.monitorStop.load(ordering: .relaxed) else { return false }
+                core.tick()
+                return true
             }
+            while tickIfRunning() { parker.park(nanoseconds: 100_000_000) }
         }
     }
 
     func stopMonitor() {
         monitorStop.store(true, ordering: .relaxed)
+        monitorParker.unpark()
     }
 
     /// Turns the intake drops counted since the last tick into events, one per route, signal and reason.
