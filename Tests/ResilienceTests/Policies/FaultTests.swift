@@ -76,7 +76,7 @@ import Testing
             receiver: receiver, circuitBreaker: CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(1)), handler: events)
         let start = ContinuousClock.now
         emit(pipeline, 1_000)
-        #expect(await eventually { pipeline.stats().circuitBreakerTrips >= 1 })
+        #expect(await eventually { pipeline.stats().circuitBreakerTrips >= 1 && pipeline.stats().batchesHeldInMemory > 0 })
         let health = pipeline.health()
         guard case .unhealthy(let reasons) = health, reasons.contains(.collectorDown), reasons.contains(.holdingBatches) else {
             Issue.record("while the collector is down: \(health)")

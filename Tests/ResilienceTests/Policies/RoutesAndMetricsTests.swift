@@ -142,3 +142,66 @@ import Testing
         #expect(key { $0.retry = nil; $0.circuitBreaker = nil } == nil)
     }
 }
+
+/// Counts the calls that pass through it.
+struct CountingStage: TelemetryExporter {
+    let next: any TelemetryExporter
+    let calls: CountCell
+    var name: String { next.name }
+    func export(_ batch: ExportBatch) async throws -> ExportResponse {
+        calls.value.add(1, ordering: .relaxed)
+        return try await next.export(batch)
+    }
+}
+
+@Suite struct ExporterChainTests {
+    @Test func yourStagesSitWhereTheySaidPerAttemptInsideTheRetryLoopPerBatchOutside() async throws {
+        let attempts = CountCell()
+        let batches = CountCell()
+        let scripted = ScriptedExporter(failing: 2, with: OTLPExportError(code: .httpStatus, statusCode: 503, message: ""))
+        var configuration = PipelineConfiguration(serviceName: "stages")
+        configuration.traces.scheduleDelay = .milliseconds(10)
+        configuration.retry = .fastForTests
+        configuration.exportStages = [
+            .perAttempt { CountingStage(next: $0, calls: attempts) },
+            .perBatch { CountingStage(next: $0, calls: batches) },
+        ]
+        let pipeline = try TelemetryPipeline(configuration: configuration, exporter: scripted)
+        pipeline.tracer(scope: "s").startSpan("one").end()
+        await pipeline.forceFlush()
+        #expect(attempts.value.load(ordering: .relaxed) == 3 && batches.value.load(ordering: .relaxed) == 1)
+        #expect(scripted.callCount == 3 && pipeline.stats().spans.exported == 1)
+        #expect(pipeline.stats().exportAttempts == 3 && pipeline.stats().retries == 2)
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+    }
+
+    @Test func theStandardChainRetriesOutsideTheBreaker() async throws {
+        let scripted = ScriptedExporter(failing: 3, with: OTLPExportError(code: .connectionFailed, message: "refused"))
+        let chain = ExporterChain.standard(
+            wrapping: scripted, retry: .fastForTests, circuitBreaker: CircuitBreakerPolicy(failureThreshold: 2, cooldown: .seconds(30)),
+            measured: false)
+        // Two refused attempts open the breaker, which ends the retry loop with circuit_open.
+        let error = await #expect(throws: ResilienceError.self) {
+            try await chain.export(ExportBatch(signal: .logs, body: [], recordCount: 1, sequence: 0))
+        }
+        #expect(error?.code == .circuitOpen && scripted.callCount == 2)
+    }
+}
+
+@Suite struct EventStreamTests {
+    @Test func theStreamKeepsTheNewestEventsAndCountsWhatItLost() async throws {
+        let scripted = ScriptedExporter([], afterScript: .failure(OTLPExportError(code: .httpStatus, statusCode: 400, message: "no")))
+        var configuration = PipelineConfiguration(serviceName: "stream")
+        configuration.traces.maxExportBatchSize = 1
+        configuration.traces.scheduleDelay = .milliseconds(10)
+        let pipeline = try TelemetryPipeline(configuration: configuration, exporter: scripted)
+        let tracer = pipeline.tracer(scope: "s")
+        for _ in 0..<5_000 { tracer.startSpan("refused").end() }
+        await pipeline.forceFlush()
+        let stats = pipeline.stats()
+        #expect(stats.spans.dropped[.exportFailed] == 5_000)
+        #expect(stats.handlerEvents == 5_000)
+        #expect(stats.handlerEventsLost == 5_000 - 4_096, "nobody read the stream; it kept the newest 4,096")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+    }
+}
