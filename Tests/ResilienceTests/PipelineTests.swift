@@ -168,12 +168,14 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await pipeline.forceFlush()
         var stats = pipeline.stats()
         #expect(stats.spans.dropped[.exportFailed] == 10, "\(behavior): \(stats)")
-        #expect(stats.exportAttempts == 1, "a permanent error is not retried: \(stats)")
         #expect(stats.lastError != nil)
-        #expect(await eventually { events.all.count == 1 })
-        let event = try #require(events.all.first)
-        #expect(event.kind == .permanent && event.outcome == .dropped(.exportFailed) && event.recordCount == 10 && event.attempt == 1)
-        #expect(try event.spans().map(\.name) == Array(repeating: "lost", count: 10), "the handler can read the failed records")
+        // Usually one batch of 10; a loaded machine may cut it in two at the schedule delay.
+        #expect(await eventually { events.droppedByReason[.exportFailed] == 10 })
+        #expect(stats.exportAttempts == events.all.count, "a permanent error is not retried: \(stats)")
+        for event in events.all {
+            #expect(event.kind == .permanent && event.outcome == .dropped(.exportFailed) && event.attempt == 1)
+        }
+        #expect(try events.all.flatMap { try $0.spans() }.map(\.name) == Array(repeating: "lost", count: 10), "the handler can read the failed records")
 
         receiver.behavior = .accept
         for _ in 0..<10 { tracer.startSpan("delivered").end() }

@@ -108,8 +108,8 @@ import Testing
         // `expectCounter` matches the dimensions exactly (`counterTotal` would add the failures in).
         #expect(try metrics.expectCounter("otel.sdk.exporter.span.exported", exporter).totalValue == 10)
         #expect(try metrics.expectCounter("otel.sdk.exporter.span.exported", exporter + [("error.type", "400")]).totalValue == 4)
-        #expect(try metrics.expectTimer("otel.sdk.exporter.operation.duration", exporter).values.count == 1)
-        #expect(try metrics.expectTimer("otel.sdk.exporter.operation.duration", exporter + [("error.type", "400")]).values.count == 1)
+        #expect(try metrics.expectTimer("otel.sdk.exporter.operation.duration", exporter).values.count >= 1)
+        #expect(try metrics.expectTimer("otel.sdk.exporter.operation.duration", exporter + [("error.type", "400")]).values.count >= 1)
         #expect(try metrics.expectMeter("otel.sdk.exporter.span.inflight", exporter).lastValue == 0)
 
         let processor = [("otel.component.type", "batching_span_processor"), ("otel.component.name", "batching_span_processor/0")]
@@ -161,7 +161,8 @@ struct CountingStage: TelemetryExporter {
         let scripted = ScriptedExporter(failing: 2, with: OTLPExportError(code: .httpStatus, statusCode: 503, message: ""))
         var configuration = PipelineConfiguration(serviceName: "stages")
         configuration.traces.scheduleDelay = .milliseconds(10)
-        configuration.retry = .fastForTests
+        // No time budget: on a loaded machine the three attempts may take longer than a second.
+        configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(10), jitter: .none, maximumElapsedTime: nil)
         configuration.exportStages = [
             .perAttempt { CountingStage(next: $0, calls: attempts) },
             .perBatch { CountingStage(next: $0, calls: batches) },
