@@ -9,14 +9,14 @@ func makePipeline(
     processor: ProcessorKind = .batch, compression: OTLPExporterConfiguration.Compression = .none,
     limits: AttributeLimits = .init(), timeout: Duration = .seconds(5), retry: ExportRetryPolicy? = .fastForTests,
     circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(failureThreshold: 5, cooldown: .milliseconds(300)),
-    handler: (any ExportErrorHandler)? = nil, routes: [ExportRoute] = []
+    handler: (any ExportErrorHandler)? = nil, routes: [ExportRoute] = [], scheduleDelay: Duration = .milliseconds(50)
 ) throws -> TelemetryPipeline {
     var configuration = PipelineConfiguration(serviceName: "spillway-tests", serviceVersion: "1.2.3")
     configuration.ringCapacity = ringCapacity
     configuration.overflowPolicy = overflow
     configuration.processor = processor
-    configuration.traces.scheduleDelay = .milliseconds(50)
-    configuration.logs.scheduleDelay = .milliseconds(50)
+    configuration.traces.scheduleDelay = scheduleDelay
+    configuration.logs.scheduleDelay = scheduleDelay
     configuration.traces.maxExportBatchSize = batchSize
     configuration.logs.maxExportBatchSize = batchSize
     configuration.exporter.endpoint = receiver.endpoint

@@ -23,7 +23,10 @@ import Testing
         receiver.behavior = .fail(status: 503, retryAfter: "2")
         let events = EventLog()
         let retry = ExportRetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200), jitter: .none, maximumElapsedTime: nil)
-        let pipeline = try makePipeline(receiver: receiver, retry: retry, circuitBreaker: CircuitBreakerPolicy(failureThreshold: 10), handler: events)
+        // Exactly one batch (dispatched by size, never by the delay), so consecutive requests are its retries.
+        let pipeline = try makePipeline(
+            receiver: receiver, batchSize: 300, retry: retry, circuitBreaker: CircuitBreakerPolicy(failureThreshold: 10), handler: events,
+            scheduleDelay: .seconds(60))
         let start = ContinuousClock.now
         emit(pipeline, 300)
         try await Task.sleep(until: start + .seconds(5))
@@ -53,7 +56,7 @@ import Testing
         let date = formatter.string(from: Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 4).rounded(.down)))
         receiver.behavior = .fail(status: 429, retryAfter: date)
         let events = EventLog()
-        let pipeline = try makePipeline(receiver: receiver, handler: events)
+        let pipeline = try makePipeline(receiver: receiver, batchSize: 10, handler: events, scheduleDelay: .seconds(60))
         emit(pipeline, 10)
         #expect(await eventually { receiver.requestCount >= 1 })
         receiver.behavior = .accept
