@@ -32,6 +32,8 @@ public final class OTLPReceiver: Sendable {
         case closeMidResponse
         /// Accept, count, and report `rejected` records as rejected (OTLP partial success).
         case partialSuccess(rejected: Int, message: String)
+        /// Fail the next `count` requests with `status` (and `Retry-After` if given), then accept.
+        case failFirst(count: Int, status: Int, retryAfter: String? = nil)
         /// Fail a random fraction `rate` of requests — half with 503, half with a connection
         /// reset — and accept the rest. Deterministic for a given `seed`.
         case randomFaults(rate: Double, seed: UInt64)
@@ -72,6 +74,7 @@ public final class OTLPReceiver: Sendable {
         var requestTimes: [ContinuousClock.Instant] = []
         var random: UInt64 = 0
         var randomSeed: UInt64?
+        var failedFirst = 0
     }
 
     let state = Mutex(State())
@@ -121,7 +124,7 @@ public final class OTLPReceiver: Sendable {
     /// How the receiver answers from now on.
     public var behavior: Behavior {
         get { state.withLock { $0.behavior } }
-        set { state.withLock { $0.behavior = newValue } }
+        set { state.withLock { $0.behavior = newValue; $0.failedFirst = 0 } }
     }
 
     /// Requests received, whatever the answer.
@@ -190,6 +193,11 @@ public final class OTLPReceiver: Sendable {
             state.requests += 1
             state.lastPath = path
             state.requestTimes.append(.now)
+            if case .failFirst(let count, let status, let retryAfter) = state.behavior {
+                guard state.failedFirst < count else { return .accept }
+                state.failedFirst += 1
+                return .fail(status: status, retryAfter: retryAfter)
+            }
             guard case .randomFaults(let rate, let seed) = state.behavior else { return state.behavior }
             if state.randomSeed != seed { state.randomSeed = seed; state.random = seed }
             // SplitMix64: a deterministic sequence per seed.
@@ -315,7 +323,7 @@ final class ReceiverHandler: ChannelInboundHandler {
             case .delay(let duration): answer = .delayed(duration)
             case .garbage: answer = .garbage
             case .closeMidResponse: answer = .closeMidResponse
-            case .randomFaults: answer = .status(500, retryAfter: nil, message: "unreachable: random faults resolve per request")
+            case .randomFaults, .failFirst: answer = .status(500, retryAfter: nil, message: "unreachable: resolved per request")
             }
             respond(answer, context: context, head: head, receiver: receiver)
         }

@@ -214,9 +214,9 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let events = EventLog()
         let pipeline = try makePipeline(receiver: receiver, timeout: .milliseconds(300), handler: events)
         pipeline.tracer(scope: "slow").startSpan("s").end()
-        #expect(await eventually { events.all.contains { $0.kind == .transport } })
-        let timeout = try #require(events.all.first { $0.kind == .transport }?.error as? OTLPExportError)
-        #expect(timeout.code == .timeout, "\(timeout)")
+        // (A slow machine may also fail to connect within the timeout: connectionFailed, also transport.)
+        #expect(await eventually { events.all.contains { ($0.error as? OTLPExportError)?.code == .timeout } })
+        #expect(events.all.allSatisfy { $0.kind == .transport || $0.kind == .circuitOpen }, "\(events.all)")
         receiver.behavior = .accept
         await pipeline.forceFlush()
         let stats = pipeline.stats()
