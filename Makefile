@@ -7,7 +7,7 @@
 
 SWIFT      ?= swift
 DEBS       := liburing-dev libzstd-dev zlib1g-dev
-PY_MODULES := opentelemetry.proto:opentelemetry-proto
+PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000

@@ -58,7 +58,7 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(name: "CRingBufferTests", dependencies: ["CRingBuffer"], swiftSettings: strictSwift),
-        .testTarget(name: "CSpillTests", dependencies: ["CSpill"], swiftSettings: strictSwift),
+        .testTarget(name: "CSpillTests", dependencies: ["CSpill", "Resilience", "ResilienceTesting"], swiftSettings: strictSwift),
         .testTarget(
             name: "ResilienceTests",
             dependencies: [

@@ -1,0 +1,272 @@
+#define _GNU_SOURCE
+#include "CSpill.h"
+#include "format.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+struct csp_reader {
+	int fd;
+	const uint8_t *map;     /* the whole file, read-only */
+	uint64_t size;
+	uint64_t position;      /* where the next frame header is expected */
+	uint64_t valid_end;     /* end of the last frame that checked out */
+	ZSTD_DCtx *dctx;
+	uint8_t *payload;       /* the last decompressed payload, reused */
+	size_t capacity;
+};
+
+int csp_reader_open(const char *path, csp_reader_t **out, csp_segment_header_t *header)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if ((uint64_t)st.st_size < CSP_SEGMENT_HEADER_SIZE) {
+		close(fd);
+		return -EBADMSG;  /* empty or cut inside the segment header */
+	}
+	const uint8_t *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	uint16_t version = csp_get16(map + 8), signal = csp_get16(map + 10);
+	if (memcmp(map, csp_segment_magic, 8) != 0 || version != CSP_FORMAT_VERSION ||
+	    (signal != CSP_SIGNAL_TRACES && signal != CSP_SIGNAL_LOGS)) {
+		munmap((void *)map, (size_t)st.st_size);
+		close(fd);
+		return -EBADMSG;
+	}
+	csp_reader_t *r = calloc(1, sizeof *r);
+	if (!r || !(r->dctx = ZSTD_createDCtx())) {
+		free(r);
+		munmap((void *)map, (size_t)st.st_size);
+		close(fd);
+		return -ENOMEM;
+	}
+	r->fd = fd;
+	r->map = map;
+	r->size = (uint64_t)st.st_size;
+	r->position = r->valid_end = CSP_SEGMENT_HEADER_SIZE;
+	if (header) {
+		header->version = version;
+		header->signal = signal;
+		header->flags = csp_get32(map + 12);
+		header->sequence = csp_get64(map + 16);
+		header->created_ns = csp_get64(map + 24);
+	}
+	*out = r;
+	return 0;
+}
+
+/* Whether a frame or padding header with a valid header CRC starts at `at`. */
+static int header_checks_out(const csp_reader_t *r, uint64_t at)
+{
+	if (r->size - at < CSP_FRAME_HEADER_SIZE)
+		return 0;
+	const uint8_t *h = r->map + at;
+	if (memcmp(h, csp_frame_magic, 4) != 0 && memcmp(h, csp_pad_magic, 4) != 0)
+		return 0;
+	return csp_crc32c(0, h, 28) == csp_get32(h + 28);
+}
+
+/* The next header at or after `from` that checks out, or the end of the file. Linear in the
+ * bytes scanned: the next 'F' and 'P' candidates are each searched for once per position. */
+static uint64_t scan(const csp_reader_t *r, uint64_t from)
+{
+	const uint8_t *end = r->map + r->size;
+	const uint8_t *f = NULL, *p = NULL;
+	uint64_t at = from;
+	while (at + CSP_FRAME_HEADER_SIZE <= r->size) {
+		const uint8_t *here = r->map + at;
+		if (!f || f < here) {
+			f = memchr(here, 'F', (size_t)(r->size - at));
+			if (!f)
+				f = end;
+		}
+		if (!p || p < here) {
+			p = memchr(here, 'P', (size_t)(r->size - at));
+			if (!p)
+				p = end;
+		}
+		const uint8_t *next = f < p ? f : p;
+		if (next == end)
+			break;
+		if (header_checks_out(r, (uint64_t)(next - r->map)))
+			return (uint64_t)(next - r->map);
+		at = (uint64_t)(next - r->map) + 1;
+	}
+	return r->size;
+}
+
+int csp_reader_next(csp_reader_t *r, csp_frame_t *frame)
+{
+	memset(frame, 0, sizeof *frame);
+	for (;;) {
+		uint64_t at = r->position;
+		frame->offset = at;
+		if (at == r->size)
+			return 0;
+		if (r->size - at < CSP_FRAME_HEADER_SIZE) {
+			r->position = r->size;
+			frame->skipped_bytes = r->size - at;
+			return -ENODATA;  /* torn tail: a header cut short */
+		}
+		const uint8_t *h = r->map + at;
+		if (!header_checks_out(r, at)) {
+			uint64_t next = scan(r, at + 1);
+			frame->skipped_bytes = next - at;
+			r->position = next;
+			return next == r->size ? -ENODATA : -EBADMSG;
+		}
+		if (memcmp(h, csp_pad_magic, 4) == 0) {
+			uint64_t pad = csp_get32(h + 4);
+			if (pad > r->size - at - CSP_FRAME_HEADER_SIZE) {
+				r->position = r->size;
+				frame->skipped_bytes = r->size - at;
+				return -ENODATA;
+			}
+			r->position = r->valid_end = at + CSP_FRAME_HEADER_SIZE + pad;
+			continue;
+		}
+		frame->compressed_length = csp_get32(h + 4);
+		frame->uncompressed_length = csp_get32(h + 8);
+		frame->records = csp_get32(h + 12);
+		frame->batch_sequence = csp_get64(h + 16);
+		uint64_t end = at + CSP_FRAME_HEADER_SIZE + (uint64_t)frame->compressed_length;
+		if (end > r->size) {
+			/* The header is intact but the payload runs past the end: torn while being written. */
+			r->position = r->size;
+			frame->skipped_bytes = r->size - at;
+			return -ENODATA;
+		}
+		const uint8_t *compressed = h + CSP_FRAME_HEADER_SIZE;
+		int bad = frame->uncompressed_length > CSP_MAX_PAYLOAD ||
+			  csp_crc32c(0, compressed, frame->compressed_length) != csp_get32(h + 24);
+		if (!bad) {
+			/* Exactly one zstd frame, whose content size is the header's: caps what a bomb can ask for. */
+			unsigned long long content = ZSTD_getFrameContentSize(compressed, frame->compressed_length);
+			size_t one = ZSTD_findFrameCompressedSize(compressed, frame->compressed_length);
+			bad = content != frame->uncompressed_length || ZSTD_isError(one) || one != frame->compressed_length;
+		}
+		if (!bad && r->capacity < frame->uncompressed_length) {
+			uint8_t *grown = realloc(r->payload, frame->uncompressed_length ? frame->uncompressed_length : 1);
+			if (!grown)
+				return -ENOMEM;
+			r->payload = grown;
+			r->capacity = frame->uncompressed_length;
+		}
+		if (!bad) {
+			size_t n = ZSTD_decompressDCtx(r->dctx, r->payload, frame->uncompressed_length, compressed,
+						       frame->compressed_length);
+			bad = ZSTD_isError(n) || n != frame->uncompressed_length;
+		}
+		if (bad) {
+			/* The records this header names are lost; resynchronise on the next good header. */
+			uint64_t next = scan(r, at + 1);
+			frame->skipped_bytes = next - at;
+			r->position = next;
+			return -EBADMSG;
+		}
+		frame->payload = r->payload;
+		r->position = r->valid_end = end;
+		return 1;
+	}
+}
+
+uint64_t csp_reader_valid_end(const csp_reader_t *r) { return r->valid_end; }
+uint64_t csp_reader_size(const csp_reader_t *r) { return r->size; }
+
+void csp_reader_close(csp_reader_t *r)
+{
+	if (!r)
+		return;
+	munmap((void *)r->map, (size_t)r->size);
+	close(r->fd);
+	ZSTD_freeDCtx(r->dctx);
+	free(r->payload);
+	free(r);
+}
+
+int csp_recover(const char *open_path, csp_recovery_t *result)
+{
+	memset(result, 0, sizeof *result);
+	size_t length = strlen(open_path);
+	if (length < 6 || length >= PATH_MAX || strcmp(open_path + length - 5, ".open") != 0)
+		return -EINVAL;
+	char spill_path[PATH_MAX];
+	memcpy(spill_path, open_path, length - 5);
+	strcpy(spill_path + length - 5, ".spill");
+
+	csp_reader_t *r;
+	uint64_t keep = 0;
+	int rc = csp_reader_open(open_path, &r, NULL);
+	if (rc == -EBADMSG) {
+		/* Cut inside the segment header: nothing in it was ever durable. */
+		result->removed = 1;
+		return unlink(open_path) == 0 ? 0 : -errno;
+	}
+	if (rc < 0)
+		return rc;
+	csp_frame_t frame;
+	for (;;) {
+		rc = csp_reader_next(r, &frame);
+		if (rc == 1) {
+			result->frames++;
+			result->records += frame.records;
+			continue;
+		}
+		if (rc == -ENOMEM) {
+			csp_reader_close(r);
+			return rc;
+		}
+		break;  /* clean end, torn or corrupt: keep what came before */
+	}
+	keep = csp_reader_valid_end(r);
+	result->truncated_bytes = csp_reader_size(r) - keep;
+	csp_reader_close(r);
+
+	int fd = open(open_path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (result->truncated_bytes && ftruncate(fd, (off_t)keep) != 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (fdatasync(fd) != 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	close(fd);
+	if (rename(open_path, spill_path) != 0)
+		return -errno;
+	char directory[PATH_MAX];
+	strcpy(directory, open_path);
+	char *slash = strrchr(directory, '/');
+	if (slash) {
+		*slash = 0;
+		int dirfd = open(slash == directory ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd >= 0) {
+			fsync(dirfd);
+			close(dirfd);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,330 @@
+#define _GNU_SOURCE
+#include "CSpill.h"
+#include "format.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+#include <zstd.h>
+
+struct csp_writer {
+	csp_writer_options_t options;
+	char directory[4096];
+	int dirfd;
+	int io;                 /* CSP_IO_URING or CSP_IO_PWRITE, as chosen */
+	struct io_uring ring;
+	ZSTD_CCtx *cctx;
+	uint8_t *buffer;        /* frame header + compressed payload, reused */
+	size_t capacity;
+	int fd;                 /* the open segment, or -1 */
+	uint64_t sequence;      /* of the open segment, or of the next one */
+	uint64_t offset;        /* end of the last complete frame in the open segment */
+	uint64_t created_ns;
+	uint64_t last_sync_ns;
+	uint64_t bytes_written;
+	int synced;             /* nothing written since the last fdatasync */
+};
+
+static uint64_t now_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void segment_path(const csp_writer_t *w, uint64_t sequence, const char *suffix, char *out, size_t size)
+{
+	snprintf(out, size, "%s/%020llu.%s", w->directory, (unsigned long long)sequence, suffix);
+}
+
+/* Writes all of [data, data + length) at `offset`: io_uring or pwrite, short writes resumed.
+ * With `sync`, an fdatasync linked after the write (IOSQE_IO_LINK) completes before return. */
+static int write_all(csp_writer_t *w, const uint8_t *data, size_t length, uint64_t offset, int sync)
+{
+	if (w->io == CSP_IO_PWRITE) {
+		while (length > 0) {
+			ssize_t n = pwrite(w->fd, data, length, (off_t)offset);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			if (n == 0)
+				return -EIO;
+			data += n, length -= (size_t)n, offset += (uint64_t)n;
+		}
+		if (sync && fdatasync(w->fd) != 0)
+			return -errno;
+		return 0;
+	}
+	while (length > 0 || sync) {
+		struct io_uring_sqe *sqe;
+		int pending = 0;
+		if (length > 0) {
+			sqe = io_uring_get_sqe(&w->ring);
+			io_uring_prep_write(sqe, w->fd, data, (unsigned)length, offset);
+			sqe->user_data = 1;
+			pending++;
+			if (sync)
+				sqe->flags |= IOSQE_IO_LINK;  /* the fdatasync below runs only after this write */
+		}
+		if (sync) {
+			sqe = io_uring_get_sqe(&w->ring);
+			io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
+			sqe->user_data = 2;
+			pending++;
+		}
+		int rc = io_uring_submit(&w->ring);
+		if (rc < 0)
+			return rc;
+		int written = -1, synced = 0, sync_rc = 0;
+		for (int i = 0; i < pending; i++) {
+			struct io_uring_cqe *cqe;
+			rc = io_uring_wait_cqe(&w->ring, &cqe);
+			if (rc < 0)
+				return rc;
+			if (cqe->user_data == 1)
+				written = cqe->res;
+			else
+				synced = 1, sync_rc = cqe->res;
+			io_uring_cqe_seen(&w->ring, cqe);
+		}
+		if (length > 0) {
+			if (written < 0)
+				return written;
+			if (written == 0)
+				return -EIO;
+			data += written, length -= (size_t)written, offset += (uint64_t)written;
+			if (length > 0)
+				continue;  /* short write: the linked sync was cancelled (-ECANCELED); resume, then sync */
+		}
+		if (sync) {
+			if (synced && sync_rc == 0)
+				return 0;
+			if (sync_rc != -ECANCELED && sync_rc < 0)
+				return sync_rc;
+			/* cancelled by a short write that is now complete: sync alone */
+			length = 0;
+			continue;
+		}
+	}
+	return 0;
+}
+
+static int open_segment(csp_writer_t *w)
+{
+	char path[4200];
+	segment_path(w, w->sequence, "open", path, sizeof path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	uint8_t header[CSP_SEGMENT_HEADER_SIZE] = { 0 };
+	memcpy(header, csp_segment_magic, 8);
+	csp_put16(header + 8, CSP_FORMAT_VERSION);
+	csp_put16(header + 10, w->options.signal);
+	csp_put32(header + 12, 0);
+	csp_put64(header + 16, w->sequence);
+	w->created_ns = now_ns(CLOCK_REALTIME);
+	csp_put64(header + 24, w->created_ns);
+	w->fd = fd;
+	int rc = write_all(w, header, sizeof header, 0, 0);
+	if (rc < 0) {
+		close(fd);
+		unlink(path);
+		w->fd = -1;
+		return rc;
+	}
+	w->offset = CSP_SEGMENT_HEADER_SIZE;
+	w->bytes_written += CSP_SEGMENT_HEADER_SIZE;
+	w->synced = 0;
+	/* The new name must survive a crash too, or recovery would not find the file. */
+	fsync(w->dirfd);
+	return 0;
+}
+
+int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
+{
+	if (!options || !options->directory || !out || (options->signal != CSP_SIGNAL_TRACES && options->signal != CSP_SIGNAL_LOGS))
+		return -EINVAL;
+	if (strlen(options->directory) >= 4000)
+		return -ENAMETOOLONG;
+	csp_writer_t *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->options = *options;
+	if (!w->options.max_segment_bytes)
+		w->options.max_segment_bytes = 64u << 20;
+	if (!w->options.zstd_level)
+		w->options.zstd_level = 1;
+	strcpy(w->directory, options->directory);
+	w->options.directory = w->directory;
+	w->fd = -1;
+	w->sequence = options->segment_sequence;
+	w->synced = 1;
+	w->last_sync_ns = now_ns(CLOCK_MONOTONIC);
+	if (mkdir(w->directory, 0700) != 0 && errno != EEXIST) {
+		int rc = -errno;
+		free(w);
+		return rc;
+	}
+	w->dirfd = open(w->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dirfd < 0) {
+		int rc = -errno;
+		free(w);
+		return rc;
+	}
+	int io = options->io;
+	const char *forced = getenv("SPILLWAY_IO");
+	if (io == CSP_IO_AUTO && forced && strcmp(forced, "pwrite") == 0)
+		io = CSP_IO_PWRITE;
+	if (io != CSP_IO_PWRITE) {
+		int rc = io_uring_queue_init(8, &w->ring, 0);
+		if (rc == 0)
+			io = CSP_IO_URING;
+		else if (io == CSP_IO_URING) {
+			close(w->dirfd);
+			free(w);
+			return rc;
+		} else
+			io = CSP_IO_PWRITE;  /* ENOSYS, EPERM, ...: fall back on our own */
+	}
+	w->io = io;
+	w->cctx = ZSTD_createCCtx();
+	if (!w->cctx) {
+		csp_writer_close(w);
+		return -ENOMEM;
+	}
+	*out = w;
+	return 0;
+}
+
+int csp_writer_io(const csp_writer_t *w) { return w->io; }
+uint64_t csp_writer_bytes(const csp_writer_t *w) { return w->bytes_written; }
+uint64_t csp_writer_segment_sequence(const csp_writer_t *w) { return w->sequence; }
+
+int csp_writer_flush(csp_writer_t *w)
+{
+	if (w->fd < 0 || w->synced)
+		return 0;
+	int rc = write_all(w, NULL, 0, w->offset, 1);
+	if (rc == 0) {
+		w->synced = 1;
+		w->last_sync_ns = now_ns(CLOCK_MONOTONIC);
+	}
+	return rc;
+}
+
+int csp_writer_rotate(csp_writer_t *w)
+{
+	if (w->fd < 0)
+		return 0;
+	int rc = write_all(w, NULL, 0, w->offset, 1);  /* .open → fdatasync → rename .spill → fsync dir */
+	if (rc < 0)
+		return rc;
+	close(w->fd);
+	w->fd = -1;
+	char from[4200], to[4200];
+	segment_path(w, w->sequence, "open", from, sizeof from);
+	segment_path(w, w->sequence, "spill", to, sizeof to);
+	if (rename(from, to) != 0)
+		return -errno;
+	if (fsync(w->dirfd) != 0)
+		return -errno;
+	w->sequence++;
+	w->synced = 1;
+	return 0;
+}
+
+int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uint32_t records, uint64_t batch_sequence,
+		      csp_frame_info_t *info)
+{
+	if (length > CSP_MAX_PAYLOAD || (!payload && length))
+		return -EMSGSIZE;
+	if (w->fd >= 0 && w->options.max_segment_age_ns &&
+	    now_ns(CLOCK_REALTIME) - w->created_ns >= w->options.max_segment_age_ns) {
+		int rc = csp_writer_rotate(w);
+		if (rc < 0)
+			return rc;
+	}
+	if (w->fd < 0) {
+		int rc = open_segment(w);
+		if (rc < 0)
+			return rc;
+	}
+	size_t bound = ZSTD_compressBound(length);
+	if (w->capacity < CSP_FRAME_HEADER_SIZE + bound) {
+		uint8_t *grown = realloc(w->buffer, CSP_FRAME_HEADER_SIZE + bound);
+		if (!grown)
+			return -ENOMEM;
+		w->buffer = grown;
+		w->capacity = CSP_FRAME_HEADER_SIZE + bound;
+	}
+	size_t compressed = ZSTD_compressCCtx(w->cctx, w->buffer + CSP_FRAME_HEADER_SIZE, bound, payload, length,
+					      w->options.zstd_level);
+	if (ZSTD_isError(compressed))
+		return -EIO;
+	uint8_t *h = w->buffer;
+	memcpy(h, csp_frame_magic, 4);
+	csp_put32(h + 4, (uint32_t)compressed);
+	csp_put32(h + 8, length);
+	csp_put32(h + 12, records);
+	csp_put64(h + 16, batch_sequence);
+	csp_put32(h + 24, csp_crc32c(0, w->buffer + CSP_FRAME_HEADER_SIZE, compressed));
+	csp_put32(h + 28, csp_crc32c(0, h, 28));
+
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	int sync = w->options.durability == CSP_DURABILITY_ALWAYS ||
+		   (w->options.durability == CSP_DURABILITY_INTERVAL && now - w->last_sync_ns >= w->options.sync_interval_ns);
+	size_t total = CSP_FRAME_HEADER_SIZE + compressed;
+	int rc = write_all(w, w->buffer, total, w->offset, sync);
+	if (rc < 0) {
+		/* Nothing of this frame may stay behind: a reader must see the segment end at the last whole frame. */
+		if (ftruncate(w->fd, (off_t)w->offset) != 0) { /* the reader and recovery cut a torn tail anyway */ }
+		return rc;
+	}
+	if (info) {
+		info->segment_sequence = w->sequence;
+		info->offset = w->offset;
+		info->compressed_length = (uint32_t)compressed;
+		info->durable = sync;
+	}
+	w->offset += total;
+	w->bytes_written += total;
+	if (sync) {
+		w->synced = 1;
+		w->last_sync_ns = now;
+	} else {
+		w->synced = 0;
+	}
+	if (w->offset >= w->options.max_segment_bytes)
+		return csp_writer_rotate(w);
+	return 0;
+}
+
+int csp_writer_close(csp_writer_t *w)
+{
+	if (!w)
+		return 0;
+	int rc = csp_writer_rotate(w);
+	if (w->io == CSP_IO_URING)
+		io_uring_queue_exit(&w->ring);
+	if (w->cctx)
+		ZSTD_freeCCtx(w->cctx);
+	if (w->dirfd >= 0)
+		close(w->dirfd);
+	free(w->buffer);
+	free(w);
+	return rc;
+}
+
+size_t csp_zstd_compress(void *output, size_t capacity, const void *input, size_t length, int level)
+{
+	size_t n = ZSTD_compress(output, capacity, input, length, level);
+	return ZSTD_isError(n) ? 0 : n;
+}
