@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "spillway",
             dependencies: [
-                "Resilience", "ResilienceTesting",
+                "Resilience", "ResilienceTesting", "CSpill",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
