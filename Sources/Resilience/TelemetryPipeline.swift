@@ -61,6 +61,14 @@ public final class TelemetryPipeline: Sendable {
             wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
             circuitBreaker: configuration.circuitBreaker, stages: configuration.exportStages,
             measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
+        var store: SpillStore?
+        if let spill = configuration.spill, configuration.processor == .batch {
+            let opened = try SpillStore(configuration: spill, logger: logger)
+            core.traces.recovered.store(opened.recordsOnDisk(.traces), ordering: .relaxed)
+            core.logs.recovered.store(opened.recordsOnDisk(.logs), ordering: .relaxed)
+            core.spill = opened
+            store = opened
+        }
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker
         let counters = core.exports
@@ -73,8 +81,15 @@ public final class TelemetryPipeline: Sendable {
                 counters.retries.add(1, ordering: .relaxed)
                 counters.lastRetryMonotonic.store(monotonicNanos(), ordering: .relaxed)
             })
+        var destinationWithStore = destination
+        destinationWithStore.store = store
         core.chain = ErrorHandlingExporter(
-            wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destination)
+            wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destinationWithStore)
+        if let store {
+            let replayer = Replayer(store: store, chain: built.exporter)
+            core.replayer = replayer
+            replayer.start(core: core)
+        }
         core.breaker = breaker
         core.metrics = configuration.selfMetrics ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
 
@@ -133,6 +148,7 @@ public final class TelemetryPipeline: Sendable {
             return ShutdownSummary(stats: stats(), deadlineExceeded: false)
         }
         core.accepting.store(false, ordering: .relaxed)
+        core.replayer?.stop()
         var exceeded = false
         if let processor {
             let flushed = FlagBox()
@@ -145,6 +161,10 @@ public final class TelemetryPipeline: Sendable {
             processor.stop(abandon: exceeded)
             while !processor.exited.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
             _ = await flush.value
+            if let store = core.spill {
+                let spilled = processor.spillRemaining(to: store)
+                if spilled > 0 { core.logger.notice("shutdown deadline passed: \(spilled) records were spilled to \(store.configuration.directory)") }
+            }
             let dropped = processor.dropRemaining(reason: .shutdown)
             if dropped > 0 {
                 core.logger.warning("shutdown deadline passed: \(dropped) records were not exported (counted as dropped: shutdown)")
@@ -166,6 +186,7 @@ public final class TelemetryPipeline: Sendable {
     }
 
     deinit {
+        core.replayer?.stop()
         processor?.stop(abandon: true)
         core.cancelExports()
         core.stopMonitor()

@@ -9,7 +9,7 @@ extension PipelineConfiguration {
     /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (checked; the ring is sized in bytes by `SPILLWAY_RING_CAPACITY`),
     /// the same four `OTEL_BLRP_*`, `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
-    /// `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `SPILLWAY_RING_CAPACITY`, `SPILLWAY_OVERFLOW`.
+    /// `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `SPILLWAY_RING_CAPACITY`, `SPILLWAY_OVERFLOW`, `SPILLWAY_SPILL_DIR`.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable, its value and what is allowed.
     public static func fromEnvironment(_ environment: [String: String] = processEnvironment()) throws(ConfigurationError) -> PipelineConfiguration {
@@ -77,6 +77,12 @@ extension PipelineConfiguration {
             } else {
                 throw ConfigurationError(key: "SPILLWAY_OVERFLOW", value: v, allowed: "drop_newest, block:<milliseconds>", source: "environment")
             }
+        }
+        if let v = env.string("SPILLWAY_SPILL_DIR") {
+            guard !v.isEmpty else {
+                throw ConfigurationError(key: "SPILLWAY_SPILL_DIR", value: "\"\"", allowed: "a directory path", source: "environment")
+            }
+            config.spill = SpillConfiguration(directory: v)
         }
         do {
             try config.exporter.validate()

@@ -48,6 +48,10 @@ public struct PipelineConfiguration: Sendable {
     /// Whether the pipeline reports the OpenTelemetry SDK self-observability metrics through
     /// swift-metrics (to whatever backend the application bootstrapped). - Default value: `true`.
     public var selfMetrics: Bool
+    /// The spill store: where batches that cannot be delivered now are kept on disk and
+    /// replayed from. `nil`: they wait in memory (see ``ExportFailureEvent/Outcome/heldInMemory(retryAfter:)``).
+    /// - Default value: `nil`. - Environment variable: `SPILLWAY_SPILL_DIR` (with the other values at their defaults).
+    public var spill: SpillConfiguration?
     /// Where self-metrics go; `nil` for `MetricsSystem.factory` (what the application
     /// bootstrapped, or nothing). Set it to swift-metrics' `TestMetrics` in tests.
     public var metricsFactory: (any MetricsFactory)?
@@ -78,6 +82,7 @@ public struct PipelineConfiguration: Sendable {
         self.routes = routes
         self.selfMetrics = selfMetrics
         self.metricsFactory = metricsFactory
+        self.spill = nil
     }
 
     /// This configuration with `handler` receiving export failures and drops.
@@ -119,6 +124,7 @@ public struct PipelineConfiguration: Sendable {
         try retry?.validate(key: "retry")
         try circuitBreaker?.validate(key: "circuitBreaker")
         try RouteTable(routes).validate()
+        try spill?.validate()
     }
 }
 

@@ -58,6 +58,8 @@ public struct ExportResponse: Sendable, Hashable {
     public var rejectedRecords: Int
     /// The destination's message with a partial success, if any.
     public var errorMessage: String
+    /// Set by the pipeline's failure destination: the batch went to this spill segment, not to the collector.
+    var spilledSegment: String?
 
     public init(rejectedRecords: Int = 0, errorMessage: String = "") {
         self.rejectedRecords = rejectedRecords
@@ -65,6 +67,14 @@ public struct ExportResponse: Sendable, Hashable {
     }
 
     public static let accepted = ExportResponse()
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.rejectedRecords == rhs.rejectedRecords && lhs.errorMessage == rhs.errorMessage
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(rejectedRecords); hasher.combine(errorMessage)
+    }
 }
 
 /// Why an OTLP export failed.

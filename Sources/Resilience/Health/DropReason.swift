@@ -16,6 +16,14 @@ public struct DropReason: Sendable, Hashable, CustomStringConvertible {
     public static let rejected = DropReason("partial_success")
     /// Emitted after shutdown began, or still unexported at the shutdown deadline (`shutdown`).
     public static let shutdown = DropReason("shutdown")
+    /// Deleted from the spill store by its retention limits (`retention`).
+    public static let retention = DropReason("retention")
+    /// The spill store could not write the batch: the disk is full (`disk_full`).
+    public static let diskFull = DropReason("disk_full")
+    /// The spill store could not write the batch for another reason than a full disk (`spill_failed`).
+    public static let spillFailed = DropReason("spill_failed")
+    /// A frame in the spill store was damaged (CRC, zstd) when read back (`corrupt`).
+    public static let corrupt = DropReason("corrupt")
     /// `end()` on a span that had already ended (not counted in stats: nothing was emitted).
     public static let alreadyEnded = DropReason("already_ended")
 

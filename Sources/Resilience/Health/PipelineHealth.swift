@@ -7,7 +7,7 @@ import Synchronization
 /// | level | when |
 /// |---|---|
 /// | ``unhealthy(_:)`` | records were dropped within the window (``HealthReason/droppingRecords``), or the circuit breaker is open while no spill store keeps what arrives (``HealthReason/collectorDown``) |
-/// | ``degraded(_:)`` | a retry happened within the window (``HealthReason/retrying``), batches wait in memory (``HealthReason/holdingBatches``), the breaker is half-open (``HealthReason/probing``), or the ring is at least half full (``HealthReason/ringFilling``) |
+/// | ``degraded(_:)`` | a retry happened within the window (``HealthReason/retrying``), batches wait in memory (``HealthReason/holdingBatches``), the breaker is half-open (``HealthReason/probing``) or open while a spill store takes the batches (``HealthReason/spilling``), records wait on disk for replay (``HealthReason/backlog``), or the ring is at least half full (``HealthReason/ringFilling``) |
 /// | ``healthy`` | none of these |
 public enum PipelineHealth: Sendable, Hashable, CustomStringConvertible {
     case healthy
@@ -47,6 +47,10 @@ public struct HealthReason: Sendable, Hashable, CustomStringConvertible {
     public static let holdingBatches = HealthReason("holding_batches")
     /// The breaker lets one probe through.
     public static let probing = HealthReason("probing")
+    /// The breaker is open and what cannot be delivered goes to the spill store.
+    public static let spilling = HealthReason("spilling")
+    /// Records wait in the spill store for replay.
+    public static let backlog = HealthReason("backlog")
     /// The ring is at least half full.
     public static let ringFilling = HealthReason("ring_filling")
 
@@ -62,6 +66,7 @@ extension PipelineCore {
         var weak: [HealthReason] = []
         if recent(exports.lastDropMonotonic.load(ordering: .relaxed)) { bad.append(.droppingRecords) }
         switch breaker?().state {
+        case .open? where spill != nil: weak.append(.spilling)
         case .open?: bad.append(.collectorDown)
         case .halfOpen?: weak.append(.probing)
         default: break
@@ -69,6 +74,7 @@ extension PipelineCore {
         if recent(exports.lastRetryMonotonic.load(ordering: .relaxed)) { weak.append(.retrying) }
         if exports.held.load(ordering: .relaxed) > 0 { weak.append(.holdingBatches) }
         if ring.bytesInUse * 2 >= ring.capacity { weak.append(.ringFilling) }
+        if let spill, spill.recordsOnDisk(.traces) + spill.recordsOnDisk(.logs) > 0 { weak.append(.backlog) }
         if !bad.isEmpty { return .unhealthy(bad + weak) }
         if !weak.isEmpty { return .degraded(weak) }
         return .healthy

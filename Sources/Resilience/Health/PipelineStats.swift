@@ -12,8 +12,18 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
         public var exported: Int
         /// Records dropped, by reason.
         public var dropped: [DropReason: Int]
-        /// Records emitted but neither exported nor dropped yet.
-        public var pending: Int { emitted - exported - dropped.values.reduce(0, +) }
+        /// Records written to the spill store (cumulative).
+        public var spilled: Int = 0
+        /// Records read back from the spill store and acknowledged (cumulative; also in `exported`).
+        public var replayed: Int = 0
+        /// Records found in the spill store at start-up, written by an earlier process.
+        public var recovered: Int = 0
+        /// Records in the spill store now: recovered + spilled − replayed − dropped from disk
+        /// (`retention`, `corrupt`).
+        public var onDisk: Int { recovered + spilled - replayed - (dropped[.retention] ?? 0) - (dropped[.corrupt] ?? 0) }
+        /// Records emitted (or recovered) but neither exported, dropped nor on disk yet: in the
+        /// ring, in a batch, in an export under way or waiting in memory.
+        public var pending: Int { emitted + recovered - exported - dropped.values.reduce(0, +) - onDisk }
         /// All dropped records.
         public var droppedTotal: Int { dropped.values.reduce(0, +) }
     }
@@ -60,7 +70,8 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     public var description: String {
         func line(_ name: String, _ s: Signal) -> String {
             let drops = s.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            return "\(name): emitted=\(s.emitted) exported=\(s.exported) dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))") pending=\(s.pending)"
+            let disk = s.spilled + s.recovered > 0 ? " spilled=\(s.spilled) replayed=\(s.replayed) on_disk=\(s.onDisk)" : ""
+            return "\(name): emitted=\(s.emitted) exported=\(s.exported) dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))")\(disk) pending=\(s.pending)"
         }
         var breaker = ""
         if let circuitBreakerState { breaker = "; breaker \(circuitBreakerState.rawValue), \(circuitBreakerTrips) trips" }

@@ -31,6 +31,9 @@ final class PipelineCore: @unchecked Sendable {
     var chain: (any TelemetryExporter)!
     var breaker: (@Sendable () -> CircuitBreakerSnapshot)?
     var metrics: PipelineMetrics?
+    /// The spill store and its replayer, when configured.
+    var spill: SpillStore?
+    var replayer: Replayer?
     /// Fixed at creation, read on every emit (a `let`: no exclusivity check, unlike `simple`).
     let usesSimpleProcessor: Bool
     private let reportedDrops = Mutex<Set<String>>([])
@@ -133,6 +136,10 @@ final class PipelineCore: @unchecked Sendable {
         let counters = counters(for: batch.signal)
         do {
             let response = try await chain.export(batch)
+            if response.spilledSegment != nil {
+                counters.spilled.add(batch.recordCount, ordering: .relaxed)
+                return .success(response)
+            }
             let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
             counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
             if rejected > 0 {
@@ -142,7 +149,7 @@ final class PipelineCore: @unchecked Sendable {
             }
             return .success(response)
         } catch {
-            let reason = DropReason.forFailure(Task.isCancelled ? .shutdown : ExportFailureKind.classify(error))
+            let reason = DropReason.forFailure(error, cancelled: Task.isCancelled)
             counters.drop(reason, batch.recordCount)
             exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
             logger.warning("export of \(batch.recordCount) \(batch.signal) records to \(chain.name) failed; dropped (\(reason)): \(error)")

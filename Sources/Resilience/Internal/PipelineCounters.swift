@@ -11,6 +11,16 @@ final class SignalCounters: Sendable {
     let exportFailed = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
     let shutdown = Atomic<Int>(0)
+    let retention = Atomic<Int>(0)
+    let diskFull = Atomic<Int>(0)
+    let spillFailed = Atomic<Int>(0)
+    let corrupt = Atomic<Int>(0)
+    /// Records written to the spill store.
+    let spilled = Atomic<Int>(0)
+    /// Records read back from the spill store and acknowledged by the collector (also in `exported`).
+    let replayed = Atomic<Int>(0)
+    /// Records found on disk at start-up, left by an earlier process.
+    let recovered = Atomic<Int>(0)
 
     func drop(_ reason: DropReason, _ n: Int) {
         switch reason {
@@ -19,6 +29,10 @@ final class SignalCounters: Sendable {
         case .exportFailed: exportFailed.add(n, ordering: .relaxed)
         case .rejected: rejected.add(n, ordering: .relaxed)
         case .shutdown: shutdown.add(n, ordering: .relaxed)
+        case .retention: retention.add(n, ordering: .relaxed)
+        case .diskFull: diskFull.add(n, ordering: .relaxed)
+        case .spillFailed: spillFailed.add(n, ordering: .relaxed)
+        case .corrupt: corrupt.add(n, ordering: .relaxed)
         default: break
         }
     }
@@ -36,8 +50,15 @@ final class SignalCounters: Sendable {
         note(.exportFailed, exportFailed.load(ordering: .relaxed))
         note(.rejected, rejected.load(ordering: .relaxed))
         note(.shutdown, shutdown.load(ordering: .relaxed))
+        note(.retention, retention.load(ordering: .relaxed))
+        note(.diskFull, diskFull.load(ordering: .relaxed))
+        note(.spillFailed, spillFailed.load(ordering: .relaxed))
+        note(.corrupt, corrupt.load(ordering: .relaxed))
         // Intake drops of `shutdown` happen before the ring as well; those are counted in `accepted` by the caller.
-        return PipelineStats.Signal(emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped)
+        return PipelineStats.Signal(
+            emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped,
+            spilled: spilled.load(ordering: .relaxed), replayed: replayed.load(ordering: .relaxed),
+            recovered: recovered.load(ordering: .relaxed))
     }
 }
 

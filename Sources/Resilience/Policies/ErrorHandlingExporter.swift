@@ -70,6 +70,10 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
             } catch {
                 var kind = ExportFailureKind.classify(error)
                 if Task.isCancelled { kind = .shutdown }
+                if let store = destination.store, kind.isRetryable || kind == .circuitOpen || kind == .shutdown {
+                    // The spill store takes what cannot be delivered now, and what shutdown cuts off.
+                    return try spill(batch, to: store, context, error, kind)
+                }
                 let holds = destination.mode == .holdInMemory && (kind.isRetryable || kind == .circuitOpen)
                 guard holds else {
                     report(batch, context, error, kind, .dropped(DropReason.forFailure(kind)), count: batch.recordCount)
@@ -94,6 +98,25 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
         }
     }
 
+    private func spill(
+        _ batch: ExportBatch, to store: SpillStore, _ context: ExportAttemptContext, _ error: any Error, _ kind: ExportFailureKind
+    ) throws -> ExportResponse {
+        do {
+            let segment = try store.append(batch)
+            report(batch, context, error, kind, .spilled(segment: segment), count: batch.recordCount)
+            var response = ExportResponse()
+            response.spilledSegment = segment
+            return response
+        } catch {
+            let reason: DropReason = error.isDiskFull ? .diskFull : .spillFailed
+            let failure = ResilienceError(
+                code: error.isDiskFull ? .diskFull : .spillFailed, message: "the spill store could not write the batch: \(error.message)",
+                cause: error)
+            report(batch, context, failure, kind, .dropped(reason), count: batch.recordCount)
+            throw failure
+        }
+    }
+
     private func report(
         _ batch: ExportBatch, _ context: ExportAttemptContext, _ error: any Error, _ kind: ExportFailureKind,
         _ outcome: ExportFailureEvent.Outcome, count: Int
@@ -111,6 +134,8 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
 struct FailureDestination: Sendable {
     enum Mode: Sendable { case drop, holdInMemory }
     var mode: Mode
+    /// With a spill store, batches that cannot be delivered now go to disk instead of waiting.
+    var store: SpillStore? = nil
     /// How long a held batch waits before it is sent again.
     var holdDelay: @Sendable () -> Duration = { .seconds(1) }
     var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }

@@ -24,4 +24,13 @@ extension DropReason {
     static func forFailure(_ kind: ExportFailureKind) -> DropReason {
         kind == .shutdown ? .shutdown : .exportFailed
     }
+
+    /// The reason for a batch that failed with `error`.
+    static func forFailure(_ error: any Error, cancelled: Bool) -> DropReason {
+        if let error = error as? ResilienceError {
+            if error.code == .diskFull { return .diskFull }
+            if error.code == .spillFailed { return .spillFailed }
+        }
+        return forFailure(cancelled ? .shutdown : ExportFailureKind.classify(error))
+    }
 }

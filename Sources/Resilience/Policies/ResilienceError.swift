@@ -2,7 +2,7 @@
 public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong; compare with the static members.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable { case circuitOpen, shutDown, ringFull, recordTooLarge, partiallyRejected }
+        private enum Base: Hashable, Sendable { case circuitOpen, shutDown, ringFull, recordTooLarge, partiallyRejected, diskFull, spillFailed }
         private var base: Base
         /// The circuit breaker is open; the exporter was not called.
         public static let circuitOpen = Code(base: .circuitOpen)
@@ -14,6 +14,10 @@ public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let recordTooLarge = Code(base: .recordTooLarge)
         /// The collector accepted the request but rejected some records (OTLP `partial_success`).
         public static let partiallyRejected = Code(base: .partiallyRejected)
+        /// The spill store's disk is full; the batch was dropped (`disk_full`).
+        public static let diskFull = Code(base: .diskFull)
+        /// The spill store could not write the batch for another reason (`spill_failed`).
+        public static let spillFailed = Code(base: .spillFailed)
         public var description: String { "\(base)" }
     }
 

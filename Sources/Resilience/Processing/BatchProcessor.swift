@@ -168,6 +168,43 @@ final class BatchProcessor: @unchecked Sendable {
         }
     }
 
+    /// After the thread exited, with a spill store: what is left in the builders and the ring
+    /// goes to disk (shutdown "spills the rest"). Returns the records spilled; what the store
+    /// refuses is dropped (`disk_full`, `spill_failed`) and reported.
+    func spillRemaining(to store: SpillStore) -> Int {
+        var spilled = 0
+        let scopes = core.scopes.snapshot()
+        func spill(_ builder: BatchBuilder) {
+            guard !builder.isEmpty else { return }
+            var batch = builder.build(resource: core.resource, scopes: scopes)
+            batch.route = routeNames[builder.route]
+            batch.sequence = sequences[Int(builder.signal.rawValue) - 1]
+            sequences[Int(builder.signal.rawValue) - 1] += 1
+            do {
+                let segment = try store.append(batch)
+                core.counters(for: batch.signal).spilled.add(batch.recordCount, ordering: .relaxed)
+                spilled += batch.recordCount
+                core.dispatcher.send(ExportFailureEvent(
+                    signal: batch.signal, processor: .batch, exporterName: core.chain.name, route: batch.route, attempt: 0,
+                    error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown,
+                    outcome: .spilled(segment: segment), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+            } catch {
+                core.dropInside(signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
+            }
+        }
+        for builder in builders { spill(builder) }
+        while core.ring.drain(maxBytes: 1 << 20, { type, payload in
+            let signalIndex = type.recordSignal - 1
+            guard signalIndex == 0 || signalIndex == 1, type.recordRoute * 2 + signalIndex < builders.count else { return }
+            core.counters(for: type).accepted.add(1, ordering: .relaxed)
+            let builder = builders[type.recordRoute * 2 + signalIndex]
+            builder.append(scope: type.recordScope, payload)
+            if builder.count >= configurations[signalIndex].maxExportBatchSize { spill(builder) }
+        }) > 0 {}
+        for builder in builders { spill(builder) }
+        return spilled
+    }
+
     /// After the thread exited: what is left in the builders and the ring, counted as dropped.
     func dropRemaining(reason: DropReason) -> Int {
         var dropped = 0

@@ -1,0 +1,133 @@
+import Foundation
+import Glibc
+import Resilience
+import ResilienceTesting
+import Testing
+
+private func spillDirectory() -> String {
+    var template = Array("/tmp/spillway-store-XXXXXX".utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+}
+
+private func segmentFiles(_ directory: String) -> [String] {
+    ["traces", "logs"].flatMap { signal in
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + signal)) ?? [])
+            .filter { $0.hasSuffix(".spill") || $0.hasSuffix(".open") }.map { signal + "/" + $0 }
+    }
+}
+
+private func spillingPipeline(
+    _ receiver: OTLPReceiver, directory: String, handler: (any ExportErrorHandler)? = nil, spill: SpillConfiguration? = nil
+) throws -> TelemetryPipeline {
+    var configuration = PipelineConfiguration(serviceName: "spill")
+    configuration.exporter.endpoint = receiver.endpoint
+    configuration.traces.scheduleDelay = .milliseconds(50)
+    configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
+    configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .milliseconds(500))
+    configuration.spill = spill ?? SpillConfiguration(directory: directory, durability: .always)
+    configuration.exportErrorHandler = handler
+    return try TelemetryPipeline(configuration: configuration)
+}
+
+private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
+    let tracer = pipeline.tracer(scope: "spill")
+    for i in range {
+        let span = tracer.startSpan("s")
+        span.setAttribute("spillway.load.seq", i)
+        span.end()
+    }
+}
+
+@Suite struct SpillStoreTests {
+    @Test(.timeLimit(.minutes(2)))
+    func aCollectorDownUnderLoadIsRiddenOutOnDiskAndEveryRecordArrives() async throws {
+        let outage = ProcessInfo.processInfo.environment["SPILLWAY_OUTAGE_SECONDS"].flatMap(Int.init) ?? 5
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .resetConnection
+        let directory = spillDirectory()
+        let events = EventLog()
+        let pipeline = try spillingPipeline(receiver, directory: directory, handler: events)
+        let start = ContinuousClock.now
+        var emitted = 0
+        while ContinuousClock.now < start + .seconds(outage) {
+            emit(pipeline, emitted..<emitted + 2_000)
+            emitted += 2_000
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(await eventually { pipeline.stats().spans.spilled > 0 })
+        let during = pipeline.health()
+        #expect(during.reasons.contains(.backlog), "\(during)")
+        #expect(!segmentFiles(directory).isEmpty)
+        receiver.behavior = .accept
+        emit(pipeline, emitted..<emitted + 2_000)
+        emitted += 2_000
+        let drained = await eventually(timeout: .seconds(60)) {
+            let s = pipeline.stats().spans
+            return s.onDisk == 0 && s.pending == 0 && s.exported == emitted
+        }
+        let stats = pipeline.stats()
+        #expect(drained, "\(stats)")
+        #expect(stats.spans.droppedTotal == 0 && stats.spans.spilled > 0 && stats.spans.replayed == stats.spans.spilled, "\(stats)")
+        let report = receiver.sequenceReport(expected: emitted)
+        #expect(report.missing == 0, "\(report)")
+        print("spill outage: \(outage) s, \(emitted) spans, \(stats.spans.spilled) spilled and replayed, duplicates \(report.duplicates)")
+        #expect(segmentFiles(directory).isEmpty, "the spill directory is empty at the end: \(segmentFiles(directory))")
+        #expect(await eventually { events.all.contains { if case .spilled = $0.outcome { true } else { false } } })
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func whatShutdownCouldNotSendIsReplayedByTheNextProcess() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .resetConnection
+        let directory = spillDirectory()
+        let first = try spillingPipeline(receiver, directory: directory)
+        emit(first, 0..<3_000)
+        let summary = await first.shutdown(deadline: .now + .seconds(2))
+        #expect(summary.stats.spans.droppedTotal == 0, "\(summary.stats)")
+        #expect(summary.stats.spans.onDisk == 3_000, "\(summary.stats)")
+        #expect(!segmentFiles(directory).isEmpty)
+
+        receiver.behavior = .accept
+        let second = try spillingPipeline(receiver, directory: directory)
+        #expect(second.stats().spans.recovered == 3_000)
+        #expect(await eventually(timeout: .seconds(30)) { second.stats().spans.replayed == 3_000 }, "\(second.stats())")
+        #expect(receiver.sequenceReport(expected: 3_000).missing == 0)
+        #expect(second.stats().spans.pending == 0 && second.stats().spans.onDisk == 0)
+        _ = await second.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func retentionDeletesTheOldestSegmentsAndCountsAndReportsTheirRecords() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .fail(status: 503)
+        let directory = spillDirectory()
+        let events = EventLog()
+        let spill = SpillConfiguration(directory: directory, durability: .none, maxSegmentBytes: 4096, maxBytes: 16_384)
+        let pipeline = try spillingPipeline(receiver, directory: directory, handler: events, spill: spill)
+        for round in 0..<20 {
+            emit(pipeline, round * 500..<(round + 1) * 500)
+            try await Task.sleep(for: .milliseconds(60))
+        }
+        #expect(await eventually { (pipeline.stats().spans.dropped[.retention] ?? 0) > 0 }, "\(pipeline.stats())")
+        #expect(await eventually { events.droppedByReason[.retention] == pipeline.stats().spans.dropped[.retention] })
+        let s = pipeline.stats().spans
+        #expect(s.emitted == s.exported + s.droppedTotal + s.onDisk + s.pending, "the books balance: \(s)")
+        #expect(s.exported == 0)
+        _ = await pipeline.shutdown(deadline: .now + .milliseconds(500))
+        try await receiver.stop()
+    }
+
+    @Test func anUnwritableSpillDirectoryIsAConfigurationError() throws {
+        var configuration = PipelineConfiguration(serviceName: "spill")
+        configuration.spill = SpillConfiguration(directory: "/proc/spillway-cannot-be-here")
+        #expect(throws: ConfigurationError.self) { try TelemetryPipeline(configuration: configuration, exporter: RecordingExporter()) }
+        do {
+            _ = try TelemetryPipeline(configuration: configuration, exporter: RecordingExporter())
+        } catch {
+            #expect(error.key == "spill.directory")
+        }
+    }
+}
