@@ -3,6 +3,7 @@
 #   make test    unit, integration and conformance tests, then the ring's ThreadSanitizer run
 #   make bench   ordo-one/benchmark suites, side by side with swift-otel 1.6.0
 #   make soak    the random-fault run with 10 M spans (make test runs it with 1 M)
+#   make fuzz    libFuzzer on the spill segment reader and recovery (FUZZ_SECONDS, default 60)
 # Every target first installs what is missing (Debian packages, PyPI packages), non-interactively.
 
 SWIFT      ?= swift
@@ -12,7 +13,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: all deps demo test test-unit test-tsan tsan-selftest bench soak clean
+.PHONY: all deps demo test test-unit test-pwrite test-tsan tsan-selftest bench soak fuzz clean
 
 all: test
 
@@ -31,11 +32,16 @@ demo: deps
 	.build/release/spillway demo --spans 1000000 --logs 100000 --threads 2 --faults 0.1
 
 # The ThreadSanitizer steps come first and the main suite last, so the run ends with its summary.
-test: deps test-tsan tsan-selftest test-unit
+test: deps test-tsan tsan-selftest test-pwrite test-unit
 
 test-unit: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The spill tests again with the pwrite writer forced, so both write paths pass the same suite.
+test-pwrite: deps
+	$(SWIFT) build --build-tests
+	SPILLWAY_IO=pwrite $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|CrashTests|SpillStoreTests|FileToolTests"
 
 # The ring's tests under ThreadSanitizer. This toolchain's `swift test --sanitize=thread` exits 0
 # even when TSan reports a race, so halt_on_error=1 makes a report fail the step.
@@ -64,6 +70,13 @@ soak: deps
 	$(SWIFT) build --build-tests
 	SPILLWAY_FAULT_RUN_RECORDS=$${SPILLWAY_FAULT_RUN_RECORDS:-10000000} $(SWIFT) test --skip-build --filter aMillionRecordsThroughRandom
 	@cat .build/fault-run.txt; echo
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@mkdir -p .build/fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -ISources/CSpill/include Sources/CSpill/*.c Tests/fuzz/reader_fuzz.c \
+		-luring -lzstd -o .build/fuzz/reader
+	.build/fuzz/reader -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .build/fuzz/corpus
 
 clean:
 	rm -rf .build .build-tsan Benchmarks/.build

@@ -9,7 +9,7 @@ struct Spillway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spillway",
         abstract: "Telemetry that survives its collector: load generator and demo.",
-        subcommands: [Load.self, Demo.self, SpillChild.self])
+        subcommands: [Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, SpillChild.self])
 }
 
 struct LoadOptions: ParsableArguments {
@@ -40,17 +40,20 @@ func loadConfiguration(endpoint: String?, events: EventTally) throws -> Pipeline
 
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Emit numbered spans and logs to an OTLP/HTTP endpoint; exit 0 when every record was exported.",
+        abstract: "Emit numbered spans and logs to an OTLP/HTTP endpoint; exit 0 when every record was exported (or spilled, with --spill-dir).",
         discussion: "Reads the OTEL_* environment like the library (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, _COMPRESSION, OTEL_BSP_*, …). Every span carries spillway.load.seq.")
 
     @Option(help: "OTLP/HTTP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318).") var endpoint: String?
+    @Option(help: "Spill what cannot be delivered to this directory (default: SPILLWAY_SPILL_DIR).") var spillDir: String?
     @OptionGroup var load: LoadOptions
 
     func run() async throws {
         let events = EventTally()
         let pipeline: TelemetryPipeline
         do {
-            pipeline = try TelemetryPipeline(configuration: loadConfiguration(endpoint: endpoint, events: events))
+            var configuration = try loadConfiguration(endpoint: endpoint, events: events)
+            if let spillDir { configuration.spill = SpillConfiguration(directory: spillDir) }
+            pipeline = try TelemetryPipeline(configuration: configuration)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
@@ -62,7 +65,13 @@ struct Load: AsyncParsableCommand {
         print("dropped:  \(stats.spans.droppedTotal) spans \(stats.spans.dropped), \(stats.logs.droppedTotal) logs \(stats.logs.dropped)")
         print("exports:  \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips\(stats.lastError.map { "; last error: \($0)" } ?? "")")
         print("events:   \(events.summary)")
-        let complete = stats.spans.exported == load.spans && stats.logs.exported == load.logs
+        if stats.spans.spilled + stats.logs.spilled > 0 {
+            print("spilled:  \(stats.spans.spilled) spans, \(stats.logs.spilled) logs; on disk now: \(stats.spans.onDisk) spans, \(stats.logs.onDisk) logs")
+        }
+        // Exit 0 when every record was exported or is safe on disk, and nothing was dropped.
+        let complete = stats.spans.droppedTotal + stats.logs.droppedTotal == 0
+            && stats.spans.exported + stats.spans.onDisk - stats.spans.recovered >= load.spans
+            && stats.logs.exported + stats.logs.onDisk - stats.logs.recovered >= load.logs
         if !complete { throw ExitCode(1) }
     }
 }
