@@ -108,6 +108,56 @@ let benchmarks: @Sendable () -> Void = {
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
+    // MARK: Spill
+
+    /// Real requests of 512 spans (~300 bytes each), as the drain thread builds them.
+    let spillRequests: [ExportBatch] = {
+        let recording = RecordingExporter()
+        var configuration = PipelineConfiguration(serviceName: "bench")
+        configuration.traces.scheduleDelay = .milliseconds(10)
+        let pipeline = try! TelemetryPipeline(configuration: configuration, exporter: recording)
+        let tracer = pipeline.tracer(scope: "bench")
+        for i in 0..<(16 * 512) { emitSpan(tracer, i) }
+        let done = DispatchSemaphore(value: 0)
+        Task { _ = await pipeline.shutdown(deadline: .now + .seconds(10)); done.signal() }
+        done.wait()
+        return recording.batches.filter { $0.recordCount == 512 }
+    }()
+    // 1,000 requests per sample (~100 MB): steady state, rotations (fdatasync of 64 MiB) included.
+    let spillConfiguration = Benchmark.Configuration(
+        metrics: [.wallClock, .throughput, .mallocCountTotal], scalingFactor: .kilo, maxDuration: .seconds(10), maxIterations: 30)
+
+    Benchmark("spill: zstd level 1 alone (the ceiling), one 512-span request", configuration: spillConfiguration) { benchmark in
+        var output: [UInt8] = []
+        var i = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(_SpillwayBenchmarkHooks.zstdLevel1(spillRequests[i % spillRequests.count].body, into: &output))
+            i += 1
+        }
+        benchmark.stopMeasurement()
+        writeReport("spill requests: \(spillRequests.count) of 512 spans, \(spillRequests.map(\.body.count).reduce(0, +) / max(spillRequests.count, 1)) bytes each")
+    }
+
+    for pwrite in [false, true] {
+        // One writer for every sample: a writer's first append creates its segment and warms zstd.
+        let directory = NSTemporaryDirectory() + "spillway-bench-\(UInt32.random(in: 0...UInt32.max))"
+        let writer = try! _SpillwayBenchmarkHooks.SpillWriterHandle(directory: directory, pwrite: pwrite)
+        Benchmark("spill: append one 512-span request, \(pwrite ? "pwrite" : "io_uring"), durability none", configuration: spillConfiguration) { benchmark in
+            var i = 0
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                try writer.append(spillRequests[i % spillRequests.count])
+                i += 1
+            }
+            benchmark.stopMeasurement()
+            // Keep the disk from filling across samples: segments written so far go.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".spill") {
+                try? FileManager.default.removeItem(atPath: directory + "/" + name)
+            }
+        }
+    }
+
     Benchmark("ring: claim + copy + commit, 256 bytes", configuration: emitConfiguration) { benchmark in
         let ring = try _SpillwayBenchmarkHooks.RingHandle(capacity: 64 << 20)
         let record = [UInt8](repeating: 7, count: 256)

@@ -1,4 +1,5 @@
 internal import CRingBuffer
+internal import CSpill
 
 /// Entry points for the `Benchmarks/` package, which cannot see internal types.
 /// Not API: may change in any release.
@@ -32,5 +33,35 @@ public enum _SpillwayBenchmarkHooks {
         public func drain() {
             while ring.drain(maxBytes: 1 << 20, { _, _ in }) > 0 {}
         }
+    }
+}
+
+extension _SpillwayBenchmarkHooks {
+    /// A spill segment writer on `directory` (durability none, 64 MiB segments).
+    public final class SpillWriterHandle: @unchecked Sendable {
+        let writer: SegmentWriter
+        public let usesIoUring: Bool
+
+        public init(directory: String, pwrite: Bool) throws {
+            let configuration = SpillConfiguration(directory: directory, durability: .none, io: pwrite ? .pwrite : .automatic)
+            do {
+                writer = try SegmentWriter(directory: directory, signal: .traces, firstSegment: 1, configuration: configuration)
+            } catch {
+                throw ResilienceError(code: .spillFailed, message: error.message)
+            }
+            usesIoUring = writer.usesIoUring
+        }
+
+        /// Appends one request as a frame.
+        public func append(_ batch: ExportBatch) throws {
+            do { _ = try writer.append(batch) } catch { throw ResilienceError(code: .spillFailed, message: error.message) }
+        }
+    }
+
+    /// zstd level 1 of `body` alone (the spill ceiling); returns the compressed size.
+    public static func zstdLevel1(_ body: [UInt8], into output: inout [UInt8]) -> Int {
+        if output.count < body.count + 1024 { output = [UInt8](repeating: 0, count: body.count + body.count / 2 + 1024) }
+        let capacity = output.count
+        return output.withUnsafeMutableBytes { out in body.withUnsafeBytes { csp_zstd_compress(out.baseAddress, capacity, $0.baseAddress, $0.count, 1) } }
     }
 }

@@ -1,4 +1,4 @@
-import CSpill
+internal import CSpill
 import Glibc
 
 /// The spill segment writer of one signal directory (CSpill's `csp_writer_t`). One thread at a
