@@ -2,7 +2,8 @@
 #   make demo    build the tool (release) and run the demo against the embedded receiver
 #   make test    unit, integration and conformance tests, then the ring's ThreadSanitizer run
 #   make bench   ordo-one/benchmark suites, side by side with swift-otel 1.6.0
-#   make soak    the random-fault run with 10 M spans (make test runs it with 1 M)
+#   make soak    the random-fault run with 10 M spans (make test runs it with 1 M), and a 30 s
+#                collector outage ridden out on disk (make test: 5 s)
 #   make fuzz    libFuzzer on the spill segment reader and recovery (FUZZ_SECONDS, default 60)
 # Every target first installs what is missing (Debian packages, PyPI packages), non-interactively.
 
@@ -41,7 +42,7 @@ test-unit: deps
 # The spill tests again with the pwrite writer forced, so both write paths pass the same suite.
 test-pwrite: deps
 	$(SWIFT) build --build-tests
-	SPILLWAY_IO=pwrite $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|CrashTests|SpillStoreTests|FileToolTests"
+	SPILLWAY_IO=pwrite $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
 
 # The ring's tests under ThreadSanitizer. This toolchain's `swift test --sanitize=thread` exits 0
 # even when TSan reports a race, so halt_on_error=1 makes a report fail the step.
@@ -70,6 +71,7 @@ soak: deps
 	$(SWIFT) build --build-tests
 	SPILLWAY_FAULT_RUN_RECORDS=$${SPILLWAY_FAULT_RUN_RECORDS:-10000000} $(SWIFT) test --skip-build --filter aMillionRecordsThroughRandom
 	@cat .build/fault-run.txt; echo
+	SPILLWAY_OUTAGE_SECONDS=$${SPILLWAY_OUTAGE_SECONDS:-30} $(SWIFT) test --skip-build --filter aCollectorDownUnderLoadIsRiddenOutOnDisk
 
 FUZZ_SECONDS ?= 60
 fuzz: deps

@@ -131,3 +131,48 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         }
     }
 }
+
+@Suite struct SpillDiskFullTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aFullDiskDropsWithDiskFullTellsTheHandlersAndSpillingResumesWhenSpaceReturns() async throws {
+        guard getuid() == 0 else { return }  // mounting a tmpfs needs root (CI runs as root)
+        var template = Array("/tmp/spillway-full-XXXXXX".utf8CString)
+        let mountPoint = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=256k") == 0 else {
+            Issue.record("could not mount a tmpfs: errno \(errno)")
+            return
+        }
+        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        let ballast = mountPoint + "/ballast"
+        FileManager.default.createFile(atPath: ballast, contents: Data(count: 200 * 1024))
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .resetConnection
+        let events = EventLog()
+        let spill = SpillConfiguration(directory: mountPoint + "/spill", durability: .always, maxSegmentBytes: 16_384, maxBytes: 1 << 20)
+        let pipeline = try spillingPipeline(receiver, directory: mountPoint + "/spill", handler: events, spill: spill)
+        // Distinct attribute values per span so the frames do not compress to nothing.
+        let tracer = pipeline.tracer(scope: "full")
+        var generator = SystemRandomNumberGenerator()
+        func burst(_ range: Range<Int>) {
+            for i in range {
+                let span = tracer.startSpan("s")
+                span.setAttribute("spillway.load.seq", i)
+                span.setAttribute("noise", AttributeValue.bytes((0..<40).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+                span.end()
+            }
+        }
+        burst(0..<2_000)
+        #expect(await eventually { (pipeline.stats().spans.dropped[.diskFull] ?? 0) > 0 }, "\(pipeline.stats())")
+        #expect(await eventually { events.droppedByReason[.diskFull] == pipeline.stats().spans.dropped[.diskFull] })
+        let spilledBefore = pipeline.stats().spans.spilled
+        #expect(spilledBefore > 0, "some batches fit before the disk filled")
+
+        unlink(ballast)  // space returns
+        burst(2_000..<2_500)
+        #expect(await eventually { pipeline.stats().spans.spilled > spilledBefore }, "spilling resumes: \(pipeline.stats())")
+        let s = pipeline.stats().spans
+        #expect(s.emitted == s.exported + s.droppedTotal + s.onDisk + s.pending, "the books balance: \(s)")
+        _ = await pipeline.shutdown(deadline: .now + .milliseconds(500))
+        try await receiver.stop()
+    }
+}
