@@ -114,7 +114,9 @@ final class SpillStore: Sendable {
             let sequence = try writer.append(batch)
             state.segments[sequence, default: Segment(sequence: sequence, createdNanos: nowUnixNano())].records += batch.recordCount
             state.nextSequence = writer.segmentSequence
-            return store.path(sequence, "open").split(separator: "/").last.map(String.init) ?? ""
+            // `<signal>/<sequence>`: the file is `.open` now and `.spill` once the segment is sealed.
+            let digits = String(sequence)
+            return "\(batch.signal)/" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits
         }
     }
 
@@ -140,10 +142,13 @@ final class SpillStore: Sendable {
     /// Notes replay progress inside a segment (the side file is replaced atomically).
     func acknowledge(_ signal: TelemetrySignal, segment: UInt64, frames: Int, records: Int) {
         let store = self.store(signal)
-        store.state.withLock { state in
+        let known = store.state.withLock { state -> Bool in
+            guard state.segments[segment] != nil else { return false }  // deleted meanwhile (retention)
             state.segments[segment]?.acknowledgedFrames = frames
             state.segments[segment]?.acknowledgedRecords = records
+            return true
         }
+        guard known else { return }
         let path = store.path(segment, "progress")
         let text = Array("\(frames) \(records)\n".utf8)
         let temporary = path + ".tmp"
