@@ -108,7 +108,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
 
     @Test func theBlockingPolicyWaitsForRoomInsteadOfDropping() async throws {
         let exporter = GatedExporter()
-        let pipeline = try TelemetryPipeline(configuration: smallRingConfiguration(overflow: .block(upTo: .seconds(20))), exporter: exporter)
+        let pipeline = try TelemetryPipeline(configuration: smallRingConfiguration(overflow: .block(upTo: .seconds(120))), exporter: exporter)
         let tracer = pipeline.tracer(scope: "block")
         Task {
             try await Task.sleep(for: .milliseconds(300))
@@ -134,7 +134,9 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let pipeline = try makePipeline(receiver: receiver, ringCapacity: 64 << 10, batchSize: 100, overflow: .block(upTo: .seconds(30)))
         let tracer = pipeline.tracer(scope: "starve")
         let width = max(2, ProcessInfo.processInfo.activeProcessorCount)
-        let perTask = 20_000
+        // While this runs, the cooperative pool is blocked for every other test of the suite:
+        // keep it short (the 64 KiB ring still fills and drains dozens of times).
+        let perTask = 5_000
         let refused = await withTaskGroup(of: Int.self) { group in
             for t in 0..<width {
                 group.addTask {
@@ -271,7 +273,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
             span.setAttribute("spillway.load.seq", i)
             span.end()
         }
-        let summary = await pipeline.shutdown(deadline: .now + .seconds(20))
+        let summary = await pipeline.shutdown(deadline: .now + .seconds(120))
         #expect(!summary.deadlineExceeded)
         #expect(summary.stats.spans.exported == 20_000)
         #expect(receiver.sequenceReport(expected: 20_000).missing == 0)

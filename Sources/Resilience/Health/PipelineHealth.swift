@@ -61,7 +61,8 @@ extension PipelineCore {
     func health(window: Duration) -> PipelineHealth {
         let now = monotonicNanos()
         let windowNanos = UInt64(clamping: window.nanoseconds)
-        func recent(_ atomic: UInt64) -> Bool { atomic != 0 && now &- atomic <= windowNanos }
+        // A time stored after `now` was read (another thread, a moment later) is recent too.
+        func recent(_ atomic: UInt64) -> Bool { atomic != 0 && (atomic >= now || now - atomic <= windowNanos) }
         var bad: [HealthReason] = []
         var weak: [HealthReason] = []
         if recent(exports.lastDropMonotonic.load(ordering: .relaxed)) { bad.append(.droppingRecords) }
