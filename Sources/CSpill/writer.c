@@ -20,8 +20,20 @@ struct csp_writer {
 	int io;                 /* CSP_IO_URING or CSP_IO_PWRITE, as chosen */
 	struct io_uring ring;
 	ZSTD_CCtx *cctx;
-	uint8_t *buffer;        /* frame header + compressed payload, reused */
-	size_t capacity;
+	/* Two frame buffers (header + compressed payload), reused: with io_uring and no sync due,
+	 * frame N+1 is compressed into one while frame N is still being written from the other. */
+	uint8_t *buffers[2];
+	size_t capacities[2];
+	int current;
+	struct {
+		int active;     /* a write submitted and not yet reaped */
+		const uint8_t *data;
+		size_t length, done;
+		uint64_t offset, segment;
+		uint32_t records;
+	} pending;
+	/* Frames that were accepted by an earlier append but whose write then failed. */
+	uint64_t lost_frames, lost_records, lost_segment;
 	int fd;                 /* the open segment, or -1 */
 	uint64_t sequence;      /* of the open segment, or of the next one */
 	uint64_t offset;        /* end of the last complete frame in the open segment */
@@ -117,6 +129,53 @@ static int write_all(csp_writer_t *w, const uint8_t *data, size_t length, uint64
 	return 0;
 }
 
+/* Reaps the write of the previous frame (io_uring, asynchronous), resuming a short write. If
+ * it failed, the frame is cut from the file and counted as lost (csp_writer_take_lost()). */
+static int complete_pending(csp_writer_t *w)
+{
+	while (w->pending.active) {
+		struct io_uring_cqe *cqe;
+		int res = io_uring_wait_cqe(&w->ring, &cqe);
+		if (res == 0) {
+			res = cqe->res;
+			io_uring_cqe_seen(&w->ring, cqe);
+		}
+		size_t remaining = w->pending.length - w->pending.done;
+		if (res > 0 && (size_t)res < remaining) {
+			w->pending.done += (size_t)res;
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+			io_uring_prep_write(sqe, w->fd, w->pending.data + w->pending.done, (unsigned)(w->pending.length - w->pending.done),
+					    w->pending.offset + w->pending.done);
+			sqe->user_data = 1;
+			res = io_uring_submit(&w->ring);
+			if (res >= 0)
+				continue;
+		}
+		w->pending.active = 0;
+		if (res > 0)
+			return 0;
+		int error = res < 0 ? res : -EIO;
+		/* Nothing of the lost frame may stay behind. */
+		if (ftruncate(w->fd, (off_t)w->pending.offset) != 0) { /* the reader and recovery cut a torn tail anyway */ }
+		w->offset = w->pending.offset;
+		w->bytes_written -= w->pending.length;
+		w->lost_frames++;
+		w->lost_records += w->pending.records;
+		w->lost_segment = w->pending.segment;
+		return error;
+	}
+	return 0;
+}
+
+int csp_writer_take_lost(csp_writer_t *w, uint64_t *frames, uint64_t *records, uint64_t *segment)
+{
+	*frames = w->lost_frames;
+	*records = w->lost_records;
+	*segment = w->lost_segment;
+	w->lost_frames = w->lost_records = 0;
+	return *frames ? 1 : 0;
+}
+
 static int open_segment(csp_writer_t *w)
 {
 	char path[4200];
@@ -210,9 +269,12 @@ uint64_t csp_writer_segment_sequence(const csp_writer_t *w) { return w->sequence
 
 int csp_writer_flush(csp_writer_t *w)
 {
+	int rc = complete_pending(w);
+	if (rc < 0)
+		return rc;
 	if (w->fd < 0 || w->synced)
 		return 0;
-	int rc = write_all(w, NULL, 0, w->offset, 1);
+	rc = write_all(w, NULL, 0, w->offset, 1);
 	if (rc == 0) {
 		w->synced = 1;
 		w->last_sync_ns = now_ns(CLOCK_MONOTONIC);
@@ -224,7 +286,10 @@ int csp_writer_rotate(csp_writer_t *w)
 {
 	if (w->fd < 0)
 		return 0;
-	int rc = write_all(w, NULL, 0, w->offset, 1);  /* .open → fdatasync → rename .spill → fsync dir */
+	int rc = complete_pending(w);
+	if (rc < 0)
+		return rc;
+	rc = write_all(w, NULL, 0, w->offset, 1);  /* .open → fdatasync → rename .spill → fsync dir */
 	if (rc < 0)
 		return rc;
 	close(w->fd);
@@ -258,35 +323,56 @@ int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uin
 			return rc;
 	}
 	size_t bound = ZSTD_compressBound(length);
-	if (w->capacity < CSP_FRAME_HEADER_SIZE + bound) {
-		uint8_t *grown = realloc(w->buffer, CSP_FRAME_HEADER_SIZE + bound);
+	int slot = w->current;
+	if (w->capacities[slot] < CSP_FRAME_HEADER_SIZE + bound) {
+		uint8_t *grown = realloc(w->buffers[slot], CSP_FRAME_HEADER_SIZE + bound);
 		if (!grown)
 			return -ENOMEM;
-		w->buffer = grown;
-		w->capacity = CSP_FRAME_HEADER_SIZE + bound;
+		w->buffers[slot] = grown;
+		w->capacities[slot] = CSP_FRAME_HEADER_SIZE + bound;
 	}
-	size_t compressed = ZSTD_compressCCtx(w->cctx, w->buffer + CSP_FRAME_HEADER_SIZE, bound, payload, length,
-					      w->options.zstd_level);
+	uint8_t *h = w->buffers[slot];
+	/* Compressing here overlaps the write of the previous frame, if it is still in flight. */
+	size_t compressed = ZSTD_compressCCtx(w->cctx, h + CSP_FRAME_HEADER_SIZE, bound, payload, length, w->options.zstd_level);
 	if (ZSTD_isError(compressed))
 		return -EIO;
-	uint8_t *h = w->buffer;
 	memcpy(h, csp_frame_magic, 4);
 	csp_put32(h + 4, (uint32_t)compressed);
 	csp_put32(h + 8, length);
 	csp_put32(h + 12, records);
 	csp_put64(h + 16, batch_sequence);
-	csp_put32(h + 24, csp_crc32c(0, w->buffer + CSP_FRAME_HEADER_SIZE, compressed));
+	csp_put32(h + 24, csp_crc32c(0, h + CSP_FRAME_HEADER_SIZE, compressed));
 	csp_put32(h + 28, csp_crc32c(0, h, 28));
 
+	int rc = complete_pending(w);
+	if (rc < 0)
+		return rc;  /* the previous frame was lost (csp_writer_take_lost()); this one is not written */
 	uint64_t now = now_ns(CLOCK_MONOTONIC);
 	int sync = w->options.durability == CSP_DURABILITY_ALWAYS ||
 		   (w->options.durability == CSP_DURABILITY_INTERVAL && now - w->last_sync_ns >= w->options.sync_interval_ns);
 	size_t total = CSP_FRAME_HEADER_SIZE + compressed;
-	int rc = write_all(w, w->buffer, total, w->offset, sync);
-	if (rc < 0) {
-		/* Nothing of this frame may stay behind: a reader must see the segment end at the last whole frame. */
-		if (ftruncate(w->fd, (off_t)w->offset) != 0) { /* the reader and recovery cut a torn tail anyway */ }
-		return rc;
+	if (w->io == CSP_IO_URING && !sync) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+		io_uring_prep_write(sqe, w->fd, h, (unsigned)total, w->offset);
+		sqe->user_data = 1;
+		rc = io_uring_submit(&w->ring);
+		if (rc < 0)
+			return rc;
+		w->pending.active = 1;
+		w->pending.data = h;
+		w->pending.length = total;
+		w->pending.done = 0;
+		w->pending.offset = w->offset;
+		w->pending.segment = w->sequence;
+		w->pending.records = records;
+		w->current ^= 1;
+	} else {
+		rc = write_all(w, h, total, w->offset, sync);
+		if (rc < 0) {
+			/* Nothing of this frame may stay behind: a reader must see the segment end at the last whole frame. */
+			if (ftruncate(w->fd, (off_t)w->offset) != 0) { /* the reader and recovery cut a torn tail anyway */ }
+			return rc;
+		}
 	}
 	if (info) {
 		info->segment_sequence = w->sequence;
@@ -318,7 +404,8 @@ int csp_writer_close(csp_writer_t *w)
 		ZSTD_freeCCtx(w->cctx);
 	if (w->dirfd >= 0)
 		close(w->dirfd);
-	free(w->buffer);
+	free(w->buffers[0]);
+	free(w->buffers[1]);
 	free(w);
 	return rc;
 }

@@ -68,6 +68,18 @@ public final class TelemetryPipeline: Sendable {
             core.logs.recovered.store(opened.recordsOnDisk(.logs), ordering: .relaxed)
             core.spill = opened
             store = opened
+            opened.onLost.withLock {
+                $0 = { [weak core] signal, records, reason in
+                    guard let core else { return }
+                    core.counters(for: signal).spilled.subtract(records, ordering: .relaxed)
+                    core.counters(for: signal).drop(reason, records)
+                    core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
+                    core.dispatcher.send(ExportFailureEvent(
+                        signal: signal, processor: core.processorKind, exporterName: core.chain?.name ?? "", route: nil, attempt: 0,
+                        error: ResilienceError(code: reason == .diskFull ? .diskFull : .spillFailed, message: "a spilled batch's write failed after it was accepted"),
+                        kind: .permanent, outcome: .dropped(reason), recordCount: records, time: nowUnixNano(), batch: nil))
+                }
+            }
         }
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker

@@ -223,6 +223,47 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
     }
 }
 
+@Suite struct AsynchronousWriteTests {
+    /// With io_uring and no sync due, an append returns while its write runs; when that write
+    /// fails (a full disk), the next call says so and `csp_writer_take_lost` names the loss.
+    @Test func aWriteThatFailsAfterItsAppendReturnedIsReportedAsLostAndCutFromTheFile() throws {
+        guard getuid() == 0 else { return }
+        let mountPoint = temporaryDirectory()
+        guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=128k") == 0 else {
+            Issue.record("could not mount a tmpfs: errno \(errno)")
+            return
+        }
+        defer { umount(mountPoint) }
+        let directory = mountPoint + "/traces"
+        var writer: OpaquePointer?
+        _ = directory.withCString { path -> Int32 in
+            var options = csp_writer_options_t(directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
+                                               durability: Int32(CSP_DURABILITY_NONE), sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 1)
+            return csp_writer_open(&options, &writer)
+        }
+        var generator = SystemRandomNumberGenerator()
+        var accepted = 0
+        var failure: Int32 = 0
+        for i in 0..<100 {
+            let body = (0..<16_384).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let rc = body.withUnsafeBytes { csp_writer_append(writer, $0.baseAddress, UInt32($0.count), 3, UInt64(i), nil) }
+            if rc != 0 { failure = rc; break }
+            accepted += 1
+        }
+        #expect(failure == -ENOSPC)
+        var frames: UInt64 = 0, records: UInt64 = 0, segment: UInt64 = 0
+        let lost = csp_writer_take_lost(writer, &frames, &records, &segment)
+        if csp_writer_io(writer) == Int32(CSP_IO_URING) {
+            #expect(lost == 1 && frames == 1 && records == 3 && segment == 1, "the frame in flight when the disk filled")
+        }
+        let name = try #require(files(in: directory).first)
+        let onDisk = try #require(read(directory + "/" + name)).frames
+        #expect(onDisk.allSatisfy { $0.0 == 1 }, "only whole frames stay")
+        #expect(onDisk.count == accepted - Int(frames))
+        csp_writer_close(writer)
+    }
+}
+
 @Suite struct SegmentReaderTests {
     private func segment(batches: Int = 4) async throws -> (path: String, batches: [ExportBatch], bytes: [UInt8]) {
         let input = try await requestBodies(signal: .traces, batches: batches)

@@ -96,14 +96,26 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **writer);
  * Compresses `payload` (one serialized Export*ServiceRequest) into one zstd
  * frame and appends it to the open segment (created on first use, named
  * <sequence>.open), resuming short writes. With CSP_DURABILITY_ALWAYS an
- * fdatasync linked after the write completes first. Rotates when the segment
- * is full. On failure nothing of the frame stays in the file.
+ * fdatasync linked after the write completes first; otherwise, with io_uring,
+ * the write may still be running at return (see csp_writer_take_lost()).
+ * Rotates when the segment is full. On failure nothing of the frame stays in
+ * the file.
  *
  * Returns 0, -EMSGSIZE if `length` > CSP_MAX_PAYLOAD, -ENOSPC when the disk is
  * full, or another -errno.
  */
 int csp_writer_append(csp_writer_t *writer, const void *payload, uint32_t length, uint32_t records,
 		      uint64_t batch_sequence, csp_frame_info_t *info);
+
+/**
+ * With io_uring and no sync due, csp_writer_append() returns once the frame's
+ * write is submitted, and compresses the next frame while it runs; the write's
+ * result is collected by the next call (append, flush, rotate, close). If it
+ * failed, that frame was cut from the file and that call returns the error:
+ * this function then says how many frames and records were lost, and in which
+ * segment, and resets the count. Returns 1 if anything was lost, 0 otherwise.
+ */
+int csp_writer_take_lost(csp_writer_t *writer, uint64_t *frames, uint64_t *records, uint64_t *segment);
 
 /** Makes everything appended so far durable (fdatasync). Returns 0 or -errno. */
 int csp_writer_flush(csp_writer_t *writer);

@@ -10,6 +10,9 @@ import Synchronization
 final class SpillStore: Sendable {
     let configuration: SpillConfiguration
     let usesIoUring: Bool
+    /// Told when records that an earlier append accepted were lost after all (an asynchronous
+    /// write failed): the pipeline moves them from `spilled` to dropped and reports them.
+    let onLost = Mutex<(@Sendable (TelemetrySignal, Int, DropReason) -> Void)?>(nil)
     private let stores: [SignalStore]  // index: signal - 1
 
     struct Segment: Sendable {
@@ -111,7 +114,13 @@ final class SpillStore: Sendable {
         let store = self.store(batch.signal)
         return try store.state.withLock { (state) throws(SegmentWriter.Failure) -> String in
             guard let writer = state.writer else { throw SegmentWriter.Failure(errno: EBADF) }
-            let sequence = try writer.append(batch)
+            let sequence: UInt64
+            do throws(SegmentWriter.Failure) {
+                sequence = try writer.append(batch)
+            } catch {
+                lost(error, signal: batch.signal, state: &state)
+                throw error
+            }
             state.segments[sequence, default: Segment(sequence: sequence, createdNanos: nowUnixNano())].records += batch.recordCount
             state.nextSequence = writer.segmentSequence
             // `<signal>/<sequence>`: the file is `.open` now and `.spill` once the segment is sealed.
@@ -120,12 +129,22 @@ final class SpillStore: Sendable {
         }
     }
 
+    private func lost(_ error: SegmentWriter.Failure, signal: TelemetrySignal, state: inout SignalStore.State) {
+        guard error.lostRecords > 0 else { return }
+        state.segments[error.lostSegment]?.records -= error.lostRecords
+        onLost.withLock { $0 }?(signal, error.lostRecords, error.isDiskFull ? .diskFull : .spillFailed)
+    }
+
     /// Closes the segment being written, so replay can take it.
     func sealOpenSegment(_ signal: TelemetrySignal) {
         let store = self.store(signal)
         store.state.withLock { state in
             guard let writer = state.writer, state.segments[writer.segmentSequence] != nil else { return }
-            try? writer.rotate()
+            do throws(SegmentWriter.Failure) {
+                try writer.rotate()
+            } catch {
+                lost(error, signal: signal, state: &state)
+            }
             state.nextSequence = writer.segmentSequence
         }
     }

@@ -8,6 +8,9 @@ final class SegmentWriter: @unchecked Sendable {
 
     struct Failure: Error {
         var errno: Int32
+        /// Records of an earlier frame whose asynchronous write failed (cut from its segment).
+        var lostRecords = 0
+        var lostSegment: UInt64 = 0
         var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
         var message: String { String(cString: strerror(errno)) }
     }
@@ -41,13 +44,20 @@ final class SegmentWriter: @unchecked Sendable {
         let rc = batch.body.withUnsafeBytes {
             csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(batch.recordCount), batch.sequence, &info)
         }
-        guard rc == 0 else { throw Failure(errno: -rc) }
+        guard rc == 0 else { throw failure(rc) }
         return info.segment_sequence
     }
 
     func rotate() throws(Failure) {
         let rc = csp_writer_rotate(writer)
-        guard rc == 0 else { throw Failure(errno: -rc) }
+        guard rc == 0 else { throw failure(rc) }
+    }
+
+    /// The error of a call, with what an earlier asynchronous write lost.
+    private func failure(_ rc: Int32) -> Failure {
+        var frames: UInt64 = 0, records: UInt64 = 0, segment: UInt64 = 0
+        csp_writer_take_lost(writer, &frames, &records, &segment)
+        return Failure(errno: -rc, lostRecords: Int(records), lostSegment: segment)
     }
 
     var usesIoUring: Bool { csp_writer_io(writer) == Int32(CSP_IO_URING) }
