@@ -199,6 +199,38 @@ let benchmarks: @Sendable () -> Void = {
     let e2e = Benchmark.Configuration(
         metrics: [.wallClock, .throughput, .peakMemoryResident], scalingFactor: .one, maxDuration: .seconds(120), maxIterations: 1)
 
+    Benchmark("spill: replay 1,000,000 spans from disk to the loopback receiver", configuration: e2e) { benchmark in
+        // A spill directory of 1,954 frames of 512 spans (as an outage would leave it) ...
+        let directory = NSTemporaryDirectory() + "spillway-replay-\(UInt32.random(in: 0...UInt32.max))"
+        let frames = 1_000_000 / 512 + 1
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            let writer = try _SpillwayBenchmarkHooks.SpillWriterHandle(directory: directory + "/traces", pwrite: false)
+            for i in 0..<frames {
+                var batch = spillRequests[i % spillRequests.count]
+                batch.sequence = UInt64(i)
+                try writer.append(batch)
+            }
+        }  // the writer closes: the segments are sealed
+        let total = frames * 512
+        // ... replayed by a pipeline whose collector is up.
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        var configuration = PipelineConfiguration(serviceName: "bench")
+        configuration.exporter.endpoint = receiver.endpoint
+        configuration.spill = SpillConfiguration(directory: directory)
+        benchmark.startMeasurement()
+        let started = ContinuousClock.now
+        let pipeline = try TelemetryPipeline(configuration: configuration, exporter: nil)
+        while pipeline.stats().spans.replayed < total { try await Task.sleep(for: .milliseconds(1)) }
+        benchmark.stopMeasurement()
+        let elapsed = started.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        writeReport("spill replay: \(total) spans in \(frames) frames; receiver counted \(receiver.spanCount); \(seconds > 0 ? String(format: "%.0f", Double(total) / seconds) : "?") spans/s")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+        try await receiver.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
     Benchmark("spillway: end to end, \(spansPerEndToEndRun) spans to the loopback receiver", configuration: e2e) { benchmark in
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         var configuration = PipelineConfiguration(serviceName: "bench")
