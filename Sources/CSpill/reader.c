@@ -22,7 +22,10 @@ struct csp_reader {
 	ZSTD_DCtx *dctx;
 	uint8_t *payload;       /* the last decompressed payload, reused */
 	size_t capacity;
+	int headers_only;       /* check CRCs, skip decompression (csp_reader_set_headers_only) */
 };
+
+void csp_reader_set_headers_only(csp_reader_t *r, int on) { r->headers_only = on; }
 
 int csp_reader_open(const char *path, csp_reader_t **out, csp_segment_header_t *header)
 {
@@ -158,6 +161,11 @@ int csp_reader_next(csp_reader_t *r, csp_frame_t *frame)
 		const uint8_t *compressed = h + CSP_FRAME_HEADER_SIZE;
 		int bad = frame->uncompressed_length > CSP_MAX_PAYLOAD ||
 			  csp_crc32c(0, compressed, frame->compressed_length) != csp_get32(h + 24);
+		if (!bad && r->headers_only) {
+			frame->payload = NULL;
+			r->position = r->valid_end = end;
+			return 1;
+		}
 		if (!bad) {
 			/* Exactly one zstd frame, whose content size is the header's: caps what a bomb can ask for. */
 			unsigned long long content = ZSTD_getFrameContentSize(compressed, frame->compressed_length);

@@ -277,6 +277,29 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         FileManager.default.createFile(atPath: path, contents: Data(bytes))
     }
 
+    @Test func aHeadersOnlyReaderCountsTheSameFramesWithoutDecompressing() async throws {
+        let (path, batches, original) = try await segment()
+        var bytes = original
+        let frames = try #require(read(path)).frames
+        bytes[Int(frames[1].1.offset) + 32 + 10] ^= 0xFF  // a payload CRC failure is still caught
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        var reader: OpaquePointer?
+        #expect(csp_reader_open(path, &reader, nil) == 0)
+        csp_reader_set_headers_only(reader, 1)
+        var results: [Int32] = []
+        var records = 0
+        while true {
+            var frame = csp_frame_t()
+            let rc = csp_reader_next(reader, &frame)
+            if rc == 0 { break }
+            results.append(rc)
+            if rc == 1 { records += Int(frame.records); #expect(frame.payload == nil) }
+        }
+        csp_reader_close(reader)
+        #expect(results == [1, -EBADMSG, 1, 1])
+        #expect(records == batches.map(\.recordCount).reduce(0, +) - batches[1].recordCount)
+    }
+
     @Test func aCorruptPayloadIsSkippedItsRecordsCountedAndReadingGoesOn() async throws {
         let (path, batches, original) = try await segment()
         let frames = try #require(read(path)).frames

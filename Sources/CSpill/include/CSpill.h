@@ -182,6 +182,12 @@ int csp_reader_open(const char *path, csp_reader_t **reader, csp_segment_header_
  */
 int csp_reader_next(csp_reader_t *reader, csp_frame_t *frame);
 
+/**
+ * With `on`, csp_reader_next() checks the header and payload CRCs but does not
+ * decompress: `frame->payload` is NULL. For counting records quickly.
+ */
+void csp_reader_set_headers_only(csp_reader_t *reader, int on);
+
 /** The end of the last frame that checked out (where recovery truncates). */
 uint64_t csp_reader_valid_end(const csp_reader_t *reader);
 

@@ -66,7 +66,8 @@ final class SpillStore: Sendable {
             }
             var segments: [UInt64: Segment] = [:]
             for name in Self.list(store.directory) where name.hasSuffix(".spill") {
-                guard let reader = SegmentReader(path: store.directory + "/" + name) else { continue }
+                // Counting needs the headers only (CRCs still checked): no decompression at start-up.
+                guard let reader = SegmentReader(path: store.directory + "/" + name, headersOnly: true) else { continue }
                 var segment = Segment(sequence: reader.sequence, createdNanos: Self.modificationNanos(store.directory + "/" + name))
                 loop: while true {
                     switch reader.next() {

@@ -78,10 +78,12 @@ final class SegmentReader {
         case end
     }
 
-    init?(path: String) {
+    /// With `headersOnly`, frames are checked (CRCs) and counted but not decompressed: `body` is empty.
+    init?(path: String, headersOnly: Bool = false) {
         var handle: OpaquePointer?
         var header = csp_segment_header_t()
         guard csp_reader_open(path, &handle, &header) == 0, let handle else { return nil }
+        if headersOnly { csp_reader_set_headers_only(handle, 1) }
         reader = handle
         sequence = header.sequence
         signal = TelemetrySignal(rawValue: UInt8(truncatingIfNeeded: header.signal))
@@ -94,7 +96,7 @@ final class SegmentReader {
         let rc = csp_reader_next(reader, &frame)
         switch rc {
         case 1:
-            let body = [UInt8](UnsafeBufferPointer(start: frame.payload, count: Int(frame.uncompressed_length)))
+            let body = frame.payload == nil ? [] : [UInt8](UnsafeBufferPointer(start: frame.payload, count: Int(frame.uncompressed_length)))
             return .frame(body: body, records: Int(frame.records), batchSequence: frame.batch_sequence)
         case 0:
             return .end
