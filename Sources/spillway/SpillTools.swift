@@ -126,13 +126,14 @@ struct Verify: ParsableCommand {
 }
 
 struct Decode: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the records of spill segments as JSON lines, one record per line.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print spill segments as JSON: one record per line (jsonl), or one OTLP/JSON request per frame and line (otlp-json).")
 
     @Argument(help: "A spill directory, a signal directory, or segment files.") var paths: [String]
-    @Option(help: "jsonl (one record per line).") var format = "jsonl"
+    @Option(help: "jsonl (one record per line) or otlp-json (one OTLP/JSON request per frame and line).") var format = "jsonl"
 
     func validate() throws {
-        guard format == "jsonl" else { throw ValidationError("--format: only jsonl is supported in this release, got \(format)") }
+        guard format == "jsonl" || format == "otlp-json" else { throw ValidationError("--format: jsonl or otlp-json, got \(format)") }
     }
 
     func run() throws {
@@ -141,6 +142,16 @@ struct Decode: ParsableCommand {
             let logs = file.path.contains("/logs/")
             _ = file.read { entry in
                 guard case .frame(_, _, let body, _, let batch) = entry else { failed = true; return }
+                if format == "otlp-json" {
+                    if logs, let records = try? OTLPDecoding.logRecords(from: body) {
+                        emit(OTLPJSON.logs(records))
+                    } else if !logs, let spans = try? OTLPDecoding.spans(from: body) {
+                        emit(OTLPJSON.traces(spans))
+                    } else {
+                        failed = true
+                    }
+                    return
+                }
                 if logs, let records = try? OTLPDecoding.logRecords(from: body) {
                     for r in records {
                         emit(["signal": "logs", "batch": batch, "time_unix_nano": r.timeUnixNano, "severity": r.severityText,

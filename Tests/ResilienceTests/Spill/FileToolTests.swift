@@ -38,6 +38,15 @@ import Testing
         let first = try #require(lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect(first["body"] as? String == "load record" && first["signal"] as? String == "logs")
 
+        // OTLP/JSON, read back by the official protobuf JSON parser.
+        let otlpJSON = try run(["decode", directory, "--format", "otlp-json"])
+        #expect(otlpJSON.status == 0)
+        let jsonFile = directory + "/requests.jsonl"
+        try otlpJSON.output.write(toFile: jsonFile, atomically: true, encoding: .utf8)
+        let parsed = try runPython([repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp_json.py").path, jsonFile])
+        #expect(parsed.status == 0 && parsed.output.contains("\"spans\": 20000") && parsed.output.contains("\"logs\": 2000"), "\(parsed.output)")
+        try FileManager.default.removeItem(atPath: jsonFile)
+
         // A flipped byte: verify fails, and says where.
         let segment = directory + "/traces/" + (try FileManager.default.contentsOfDirectory(atPath: directory + "/traces").first { $0.hasSuffix(".spill") } ?? "")
         let copy = segment + ".bak"
