@@ -42,11 +42,14 @@ public struct SpillConfiguration: Sendable, Hashable {
     public var io: IO
     /// Replay the newest segments first (fresh data first) instead of the oldest. - Default value: `false`.
     public var replayNewestFirst: Bool
+    /// Replay requests under way at once: replay's share of export capacity, next to the live
+    /// traffic's `maxConcurrentExports` per signal. - Default value: 1.
+    public var replayConcurrency: Int
 
     public init(
         directory: String, durability: Durability = .interval(.seconds(1)), maxSegmentBytes: Int = 64 << 20,
         maxSegmentAge: Duration = .seconds(60), maxBytes: Int = 1 << 30, maxAge: Duration = .seconds(86_400), io: IO = .automatic,
-        replayNewestFirst: Bool = false
+        replayNewestFirst: Bool = false, replayConcurrency: Int = 1
     ) {
         self.directory = directory
         self.durability = durability
@@ -56,6 +59,7 @@ public struct SpillConfiguration: Sendable, Hashable {
         self.maxAge = maxAge
         self.io = io
         self.replayNewestFirst = replayNewestFirst
+        self.replayConcurrency = replayConcurrency
     }
 
     func validate() throws(ConfigurationError) {
@@ -70,6 +74,9 @@ public struct SpillConfiguration: Sendable, Hashable {
         }
         if maxSegmentAge <= .zero || maxAge <= .zero {
             throw ConfigurationError(key: "spill.maxAge", value: "\(maxSegmentAge), \(maxAge)", allowed: "durations > 0")
+        }
+        if replayConcurrency < 1 {
+            throw ConfigurationError(key: "spill.replayConcurrency", value: "\(replayConcurrency)", allowed: "an integer >= 1")
         }
         if case .interval(let t) = durability, t <= .zero {
             throw ConfigurationError(key: "spill.durability", value: "interval(\(t))", allowed: "none, always, or interval(t) with t > 0")

@@ -6,8 +6,8 @@ import Synchronization
 /// Every 200 ms: retention first; then, if the circuit breaker is closed (or open with its
 /// cool-down over: the first replayed frame is then the probe), the segment being written
 /// is sealed and the sealed segments are replayed — oldest first, or newest first with
-/// ``SpillConfiguration/replayNewestFirst`` — one request at a time, so live exports keep their
-/// slots. Each frame's request bytes are re-sent unchanged through the retry and breaker stages.
+/// ``SpillConfiguration/replayNewestFirst`` — at most ``SpillConfiguration/replayConcurrency``
+/// requests at a time (default 1), so live exports keep their slots. Each frame's request bytes are re-sent unchanged through the retry and breaker stages.
 /// Progress inside a segment is kept in `<seq>.progress`; a segment is deleted once every frame
 /// in it was acknowledged. A failure stops the round; the next round starts where it stopped.
 /// Delivery is at-least-once.
@@ -70,7 +70,10 @@ final class Replayer: Sendable {
         }
     }
 
-    /// Replays one segment; `false` when the collector failed (stop the round).
+    /// Replays one segment; `false` when the collector failed (stop the round). Frames go out in
+    /// windows of ``SpillConfiguration/replayConcurrency`` requests at once; progress advances
+    /// over the acknowledged prefix, so a failure in a window re-sends its later frames next time
+    /// (at-least-once).
     private func replay(_ segment: SpillStore.Segment, signal: TelemetrySignal, core: PipelineCore) async -> Bool {
         let path = store.path(signal, segment: segment.sequence)
         let counters = core.counters(for: signal)
@@ -80,51 +83,73 @@ final class Replayer: Sendable {
             report(core, signal, lost, "segment \(path) cannot be read; deleted")
             return true
         }
+        let width = max(1, store.configuration.replayConcurrency)
         var index = 0
         var frames = segment.acknowledgedFrames
         var records = segment.acknowledgedRecords
+        var ended = false
         while !stopped.load(ordering: .relaxed) {
-            switch reader.next() {
-            case .end:
-                store.delete(signal, segment: segment.sequence)
-                return true
-            case .damaged(let lost, let offset):
-                defer { index += 1 }
-                guard index >= segment.acknowledgedFrames else { continue }
-                counters.drop(.corrupt, lost)
-                frames += 1
-                records += lost
-                store.acknowledge(signal, segment: segment.sequence, frames: frames, records: records)
-                report(core, signal, lost, "a damaged frame at offset \(offset) of \(path) was skipped")
-            case .frame(let body, let count, let sequence):
-                defer { index += 1 }
-                guard index >= segment.acknowledgedFrames else { continue }
-                let batch = ExportBatch(signal: signal, body: body, recordCount: count, sequence: sequence)
-                do {
-                    let response = try await chain.export(batch)
-                    let rejected = min(max(response.rejectedRecords, 0), count)
-                    counters.exported.add(count - rejected, ordering: .relaxed)
-                    if rejected > 0 { counters.drop(.rejected, rejected) }
-                    counters.replayed.add(count, ordering: .relaxed)
-                    frames += 1
-                    records += count
-                    store.acknowledge(signal, segment: segment.sequence, frames: frames, records: records)
-                } catch {
-                    if ExportFailureKind.classify(error) == .permanent {
-                        // The collector refuses these bytes for good: retrying the frame forever would stall replay.
-                        counters.drop(.exportFailed, count)
-                        counters.replayed.add(count, ordering: .relaxed)
-                        frames += 1
-                        records += count
-                        store.acknowledge(signal, segment: segment.sequence, frames: frames, records: records)
-                        core.dispatcher.send(ExportFailureEvent(
-                            signal: signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 1, error: error,
-                            kind: .permanent, outcome: .dropped(.exportFailed), recordCount: count, time: nowUnixNano(), batch: batch))
-                        continue
+            // The next window: frames to send, and damaged entries to account for, in file order.
+            var window: [(batch: ExportBatch?, lost: Int, offset: UInt64)] = []
+            while window.count < width && !ended {
+                switch reader.next() {
+                case .end:
+                    ended = true
+                case .damaged(let lost, let offset):
+                    if index >= segment.acknowledgedFrames { window.append((nil, lost, offset)) }
+                    index += 1
+                case .frame(let body, let count, let sequence):
+                    if index >= segment.acknowledgedFrames {
+                        window.append((ExportBatch(signal: signal, body: body, recordCount: count, sequence: sequence), 0, 0))
                     }
-                    return false
+                    index += 1
                 }
             }
+            if window.isEmpty {
+                store.delete(signal, segment: segment.sequence)
+                return true
+            }
+            let chain = self.chain
+            let outcomes = await withTaskGroup(of: (Int, Result<ExportResponse, any Error>).self) { group in
+                for (i, entry) in window.enumerated() {
+                    guard let batch = entry.batch else { continue }
+                    group.addTask {
+                        do { return (i, .success(try await chain.export(batch))) } catch { return (i, .failure(error)) }
+                    }
+                }
+                var outcomes: [Int: Result<ExportResponse, any Error>] = [:]
+                for await (i, outcome) in group { outcomes[i] = outcome }
+                return outcomes
+            }
+            for (i, entry) in window.enumerated() {
+                guard let batch = entry.batch else {
+                    counters.drop(.corrupt, entry.lost)
+                    report(core, signal, entry.lost, "a damaged frame at offset \(entry.offset) of \(path) was skipped")
+                    frames += 1
+                    records += entry.lost
+                    continue
+                }
+                switch outcomes[i] {
+                case .success(let response)?:
+                    let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
+                    counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
+                    if rejected > 0 { counters.drop(.rejected, rejected) }
+                case .failure(let error)? where ExportFailureKind.classify(error) == .permanent:
+                    // The collector refuses these bytes for good: retrying the frame forever would stall replay.
+                    counters.drop(.exportFailed, batch.recordCount)
+                    core.dispatcher.send(ExportFailureEvent(
+                        signal: signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 1, error: error,
+                        kind: .permanent, outcome: .dropped(.exportFailed), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+                default:
+                    // The collector failed: keep the acknowledged prefix, stop the round.
+                    store.acknowledge(signal, segment: segment.sequence, frames: frames, records: records)
+                    return false
+                }
+                counters.replayed.add(batch.recordCount, ordering: .relaxed)
+                frames += 1
+                records += batch.recordCount
+            }
+            store.acknowledge(signal, segment: segment.sequence, frames: frames, records: records)
         }
         return false
     }

@@ -77,8 +77,8 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
-    func whatShutdownCouldNotSendIsReplayedByTheNextProcess() async throws {
+    @Test(.timeLimit(.minutes(1)), arguments: [1, 4])
+    func whatShutdownCouldNotSendIsReplayedByTheNextProcess(replayConcurrency: Int) async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         receiver.behavior = .resetConnection
         let directory = spillDirectory()
@@ -90,7 +90,9 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         #expect(!segmentFiles(directory).isEmpty)
 
         receiver.behavior = .accept
-        let second = try spillingPipeline(receiver, directory: directory)
+        let second = try spillingPipeline(
+            receiver, directory: directory,
+            spill: SpillConfiguration(directory: directory, durability: .always, replayConcurrency: replayConcurrency))
         #expect(second.stats().spans.recovered == 3_000)
         #expect(await eventually(timeout: .seconds(30)) { second.stats().spans.replayed == 3_000 }, "\(second.stats())")
         #expect(receiver.sequenceReport(expected: 3_000).missing == 0)
