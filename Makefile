@@ -78,7 +78,7 @@ fuzz: deps
 	@mkdir -p .build/fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -ISources/CSpill/include Sources/CSpill/*.c Tests/fuzz/reader_fuzz.c \
 		-luring -lzstd -o .build/fuzz/reader
-	.build/fuzz/reader -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .build/fuzz/corpus
+	FUZZ_SEED_DIR=.build/fuzz/corpus .build/fuzz/reader -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .build/fuzz/corpus
 
 clean:
 	rm -rf .build .build-tsan Benchmarks/.build
