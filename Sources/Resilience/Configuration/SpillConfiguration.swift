@@ -46,6 +46,7 @@ public struct SpillConfiguration: Sendable, Hashable {
     /// traffic's `maxConcurrentExports` per signal. - Default value: 1.
     public var replayConcurrency: Int
 
+    /// A spill store in `directory`; every other parameter defaults to the value documented on its property.
     public init(
         directory: String, durability: Durability = .interval(.seconds(1)), maxSegmentBytes: Int = 64 << 20,
         maxSegmentAge: Duration = .seconds(60), maxBytes: Int = 1 << 30, maxAge: Duration = .seconds(86_400), io: IO = .automatic,
