@@ -13,11 +13,14 @@
 #include <liburing.h>
 #include <zstd.h>
 
+#define CSP_ALIGN 4096
+
 struct csp_writer {
 	csp_writer_options_t options;
 	char directory[4096];
 	int dirfd;
 	int io;                 /* CSP_IO_URING or CSP_IO_PWRITE, as chosen */
+	int direct;             /* O_DIRECT requested: frames padded to CSP_ALIGN */
 	struct io_uring ring;
 	ZSTD_CCtx *cctx;
 	/* Two frame buffers (header + compressed payload), reused: with io_uring and no sync due,
@@ -176,14 +179,64 @@ int csp_writer_take_lost(csp_writer_t *w, uint64_t *frames, uint64_t *records, u
 	return *frames ? 1 : 0;
 }
 
+/* Writes a PAD1 frame of `size` bytes (>= 32) at `p`: header, then zeros. */
+static void put_padding(uint8_t *p, size_t size)
+{
+	memset(p, 0, size);
+	memcpy(p, csp_pad_magic, 4);
+	csp_put32(p + 4, (uint32_t)(size - CSP_FRAME_HEADER_SIZE));
+	csp_put32(p + 28, csp_crc32c(0, p, 28));
+}
+
+/* Padding after `length` bytes to the next CSP_ALIGN boundary: 0, or at least a PAD1 header. */
+static size_t padding_after(size_t length)
+{
+	size_t rem = length % CSP_ALIGN;
+	if (rem == 0)
+		return 0;
+	size_t pad = CSP_ALIGN - rem;
+	return pad < CSP_FRAME_HEADER_SIZE ? pad + CSP_ALIGN : pad;
+}
+
+/* Makes buffer `slot` hold at least `size` bytes, aligned for O_DIRECT. */
+static int reserve(csp_writer_t *w, int slot, size_t size)
+{
+	if (w->capacities[slot] >= size)
+		return 0;
+	size = (size + CSP_ALIGN - 1) / CSP_ALIGN * CSP_ALIGN;
+	void *fresh;
+	if (posix_memalign(&fresh, CSP_ALIGN, size) != 0)
+		return -ENOMEM;
+	free(w->buffers[slot]);
+	w->buffers[slot] = fresh;
+	w->capacities[slot] = size;
+	return 0;
+}
+
 static int open_segment(csp_writer_t *w)
 {
 	char path[4200];
 	segment_path(w, w->sequence, "open", path, sizeof path);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+	int fd = open(path, flags | (w->direct ? O_DIRECT : 0), 0600);
+	if (fd < 0 && w->direct && errno == EINVAL) {
+		w->direct = 0;  /* the file system refuses O_DIRECT (tmpfs): buffered from now on */
+		fd = open(path, flags, 0600);
+	}
 	if (fd < 0)
 		return -errno;
-	uint8_t header[CSP_SEGMENT_HEADER_SIZE] = { 0 };
+	/* The segment header goes through a frame buffer: O_DIRECT needs aligned memory. */
+	int slot = w->current;
+	if (w->pending.active && w->pending.data == w->buffers[slot])
+		slot ^= 1;
+	int rc = reserve(w, slot, CSP_ALIGN);
+	if (rc < 0) {
+		close(fd);
+		unlink(path);
+		return rc;
+	}
+	uint8_t *header = w->buffers[slot];
+	memset(header, 0, CSP_SEGMENT_HEADER_SIZE);
 	memcpy(header, csp_segment_magic, 8);
 	csp_put16(header + 8, CSP_FORMAT_VERSION);
 	csp_put16(header + 10, w->options.signal);
@@ -191,16 +244,21 @@ static int open_segment(csp_writer_t *w)
 	csp_put64(header + 16, w->sequence);
 	w->created_ns = now_ns(CLOCK_REALTIME);
 	csp_put64(header + 24, w->created_ns);
+	size_t length = CSP_SEGMENT_HEADER_SIZE;
+	if (w->direct) {
+		put_padding(header + CSP_SEGMENT_HEADER_SIZE, CSP_ALIGN - CSP_SEGMENT_HEADER_SIZE);
+		length = CSP_ALIGN;
+	}
 	w->fd = fd;
-	int rc = write_all(w, header, sizeof header, 0, 0);
+	rc = write_all(w, header, length, 0, 0);
 	if (rc < 0) {
 		close(fd);
 		unlink(path);
 		w->fd = -1;
 		return rc;
 	}
-	w->offset = CSP_SEGMENT_HEADER_SIZE;
-	w->bytes_written += CSP_SEGMENT_HEADER_SIZE;
+	w->offset = length;
+	w->bytes_written += length;
 	w->synced = 0;
 	/* The new name must survive a crash too, or recovery would not find the file. */
 	fsync(w->dirfd);
@@ -239,6 +297,10 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 		return rc;
 	}
 	int io = options->io;
+	if (io == CSP_IO_URING_DIRECT) {
+		w->direct = 1;
+		io = CSP_IO_AUTO;
+	}
 	const char *forced = getenv("SPILLWAY_IO");
 	if (io == CSP_IO_AUTO && forced && strcmp(forced, "pwrite") == 0)
 		io = CSP_IO_PWRITE;
@@ -264,6 +326,7 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 }
 
 int csp_writer_io(const csp_writer_t *w) { return w->io; }
+int csp_writer_direct(const csp_writer_t *w) { return w->direct; }
 uint64_t csp_writer_bytes(const csp_writer_t *w) { return w->bytes_written; }
 uint64_t csp_writer_segment_sequence(const csp_writer_t *w) { return w->sequence; }
 
@@ -324,13 +387,8 @@ int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uin
 	}
 	size_t bound = ZSTD_compressBound(length);
 	int slot = w->current;
-	if (w->capacities[slot] < CSP_FRAME_HEADER_SIZE + bound) {
-		uint8_t *grown = realloc(w->buffers[slot], CSP_FRAME_HEADER_SIZE + bound);
-		if (!grown)
-			return -ENOMEM;
-		w->buffers[slot] = grown;
-		w->capacities[slot] = CSP_FRAME_HEADER_SIZE + bound;
-	}
+	if (reserve(w, slot, CSP_FRAME_HEADER_SIZE + bound + 2 * CSP_ALIGN) < 0)
+		return -ENOMEM;
 	uint8_t *h = w->buffers[slot];
 	/* Compressing here overlaps the write of the previous frame, if it is still in flight. */
 	size_t compressed = ZSTD_compressCCtx(w->cctx, h + CSP_FRAME_HEADER_SIZE, bound, payload, length, w->options.zstd_level);
@@ -351,6 +409,13 @@ int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uin
 	int sync = w->options.durability == CSP_DURABILITY_ALWAYS ||
 		   (w->options.durability == CSP_DURABILITY_INTERVAL && now - w->last_sync_ns >= w->options.sync_interval_ns);
 	size_t total = CSP_FRAME_HEADER_SIZE + compressed;
+	if (w->direct) {
+		/* O_DIRECT: offsets and lengths stay multiples of 4 KiB; a PAD1 frame fills the rest. */
+		size_t pad = padding_after(total);
+		if (pad)
+			put_padding(h + total, pad);
+		total += pad;
+	}
 	if (w->io == CSP_IO_URING && !sync) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 		io_uring_prep_write(sqe, w->fd, h, (unsigned)total, w->offset);

@@ -46,8 +46,13 @@ enum { CSP_SIGNAL_TRACES = 1, CSP_SIGNAL_LOGS = 2 };
 /** When written frames are made durable (fdatasync). */
 enum { CSP_DURABILITY_NONE = 0, CSP_DURABILITY_INTERVAL = 1, CSP_DURABILITY_ALWAYS = 2 };
 
-/** How the writer writes: io_uring when it can be set up (AUTO), or pwrite. */
-enum { CSP_IO_AUTO = 0, CSP_IO_URING = 1, CSP_IO_PWRITE = 2 };
+/**
+ * How the writer writes: io_uring when it can be set up (AUTO), or pwrite.
+ * CSP_IO_URING_DIRECT: io_uring with O_DIRECT, every frame padded to 4 KiB
+ * with a PAD1 frame; falls back to buffered writes where the file system
+ * refuses O_DIRECT (tmpfs), and to pwrite where io_uring is refused.
+ */
+enum { CSP_IO_AUTO = 0, CSP_IO_URING = 1, CSP_IO_PWRITE = 2, CSP_IO_URING_DIRECT = 3 };
 
 /** The largest uncompressed payload a frame may hold (writer and reader). */
 #define CSP_MAX_PAYLOAD (64u << 20)
@@ -131,6 +136,9 @@ int csp_writer_close(csp_writer_t *writer);
 
 /** CSP_IO_URING or CSP_IO_PWRITE: what the writer uses. */
 int csp_writer_io(const csp_writer_t *writer);
+
+/** 1 when the open (or next) segment is written with O_DIRECT. */
+int csp_writer_direct(const csp_writer_t *writer);
 
 /** Bytes written since the writer was opened (headers included). */
 uint64_t csp_writer_bytes(const csp_writer_t *writer);
