@@ -23,7 +23,12 @@ public final class TelemetryPipeline: Sendable {
     let core: PipelineCore
     private let processor: BatchProcessor?
     private let exporter: any TelemetryExporter
+    /// Set when the pipeline built its own OTLP exporter: ``reconfigure(_:)`` can then replace it.
+    private let switchable: SwitchableExporter?
     private let shutDown = Atomic<Bool>(false)
+    /// The configuration in effect; ``reconfigure(_:)`` replaces it one at a time.
+    private let running: Mutex<PipelineConfiguration>
+    private let reconfiguring = AsyncSerialGate()
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
     ///
@@ -53,9 +58,17 @@ public final class TelemetryPipeline: Sendable {
         try configuration.validate()
         let core = try PipelineCore(configuration: configuration, logger: logger)
         let chosen: any TelemetryExporter
-        if let exporter { chosen = exporter } else { chosen = try OTLPHTTPExporter(configuration: configuration.exporter) }
+        if let exporter {
+            chosen = exporter
+            switchable = nil
+        } else {
+            let built = SwitchableExporter(try OTLPHTTPExporter(configuration: configuration.exporter))
+            chosen = built
+            switchable = built
+        }
         self.core = core
         self.exporter = chosen
+        self.running = Mutex(configuration)
 
         let built = ExporterChain.build(
             wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
@@ -132,6 +145,82 @@ public final class TelemetryPipeline: Sendable {
                                routesByEventName: core.routes.routesByEventName)
     }
 
+    /// The configuration in effect (the last one ``reconfigure(_:)`` accepted).
+    public var configuration: PipelineConfiguration { running.withLock { $0 } }
+
+    /// Applies a new configuration to the running pipeline, losing and duplicating nothing.
+    ///
+    /// Live (``ConfigurationKey/isLive``): the exporter's endpoints, headers, compression and
+    /// timeout; batch size, schedule delay and export timeout of each signal; the sampler;
+    /// ``PipelineConfiguration/isEnabled``; ``PipelineConfiguration/exceptionStackTraces``; and the
+    /// export-error handlers, the default one and those of each route.
+    ///
+    /// A new exporter configuration builds a new OTLP exporter: export attempts already under way
+    /// finish on the old one, and every attempt that starts afterwards — new batches, retries of
+    /// earlier ones, replays from the spill store — goes to the new endpoint. The old exporter's
+    /// connections close when its last attempt ends. New batch sizes apply from the next record
+    /// drained; a batch being filled keeps its deadline.
+    ///
+    /// Everything else needs a restart, and a configuration that changes it is refused as a whole
+    /// (nothing is applied): the ring capacity, overflow policy, processor, spill store, limits,
+    /// resource (`service.name` and attributes), routes (other than their handlers), retry policy,
+    /// circuit breaker, export stages and self-metrics.
+    ///
+    /// Calls are applied one at a time, in order. With a custom exporter (passed to `init`), the
+    /// exporter settings are not used and their changes are ignored.
+    ///
+    /// - Throws: ``ConfigurationError`` for an invalid value, or for a change that needs a restart
+    ///   (its `allowed` says so and gives the running value).
+    public func reconfigure(_ new: PipelineConfiguration) async throws(ConfigurationError) {
+        try new.validate()
+        await reconfiguring.enter()
+        defer { reconfiguring.leave() }
+        let old = running.withLock { $0 }
+        try Self.checkRestartOnly(old: old, new: new)
+        if let switchable, new.exporter != old.exporter {
+            let replacement = try OTLPHTTPExporter(configuration: new.exporter)
+            await switchable.replace(with: replacement)
+        }
+        if new.traces != old.traces || new.logs != old.logs { processor?.update(traces: new.traces, logs: new.logs) }
+        var routeHandlers: [String: any ExportErrorHandler] = [:]
+        for route in new.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
+        core.dispatcher.update(defaultHandler: new.exportErrorHandler, routeHandlers: routeHandlers)
+        core.applyLiveSwitches(new)
+        running.withLock { $0 = new }
+        core.logger.info("telemetry pipeline reconfigured", metadata: [
+            "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)",
+        ])
+    }
+
+    private static func checkRestartOnly(old: PipelineConfiguration, new: PipelineConfiguration) throws(ConfigurationError) {
+        func refuse(_ key: String, _ newValue: Any, _ oldValue: Any) -> ConfigurationError {
+            ConfigurationError(
+                key: key, value: "\(newValue)", allowed: "the running value \(oldValue): changing it needs a restart", source: "reconfigure")
+        }
+        if new.ringCapacity != old.ringCapacity { throw refuse("ringCapacity (SPILLWAY_RING_CAPACITY)", new.ringCapacity, old.ringCapacity) }
+        if new.spill != old.spill {
+            throw refuse("spill (SPILLWAY_SPILL_DIR)", new.spill?.directory ?? "none", old.spill?.directory ?? "none")
+        }
+        if new.overflowPolicy != old.overflowPolicy { throw refuse("overflowPolicy (SPILLWAY_OVERFLOW)", new.overflowPolicy, old.overflowPolicy) }
+        if new.processor != old.processor { throw refuse("processor", new.processor, old.processor) }
+        if new.limits != old.limits { throw refuse("limits (OTEL_*_LIMIT)", new.limits, old.limits) }
+        if new.serviceName != old.serviceName { throw refuse("serviceName (OTEL_SERVICE_NAME)", new.serviceName ?? "default", old.serviceName ?? "default") }
+        if new.serviceVersion != old.serviceVersion { throw refuse("serviceVersion", new.serviceVersion ?? "none", old.serviceVersion ?? "none") }
+        if new.resourceAttributes != old.resourceAttributes {
+            throw refuse("resourceAttributes (OTEL_RESOURCE_ATTRIBUTES)", new.resourceAttributes, old.resourceAttributes)
+        }
+        func shape(_ routes: [ExportRoute]) -> [String] {
+            routes.map { "\($0.name) scopes=\($0.scopes) spans=\($0.spanNames) events=\($0.eventNames) overflow=\(String(describing: $0.overflowPolicy))" }
+        }
+        if shape(new.routes) != shape(old.routes) { throw refuse("routes", shape(new.routes), shape(old.routes)) }
+        if new.retry != old.retry { throw refuse("retry", String(describing: new.retry), String(describing: old.retry)) }
+        if new.circuitBreaker != old.circuitBreaker {
+            throw refuse("circuitBreaker", String(describing: new.circuitBreaker), String(describing: old.circuitBreaker))
+        }
+        if new.exportStages.count != old.exportStages.count { throw refuse("exportStages", new.exportStages.count, old.exportStages.count) }
+        if new.selfMetrics != old.selfMetrics { throw refuse("selfMetrics", new.selfMetrics, old.selfMetrics) }
+    }
+
     /// A snapshot of the counts. Cheap; safe from any thread.
     public func stats() -> PipelineStats { core.stats() }
 
@@ -204,6 +293,30 @@ public final class TelemetryPipeline: Sendable {
         core.stopMonitor()
         core.dispatcher.stop()
         core.exportExecutor.stop()
+    }
+}
+
+/// One holder at a time, in arrival order, for async callers (``TelemetryPipeline/reconfigure(_:)``).
+final class AsyncSerialGate: Sendable {
+    private let state = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func enter() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.busy { state.waiters.append(continuation); return false }
+                state.busy = true
+                return true
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    func leave() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty { state.busy = false; return nil }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }
 

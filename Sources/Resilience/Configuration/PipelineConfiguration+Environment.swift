@@ -13,8 +13,25 @@ extension PipelineConfiguration {
     ///
     /// - Throws: ``ConfigurationError`` naming the variable, its value and what is allowed.
     public static func fromEnvironment(_ environment: [String: String] = processEnvironment()) throws(ConfigurationError) -> PipelineConfiguration {
+        try resolve(layers: [ConfigurationLayer(environment: environment)])
+    }
+
+    /// The defaults with `layers` applied in order: for each key, the last layer that sets it wins.
+    ///
+    /// Keys are the environment variable names of ``ConfigurationKey/all`` (a file layer maps
+    /// its dotted keys to them: `otel.exporter.otlp.endpoint` is `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// Values set in code afterwards win over every layer.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the key, the value, the layer it came from and
+    ///   what is allowed; the first invalid value stops the resolution.
+    public static func resolve(layers: [ConfigurationLayer]) throws(ConfigurationError) -> PipelineConfiguration {
+        var merged: [String: (value: String, source: String)] = [:]
+        for layer in layers {
+            for (key, value) in layer.values { merged[key] = (value, layer.source(of: key)) }
+        }
         var config = PipelineConfiguration()
-        let env = EnvironmentReader(values: environment)
+        let env = EnvironmentReader(entries: merged)
+        let environment = merged.mapValues(\.value)
 
         if let attributes = environment["OTEL_RESOURCE_ATTRIBUTES"], !attributes.isEmpty {
             for (key, value) in try env.pairs("OTEL_RESOURCE_ATTRIBUTES", attributes) {
@@ -33,7 +50,7 @@ extension PipelineConfiguration {
         for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"] {
             if let v = env.string(name) {
                 guard let c = OTLPExporterConfiguration.Compression(rawValue: v.lowercased()) else {
-                    throw ConfigurationError(key: name, value: v, allowed: "gzip, none", source: "environment")
+                    throw ConfigurationError(key: name, value: v, allowed: "gzip, none", source: env.source(name))
                 }
                 config.exporter.compression = c
             }
@@ -43,7 +60,7 @@ extension PipelineConfiguration {
         }
         for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] {
             if let v = env.string(name), v != "http/protobuf" {
-                throw ConfigurationError(key: name, value: v, allowed: "http/protobuf (grpc and http/json are not supported)", source: "environment")
+                throw ConfigurationError(key: name, value: v, allowed: "http/protobuf (grpc and http/json are not supported)", source: env.source(name))
             }
         }
 
@@ -65,7 +82,7 @@ extension PipelineConfiguration {
 
         if let n = try env.integer("SPILLWAY_RING_CAPACITY", minimum: 1024) {
             guard n & (n - 1) == 0, n <= 1 << 30 else {
-                throw ConfigurationError(key: "SPILLWAY_RING_CAPACITY", value: "\(n)", allowed: "a power of two from 1024 to 1073741824 bytes", source: "environment")
+                throw ConfigurationError(key: "SPILLWAY_RING_CAPACITY", value: "\(n)", allowed: "a power of two from 1024 to 1073741824 bytes", source: env.source("SPILLWAY_RING_CAPACITY"))
             }
             config.ringCapacity = n
         }
@@ -75,19 +92,61 @@ extension PipelineConfiguration {
             } else if v.hasPrefix("block:"), let ms = Int(v.dropFirst(6)), ms >= 0 {
                 config.overflowPolicy = .block(upTo: .milliseconds(ms))
             } else {
-                throw ConfigurationError(key: "SPILLWAY_OVERFLOW", value: v, allowed: "drop_newest, block:<milliseconds>", source: "environment")
+                throw ConfigurationError(key: "SPILLWAY_OVERFLOW", value: v, allowed: "drop_newest, block:<milliseconds>", source: env.source("SPILLWAY_OVERFLOW"))
+            }
+        }
+        if let v = env.string("OTEL_SDK_DISABLED") {
+            switch v.lowercased() {
+            case "true": config.isEnabled = false
+            case "false": config.isEnabled = true
+            default: throw ConfigurationError(key: "OTEL_SDK_DISABLED", value: v, allowed: "true, false", source: env.source("OTEL_SDK_DISABLED"))
+            }
+        }
+        var ratio = 1.0
+        if let v = env.string("OTEL_TRACES_SAMPLER_ARG") {
+            guard let r = Double(v), r >= 0, r <= 1 else {
+                throw ConfigurationError(key: "OTEL_TRACES_SAMPLER_ARG", value: v, allowed: "a ratio from 0 to 1", source: env.source("OTEL_TRACES_SAMPLER_ARG"))
+            }
+            ratio = r
+        }
+        if let v = env.string("OTEL_TRACES_SAMPLER") {
+            switch v.lowercased() {
+            case "always_on": config.sampler = .alwaysOn
+            case "always_off": config.sampler = .alwaysOff
+            case "traceidratio": config.sampler = .traceIDRatio(ratio)
+            case "parentbased_always_on": config.sampler = .parentBasedAlwaysOn
+            case "parentbased_always_off": config.sampler = .parentBased(root: .alwaysOff)
+            case "parentbased_traceidratio": config.sampler = .parentBased(root: .traceIDRatio(ratio))
+            default:
+                throw ConfigurationError(
+                    key: "OTEL_TRACES_SAMPLER", value: v,
+                    allowed: "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
+                    source: env.source("OTEL_TRACES_SAMPLER"))
+            }
+        }
+        if let v = env.string("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY") {
+            let names: [String: Severity] = ["trace": .trace, "debug": .debug, "info": .info, "warn": .warn, "error": .error, "fatal": .fatal]
+            if v.lowercased() == "never" {
+                config.exceptionStackTraces = .never
+            } else if let s = names[v.lowercased()] {
+                config.exceptionStackTraces = .atOrAbove(s)
+            } else {
+                throw ConfigurationError(
+                    key: "SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", value: v, allowed: "trace, debug, info, warn, error, fatal, never",
+                    source: env.source("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY"))
             }
         }
         if let v = env.string("SPILLWAY_SPILL_DIR") {
             guard !v.isEmpty else {
-                throw ConfigurationError(key: "SPILLWAY_SPILL_DIR", value: "\"\"", allowed: "a directory path", source: "environment")
+                throw ConfigurationError(key: "SPILLWAY_SPILL_DIR", value: "\"\"", allowed: "a directory path", source: env.source("SPILLWAY_SPILL_DIR"))
             }
             config.spill = SpillConfiguration(directory: v)
         }
         do {
             try config.exporter.validate()
         } catch {
-            throw ConfigurationError(key: environmentName(for: error.key), value: error.value, allowed: error.allowed, source: "environment")
+            let name = environmentName(for: error.key)
+            throw ConfigurationError(key: name, value: error.value, allowed: error.allowed, source: env.source(name))
         }
         return config
     }
@@ -116,17 +175,20 @@ extension PipelineConfiguration {
 }
 
 private struct EnvironmentReader {
-    let values: [String: String]
+    let entries: [String: (value: String, source: String)]
 
     func string(_ name: String) -> String? {
-        guard let v = values[name]?.trimmingSpaces, !v.isEmpty else { return nil }
+        guard let v = entries[name]?.value.trimmingSpaces, !v.isEmpty else { return nil }
         return v
     }
+
+    /// Where `name`'s value came from, for errors.
+    func source(_ name: String) -> String { entries[name]?.source ?? "environment" }
 
     func integer(_ name: String, minimum: Int) throws(ConfigurationError) -> Int? {
         guard let v = string(name) else { return nil }
         guard let n = Int(v), n >= minimum else {
-            throw ConfigurationError(key: name, value: v, allowed: "an integer >= \(minimum)", source: "environment")
+            throw ConfigurationError(key: name, value: v, allowed: "an integer >= \(minimum)", source: source(name))
         }
         return n
     }
@@ -136,11 +198,11 @@ private struct EnvironmentReader {
         var result: [(String, String)] = []
         for item in text.split(separator: ",") where !String(item).trimmingSpaces.isEmpty {
             guard let eq = item.firstIndex(of: "=") else {
-                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs", source: "environment")
+                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs", source: source(name))
             }
             let key = String(item[..<eq]).trimmingSpaces
             guard !key.isEmpty, let value = percentDecoded(String(item[item.index(after: eq)...]).trimmingSpaces) else {
-                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs, values percent-encoded", source: "environment")
+                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs, values percent-encoded", source: source(name))
             }
             result.append((key, value))
         }

@@ -55,6 +55,21 @@ public struct PipelineConfiguration: Sendable {
     /// Where self-metrics go; `nil` for `MetricsSystem.factory` (what the application
     /// bootstrapped, or nothing). Set it to swift-metrics' `TestMetrics` in tests.
     public var metricsFactory: (any MetricsFactory)?
+    /// Whether the SDK records anything. `false`: every API call returns at once, records
+    /// nothing and allocates nothing (spans are non-recording, log records are not encoded).
+    /// - Default value: `true`. - Environment variable: `OTEL_SDK_DISABLED` (`true` disables). Live.
+    public var isEnabled: Bool
+    /// Which spans are recorded. - Default value: ``TraceSampler/parentBasedAlwaysOn``.
+    /// - Environment variables: `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`. Live.
+    public var sampler: TraceSampler
+    /// Which log records that carry an error also get `exception.stacktrace`.
+    ///
+    /// `nil` means *not set*: ``TelemetryLogger`` then captures at `.error` and above, and a log
+    /// bridge such as the swift-log handler keeps its own behaviour (it captures none). Set it to
+    /// apply one rule everywhere, bridges included. Below the threshold capturing costs nothing.
+    /// - Default value: `nil` (not set). - Environment variable: `SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY`
+    ///   (`trace`, `debug`, `info`, `warn`, `error`, `fatal`, or `never`). Live.
+    public var exceptionStackTraces: StackTraceCapture?
 
     public init(
         serviceName: String? = nil, serviceVersion: String? = nil, resourceAttributes: [String: AttributeValue] = [:],
@@ -83,6 +98,9 @@ public struct PipelineConfiguration: Sendable {
         self.selfMetrics = selfMetrics
         self.metricsFactory = metricsFactory
         self.spill = nil
+        self.isEnabled = true
+        self.sampler = .parentBasedAlwaysOn
+        self.exceptionStackTraces = nil
     }
 
     /// This configuration with `handler` receiving export failures and drops.
@@ -125,6 +143,7 @@ public struct PipelineConfiguration: Sendable {
         try circuitBreaker?.validate(key: "circuitBreaker")
         try RouteTable(routes).validate()
         try spill?.validate()
+        try sampler.validate()
     }
 }
 
@@ -293,4 +312,21 @@ struct HTTPEndpoint: Sendable, Hashable {
     }
 
     var hostHeader: String { port == 80 ? host : "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+}
+
+/// When a log record that carries an error gets `exception.stacktrace`.
+public enum StackTraceCapture: Sendable, Hashable {
+    /// At `severity` and above.
+    case atOrAbove(Severity)
+    /// Never.
+    case never
+
+    /// 0 when not set, the severity number + 1, or 255 for never: what the pipeline's atomic holds.
+    static func encode(_ value: StackTraceCapture?) -> UInt8 {
+        switch value {
+        case nil: return 0
+        case .atOrAbove(let s)?: return s.number &+ 1
+        case .never?: return 255
+        }
+    }
 }

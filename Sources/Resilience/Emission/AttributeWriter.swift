@@ -15,6 +15,20 @@ public struct AttributeWriter {
     let valueLimit: Int
     var count = 0
     var dropped: UInt32 = 0
+    /// Set when the record carries an error: then the keys `exception.type`, `.message` and
+    /// `.stacktrace` set by the caller are noted (bits 0, 1, 2), so that derived values don't repeat them.
+    var watchesExceptionKeys = false
+    var exceptionKeysSet: UInt8 = 0
+
+    @inline(never)
+    private mutating func noteExceptionKey(_ key: String) {
+        switch key {
+        case "exception.type": exceptionKeysSet |= 1
+        case "exception.message": exceptionKeysSet |= 2
+        case "exception.stacktrace": exceptionKeysSet |= 4
+        default: break
+        }
+    }
 
     init(buffer: ScratchBuffer, field: Int, limits: AttributeLimits) {
         self.init(buffer: buffer, field: field, countLimit: limits.countLimit, valueLimit: limits.valueLengthLimit ?? .max)
@@ -30,7 +44,8 @@ public struct AttributeWriter {
     }
 
     @inline(__always)
-    private mutating func admit() -> Bool {
+    private mutating func admit(_ key: String) -> Bool {
+        if watchesExceptionKeys { noteExceptionKey(key) }
         if count < countLimit {
             count += 1
             return true
@@ -41,27 +56,27 @@ public struct AttributeWriter {
 
     /// Sets a string attribute.
     public mutating func set(_ key: String, _ value: String) {
-        if admit() { buffer.putAttribute(field: field, key: key, string: value, valueLimit: valueLimit) }
+        if admit(key) { buffer.putAttribute(field: field, key: key, string: value, valueLimit: valueLimit) }
     }
 
     /// Sets an integer attribute.
     public mutating func set(_ key: String, _ value: Int) {
-        if admit() { buffer.putAttribute(field: field, key: key, int: Int64(value)) }
+        if admit(key) { buffer.putAttribute(field: field, key: key, int: Int64(value)) }
     }
 
     /// Sets a boolean attribute.
     public mutating func set(_ key: String, _ value: Bool) {
-        if admit() { buffer.putAttribute(field: field, key: key, bool: value) }
+        if admit(key) { buffer.putAttribute(field: field, key: key, bool: value) }
     }
 
     /// Sets a floating-point attribute.
     public mutating func set(_ key: String, _ value: Double) {
-        if admit() { buffer.putAttribute(field: field, key: key, double: value) }
+        if admit(key) { buffer.putAttribute(field: field, key: key, double: value) }
     }
 
     /// Sets an attribute of any type: bytes, arrays, or a primitive.
     public mutating func set(_ key: String, _ value: AttributeValue) {
-        if admit() { buffer.putAttribute(field: field, key: key, value: value, valueLimit: valueLimit) }
+        if admit(key) { buffer.putAttribute(field: field, key: key, value: value, valueLimit: valueLimit) }
     }
 
     /// Sets a byte-array attribute.

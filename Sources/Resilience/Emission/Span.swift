@@ -15,15 +15,19 @@ enum SpanField {
 /// After ``end(at:)`` every copy of the handle is inert: further calls do nothing.
 /// A span that is never ended is never exported; its buffer is reclaimed when the last copy goes.
 public struct Span: @unchecked Sendable {
-    let buffer: ScratchBuffer
+    /// `nil` for a span that records nothing (not sampled, or the SDK is disabled): no retain.
+    let storage: ScratchBuffer?
     let generation: UInt32
+    /// The buffer; only read after ``live`` returned a header (then `storage` is not `nil`).
+    @inline(__always) var buffer: ScratchBuffer { storage.unsafelyUnwrapped }
     /// The identity of this span, for children, links and propagation.
     public let context: SpanContext
 
     /// The buffer's state, if this handle still owns it (the span has not ended).
     @inline(__always)
     private var live: UnsafeMutablePointer<ScratchHeader>? {
-        let header = buffer.header
+        guard let storage else { return nil }
+        let header = storage.header
         return header.pointee.generation == generation ? header : nil
     }
 
@@ -39,7 +43,22 @@ public struct Span: @unchecked Sendable {
         return h
     }
 
-    /// Whether the span is still recording (not ended).
+    init(buffer: ScratchBuffer, generation: UInt32, context: SpanContext) {
+        self.storage = buffer
+        self.generation = generation
+        self.context = context
+    }
+
+    /// A span that records nothing but carries `context` (a span that was not sampled, or any
+    /// span while the SDK is disabled). Its calls do nothing; ``end(at:)`` returns
+    /// ``EmitResult/dropped(_:)`` with ``DropReason/notRecorded``.
+    public init(nonRecording context: SpanContext) {
+        self.storage = nil
+        self.generation = 0
+        self.context = context
+    }
+
+    /// Whether the span is still recording (sampled, and not ended).
     public var isRecording: Bool { live != nil }
 
     /// Sets a string attribute.
@@ -149,7 +168,7 @@ public struct Span: @unchecked Sendable {
     /// and returns ``EmitResult/dropped(_:)`` with ``DropReason/alreadyEnded``.
     @discardableResult
     public func end(at time: UInt64? = nil) -> EmitResult {
-        guard let h = live, let core = h.pointee.core else { return .dropped(.alreadyEnded) }
+        guard let h = live, let core = h.pointee.core else { return .dropped(storage == nil ? .notRecorded : .alreadyEnded) }
         buffer.reserve(64)
         buffer.putTag(SpanField.endTime, .fixed64)
         buffer.putFixed64(time ?? nowUnixNano())

@@ -1,3 +1,5 @@
+import Synchronization
+
 // OTLP logs.proto LogRecord fields, encoded by hand.
 enum LogField {
     static let time = 1, severityNumber = 2, severityText = 3, body = 5, attributes = 6
@@ -19,6 +21,24 @@ public struct TelemetryLogger: Sendable {
     let recordType: Int32
     /// Whether some route matches event names (then the route is chosen per record).
     let routesByEventName: Bool
+    /// What this logger does about stack traces when the configuration leaves
+    /// ``PipelineConfiguration/exceptionStackTraces`` unset (encoded; 0: at `.error` and above).
+    var stackTraceFallback: UInt8 = 0
+
+    init(core: PipelineCore, recordType: Int32, routesByEventName: Bool) {
+        self.core = core
+        self.recordType = recordType
+        self.routesByEventName = routesByEventName
+    }
+
+    /// This logger, with `capture` as its rule for stack traces when the configuration does
+    /// not set ``PipelineConfiguration/exceptionStackTraces``. Log bridges use it to keep their
+    /// own behaviour (the swift-log handler passes `.never`); a configured value still wins.
+    public func withUnsetStackTraceRule(_ capture: StackTraceCapture) -> TelemetryLogger {
+        var copy = self
+        copy.stackTraceFallback = StackTraceCapture.encode(capture)
+        return copy
+    }
 
     /// Emits a log record with a string body.
     ///
@@ -28,13 +48,19 @@ public struct TelemetryLogger: Sendable {
     ///   - eventName: The OTel event name, if this record is an event.
     ///   - context: The span this record belongs to (trace and span ids, flags).
     ///   - timestamp: When it happened, Unix nanoseconds; the observed time if `nil`.
+    ///   - error: An error this record reports. It sets `exception.type` (the qualified type name)
+    ///     and `exception.message` (`String(describing:)`), and `exception.stacktrace` at or above the
+    ///     threshold of ``PipelineConfiguration/exceptionStackTraces`` (`.error` when not set).
+    ///     Attributes that `attributes` sets under those keys win over the derived ones.
     ///   - attributes: Sets the record's attributes.
-    /// - Returns: ``EmitResult/queued`` (batch), the export's outcome (simple), or why it was dropped.
+    /// - Returns: ``EmitResult/queued`` (batch), the export's outcome (simple), or why it was dropped
+    ///   (``DropReason/notRecorded`` while the SDK is disabled).
     @discardableResult
     public func emit(
         severity: Severity = .info, body: String, eventName: String? = nil, context: SpanContext? = nil,
-        timestamp: UInt64? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
+        timestamp: UInt64? = nil, error: (any Error)? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
     ) -> EmitResult {
+        guard core.enabled.load(ordering: .relaxed) else { return .dropped(.notRecorded) }
         let buffer = EmitThreadState.current.takeBuffer()
         buffer.count = 0
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
@@ -45,21 +71,23 @@ public struct TelemetryLogger: Sendable {
             buffer.putVarint(UInt64(lengthFieldSize(field: AnyValueField.string, count)))
             buffer.putBytesField(AnyValueField.string, bytes, count)
         }
-        return finish(buffer, eventName: eventName, attributes)
+        return finish(buffer, severity: severity, eventName: eventName, error: error, attributes)
     }
 
-    /// Emits a log record whose body is any value (a map, an array, bytes, …).
+    /// Emits a log record whose body is any value (a map, an array, bytes, …). The parameters
+    /// are those of ``emit(severity:body:eventName:context:timestamp:error:attributes:)-(_,String,_,_,_,_,_)``.
     @discardableResult
     public func emit(
         severity: Severity = .info, body: AttributeValue, eventName: String? = nil, context: SpanContext? = nil,
-        timestamp: UInt64? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
+        timestamp: UInt64? = nil, error: (any Error)? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
     ) -> EmitResult {
+        guard core.enabled.load(ordering: .relaxed) else { return .dropped(.notRecorded) }
         let buffer = EmitThreadState.current.takeBuffer()
         buffer.count = 0
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
         let limit = core.limits.valueLengthLimit ?? .max
         buffer.putAnyValueField(LogField.body, body, size: anyValueSize(body, limit: limit), limit: limit)
-        return finish(buffer, eventName: eventName, attributes)
+        return finish(buffer, severity: severity, eventName: eventName, error: error, attributes)
     }
 
     @inline(__always)
@@ -86,9 +114,17 @@ public struct TelemetryLogger: Sendable {
     }
 
     @inline(__always)
-    private func finish(_ buffer: ScratchBuffer, eventName: String?, _ attributes: (inout AttributeWriter) -> Void) -> EmitResult {
+    private func finish(
+        _ buffer: ScratchBuffer, severity: Severity, eventName: String?, error: (any Error)?, _ attributes: (inout AttributeWriter) -> Void
+    ) -> EmitResult {
         var writer = AttributeWriter(buffer: buffer, field: LogField.attributes, limits: core.limits)
-        attributes(&writer)
+        if let error {
+            writer.watchesExceptionKeys = true
+            attributes(&writer)
+            addException(error, severity: severity, to: &writer)
+        } else {
+            attributes(&writer)
+        }
         if writer.dropped > 0 {
             buffer.reserve(8)
             buffer.putTag(LogField.droppedAttributes, .varint)
@@ -99,5 +135,16 @@ public struct TelemetryLogger: Sendable {
         let result = core.submit(buffer, type: type)
         EmitThreadState.current.giveBack(buffer)
         return result
+    }
+
+    @inline(never)
+    private func addException(_ error: any Error, severity: Severity, to writer: inout AttributeWriter) {
+        let callerSet = writer.exceptionKeysSet
+        if callerSet & 1 == 0 { writer.set("exception.type", ExceptionAttributes.type(of: error)) }
+        if callerSet & 2 == 0 { writer.set("exception.message", ExceptionAttributes.message(of: error)) }
+        if callerSet & 4 == 0, ExceptionAttributes.capturesStackTrace(
+            severity: severity, configured: core.stackTraceThreshold.load(ordering: .relaxed), fallback: stackTraceFallback) {
+            writer.set("exception.stacktrace", ExceptionAttributes.stackTrace())
+        }
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Starts spans for one instrumentation scope.
 ///
 /// Get one from ``TelemetryPipeline/tracer(scope:version:)``. Cheap to copy; safe from any thread.
@@ -23,13 +25,11 @@ public struct Tracer: Sendable {
     ///   - parent: The parent's context, local or remote (e.g. extracted from `traceparent`).
     ///   - startTime: Unix nanoseconds; now if `nil`.
     public func startSpan(_ name: String, kind: SpanKind = .internal, parent: SpanContext? = nil, startTime: UInt64? = nil) -> Span {
+        let core = self.core
+        guard core.enabled.load(ordering: .relaxed) else { return Span(nonRecording: .invalid) }
         let state = EmitThreadState.current
-        let buffer = state.takeBuffer()
-        let type = routesBySpanName ? recordType.withRoute(core.routes.route(spanName: name, scopeRoute: recordType.recordRoute)) : recordType
-        buffer.beginSpan(core: core, recordType: type)
-
         let traceID: TraceID
-        let traceFlags: UInt8
+        var traceFlags: UInt8
         let traceState: String
         if let parent, parent.isValid {
             traceID = parent.traceID
@@ -37,9 +37,18 @@ public struct Tracer: Sendable {
             traceState = parent.traceState
         } else {
             traceID = state.newTraceID()
-            traceFlags = 1  // sampled: sampling arrives with the tracing back end
+            traceFlags = 0
             traceState = ""
         }
+        let sampler = SamplerState(mode: core.samplerMode.load(ordering: .relaxed), bound: core.samplerBound.load(ordering: .relaxed))
+        guard sampler.shouldSample(traceID: traceID, parent: parent) else {
+            return Span(nonRecording: SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags & ~1, traceState: traceState))
+        }
+        traceFlags |= 1
+
+        let buffer = state.takeBuffer()
+        let type = routesBySpanName ? recordType.withRoute(core.routes.route(spanName: name, scopeRoute: recordType.recordRoute)) : recordType
+        buffer.beginSpan(core: core, recordType: type)
         let context = SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags, traceState: traceState)
 
         buffer.putTraceID(SpanField.traceID, traceID)

@@ -26,6 +26,8 @@ public struct DropReason: Sendable, Hashable, CustomStringConvertible {
     public static let corrupt = DropReason("corrupt")
     /// `end()` on a span that had already ended (not counted in stats: nothing was emitted).
     public static let alreadyEnded = DropReason("already_ended")
+    /// The span was not sampled, or the SDK is disabled (not counted in stats: nothing was emitted).
+    public static let notRecorded = DropReason("not_recorded")
 
     public var description: String { rawValue }
 }

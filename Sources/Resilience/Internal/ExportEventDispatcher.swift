@@ -19,8 +19,7 @@ final class ExportEventDispatcher: @unchecked Sendable {
 
     private let state = Mutex(State())
     private let parker = ThreadParker()
-    private let defaultHandler: (any ExportErrorHandler)?
-    private let routeHandlers: [String: any ExportErrorHandler]
+    private let handlers: Mutex<(fallback: (any ExportErrorHandler)?, routes: [String: any ExportErrorHandler])>
     private let logger: Logger
     let stream: AsyncStream<ExportFailureEvent>
     private let continuation: AsyncStream<ExportFailureEvent>.Continuation
@@ -35,15 +34,21 @@ final class ExportEventDispatcher: @unchecked Sendable {
     let delivered = Atomic<Int>(0)
 
     init(defaultHandler: (any ExportErrorHandler)?, routeHandlers: [String: any ExportErrorHandler], logger: Logger) {
-        self.defaultHandler = defaultHandler
-        self.routeHandlers = routeHandlers
+        self.handlers = Mutex((defaultHandler, routeHandlers))
         self.logger = logger
         (stream, continuation) = AsyncStream.makeStream(of: ExportFailureEvent.self, bufferingPolicy: .bufferingNewest(Self.capacity))
     }
 
+    /// Replaces the handlers (live reconfiguration); events already queued go to the new ones.
+    func update(defaultHandler: (any ExportErrorHandler)?, routeHandlers: [String: any ExportErrorHandler]) {
+        handlers.withLock { $0 = (defaultHandler, routeHandlers) }
+    }
+
     private func handler(for route: String?) -> (any ExportErrorHandler)? {
-        if let route, let handler = routeHandlers[route] { return handler }
-        return defaultHandler
+        handlers.withLock { handlers in
+            if let route, let handler = handlers.routes[route] { return handler }
+            return handlers.fallback
+        }
     }
 
     func send(_ event: ExportFailureEvent) {

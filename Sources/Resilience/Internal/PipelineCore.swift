@@ -11,6 +11,13 @@ final class PipelineCore: @unchecked Sendable {
     let blockNanos: [UInt64?]
     let routes: RouteTable
     let accepting = Atomic<Bool>(true)
+    /// `OTEL_SDK_DISABLED` inverted; checked first by every emitting call. Live.
+    let enabled = Atomic<Bool>(true)
+    /// The sampler (``SamplerState``), read by every `startSpan`. Live.
+    let samplerMode = Atomic<UInt8>(4)
+    let samplerBound = Atomic<UInt64>(0)
+    /// `exceptionStackTraces`, encoded by ``StackTraceCapture/encode(_:)``. Live.
+    let stackTraceThreshold = Atomic<UInt8>(0)
     let traces = SignalCounters()
     let logs = SignalCounters()
     let exports = ExportCounters()
@@ -59,6 +66,16 @@ final class PipelineCore: @unchecked Sendable {
         var routeHandlers: [String: any ExportErrorHandler] = [:]
         for route in configuration.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
         self.dispatcher = ExportEventDispatcher(defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
+        applyLiveSwitches(configuration)
+    }
+
+    /// Stores the settings that emitting code reads on every call.
+    func applyLiveSwitches(_ configuration: PipelineConfiguration) {
+        let sampler = SamplerState(configuration.sampler)
+        samplerBound.store(sampler.bound, ordering: .relaxed)
+        samplerMode.store(sampler.mode, ordering: .relaxed)
+        stackTraceThreshold.store(StackTraceCapture.encode(configuration.exceptionStackTraces), ordering: .relaxed)
+        enabled.store(configuration.isEnabled, ordering: .relaxed)
     }
 
     @inline(__always)

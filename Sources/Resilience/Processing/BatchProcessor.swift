@@ -10,7 +10,12 @@ import Synchronization
 /// (a spinning consumer costs producers 10×, see DESIGN.md), and is woken for flushes.
 final class BatchProcessor: @unchecked Sendable {
     private let core: PipelineCore
-    private let configurations: [BatchConfiguration]  // index: signal - 1
+    /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``.
+    private var configurations: [BatchConfiguration]  // index: signal - 1
+    private let pendingConfigurations = Mutex<[BatchConfiguration]?>(nil)
+    /// Bumped by `update` (release); the drain thread compares it with `seenVersion` (acquire) each loop.
+    private let configurationVersion = Atomic<Int>(0)
+    private var seenVersion = 0
     /// Index `route * 2 + signal - 1`: records of different routes are never batched together.
     private let builders: [BatchBuilder]
     private let routeNames: [String?]
@@ -42,6 +47,14 @@ final class BatchProcessor: @unchecked Sendable {
         startThread(name: "spillway-drain") { [self] in run() }
     }
 
+    /// New batch sizes and delays, taken by the drain thread at its next loop (live reconfiguration).
+    /// A batch being filled keeps its deadline; the new size applies from the next record.
+    func update(traces: BatchConfiguration, logs: BatchConfiguration) {
+        pendingConfigurations.withLock { $0 = [traces, logs] }
+        configurationVersion.add(1, ordering: .releasing)  // pairs with the acquiring load in run()
+        parker.unpark()
+    }
+
     /// Wakes the drain thread (flush, shutdown, a producer blocked on a full ring).
     func wake() { parker.unpark() }
 
@@ -66,6 +79,14 @@ final class BatchProcessor: @unchecked Sendable {
     private func run() {
         var idle: UInt64 = 50_000
         while !abandonRequested.load(ordering: .relaxed) {
+            let version = configurationVersion.load(ordering: .acquiring)  // pairs with the releasing add in update()
+            if version != seenVersion, let next = pendingConfigurations.withLock({ $0 }) {
+                seenVersion = version
+                configurations = next
+                for builder in builders where !builder.isEmpty {
+                    if builder.count >= configurations[Int(builder.signal.rawValue) - 1].maxExportBatchSize { dispatch(builder) }
+                }
+            }
             let drained = drainOnce()
             let now = monotonicNanos()
             for builder in builders where !builder.isEmpty && now >= builder.deadline { dispatch(builder) }

@@ -1,0 +1,104 @@
+/// One source of configuration values: the environment, a file, or a map given in code.
+///
+/// ``PipelineConfiguration/resolve(layers:)`` applies layers in order, the later winning per key:
+/// defaults < environment < file < code is
+/// `resolve(layers: [.init(environment: …), fileLayer])` followed by assignments in code.
+/// Values are strings in the syntax of the environment variables (``ConfigurationKey``).
+///
+/// Thread-safety: a value type.
+public struct ConfigurationLayer: Sendable, Hashable {
+    /// The values, keyed by environment variable name (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    public var values: [String: String]
+    /// Where the values come from, as errors print it: `environment`, `file /etc/app/telemetry.yaml`.
+    public var name: String
+    /// Whether errors name a key by its dotted file spelling (`otel.exporter.otlp.endpoint`).
+    public var usesFileKeys: Bool
+
+    public init(name: String, values: [String: String], usesFileKeys: Bool = false) {
+        self.name = name
+        self.values = values
+        self.usesFileKeys = usesFileKeys
+    }
+
+    /// The environment variables among `environment` that are configuration keys (`OTEL_*`, `SPILLWAY_*`).
+    public init(environment: [String: String]) {
+        self.init(name: "environment", values: environment.filter { $0.key.hasPrefix("OTEL_") || $0.key.hasPrefix("SPILLWAY_") })
+    }
+
+    /// How an error names the source of `key`.
+    func source(of key: String) -> String {
+        usesFileKeys ? "\(name), key \(ConfigurationKey.fileKey(for: key))" : name
+    }
+}
+
+/// A configuration key: its environment variable, its spelling in a configuration file, its
+/// default, and whether a running pipeline can take a new value (``TelemetryPipeline/reconfigure(_:)``).
+public struct ConfigurationKey: Sendable, Hashable {
+    /// The environment variable: `OTEL_BSP_SCHEDULE_DELAY`.
+    public let environmentVariable: String
+    /// The default, as the variable would spell it.
+    public let defaultValue: String
+    /// `true`: changes apply while running; `false`: a change needs a restart.
+    public let isLive: Bool
+    /// What it sets.
+    public let summary: String
+
+    /// The dotted, lower-case key that configuration files use: `otel.bsp.schedule.delay`
+    /// (swift-configuration's mapping between environment variables and keys).
+    public var fileKey: String { Self.fileKey(for: environmentVariable) }
+
+    static func fileKey(for variable: String) -> String { variable.lowercased().replacingUnderscores() }
+
+    init(_ variable: String, _ defaultValue: String, live: Bool, _ summary: String) {
+        self.environmentVariable = variable
+        self.defaultValue = defaultValue
+        self.isLive = live
+        self.summary = summary
+    }
+
+    /// Every key Spillway reads, in the order of the README's table.
+    public static let all: [ConfigurationKey] = [
+        .init("OTEL_SDK_DISABLED", "false", live: true, "`true`: every API call does nothing"),
+        .init("OTEL_SERVICE_NAME", "unknown_service:<process>", live: false, "`service.name`"),
+        .init("OTEL_RESOURCE_ATTRIBUTES", "", live: false, "more resource attributes, `k=v,k2=v2` (percent-encoded)"),
+        .init("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318", live: true, "collector base URL (`/v1/traces`, `/v1/logs` appended)"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", live: true, "full URL for spans"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "", live: true, "full URL for log records"),
+        .init("OTEL_EXPORTER_OTLP_HEADERS", "", live: true, "request headers, `k=v,k2=v2`"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "", live: true, "more headers (added to the common ones)"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "", live: true, "more headers (added to the common ones)"),
+        .init("OTEL_EXPORTER_OTLP_COMPRESSION", "none", live: true, "`gzip` or `none`"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none", live: true, "`gzip` or `none`"),
+        .init("OTEL_EXPORTER_OTLP_TIMEOUT", "10000", live: true, "per request, milliseconds"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10000", live: true, "per request, milliseconds"),
+        .init("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", live: false, "only `http/protobuf`"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", live: false, "only `http/protobuf`"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf", live: false, "only `http/protobuf`"),
+        .init("OTEL_BSP_SCHEDULE_DELAY", "5000", live: true, "span batch delay, milliseconds"),
+        .init("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512", live: true, "spans per request"),
+        .init("OTEL_BSP_EXPORT_TIMEOUT", "30000", live: true, "milliseconds (validated; each request is bounded by the exporter timeout)"),
+        .init("OTEL_BSP_MAX_QUEUE_SIZE", "2048", live: false, "validated; the ring is sized in bytes (`SPILLWAY_RING_CAPACITY`)"),
+        .init("OTEL_BLRP_SCHEDULE_DELAY", "1000", live: true, "log batch delay, milliseconds"),
+        .init("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "512", live: true, "log records per request"),
+        .init("OTEL_BLRP_EXPORT_TIMEOUT", "30000", live: true, "milliseconds (validated)"),
+        .init("OTEL_BLRP_MAX_QUEUE_SIZE", "2048", live: false, "validated"),
+        .init("OTEL_TRACES_SAMPLER", "parentbased_always_on", live: true, "the sampler (``TraceSampler``)"),
+        .init("OTEL_TRACES_SAMPLER_ARG", "1.0", live: true, "the ratio of `*traceidratio`, 0 … 1"),
+        .init("OTEL_ATTRIBUTE_COUNT_LIMIT", "128", live: false, "attributes per record"),
+        .init("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "unlimited", live: false, "bytes per string value"),
+        .init("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "128", live: false, "attributes per span"),
+        .init("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "unlimited", live: false, "bytes per span string value"),
+        .init("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "128", live: false, "attributes per log record"),
+        .init("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "unlimited", live: false, "bytes per log string value"),
+        .init("OTEL_SPAN_EVENT_COUNT_LIMIT", "128", live: false, "events per span"),
+        .init("OTEL_SPAN_LINK_COUNT_LIMIT", "128", live: false, "links per span"),
+        .init("SPILLWAY_RING_CAPACITY", "16777216", live: false, "ring bytes, a power of two"),
+        .init("SPILLWAY_OVERFLOW", "drop_newest", live: false, "`drop_newest` or `block:<ms>`"),
+        .init("SPILLWAY_SPILL_DIR", "", live: false, "spill store directory (empty: batches wait in memory)"),
+        .init("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "(not set: `error`; swift-log bridge: none)", live: true, "from which severity errors on log records get `exception.stacktrace`; `never`"),
+    ]
+}
+
+extension String {
+    func replacingUnderscores() -> String { String(map { $0 == "_" ? "." : $0 }) }
+}
