@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "Resilience", targets: ["Resilience"]),
         .library(name: "ResilienceTesting", targets: ["ResilienceTesting"]),
+        .library(name: "SpillwayIntegration", targets: ["SpillwayIntegration"]),
         .executable(name: "spillway", targets: ["spillway"]),
     ],
     dependencies: [
@@ -19,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML", "Reloading"]),
     ],
     targets: [
         // The lock-free many-producer / one-consumer byte ring. C11, no dependencies.
@@ -36,6 +41,23 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // The Swift server ecosystem: swift-distributed-tracing back end, swift-log handler,
+        // swift-configuration layers with live reload, and the one-call bootstrap.
+        .target(
+            name: "SpillwayIntegration",
+            dependencies: [
+                "Resilience",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strictSwift
         ),
@@ -59,6 +81,17 @@ let package = Package(
         ),
         .testTarget(name: "CRingBufferTests", dependencies: ["CRingBuffer"], swiftSettings: strictSwift),
         .testTarget(name: "CSpillTests", dependencies: ["CSpill", "Resilience", "ResilienceTesting"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SpillwayIntegrationTests",
+            dependencies: [
+                "SpillwayIntegration", "Resilience", "ResilienceTesting",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "ResilienceTests",
             dependencies: [

@@ -95,6 +95,7 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("SPILLWAY_RING_CAPACITY", "16777216", live: false, "ring bytes, a power of two"),
         .init("SPILLWAY_OVERFLOW", "drop_newest", live: false, "`drop_newest` or `block:<ms>`"),
         .init("SPILLWAY_SPILL_DIR", "", live: false, "spill store directory (empty: batches wait in memory)"),
+        .init("SPILLWAY_SHUTDOWN_TIMEOUT", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"),
         .init("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "(not set: `error`; swift-log bridge: none)", live: true, "from which severity errors on log records get `exception.stacktrace`; `never`"),
     ]
 }

@@ -136,6 +136,7 @@ extension PipelineConfiguration {
                     source: env.source("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY"))
             }
         }
+        if let ms = try env.integer("SPILLWAY_SHUTDOWN_TIMEOUT", minimum: 0) { config.shutdownTimeout = .milliseconds(ms) }
         if let v = env.string("SPILLWAY_SPILL_DIR") {
             guard !v.isEmpty else {
                 throw ConfigurationError(key: "SPILLWAY_SPILL_DIR", value: "\"\"", allowed: "a directory path", source: env.source("SPILLWAY_SPILL_DIR"))

@@ -70,6 +70,10 @@ public struct PipelineConfiguration: Sendable {
     /// - Default value: `nil` (not set). - Environment variable: `SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY`
     ///   (`trace`, `debug`, `info`, `warn`, `error`, `fatal`, or `never`). Live.
     public var exceptionStackTraces: StackTraceCapture?
+    /// How long ``TelemetryPipeline/run()`` (the swift-service-lifecycle `Service`) gives
+    /// ``TelemetryPipeline/shutdown(deadline:)`` on graceful shutdown.
+    /// - Default value: 10 s. - Environment variable: `SPILLWAY_SHUTDOWN_TIMEOUT` (milliseconds). Live.
+    public var shutdownTimeout: Duration
 
     public init(
         serviceName: String? = nil, serviceVersion: String? = nil, resourceAttributes: [String: AttributeValue] = [:],
@@ -101,6 +105,7 @@ public struct PipelineConfiguration: Sendable {
         self.isEnabled = true
         self.sampler = .parentBasedAlwaysOn
         self.exceptionStackTraces = nil
+        self.shutdownTimeout = .seconds(10)
     }
 
     /// This configuration with `handler` receiving export failures and drops.

@@ -153,6 +153,14 @@ public struct Span: @unchecked Sendable {
         buffer.closeLength(start)
     }
 
+    /// Changes the span's name. The bytes keep the first name and add the new one after it:
+    /// protobuf readers take the last value of a field that occurs twice, so OTLP receivers see
+    /// only the new name.
+    public func rename(_ name: String) {
+        guard live != nil else { return }
+        buffer.putStringField(SpanField.name, name)
+    }
+
     /// Sets the status; the last call wins. A message is only kept with `.error`.
     public func setStatus(_ status: SpanStatus) {
         guard let h = live else { return }

@@ -1,0 +1,21 @@
+import Logging
+import ServiceLifecycle
+
+extension TelemetryPipeline: Service {
+    /// Runs the pipeline as a swift-service-lifecycle `Service` until graceful shutdown.
+    ///
+    /// The pipeline works from its creation; `run()` only waits. On graceful shutdown (SIGTERM
+    /// through a `ServiceGroup`) or cancellation it calls ``shutdown(deadline:)`` with
+    /// ``PipelineConfiguration/shutdownTimeout``: intake stops, the ring is drained and exported
+    /// before the deadline, what is left is spilled (with a spill store) or counted as dropped
+    /// (`shutdown`), and the spill files are synced. Put it last in the group's services, so
+    /// that it shuts down after the services that emit.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        let timeout = configuration.shutdownTimeout
+        let summary = await shutdown(deadline: .now + timeout)
+        if summary.deadlineExceeded {
+            core.logger.warning("telemetry pipeline shut down after its \(timeout) deadline", metadata: ["stats": "\(summary.stats)"])
+        }
+    }
+}

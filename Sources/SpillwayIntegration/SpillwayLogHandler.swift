@@ -1,0 +1,92 @@
+import Logging
+import Resilience
+import ServiceContextModule
+
+/// A swift-log `LogHandler` that writes log records into a ``TelemetryPipeline``.
+///
+/// ```swift
+/// LoggingSystem.bootstrap { label in SpillwayLogHandler(pipeline: pipeline, label: label) }
+/// ```
+///
+/// - The record's instrumentation scope is the logger's label; the message is the body.
+/// - Metadata (the handler's, the metadata provider's and the call's, later winning) become
+///   attributes: strings and string-convertibles as strings, arrays and dictionaries as OTLP
+///   arrays and maps. `code.function.name`, `code.file.path` and `code.line.number` and
+///   `log.source` (the module) are added.
+/// - Trace correlation: the trace and span ids of the task's active span
+///   (`ServiceContext.current`, set by ``SpillwayTracer`` and any `withSpan`).
+/// - `LogEvent.error` (swift-log 1.16's `logger.error("…", error: e)`) is recorded as an exception:
+///   `exception.type` and `exception.message`. Stack traces follow
+///   ``PipelineConfiguration/exceptionStackTraces``; when that is not set this bridge captures none.
+/// - Levels map to OTel severities: trace 1, debug 5, info 9, notice 10 (INFO2), warning 13,
+///   error 17, critical 21.
+///
+/// The handler encodes the record on the caller's thread; only the metadata dictionary merge
+/// and the message's string interpolation allocate, as with any swift-log handler.
+/// Thread-safety: a value type, as swift-log requires; safe from any thread.
+public struct SpillwayLogHandler: LogHandler {
+    private let logger: TelemetryLogger
+    /// Metadata added to every record of this handler.
+    public var metadata: Logger.Metadata = [:]
+    /// The minimum level. - Default value: `.info`.
+    public var logLevel: Logger.Level
+    /// Metadata computed per record (e.g. from the task's context).
+    public var metadataProvider: Logger.MetadataProvider?
+
+    /// - Parameters:
+    ///   - pipeline: Where records go.
+    ///   - label: The logger's label; becomes the instrumentation scope.
+    ///   - logLevel: - Default value: `.info`.
+    ///   - metadataProvider: - Default value: `LoggingSystem.metadataProvider`.
+    public init(
+        pipeline: TelemetryPipeline, label: String, logLevel: Logger.Level = .info,
+        metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider
+    ) {
+        self.logger = pipeline.logger(scope: label).withUnsetStackTraceRule(.never)
+        self.logLevel = logLevel
+        self.metadataProvider = metadataProvider
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { _, new in new } }
+        if let call = event.metadata, !call.isEmpty { merged.merge(call) { _, new in new } }
+        let context = ServiceContext.current?.spillwaySpanContext
+        let source = event.source
+        logger.emit(
+            severity: Self.severity(event.level), body: event.message.description, context: context, error: event.error
+        ) { writer in
+            for (key, value) in merged { writer.set(key, Self.attribute(value)) }
+            writer.set("code.function.name", event.function)
+            writer.set("code.file.path", event.file)
+            writer.set("code.line.number", Int(event.line))
+            writer.set("log.source", source)
+        }
+    }
+
+    static func severity(_ level: Logger.Level) -> Severity {
+        switch level {
+        case .trace: return .trace
+        case .debug: return .debug
+        case .info: return .info
+        case .notice: return .info2
+        case .warning: return .warn
+        case .error: return .error
+        case .critical: return .fatal
+        }
+    }
+
+    static func attribute(_ value: Logger.Metadata.Value) -> AttributeValue {
+        switch value {
+        case .string(let s): return .string(s)
+        case .stringConvertible(let c): return .string(c.description)
+        case .array(let a): return .array(a.map(attribute))
+        case .dictionary(let d): return .map(d.map { ($0.key, attribute($0.value)) }.sorted { $0.0 < $1.0 })
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Resilience
+import ServiceContextModule
+import Synchronization
+import Tracing
+
+/// A swift-distributed-tracing `Span` recorded by Spillway (see ``SpillwayTracer``).
+///
+/// Events, links and the status are encoded when they are added; the name and the attributes
+/// are kept until ``end(at:)`` because the protocol lets callers read and change them.
+/// After `end`, every call does nothing. Thread-safety: safe from any thread (a lock per span).
+public final class SpillwaySpan: Tracing.Span {
+    private struct State {
+        var native: Resilience.Span
+        var name: String
+        var renamed = false
+        var attributes = SpanAttributes()
+        var ended = false
+    }
+
+    private let state: Mutex<State>
+    /// The service context of this span: its parent's, with this span as the active one.
+    public let context: ServiceContext
+    /// Whether the span was sampled (fixed at start).
+    private let sampled: Bool
+
+    init(native: Resilience.Span, name: String, context: ServiceContext) {
+        self.state = Mutex(State(native: native, name: name))
+        self.context = context
+        self.sampled = native.isRecording
+    }
+
+    /// The span's ``Resilience/SpanContext`` (ids and flags).
+    public var spanContext: Resilience.SpanContext { state.withLock { $0.native.context } }
+
+    public var operationName: String {
+        get { state.withLock { $0.name } }
+        set {
+            state.withLock {
+                guard !$0.ended else { return }
+                $0.name = newValue
+                $0.renamed = true
+            }
+        }
+    }
+
+    public var attributes: SpanAttributes {
+        get { state.withLock { $0.attributes } }
+        set {
+            guard sampled else { return }
+            state.withLock { if !$0.ended { $0.attributes = newValue } }
+        }
+    }
+
+    public var isRecording: Bool { sampled && state.withLock { !$0.ended } }
+
+    public func setStatus(_ status: Tracing.SpanStatus) {
+        guard sampled else { return }
+        state.withLock { state in
+            switch status.code {
+            case .ok: state.native.setStatus(.ok)
+            case .error: state.native.setStatus(.error(status.message ?? ""))
+            }
+        }
+    }
+
+    public func addEvent(_ event: SpanEvent) {
+        guard sampled else { return }
+        state.withLock { state in
+            state.native.addEvent(event.name, at: event.nanosecondsSinceEpoch) { writer in
+                event.attributes.forEach { key, value in writer.set(key, attribute: value) }
+            }
+        }
+    }
+
+    /// Adds an `exception` event (`exception.type`, `exception.message` and `attributes`) and sets
+    /// the status to error, as the OTel tracing API's `RecordException` with a status does.
+    public func recordError<Instant: TracerInstant>(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> Instant) {
+        guard sampled else { return }
+        let time = instant().nanosecondsSinceEpoch
+        let type = String(reflecting: Swift.type(of: error))
+        let message = String(describing: error)
+        state.withLock { state in
+            state.native.addEvent("exception", at: time) { writer in
+                writer.set("exception.type", type)
+                writer.set("exception.message", message)
+                attributes.forEach { key, value in writer.set(key, attribute: value) }
+            }
+        }
+    }
+
+    public func addLink(_ link: SpanLink) {
+        guard sampled, let linked = link.context.spillwaySpanContext else { return }
+        state.withLock { state in
+            state.native.addLink(linked) { writer in link.attributes.forEach { key, value in writer.set(key, attribute: value) } }
+        }
+    }
+
+    public func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
+        let time = instant().nanosecondsSinceEpoch
+        state.withLock { state in
+            guard !state.ended else { return }
+            state.ended = true
+            guard sampled else { return }
+            let attributes = state.attributes
+            state.native.setAttributes { writer in attributes.forEach { key, value in writer.set(key, attribute: value) } }
+            if state.renamed { state.native.rename(state.name) }
+            state.native.end(at: time)
+        }
+    }
+}
+
+extension AttributeWriter {
+    /// Sets a swift-distributed-tracing attribute.
+    mutating func set(_ key: String, attribute: SpanAttribute) {
+        switch attribute {
+        case .int32(let v): set(key, Int(v))
+        case .int64(let v): set(key, .int(v))
+        case .int32Array(let v): set(key, .array(v.map { .int(Int64($0)) }))
+        case .int64Array(let v): set(key, .array(v.map { .int($0) }))
+        case .double(let v): set(key, v)
+        case .doubleArray(let v): set(key, v)
+        case .bool(let v): set(key, v)
+        case .boolArray(let v): set(key, v)
+        case .string(let v): set(key, v)
+        case .stringArray(let v): set(key, v)
+        case .stringConvertible(let v): set(key, v.description)
+        case .stringConvertibleArray(let v): set(key, v.map(\.description))
+        default: set(key, "\(attribute)")
+        }
+    }
+}
