@@ -77,8 +77,8 @@ public final class SpillwaySpan: Tracing.Span {
     public func recordError<Instant: TracerInstant>(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> Instant) {
         guard sampled else { return }
         let time = instant().nanosecondsSinceEpoch
-        let type = String(reflecting: Swift.type(of: error))
-        let message = String(describing: error)
+        let type = ExceptionAttributes.type(of: error)
+        let message = ExceptionAttributes.message(of: error)
         state.withLock { state in
             state.native.addEvent("exception", at: time) { writer in
                 writer.set("exception.type", type)
@@ -124,7 +124,9 @@ extension AttributeWriter {
         case .string(let v): set(key, v)
         case .stringArray(let v): set(key, v)
         case .stringConvertible(let v): set(key, v.description)
-        case .stringConvertibleArray(let v): set(key, v.map(\.description))
+        case .stringConvertibleArray(let v):
+            // swift-distributed-tracing turns `[Int]` into string-convertibles; keep them integers.
+            if let ints = v as? [Int] { set(key, ints) } else { set(key, v.map(\.description)) }
         default: set(key, "\(attribute)")
         }
     }

@@ -1,13 +1,19 @@
 import Runtime
 
-/// The `exception.*` attributes that an `Error` attached to a log record derives
-/// (OpenTelemetry semantic conventions for exceptions, and the Logs API "Emit … exception").
-enum ExceptionAttributes {
-    /// `exception.type`: the error's fully qualified type name (`Module.Type`).
-    static func type(of error: any Error) -> String { String(reflecting: Swift.type(of: error)) }
+/// The `exception.*` attributes that an `Error` derives (OpenTelemetry semantic conventions
+/// for exceptions, and the Logs API "Emit … exception"), as log records and span events use them.
+public enum ExceptionAttributes {
+    /// `exception.type`: the error's fully qualified type name (`Module.Type`), without the
+    /// `(unknown context at $…)` parts that types declared inside functions carry.
+    public static func type(of error: any Error) -> String {
+        let name = String(reflecting: Swift.type(of: error))
+        guard name.contains("(unknown context at ") else { return name }
+        return name.split(separator: ".", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("(unknown context at ") }.joined(separator: ".")
+    }
 
     /// `exception.message`: what `String(describing:)` prints for the error.
-    static func message(of error: any Error) -> String { String(describing: error) }
+    public static func message(of error: any Error) -> String { String(describing: error) }
 
     /// Whether a record of `severity` gets a stack trace, given the pipeline's setting
     /// (`configured`, encoded by ``StackTraceCapture/encode(_:)``) and the logger's own default

@@ -1,0 +1,40 @@
+import Foundation
+import Resilience
+import ResilienceTesting
+
+/// A configuration exporting to `receiver` with short delays, so tests run fast.
+func testConfiguration(_ receiver: OTLPReceiver, scheduleDelay: Duration = .milliseconds(30)) -> PipelineConfiguration {
+    var configuration = PipelineConfiguration(serviceName: "integration-tests")
+    configuration.ringCapacity = 1 << 20
+    configuration.traces.scheduleDelay = scheduleDelay
+    configuration.logs.scheduleDelay = scheduleDelay
+    configuration.exporter.endpoint = receiver.endpoint
+    configuration.retry = ExportRetryPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), multiplier: 2, jitter: .none, maximumElapsedTime: .seconds(2))
+    configuration.selfMetrics = false
+    return configuration
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+/// A fresh temporary directory.
+func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "spillway-integration-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// The repository root, found from this file's path.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+}
