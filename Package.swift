@@ -74,8 +74,12 @@ let package = Package(
         .executableTarget(
             name: "spillway",
             dependencies: [
-                "Resilience", "ResilienceTesting", "CSpill",
+                "Resilience", "ResilienceTesting", "CSpill", "SpillwayIntegration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift
         ),

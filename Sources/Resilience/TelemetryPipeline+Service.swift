@@ -8,8 +8,9 @@ extension TelemetryPipeline: Service {
     /// through a `ServiceGroup`) or cancellation it calls ``shutdown(deadline:)`` with
     /// ``PipelineConfiguration/shutdownTimeout``: intake stops, the ring is drained and exported
     /// before the deadline, what is left is spilled (with a spill store) or counted as dropped
-    /// (`shutdown`), and the spill files are synced. Put it last in the group's services, so
-    /// that it shuts down after the services that emit.
+    /// (`shutdown`), and the spill files are synced. Put it *first* in the group's services: a
+    /// `ServiceGroup` shuts services down in reverse order, so the pipeline then drains after the
+    /// services that emit have stopped.
     public func run() async throws {
         try? await gracefulShutdown()
         let timeout = configuration.shutdownTimeout

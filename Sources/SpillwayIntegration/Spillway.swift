@@ -8,13 +8,14 @@ import Tracing
 ///
 /// ```swift
 /// let telemetry = try Spillway.bootstrap(configuration: .fromEnvironment())
-/// let group = ServiceGroup(services: [server, telemetry], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// // The pipeline first: a ServiceGroup shuts down in reverse order, so it drains last.
+/// let group = ServiceGroup(services: [telemetry, server], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// ```
 public enum Spillway {
     /// Starts a pipeline and makes it the back end of swift-log and swift-distributed-tracing
-    /// (and, optionally, swift-metrics), then returns it: run it in your `ServiceGroup`, after
-    /// the services that emit, so that graceful shutdown drains it last.
+    /// (and, optionally, swift-metrics), then returns it: run it in your `ServiceGroup` *before*
+    /// the services that emit (a group shuts down in reverse order), so that it drains last.
     ///
     /// Each `LoggingSystem` / `InstrumentationSystem` / `MetricsSystem` can be bootstrapped only
     /// once per process (their rule): call this once, early in `main`.

@@ -39,7 +39,7 @@ import SystemPackage
 /// `SIGHUP`. Each change is resolved again through every layer and handed to each attached
 /// pipeline's ``TelemetryPipeline/reconfigure(_:)``: live keys apply; an invalid value, or a change
 /// to a key that needs a restart, is refused as a whole, logged with the key, value and source,
-/// reported to `onReload`, and the running configuration stays.
+/// reported to ``onReload(_:)``, and the running configuration stays.
 ///
 /// Thread-safety: safe from any thread. Run it (it is a swift-service-lifecycle `Service`) for
 /// reloads to happen; without `reloading`, `run()` returns at once.
@@ -53,7 +53,7 @@ public final class TelemetryConfigurationSource: Service, Sendable {
     private let reloading: (any Service)?
     private let overrides: @Sendable (inout PipelineConfiguration) -> Void
     private let pipelines = Mutex<[TelemetryPipeline]>([])
-    private let onReload: @Sendable (ReloadOutcome) -> Void
+    private let reloadObservers = Mutex<[@Sendable (ReloadOutcome) -> Void]>([])
     private let logger: Logger
 
     /// - Parameters:
@@ -62,20 +62,17 @@ public final class TelemetryConfigurationSource: Service, Sendable {
     ///   - reloading: Whether ``run()`` watches the file. - Default value: `false`.
     ///   - pollInterval: How often a reloading file is checked (`SIGHUP` checks at once). - Default value: 15 s.
     ///   - logger: Where refused reloads are reported. - Default value: label `spillway.configuration`.
-    ///   - onReload: Called after each reload with its outcome. - Default value: nothing.
     ///   - overrides: Values set in code; applied last, on every resolution.
     /// - Throws: ``ConfigurationError`` (key `file`) when the file cannot be read or parsed, or its
     ///   extension is not `.json`, `.yaml` or `.yml`.
     public init(
         environment: [String: String] = PipelineConfiguration.processEnvironment(), file: String? = nil, reloading: Bool = false,
         pollInterval: Duration = .seconds(15), logger: Logger = Logger(label: "spillway.configuration"),
-        onReload: @escaping @Sendable (ReloadOutcome) -> Void = { _ in },
         overrides: @escaping @Sendable (inout PipelineConfiguration) -> Void = { _ in }
     ) async throws(ConfigurationError) {
         self.environment = ConfigurationLayer(environment: environment)
         self.filePath = file
         self.overrides = overrides
-        self.onReload = onReload
         self.logger = logger
         guard let file else {
             (provider, self.reloading) = (nil, nil)
@@ -119,6 +116,12 @@ public final class TelemetryConfigurationSource: Service, Sendable {
         pipelines.withLock { $0.append(pipeline) }
     }
 
+    /// Calls `body` after each reload with its outcome: the configuration applied, or the error
+    /// that refused it (the running configuration then stays).
+    public func onReload(_ body: @escaping @Sendable (ReloadOutcome) -> Void) {
+        reloadObservers.withLock { $0.append(body) }
+    }
+
     /// Watches the file (with `reloading: true`) until graceful shutdown or cancellation.
     public func run() async throws {
         guard let reloading, let provider else { return }
@@ -150,7 +153,7 @@ public final class TelemetryConfigurationSource: Service, Sendable {
             ])
             outcome = .failure(error)
         }
-        onReload(outcome)
+        for observer in reloadObservers.withLock({ $0 }) { observer(outcome) }
     }
 
     private func resolve(_ snapshot: (any ConfigSnapshot)?) throws(ConfigurationError) -> PipelineConfiguration {
@@ -167,7 +170,9 @@ public final class TelemetryConfigurationSource: Service, Sendable {
         var values: [String: String] = [:]
         for key in ConfigurationKey.all {
             let absolute = AbsoluteConfigKey(key.fileKey.split(separator: ".").map(String.init))
-            for type in [ConfigType.string, .int, .double, .bool] {
+            // JSON numbers and booleans are both NSNumbers to the parser: ask for the key's own kind first.
+            let isBoolean = key.defaultValue == "false" || key.defaultValue == "true"
+            for type in isBoolean ? [ConfigType.string, .bool, .int] : [ConfigType.string, .int, .double, .bool] {
                 guard let result = try? snapshot.value(forKey: absolute, type: type), let content = result.value?.content else { continue }
                 switch content {
                 case .string(let s): values[key.environmentVariable] = s
