@@ -1,5 +1,6 @@
 import Resilience
 import ServiceContextModule
+import Glibc
 import Synchronization
 import Tracing
 
@@ -8,7 +9,7 @@ import Tracing
 /// Events, links and the status are encoded when they are added; the name and the attributes
 /// are kept until ``end(at:)`` because the protocol lets callers read and change them.
 /// After `end`, every call does nothing. Thread-safety: safe from any thread (a lock per span).
-public final class SpillwaySpan: Tracing.Span {
+public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
     private struct State {
         var native: Resilience.Span
         var name: String
@@ -17,25 +18,49 @@ public final class SpillwaySpan: Tracing.Span {
         var ended = false
     }
 
-    private let state: Mutex<State>
+    /// Guards `state`: a spin lock, because a span is almost never used by two threads at once,
+    /// and because `attributes` is changed in place through `_modify` (with a closure-based lock,
+    /// `span.attributes["k"] = v` would copy the whole dictionary on every set).
+    private let locked = Atomic<Bool>(false)
+    @exclusivity(unchecked) private var state: State
     /// The service context of this span: its parent's, with this span as the active one.
     public let context: ServiceContext
     /// Whether the span was sampled (fixed at start).
     private let sampled: Bool
 
     init(native: Resilience.Span, name: String, context: ServiceContext) {
-        self.state = Mutex(State(native: native, name: name))
+        self.state = State(native: native, name: name)
         self.context = context
         self.sampled = native.isRecording
     }
 
+    @inline(__always)
+    private func lock() {
+        var spins = 0
+        // Pairs with the releasing store in unlock().
+        while !locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            spins += 1
+            if spins > 64 { sched_yield() }
+        }
+    }
+
+    @inline(__always)
+    private func unlock() { locked.store(false, ordering: .releasing) }  // pairs with the acquiring exchange in lock()
+
+    @inline(__always)
+    private func withState<Result>(_ body: (inout State) -> Result) -> Result {
+        lock()
+        defer { unlock() }
+        return body(&state)
+    }
+
     /// The span's ``Resilience/SpanContext`` (ids and flags).
-    public var spanContext: Resilience.SpanContext { state.withLock { $0.native.context } }
+    public var spanContext: Resilience.SpanContext { withState { $0.native.context } }
 
     public var operationName: String {
-        get { state.withLock { $0.name } }
+        get { withState { $0.name } }
         set {
-            state.withLock {
+            withState {
                 guard !$0.ended else { return }
                 $0.name = newValue
                 $0.renamed = true
@@ -44,18 +69,21 @@ public final class SpillwaySpan: Tracing.Span {
     }
 
     public var attributes: SpanAttributes {
-        get { state.withLock { $0.attributes } }
-        set {
-            guard sampled else { return }
-            state.withLock { if !$0.ended { $0.attributes = newValue } }
+        get { withState { $0.attributes } }
+        set { withState { if !$0.ended { $0.attributes = newValue } } }
+        _modify {
+            lock()
+            defer { unlock() }
+            if state.attributes.isEmpty { state.attributes.reserveCapacity(8) }
+            yield &state.attributes
         }
     }
 
-    public var isRecording: Bool { sampled && state.withLock { !$0.ended } }
+    public var isRecording: Bool { sampled && withState { !$0.ended } }
 
     public func setStatus(_ status: Tracing.SpanStatus) {
         guard sampled else { return }
-        state.withLock { state in
+        withState { state in
             switch status.code {
             case .ok: state.native.setStatus(.ok)
             case .error: state.native.setStatus(.error(status.message ?? ""))
@@ -65,7 +93,7 @@ public final class SpillwaySpan: Tracing.Span {
 
     public func addEvent(_ event: SpanEvent) {
         guard sampled else { return }
-        state.withLock { state in
+        withState { state in
             state.native.addEvent(event.name, at: event.nanosecondsSinceEpoch) { writer in
                 event.attributes.forEach { key, value in writer.set(key, attribute: value) }
             }
@@ -79,7 +107,7 @@ public final class SpillwaySpan: Tracing.Span {
         let time = instant().nanosecondsSinceEpoch
         let type = ExceptionAttributes.type(of: error)
         let message = ExceptionAttributes.message(of: error)
-        state.withLock { state in
+        withState { state in
             state.native.addEvent("exception", at: time) { writer in
                 writer.set("exception.type", type)
                 writer.set("exception.message", message)
@@ -90,14 +118,14 @@ public final class SpillwaySpan: Tracing.Span {
 
     public func addLink(_ link: SpanLink) {
         guard sampled, let linked = link.context.spillwaySpanContext else { return }
-        state.withLock { state in
+        withState { state in
             state.native.addLink(linked) { writer in link.attributes.forEach { key, value in writer.set(key, attribute: value) } }
         }
     }
 
     public func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
         let time = instant().nanosecondsSinceEpoch
-        state.withLock { state in
+        withState { state in
             guard !state.ended else { return }
             state.ended = true
             guard sampled else { return }

@@ -3,7 +3,9 @@ import Foundation
 import OTel
 import Resilience
 import ResilienceTesting
+import Logging
 import ServiceLifecycle
+import SpillwayIntegration
 import Tracing
 
 /// Exports nothing: isolates the emit path from the network.
@@ -172,6 +174,89 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             blackHole(_SpillwayBenchmarkHooks.assembleBatch(records: 512, recordSize: 300, scopes: 3))
         }
+    }
+
+    // MARK: The ecosystem back ends, beside the native API
+
+    Benchmark("swift-distributed-tracing → Spillway: withSpan, 5 attributes, 1 thread", configuration: emitConfiguration) { benchmark in
+        let pipeline = try emitPipeline()
+        let tracer = SpillwayTracer(pipeline: pipeline, scope: "bench")
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            tracer.withSpan("GET /api/cart", ofKind: .server) { span in
+                span.attributes["http.request.method"] = "GET"
+                span.attributes["http.route"] = "/api/cart"
+                span.attributes["http.response.status_code"] = 200
+                span.attributes["user.id"] = i
+                span.attributes["cache.hit"] = true
+            }
+        }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    Benchmark("swift-log → Spillway: logger.info with 2 metadata values", configuration: emitConfiguration) { benchmark in
+        let pipeline = try emitPipeline()
+        let logger = Logger(label: "bench") { SpillwayLogHandler(pipeline: pipeline, label: $0) }
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            logger.info("user signed in", metadata: ["user.id": "\(i)", "tenant": "acme"])
+        }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    struct BenchError: Error, CustomStringConvertible {
+        var description: String { "upstream timed out" }
+    }
+    Benchmark("spillway: log record with an error, below the stack-trace threshold (warn)", configuration: emitConfiguration) { benchmark in
+        let pipeline = try emitPipeline()
+        let logger = pipeline.logger(scope: "bench")
+        let error = BenchError()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { logger.emit(severity: .warn, body: "retrying", error: error) }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    Benchmark("spillway: log record with an error, at the stack-trace threshold (error)",
+              configuration: .init(metrics: emitMetrics, scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 200)) { benchmark in
+        let pipeline = try emitPipeline()
+        let logger = pipeline.logger(scope: "bench")
+        let error = BenchError()
+        logger.emit(severity: .error, body: "warm-up", error: error)  // loads the symbol tables once
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { logger.emit(severity: .error, body: "failed", error: error) }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    Benchmark("spillway disabled (OTEL_SDK_DISABLED): startSpan + setAttribute + end",
+              configuration: .init(metrics: emitMetrics, scalingFactor: .mega, maxDuration: .seconds(3), maxIterations: 100)) { benchmark in
+        var configuration = PipelineConfiguration(serviceName: "bench")
+        configuration.isEnabled = false
+        let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
+        let tracer = pipeline.tracer(scope: "bench")
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            let span = tracer.startSpan("GET /api/cart", kind: .server)
+            span.setAttribute("user.id", i)
+            span.end()
+        }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
+    Benchmark("spillway disabled (OTEL_SDK_DISABLED): emit log record",
+              configuration: .init(metrics: emitMetrics, scalingFactor: .mega, maxDuration: .seconds(3), maxIterations: 100)) { benchmark in
+        var configuration = PipelineConfiguration(serviceName: "bench")
+        configuration.isEnabled = false
+        let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
+        let logger = pipeline.logger(scope: "bench")
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations { logger.emit(body: "nothing") { $0.set("i", i) } }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
     Benchmark("swift-otel 1.6.0: emit span, 5 attributes, 1 thread", configuration: emitConfiguration) { benchmark in

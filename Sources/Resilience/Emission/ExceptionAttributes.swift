@@ -1,4 +1,5 @@
 import Runtime
+import Synchronization
 
 /// The `exception.*` attributes that an `Error` derives (OpenTelemetry semantic conventions
 /// for exceptions, and the Logs API "Emit … exception"), as log records and span events use them.
@@ -6,7 +7,18 @@ public enum ExceptionAttributes {
     /// `exception.type`: the error's fully qualified type name (`Module.Type`), without the
     /// `(unknown context at $…)` parts that types declared inside functions carry.
     public static func type(of error: any Error) -> String {
-        let name = String(reflecting: Swift.type(of: error))
+        let type = Swift.type(of: error)
+        // Demangling a type name takes microseconds; each error type is named once.
+        if let known = typeNames.withLock({ $0[ObjectIdentifier(type)] }) { return known }
+        let name = qualifiedName(type)
+        typeNames.withLock { names in if names.count < 4096 { names[ObjectIdentifier(type)] = name } }
+        return name
+    }
+
+    private static let typeNames = Mutex<[ObjectIdentifier: String]>([:])
+
+    private static func qualifiedName(_ type: any Any.Type) -> String {
+        let name = String(reflecting: type)
         guard name.contains("(unknown context at ") else { return name }
         return name.split(separator: ".", omittingEmptySubsequences: false)
             .filter { !$0.hasPrefix("(unknown context at ") }.joined(separator: ".")
@@ -28,11 +40,25 @@ public enum ExceptionAttributes {
         }
     }
 
-    /// `exception.stacktrace`: the caller's stack, symbolicated, one frame per line, without the
-    /// frames of Spillway itself. Costs a few hundred microseconds; only called above the threshold.
+    /// The process's images, read once from `/proc/self/maps`: symbolication then reads each
+    /// image's symbol table, not the map, per call. Images loaded later are read again.
+    private static let images = Mutex<ImageMap?>(nil)
+
+    /// `exception.stacktrace`: the caller's stack, symbolicated by function name (from the ELF
+    /// symbol tables; no DWARF source lines, which cost hundreds of milliseconds in large
+    /// binaries), one frame per line, without Spillway's own frames. Only called at or above
+    /// the threshold; the benchmarks measure it.
     @inline(never)
     static func stackTrace() -> String {
-        guard let captured = try? Backtrace.capture(), let symbolicated = captured.symbolicated() else { return "" }
+        let map = images.withLock { cached in
+            if let cached { return cached }
+            let captured = ImageMap.capture()
+            cached = captured
+            return captured
+        }
+        guard let captured = try? Backtrace.capture(limit: 48, images: map),
+              let symbolicated = captured.symbolicated(with: map, options: [])
+        else { return "" }
         var lines: [String] = []
         var skipping = true
         for frame in symbolicated.frames {

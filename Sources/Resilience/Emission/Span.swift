@@ -16,12 +16,16 @@ enum SpanField {
 /// A span that is never ended is never exported; its buffer is reclaimed when the last copy goes.
 public struct Span: @unchecked Sendable {
     /// `nil` for a span that records nothing (not sampled, or the SDK is disabled): no retain.
-    let storage: ScratchBuffer?
-    let generation: UInt32
+    /// The public methods test it inline (``isInert``), so that calls on such a span cost a branch.
+    @usableFromInline let storage: ScratchBuffer?
+    @usableFromInline let generation: UInt32
     /// The buffer; only read after ``live`` returned a header (then `storage` is not `nil`).
     @inline(__always) var buffer: ScratchBuffer { storage.unsafelyUnwrapped }
     /// The identity of this span, for children, links and propagation.
     public let context: SpanContext
+
+    /// A span that never records (no buffer).
+    @inlinable var isInert: Bool { storage == nil }
 
     /// The buffer's state, if this handle still owns it (the span has not ended).
     @inline(__always)
@@ -52,6 +56,7 @@ public struct Span: @unchecked Sendable {
     /// A span that records nothing but carries `context` (a span that was not sampled, or any
     /// span while the SDK is disabled). Its calls do nothing; ``end(at:)`` returns
     /// ``EmitResult/dropped(_:)`` with ``DropReason/notRecorded``.
+    @inlinable
     public init(nonRecording context: SpanContext) {
         self.storage = nil
         self.generation = 0
@@ -62,31 +67,61 @@ public struct Span: @unchecked Sendable {
     public var isRecording: Bool { live != nil }
 
     /// Sets a string attribute.
+    @inlinable
     public func setAttribute(_ key: String, _ value: String) {
+        if !isInert { recordAttribute(key, value) }
+    }
+
+    @usableFromInline
+    func recordAttribute(_ key: String, _ value: String) {
         guard let h = admitAttribute() else { return }
         buffer.putAttribute(field: SpanField.attributes, key: key, string: value, valueLimit: h.pointee.valueLimit)
     }
 
     /// Sets an integer attribute.
+    @inlinable
     public func setAttribute(_ key: String, _ value: Int) {
+        if !isInert { recordAttribute(key, value) }
+    }
+
+    @usableFromInline
+    func recordAttribute(_ key: String, _ value: Int) {
         guard admitAttribute() != nil else { return }
         buffer.putAttribute(field: SpanField.attributes, key: key, int: Int64(value))
     }
 
     /// Sets a boolean attribute.
+    @inlinable
     public func setAttribute(_ key: String, _ value: Bool) {
+        if !isInert { recordAttribute(key, value) }
+    }
+
+    @usableFromInline
+    func recordAttribute(_ key: String, _ value: Bool) {
         guard admitAttribute() != nil else { return }
         buffer.putAttribute(field: SpanField.attributes, key: key, bool: value)
     }
 
     /// Sets a floating-point attribute.
+    @inlinable
     public func setAttribute(_ key: String, _ value: Double) {
+        if !isInert { recordAttribute(key, value) }
+    }
+
+    @usableFromInline
+    func recordAttribute(_ key: String, _ value: Double) {
         guard admitAttribute() != nil else { return }
         buffer.putAttribute(field: SpanField.attributes, key: key, double: value)
     }
 
     /// Sets an attribute of any type (bytes, arrays, …).
+    @inlinable
     public func setAttribute(_ key: String, _ value: AttributeValue) {
+        if !isInert { recordAttribute(key, value) }
+    }
+
+    @usableFromInline
+    func recordAttribute(_ key: String, _ value: AttributeValue) {
         guard let h = admitAttribute() else { return }
         buffer.putAttribute(field: SpanField.attributes, key: key, value: value, valueLimit: h.pointee.valueLimit)
     }
@@ -174,9 +209,15 @@ public struct Span: @unchecked Sendable {
     /// ``EmitResult/dropped(_:)`` when the ring's overflow policy dropped it. With the simple
     /// processor it returns after the export, with its outcome. Calling it again does nothing
     /// and returns ``EmitResult/dropped(_:)`` with ``DropReason/alreadyEnded``.
-    @discardableResult
+    @discardableResult @inlinable
     public func end(at time: UInt64? = nil) -> EmitResult {
-        guard let h = live, let core = h.pointee.core else { return .dropped(storage == nil ? .notRecorded : .alreadyEnded) }
+        if isInert { return .dropped(DropReason("not_recorded")) }
+        return finish(at: time)
+    }
+
+    @usableFromInline
+    func finish(at time: UInt64?) -> EmitResult {
+        guard let h = live, let core = h.pointee.core else { return .dropped(.alreadyEnded) }
         buffer.reserve(64)
         buffer.putTag(SpanField.endTime, .fixed64)
         buffer.putFixed64(time ?? nowUnixNano())

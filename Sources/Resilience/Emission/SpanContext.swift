@@ -6,6 +6,7 @@ public struct TraceID: Sendable, Hashable, CustomStringConvertible {
     public var low: UInt64
 
     /// An id from its two halves.
+    @inlinable
     public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
@@ -32,6 +33,7 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
     public var value: UInt64
 
     /// An id from its 8 bytes as a big-endian integer.
+    @inlinable
     public init(_ value: UInt64) { self.value = value }
 
     /// Parses 16 hex digits; `nil` otherwise.
@@ -61,6 +63,7 @@ public struct SpanContext: Sendable, Hashable {
     public var isRemote: Bool
 
     /// A context; `traceFlags` defaults to sampled.
+    @inlinable
     public init(traceID: TraceID, spanID: SpanID, traceFlags: UInt8 = 1, traceState: String = "", isRemote: Bool = false) {
         self.traceID = traceID
         self.spanID = spanID

@@ -17,7 +17,7 @@ enum LogField {
 /// audit.emit(severity: .info, body: "user signed in") { $0.set("user.id", 42) }
 /// ```
 public struct TelemetryLogger: Sendable {
-    let core: PipelineCore
+    @usableFromInline let core: PipelineCore
     let recordType: Int32
     /// Whether some route matches event names (then the route is chosen per record).
     let routesByEventName: Bool
@@ -56,11 +56,21 @@ public struct TelemetryLogger: Sendable {
     /// - Returns: ``EmitResult/queued`` (batch), the export's outcome (simple), or why it was dropped
     ///   (``DropReason/notRecorded`` while the SDK is disabled).
     @discardableResult
+    @inlinable
     public func emit(
         severity: Severity = .info, body: String, eventName: String? = nil, context: SpanContext? = nil,
         timestamp: UInt64? = nil, error: (any Error)? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
     ) -> EmitResult {
-        guard core.enabled.load(ordering: .relaxed) else { return .dropped(.notRecorded) }
+        // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
+        guard core.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
+        return record(severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error, attributes: attributes)
+    }
+
+    @usableFromInline
+    func record(
+        severity: Severity, body: String, eventName: String?, context: SpanContext?,
+        timestamp: UInt64?, error: (any Error)?, attributes: (inout AttributeWriter) -> Void
+    ) -> EmitResult {
         let buffer = EmitThreadState.current.takeBuffer()
         buffer.count = 0
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
@@ -77,11 +87,21 @@ public struct TelemetryLogger: Sendable {
     /// Emits a log record whose body is any value (a map, an array, bytes, …). The parameters
     /// are those of ``emit(severity:body:eventName:context:timestamp:error:attributes:)-(_,String,_,_,_,_,_)``.
     @discardableResult
+    @inlinable
     public func emit(
         severity: Severity = .info, body: AttributeValue, eventName: String? = nil, context: SpanContext? = nil,
         timestamp: UInt64? = nil, error: (any Error)? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
     ) -> EmitResult {
-        guard core.enabled.load(ordering: .relaxed) else { return .dropped(.notRecorded) }
+        // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
+        guard core.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
+        return record(severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error, attributes: attributes)
+    }
+
+    @usableFromInline
+    func record(
+        severity: Severity, body: AttributeValue, eventName: String?, context: SpanContext?,
+        timestamp: UInt64?, error: (any Error)?, attributes: (inout AttributeWriter) -> Void
+    ) -> EmitResult {
         let buffer = EmitThreadState.current.takeBuffer()
         buffer.count = 0
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)

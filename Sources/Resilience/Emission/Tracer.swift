@@ -12,7 +12,7 @@ import Synchronization
 /// span.end()
 /// ```
 public struct Tracer: Sendable {
-    let core: PipelineCore
+    @usableFromInline let core: PipelineCore
     let recordType: Int32
     /// Whether some route matches span names (then the route is chosen per span).
     let routesBySpanName: Bool
@@ -24,9 +24,18 @@ public struct Tracer: Sendable {
     ///   - kind: The span's role. - Default value: `.internal`.
     ///   - parent: The parent's context, local or remote (e.g. extracted from `traceparent`).
     ///   - startTime: Unix nanoseconds; now if `nil`.
+    @inlinable
     public func startSpan(_ name: String, kind: SpanKind = .internal, parent: SpanContext? = nil, startTime: UInt64? = nil) -> Span {
+        // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
+        guard core.enabled.load(ordering: .relaxed) else {
+            return Span(nonRecording: SpanContext(traceID: TraceID(high: 0, low: 0), spanID: SpanID(0), traceFlags: 0))
+        }
+        return sampledSpan(name, kind: kind, parent: parent, startTime: startTime)
+    }
+
+    @usableFromInline
+    func sampledSpan(_ name: String, kind: SpanKind, parent: SpanContext?, startTime: UInt64?) -> Span {
         let core = self.core
-        guard core.enabled.load(ordering: .relaxed) else { return Span(nonRecording: .invalid) }
         let state = EmitThreadState.current
         let traceID: TraceID
         var traceFlags: UInt8

@@ -4,6 +4,7 @@
 public struct DropReason: Sendable, Hashable, CustomStringConvertible {
     public let rawValue: String
 
+    @inlinable
     public init(_ rawValue: String) { self.rawValue = rawValue }
 
     /// The ring was full and the overflow policy dropped the record (`ring_full`).

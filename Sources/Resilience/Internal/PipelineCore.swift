@@ -4,6 +4,7 @@ import Glibc
 
 /// What emitting code needs: the ring, the limits, the books, and where records go.
 /// Shared by every ``Tracer``, ``TelemetryLogger`` and ``Span`` of one pipeline.
+@usableFromInline
 final class PipelineCore: @unchecked Sendable {
     let ring: Ring
     let limits: AttributeLimits
@@ -12,7 +13,7 @@ final class PipelineCore: @unchecked Sendable {
     let routes: RouteTable
     let accepting = Atomic<Bool>(true)
     /// `OTEL_SDK_DISABLED` inverted; checked first by every emitting call. Live.
-    let enabled = Atomic<Bool>(true)
+    @usableFromInline let enabled = Atomic<Bool>(true)
     /// The sampler (``SamplerState``), read by every `startSpan`. Live.
     let samplerMode = Atomic<UInt8>(4)
     let samplerBound = Atomic<UInt64>(0)

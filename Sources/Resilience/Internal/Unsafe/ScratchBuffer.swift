@@ -5,6 +5,7 @@ import Glibc
 /// Buffers are pooled per thread (``EmitThreadState``): in steady state taking one, encoding a
 /// record and giving it back allocates nothing. Growth (a record larger than any before) is kept.
 /// Also carries the state of the span being built in it, so that a ``Span`` is only a handle.
+@usableFromInline
 final class ScratchBuffer: @unchecked Sendable {
     /// The hot state lives in raw memory, not in class properties: class `var`s cost a dynamic
     /// exclusivity check (swift_beginAccess) on every access, which profiling showed on the emit path.
