@@ -45,6 +45,7 @@ struct ConfigurationLayerTests {
         #expect(configuration.traces.maxExportBatchSize == 64)  // a YAML number
         #expect(configuration.traces.scheduleDelay == .seconds(5))  // default
         #expect(configuration.exceptionStackTraces == .atOrAbove(.warn))
+        #expect(configuration.sampler == .parentBased(root: .traceIDRatio(0.5)))  // `sampler.arg` as a dotted key
 
         let json = directory + "/telemetry.json"
         try #"{"otel": {"exporter": {"otlp": {"endpoint": "http://json:4318", "timeout": 2500}}, "sdk": {"disabled": true}}}"#
@@ -197,5 +198,27 @@ struct ConfigurationLayerTests {
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await first.stop()
         try await second.stop()
+    }
+}
+
+@Suite("configuration documentation")
+struct ConfigurationDocumentationTests {
+    @Test("the README's table lists every key with its file key, default and live/restart, as the code has them")
+    func readmeTableMatchesTheKeys() throws {
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let rows = readme.split(separator: "\n").filter { $0.hasPrefix("| `OTEL_") || $0.hasPrefix("| `SPILLWAY_") }
+        #expect(rows.count == ConfigurationKey.all.count)
+        for key in ConfigurationKey.all {
+            let row = rows.first { $0.hasPrefix("| `\(key.environmentVariable)` |") }
+            #expect(row != nil, "\(key.environmentVariable) is not in the README's table")
+            guard let row else { continue }
+            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(cells[1] == "`\(key.fileKey)`")
+            #expect(cells[4] == (key.isLive ? "live" : "restart"), "\(key.environmentVariable)")
+        }
+        // Every key the environment reader understands is in the table (an unknown one would be ignored).
+        for variable in ["OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER_ARG", "SPILLWAY_SHUTDOWN_TIMEOUT", "OTEL_BLRP_EXPORT_TIMEOUT"] {
+            #expect(ConfigurationKey.all.contains { $0.environmentVariable == variable })
+        }
     }
 }

@@ -49,8 +49,12 @@ public struct ConfigurationKey: Sendable, Hashable {
 
     static func fileKey(for variable: String) -> String { variable.lowercased().replacingUnderscores() }
 
-    init(_ variable: String, _ defaultValue: String, live: Bool, _ summary: String) {
+    /// The ``PipelineConfiguration`` property it sets in code (`—`: none).
+    public let property: String
+
+    init(_ variable: String, _ property: String, _ defaultValue: String, live: Bool, _ summary: String) {
         self.environmentVariable = variable
+        self.property = property
         self.defaultValue = defaultValue
         self.isLive = live
         self.summary = summary
@@ -58,45 +62,45 @@ public struct ConfigurationKey: Sendable, Hashable {
 
     /// Every key Spillway reads, in the order of the README's table.
     public static let all: [ConfigurationKey] = [
-        .init("OTEL_SDK_DISABLED", "false", live: true, "`true`: every API call does nothing"),
-        .init("OTEL_SERVICE_NAME", "unknown_service:<process>", live: false, "`service.name`"),
-        .init("OTEL_RESOURCE_ATTRIBUTES", "", live: false, "more resource attributes, `k=v,k2=v2` (percent-encoded)"),
-        .init("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318", live: true, "collector base URL (`/v1/traces`, `/v1/logs` appended)"),
-        .init("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", live: true, "full URL for spans"),
-        .init("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "", live: true, "full URL for log records"),
-        .init("OTEL_EXPORTER_OTLP_HEADERS", "", live: true, "request headers, `k=v,k2=v2`"),
-        .init("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "", live: true, "more headers (added to the common ones)"),
-        .init("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "", live: true, "more headers (added to the common ones)"),
-        .init("OTEL_EXPORTER_OTLP_COMPRESSION", "none", live: true, "`gzip` or `none`"),
-        .init("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none", live: true, "`gzip` or `none`"),
-        .init("OTEL_EXPORTER_OTLP_TIMEOUT", "10000", live: true, "per request, milliseconds"),
-        .init("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10000", live: true, "per request, milliseconds"),
-        .init("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", live: false, "only `http/protobuf`"),
-        .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", live: false, "only `http/protobuf`"),
-        .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf", live: false, "only `http/protobuf`"),
-        .init("OTEL_BSP_SCHEDULE_DELAY", "5000", live: true, "span batch delay, milliseconds"),
-        .init("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512", live: true, "spans per request"),
-        .init("OTEL_BSP_EXPORT_TIMEOUT", "30000", live: true, "milliseconds (validated; each request is bounded by the exporter timeout)"),
-        .init("OTEL_BSP_MAX_QUEUE_SIZE", "2048", live: false, "validated; the ring is sized in bytes (`SPILLWAY_RING_CAPACITY`)"),
-        .init("OTEL_BLRP_SCHEDULE_DELAY", "1000", live: true, "log batch delay, milliseconds"),
-        .init("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "512", live: true, "log records per request"),
-        .init("OTEL_BLRP_EXPORT_TIMEOUT", "30000", live: true, "milliseconds (validated)"),
-        .init("OTEL_BLRP_MAX_QUEUE_SIZE", "2048", live: false, "validated"),
-        .init("OTEL_TRACES_SAMPLER", "parentbased_always_on", live: true, "the sampler (``TraceSampler``)"),
-        .init("OTEL_TRACES_SAMPLER_ARG", "1.0", live: true, "the ratio of `*traceidratio`, 0 … 1"),
-        .init("OTEL_ATTRIBUTE_COUNT_LIMIT", "128", live: false, "attributes per record"),
-        .init("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "unlimited", live: false, "bytes per string value"),
-        .init("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "128", live: false, "attributes per span"),
-        .init("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "unlimited", live: false, "bytes per span string value"),
-        .init("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "128", live: false, "attributes per log record"),
-        .init("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "unlimited", live: false, "bytes per log string value"),
-        .init("OTEL_SPAN_EVENT_COUNT_LIMIT", "128", live: false, "events per span"),
-        .init("OTEL_SPAN_LINK_COUNT_LIMIT", "128", live: false, "links per span"),
-        .init("SPILLWAY_RING_CAPACITY", "16777216", live: false, "ring bytes, a power of two"),
-        .init("SPILLWAY_OVERFLOW", "drop_newest", live: false, "`drop_newest` or `block:<ms>`"),
-        .init("SPILLWAY_SPILL_DIR", "", live: false, "spill store directory (empty: batches wait in memory)"),
-        .init("SPILLWAY_SHUTDOWN_TIMEOUT", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"),
-        .init("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "(not set: `error`; swift-log bridge: none)", live: true, "from which severity errors on log records get `exception.stacktrace`; `never`"),
+        .init("OTEL_SDK_DISABLED", "isEnabled (inverted)", "false", live: true, "`true`: every API call does nothing"),
+        .init("OTEL_SERVICE_NAME", "serviceName", "unknown_service:<process>", live: false, "`service.name`"),
+        .init("OTEL_RESOURCE_ATTRIBUTES", "resourceAttributes", "", live: false, "more resource attributes, `k=v,k2=v2` (percent-encoded)"),
+        .init("OTEL_EXPORTER_OTLP_ENDPOINT", "exporter.endpoint", "http://localhost:4318", live: true, "collector base URL (`/v1/traces`, `/v1/logs` appended)"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "exporter.tracesEndpoint", "", live: true, "full URL for spans"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "exporter.logsEndpoint", "", live: true, "full URL for log records"),
+        .init("OTEL_EXPORTER_OTLP_HEADERS", "exporter.headers", "", live: true, "request headers, `k=v,k2=v2`"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "exporter.headers", "", live: true, "more headers (added to the common ones)"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "exporter.headers", "", live: true, "more headers (added to the common ones)"),
+        .init("OTEL_EXPORTER_OTLP_COMPRESSION", "exporter.compression", "none", live: true, "`gzip` or `none`"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "exporter.compression", "none", live: true, "`gzip` or `none`"),
+        .init("OTEL_EXPORTER_OTLP_TIMEOUT", "exporter.timeout", "10000", live: true, "per request, milliseconds"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "exporter.timeout", "10000", live: true, "per request, milliseconds"),
+        .init("OTEL_EXPORTER_OTLP_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
+        .init("OTEL_BSP_SCHEDULE_DELAY", "traces.scheduleDelay", "5000", live: true, "span batch delay, milliseconds"),
+        .init("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "traces.maxExportBatchSize", "512", live: true, "spans per request"),
+        .init("OTEL_BSP_EXPORT_TIMEOUT", "traces.exportTimeout", "30000", live: true, "milliseconds (validated; each request is bounded by the exporter timeout)"),
+        .init("OTEL_BSP_MAX_QUEUE_SIZE", "—", "2048", live: false, "validated; the ring is sized in bytes (`SPILLWAY_RING_CAPACITY`)"),
+        .init("OTEL_BLRP_SCHEDULE_DELAY", "logs.scheduleDelay", "1000", live: true, "log batch delay, milliseconds"),
+        .init("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "logs.maxExportBatchSize", "512", live: true, "log records per request"),
+        .init("OTEL_BLRP_EXPORT_TIMEOUT", "logs.exportTimeout", "30000", live: true, "milliseconds (validated)"),
+        .init("OTEL_BLRP_MAX_QUEUE_SIZE", "—", "2048", live: false, "validated"),
+        .init("OTEL_TRACES_SAMPLER", "sampler", "parentbased_always_on", live: true, "the sampler (``TraceSampler``)"),
+        .init("OTEL_TRACES_SAMPLER_ARG", "sampler", "1.0", live: true, "the ratio of `*traceidratio`, 0 … 1"),
+        .init("OTEL_ATTRIBUTE_COUNT_LIMIT", "limits.countLimit", "128", live: false, "attributes per record"),
+        .init("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "limits.valueLengthLimit", "unlimited", live: false, "bytes per string value"),
+        .init("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "limits.countLimit", "128", live: false, "attributes per span"),
+        .init("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "limits.valueLengthLimit", "unlimited", live: false, "bytes per span string value"),
+        .init("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "limits.countLimit", "128", live: false, "attributes per log record"),
+        .init("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "limits.valueLengthLimit", "unlimited", live: false, "bytes per log string value"),
+        .init("OTEL_SPAN_EVENT_COUNT_LIMIT", "limits.eventCountLimit", "128", live: false, "events per span"),
+        .init("OTEL_SPAN_LINK_COUNT_LIMIT", "limits.linkCountLimit", "128", live: false, "links per span"),
+        .init("SPILLWAY_RING_CAPACITY", "ringCapacity", "16777216", live: false, "ring bytes, a power of two"),
+        .init("SPILLWAY_OVERFLOW", "overflowPolicy", "drop_newest", live: false, "`drop_newest` or `block:<ms>`"),
+        .init("SPILLWAY_SPILL_DIR", "spill", "", live: false, "spill store directory (empty: batches wait in memory)"),
+        .init("SPILLWAY_SHUTDOWN_TIMEOUT", "shutdownTimeout", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"),
+        .init("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "exceptionStackTraces", "(not set: `error`; swift-log bridge: none)", live: true, "from which severity errors on log records get `exception.stacktrace`; `never`"),
     ]
 }
 
