@@ -280,6 +280,12 @@ public final class TelemetryPipeline: Sendable {
             if ContinuousClock.now >= deadline { core.cancelExports() }
             try? await Task.sleep(for: .milliseconds(2))
         }
+        // Make what is on disk durable and replayable: seal the open segments (fdatasync, rename
+        // to .spill, directory fsync), whatever the durability policy.
+        if let store = core.spill {
+            store.sealOpenSegment(.traces)
+            store.sealOpenSegment(.logs)
+        }
         core.tick()
         await exporter.shutdown()
         core.exportExecutor.stop()

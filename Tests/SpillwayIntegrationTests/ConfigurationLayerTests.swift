@@ -104,6 +104,44 @@ struct ConfigurationLayerTests {
         try await receiver.stop()
     }
 
+    @Test("headers, compression, batch size and handlers change live; the next request carries them")
+    func liveExporterAndBatchSettings() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [.records, .bodies])
+        var configuration = testConfiguration(receiver)
+        configuration.exporter.headers = ["x-tenant": "a"]
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        let tracer = pipeline.tracer(scope: "live")
+        tracer.startSpan("before").end()
+        await pipeline.forceFlush()
+        #expect(await eventually { receiver.spanCount == 1 })
+
+        final class Seen: ExportErrorHandler, Sendable {
+            let count = Mutex(0)
+            func handleExportError(_ event: ExportFailureEvent) { count.withLock { $0 += 1 } }
+        }
+        let seen = Seen()
+        var next = configuration
+        next.exporter.headers = ["x-tenant": "b"]
+        next.exporter.compression = .gzip
+        next.traces.maxExportBatchSize = 10
+        next.traces.scheduleDelay = .seconds(60)  // only a full batch of 10 can go now
+        next.exportErrorHandler = seen
+        try await pipeline.reconfigure(next)
+        for _ in 0..<10 { tracer.startSpan("after").end() }
+        #expect(await eventually { receiver.spanCount == 11 }, "a batch of the new size was not sent")
+        let requests = receiver.bodies
+        func header(_ request: OTLPReceiver.Request, _ name: String) -> String? { request.headers.first { $0.name.lowercased() == name }?.value }
+        #expect(header(requests[0], "x-tenant") == "a" && header(requests[0], "content-encoding") == nil)
+        #expect(header(requests[1], "x-tenant") == "b" && header(requests[1], "content-encoding") == "gzip")
+        // The new handler gets the next failure (a 400: permanent, one event, the batch dropped).
+        receiver.behavior = .fail(status: 400)
+        for _ in 0..<10 { tracer.startSpan("rejected").end() }
+        #expect(await eventually(timeout: .seconds(15)) { seen.count.withLock { $0 } > 0 }, "\(pipeline.stats())")
+        #expect(pipeline.stats().spans.dropped[.exportFailed] == 10)
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
     @Test("disabled at start and toggled live: nothing is recorded while disabled, everything after")
     func disabledMode() async throws {
         let receiver = try await OTLPReceiver.start()

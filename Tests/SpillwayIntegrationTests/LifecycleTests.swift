@@ -31,6 +31,37 @@ struct LifecycleTests {
         try await receiver.stop()
     }
 
+    @Test("graceful shutdown with the collector down: what could not be sent is spilled and sealed, nothing dropped")
+    func gracefulShutdownSpillsAndSeals() async throws {
+        let receiver = try await OTLPReceiver.start()
+        let endpoint = receiver.endpoint
+        try await receiver.stop()  // the collector is down for the whole run
+        let directory = temporaryDirectory()
+        var configuration = PipelineConfiguration(serviceName: "lifecycle-spill")
+        configuration.exporter.endpoint = endpoint
+        configuration.traces.scheduleDelay = .milliseconds(20)
+        configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(10), maximumDelay: .milliseconds(20), maximumElapsedTime: .milliseconds(100))
+        configuration.selfMetrics = false
+        configuration.spill = SpillConfiguration(directory: directory)
+        configuration.shutdownTimeout = .seconds(2)
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: pipeline)], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        let tracer = pipeline.tracer(scope: "lifecycle")
+        for seq in 0..<2_000 {
+            let span = tracer.startSpan("op")
+            span.setAttribute("spillway.load.seq", seq)
+            span.end()
+        }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let stats = pipeline.stats()
+        #expect(stats.spans.droppedTotal == 0, "\(stats)")
+        #expect(stats.spans.onDisk == 2_000, "\(stats)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory + "/traces")
+        #expect(!files.isEmpty && files.allSatisfy { !$0.hasSuffix(".open") }, "\(files)")
+    }
+
     @Test("SIGTERM to a child running Spillway.bootstrap in a ServiceGroup: a SIGHUP reload switches collectors, nothing is lost",
           .timeLimit(.minutes(2)))
     func sigtermInAChildProcess() async throws {
