@@ -1,9 +1,11 @@
 import Configuration
+import Foundation
 import Logging
 import Resilience
 import ServiceLifecycle
 import Synchronization
 import SystemPackage
+import Yams
 
 /// The pipeline's configuration from layered sources — defaults < environment < file < code —
 /// optionally reloaded while the service runs.
@@ -158,11 +160,56 @@ public final class TelemetryConfigurationSource: Service, Sendable {
 
     private func resolve(_ snapshot: (any ConfigSnapshot)?) throws(ConfigurationError) -> PipelineConfiguration {
         var layers = [environment]
-        if let snapshot, let filePath { layers.append(Self.layer(snapshot, name: "file \(filePath)")) }
+        if let snapshot, let filePath {
+            try Self.checkKeys(file: filePath)
+            layers.append(Self.layer(snapshot, name: "file \(filePath)"))
+        }
         var configuration = try PipelineConfiguration.resolve(layers: layers)
         overrides(&configuration)
         try configuration.validate()
         return configuration
+    }
+
+    /// Rejects a key under `otel.` or `spillway.` that is not a configuration key: a misspelt key
+    /// would otherwise be ignored in silence. Other top-level keys (the application's own) are left alone.
+    static func checkKeys(file path: String) throws(ConfigurationError) {
+        guard let data = FileManager.default.contents(atPath: path) else { return }  // gone meanwhile: the snapshot stands
+        let tree: Any?
+        if path.lowercased().hasSuffix(".json") {
+            tree = try? JSONSerialization.jsonObject(with: data)
+        } else {
+            tree = try? Yams.load(yaml: String(decoding: data, as: UTF8.self))
+        }
+        var leaves: [String] = []
+        func walk(_ node: Any?, _ prefix: String) {
+            if let map = node as? [String: Any] {
+                for (key, value) in map { walk(value, prefix.isEmpty ? key : prefix + "." + key) }
+            } else if let map = node as? [AnyHashable: Any] {
+                for (key, value) in map { walk(value, prefix.isEmpty ? "\(key)" : prefix + ".\(key)") }
+            } else {
+                leaves.append(prefix)
+            }
+        }
+        walk(tree, "")
+        let known = Set(ConfigurationKey.all.map(\.fileKey))
+        for leaf in leaves.sorted() where (leaf.hasPrefix("otel.") || leaf.hasPrefix("spillway.")) && !known.contains(leaf) {
+            let nearest = known.min { editDistance($0, leaf) < editDistance($1, leaf) } ?? ""
+            throw ConfigurationError(
+                key: leaf, value: "(any)", allowed: "a configuration key (did you mean \(nearest)?)", source: "file \(path)")
+        }
+    }
+
+    private static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8), b = Array(b.utf8)
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + [Int](repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     /// The file's values for every known key, as strings in the environment variables' syntax.

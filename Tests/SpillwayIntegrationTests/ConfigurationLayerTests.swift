@@ -77,6 +77,16 @@ struct ConfigurationLayerTests {
             try PipelineConfiguration.fromEnvironment(["OTEL_SDK_DISABLED": "yes"])
         } throws: { ($0 as! ConfigurationError).description == #"invalid configuration: OTEL_SDK_DISABLED = "yes" (from environment); allowed: true, false"# }
         await #expect(throws: ConfigurationError.self) { _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/missing.yaml") }
+        // A misspelt key under otel./spillway. is an error with a suggestion; the application's own keys are left alone.
+        let typo = directory + "/typo.yaml"
+        try "otel:\n  exporter:\n    otlp:\n      endpiont: http://x:4318\ncheckout:\n  port: 8080\n".write(toFile: typo, atomically: true, encoding: .utf8)
+        let typoSource = try await TelemetryConfigurationSource(environment: [:], file: typo)
+        #expect {
+            try typoSource.configuration()
+        } throws: { error in
+            let e = error as! ConfigurationError
+            return e.key == "otel.exporter.otlp.endpiont" && e.allowed.contains("did you mean otel.exporter.otlp.endpoint?")
+        }
         try "x".write(toFile: directory + "/telemetry.toml", atomically: true, encoding: .utf8)
         await #expect(throws: ConfigurationError.self) { _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/telemetry.toml") }
         try "{ not json".write(toFile: directory + "/broken.json", atomically: true, encoding: .utf8)

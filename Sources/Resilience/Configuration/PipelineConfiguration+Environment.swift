@@ -47,7 +47,7 @@ extension PipelineConfiguration {
             // Spillway uses one connection pool for both signals, so signal headers add to the common ones.
             if let v = env.string(name) { for (k, value) in try env.pairs(name, v) { config.exporter.headers[k] = value } }
         }
-        for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"] {
+        for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION"] {
             if let v = env.string(name) {
                 guard let c = OTLPExporterConfiguration.Compression(rawValue: v.lowercased()) else {
                     throw ConfigurationError(key: name, value: v, allowed: "gzip, none", source: env.source(name))
@@ -55,7 +55,7 @@ extension PipelineConfiguration {
                 config.exporter.compression = c
             }
         }
-        for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
+        for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"] {
             if let ms = try env.integer(name, minimum: 1) { config.exporter.timeout = .milliseconds(ms) }
         }
         for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] {
