@@ -47,11 +47,13 @@ public struct SpillwayLogHandler: LogHandler {
         self.metadataProvider = metadataProvider
     }
 
+    /// The handler's metadata value for `key`.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes one log record into the pipeline (see the type's documentation for the mapping).
     public func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { _, new in new } }

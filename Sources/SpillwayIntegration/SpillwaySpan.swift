@@ -57,6 +57,7 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
     /// The span's ``Resilience/SpanContext`` (ids and flags).
     public var spanContext: Resilience.SpanContext { withState { $0.native.context } }
 
+    /// The span's name. Setting it before `end` renames the span (OTLP receivers see the last name).
     public var operationName: String {
         get { withState { $0.name } }
         set {
@@ -68,6 +69,7 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
         }
     }
 
+    /// The attributes set so far; encoded into the span at `end`. Changes after `end` are ignored.
     public var attributes: SpanAttributes {
         get { withState { $0.attributes } }
         set { withState { if !$0.ended { $0.attributes = newValue } } }
@@ -79,8 +81,10 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
         }
     }
 
+    /// Whether the span was sampled and has not ended.
     public var isRecording: Bool { sampled && withState { !$0.ended } }
 
+    /// Sets the status (last call wins); a message is kept with `.error` only.
     public func setStatus(_ status: Tracing.SpanStatus) {
         guard sampled else { return }
         withState { state in
@@ -91,6 +95,7 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
         }
     }
 
+    /// Adds an event, encoded at once (past the event limit it is counted as dropped).
     public func addEvent(_ event: SpanEvent) {
         guard sampled else { return }
         withState { state in
@@ -116,6 +121,7 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
         }
     }
 
+    /// Adds a link to the span in `link.context`; a context without a Spillway span is ignored.
     public func addLink(_ link: SpanLink) {
         guard sampled, let linked = link.context.spillwaySpanContext else { return }
         withState { state in
@@ -123,6 +129,7 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
         }
     }
 
+    /// Ends the span at `instant` and hands it to the pipeline; later calls do nothing.
     public func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
         let time = instant().nanosecondsSinceEpoch
         withState { state in

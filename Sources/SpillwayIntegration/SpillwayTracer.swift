@@ -24,6 +24,7 @@ import Tracing
 ///
 /// Thread-safety: safe from any thread.
 public struct SpillwayTracer: Tracing.Tracer {
+    /// The span type this tracer starts.
     public typealias Span = SpillwaySpan
 
     private let pipeline: TelemetryPipeline
@@ -38,6 +39,8 @@ public struct SpillwayTracer: Tracing.Tracer {
         self.native = pipeline.tracer(scope: scope)
     }
 
+    /// Starts a span whose parent is the span in `context` (or a root), sampled by the pipeline's
+    /// ``Resilience/TraceSampler``; the returned span's `context` carries it as the active span.
     public func startSpan<Instant: TracerInstant>(
         _ operationName: String, context: @autoclosure () -> ServiceContext, ofKind kind: Tracing.SpanKind,
         at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
@@ -58,6 +61,8 @@ public struct SpillwayTracer: Tracing.Tracer {
         Task { await pipeline.forceFlush() }
     }
 
+    /// Reads `traceparent` and `tracestate` from `carrier` into `context` (as a remote parent);
+    /// invalid headers are ignored.
     public func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
         guard let traceparent = extractor.extract(key: "traceparent", from: carrier),
@@ -66,6 +71,7 @@ public struct SpillwayTracer: Tracing.Tracer {
         context.spillwaySpanContext = remote
     }
 
+    /// Writes `traceparent` (and a non-empty `tracestate`) for the span in `context` into `carrier`.
     public func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject)
     where Inject.Carrier == Carrier {
         guard let spanContext = context.spillwaySpanContext, spanContext.isValid else { return }

@@ -14,6 +14,7 @@ public struct ConfigurationLayer: Sendable, Hashable {
     /// Whether errors name a key by its dotted file spelling (`otel.exporter.otlp.endpoint`).
     public var usesFileKeys: Bool
 
+    /// A layer of `values` keyed by environment variable name, called `name` in errors.
     public init(name: String, values: [String: String], usesFileKeys: Bool = false) {
         self.name = name
         self.values = values

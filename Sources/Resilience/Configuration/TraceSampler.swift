@@ -32,6 +32,7 @@ public struct TraceSampler: Sendable, Hashable, CustomStringConvertible {
     /// Whether a span with a parent follows the parent's `sampled` flag.
     public var isParentBased: Bool
 
+    /// A sampler deciding roots by `root`, and children by their parent when `isParentBased`.
     public init(root: Root, isParentBased: Bool) {
         self.root = root
         self.isParentBased = isParentBased

@@ -20,6 +20,7 @@ public struct TraceID: Sendable, Hashable, CustomStringConvertible {
         self.init(high: high, low: low)
     }
 
+    /// Whether the id is not all zeros.
     public var isValid: Bool { high != 0 || low != 0 }
     /// 32 lowercase hex digits.
     public var description: String { hex16(high) + hex16(low) }
@@ -42,6 +43,7 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
         self.value = value
     }
 
+    /// Whether the id is not all zeros.
     public var isValid: Bool { value != 0 }
     /// 16 lowercase hex digits.
     public var description: String { hex16(value) }

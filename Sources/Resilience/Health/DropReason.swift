@@ -2,6 +2,7 @@
 ///
 /// The raw values are the `error.type`-style strings used in stats, logs and metrics.
 public struct DropReason: Sendable, Hashable, CustomStringConvertible {
+    /// The `error.type`-style name: `ring_full`, `shutdown`, …
     public let rawValue: String
 
     @inlinable
