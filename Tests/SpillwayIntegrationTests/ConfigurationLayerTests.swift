@@ -207,28 +207,37 @@ struct ConfigurationLayerTests {
         source.attach(pipeline)
         let watcher = Task { try await source.run() }
 
+        // The load runs on its own thread (not the cooperative pool, which other suites may keep
+        // busy) until the switch has happened and 3,000 more spans went out after it.
         let tracer = pipeline.tracer(scope: "load")
-        let total = 20_000
         let emitted = Atomic<Int>(0)
-        let load = Task.detached {
-            for seq in 0..<total {
+        let stop = Atomic<Bool>(false)
+        let finished = Atomic<Bool>(false)
+        Thread {
+            var seq = 0
+            while !stop.load(ordering: .relaxed) {
                 let span = tracer.startSpan("op")
                 span.setAttribute("spillway.load.seq", seq)
                 span.end()
-                emitted.store(seq + 1, ordering: .relaxed)
-                if seq % 200 == 0 { try? await Task.sleep(for: .milliseconds(2)) }
+                seq += 1
+                emitted.store(seq, ordering: .relaxed)
+                if seq % 100 == 0 { usleep(1_000) }
             }
-        }
-        #expect(await eventually { emitted.load(ordering: .relaxed) > total / 3 })
+            finished.store(true, ordering: .releasing)
+        }.start()
+        #expect(await eventually(timeout: .seconds(30)) { emitted.load(ordering: .relaxed) > 3_000 })
         try write(endpoint: second.endpoint, batch: 50, sampler: "always_on")
-        #expect(await eventually { outcomes.withLock { $0.count } >= 1 }, "the reload was not seen")
+        #expect(await eventually(timeout: .seconds(30)) { outcomes.withLock { $0.count } >= 1 }, "the reload was not seen")
         let switchedAt = emitted.load(ordering: .relaxed)
+        #expect(await eventually(timeout: .seconds(30)) { emitted.load(ordering: .relaxed) > switchedAt + 3_000 })
         // A bad value later is refused and leaves the new endpoint in place.
         try write(endpoint: second.endpoint, batch: 50, sampler: "sometimes")
-        #expect(await eventually { outcomes.withLock { $0.count } >= 2 })
-        await load.value
+        #expect(await eventually(timeout: .seconds(30)) { outcomes.withLock { $0.count } >= 2 })
+        stop.store(true, ordering: .relaxed)
+        #expect(await eventually { finished.load(ordering: .acquiring) })
+        let total = emitted.load(ordering: .relaxed)
         await pipeline.forceFlush()
-        #expect(await eventually { first.spanCount + second.spanCount >= total })
+        #expect(await eventually(timeout: .seconds(30)) { first.spanCount + second.spanCount >= total })
 
         var counts = [Int](repeating: 0, count: total)
         for span in first.spans + second.spans { if case .int(let seq)? = span.attributes["spillway.load.seq"] { counts[Int(seq)] += 1 } }

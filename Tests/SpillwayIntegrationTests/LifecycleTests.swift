@@ -87,13 +87,13 @@ struct LifecycleTests {
         }
         try child.run()
         defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
-        #expect(await eventually { lines.withLock { $0.contains("ready") } })
-        #expect(await eventually { first.spanCount > 500 && first.logCount > 500 })
+        #expect(await eventually(timeout: .seconds(30)) { lines.withLock { $0.contains("ready") } })
+        #expect(await eventually(timeout: .seconds(30)) { first.spanCount > 500 && first.logCount > 500 })
 
         try "otel:\n  exporter:\n    otlp:\n      endpoint: \(second.endpoint)\n".write(toFile: file, atomically: true, encoding: .utf8)
         kill(child.processIdentifier, SIGHUP)
-        #expect(await eventually { lines.withLock { $0.contains("reloaded \(second.endpoint)") } }, "\(lines.withLock { $0 })")
-        #expect(await eventually { second.spanCount > 500 })
+        #expect(await eventually(timeout: .seconds(30)) { lines.withLock { $0.contains("reloaded \(second.endpoint)") } }, "\(lines.withLock { $0 })")
+        #expect(await eventually(timeout: .seconds(30)) { second.spanCount > 500 })
 
         kill(child.processIdentifier, SIGTERM)
         #expect(await eventually(timeout: .seconds(30)) { !child.isRunning })
