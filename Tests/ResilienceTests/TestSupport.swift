@@ -49,16 +49,6 @@ final class EventLog: ExportErrorHandler, Sendable {
     }
 }
 
-/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
-
 /// Runs `python3 script args…`, returning its exit status and output.
 func runPython(_ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()

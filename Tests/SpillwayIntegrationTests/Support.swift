@@ -15,16 +15,6 @@ func testConfiguration(_ receiver: OTLPReceiver, scheduleDelay: Duration = .mill
     return configuration
 }
 
-/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
-
 /// A fresh temporary directory.
 func temporaryDirectory() -> String {
     let path = NSTemporaryDirectory() + "spillway-integration-\(UUID().uuidString)"
