@@ -14,7 +14,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: all deps demo test test-unit test-pwrite test-tsan tsan-selftest bench soak fuzz clean
+.PHONY: all deps demo test test-unit test-pwrite test-tsan tsan-selftest bench soak fuzz examples clean
 
 all: test
 
@@ -73,6 +73,11 @@ soak: deps
 	@cat .build/fault-run.txt; echo
 	SPILLWAY_OUTAGE_SECONDS=$${SPILLWAY_OUTAGE_SECONDS:-30} $(SWIFT) test --skip-build --filter aCollectorDownUnderLoadIsRiddenOutOnDisk
 
+# The README's quick start and Hummingbird-style service, built against this checkout (Hummingbird
+# takes minutes to build, so this is not part of `make test`).
+examples: deps
+	python3 Tests/readme/check_readme.py . .build-examples
+
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@mkdir -p .build/fuzz/corpus
@@ -81,4 +86,4 @@ fuzz: deps
 	FUZZ_SEED_DIR=.build/fuzz/corpus .build/fuzz/reader -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .build/fuzz/corpus
 
 clean:
-	rm -rf .build .build-tsan Benchmarks/.build
+	rm -rf .build .build-tsan .build-examples Benchmarks/.build
