@@ -48,8 +48,8 @@ int csp_reader_open(const char *path, csp_reader_t **out, csp_segment_header_t *
 		close(fd);
 		return rc;
 	}
-	uint16_t version = csp_get16(map + 8), signal = csp_get16(map + 10);
-	if (memcmp(map, csp_segment_magic, 8) != 0 || version != CSP_FORMAT_VERSION ||
+	uint16_t version = csp_get16(map + CSP_SEGMENT_VERSION), signal = csp_get16(map + CSP_SEGMENT_SIGNAL);
+	if (memcmp(map + CSP_SEGMENT_MAGIC, csp_segment_magic, 8) != 0 || version != CSP_FORMAT_VERSION ||
 	    (signal != CSP_SIGNAL_TRACES && signal != CSP_SIGNAL_LOGS)) {
 		munmap((void *)map, (size_t)st.st_size);
 		close(fd);
@@ -69,9 +69,9 @@ int csp_reader_open(const char *path, csp_reader_t **out, csp_segment_header_t *
 	if (header) {
 		header->version = version;
 		header->signal = signal;
-		header->flags = csp_get32(map + 12);
-		header->sequence = csp_get64(map + 16);
-		header->created_ns = csp_get64(map + 24);
+		header->flags = csp_get32(map + CSP_SEGMENT_FLAGS);
+		header->sequence = csp_get64(map + CSP_SEGMENT_SEQUENCE);
+		header->created_ns = csp_get64(map + CSP_SEGMENT_CREATED);
 	}
 	*out = r;
 	return 0;
@@ -85,7 +85,7 @@ static int header_checks_out(const csp_reader_t *r, uint64_t at)
 	const uint8_t *h = r->map + at;
 	if (memcmp(h, csp_frame_magic, 4) != 0 && memcmp(h, csp_pad_magic, 4) != 0)
 		return 0;
-	return csp_crc32c(0, h, 28) == csp_get32(h + 28);
+	return csp_crc32c(0, h, CSP_FRAME_HEADER_CRC) == csp_get32(h + CSP_FRAME_HEADER_CRC);
 }
 
 /* The next header at or after `from` that checks out, or the end of the file. Linear in the
@@ -117,6 +117,18 @@ static uint64_t scan(const csp_reader_t *r, uint64_t from)
 	return r->size;
 }
 
+/* Damage at `at`: resynchronises on the next header that checks out. Returns -EBADMSG when one
+ * follows (the damage is `frame->skipped_bytes` long), or -ENODATA when none does: the rest of
+ * the file is a torn tail, what a crash while writing leaves. */
+static int damaged(csp_reader_t *r, csp_frame_t *frame, uint64_t at)
+{
+	uint64_t next = scan(r, at + 1);
+	frame->offset = at;
+	frame->skipped_bytes = next - at;
+	r->position = next;
+	return next == r->size ? -ENODATA : -EBADMSG;
+}
+
 int csp_reader_next(csp_reader_t *r, csp_frame_t *frame)
 {
 	memset(frame, 0, sizeof *frame);
@@ -131,36 +143,33 @@ int csp_reader_next(csp_reader_t *r, csp_frame_t *frame)
 			return -ENODATA;  /* torn tail: a header cut short */
 		}
 		const uint8_t *h = r->map + at;
-		if (!header_checks_out(r, at)) {
-			uint64_t next = scan(r, at + 1);
-			frame->skipped_bytes = next - at;
-			r->position = next;
-			return next == r->size ? -ENODATA : -EBADMSG;
-		}
+		if (!header_checks_out(r, at))
+			return damaged(r, frame, at);  /* the header itself: its record count is unknown */
+		uint64_t left = r->size - at - CSP_FRAME_HEADER_SIZE;
 		if (memcmp(h, csp_pad_magic, 4) == 0) {
-			uint64_t pad = csp_get32(h + 4);
-			if (pad > r->size - at - CSP_FRAME_HEADER_SIZE) {
-				r->position = r->size;
-				frame->skipped_bytes = r->size - at;
-				return -ENODATA;
-			}
+			uint64_t pad = csp_get32(h + CSP_FRAME_COMPRESSED);
+			/* A length is bounded by the bytes left: one that claims more is damage unless
+			 * nothing valid follows (a torn tail). */
+			if (pad > left)
+				return damaged(r, frame, at);
 			r->position = r->valid_end = at + CSP_FRAME_HEADER_SIZE + pad;
 			continue;
 		}
-		frame->compressed_length = csp_get32(h + 4);
-		frame->uncompressed_length = csp_get32(h + 8);
-		frame->records = csp_get32(h + 12);
-		frame->batch_sequence = csp_get64(h + 16);
+		frame->compressed_length = csp_get32(h + CSP_FRAME_COMPRESSED);
+		frame->uncompressed_length = csp_get32(h + CSP_FRAME_UNCOMPRESSED);
+		frame->records = csp_get32(h + CSP_FRAME_RECORDS);
+		frame->batch_sequence = csp_get64(h + CSP_FRAME_BATCH);
+		/* The header checks out; its count is believed only if the payload could hold that many. */
+		int plausible = frame->uncompressed_length <= CSP_MAX_PAYLOAD &&
+				(uint64_t)frame->records * CSP_MIN_RECORD_BYTES <= frame->uncompressed_length;
+		frame->flags = plausible ? CSP_FRAME_RECORDS_KNOWN : 0;
+		if (!plausible)
+			frame->records = 0;
+		if (frame->compressed_length > left)
+			return damaged(r, frame, at);
 		uint64_t end = at + CSP_FRAME_HEADER_SIZE + (uint64_t)frame->compressed_length;
-		if (end > r->size) {
-			/* The header is intact but the payload runs past the end: torn while being written. */
-			r->position = r->size;
-			frame->skipped_bytes = r->size - at;
-			return -ENODATA;
-		}
 		const uint8_t *compressed = h + CSP_FRAME_HEADER_SIZE;
-		int bad = frame->uncompressed_length > CSP_MAX_PAYLOAD ||
-			  csp_crc32c(0, compressed, frame->compressed_length) != csp_get32(h + 24);
+		int bad = !plausible || csp_crc32c(0, compressed, frame->compressed_length) != csp_get32(h + CSP_FRAME_PAYLOAD_CRC);
 		if (!bad && r->headers_only) {
 			frame->payload = NULL;
 			r->position = r->valid_end = end;
@@ -186,10 +195,8 @@ int csp_reader_next(csp_reader_t *r, csp_frame_t *frame)
 		}
 		if (bad) {
 			/* The records this header names are lost; resynchronise on the next good header. */
-			uint64_t next = scan(r, at + 1);
-			frame->skipped_bytes = next - at;
-			r->position = next;
-			return -EBADMSG;
+			int rc = damaged(r, frame, at);
+			return rc == -ENODATA && end <= r->size ? -EBADMSG : rc;
 		}
 		frame->payload = r->payload;
 		r->position = r->valid_end = end;
@@ -231,6 +238,8 @@ int csp_recover(const char *open_path, csp_recovery_t *result)
 	}
 	if (rc < 0)
 		return rc;
+	/* Every frame that checks out is kept, also after damage (a crash may persist pages out of
+	 * order): only what follows the last good frame is cut. */
 	csp_frame_t frame;
 	for (;;) {
 		rc = csp_reader_next(r, &frame);
@@ -239,11 +248,15 @@ int csp_recover(const char *open_path, csp_recovery_t *result)
 			result->records += frame.records;
 			continue;
 		}
+		if (rc == -EBADMSG) {
+			result->damaged++;
+			continue;
+		}
 		if (rc == -ENOMEM) {
 			csp_reader_close(r);
 			return rc;
 		}
-		break;  /* clean end, torn or corrupt: keep what came before */
+		break;  /* clean end or torn tail */
 	}
 	keep = csp_reader_valid_end(r);
 	result->truncated_bytes = csp_reader_size(r) - keep;

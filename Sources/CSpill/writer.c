@@ -183,9 +183,9 @@ int csp_writer_take_lost(csp_writer_t *w, uint64_t *frames, uint64_t *records, u
 static void put_padding(uint8_t *p, size_t size)
 {
 	memset(p, 0, size);
-	memcpy(p, csp_pad_magic, 4);
-	csp_put32(p + 4, (uint32_t)(size - CSP_FRAME_HEADER_SIZE));
-	csp_put32(p + 28, csp_crc32c(0, p, 28));
+	memcpy(p + CSP_FRAME_MAGIC, csp_pad_magic, 4);
+	csp_put32(p + CSP_FRAME_COMPRESSED, (uint32_t)(size - CSP_FRAME_HEADER_SIZE));
+	csp_put32(p + CSP_FRAME_HEADER_CRC, csp_crc32c(0, p, CSP_FRAME_HEADER_CRC));
 }
 
 /* Padding after `length` bytes to the next CSP_ALIGN boundary: 0, or at least a PAD1 header. */
@@ -237,13 +237,13 @@ static int open_segment(csp_writer_t *w)
 	}
 	uint8_t *header = w->buffers[slot];
 	memset(header, 0, CSP_SEGMENT_HEADER_SIZE);
-	memcpy(header, csp_segment_magic, 8);
-	csp_put16(header + 8, CSP_FORMAT_VERSION);
-	csp_put16(header + 10, w->options.signal);
-	csp_put32(header + 12, 0);
-	csp_put64(header + 16, w->sequence);
+	memcpy(header + CSP_SEGMENT_MAGIC, csp_segment_magic, 8);
+	csp_put16(header + CSP_SEGMENT_VERSION, CSP_FORMAT_VERSION);
+	csp_put16(header + CSP_SEGMENT_SIGNAL, w->options.signal);
+	csp_put32(header + CSP_SEGMENT_FLAGS, w->options.flags);
+	csp_put64(header + CSP_SEGMENT_SEQUENCE, w->sequence);
 	w->created_ns = now_ns(CLOCK_REALTIME);
-	csp_put64(header + 24, w->created_ns);
+	csp_put64(header + CSP_SEGMENT_CREATED, w->created_ns);
 	size_t length = CSP_SEGMENT_HEADER_SIZE;
 	if (w->direct) {
 		put_padding(header + CSP_SEGMENT_HEADER_SIZE, CSP_ALIGN - CSP_SEGMENT_HEADER_SIZE);
@@ -394,13 +394,13 @@ int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uin
 	size_t compressed = ZSTD_compressCCtx(w->cctx, h + CSP_FRAME_HEADER_SIZE, bound, payload, length, w->options.zstd_level);
 	if (ZSTD_isError(compressed))
 		return -EIO;
-	memcpy(h, csp_frame_magic, 4);
-	csp_put32(h + 4, (uint32_t)compressed);
-	csp_put32(h + 8, length);
-	csp_put32(h + 12, records);
-	csp_put64(h + 16, batch_sequence);
-	csp_put32(h + 24, csp_crc32c(0, h + CSP_FRAME_HEADER_SIZE, compressed));
-	csp_put32(h + 28, csp_crc32c(0, h, 28));
+	memcpy(h + CSP_FRAME_MAGIC, csp_frame_magic, 4);
+	csp_put32(h + CSP_FRAME_COMPRESSED, (uint32_t)compressed);
+	csp_put32(h + CSP_FRAME_UNCOMPRESSED, length);
+	csp_put32(h + CSP_FRAME_RECORDS, records);
+	csp_put64(h + CSP_FRAME_BATCH, batch_sequence);
+	csp_put32(h + CSP_FRAME_PAYLOAD_CRC, csp_crc32c(0, h + CSP_FRAME_HEADER_SIZE, compressed));
+	csp_put32(h + CSP_FRAME_HEADER_CRC, csp_crc32c(0, h, CSP_FRAME_HEADER_CRC));
 
 	int rc = complete_pending(w);
 	if (rc < 0)

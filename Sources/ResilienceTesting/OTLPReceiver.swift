@@ -143,8 +143,10 @@ public final class OTLPReceiver: Sendable {
     public var logRecords: [DecodedLogRecord] { state.withLock { $0.logs } }
     /// Raw requests (with ``Retention/bodies``).
     public var bodies: [Request] { state.withLock { $0.bodies } }
-    /// Span ids seen more than once.
+    /// Span ids seen more than once (with `countIDs`).
     public var duplicateSpanIDs: Int { state.withLock { $0.spanIDs.values.filter { $0 > 1 }.count } }
+    /// Distinct span ids seen (with `countIDs`).
+    public var uniqueSpanIDs: Int { state.withLock { $0.spanIDs.count } }
 
     /// Loss and duplication of the `spillway.load.seq` values `0..<expected` of one signal.
     public func sequenceReport(expected: Int, signal: TelemetrySignal = .traces) -> SequenceReport {

@@ -18,7 +18,7 @@ struct SpillChild: ParsableCommand {
         let rc = dir.withCString { path -> Int32 in
             var options = csp_writer_options_t(
                 directory: path, signal: UInt16(CSP_SIGNAL_LOGS), segment_sequence: 1, max_segment_bytes: 256 << 10,
-                max_segment_age_ns: 0, durability: Int32(CSP_DURABILITY_ALWAYS), sync_interval_ns: 0, io: mode, zstd_level: 1)
+                max_segment_age_ns: 0, durability: Int32(CSP_DURABILITY_ALWAYS), sync_interval_ns: 0, io: mode, zstd_level: 1, flags: 0)
             return csp_writer_open(&options, &writer)
         }
         guard rc == 0 else { throw ValidationError("csp_writer_open: \(rc)") }

@@ -48,7 +48,7 @@ private func spill(
     let rc = directory.withCString { path -> Int32 in
         var options = csp_writer_options_t(
             directory: path, signal: signal, segment_sequence: 1, max_segment_bytes: maxSegmentBytes, max_segment_age_ns: 0,
-            durability: durability, sync_interval_ns: 0, io: io, zstd_level: 1)
+            durability: durability, sync_interval_ns: 0, io: io, zstd_level: 1, flags: 0)
         return csp_writer_open(&options, &writer)
     }
     guard rc == 0, let writer else { throw POSIXError(POSIXErrorCode(rawValue: -rc) ?? .EIO) }
@@ -182,7 +182,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         var writer: OpaquePointer?
         let rc = directory.withCString { path -> Int32 in
             var options = csp_writer_options_t(directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: 0, sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 0)
+                                               durability: 0, sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 0, flags: 0)
             return csp_writer_open(&options, &writer)
         }
         #expect(rc == 0)
@@ -214,7 +214,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         var writer: OpaquePointer?
         _ = directory.withCString { path -> Int32 in
             var options = csp_writer_options_t(directory: path, signal: 2, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: Int32(CSP_DURABILITY_ALWAYS), sync_interval_ns: 0, io: io, zstd_level: 1)
+                                               durability: Int32(CSP_DURABILITY_ALWAYS), sync_interval_ns: 0, io: io, zstd_level: 1, flags: 0)
             return csp_writer_open(&options, &writer)
         }
         var written = 0
@@ -256,7 +256,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         var writer: OpaquePointer?
         _ = directory.withCString { path -> Int32 in
             var options = csp_writer_options_t(directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: Int32(CSP_DURABILITY_NONE), sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 1)
+                                               durability: Int32(CSP_DURABILITY_NONE), sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 1, flags: 0)
             return csp_writer_open(&options, &writer)
         }
         var generator = SystemRandomNumberGenerator()

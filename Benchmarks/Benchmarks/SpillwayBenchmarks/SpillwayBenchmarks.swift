@@ -50,6 +50,38 @@ func writeReport(_ line: String) {
     FileHandle.standardError.write(data)
 }
 
+/// A benchmark that waits for a condition fails when the condition does not hold in time:
+/// `make bench` must never hang (a replay livelock once kept it waiting for 20 minutes).
+struct BenchmarkDeadlineExceeded: Error, CustomStringConvertible {
+    var what: String
+    var timeout: Duration
+    var description: String { "benchmark deadline exceeded after \(timeout): \(what)" }
+}
+
+/// Polls `condition` every millisecond; throws ``BenchmarkDeadlineExceeded`` after `timeout`.
+func waitUntil(_ what: @autoclosure () -> String, timeout: Duration, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now >= deadline { throw BenchmarkDeadlineExceeded(what: what(), timeout: timeout) }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+}
+
+/// `forceFlush()` with a deadline.
+func flush(_ pipeline: TelemetryPipeline, timeout: Duration) async throws {
+    let done = Flag()
+    let flushing = Task { await pipeline.forceFlush(); done.set() }
+    try await waitUntil("forceFlush: \(pipeline.stats())", timeout: timeout) { done.isSet }
+    _ = await flushing.value
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
 /// Each swift-otel run needs its service running; this runs one until cancelled.
 func runOTel(_ service: some Service) -> Task<Void, any Error> {
     Task { try await service.run() }
@@ -306,7 +338,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         let started = ContinuousClock.now
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: nil)
-        while pipeline.stats().spans.replayed < total { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil("replay of \(total) spans: \(pipeline.stats())", timeout: .seconds(120)) { pipeline.stats().spans.replayed >= total }
         benchmark.stopMeasurement()
         let elapsed = started.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -335,7 +367,7 @@ let benchmarks: @Sendable () -> Void = {
             span.setAttribute("cache.hit", true)
             span.end()
         }
-        await pipeline.forceFlush()
+        try await flush(pipeline, timeout: .seconds(600))
         benchmark.stopMeasurement()
         let elapsed = ContinuousClock.now - start
         let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
@@ -379,6 +411,9 @@ let benchmarks: @Sendable () -> Void = {
         var last = -1
         var lastChange = ContinuousClock.now
         while ContinuousClock.now - lastChange < .seconds(6) {
+            if ContinuousClock.now - start > .seconds(900) {
+                throw BenchmarkDeadlineExceeded(what: "swift-otel delivery still growing: \(receiver.spanCount) spans", timeout: .seconds(900))
+            }
             if receiver.spanCount != last {
                 last = receiver.spanCount
                 lastChange = ContinuousClock.now

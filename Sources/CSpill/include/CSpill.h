@@ -78,7 +78,12 @@ typedef struct csp_writer_options {
 	int io;
 	/** zstd level; 0 for 1. */
 	int zstd_level;
+	/** The segment header's flags (CSP_SEGMENT_REJECTED, ...); 0 for a spilled segment. */
+	uint32_t flags;
 } csp_writer_options_t;
+
+/** Segment header flag: a segment of the rejected area (FORMAT.md "Areas"). */
+#define CSP_SEGMENT_REJECTED 1u
 
 typedef struct csp_frame_info {
 	uint64_t segment_sequence;
@@ -154,13 +159,21 @@ typedef struct csp_segment_header {
 	uint64_t created_ns;
 } csp_segment_header_t;
 
+/** csp_frame_t.flags: `records` is the count of an intact, plausible header. */
+#define CSP_FRAME_RECORDS_KNOWN 1u
+
 typedef struct csp_frame {
 	/** Where the frame (or the damage) starts in the file. */
 	uint64_t offset;
 	uint32_t compressed_length;
 	uint32_t uncompressed_length;
-	/** Records the header names (0 when the header itself was damaged). */
+	/**
+	 * Records the header names. With -EBADMSG: what was lost, when the header checked out and
+	 * its count was plausible (CSP_FRAME_RECORDS_KNOWN); 0 and unknown otherwise.
+	 */
 	uint32_t records;
+	/** CSP_FRAME_RECORDS_KNOWN or 0. */
+	uint32_t flags;
 	uint64_t batch_sequence;
 	/** The decompressed request; valid until the next call on the reader. */
 	const uint8_t *payload;
@@ -180,13 +193,15 @@ int csp_reader_open(const char *path, csp_reader_t **reader, csp_segment_header_
 /**
  * Reads the next frame, checking both CRCs, that the payload is exactly one
  * zstd frame whose content size is the header's (at most CSP_MAX_PAYLOAD),
- * and decompressing it. Padding frames are skipped.
+ * that the header's record count fits its payload (CSP_MIN_RECORD_BYTES a
+ * record), and decompressing it. Padding frames are skipped. A length is
+ * bounded by the bytes left in the file: a header that claims more is damage.
  *
- * Returns 1 with `frame` filled, 0 at a clean end, -EBADMSG for a damaged
- * frame (skipped: the next call resumes at the next header whose CRC checks
- * out; `frame->records` says what was lost when the header was intact),
- * -ENODATA for a torn tail (a frame cut short by the end of the file), or
- * -ENOMEM.
+ * Returns 1 with `frame` filled, 0 at a clean end, -EBADMSG for damage
+ * (skipped: the next call resumes at the next header whose CRC checks out;
+ * `frame->records` says what was lost when CSP_FRAME_RECORDS_KNOWN is set),
+ * -ENODATA for a torn tail (damage that no valid header follows: what a crash
+ * while writing leaves), or -ENOMEM.
  */
 int csp_reader_next(csp_reader_t *reader, csp_frame_t *frame);
 
@@ -207,14 +222,17 @@ void csp_reader_close(csp_reader_t *reader);
 typedef struct csp_recovery {
 	uint64_t frames;
 	uint64_t records;
+	/** Damaged stretches between intact frames, kept in the file (replay quarantines them). */
+	uint64_t damaged;
 	uint64_t truncated_bytes;
 	/** 1 when the file was cut inside its segment header and was removed. */
 	int removed;
 } csp_recovery_t;
 
 /**
- * Recovers a segment left `.open` by a crash: keeps every frame up to the first
- * one that does not check out, truncates the rest, fdatasyncs, renames it to
+ * Recovers a segment left `.open` by a crash: keeps everything up to the end
+ * of the last frame that checks out (damage between intact frames stays, for
+ * replay to quarantine), truncates the torn tail, fdatasyncs, renames it to
  * `.spill` and fsyncs the directory. A file cut inside its segment header is
  * removed. Returns 0 or -errno (-EINVAL if the name does not end in `.open`).
  */

@@ -109,18 +109,19 @@ final class Replayer: Sendable {
                 store.delete(signal, segment: segment.sequence)
                 return true
             }
+            // One unstructured task per frame, awaited in file order. (A task group here returned
+            // its children's results under garbage indices in -O builds; the frame's outcome was
+            // then missing and the acknowledged frame was sent again forever.)
             let chain = self.chain
-            let outcomes = await withTaskGroup(of: (Int, Result<ExportResponse, any Error>).self) { group in
-                for (i, entry) in window.enumerated() {
-                    guard let batch = entry.batch else { continue }
-                    group.addTask {
-                        do { return (i, .success(try await chain.export(batch))) } catch { return (i, .failure(error)) }
-                    }
+            let executor = core.exportExecutor
+            let sends: [Task<Result<ExportResponse, any Error>, Never>?] = window.map { entry in
+                guard let batch = entry.batch else { return nil }
+                return Task(executorPreference: executor) {
+                    do { return .success(try await chain.export(batch)) } catch { return .failure(error) }
                 }
-                var outcomes: [Int: Result<ExportResponse, any Error>] = [:]
-                for await (i, outcome) in group { outcomes[i] = outcome }
-                return outcomes
             }
+            var outcomes: [Result<ExportResponse, any Error>?] = []
+            for send in sends { outcomes.append(await send?.value) }
             for (i, entry) in window.enumerated() {
                 guard let batch = entry.batch else {
                     counters.drop(.corrupt, entry.lost)

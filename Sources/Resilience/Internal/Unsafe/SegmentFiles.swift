@@ -29,7 +29,7 @@ final class SegmentWriter: @unchecked Sendable {
                 directory: path, signal: UInt16(signal.rawValue), segment_sequence: firstSegment,
                 max_segment_bytes: UInt64(configuration.maxSegmentBytes), max_segment_age_ns: UInt64(clamping: configuration.maxSegmentAge.nanoseconds),
                 durability: durability, sync_interval_ns: interval, io: configuration.io == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO),
-                zstd_level: 1)
+                zstd_level: 1, flags: 0)
             return csp_writer_open(&options, &handle)
         }
         guard rc == 0, let handle else { throw Failure(errno: -rc) }
