@@ -228,11 +228,14 @@ public final class TelemetryPipeline: Sendable {
     /// - Parameter window: How far back drops and retries count. - Default value: 60 s.
     public func health(window: Duration = .seconds(60)) -> PipelineHealth { core.health(window: window) }
 
-    /// Every ``ExportFailureEvent`` of the pipeline — those of every route — as they happen.
+    /// Every ``ExportFailureEvent`` of the pipeline — those of every route — from the first
+    /// access on.
     ///
-    /// One stream per pipeline, for one consumer; it keeps the newest 4096 events when the
-    /// consumer falls behind (the loss is counted in ``PipelineStats/handlerEventsLost``), and
-    /// ends when the pipeline is released.
+    /// The first access subscribes: events from before it are not kept (the handlers see those).
+    /// One stream per pipeline, for one consumer. When the consumer falls behind, the stream keeps
+    /// the newest 4096 events (the loss is counted in ``PipelineStats/handlerEventsLost``), and
+    /// their batches add up to at most 8 MiB (later events come without theirs:
+    /// ``ExportFailureEvent/isBatchOmitted``). It ends when the pipeline is released.
     public var exportFailures: AsyncStream<ExportFailureEvent> { core.dispatcher.stream }
 
     /// Returns when everything emitted before the call has been exported or dropped.

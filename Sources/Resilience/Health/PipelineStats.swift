@@ -66,6 +66,9 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     public var handlerEventsLost: Int
     /// Handler calls that threw.
     public var handlerErrors: Int
+    /// Events queued without their batch because the events waiting for a handler already held
+    /// 8 MiB of batches (``ExportFailureEvent/isBatchOmitted``).
+    public var handlerBatchesOmitted: Int = 0
 
     public var description: String {
         func line(_ name: String, _ s: Signal) -> String {

@@ -271,7 +271,8 @@ final class PipelineCore: @unchecked Sendable {
             lastError: exports.lastError.withLock { $0 },
             handlerEvents: dispatcher.sent.load(ordering: .relaxed),
             handlerEventsLost: dispatcher.lost.load(ordering: .relaxed),
-            handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed))
+            handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed),
+            handlerBatchesOmitted: dispatcher.batchesOmitted.load(ordering: .relaxed))
     }
 }
 

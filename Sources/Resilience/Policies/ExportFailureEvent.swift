@@ -48,9 +48,14 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
     public var recordCount: Int
     /// Unix nanoseconds.
     public var time: UInt64
-    /// The request that failed, when the records still exist (`nil` for intake drops: those
-    /// records were never stored).
+    /// The request that failed, when the records still exist: `nil` for intake drops (those
+    /// records were never stored), and when ``isBatchOmitted``.
     public var batch: ExportBatch?
+    /// `true` when the event was queued without its ``batch`` because the events waiting for a
+    /// handler (or for the stream's consumer) already held 8 MiB of batches. What happened to the
+    /// records is unchanged: this only bounds the memory the events keep (see
+    /// ``PipelineStats/handlerBatchesOmitted``).
+    public var isBatchOmitted = false
 
     /// The failed spans, decoded now (call it only when you need them).
     /// - Throws: ``ProtoDecodingError`` if the batch is not a trace request.

@@ -204,8 +204,8 @@ import Testing
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .fail(status: 400)
         let pipeline = try makePipeline(receiver: receiver, batchSize: 5)
+        var iterator = pipeline.exportFailures.makeAsyncIterator()  // subscribes: events from now on
         emit(pipeline, 10)
-        var iterator = pipeline.exportFailures.makeAsyncIterator()
         var seen = 0
         while seen < 10, let event = await iterator.next() {
             #expect(event.outcome == .dropped(.exportFailed) && event.kind == .permanent)
