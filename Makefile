@@ -80,10 +80,11 @@ examples: deps
 
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	@mkdir -p .build/fuzz/corpus
+	@mkdir -p .build/fuzz/corpus .build/fuzz/artifacts
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -ISources/CSpill/include Sources/CSpill/*.c Tests/fuzz/reader_fuzz.c \
 		-luring -lzstd -o .build/fuzz/reader
-	FUZZ_SEED_DIR=.build/fuzz/corpus .build/fuzz/reader -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .build/fuzz/corpus
+	FUZZ_SEED_DIR=.build/fuzz/corpus .build/fuzz/reader -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
+		-artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus
 
 clean:
 	rm -rf .build .build-tsan .build-examples Benchmarks/.build

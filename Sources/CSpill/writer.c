@@ -53,9 +53,15 @@ static uint64_t now_ns(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int csp_segment_path(const char *directory, uint64_t sequence, const char *suffix, char *out, size_t size)
+{
+	int n = snprintf(out, size, "%s/%020llu.%s", directory, (unsigned long long)sequence, suffix);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 static void segment_path(const csp_writer_t *w, uint64_t sequence, const char *suffix, char *out, size_t size)
 {
-	snprintf(out, size, "%s/%020llu.%s", w->directory, (unsigned long long)sequence, suffix);
+	(void)csp_segment_path(w->directory, sequence, suffix, out, size);
 }
 
 /* Writes all of [data, data + length) at `offset`: io_uring or pwrite, short writes resumed.

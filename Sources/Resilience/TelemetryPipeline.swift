@@ -29,6 +29,9 @@ public final class TelemetryPipeline: Sendable {
     /// The configuration in effect; ``reconfigure(_:)`` replaces it one at a time.
     private let running: Mutex<PipelineConfiguration>
     private let reconfiguring = AsyncSerialGate()
+    /// Closes the circuit breaker: a new configuration deserves a request at once (and ends a
+    /// misconfiguration: the rejected area is replayed).
+    private let resetBreaker: @Sendable () -> Void
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
     ///
@@ -70,10 +73,6 @@ public final class TelemetryPipeline: Sendable {
         self.exporter = chosen
         self.running = Mutex(configuration)
 
-        let built = ExporterChain.build(
-            wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
-            circuitBreaker: configuration.circuitBreaker, stages: configuration.exportStages,
-            measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
         var store: SpillStore?
         if let spill = configuration.spill, configuration.processor == .batch {
             let opened = try SpillStore(configuration: spill, logger: logger)
@@ -82,10 +81,15 @@ public final class TelemetryPipeline: Sendable {
             core.spill = opened
             store = opened
             opened.onLost.withLock {
-                $0 = { [weak core] signal, records, reason in
+                $0 = { [weak core] signal, area, records, reason in
                     guard let core else { return }
-                    core.counters(for: signal).spilled.subtract(records, ordering: .relaxed)
-                    core.counters(for: signal).drop(reason, records)
+                    let counters = core.counters(for: signal)
+                    if area == .rejected {
+                        counters.rejectedKept.subtract(records, ordering: .relaxed)
+                    } else {
+                        counters.spilled.subtract(records, ordering: .relaxed)
+                    }
+                    counters.drop(reason, records)
                     core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
                     core.dispatcher.send(ExportFailureEvent(
                         signal: signal, processor: core.processorKind, exporterName: core.chain?.name ?? "", route: nil, attempt: 0,
@@ -94,10 +98,18 @@ public final class TelemetryPipeline: Sendable {
                 }
             }
         }
+        // With a spill store, a misconfiguration (401, 403, 404, …) opens the breaker at once:
+        // batches then wait on disk instead of being refused one by one.
+        let built = ExporterChain.build(
+            wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
+            circuitBreaker: configuration.circuitBreaker, opensOnMisconfiguration: store != nil, stages: configuration.exportStages,
+            measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
+        resetBreaker = built.resetBreaker
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker
         let counters = core.exports
-        let destination = FailureDestination(
+        let throttle = core.logThrottle
+        var destination = FailureDestination(
             mode: configuration.processor == .batch ? .holdInMemory : .drop,
             holdDelay: { breaker?().reopensIn ?? fallbackDelay },
             sleep: { try await clock.sleep(for: $0) },
@@ -105,11 +117,12 @@ public final class TelemetryPipeline: Sendable {
             retried: {
                 counters.retries.add(1, ordering: .relaxed)
                 counters.lastRetryMonotonic.store(monotonicNanos(), ordering: .relaxed)
-            })
-        var destinationWithStore = destination
-        destinationWithStore.store = store
+            },
+            misconfigured: { reason in counters.misconfiguration.withLock { $0 = reason } },
+            spillFailed: { reason, message in throttle.warning("spill store failures (\(reason))", records: 0, "spill: \(message)") })
+        destination.store = store
         core.chain = ErrorHandlingExporter(
-            wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destinationWithStore)
+            wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destination)
         if let store {
             let replayer = Replayer(store: store, chain: built.exporter)
             core.replayer = replayer
@@ -187,6 +200,8 @@ public final class TelemetryPipeline: Sendable {
         core.dispatcher.update(defaultHandler: new.exportErrorHandler, routeHandlers: routeHandlers)
         core.applyLiveSwitches(new)
         running.withLock { $0 = new }
+        core.exports.misconfiguration.withLock { $0 = nil }
+        resetBreaker()
         core.logger.info("telemetry pipeline reconfigured", metadata: [
             "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)",
         ])
@@ -284,12 +299,11 @@ public final class TelemetryPipeline: Sendable {
             try? await Task.sleep(for: .milliseconds(2))
         }
         // Make what is on disk durable and replayable: seal the open segments (fdatasync, rename
-        // to .spill, directory fsync), whatever the durability policy.
-        if let store = core.spill {
-            store.sealOpenSegment(.traces)
-            store.sealOpenSegment(.logs)
-        }
+        // to .spill, directory fsync), whatever the durability policy,
+        // and release the directory's lock, so the next process (or pipeline) can take it over.
+        core.spill?.close()
         core.tick()
+        core.logThrottle.flush(force: true)
         await exporter.shutdown()
         core.exportExecutor.stop()
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
@@ -299,6 +313,7 @@ public final class TelemetryPipeline: Sendable {
         core.replayer?.stop()
         processor?.stop(abandon: true)
         core.cancelExports()
+        core.spill?.close()
         core.stopMonitor()
         core.dispatcher.stop()
         core.exportExecutor.stop()

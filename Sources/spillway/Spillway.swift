@@ -134,6 +134,7 @@ final class EventTally: ExportErrorHandler, Sendable {
         case .willRetry: key = "retry scheduled"
         case .heldInMemory: key = "held in memory"
         case .spilled: key = "spilled"
+        case .rejected: key = "kept as rejected"
         case .dropped(let reason): key = "dropped \(reason)"
         }
         counts.withLock { $0[key, default: 0] += 1 }

@@ -357,6 +357,67 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         #expect(recovered.map(\.0) == [1, 1, 1], "the tail is clean")
     }
 
+    /// Rewrites one 32-bit field of the frame header at `offset`, with a valid header CRC.
+    private func forge(_ bytes: inout [UInt8], frameAt offset: Int, field: Int, _ value: UInt32) {
+        for i in 0..<4 { bytes[offset + field + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
+        let crc = bytes[offset..<offset + 28].withUnsafeBytes { csp_crc32c(0, $0.baseAddress, 28) }
+        for i in 0..<4 { bytes[offset + 28 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
+    }
+
+    /// A valid header that claims 4 GiB once hid every later frame (92 of them) from every reader,
+    /// and replay deleted the segment.
+    @Test(arguments: [UInt32.max, 0xFFFF_FFF0, 1 << 30])
+    func aLengthBeyondTheFileIsDamageAndTheFramesAfterItAreStillRead(_ length: UInt32) async throws {
+        let (path, batches, original) = try await segment(batches: 6)
+        let frames = try #require(read(path)).frames
+        var bytes = original
+        forge(&bytes, frameAt: Int(frames[1].1.offset), field: 4, length)
+        write(bytes, to: path)
+        let entries = try #require(read(path)).frames
+        #expect(entries.map(\.0) == [1, -EBADMSG, 1, 1, 1, 1])
+        #expect(entries[1].1.flags & CSP_FRAME_RECORDS_KNOWN != 0 && Int(entries[1].1.records) == batches[1].recordCount, "the header checks out: its count is what was lost")
+        #expect(zip(entries.filter { $0.0 == 1 }, batches.enumerated().filter { $0.offset != 1 }).allSatisfy { $0.2 == $1.element.body })
+        // Recovery of the same bytes as an .open segment keeps every intact frame.
+        let open = path.replacingOccurrences(of: ".spill", with: ".open")
+        unlink(path)
+        write(bytes, to: open)
+        var result = csp_recovery_t()
+        #expect(csp_recover(open, &result) == 0)
+        #expect(result.frames == 5 && result.damaged == 1 && result.truncated_bytes == 0)
+        // The independent reader resynchronises too.
+        let (status, json) = try python([path])
+        #expect(status == 1, "damage is an error")
+        #expect((json["frames"] as? [[String: Any]])?.count == 5, "\(json)")
+    }
+
+    /// A header claiming 2,147,483,647 records once made the books report two billion spans.
+    @Test func aRecordCountThePayloadCannotHoldIsDamageOfUnknownSize() async throws {
+        let (path, batches, original) = try await segment(batches: 3)
+        let frames = try #require(read(path)).frames
+        var bytes = original
+        forge(&bytes, frameAt: Int(frames[0].1.offset), field: 12, UInt32(Int32.max))
+        write(bytes, to: path)
+        let entries = try #require(read(path)).frames
+        #expect(entries.map(\.0) == [-EBADMSG, 1, 1])
+        #expect(entries[0].1.flags & CSP_FRAME_RECORDS_KNOWN == 0 && entries[0].1.records == 0, "unknown, never two billion")
+        #expect(entries[1].2 == batches[1].body)
+    }
+
+    @Test func recoveryKeepsIntactFramesAfterDamageAndCutsOnlyTheTornTail() async throws {
+        let (path, batches, original) = try await segment(batches: 5)
+        let frames = try #require(read(path)).frames
+        var bytes = original
+        bytes[Int(frames[1].1.offset) + 40] ^= 0xFF  // frame 1's payload
+        let open = path.replacingOccurrences(of: ".spill", with: ".open")
+        unlink(path)
+        write(Array(bytes[..<(Int(frames[4].1.offset) + 50)]), to: open)  // frame 4 torn
+        var result = csp_recovery_t()
+        #expect(csp_recover(open, &result) == 0)
+        #expect(result.frames == 3 && result.damaged == 1 && result.truncated_bytes == 50)
+        #expect(Int(result.records) == [0, 2, 3].map { batches[$0].recordCount }.reduce(0, +))
+        #expect(try #require(read(path)).frames.map(\.0) == [1, -EBADMSG, 1, 1])
+    }
+
     @Test func emptyShortAndForeignFilesAreRejectedWithoutCrashing() throws {
         let directory = temporaryDirectory()
         var reader: OpaquePointer?
@@ -387,7 +448,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         // 1. A header that claims 4 GiB of compressed payload (beyond the file).
         let huge = segmentHeader + header(magic: "FRM1", compressed: .max, uncompressed: 10, records: 1, payload: [])
         FileManager.default.createFile(atPath: directory + "/huge", contents: Data(huge))
-        #expect(try #require(read(directory + "/huge")).frames.map(\.0) == [-ENODATA])
+        #expect(try #require(read(directory + "/huge")).frames.map(\.0) == [-ENODATA], "nothing valid follows: a torn tail")
         // 2. A zstd bomb: 64 MiB of zeros compressed, while the header claims 100 bytes.
         let zeros = [UInt8](repeating: 0, count: 64 << 20)
         var compressed = [UInt8](repeating: 0, count: 1 << 20)

@@ -174,8 +174,9 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         // Usually one batch of 10; a loaded machine may cut it in two at the schedule delay.
         #expect(await eventually { events.droppedByReason[.exportFailed] == 10 })
         #expect(stats.exportAttempts == events.all.count, "a permanent error is not retried: \(stats)")
+        let kind: ExportFailureKind = behavior == .garbage || behavior == .fail(status: 404) ? .misconfigured : .permanent
         for event in events.all {
-            #expect(event.kind == .permanent && event.outcome == .dropped(.exportFailed) && event.attempt == 1)
+            #expect(event.kind == kind && event.outcome == .dropped(.exportFailed) && event.attempt == 1, "without a spill store: dropped")
         }
         #expect(try events.all.flatMap { try $0.spans() }.map(\.name) == Array(repeating: "lost", count: 10), "the handler can read the failed records")
 

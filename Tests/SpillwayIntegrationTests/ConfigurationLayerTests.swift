@@ -200,6 +200,9 @@ struct ConfigurationLayerTests {
             configuration.traces.scheduleDelay = .milliseconds(20)
             configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), maximumElapsedTime: .seconds(5))
             configuration.selfMetrics = false
+            // "Nothing lost" here means no drops: a full ring blocks the load thread instead
+            // (a busy machine once dropped 97,218 spans as ring_full, which is not loss).
+            configuration.overflowPolicy = .block(upTo: .seconds(30))
         }
         source.onReload { outcome in outcomes.withLock { $0.append(outcome) } }
         let pipeline = try TelemetryPipeline(configuration: source.configuration())
@@ -237,7 +240,11 @@ struct ConfigurationLayerTests {
         #expect(await eventually { finished.load(ordering: .acquiring) })
         let total = emitted.load(ordering: .relaxed)
         await pipeline.forceFlush()
-        #expect(await eventually(timeout: .seconds(30)) { first.spanCount + second.spanCount >= total })
+        // The books first (slowness is not loss), then the receivers, by sequence number.
+        #expect(await eventually(timeout: .seconds(60)) { pipeline.stats().spans.pending == 0 }, "\(pipeline.stats())")
+        let stats = pipeline.stats().spans
+        #expect(stats.emitted == total && stats.droppedTotal == 0 && stats.exported == total, "\(stats)")
+        #expect(await eventually(timeout: .seconds(30)) { first.spanCount + second.spanCount >= total }, "first \(first.spanCount) second \(second.spanCount) total \(total)")
 
         var counts = [Int](repeating: 0, count: total)
         for span in first.spans + second.spans { if case .int(let seq)? = span.attributes["spillway.load.seq"] { counts[Int(seq)] += 1 } }

@@ -59,6 +59,14 @@ enum { CSP_IO_AUTO = 0, CSP_IO_URING = 1, CSP_IO_PWRITE = 2, CSP_IO_URING_DIRECT
 
 typedef struct csp_writer csp_writer_t;
 
+/**
+ * The one place segment files are named: `<directory>/<20-digit sequence>.<suffix>` (suffix
+ * `open`, `spill`, `progress`, `damaged`, `rejections`). Safe from any thread.
+ *
+ * Returns 0, or -ENAMETOOLONG if the path does not fit in `size` bytes.
+ */
+int csp_segment_path(const char *directory, uint64_t sequence, const char *suffix, char *out, size_t size);
+
 typedef struct csp_writer_options {
 	/** The signal's directory; created 0700 when missing. */
 	const char *directory;

@@ -42,3 +42,14 @@ extension OTLPDecoding {
         }
     }
 }
+
+extension OTLPDecoding {
+    /// The spans or log records in a serialized request, counted without decoding them.
+    package static func count(_ body: [UInt8], signal: TelemetrySignal) throws(ProtoDecodingError) -> Int {
+        try withBytes(body) { bytes throws(ProtoDecodingError) in
+            var n = 0
+            try walk(ProtoReader(bytes)) { (_, _, _) throws(ProtoDecodingError) in n += 1 }
+            return n
+        }
+    }
+}

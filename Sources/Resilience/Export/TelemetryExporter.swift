@@ -58,8 +58,16 @@ public struct ExportResponse: Sendable, Hashable {
     public var rejectedRecords: Int
     /// The destination's message with a partial success, if any.
     public var errorMessage: String
-    /// Set by the pipeline's failure destination: the batch went to this spill segment, not to the collector.
-    var spilledSegment: String?
+    /// Set by the pipeline's failure destination: the batch went to the spill store, not to the collector.
+    var custody: Custody?
+
+    /// Where the failure destination put a batch that did not reach the collector.
+    enum Custody: Sendable, Hashable {
+        /// Spilled, to be replayed when the collector answers.
+        case spilled(segment: String)
+        /// Kept in the rejected area: the collector refused the client's configuration.
+        case rejected(segment: String)
+    }
 
     public init(rejectedRecords: Int = 0, errorMessage: String = "") {
         self.rejectedRecords = rejectedRecords

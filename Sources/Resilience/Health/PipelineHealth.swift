@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// | level | when |
 /// |---|---|
-/// | ``unhealthy(_:)`` | records were dropped within the window (``HealthReason/droppingRecords``), or the circuit breaker is open while no spill store keeps what arrives (``HealthReason/collectorDown``) |
+/// | ``unhealthy(_:)`` | records were dropped within the window (``HealthReason/droppingRecords``), the collector refuses the client's configuration (``HealthReason/misconfigured``; ``PipelineStats/misconfiguration`` says how), or the circuit breaker is open while no spill store keeps what arrives (``HealthReason/collectorDown``) |
 /// | ``degraded(_:)`` | a retry happened within the window (``HealthReason/retrying``), batches wait in memory (``HealthReason/holdingBatches``), the breaker is half-open (``HealthReason/probing``) or open while a spill store takes the batches (``HealthReason/spilling``), records wait on disk for replay (``HealthReason/backlog``), or the ring is at least half full (``HealthReason/ringFilling``) |
 /// | ``healthy`` | none of these |
 public enum PipelineHealth: Sendable, Hashable, CustomStringConvertible {
@@ -41,6 +41,9 @@ public struct HealthReason: Sendable, Hashable, CustomStringConvertible {
     public static let droppingRecords = HealthReason("dropping_records")
     /// The breaker is open and nothing but the ring holds new records.
     public static let collectorDown = HealthReason("collector_down")
+    /// The collector refuses the client's configuration (401, 403, 404, …): nothing is delivered
+    /// until the configuration is fixed. With a spill store the batches wait on disk.
+    public static let misconfigured = HealthReason("misconfigured")
     /// Exports needed retries within the window.
     public static let retrying = HealthReason("retrying")
     /// Batches wait in memory for the collector; the drain thread is paused.
@@ -66,7 +69,9 @@ extension PipelineCore {
         var bad: [HealthReason] = []
         var weak: [HealthReason] = []
         if recent(exports.lastDropMonotonic.load(ordering: .relaxed)) { bad.append(.droppingRecords) }
-        switch breaker?().state {
+        let snapshot = breaker?()
+        if snapshot?.misconfiguration != nil || exports.misconfiguration.withLock({ $0 != nil }) { bad.append(.misconfigured) }
+        switch snapshot?.state {
         case .open? where spill != nil: weak.append(.spilling)
         case .open?: bad.append(.collectorDown)
         case .halfOpen?: weak.append(.probing)
@@ -75,7 +80,7 @@ extension PipelineCore {
         if recent(exports.lastRetryMonotonic.load(ordering: .relaxed)) { weak.append(.retrying) }
         if exports.held.load(ordering: .relaxed) > 0 { weak.append(.holdingBatches) }
         if ring.bytesInUse * 2 >= ring.capacity { weak.append(.ringFilling) }
-        if let spill, spill.recordsOnDisk(.traces) + spill.recordsOnDisk(.logs) > 0 { weak.append(.backlog) }
+        if let spill, spill.recordsOnDisk(.traces, .spilled) + spill.recordsOnDisk(.logs, .spilled) > 0 { weak.append(.backlog) }
         if !bad.isEmpty { return .unhealthy(bad + weak) }
         if !weak.isEmpty { return .degraded(weak) }
         return .healthy

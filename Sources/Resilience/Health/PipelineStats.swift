@@ -1,8 +1,9 @@
 /// A snapshot of what the pipeline did with every record since it started.
 ///
-/// Cheap to take (a few dozen atomic loads); safe from any thread. The books balance:
-/// `emitted == exported + dropped.total + pending` for each signal, where `pending` is what
-/// is in the ring, in a batch being built, in an export under way or waiting in memory.
+/// Cheap to take (a few dozen atomic loads); safe from any thread. The books balance for each
+/// signal: `emitted + recovered == exported + dropped.total + onDisk + pending`, where `onDisk`
+/// is what the spill store keeps (spilled and rejected areas) and `pending` is what is in the
+/// ring, in a batch being built, in an export under way or waiting in memory.
 public struct PipelineStats: Sendable, CustomStringConvertible {
     /// Counts for one signal.
     public struct Signal: Sendable {
@@ -18,9 +19,13 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
         public var replayed: Int = 0
         /// Records found in the spill store at start-up, written by an earlier process.
         public var recovered: Int = 0
-        /// Records in the spill store now: recovered + spilled − replayed − dropped from disk
-        /// (`retention`, `corrupt`).
-        public var onDisk: Int { recovered + spilled - replayed - (dropped[.retention] ?? 0) - (dropped[.corrupt] ?? 0) }
+        /// Records the collector refused because of the client's configuration, kept in the spill
+        /// store's rejected area (cumulative; not dropped: they are replayed after the fix).
+        public var rejected: Int = 0
+        /// Records in the spill store now, not yet delivered: spilled and rejected areas.
+        public var onDisk: Int = 0
+        /// The part of ``onDisk`` in the rejected area.
+        public var rejectedOnDisk: Int = 0
         /// Records emitted (or recovered) but neither exported, dropped nor on disk yet: in the
         /// ring, in a batch, in an export under way or waiting in memory.
         public var pending: Int { emitted + recovered - exported - dropped.values.reduce(0, +) - onDisk }
@@ -60,6 +65,9 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     public var lastFailureTime: UInt64?
     /// The last export error, described.
     public var lastError: String?
+    /// Set while the collector refuses the client's configuration (401, 403, 404, …): the status
+    /// and the collector's message. Cleared by the next successful export.
+    public var misconfiguration: String?
     /// ``ExportFailureEvent``s produced.
     public var handlerEvents: Int
     /// Events the handler queue or the event stream discarded because they were full (the newest are kept).
@@ -73,7 +81,9 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     public var description: String {
         func line(_ name: String, _ s: Signal) -> String {
             let drops = s.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            let disk = s.spilled + s.recovered > 0 ? " spilled=\(s.spilled) replayed=\(s.replayed) on_disk=\(s.onDisk)" : ""
+            var disk = s.spilled + s.recovered + s.rejected > 0 ? " spilled=\(s.spilled) replayed=\(s.replayed) on_disk=\(s.onDisk)" : ""
+            if s.rejected + s.rejectedOnDisk > 0 { disk += " rejected=\(s.rejected) rejected_on_disk=\(s.rejectedOnDisk)" }
+            if s.recovered > 0 { disk += " recovered=\(s.recovered)" }
             return "\(name): emitted=\(s.emitted) exported=\(s.exported) dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))")\(disk) pending=\(s.pending)"
         }
         var breaker = ""

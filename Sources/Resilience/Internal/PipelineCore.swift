@@ -27,6 +27,8 @@ final class PipelineCore: @unchecked Sendable {
     let scopes = ScopeRegistry()
     let resource: [UInt8]
     let logger: Logger
+    /// Repeated warnings (failed exports, a full disk) are summarized every 5 s.
+    let logThrottle: LogThrottle
     let processorKind: ProcessorKind
     let dispatcher: ExportEventDispatcher
     /// Where export tasks run: never the cooperative pool (see ``ExportExecutor``).
@@ -64,6 +66,7 @@ final class PipelineCore: @unchecked Sendable {
         self.usesSimpleProcessor = configuration.processor == .simple
         self.processorKind = configuration.processor
         self.logger = logger
+        self.logThrottle = LogThrottle(logger: logger)
         var routeHandlers: [String: any ExportErrorHandler] = [:]
         for route in configuration.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
         self.dispatcher = ExportEventDispatcher(defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
@@ -154,9 +157,15 @@ final class PipelineCore: @unchecked Sendable {
         let counters = counters(for: batch.signal)
         do {
             let response = try await chain.export(batch)
-            if response.spilledSegment != nil {
+            switch response.custody {
+            case .spilled?:
                 counters.spilled.add(batch.recordCount, ordering: .relaxed)
                 return .success(response)
+            case .rejected?:
+                counters.rejectedKept.add(batch.recordCount, ordering: .relaxed)
+                return .success(response)
+            case nil:
+                break
             }
             let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
             counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
@@ -170,7 +179,8 @@ final class PipelineCore: @unchecked Sendable {
             let reason = DropReason.forFailure(error, cancelled: Task.isCancelled)
             counters.drop(reason, batch.recordCount)
             exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-            logger.warning("export of \(batch.recordCount) \(batch.signal) records to \(chain.name) failed; dropped (\(reason)): \(error)")
+            logThrottle.warning("failed exports (\(batch.signal), \(reason))", records: batch.recordCount,
+                                "export of \(batch.recordCount) \(batch.signal) records to \(chain.name) failed; dropped (\(reason)): \(error)")
             return .failure(error)
         }
     }
@@ -238,6 +248,7 @@ final class PipelineCore: @unchecked Sendable {
             }
         }
         metrics?.update(stats())
+        logThrottle.flush(force: false)
     }
 
     private static func describe(_ reason: DropReason, ring: Ring) -> (ExportFailureKind, ResilienceError) {
@@ -257,8 +268,15 @@ final class PipelineCore: @unchecked Sendable {
         let lastSuccess = exports.lastSuccess.load(ordering: .relaxed)
         let lastFailure = exports.lastFailure.load(ordering: .relaxed)
         let breaker = self.breaker?()
+        func disk(_ signal: TelemetrySignal) -> (Int, Int) {
+            guard let spill else { return (0, 0) }
+            return (spill.recordsOnDisk(signal), spill.recordsOnDisk(signal, .rejected))
+        }
+        let (tracesOnDisk, tracesRejected) = disk(.traces)
+        let (logsOnDisk, logsRejected) = disk(.logs)
         return PipelineStats(
-            spans: traces.snapshot(), logs: logs.snapshot(),
+            spans: traces.snapshot(onDisk: tracesOnDisk, rejectedOnDisk: tracesRejected),
+            logs: logs.snapshot(onDisk: logsOnDisk, rejectedOnDisk: logsRejected),
             ringBytesInUse: ring.bytesInUse, ringCapacity: ring.capacity,
             exportAttempts: exports.attempts.load(ordering: .relaxed),
             exportSuccesses: exports.successes.load(ordering: .relaxed),
@@ -269,6 +287,7 @@ final class PipelineCore: @unchecked Sendable {
             lastSuccessTime: lastSuccess == 0 ? nil : lastSuccess,
             lastFailureTime: lastFailure == 0 ? nil : lastFailure,
             lastError: exports.lastError.withLock { $0 },
+            misconfiguration: breaker?.misconfiguration ?? exports.misconfiguration.withLock { $0 },
             handlerEvents: dispatcher.sent.load(ordering: .relaxed),
             handlerEventsLost: dispatcher.lost.load(ordering: .relaxed),
             handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed),

@@ -17,6 +17,8 @@ final class SignalCounters: Sendable {
     let corrupt = Atomic<Int>(0)
     /// Records written to the spill store.
     let spilled = Atomic<Int>(0)
+    /// Records written to the spill store's rejected area (the collector refused the configuration).
+    let rejectedKept = Atomic<Int>(0)
     /// Records read back from the spill store and acknowledged by the collector (also in `exported`).
     let replayed = Atomic<Int>(0)
     /// Records found on disk at start-up, left by an earlier process.
@@ -42,7 +44,8 @@ final class SignalCounters: Sendable {
         ringFull.load(ordering: .relaxed) + recordTooLarge.load(ordering: .relaxed)
     }
 
-    func snapshot() -> PipelineStats.Signal {
+    /// The counts; `onDisk` and `rejectedOnDisk` are the spill store's books at this moment.
+    func snapshot(onDisk: Int = 0, rejectedOnDisk: Int = 0) -> PipelineStats.Signal {
         var dropped: [DropReason: Int] = [:]
         func note(_ reason: DropReason, _ n: Int) { if n > 0 { dropped[reason] = n } }
         note(.ringFull, ringFull.load(ordering: .relaxed))
@@ -58,7 +61,8 @@ final class SignalCounters: Sendable {
         return PipelineStats.Signal(
             emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped,
             spilled: spilled.load(ordering: .relaxed), replayed: replayed.load(ordering: .relaxed),
-            recovered: recovered.load(ordering: .relaxed))
+            recovered: recovered.load(ordering: .relaxed), rejected: rejectedKept.load(ordering: .relaxed), onDisk: onDisk,
+            rejectedOnDisk: rejectedOnDisk)
     }
 }
 
@@ -78,4 +82,7 @@ final class ExportCounters: Sendable {
     let retries = Atomic<Int>(0)
     /// Batches waiting in memory for the collector right now.
     let held = Atomic<Int>(0)
+    /// The last misconfiguration the collector reported (status and message), cleared by the
+    /// next successful export.
+    let misconfiguration = Mutex<String?>(nil)
 }

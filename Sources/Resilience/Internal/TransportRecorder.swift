@@ -16,6 +16,7 @@ struct TransportRecorder: TelemetryExporter {
             counters.successes.add(1, ordering: .relaxed)
             counters.lastSuccess.store(nowUnixNano(), ordering: .relaxed)
             counters.lastSuccessMonotonic.store(monotonicNanos(), ordering: .relaxed)
+            if counters.misconfiguration.withLock({ $0 != nil }) { counters.misconfiguration.withLock { $0 = nil } }
             return response
         } catch {
             counters.failures.add(1, ordering: .relaxed)

@@ -1,16 +1,32 @@
 /// When to stop calling an exporter that keeps failing, and when to try it again.
 ///
-/// - Default value: 5 consecutive failed attempts open the breaker; a probe after 30 s.
+/// The breaker opens after `failureThreshold` consecutive failed attempts. The first probe goes
+/// through after `initialCooldown`; while probes keep failing, the wait before the next one is a
+/// fifth of how long the breaker has been open, from `initialCooldown` up to `cooldown`. So
+/// delivery resumes within about a second of a short outage's end, and a collector that stays
+/// down for an hour is probed twice a minute.
+///
+/// - Default value: 5 consecutive failed attempts open the breaker; probes after 1 s, then every
+///   fifth of the outage so far, at most every 30 s.
 public struct CircuitBreakerPolicy: Sendable, Hashable {
     /// Consecutive failed attempts that open the breaker, >= 1. - Default value: 5.
     public var failureThreshold: Int
-    /// How long the breaker stays open before one probe goes through. - Default value: 30 s.
+    /// The longest wait between probes while the collector stays down. - Default value: 30 s.
     public var cooldown: Duration
+    /// The wait before the first probe after the breaker opened (at most `cooldown`). - Default value: 1 s.
+    public var initialCooldown: Duration
 
-    /// A policy; the parameters default to 5 failures and 30 s.
-    public init(failureThreshold: Int = 5, cooldown: Duration = .seconds(30)) {
+    /// A policy; the parameters default to 5 failures, 1 s and 30 s.
+    public init(failureThreshold: Int = 5, cooldown: Duration = .seconds(30), initialCooldown: Duration = .seconds(1)) {
         self.failureThreshold = failureThreshold
         self.cooldown = cooldown
+        self.initialCooldown = initialCooldown
+    }
+
+    /// The wait before the next probe when the breaker has been open for `openFor`.
+    func wait(openFor: Duration) -> Duration {
+        let first = min(initialCooldown, cooldown)
+        return min(cooldown, max(first, openFor / 5))
     }
 
     func validate(key: String) throws(ConfigurationError) {
@@ -19,6 +35,9 @@ public struct CircuitBreakerPolicy: Sendable, Hashable {
         }
         if cooldown < .zero {
             throw ConfigurationError(key: "\(key).cooldown", value: "\(cooldown)", allowed: "a duration >= 0")
+        }
+        if initialCooldown < .zero {
+            throw ConfigurationError(key: "\(key).initialCooldown", value: "\(initialCooldown)", allowed: "a duration >= 0")
         }
     }
 }
@@ -37,9 +56,12 @@ public enum CircuitBreakerState: String, Sendable, Hashable {
 ///
 /// closed → open after `failureThreshold` consecutive failed attempts → half-open when an export
 /// is requested after the cool-down, letting exactly one probe through → closed when the probe
-/// succeeds, open again (a new cool-down) when it fails. Only failures that say the collector is
-/// unreachable or overloaded (``ExportFailureKind/isRetryable``) count; a permanent error means
-/// the collector answered, so it counts as a success.
+/// succeeds, open again when it fails (the next cool-down grows with the outage, see
+/// ``CircuitBreakerPolicy``). Only failures that say the collector is unreachable or overloaded
+/// (``ExportFailureKind/isRetryable``) count; a permanent error means the collector answered,
+/// so it counts as a success — except a misconfiguration (``exportMisconfigured(at:reason:)``),
+/// which opens the breaker at once: sending more requests with the same configuration would
+/// only be refused again. ``reset()`` (the configuration changed) closes it.
 ///
 /// A value with no clock and no lock: its owner (``CircuitBreakingExporter``) serializes calls.
 public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
@@ -55,15 +77,19 @@ public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable whe
 
     private enum InternalState: Sendable {
         case closed(failures: Int)
-        case open(until: Instant)
-        case halfOpen
+        /// Open since `since` (the start of this outage), until `until`.
+        case open(until: Instant, since: Instant)
+        case halfOpen(since: Instant)
     }
 
-    /// The threshold and cool-down.
+    /// The threshold and cool-downs.
     public let policy: CircuitBreakerPolicy
     private var internalState: InternalState = .closed(failures: 0)
     /// How often the breaker opened.
     public private(set) var trips = 0
+    /// Why the breaker is open when the collector refused the client's configuration (the
+    /// status and the collector's message); `nil` otherwise.
+    public private(set) var misconfiguration: String?
 
     /// A closed breaker with no failures.
     public init(policy: CircuitBreakerPolicy = CircuitBreakerPolicy()) {
@@ -81,7 +107,7 @@ public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable whe
 
     /// When the breaker lets a probe through, if it is open.
     public var reopensAt: Instant? {
-        if case .open(let until) = internalState { return until }
+        if case .open(let until, _) = internalState { return until }
         return nil
     }
 
@@ -90,10 +116,10 @@ public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable whe
         switch internalState {
         case .closed:
             return .export
-        case .open(let until) where now < until:
+        case .open(let until, _) where now < until:
             return .reject(retryAfter: now.duration(to: until))
-        case .open:
-            internalState = .halfOpen
+        case .open(_, let since):
+            internalState = .halfOpen(since: since)
             return .probe
         case .halfOpen:
             // The probe's outcome decides; ask again in a moment.
@@ -104,6 +130,7 @@ public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable whe
     /// The export (or probe) was answered by the collector.
     public mutating func exportSucceeded() {
         internalState = .closed(failures: 0)
+        misconfiguration = nil
     }
 
     /// The export (or probe) failed with a retryable error.
@@ -111,16 +138,42 @@ public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable whe
         switch internalState {
         case .closed(let failures) where failures + 1 < policy.failureThreshold:
             internalState = .closed(failures: failures + 1)
-        case .closed, .halfOpen:
-            internalState = .open(until: now.advanced(by: policy.cooldown))
-            trips += 1
+        case .closed:
+            open(at: now, since: now)
+        case .halfOpen(let since):
+            open(at: now, since: since)
         case .open:
             break  // a request that started before the breaker opened
         }
     }
 
+    /// The collector refused the request because of the client's configuration
+    /// (``ExportFailureKind/misconfigured``): the breaker opens at once, whatever the threshold.
+    public mutating func exportMisconfigured(at now: Instant, reason: String) {
+        misconfiguration = reason
+        switch internalState {
+        case .closed:
+            open(at: now, since: now)
+        case .halfOpen(let since):
+            open(at: now, since: since)
+        case .open:
+            break
+        }
+    }
+
     /// The probe ended without an answer (cancelled): the next request probes again.
     public mutating func probeAbandoned(at now: Instant) {
-        if case .halfOpen = internalState { internalState = .open(until: now) }
+        if case .halfOpen(let since) = internalState { internalState = .open(until: now, since: since) }
+    }
+
+    /// The configuration changed: the next request goes through (closed, failures forgotten).
+    public mutating func reset() {
+        internalState = .closed(failures: 0)
+        misconfiguration = nil
+    }
+
+    private mutating func open(at now: Instant, since: Instant) {
+        trips += 1  // from closed, or a failed probe
+        internalState = .open(until: now.advanced(by: policy.wait(openFor: since.duration(to: now))), since: since)
     }
 }

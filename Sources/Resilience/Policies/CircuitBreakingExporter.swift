@@ -9,6 +9,11 @@ import Synchronization
 /// inside the ``RetryingExporter`` so every attempt is counted and an open breaker ends the
 /// retry loop.
 ///
+/// With `opensOnMisconfiguration`, a misconfiguration (``ExportFailureKind/misconfigured``:
+/// 401, 403, 404, …) opens the breaker at once, and it stays open — one probe per cool-down —
+/// until a probe succeeds or ``reset()`` (the configuration changed). A pipeline with a spill
+/// store turns this on: batches then wait on disk instead of being refused one by one.
+///
 /// Thread-safety: safe to call concurrently; the state is behind a lock held for a few
 /// instructions, never across the export.
 public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchecked Sendable where C.Duration == Duration {
@@ -16,22 +21,37 @@ public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchec
     public let next: any TelemetryExporter
     private let clock: C
     private let machine: Mutex<CircuitBreakerStateMachine<C.Instant>>
+    private let opensOnMisconfiguration: Bool
 
     public var name: String { next.name }
 
     /// Wraps `next`; reads time from `clock`.
-    public init(wrapping next: any TelemetryExporter, policy: CircuitBreakerPolicy = CircuitBreakerPolicy(), clock: C) {
+    /// - Parameter opensOnMisconfiguration: Open at once on a misconfiguration. - Default value: `false`
+    ///   (a misconfiguration counts as an answer, like every permanent error).
+    public init(
+        wrapping next: any TelemetryExporter, policy: CircuitBreakerPolicy = CircuitBreakerPolicy(), opensOnMisconfiguration: Bool = false,
+        clock: C
+    ) {
         self.next = next
         self.clock = clock
         self.machine = Mutex(CircuitBreakerStateMachine(policy: policy))
+        self.opensOnMisconfiguration = opensOnMisconfiguration
     }
 
-    /// The state, the number of trips, and the time until a probe goes through (when open).
+    /// The state, the number of trips, the time until a probe goes through (when open), and
+    /// the misconfiguration that opened it, if one did.
     public var snapshot: CircuitBreakerSnapshot {
         let now = clock.now
         return machine.withLock { m in
-            CircuitBreakerSnapshot(state: m.state, trips: m.trips, reopensIn: m.reopensAt.map { max(now.duration(to: $0), .zero) })
+            CircuitBreakerSnapshot(
+                state: m.state, trips: m.trips, reopensIn: m.reopensAt.map { max(now.duration(to: $0), .zero) },
+                misconfiguration: m.misconfiguration)
         }
+    }
+
+    /// Closes the breaker: the configuration changed, so the next request goes through.
+    public func reset() {
+        machine.withLock { $0.reset() }
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
@@ -56,6 +76,8 @@ public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchec
                     return m.trips > before ? m.reopensAt.map { now.duration(to: $0) } : nil
                 } else if kind == .shutdown {
                     m.probeAbandoned(at: now)
+                } else if kind == .misconfigured && opensOnMisconfiguration {
+                    m.exportMisconfigured(at: now, reason: Self.describe(error))
                 } else {
                     m.exportSucceeded()  // the collector answered
                 }
@@ -73,12 +95,21 @@ public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchec
     }
 
     public func shutdown() async { await next.shutdown() }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? OTLPExportError {
+            return error.statusCode.map { "HTTP \($0): \(error.message)" } ?? "\(error.code): \(error.message)"
+        }
+        return "\(error)"
+    }
 }
 
 extension CircuitBreakingExporter where C == ContinuousClock {
     /// Wraps `next`; reads time from the continuous clock.
-    public convenience init(wrapping next: any TelemetryExporter, policy: CircuitBreakerPolicy = CircuitBreakerPolicy()) {
-        self.init(wrapping: next, policy: policy, clock: ContinuousClock())
+    public convenience init(
+        wrapping next: any TelemetryExporter, policy: CircuitBreakerPolicy = CircuitBreakerPolicy(), opensOnMisconfiguration: Bool = false
+    ) {
+        self.init(wrapping: next, policy: policy, opensOnMisconfiguration: opensOnMisconfiguration, clock: ContinuousClock())
     }
 }
 
@@ -90,4 +121,6 @@ public struct CircuitBreakerSnapshot: Sendable, Hashable {
     public var trips: Int
     /// When open: the time until one probe goes through.
     public var reopensIn: Duration?
+    /// When a misconfiguration opened it: the status and the collector's message.
+    public var misconfiguration: String?
 }

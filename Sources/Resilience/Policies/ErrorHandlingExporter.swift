@@ -5,15 +5,23 @@ import Synchronization
 ///
 /// The outermost stage of a pipeline's chain. On a failure it classifies the error
 /// (``ExportFailureKind``), reports an ``ExportFailureEvent`` to the ``ExportErrorHandler``
-/// (off the export path: handlers run on their own thread), and then:
-/// - a permanent error drops the batch (reason `export_failed`); a partial success reports the
-///   rejected records (reason `partial_success`) and returns;
-/// - a retryable error or an open breaker goes to the failure destination. Inside a
-///   ``TelemetryPipeline`` (no spill store yet) that is memory: the call waits until the breaker
-///   lets a probe through (or the retry policy's maximum delay when there is no breaker) and
-///   sends the batch again, so the export slot stays busy, the drain thread pauses, and the ring's
-///   overflow policy decides what is lost. Standalone, the batch is dropped and the error rethrown.
-/// - cancellation (the pipeline's shutdown deadline) drops the batch (reason `shutdown`).
+/// (off the export path: handlers run on their own thread), and then, inside a
+/// ``TelemetryPipeline`` with a spill store:
+/// - a retryable error, an open breaker or the shutdown deadline spills the batch (replayed
+///   when the collector answers);
+/// - a misconfiguration (401, 403, 404, …) keeps the batch in the store's rejected area,
+///   counted as `rejected`, not dropped (replayed after the configuration is fixed);
+/// - a permanent error (400, other statuses) drops the batch (reason `export_failed`) and keeps
+///   a copy in the store's refused area for inspection; a partial success reports the rejected
+///   records (reason `partial_success`) the same way and returns.
+///
+/// Without a spill store, a retryable error or an open breaker holds the batch in memory (batch
+/// processor): the call waits until the breaker lets a probe through (or the retry policy's
+/// maximum delay when there is no breaker) and sends the batch again, so the export slot stays
+/// busy, the drain thread pauses, and the ring's overflow policy decides what is lost; every
+/// other failure drops the batch. Standalone, the batch is dropped and the error rethrown.
+/// Cancellation (the pipeline's shutdown deadline) drops the batch (reason `shutdown`) unless a
+/// spill store takes it.
 ///
 /// It also reports each retry that the ``RetryingExporter`` inside it schedules (`willRetry`).
 ///
@@ -63,20 +71,30 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 let response = try await ExportAttemptContext.$current.withValue(context) { try await next.export(batch) }
                 let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
                 if rejected > 0 {
-                    let error = ResilienceError(code: .partiallyRejected, message: response.errorMessage.isEmpty ? "the collector rejected \(rejected) records" : response.errorMessage)
-                    report(batch, context, error, .permanent, .dropped(.rejected), count: rejected)
+                    let error = ResilienceError(
+                        code: .partiallyRejected,
+                        message: response.errorMessage.isEmpty ? "the collector rejected \(rejected) of \(batch.recordCount) records" : response.errorMessage)
+                    let copy = keepCopy(batch, status: nil, kind: .permanent, message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
+                    report(batch, context, error, .permanent, .dropped(.rejected), count: rejected, copy: copy)
                 }
                 return response
             } catch {
                 var kind = ExportFailureKind.classify(error)
                 if Task.isCancelled { kind = .shutdown }
-                if let store = destination.store, kind.isRetryable || kind == .circuitOpen || kind == .shutdown {
-                    // The spill store takes what cannot be delivered now, and what shutdown cuts off.
-                    return try spill(batch, to: store, context, error, kind)
+                if kind == .misconfigured { destination.misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error)) }
+                if let store = destination.store {
+                    if kind.isRetryable || kind == .circuitOpen || kind == .shutdown {
+                        // The spill store takes what cannot be delivered now, and what shutdown cuts off.
+                        return try keep(batch, in: .spilled, store: store, context, error, kind)
+                    }
+                    if kind == .misconfigured {
+                        return try keep(batch, in: .rejected, store: store, context, error, kind)
+                    }
                 }
                 let holds = destination.mode == .holdInMemory && (kind.isRetryable || kind == .circuitOpen)
                 guard holds else {
-                    report(batch, context, error, kind, .dropped(DropReason.forFailure(kind)), count: batch.recordCount)
+                    let copy = kind == .permanent ? keepCopy(batch, status: (error as? OTLPExportError)?.statusCode, kind: kind, message: "\(error)") : nil
+                    report(batch, context, error, kind, .dropped(DropReason.forFailure(kind)), count: batch.recordCount, copy: copy)
                     throw error
                 }
                 // The breaker's reopening time, else the destination's pause; the collector's
@@ -98,33 +116,52 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
         }
     }
 
-    private func spill(
-        _ batch: ExportBatch, to store: SpillStore, _ context: ExportAttemptContext, _ error: any Error, _ kind: ExportFailureKind
+    /// Writes the batch to the spilled or rejected area; its records stay in the pipeline's custody.
+    private func keep(
+        _ batch: ExportBatch, in area: SpillArea, store: SpillStore, _ context: ExportAttemptContext, _ error: any Error,
+        _ kind: ExportFailureKind
     ) throws -> ExportResponse {
-        do {
-            let segment = try store.append(batch)
-            report(batch, context, error, kind, .spilled(segment: segment), count: batch.recordCount)
+        do throws(SegmentWriter.Failure) {
             var response = ExportResponse()
-            response.spilledSegment = segment
+            if area == .rejected {
+                let segment = try store.keep(
+                    batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: kind,
+                    message: CircuitBreakingExporter<ContinuousClock>.describe(error))
+                report(batch, context, error, kind, .rejected(segment: segment), count: batch.recordCount)
+                response.custody = .rejected(segment: segment)
+            } else {
+                let segment = try store.append(batch, to: .spilled)
+                report(batch, context, error, kind, .spilled(segment: segment), count: batch.recordCount)
+                response.custody = .spilled(segment: segment)
+            }
             return response
         } catch {
             let reason: DropReason = error.isDiskFull ? .diskFull : .spillFailed
             let failure = ResilienceError(
                 code: error.isDiskFull ? .diskFull : .spillFailed, message: "the spill store could not write the batch: \(error.message)",
                 cause: error)
+            destination.spillFailed(reason, failure.message)
             report(batch, context, failure, kind, .dropped(reason), count: batch.recordCount)
             throw failure
         }
     }
 
+    /// A copy of a refused request in the store's refused area (best effort), or `nil`.
+    private func keepCopy(_ batch: ExportBatch, status: Int?, kind: ExportFailureKind, message: String) -> String? {
+        guard let store = destination.store else { return nil }
+        return try? store.keep(batch, in: .refused, status: status, kind: kind, message: message)
+    }
+
     private func report(
         _ batch: ExportBatch, _ context: ExportAttemptContext, _ error: any Error, _ kind: ExportFailureKind,
-        _ outcome: ExportFailureEvent.Outcome, count: Int
+        _ outcome: ExportFailureEvent.Outcome, count: Int, copy: String? = nil
     ) {
-        dispatcher.send(ExportFailureEvent(
+        var event = ExportFailureEvent(
             signal: batch.signal, processor: processor, exporterName: next.name, route: batch.route,
             attempt: context.attempts.load(ordering: .relaxed), error: error, kind: kind, outcome: outcome,
-            recordCount: count, time: nowUnixNano(), batch: batch))
+            recordCount: count, time: nowUnixNano(), batch: batch)
+        event.keptCopy = copy
+        dispatcher.send(event)
     }
 
     public func shutdown() async { await next.shutdown() }
@@ -143,4 +180,8 @@ struct FailureDestination: Sendable {
     var held: @Sendable (Int) -> Void = { _ in }
     /// A retry was scheduled.
     var retried: @Sendable () -> Void = {}
+    /// The collector refused the client's configuration (for health).
+    var misconfigured: @Sendable (String) -> Void = { _ in }
+    /// The spill store could not take a batch (for the rate-limited log).
+    var spillFailed: @Sendable (DropReason, String) -> Void = { _, _ in }
 }

@@ -13,8 +13,12 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
         /// again after this delay (when the breaker lets a probe through). The export slot
         /// stays busy, so the ring fills and its overflow policy applies.
         case heldInMemory(retryAfter: Duration)
-        /// Written to this spill segment (the spill store).
+        /// Written to this spill segment (the spill store), replayed when the collector answers.
         case spilled(segment: String)
+        /// The collector refused the client's configuration (``ExportFailureKind/misconfigured``):
+        /// written to this segment of the spill store's rejected area, and replayed once the
+        /// configuration changed or a probe succeeded. Counted in ``PipelineStats/Signal/rejected``.
+        case rejected(segment: String)
         /// Gone, counted under this reason in ``PipelineStats``.
         case dropped(DropReason)
 
@@ -23,6 +27,7 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
             case .willRetry(let t): return "will retry after \(t)"
             case .heldInMemory(let t): return "held in memory, sent again after \(t)"
             case .spilled(let segment): return "spilled to \(segment)"
+            case .rejected(let segment): return "kept in the rejected area, \(segment)"
             case .dropped(let reason): return "dropped (\(reason))"
             }
         }
@@ -44,8 +49,15 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
     public var kind: ExportFailureKind
     /// What happens to the records now.
     public var outcome: Outcome
-    /// The records concerned.
+    /// The records concerned (0 when ``isRecordCountKnown`` is `false`).
     public var recordCount: Int
+    /// `false` when the records are lost in damage whose record count cannot be read (a spill
+    /// frame whose header is damaged): ``recordCount`` is then 0, and the count is unknown.
+    public var isRecordCountKnown = true
+    /// With a spill store, when the collector refused the data itself (400, a partial success):
+    /// the segment of the store's refused area that keeps a copy of the request, for inspection
+    /// (`spillway inspect`, `spillway replay --rejected`). The records are counted as dropped.
+    public var keptCopy: String?
     /// Unix nanoseconds.
     public var time: UInt64
     /// The request that failed, when the records still exist: `nil` for intake drops (those
@@ -72,7 +84,9 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(recordCount) \(signal) records\(route.map { " (route \($0))" } ?? "") via \(exporterName), attempt \(attempt): \(kind): \(error); \(outcome)"
+        let count = isRecordCountKnown ? "\(recordCount)" : "an unknown number of"
+        let copy = keptCopy.map { "; a copy is kept in \($0)" } ?? ""
+        return "\(count) \(signal) records\(route.map { " (route \($0))" } ?? "") via \(exporterName), attempt \(attempt): \(kind): \(error); \(outcome)\(copy)"
     }
 }
 

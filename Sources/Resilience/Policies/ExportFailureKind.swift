@@ -7,7 +7,8 @@ import Glibc
 /// | ``throttled`` | HTTP 429 | yes, no sooner than `Retry-After` |
 /// | ``retryable`` | HTTP 502, 503, 504 | yes, no sooner than `Retry-After` |
 /// | ``transport`` | connection refused or reset, timeout | yes |
-/// | ``permanent`` | every other 4xx/5xx, an answer that is not OTLP, a record too large | never: dropped |
+/// | ``misconfigured`` | HTTP 401, 403, 404, 405, 407, 413, 415, an answer that is not OTLP: the client's configuration is wrong | never; with a spill store the batch is kept in its rejected area and the breaker opens until the configuration changes or a probe succeeds |
+/// | ``permanent`` | every other 4xx/5xx (400: the data itself was refused), a record too large | never: dropped (a copy is kept in the spill store's refused area) |
 /// | ``circuitOpen`` | the breaker did not let the batch through | not by the retry stage: the failure destination holds it |
 /// | ``overflow`` | the ring was full | — (dropped at intake) |
 /// | ``shutdown`` | still unexported when shutdown's deadline passed, or emitted after shutdown | — |
@@ -26,7 +27,12 @@ public struct ExportFailureKind: Sendable, Hashable, CustomStringConvertible {
     public static let retryable = ExportFailureKind("retryable")
     /// The request did not get an answer: refused, reset, timed out.
     public static let transport = ExportFailureKind("transport")
-    /// Sending it again would fail again.
+    /// The collector refused the request because of the client's configuration: credentials
+    /// (401, 403, 407), the endpoint's path or method (404, 405), the request's size or encoding
+    /// (413, 415), or the endpoint is not an OTLP collector (an answer that is not OTLP).
+    /// Sending it again unchanged would fail again; after the configuration is fixed it would not.
+    public static let misconfigured = ExportFailureKind("misconfigured")
+    /// Sending it again would fail again: the data itself was refused.
     public static let permanent = ExportFailureKind("permanent")
     /// The circuit breaker is open: the exporter was not called.
     public static let circuitOpen = ExportFailureKind("circuit_open")
@@ -49,9 +55,11 @@ public struct ExportFailureKind: Sendable, Hashable, CustomStringConvertible {
                 switch error.statusCode {
                 case 429: return .throttled
                 case 502, 503, 504: return .retryable
+                case 401, 403, 404, 405, 407, 413, 415: return .misconfigured
                 default: return .permanent
                 }
             case .timeout, .connectionFailed, .connectionClosed: return .transport
+            case .invalidResponse: return .misconfigured
             default: return .permanent
             }
         case let error as ResilienceError:

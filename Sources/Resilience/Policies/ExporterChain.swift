@@ -59,23 +59,28 @@ public enum ExporterChain {
     struct Built: Sendable {
         var exporter: any TelemetryExporter
         var breaker: (@Sendable () -> CircuitBreakerSnapshot)?
+        var resetBreaker: @Sendable () -> Void = {}
     }
 
     static func build<C: Clock>(
         wrapping exporter: any TelemetryExporter, retry: ExportRetryPolicy?, circuitBreaker: CircuitBreakerPolicy?,
-        stages: [ExportStage], measured: Bool, metricsFactory: (any MetricsFactory)? = nil, clock: C
+        opensOnMisconfiguration: Bool = false, stages: [ExportStage], measured: Bool, metricsFactory: (any MetricsFactory)? = nil,
+        clock: C
     ) -> Built where C.Duration == Duration {
         var chain = exporter
         var snapshot: (@Sendable () -> CircuitBreakerSnapshot)?
+        var reset: @Sendable () -> Void = {}
         if let circuitBreaker {
-            let breaker = CircuitBreakingExporter(wrapping: chain, policy: circuitBreaker, clock: clock)
+            let breaker = CircuitBreakingExporter(
+                wrapping: chain, policy: circuitBreaker, opensOnMisconfiguration: opensOnMisconfiguration, clock: clock)
             snapshot = { breaker.snapshot }
+            reset = { breaker.reset() }
             chain = breaker
         }
         for stage in stages.reversed() where stage.placement == .perAttempt { chain = stage.wrap(chain) }
         if let retry { chain = RetryingExporter(wrapping: chain, policy: retry, clock: clock) }
         for stage in stages.reversed() where stage.placement == .perBatch { chain = stage.wrap(chain) }
         if measured { chain = MeasuredExporter(wrapping: chain, factory: metricsFactory) }
-        return Built(exporter: chain, breaker: snapshot)
+        return Built(exporter: chain, breaker: snapshot, resetBreaker: reset)
     }
 }

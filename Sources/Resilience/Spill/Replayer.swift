@@ -1,16 +1,29 @@
+import Logging
 import Synchronization
 
 /// Sends what the spill store holds back to the collector once it answers again, and enforces
 /// the store's retention.
 ///
 /// Every 200 ms: retention first; then, if the circuit breaker is closed (or open with its
-/// cool-down over: the first replayed frame is then the probe), the segment being written
-/// is sealed and the sealed segments are replayed — oldest first, or newest first with
-/// ``SpillConfiguration/replayNewestFirst`` — at most ``SpillConfiguration/replayConcurrency``
-/// requests at a time (default 1), so live exports keep their slots. Each frame's request bytes are re-sent unchanged through the retry and breaker stages.
-/// Progress inside a segment is kept in `<seq>.progress`; a segment is deleted once every frame
-/// in it was acknowledged. A failure stops the round; the next round starts where it stopped.
-/// Delivery is at-least-once.
+/// cool-down over: the first replayed frame is then the probe), the segments being written are
+/// sealed and the sealed ones replayed — the rejected area first (the breaker is closed, so the
+/// misconfiguration that put them there is over), then the spilled area — oldest first, or
+/// newest first with ``SpillConfiguration/replayNewestFirst``, at most
+/// ``SpillConfiguration/replayConcurrency`` requests at a time (default 1), so live exports keep
+/// their slots. Each frame's request bytes are re-sent unchanged through the retry and breaker
+/// stages. What each frame's answer does:
+///
+/// | answer | the frame |
+/// |---|---|
+/// | success | delivered: counted as exported and replayed (a partial success's rejected records as dropped, `partial_success`) |
+/// | misconfiguration (401, 403, 404, …) | moved to the rejected area (from the spilled area), and the round stops |
+/// | permanent (400, …) | dropped (`export_failed`), a copy kept in the refused area |
+/// | retryable, breaker open | stays; the round stops and the next one starts there |
+///
+/// Damage is skipped and counted (`corrupt`); a segment that held damage is renamed `.damaged`
+/// once its intact frames were delivered, for inspection. Progress inside a segment is kept in
+/// `<seq>.progress`; a segment is deleted once every frame in it was acknowledged. Delivery is
+/// at-least-once.
 final class Replayer: Sendable {
     private let store: SpillStore
     private let chain: any TelemetryExporter
@@ -51,115 +64,154 @@ final class Replayer: Sendable {
 
     private func round(_ core: PipelineCore) async {
         for signal in [TelemetrySignal.traces, .logs] {
-            for (segment, records) in store.enforceRetention(signal) where records > 0 {
-                core.counters(for: signal).drop(.retention, records)
-                core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-                core.dispatcher.send(ExportFailureEvent(
-                    signal: signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 0,
-                    error: ResilienceError(code: .spillFailed, message: "segment \(segment) deleted by the spill retention limits"),
-                    kind: .permanent, outcome: .dropped(.retention), recordCount: records, time: nowUnixNano(), batch: nil))
+            for deleted in store.enforceRetention(signal) {
+                if deleted.records > 0 {
+                    core.counters(for: signal).drop(.retention, deleted.records)
+                    report(core, signal, .retention, records: deleted.records, message: "segment \(deleted.segment) deleted by the spill retention limits")
+                } else {
+                    core.logger.notice("spill: \(deleted.segment) deleted by the retention limits")
+                }
             }
         }
         guard collectorAnswers(core) else { return }
-        for signal in [TelemetrySignal.traces, .logs] {
-            store.sealOpenSegment(signal)
-            for segment in store.sealedSegments(signal) {
-                guard !stopped.load(ordering: .relaxed) else { return }
-                guard await replay(segment, signal: signal, core: core) else { return }
+        for area in [SpillArea.rejected, .spilled] {
+            for signal in [TelemetrySignal.traces, .logs] {
+                store.sealOpenSegment(signal, area)
+                for segment in store.sealedSegments(signal, area) {
+                    guard !stopped.load(ordering: .relaxed) else { return }
+                    guard await replay(segment, core: core) else { return }
+                }
             }
         }
     }
 
-    /// Replays one segment; `false` when the collector failed (stop the round). Frames go out in
-    /// windows of ``SpillConfiguration/replayConcurrency`` requests at once; progress advances
-    /// over the acknowledged prefix, so a failure in a window re-sends its later frames next time
-    /// (at-least-once).
-    private func replay(_ segment: SpillStore.Segment, signal: TelemetrySignal, core: PipelineCore) async -> Bool {
-        let path = store.path(signal, segment: segment.sequence)
-        let counters = core.counters(for: signal)
-        guard let reader = SegmentReader(path: path) else {
-            let lost = store.delete(signal, segment: segment.sequence)
+    /// Replays one segment; `false` when the round must stop (the collector failed, or refused
+    /// the configuration). Frames go out in windows of ``SpillConfiguration/replayConcurrency``
+    /// requests at once; progress advances over the acknowledged prefix, so a failure in a
+    /// window re-sends its later frames next time (at-least-once).
+    private func replay(_ segment: SpillStore.Segment, core: PipelineCore) async -> Bool {
+        let path = store.path(segment.signal, segment.area, segment.sequence)
+        let counters = core.counters(for: segment.signal)
+        let cursor: SegmentCursor
+        do {
+            cursor = try SegmentCursor(path: path, progress: segment.progress)
+        } catch {
+            // Gone, or its header destroyed: keep what is left of it for inspection, count its records.
+            let lost = store.finish(segment, quarantine: SpillLayout.exists(path))
             counters.drop(.corrupt, lost)
-            report(core, signal, lost, "segment \(path) cannot be read; deleted")
+            report(core, segment.signal, .corrupt, records: lost, message: "\(error); its \(lost) unreplayed records are lost")
             return true
         }
         let width = max(1, store.configuration.replayConcurrency)
-        var index = 0
-        var frames = segment.acknowledgedFrames
-        var records = segment.acknowledgedRecords
-        var ended = false
         while !stopped.load(ordering: .relaxed) {
-            // The next window: frames to send, and damaged entries to account for, in file order.
-            var window: [(batch: ExportBatch?, lost: Int, offset: UInt64)] = []
-            while window.count < width && !ended {
-                switch reader.next() {
-                case .end:
-                    ended = true
-                case .damaged(let lost, let offset):
-                    if index >= segment.acknowledgedFrames { window.append((nil, lost, offset)) }
-                    index += 1
-                case .frame(let body, let count, let sequence):
-                    if index >= segment.acknowledgedFrames {
-                        window.append((ExportBatch(signal: signal, body: body, recordCount: count, sequence: sequence), 0, 0))
-                    }
-                    index += 1
-                }
-            }
+            var window: [SegmentCursor.Entry] = []
+            while window.count < width, let entry = cursor.next() { window.append(entry) }
             if window.isEmpty {
-                store.delete(signal, segment: segment.sequence)
+                let lost = store.finish(segment, quarantine: cursor.progress.damaged > 0)
+                if lost > 0 {
+                    counters.drop(.corrupt, lost)
+                    report(core, segment.signal, .corrupt, records: lost, message: "\(lost) records of \(path) were in damage whose record count was unreadable")
+                }
                 return true
             }
             // One unstructured task per frame, awaited in file order. (A task group here returned
             // its children's results under garbage indices in -O builds; the frame's outcome was
             // then missing and the acknowledged frame was sent again forever.)
             let chain = self.chain
-            let executor = core.exportExecutor
             let sends: [Task<Result<ExportResponse, any Error>, Never>?] = window.map { entry in
-                guard let batch = entry.batch else { return nil }
-                return Task(executorPreference: executor) {
+                guard case .frame(let batch, _) = entry else { return nil }
+                return Task(executorPreference: core.exportExecutor) {
                     do { return .success(try await chain.export(batch)) } catch { return .failure(error) }
                 }
             }
             var outcomes: [Result<ExportResponse, any Error>?] = []
             for send in sends { outcomes.append(await send?.value) }
-            for (i, entry) in window.enumerated() {
-                guard let batch = entry.batch else {
-                    counters.drop(.corrupt, entry.lost)
-                    report(core, signal, entry.lost, "a damaged frame at offset \(entry.offset) of \(path) was skipped")
-                    frames += 1
-                    records += entry.lost
-                    continue
-                }
-                switch outcomes[i] {
-                case .success(let response)?:
-                    let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
-                    counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
-                    if rejected > 0 { counters.drop(.rejected, rejected) }
-                case .failure(let error)? where ExportFailureKind.classify(error) == .permanent:
-                    // The collector refuses these bytes for good: retrying the frame forever would stall replay.
-                    counters.drop(.exportFailed, batch.recordCount)
-                    core.dispatcher.send(ExportFailureEvent(
-                        signal: signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 1, error: error,
-                        kind: .permanent, outcome: .dropped(.exportFailed), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
-                default:
-                    // The collector failed: keep the acknowledged prefix, stop the round.
-                    store.acknowledge(signal, segment: segment.sequence, frames: frames, records: records)
+            for (entry, outcome) in zip(window, outcomes) {
+                guard handle(entry, outcome, segment: segment, path: path, core: core) else {
+                    store.acknowledge(segment, cursor.progress)
                     return false
                 }
-                counters.replayed.add(batch.recordCount, ordering: .relaxed)
-                frames += 1
-                records += batch.recordCount
+                cursor.done(entry)
             }
-            store.acknowledge(signal, segment: segment.sequence, frames: frames, records: records)
+            store.acknowledge(segment, cursor.progress)
         }
         return false
     }
 
-    private func report(_ core: PipelineCore, _ signal: TelemetrySignal, _ records: Int, _ message: String) {
+    /// Books one entry's outcome; `false` when it is not done (the round stops before it).
+    private func handle(
+        _ entry: SegmentCursor.Entry, _ outcome: Result<ExportResponse, any Error>?, segment: SpillStore.Segment, path: String,
+        core: PipelineCore
+    ) -> Bool {
+        let counters = core.counters(for: segment.signal)
+        switch (entry, outcome) {
+        case (.damaged(let damage), _):
+            counters.drop(.corrupt, damage.records ?? 0)
+            report(core, segment.signal, .corrupt, records: damage.records,
+                   message: "\(damage.reason) at offset \(damage.offset) of \(path) (\(damage.length) bytes) was skipped; the segment is kept as .damaged")
+            return true
+        case (.frame(let batch, _), .success(let response)?):
+            let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
+            counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
+            counters.replayed.add(batch.recordCount, ordering: .relaxed)
+            if rejected > 0 {
+                counters.drop(.rejected, rejected)
+                let copy = try? store.keep(
+                    batch, in: .refused, status: nil, kind: .permanent, message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
+                var event = event(core, batch, ResilienceError(code: .partiallyRejected, message: response.errorMessage), .permanent, .dropped(.rejected), rejected)
+                event.keptCopy = copy
+                core.dispatcher.send(event)
+            }
+            return true
+        case (.frame(let batch, _), .failure(let error)?):
+            switch ExportFailureKind.classify(error) {
+            case .misconfigured where segment.area == .rejected:
+                return false  // still refused: it stays; the breaker holds the next attempt
+            case .misconfigured:
+                do throws(SegmentWriter.Failure) {
+                    let moved = try store.keep(
+                        batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: .misconfigured,
+                        message: CircuitBreakingExporter<ContinuousClock>.describe(error))
+                    counters.rejectedKept.add(batch.recordCount, ordering: .relaxed)
+                    core.dispatcher.send(event(core, batch, error, .misconfigured, .rejected(segment: moved), batch.recordCount))
+                    core.exports.misconfiguration.withLock { $0 = CircuitBreakingExporter<ContinuousClock>.describe(error) }
+                } catch {
+                    return false  // the rejected area cannot take it: it stays where it is
+                }
+                return true
+            case .permanent:
+                // The collector refuses these bytes for good: retrying the frame forever would stall replay.
+                counters.drop(.exportFailed, batch.recordCount)
+                let copy = try? store.keep(batch, in: .refused, status: (error as? OTLPExportError)?.statusCode, kind: .permanent, message: "\(error)")
+                var event = event(core, batch, error, .permanent, .dropped(.exportFailed), batch.recordCount)
+                event.keptCopy = copy
+                core.dispatcher.send(event)
+                return true
+            default:
+                return false  // the collector failed: keep the acknowledged prefix, stop the round
+            }
+        case (.frame, nil):
+            return false  // no outcome (cannot happen): never count a frame as done without one
+        }
+    }
+
+    private func event(
+        _ core: PipelineCore, _ batch: ExportBatch, _ error: any Error, _ kind: ExportFailureKind, _ outcome: ExportFailureEvent.Outcome,
+        _ count: Int
+    ) -> ExportFailureEvent {
+        ExportFailureEvent(
+            signal: batch.signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 1, error: error,
+            kind: kind, outcome: outcome, recordCount: count, time: nowUnixNano(), batch: batch)
+    }
+
+    /// Reports records lost on disk (`records` `nil`: an unknown number).
+    private func report(_ core: PipelineCore, _ signal: TelemetrySignal, _ reason: DropReason, records: Int?, message: String) {
         core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-        core.dispatcher.send(ExportFailureEvent(
+        var event = ExportFailureEvent(
             signal: signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 0,
-            error: ResilienceError(code: .spillFailed, message: message), kind: .permanent, outcome: .dropped(.corrupt),
-            recordCount: records, time: nowUnixNano(), batch: nil))
+            error: ResilienceError(code: .spillFailed, message: message), kind: .permanent, outcome: .dropped(reason),
+            recordCount: records ?? 0, time: nowUnixNano(), batch: nil)
+        event.isRecordCountKnown = records != nil
+        core.dispatcher.send(event)
     }
 }

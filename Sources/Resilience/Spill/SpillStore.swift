@@ -2,29 +2,37 @@ import Glibc
 import Logging
 import Synchronization
 
-/// The failure destination on disk: one segment writer per signal, the segments' books,
-/// retention, and what the replayer needs.
+/// The failure destination on disk: per area (spilled, rejected, refused; see ``SpillArea``)
+/// and signal, a segment writer, the segments' books, retention, and what the replayer needs.
 ///
-/// Thread-safety: every method is safe from any thread; one lock per signal is held across a
-/// write (the C writer is single-threaded).
+/// Holds the spill directory's lock (``SpillDirectoryLock``) from `init` to ``close()``.
+///
+/// Thread-safety: every method is safe from any thread; one lock per area and signal is held
+/// across a write (the C writer is single-threaded).
 final class SpillStore: Sendable {
     let configuration: SpillConfiguration
     let usesIoUring: Bool
     /// Told when records that an earlier append accepted were lost after all (an asynchronous
-    /// write failed): the pipeline moves them from `spilled` to dropped and reports them.
-    let onLost = Mutex<(@Sendable (TelemetrySignal, Int, DropReason) -> Void)?>(nil)
-    private let stores: [SignalStore]  // index: signal - 1
+    /// write failed): the pipeline moves them from the area's count to dropped and reports them.
+    let onLost = Mutex<(@Sendable (TelemetrySignal, SpillArea, Int, DropReason) -> Void)?>(nil)
+    private let lock: Mutex<SpillDirectoryLock?>
+    private let stores: [AreaStore]
+    private let isClosed = Atomic<Bool>(false)
 
+    /// One sealed or open segment in the books.
     struct Segment: Sendable {
+        var area: SpillArea
+        var signal: TelemetrySignal
         var sequence: UInt64
+        /// Records written to it (from the frame headers at start-up).
         var records = 0
-        /// Frames and records already acknowledged by replay (kept in `<seq>.progress`).
-        var acknowledgedFrames = 0
-        var acknowledgedRecords = 0
+        var progress = SegmentProgress()
         var createdNanos: UInt64
+        var unacknowledged: Int { records - progress.records }
     }
 
-    final class SignalStore: Sendable {
+    final class AreaStore: Sendable {
+        let area: SpillArea
         let signal: TelemetrySignal
         let directory: String
         struct State {
@@ -34,67 +42,64 @@ final class SpillStore: Sendable {
         }
         let state: Mutex<State>
 
-        init(signal: TelemetrySignal, directory: String) {
+        init(area: SpillArea, signal: TelemetrySignal, directory: String) {
+            self.area = area
             self.signal = signal
             self.directory = directory
             self.state = Mutex(State())
         }
 
-        func path(_ sequence: UInt64, _ suffix: String) -> String {
-            let digits = String(sequence)
-            return directory + "/" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + "." + suffix
-        }
+        func path(_ sequence: UInt64, _ suffix: String) -> String { segmentPath(directory, sequence, suffix) }
     }
 
-    /// Opens (creating) `<directory>/traces` and `/logs`, recovers `.open` segments left by a
-    /// crash, and counts the records already on disk (returned per signal).
+    /// Takes the directory's lock, opens (creating) every area's signal directories, recovers
+    /// `.open` segments left by a crash, and counts the records already on disk.
+    /// - Throws: ``ConfigurationError`` (key `spill.directory`) when the directory cannot be
+    ///   created or written, or another pipeline holds it.
     init(configuration: SpillConfiguration, logger: Logger) throws(ConfigurationError) {
         self.configuration = configuration
-        mkdir(configuration.directory, 0o700)
-        var stores: [SignalStore] = []
+        func refuse(_ why: String) -> ConfigurationError {
+            ConfigurationError(key: "spill.directory", value: configuration.directory, allowed: why)
+        }
+        if mkdir(configuration.directory, 0o700) != 0 && errno != EEXIST {
+            throw refuse("a directory this process can create and write (\(String(cString: strerror(errno))))")
+        }
+        do {
+            lock = Mutex(try SpillDirectoryLock(spillDirectory: configuration.directory))
+        } catch {
+            if error.errno != nil { throw refuse("a directory this process can write (\(error))") }
+            throw refuse("a directory no other pipeline spills to: \(error)")
+        }
+        for area in [SpillArea.rejected, .refused] where mkdir(configuration.directory + "/" + area.rawValue, 0o700) != 0 && errno != EEXIST {
+            throw refuse("a directory this process can write (\(String(cString: strerror(errno))))")
+        }
+        var stores: [AreaStore] = []
         var ioUring = true
-        for signal in [TelemetrySignal.traces, .logs] {
-            let store = SignalStore(signal: signal, directory: configuration.directory + "/" + signal.description)
-            if mkdir(store.directory, 0o700) != 0 && errno != EEXIST {
-                throw ConfigurationError(key: "spill.directory", value: configuration.directory, allowed: "a directory this process can create and write (\(String(cString: strerror(errno))))")
-            }
-            var maxSequence: UInt64 = 0
-            for name in Self.list(store.directory) where name.hasSuffix(".open") {
-                if let recovered = recoverSegment(path: store.directory + "/" + name) {
-                    logger.notice("spill: recovered \(store.directory)/\(name): \(recovered.records) records kept, \(recovered.truncatedBytes) torn bytes cut")
+        for area in SpillArea.allCases {
+            for signal in [TelemetrySignal.traces, .logs] {
+                let store = AreaStore(area: area, signal: signal, directory: SpillLayout.directory(configuration.directory, area, signal))
+                if mkdir(store.directory, 0o700) != 0 && errno != EEXIST {
+                    throw refuse("a directory this process can create and write (\(String(cString: strerror(errno))))")
                 }
-            }
-            var segments: [UInt64: Segment] = [:]
-            for name in Self.list(store.directory) where name.hasSuffix(".spill") {
-                // Counting needs the headers only (CRCs still checked): no decompression at start-up.
-                guard let reader = SegmentReader(path: store.directory + "/" + name, headersOnly: true) else { continue }
-                var segment = Segment(sequence: reader.sequence, createdNanos: Self.modificationNanos(store.directory + "/" + name))
-                loop: while true {
-                    switch reader.next() {
-                    case .frame(_, let records, _): segment.records += records
-                    case .damaged(let records, _): segment.records += records
-                    case .end: break loop
+                let (segments, maxSequence) = Self.load(store, logger: logger)
+                // The spilled area's writers open now (so io_uring or pwrite is known at start);
+                // the others when first needed.
+                var writer: SegmentWriter?
+                if area == .spilled {
+                    do {
+                        writer = try SegmentWriter(directory: store.directory, signal: signal, firstSegment: maxSequence + 1, configuration: configuration)
+                    } catch {
+                        throw refuse("a writable directory (\(error.message))")
                     }
+                    ioUring = ioUring && writer!.usesIoUring
                 }
-                let progress = Self.readProgress(store.path(reader.sequence, "progress"))
-                segment.acknowledgedFrames = progress.frames
-                segment.acknowledgedRecords = progress.records
-                segments[reader.sequence] = segment
-                maxSequence = max(maxSequence, reader.sequence)
+                store.state.withLock { state in
+                    state.writer = writer
+                    state.segments = segments
+                    state.nextSequence = maxSequence + 1
+                }
+                stores.append(store)
             }
-            let writer: SegmentWriter
-            do {
-                writer = try SegmentWriter(directory: store.directory, signal: signal, firstSegment: maxSequence + 1, configuration: configuration)
-            } catch {
-                throw ConfigurationError(key: "spill.directory", value: configuration.directory, allowed: "a writable directory (\(error.message))")
-            }
-            ioUring = ioUring && writer.usesIoUring
-            store.state.withLock { state in
-                state.writer = writer
-                state.segments = segments
-                state.nextSequence = maxSequence + 1
-            }
-            stores.append(store)
         }
         self.stores = stores
         self.usesIoUring = ioUring
@@ -103,151 +108,232 @@ final class SpillStore: Sendable {
         }
     }
 
-    func store(_ signal: TelemetrySignal) -> SignalStore { stores[Int(signal.rawValue) - 1] }
-
-    /// Records on disk now and not yet acknowledged, per signal.
-    func recordsOnDisk(_ signal: TelemetrySignal) -> Int {
-        store(signal).state.withLock { $0.segments.values.reduce(0) { $0 + $1.records - $1.acknowledgedRecords } }
+    /// Recovers the `.open` segments of one area directory and counts its sealed segments.
+    private static func load(_ store: AreaStore, logger: Logger) -> (segments: [UInt64: Segment], maxSequence: UInt64) {
+        var maxSequence: UInt64 = 0
+        for name in SpillLayout.list(store.directory) where name.hasSuffix(".open") {
+            do {
+                let recovered = try recoverSegment(path: store.directory + "/" + name)
+                logger.notice("spill: recovered \(store.directory)/\(name): \(recovered.records) records kept, \(recovered.damaged) damaged stretches, \(recovered.truncatedBytes) torn bytes cut")
+            } catch {
+                logger.error("spill: could not recover \(error); left as it is")
+            }
+        }
+        var segments: [UInt64: Segment] = [:]
+        for name in SpillLayout.list(store.directory) {
+            guard let (sequence, suffix) = SpillLayout.parse(name) else { continue }
+            maxSequence = max(maxSequence, sequence)
+            guard suffix == "spill" else { continue }
+            // Counting needs the headers only (CRCs still checked): no decompression at start-up.
+            guard let reader = try? SegmentReader(path: store.directory + "/" + name, headersOnly: true) else {
+                logger.error("spill: \(store.directory)/\(name) is not a spill segment; left alone")
+                continue
+            }
+            if reader.signal != store.signal {
+                logger.warning("spill: \(store.directory)/\(name) holds \(reader.signal), not \(store.signal); replayed as \(reader.signal)")
+            }
+            var segment = Segment(area: store.area, signal: store.signal, sequence: sequence, createdNanos: reader.createdNanos)
+            while let entry = reader.next() {
+                switch entry {
+                case .frame(let frame): segment.records += frame.records
+                case .damaged(let damage): segment.records += damage.records ?? 0
+                }
+            }
+            segment.progress = SegmentProgress.read(store.path(sequence, "progress"))
+            segment.progress.records = min(segment.progress.records, segment.records)
+            segments[sequence] = segment
+        }
+        return (segments, maxSequence)
     }
 
-    /// Writes one batch as a frame; returns the segment's file name.
-    func append(_ batch: ExportBatch) throws(SegmentWriter.Failure) -> String {
-        let store = self.store(batch.signal)
-        return try store.state.withLock { (state) throws(SegmentWriter.Failure) -> String in
-            guard let writer = state.writer else { throw SegmentWriter.Failure(errno: EBADF) }
-            let sequence: UInt64
+    func store(_ signal: TelemetrySignal, _ area: SpillArea = .spilled) -> AreaStore {
+        stores[(SpillArea.allCases.firstIndex(of: area)!) * 2 + Int(signal.rawValue) - 1]
+    }
+
+    /// Records the pipeline keeps on disk now and has not delivered: the spilled and rejected areas.
+    func recordsOnDisk(_ signal: TelemetrySignal) -> Int {
+        recordsOnDisk(signal, .spilled) + recordsOnDisk(signal, .rejected)
+    }
+
+    func recordsOnDisk(_ signal: TelemetrySignal, _ area: SpillArea) -> Int {
+        store(signal, area).state.withLock { $0.segments.values.reduce(0) { $0 + $1.unacknowledged } }
+    }
+
+    /// Writes one batch as a frame of `area`; returns the segment's name (``SpillLayout/segmentName(_:_:_:)``).
+    func append(_ batch: ExportBatch, to area: SpillArea = .spilled) throws(SegmentWriter.Failure) -> String {
+        try appendFrame(batch, to: area).name
+    }
+
+    /// Writes one batch to the rejected or refused area, with the collector's answer beside it
+    /// in `<sequence>.rejections` (one JSON object per frame: offset, batch, records, status, kind, message).
+    func keep(_ batch: ExportBatch, in area: SpillArea, status: Int?, kind: ExportFailureKind, message: String) throws(SegmentWriter.Failure) -> String {
+        let (name, placement) = try appendFrame(batch, to: area)
+        let line = "{\"offset\":\(placement.offset),\"batch\":\(batch.sequence),\"records\":\(batch.recordCount),"
+            + "\"status\":\(status.map(String.init) ?? "null"),\"kind\":\(jsonString(kind.rawValue)),\"message\":\(jsonString(message))}"
+        SpillLayout.appendLine(store(batch.signal, area).path(placement.segment, "rejections"), line)
+        return name
+    }
+
+    private func appendFrame(_ batch: ExportBatch, to area: SpillArea) throws(SegmentWriter.Failure) -> (name: String, placement: SegmentWriter.Placement) {
+        let store = self.store(batch.signal, area)
+        return try store.state.withLock { (state) throws(SegmentWriter.Failure) -> (String, SegmentWriter.Placement) in
+            // After close() the directory's lock is gone: nothing more may be written.
+            guard !isClosed.load(ordering: .acquiring) else { throw SegmentWriter.Failure(errno: ESHUTDOWN) }
+            if state.writer == nil {
+                state.writer = try SegmentWriter(
+                    directory: store.directory, signal: batch.signal, firstSegment: state.nextSequence, configuration: configuration,
+                    rejectedArea: area != .spilled)
+            }
+            let writer = state.writer!
+            let placement: SegmentWriter.Placement
             do throws(SegmentWriter.Failure) {
-                sequence = try writer.append(batch)
+                placement = try writer.append(batch)
             } catch {
-                lost(error, signal: batch.signal, state: &state)
+                lost(error, store: store, state: &state)
                 throw error
             }
-            state.segments[sequence, default: Segment(sequence: sequence, createdNanos: nowUnixNano())].records += batch.recordCount
+            state.segments[placement.segment, default: Segment(
+                area: area, signal: batch.signal, sequence: placement.segment, createdNanos: nowUnixNano())].records += batch.recordCount
             state.nextSequence = writer.segmentSequence
-            // `<signal>/<sequence>`: the file is `.open` now and `.spill` once the segment is sealed.
-            let digits = String(sequence)
-            return "\(batch.signal)/" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+            return (SpillLayout.segmentName(area, batch.signal, placement.segment), placement)
         }
     }
 
-    private func lost(_ error: SegmentWriter.Failure, signal: TelemetrySignal, state: inout SignalStore.State) {
+    private func lost(_ error: SegmentWriter.Failure, store: AreaStore, state: inout AreaStore.State) {
         guard error.lostRecords > 0 else { return }
         state.segments[error.lostSegment]?.records -= error.lostRecords
-        onLost.withLock { $0 }?(signal, error.lostRecords, error.isDiskFull ? .diskFull : .spillFailed)
+        guard store.area.holdsRecords else { return }
+        onLost.withLock { $0 }?(store.signal, store.area, error.lostRecords, error.isDiskFull ? .diskFull : .spillFailed)
     }
 
-    /// Closes the segment being written, so replay can take it.
-    func sealOpenSegment(_ signal: TelemetrySignal) {
-        let store = self.store(signal)
+    /// Closes the segment being written in `area`, so replay can take it.
+    func sealOpenSegment(_ signal: TelemetrySignal, _ area: SpillArea = .spilled) {
+        let store = self.store(signal, area)
         store.state.withLock { state in
             guard let writer = state.writer, state.segments[writer.segmentSequence] != nil else { return }
             do throws(SegmentWriter.Failure) {
                 try writer.rotate()
             } catch {
-                lost(error, signal: signal, state: &state)
+                lost(error, store: store, state: &state)
             }
             state.nextSequence = writer.segmentSequence
         }
     }
 
-    /// Sealed segments (not the one being written), in replay order.
-    func sealedSegments(_ signal: TelemetrySignal) -> [Segment] {
-        store(signal).state.withLock { state in
+    /// Seals every open segment (shutdown), whatever the durability policy.
+    func sealAll() {
+        for store in stores { sealOpenSegment(store.signal, store.area) }
+    }
+
+    /// Seals everything and releases the directory's lock. The store must not be used afterwards.
+    func close() {
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        sealAll()
+        for store in stores { store.state.withLock { $0.writer = nil } }
+        lock.withLock { $0 = nil }
+    }
+
+    /// Sealed segments of `area` (not the one being written), in replay order.
+    func sealedSegments(_ signal: TelemetrySignal, _ area: SpillArea = .spilled) -> [Segment] {
+        store(signal, area).state.withLock { state in
             let open = state.writer?.segmentSequence
             let sealed = state.segments.values.filter { $0.sequence != open }.sorted { $0.sequence < $1.sequence }
             return configuration.replayNewestFirst ? sealed.reversed() : sealed
         }
     }
 
-    /// Notes replay progress inside a segment (the side file is replaced atomically).
-    func acknowledge(_ signal: TelemetrySignal, segment: UInt64, frames: Int, records: Int) {
-        let store = self.store(signal)
+    func path(_ signal: TelemetrySignal, _ area: SpillArea, _ sequence: UInt64, _ suffix: String = "spill") -> String {
+        store(signal, area).path(sequence, suffix)
+    }
+
+    /// Notes replay progress inside a segment (its side file is replaced atomically).
+    func acknowledge(_ segment: Segment, _ progress: SegmentProgress) {
+        let store = self.store(segment.signal, segment.area)
         let known = store.state.withLock { state -> Bool in
-            guard state.segments[segment] != nil else { return false }  // deleted meanwhile (retention)
-            state.segments[segment]?.acknowledgedFrames = frames
-            state.segments[segment]?.acknowledgedRecords = records
+            guard state.segments[segment.sequence] != nil else { return false }  // deleted meanwhile (retention)
+            state.segments[segment.sequence]?.progress = progress
             return true
         }
-        guard known else { return }
-        let path = store.path(segment, "progress")
-        let text = Array("\(frames) \(records)\n".utf8)
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        rename(temporary, path)
+        if known { progress.write(store.path(segment.sequence, "progress")) }
     }
 
-    /// Deletes a segment (replayed, or over the retention limits) and its progress file.
-    /// Returns the records in it that had not been acknowledged.
+    /// Takes a replayed segment out of the books: deleted, or renamed `.damaged` when it held
+    /// damage (its intact frames were delivered; the damage is kept for inspection). Returns
+    /// the records in it that were never acknowledged (lost in damage whose count was unknown).
     @discardableResult
-    func delete(_ signal: TelemetrySignal, segment: UInt64) -> Int {
-        let store = self.store(signal)
-        let removed = store.state.withLock { $0.segments.removeValue(forKey: segment) }
-        unlink(store.path(segment, "spill"))
-        unlink(store.path(segment, "progress"))
-        return removed.map { $0.records - $0.acknowledgedRecords } ?? 0
+    func finish(_ segment: Segment, quarantine: Bool) -> Int {
+        let store = self.store(segment.signal, segment.area)
+        let removed = store.state.withLock { $0.segments.removeValue(forKey: segment.sequence) }
+        if quarantine {
+            rename(store.path(segment.sequence, "spill"), store.path(segment.sequence, "damaged"))
+        } else {
+            unlink(store.path(segment.sequence, "spill"))
+            unlink(store.path(segment.sequence, "rejections"))
+        }
+        unlink(store.path(segment.sequence, "progress"))
+        return removed.map { max(0, $0.unacknowledged) } ?? 0
     }
 
-    /// Deletes whole oldest sealed segments while the signal's bytes exceed `maxBytes`, and
-    /// segments older than `maxAge`. Returns (segment file, unacknowledged records) deleted.
-    func enforceRetention(_ signal: TelemetrySignal) -> [(segment: String, records: Int)] {
-        let store = self.store(signal)
-        var deleted: [(String, Int)] = []
+    /// Deletes whole oldest files while the signal's bytes (all areas) exceed `maxBytes`, and
+    /// files older than `maxAge`. Returns the segments deleted with their unacknowledged records
+    /// (0 for refused copies and quarantined files: those records were counted already).
+    func enforceRetention(_ signal: TelemetrySignal) -> [(segment: String, area: SpillArea, records: Int)] {
+        struct Candidate { var area: SpillArea; var sequence: UInt64; var suffix: String; var created: UInt64; var bytes: Int }
+        var candidates: [Candidate] = []
+        var total = 0
         let now = nowUnixNano()
-        let maxAge = UInt64(clamping: configuration.maxAge.nanoseconds)
-        var segments = store.state.withLock { state in
-            let open = state.writer?.segmentSequence
-            return state.segments.values.filter { $0.sequence != open }.sorted { $0.sequence < $1.sequence }
+        for area in SpillArea.allCases {
+            let store = self.store(signal, area)
+            let (open, books) = store.state.withLock { ($0.writer?.segmentSequence, $0.segments) }
+            for name in SpillLayout.list(store.directory) {
+                let path = store.directory + "/" + name
+                let bytes = SpillLayout.size(path)
+                total += bytes
+                guard let (sequence, suffix) = SpillLayout.parse(name), sequence != open || suffix == "damaged",
+                      suffix == "spill" || suffix == "damaged" else { continue }
+                let created = suffix == "spill" ? books[sequence]?.createdNanos : nil
+                candidates.append(Candidate(
+                    area: area, sequence: sequence, suffix: suffix, created: created ?? SpillLayout.modificationNanos(path) ?? now, bytes: bytes))
+            }
         }
-        var total = Self.list(store.directory).reduce(0) { $0 + Self.size(store.directory + "/" + $1) }
-        while let oldest = segments.first {
-            let tooOld = now > oldest.createdNanos && now - oldest.createdNanos > maxAge
+        candidates.sort { ($0.created, $0.sequence) < ($1.created, $1.sequence) }
+        let maxAge = UInt64(clamping: configuration.maxAge.nanoseconds)
+        var deleted: [(String, SpillArea, Int)] = []
+        for candidate in candidates {
+            let tooOld = now > candidate.created && now - candidate.created > maxAge
             guard total > configuration.maxBytes || tooOld else { break }
-            total -= Self.size(store.path(oldest.sequence, "spill"))
-            let records = delete(signal, segment: oldest.sequence)
-            deleted.append((store.path(oldest.sequence, "spill").split(separator: "/").last.map(String.init) ?? "", records))
-            segments.removeFirst()
+            let store = self.store(signal, candidate.area)
+            var records = 0
+            if candidate.suffix == "spill" {
+                let removed = store.state.withLock { $0.segments.removeValue(forKey: candidate.sequence) }
+                records = candidate.area.holdsRecords ? max(0, removed?.unacknowledged ?? 0) : 0
+            }
+            for suffix in [candidate.suffix, "progress", "rejections"] { unlink(store.path(candidate.sequence, suffix)) }
+            total -= candidate.bytes
+            deleted.append((SpillLayout.segmentName(candidate.area, signal, candidate.sequence) + "." + candidate.suffix, candidate.area, records))
         }
         return deleted
     }
+}
 
-    func path(_ signal: TelemetrySignal, segment: UInt64) -> String { store(signal).path(segment, "spill") }
-
-    // MARK: Files
-
-    static func list(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
+/// `text` as a JSON string literal.
+package func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
         }
-        return names.sorted()
     }
-
-    static func size(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
-    }
-
-    static func modificationNanos(_ path: String) -> UInt64 {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nowUnixNano() }
-        return UInt64(st.st_mtim.tv_sec) * 1_000_000_000 + UInt64(st.st_mtim.tv_nsec)
-    }
-
-    static func readProgress(_ path: String) -> (frames: Int, records: Int) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return (0, 0) }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 63) }
-        guard n > 0 else { return (0, 0) }
-        let parts = String(decoding: buffer[..<n], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard parts.count >= 2, let frames = Int(parts[0]), let records = Int(parts[1]) else { return (0, 0) }
-        return (frames, records)
-    }
+    return out + "\""
 }

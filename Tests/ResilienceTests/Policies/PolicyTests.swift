@@ -14,11 +14,12 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     @Test func statusesAndTransportErrorsAreClassifiedByTheOTLPRules() {
         #expect(ExportFailureKind.classify(status(429)) == .throttled)
         for code in [502, 503, 504] { #expect(ExportFailureKind.classify(status(code)) == .retryable) }
-        for code in [400, 401, 403, 404, 413, 500, 501] { #expect(ExportFailureKind.classify(status(code)) == .permanent, "\(code)") }
+        for code in [400, 500, 501] { #expect(ExportFailureKind.classify(status(code)) == .permanent, "\(code)") }
+        for code in [401, 403, 404, 405, 407, 413, 415] { #expect(ExportFailureKind.classify(status(code)) == .misconfigured, "\(code)") }
         for code: OTLPExportError.Code in [.timeout, .connectionFailed, .connectionClosed] {
             #expect(ExportFailureKind.classify(OTLPExportError(code: code, message: "")) == .transport)
         }
-        #expect(ExportFailureKind.classify(OTLPExportError(code: .invalidResponse, message: "")) == .permanent)
+        #expect(ExportFailureKind.classify(OTLPExportError(code: .invalidResponse, message: "")) == .misconfigured, "not an OTLP collector")
         #expect(ExportFailureKind.classify(ResilienceError(code: .circuitOpen, message: "")) == .circuitOpen)
         #expect(ExportFailureKind.classify(CancellationError()) == .shutdown)
         struct Unknown: Error {}
@@ -135,7 +136,7 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
 
 @Suite struct CircuitBreakerTests {
     @Test func openBreakerLetsOneProbeThroughAfterTheCooldown() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 1, cooldown: .seconds(5)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 1, cooldown: .seconds(5), initialCooldown: .seconds(5)))
         let t0 = ContinuousClock.now
         breaker.exportFailed(at: t0)
         #expect(breaker.state == .open && breaker.trips == 1)
@@ -149,7 +150,7 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     }
 
     @Test func itOpensAfterTheThresholdOfConsecutiveFailuresOnly() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 3, cooldown: .seconds(30)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 3, cooldown: .seconds(30), initialCooldown: .seconds(30)))
         let t0 = ContinuousClock.now
         breaker.exportFailed(at: t0)
         breaker.exportFailed(at: t0)
@@ -162,7 +163,7 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     }
 
     @Test func aFailedProbeOpensItAgainForAWholeCooldown() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 2, cooldown: .seconds(10)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 2, cooldown: .seconds(10), initialCooldown: .seconds(10)))
         let t0 = ContinuousClock.now
         breaker.exportFailed(at: t0)
         breaker.exportFailed(at: t0)
@@ -171,6 +172,53 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
         #expect(breaker.state == .open && breaker.trips == 2)
         #expect(breaker.exportRequested(at: t0 + .seconds(20)) == .reject(retryAfter: .seconds(1)))
         #expect(breaker.exportRequested(at: t0 + .seconds(21)) == .probe)
+    }
+
+    /// After a short outage the collector once sat idle for up to 30 s (a fixed cool-down).
+    @Test func probesStartAfterASecondAndBackOffToAFifthOfTheOutageUpToTheCooldown() {
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 1, cooldown: .seconds(30)))
+        let t0 = ContinuousClock.now
+        breaker.exportFailed(at: t0)
+        #expect(breaker.reopensAt == t0 + .seconds(1), "the first probe after 1 s")
+        var now = t0 + .seconds(1)
+        var gaps: [Duration] = []
+        while now < t0 + .seconds(400) {
+            #expect(breaker.exportRequested(at: now) == .probe)
+            breaker.exportFailed(at: now)
+            let next = breaker.reopensAt!
+            gaps.append(now.duration(to: next))
+            now = next
+        }
+        // Probes while the outage is young come within 2 s of each other; later a fifth of the
+        // outage, never more than the 30 s cool-down.
+        var elapsed = Duration.seconds(1)
+        for gap in gaps {
+            #expect(gap >= .seconds(1) && gap <= .seconds(30))
+            if elapsed < .seconds(10) { #expect(gap <= .seconds(2), "outage \(elapsed): next probe in \(gap)") }
+            elapsed += gap
+        }
+        #expect(gaps.last == .seconds(30))
+        breaker.exportSucceeded()
+        breaker.exportFailed(at: now)
+        #expect(breaker.reopensAt == now + .seconds(1), "a new outage starts from 1 s again")
+    }
+
+    @Test func aMisconfigurationOpensAtOnceUntilAProbeSucceedsOrTheConfigurationChanges() {
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(30)))
+        let t0 = ContinuousClock.now
+        breaker.exportMisconfigured(at: t0, reason: "HTTP 401: bad key")
+        #expect(breaker.state == .open && breaker.misconfiguration == "HTTP 401: bad key" && breaker.trips == 1)
+        #expect(breaker.exportRequested(at: t0 + .milliseconds(500)) == .reject(retryAfter: .milliseconds(500)))
+        #expect(breaker.exportRequested(at: t0 + .seconds(1)) == .probe)
+        breaker.exportMisconfigured(at: t0 + .seconds(1), reason: "HTTP 401: bad key")
+        #expect(breaker.state == .open, "still refused: open again")
+        breaker.reset()  // reconfigure
+        #expect(breaker.state == .closed && breaker.misconfiguration == nil)
+        #expect(breaker.exportRequested(at: t0 + .seconds(1)) == .export)
+        breaker.exportMisconfigured(at: t0 + .seconds(2), reason: "HTTP 403")
+        #expect(breaker.exportRequested(at: t0 + .seconds(3)) == .probe)
+        breaker.exportSucceeded()
+        #expect(breaker.state == .closed && breaker.misconfiguration == nil, "a probe that succeeds ends it")
     }
 
     @Test func theBreakerInsideTheRetryLoopCountsEveryAttemptAndEndsTheLoop() async throws {

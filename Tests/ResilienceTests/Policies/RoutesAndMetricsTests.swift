@@ -196,6 +196,7 @@ struct CountingStage: TelemetryExporter {
         configuration.traces.maxExportBatchSize = 1
         configuration.traces.scheduleDelay = .milliseconds(10)
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: scripted)
+        _ = pipeline.exportFailures  // subscribes, and never reads
         let tracer = pipeline.tracer(scope: "s")
         for _ in 0..<5_000 { tracer.startSpan("refused").end() }
         await pipeline.forceFlush()

@@ -90,4 +90,78 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
     }
+
+    /// Spills `count` spans in batches of 500 through a pipeline whose collector is down; returns
+    /// the sealed segment's path and the frame offsets (read with the independent Python reader).
+    private func spilledSegment(_ receiver: OTLPReceiver, directory: String, count: Int) async throws -> (path: String, offsets: [Int]) {
+        receiver.behavior = .resetConnection
+        var writerConfiguration = configuration(receiver, directory: directory)
+        writerConfiguration.traces.maxExportBatchSize = 500
+        let writer = try TelemetryPipeline(configuration: writerConfiguration)
+        emit(writer, 0..<count)
+        let written = await writer.shutdown(deadline: .now + .seconds(5)).stats.spans
+        #expect(written.onDisk == count, "\(written)")
+        let segments = try FileManager.default.contentsOfDirectory(atPath: directory + "/traces").filter { $0.hasSuffix(".spill") }.sorted()
+        let path = directory + "/traces/" + segments[0]
+        let (_, output) = try runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", path])
+        let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+        let offsets = (json?["frames"] as? [[String: Any]] ?? []).compactMap { $0["offset"] as? Int }
+        return (path, offsets)
+    }
+
+    private func patch(_ path: String, at offset: Int, _ bytes: [UInt8]) throws {
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(offset))
+        try handle.write(contentsOf: Data(bytes))
+        try handle.close()
+    }
+
+    /// A frame header with a valid CRC and a length of 0xFFFFFFF0 once hid every frame after it,
+    /// and replay counted 512 `corrupt` and deleted the file: 46,928 records gone uncounted.
+    @Test(.timeLimit(.minutes(1)))
+    func aDamagedFrameIsCountedAndKeptWhileEveryFrameAfterItIsDelivered() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
+        let directory = spillDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (path, offsets) = try await spilledSegment(receiver, directory: directory, count: 5_000)
+        #expect(offsets.count == 10, "\(offsets)")
+        // Frame 2: a length beyond the file, the header CRC made valid again. Frame 5: a payload byte.
+        var header = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))[offsets[2]..<offsets[2] + 32]
+        header.replaceSubrange(header.startIndex + 4..<header.startIndex + 8, with: [0xF0, 0xFF, 0xFF, 0xFF])
+        let crc = Array(header.prefix(28)).withUnsafeBytes { crc32c($0) }
+        header.replaceSubrange(header.startIndex + 28..<header.startIndex + 32, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
+        try patch(path, at: offsets[2], Array(header))
+        try patch(path, at: offsets[5] + 100, [0x00, 0x11, 0x22])
+
+        receiver.behavior = .accept
+        let events = EventLog()
+        var replayConfiguration = configuration(receiver, directory: directory)
+        replayConfiguration.exportErrorHandler = events
+        let replayer = try TelemetryPipeline(configuration: replayConfiguration)
+        #expect(replayer.stats().spans.recovered == 5_000, "both damaged headers check out: their counts are known")
+        let books = await eventually(timeout: .seconds(30)) {
+            let s = replayer.stats().spans
+            return s.onDisk == 0 && s.pending == 0
+        }
+        let stats = replayer.stats().spans
+        #expect(books, "\(stats)")
+        #expect(stats.exported == 4_000 && stats.dropped[.corrupt] == 1_000, "\(stats)")
+        let report = receiver.sequenceReport(expected: 5_000)
+        #expect(report.received == 4_000 && report.duplicates == 0, "\(report)")
+        #expect(await eventually { events.droppedByReason[.corrupt] == 1_000 }, "the handlers were told")
+        let kept = try FileManager.default.contentsOfDirectory(atPath: directory + "/traces")
+        #expect(kept.contains { $0.hasSuffix(".damaged") } && !kept.contains { $0.hasSuffix(".spill") }, "\(kept)")
+        _ = await replayer.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+}
+
+/// CRC32C (Castagnoli), bit by bit: the tests' own, independent of CSpill's.
+func crc32c(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    var crc: UInt32 = 0xFFFF_FFFF
+    for byte in bytes {
+        crc ^= UInt32(byte)
+        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+    }
+    return ~crc
 }

@@ -15,7 +15,15 @@ final class SegmentWriter: @unchecked Sendable {
         var message: String { String(cString: strerror(errno)) }
     }
 
-    init(directory: String, signal: TelemetrySignal, firstSegment: UInt64, configuration: SpillConfiguration) throws(Failure) {
+    /// Where an appended frame went.
+    struct Placement {
+        var segment: UInt64
+        var offset: UInt64
+    }
+
+    init(
+        directory: String, signal: TelemetrySignal, firstSegment: UInt64, configuration: SpillConfiguration, rejectedArea: Bool = false
+    ) throws(Failure) {
         var durability = Int32(CSP_DURABILITY_NONE)
         var interval: UInt64 = 0
         switch configuration.durability {
@@ -29,7 +37,7 @@ final class SegmentWriter: @unchecked Sendable {
                 directory: path, signal: UInt16(signal.rawValue), segment_sequence: firstSegment,
                 max_segment_bytes: UInt64(configuration.maxSegmentBytes), max_segment_age_ns: UInt64(clamping: configuration.maxSegmentAge.nanoseconds),
                 durability: durability, sync_interval_ns: interval, io: configuration.io == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO),
-                zstd_level: 1, flags: 0)
+                zstd_level: 1, flags: rejectedArea ? CSP_SEGMENT_REJECTED : 0)
             return csp_writer_open(&options, &handle)
         }
         guard rc == 0, let handle else { throw Failure(errno: -rc) }
@@ -38,14 +46,14 @@ final class SegmentWriter: @unchecked Sendable {
 
     deinit { csp_writer_close(writer) }
 
-    /// Appends one request as a frame; returns the segment it went to.
-    func append(_ batch: ExportBatch) throws(Failure) -> UInt64 {
+    /// Appends one request as a frame; returns the segment and offset it went to.
+    func append(_ batch: ExportBatch) throws(Failure) -> Placement {
         var info = csp_frame_info_t()
         let rc = batch.body.withUnsafeBytes {
             csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(batch.recordCount), batch.sequence, &info)
         }
         guard rc == 0 else { throw failure(rc) }
-        return info.segment_sequence
+        return Placement(segment: info.segment_sequence, offset: info.offset)
     }
 
     func rotate() throws(Failure) {
@@ -65,50 +73,130 @@ final class SegmentWriter: @unchecked Sendable {
     var segmentSequence: UInt64 { csp_writer_segment_sequence(writer) }
 }
 
-/// Reads the frames of one segment (CSpill's `csp_reader_t`).
-final class SegmentReader {
-    private let reader: OpaquePointer
-    let sequence: UInt64
-    let signal: TelemetrySignal?
+/// Why a file could not be read as a spill segment.
+package struct SegmentFileError: Error, Sendable, CustomStringConvertible {
+    package var path: String
+    /// `ENOENT`, `EACCES`, … for a file that cannot be opened; `EBADMSG` for one that is not a segment.
+    package var errno: Int32
+    package var description: String {
+        if errno == EBADMSG { return "\(path): not a spill segment (no SPILLWAY version-1 header)" }
+        return "\(path): \(String(cString: strerror(errno)))"
+    }
+}
 
-    enum Frame {
-        case frame(body: [UInt8], records: Int, batchSequence: UInt64)
-        /// Damaged: skipped; `records` lost (0 when the header itself was damaged).
-        case damaged(records: Int, offset: UInt64)
-        case end
+/// Reads the frames of one segment file (CSpill's `csp_reader_t`, memory-mapped, read-only).
+/// The library's replay and the `spillway` file tools both read through it.
+package final class SegmentReader {
+    private let reader: OpaquePointer
+    package let sequence: UInt64
+    /// From the segment header (never from the file's path).
+    package let signal: TelemetrySignal
+    /// The header's flags: ``isRejectedArea``.
+    package let flags: UInt32
+    package let createdNanos: UInt64
+    package let size: UInt64
+
+    package enum Entry {
+        /// A frame whose CRCs, zstd frame and record count check out.
+        case frame(Frame)
+        /// Damage, skipped: `records` lost when the header was intact (`nil`: unknown).
+        case damaged(Damage)
     }
 
-    /// With `headersOnly`, frames are checked (CRCs) and counted but not decompressed: `body` is empty.
-    init?(path: String, headersOnly: Bool = false) {
+    package struct Frame {
+        package var offset: UInt64
+        package var compressedLength: Int
+        /// The decompressed request; empty for a headers-only reader.
+        package var body: [UInt8]
+        package var records: Int
+        package var batchSequence: UInt64
+    }
+
+    package struct Damage {
+        package var offset: UInt64
+        package var length: UInt64
+        /// Records the damaged frame's intact header names; `nil` when unknown.
+        package var records: Int?
+        /// No intact frame follows: the tail of a segment cut short while being written.
+        package var isTornTail: Bool
+        package var reason: String
+    }
+
+    /// Opens `path`. With `headersOnly`, frames are checked (CRCs) and counted but not
+    /// decompressed: `body` is empty.
+    /// - Throws: ``SegmentFileError``: the file cannot be opened, or is not a segment.
+    package init(path: String, headersOnly: Bool = false) throws(SegmentFileError) {
         var handle: OpaquePointer?
         var header = csp_segment_header_t()
-        guard csp_reader_open(path, &handle, &header) == 0, let handle else { return nil }
+        let rc = csp_reader_open(path, &handle, &header)
+        guard rc == 0, let handle else { throw SegmentFileError(path: path, errno: -rc) }
+        guard let signal = TelemetrySignal(rawValue: UInt8(truncatingIfNeeded: header.signal)) else {
+            csp_reader_close(handle)
+            throw SegmentFileError(path: path, errno: EBADMSG)
+        }
         if headersOnly { csp_reader_set_headers_only(handle, 1) }
         reader = handle
         sequence = header.sequence
-        signal = TelemetrySignal(rawValue: UInt8(truncatingIfNeeded: header.signal))
+        self.signal = signal
+        flags = header.flags
+        createdNanos = header.created_ns
+        size = csp_reader_size(handle)
     }
 
     deinit { csp_reader_close(reader) }
 
-    func next() -> Frame {
+    /// Whether the segment was written to the rejected area.
+    package var isRejectedArea: Bool { flags & CSP_SEGMENT_REJECTED != 0 }
+
+    /// The next frame or damage, in file order; `nil` at the end.
+    package func next() -> Entry? {
         var frame = csp_frame_t()
         let rc = csp_reader_next(reader, &frame)
         switch rc {
         case 1:
             let body = frame.payload == nil ? [] : [UInt8](UnsafeBufferPointer(start: frame.payload, count: Int(frame.uncompressed_length)))
-            return .frame(body: body, records: Int(frame.records), batchSequence: frame.batch_sequence)
+            return .frame(Frame(
+                offset: frame.offset, compressedLength: Int(frame.compressed_length), body: body, records: Int(frame.records),
+                batchSequence: frame.batch_sequence))
         case 0:
-            return .end
+            return nil
         default:
-            return .damaged(records: Int(frame.records), offset: frame.offset)
+            let known = frame.flags & CSP_FRAME_RECORDS_KNOWN != 0
+            let torn = rc == -ENODATA
+            return .damaged(Damage(
+                offset: frame.offset, length: frame.skipped_bytes, records: known ? Int(frame.records) : nil, isTornTail: torn,
+                reason: torn ? "torn tail (cut short while being written)" : known ? "damaged frame (CRC, zstd or length)" : "damaged frame header"))
         }
     }
 }
 
-/// Recovers a segment left `.open`; returns the records it kept, or `nil` if it failed.
-func recoverSegment(path: String) -> (records: Int, truncatedBytes: UInt64)? {
+/// What recovering an `.open` segment did.
+package struct SegmentRecovery: Sendable {
+    package var frames: Int
+    package var records: Int
+    package var damaged: Int
+    package var truncatedBytes: UInt64
+    /// The file was cut inside its segment header and removed.
+    package var removed: Bool
+}
+
+/// Recovers a segment left `.open` by a crash (`csp_recover`): keeps every intact frame, cuts
+/// the torn tail, renames it `.spill`. - Throws: ``SegmentFileError``.
+package func recoverSegment(path: String) throws(SegmentFileError) -> SegmentRecovery {
     var result = csp_recovery_t()
-    guard csp_recover(path, &result) == 0 else { return nil }
-    return (Int(result.records), result.truncated_bytes)
+    let rc = csp_recover(path, &result)
+    guard rc == 0 else { throw SegmentFileError(path: path, errno: -rc) }
+    return SegmentRecovery(
+        frames: Int(result.frames), records: Int(result.records), damaged: Int(result.damaged), truncatedBytes: result.truncated_bytes,
+        removed: result.removed != 0)
+}
+
+/// `<directory>/<20-digit sequence>.<suffix>`: the one naming of segment files (`csp_segment_path`).
+package func segmentPath(_ directory: String, _ sequence: UInt64, _ suffix: String) -> String {
+    var buffer = [CChar](repeating: 0, count: 4200)
+    let rc = buffer.withUnsafeMutableBufferPointer { out in
+        directory.withCString { d in suffix.withCString { s in csp_segment_path(d, sequence, s, out.baseAddress, out.count) } }
+    }
+    precondition(rc == 0, "segment path too long: \(directory)")
+    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }

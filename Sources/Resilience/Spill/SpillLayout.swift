@@ -1,0 +1,142 @@
+import Glibc
+
+/// Where things are in a spill directory (FORMAT.md "Layout"):
+///
+/// ```
+/// <spill dir>/spillway.lock              held (flock) by the pipeline that writes here
+/// <spill dir>/<signal>/                  spilled: replayed when the collector answers
+/// <spill dir>/rejected/<signal>/         refused for the client's configuration (401, 403, 404, …):
+///                                        replayed once the configuration changed or a probe succeeded
+/// <spill dir>/refused/<signal>/          copies of requests whose data the collector refused (400,
+///                                        partial success): kept for inspection, replayed only by hand
+/// ```
+/// In each: `<sequence>.open` (being written), `.spill` (sealed), `.progress` (replay progress),
+/// `.damaged` (replayed, kept for its damaged frames), `.rejections` (the collector's answers).
+package enum SpillArea: String, CaseIterable, Sendable, CustomStringConvertible {
+    case spilled
+    case rejected
+    case refused
+
+    /// The path below the spill directory for `signal`.
+    package func relativePath(_ signal: TelemetrySignal) -> String {
+        self == .spilled ? signal.description : "\(rawValue)/\(signal)"
+    }
+
+    /// Whether the pipeline counts its records as in its custody (``PipelineStats/Signal/onDisk``):
+    /// the refused area holds copies of records already counted as dropped.
+    package var holdsRecords: Bool { self != .refused }
+
+    package var description: String { rawValue }
+}
+
+package enum SpillLayout {
+    package static let lockFileName = "spillway.lock"
+
+    package static func directory(_ spillDirectory: String, _ area: SpillArea, _ signal: TelemetrySignal) -> String {
+        spillDirectory + "/" + area.relativePath(signal)
+    }
+
+    /// A segment as events and logs name it: `traces/00000000000000000001`,
+    /// `rejected/logs/00000000000000000002` (the file ends `.open` or `.spill`).
+    package static func segmentName(_ area: SpillArea, _ signal: TelemetrySignal, _ sequence: UInt64) -> String {
+        let path = segmentPath(area.relativePath(signal), sequence, "spill")
+        return String(path.dropLast(".spill".count))
+    }
+
+    /// The sequence and suffix of a segment file name (`00000000000000000007.spill`), or `nil`.
+    package static func parse(_ name: String) -> (sequence: UInt64, suffix: String)? {
+        guard let dot = name.firstIndex(of: "."), name.distance(from: name.startIndex, to: dot) == 20,
+              let sequence = UInt64(name[..<dot]) else { return nil }
+        return (sequence, String(name[name.index(after: dot)...]))
+    }
+
+    /// The names in `directory`, sorted; empty when it cannot be read.
+    package static func list(_ directory: String) -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    package static func size(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    package static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    package static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    package static func modificationNanos(_ path: String) -> UInt64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt64(st.st_mtim.tv_sec) * 1_000_000_000 + UInt64(st.st_mtim.tv_nsec)
+    }
+
+    /// Writes `text` to `path` atomically (a temporary file, then rename).
+    package static func replace(_ path: String, with text: String) {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        rename(temporary, path)
+    }
+
+    /// Appends one line to `path` (created 0600).
+    package static func appendLine(_ path: String, _ line: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+
+    package static func read(_ path: String, limit: Int = 1 << 20) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: limit)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, limit) }
+        guard n >= 0 else { return nil }
+        return String(decoding: buffer[..<n], as: UTF8.self)
+    }
+}
+
+/// Replay progress inside one segment, kept in `<sequence>.progress` (text:
+/// `<entries> <records> <damaged>`): the first `entries` entries (frames and damage, in file
+/// order) are done — delivered, moved to another area, or found damaged — and hold `records`
+/// records; `damaged` of them were damage.
+package struct SegmentProgress: Sendable, Hashable {
+    package var entries = 0
+    package var records = 0
+    package var damaged = 0
+
+    package init(entries: Int = 0, records: Int = 0, damaged: Int = 0) {
+        self.entries = entries
+        self.records = records
+        self.damaged = damaged
+    }
+
+    package static func read(_ path: String) -> SegmentProgress {
+        guard let text = SpillLayout.read(path, limit: 128) else { return SegmentProgress() }
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+        guard parts.count >= 2, parts.allSatisfy({ $0 >= 0 }) else { return SegmentProgress() }
+        return SegmentProgress(entries: parts[0], records: parts[1], damaged: parts.count > 2 ? parts[2] : 0)
+    }
+
+    package func write(_ path: String) {
+        SpillLayout.replace(path, with: "\(entries) \(records) \(damaged)\n")
+    }
+}
