@@ -162,7 +162,7 @@ int csp_reader_next(csp_reader_t *r, csp_frame_t *frame)
 		/* The header checks out; its count is believed only if the payload could hold that many. */
 		int plausible = frame->uncompressed_length <= CSP_MAX_PAYLOAD &&
 				(uint64_t)frame->records * CSP_MIN_RECORD_BYTES <= frame->uncompressed_length;
-		frame->flags = plausible ? CSP_FRAME_RECORDS_KNOWN : 0;
+		frame->flags = CSP_FRAME_HEADER_INTACT | (plausible ? CSP_FRAME_RECORDS_KNOWN : 0);
 		if (!plausible)
 			frame->records = 0;
 		if (frame->compressed_length > left)

@@ -169,6 +169,8 @@ typedef struct csp_segment_header {
 
 /** csp_frame_t.flags: `records` is the count of an intact, plausible header. */
 #define CSP_FRAME_RECORDS_KNOWN 1u
+/** csp_frame_t.flags: the frame header's CRC checked out (the damage is after it, or its count is implausible). */
+#define CSP_FRAME_HEADER_INTACT 2u
 
 typedef struct csp_frame {
 	/** Where the frame (or the damage) starts in the file. */
@@ -180,7 +182,7 @@ typedef struct csp_frame {
 	 * its count was plausible (CSP_FRAME_RECORDS_KNOWN); 0 and unknown otherwise.
 	 */
 	uint32_t records;
-	/** CSP_FRAME_RECORDS_KNOWN or 0. */
+	/** CSP_FRAME_RECORDS_KNOWN, CSP_FRAME_HEADER_INTACT. */
 	uint32_t flags;
 	uint64_t batch_sequence;
 	/** The decompressed request; valid until the next call on the reader. */

@@ -103,6 +103,12 @@ package enum SpillLayout {
         close(fd)
     }
 
+    /// One line of a `.rejections` file: the frame at `offset` and the collector's answer.
+    package static func rejectionLine(offset: UInt64, batch: ExportBatch, status: Int?, kind: ExportFailureKind, message: String) -> String {
+        "{\"offset\":\(offset),\"batch\":\(batch.sequence),\"records\":\(batch.recordCount),"
+            + "\"status\":\(status.map(String.init) ?? "null"),\"kind\":\(jsonString(kind.rawValue)),\"message\":\(jsonString(message))}"
+    }
+
     package static func read(_ path: String, limit: Int = 1 << 20) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }

@@ -168,9 +168,9 @@ final class SpillStore: Sendable {
     /// in `<sequence>.rejections` (one JSON object per frame: offset, batch, records, status, kind, message).
     func keep(_ batch: ExportBatch, in area: SpillArea, status: Int?, kind: ExportFailureKind, message: String) throws(SegmentWriter.Failure) -> String {
         let (name, placement) = try appendFrame(batch, to: area)
-        let line = "{\"offset\":\(placement.offset),\"batch\":\(batch.sequence),\"records\":\(batch.recordCount),"
-            + "\"status\":\(status.map(String.init) ?? "null"),\"kind\":\(jsonString(kind.rawValue)),\"message\":\(jsonString(message))}"
-        SpillLayout.appendLine(store(batch.signal, area).path(placement.segment, "rejections"), line)
+        SpillLayout.appendLine(
+            store(batch.signal, area).path(placement.segment, "rejections"),
+            SpillLayout.rejectionLine(offset: placement.offset, batch: batch, status: status, kind: kind, message: message))
         return name
     }
 

@@ -1,71 +1,246 @@
 import Foundation
+import Glibc
+import Synchronization
 import Resilience
 import ResilienceTesting
 import Testing
 
-/// The `spillway` file tools on a real spill directory: load against a dead endpoint, then
-/// inspect, verify, decode, and replay into the embedded receiver.
+/// The `spillway` file tools on real spill directories — and on what is not one: every test
+/// here reproduces a way the tools once destroyed, misrouted or miscounted data.
 @Suite struct FileToolTests {
-    private let tool = repositoryRoot.appendingPathComponent(".build/debug/spillway").path
+    static let tool = repositoryRoot.appendingPathComponent(".build/debug/spillway").path
 
-    private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    @discardableResult
+    static func run(_ arguments: [String], in directory: String? = nil, timeout: Duration = .seconds(120)) throws -> (status: Int32, output: String, error: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        // Read both pipes while the tool runs (a full pipe would block it).
+        let errorData = Mutex(Data())
+        let reader = Thread { errorData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
+        reader.start()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline { process.terminate(); Issue.record("spillway \(arguments) ran past \(timeout)") }
+            usleep(10_000)
+        }
+        while !reader.isFinished { usleep(1_000) }
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errorData.withLock { $0 }, as: UTF8.self))
+    }
+
+    static func temporaryDirectory() -> String {
+        var template = Array("/tmp/spillway-tools-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    /// A spill directory made the way users make one: `spillway load` against a dead endpoint.
+    static func spillDirectory(spans: Int = 20_000, logs: Int = 3_000) throws -> String {
+        let directory = temporaryDirectory() + "/spill"
+        let load = try run(["load", "--endpoint", "http://127.0.0.1:9", "--spans", "\(spans)", "--logs", "\(logs)", "--spill-dir", directory, "--quiet"])
+        #expect(load.status == 0, "load exits 0 when everything is on disk: \(load.output) \(load.error)")
+        return directory
+    }
+
+    static func files(_ directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
     }
 
     @Test(.timeLimit(.minutes(2)))
-    func aLoadAgainstADeadEndpointEndsOnDiskAndTheToolsReadVerifyAndReplayIt() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: tool), "build the tool first: \(tool)")
-        let directory = NSTemporaryDirectory() + "spillway-tools-\(UInt32.random(in: 0...UInt32.max))"
-        let load = try run(["load", "--endpoint", "http://127.0.0.1:9", "--spans", "20000", "--logs", "2000", "--spill-dir", directory, "--quiet"])
-        #expect(load.status == 0, "load exits 0 when everything is on disk: \(load.output)")
-
-        let inspect = try run(["inspect", directory])
-        #expect(inspect.status == 0 && inspect.output.contains("total: 2 segments") && inspect.output.contains("22000 records"), "\(inspect.output)")
-        let verify = try run(["verify", directory])
+    func theToolsReadVerifyDecodeAndReplayASpillDirectory() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.tool), "build the tool first: \(Self.tool)")
+        let directory = try Self.spillDirectory()
+        let inspect = try Self.run(["inspect", directory])
+        #expect(inspect.status == 0 && inspect.output.contains("total: 2 segments") && inspect.output.contains("23,000 records"), "\(inspect.output)")
+        let verify = try Self.run(["verify", directory])
         #expect(verify.status == 0 && verify.output.contains("0 problems"), "\(verify.output)")
-        let decode = try run(["decode", directory + "/logs"])
+        let decode = try Self.run(["decode", directory + "/logs"])
         let lines = decode.output.split(separator: "\n")
-        #expect(lines.count == 2000)
+        #expect(decode.status == 0 && lines.count == 3_000)
         let first = try #require(lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect(first["body"] as? String == "load record" && first["signal"] as? String == "logs")
+        let spans = try Self.run(["decode", directory + "/traces"]).output.split(separator: "\n")
+        #expect(spans.count == 20_000)
+        let span = try #require(spans.last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect((span["attributes"] as? [String: Any])?["http.route"] as? String == "/load/{id}")
 
         // OTLP/JSON, read back by the official protobuf JSON parser.
-        let otlpJSON = try run(["decode", directory, "--format", "otlp-json"])
+        let otlpJSON = try Self.run(["decode", directory, "--format", "otlp-json"])
         #expect(otlpJSON.status == 0)
-        let jsonFile = directory + "/requests.jsonl"
+        let jsonFile = Self.temporaryDirectory() + "/requests.jsonl"
         try otlpJSON.output.write(toFile: jsonFile, atomically: true, encoding: .utf8)
         let parsed = try runPython([repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp_json.py").path, jsonFile])
-        #expect(parsed.status == 0 && parsed.output.contains("\"spans\": 20000") && parsed.output.contains("\"logs\": 2000"), "\(parsed.output)")
-        try FileManager.default.removeItem(atPath: jsonFile)
-
-        // A flipped byte: verify fails, and says where.
-        let segment = directory + "/traces/" + (try FileManager.default.contentsOfDirectory(atPath: directory + "/traces").first { $0.hasSuffix(".spill") } ?? "")
-        let copy = segment + ".bak"
-        try FileManager.default.copyItem(atPath: segment, toPath: copy)
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
-        bytes[bytes.count / 2] ^= 0xFF
-        try Data(bytes).write(to: URL(fileURLWithPath: segment))
-        let damaged = try run(["verify", directory])
-        #expect(damaged.status == 1 && damaged.output.contains("damaged frame"), "\(damaged.output)")
-        try FileManager.default.removeItem(atPath: segment)
-        try FileManager.default.moveItem(atPath: copy, toPath: segment)
+        #expect(parsed.status == 0 && parsed.output.contains("\"spans\": 20000") && parsed.output.contains("\"logs\": 3000"), "\(parsed.output)")
 
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
-        let replay = try run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
-        #expect(replay.status == 0, "\(replay.output)")
+        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(replay.status == 0, "\(replay.output) \(replay.error)")
         #expect(receiver.sequenceReport(expected: 20_000).missing == 0)
-        #expect(receiver.sequenceReport(expected: 2_000, signal: .logs).missing == 0)
-        let left = ["traces", "logs"].flatMap { (try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + $0)) ?? [] }
-        #expect(left.filter { $0.hasSuffix(".spill") }.isEmpty, "replay deletes what was acknowledged: \(left)")
+        #expect(receiver.sequenceReport(expected: 3_000, signal: .logs).missing == 0)
+        let left = Self.files(directory + "/traces") + Self.files(directory + "/logs")
+        #expect(left.isEmpty, "replay deletes what was acknowledged, and its progress files: \(left)")
+        try await receiver.stop()
+    }
+
+    /// `spillway replay notes.txt` once deleted notes.txt.
+    @Test func aFileThatIsNotASegmentIsRefusedByNameAndLeftUntouched() throws {
+        let directory = Self.temporaryDirectory()
+        let notes = directory + "/notes.txt", fake = directory + "/00000000000000000001.spill"
+        try "precious\n".write(toFile: notes, atomically: true, encoding: .utf8)
+        try "also precious\n".write(toFile: fake, atomically: true, encoding: .utf8)
+        for arguments in [["replay", notes, "--endpoint", "http://127.0.0.1:9"], ["replay", fake, "--endpoint", "http://127.0.0.1:9"],
+                          ["replay", directory, "--endpoint", "http://127.0.0.1:9"], ["verify", notes], ["inspect", directory], ["decode", fake]] {
+            let result = try Self.run(arguments)
+            #expect(result.status == 1, "\(arguments): \(result.output) \(result.error)")
+            #expect((result.output + result.error).contains("not a spill segment"), "\(arguments): \(result.output) \(result.error)")
+        }
+        #expect(try String(contentsOfFile: notes, encoding: .utf8) == "precious\n")
+        #expect(try String(contentsOfFile: fake, encoding: .utf8) == "also precious\n")
+    }
+
+    @Test func missingUnreadableAndForeignPathsAreErrorsAndAnEmptyDirectoryIsZeroSegments() throws {
+        for tool in ["inspect", "verify", "decode", "replay"] {
+            let missing = try Self.run([tool, "/no/such/spill/dir"])
+            #expect(missing.status == 1 && missing.error.contains("no such file or directory"), "\(tool): \(missing.error)")
+            let foreign = try Self.run([tool, "/etc"])
+            #expect(foreign.status == 1 && foreign.error.contains("not a spill directory"), "\(tool): \(foreign.error)")
+        }
+        let empty = Self.temporaryDirectory()
+        let verify = try Self.run(["verify", empty])
+        #expect(verify.status == 0 && verify.output.contains("0 segments"), "\(verify.output)")
+    }
+
+    /// `cd spill/logs && spillway replay 00…01.spill` once POSTed log records to /v1/traces.
+    @Test(.timeLimit(.minutes(2)))
+    func theSignalComesFromTheSegmentHeaderNotFromThePath() async throws {
+        let directory = try Self.spillDirectory(spans: 1_000, logs: 3_000)
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        // Moved into the traces directory: the header still says logs.
+        let misplaced = directory + "/traces/00000000000000000099.spill"
+        try FileManager.default.moveItem(atPath: directory + "/logs/00000000000000000001.spill", toPath: misplaced)
+        let replay = try Self.run(["replay", "00000000000000000099.spill", "--endpoint", receiver.endpoint, "--quiet"], in: directory + "/traces")
+        #expect(replay.status == 0, "\(replay.output) \(replay.error)")
+        #expect(replay.error.contains("its header says logs"), "a path that disagrees is a warning: \(replay.error)")
+        #expect(receiver.logCount == 3_000 && receiver.spanCount == 0, "logs \(receiver.logCount), spans \(receiver.spanCount)")
+        #expect(receiver.diagnostics.lastPath == "/v1/logs")
+        try await receiver.stop()
+    }
+
+    /// A header with a valid CRC and a 4 GiB length once hid 39 intact frames; replay deleted the file.
+    @Test(.timeLimit(.minutes(2)))
+    func damageIsSkippedCountedAndKeptWhileTheIntactFramesAfterItAreDelivered() async throws {
+        let directory = try Self.spillDirectory(spans: 20_000, logs: 0)
+        let segment = directory + "/traces/00000000000000000001.spill"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
+        // Frame 0 claims 0xFFFFFFF0 bytes, its header CRC made valid again.
+        bytes.replaceSubrange(36..<40, with: [0xF0, 0xFF, 0xFF, 0xFF])
+        let crc = Array(bytes[32..<60]).withUnsafeBytes { crc32c($0) }
+        bytes.replaceSubrange(60..<64, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+
+        let inspect = try Self.run(["inspect", directory])
+        #expect(inspect.output.contains("39 ") && inspect.output.contains("512 records lost"), "\(inspect.output)")
+        let verify = try Self.run(["verify", directory])
+        #expect(verify.status == 1 && verify.output.contains("512 records lost"), "\(verify.output)")
+
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(replay.status == 1, "damage is a data problem: \(replay.output)")
+        #expect(replay.output.contains("19,488 records acknowledged") && replay.output.contains("512 records lost"), "\(replay.output)")
+        #expect(receiver.sequenceReport(expected: 20_000).received == 19_488)
+        #expect(Self.files(directory + "/traces") == ["00000000000000000001.damaged"], "kept for inspection: \(Self.files(directory + "/traces"))")
+        let quarantined = try Self.run(["verify", directory])
+        #expect(quarantined.status == 1 && quarantined.output.contains("quarantined"), "\(quarantined.output)")
+        // A rerun sends nothing again.
+        let again = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(receiver.sequenceReport(expected: 20_000).duplicates == 0, "\(again.output)")
+        try await receiver.stop()
+    }
+
+    @Test func aDamagedHeaderIsAnUnknownNumberOfRecordsAndAnImplausibleCountIsNotBelieved() throws {
+        let directory = try Self.spillDirectory(spans: 2_000, logs: 0)
+        let segment = directory + "/traces/00000000000000000001.spill"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
+        bytes[33] ^= 0xFF  // frame 0's magic: the header no longer checks out
+        // Frame 1 claims 2,147,483,647 records with a valid CRC.
+        let second = 32 + 32 + Int(UInt32(bytes[36]) | UInt32(bytes[37]) << 8 | UInt32(bytes[38]) << 16 | UInt32(bytes[39]) << 24)
+        bytes.replaceSubrange(second + 12..<second + 16, with: [0xFF, 0xFF, 0xFF, 0x7F])
+        let crc = Array(bytes[second..<second + 28]).withUnsafeBytes { crc32c($0) }
+        bytes.replaceSubrange(second + 28..<second + 32, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        let verify = try Self.run(["verify", directory])
+        #expect(verify.status == 1 && verify.output.contains("an unknown number of records lost"), "\(verify.output)")
+        #expect(!verify.output.contains("2,147,483,647") && !verify.output.contains("0 records lost"), "\(verify.output)")
+        let inspect = try Self.run(["inspect", directory])
+        // 2,000 spans in frames of 512, 512, 512 and 464: the last two are intact.
+        #expect(inspect.output.contains("total: 1 segments, 2 frames, 976 records") && inspect.output.contains("record count its payload cannot hold"), "\(inspect.output)")
+    }
+
+    /// Replay to a dead collector once retried each batch for 60 s, one after another: 46 minutes.
+    @Test(.timeLimit(.minutes(1)))
+    func aDeadCollectorIsGivenUpOnWithinTheBoundAndEverythingStaysOnDisk() throws {
+        let directory = try Self.spillDirectory(spans: 20_000, logs: 2_000)
+        let before = Self.files(directory + "/traces") + Self.files(directory + "/logs")
+        let start = ContinuousClock.now
+        let replay = try Self.run(["replay", directory, "--endpoint", "http://127.0.0.1:9", "--give-up-after", "2", "--quiet"])
+        let elapsed = start.duration(to: .now)
+        #expect(replay.status == 1 && replay.output.contains("gave up after 2 s"), "\(replay.output)")
+        #expect(replay.output.contains("left on disk: 22,000 records"), "\(replay.output)")
+        #expect(elapsed < .seconds(30), "bounded: \(elapsed)")
+        #expect(Self.files(directory + "/traces") + Self.files(directory + "/logs") == before, "nothing deleted or added")
+    }
+
+    /// A leftover .open segment was once skipped silently: "0 of 0 records", exit 0.
+    @Test(.timeLimit(.minutes(2)))
+    func anOpenSegmentIsRecoveredWhenNoProcessHoldsTheLockAndRefusedWhenOneDoes() async throws {
+        let directory = try Self.spillDirectory(spans: 5_000, logs: 0)
+        let sealed = directory + "/traces/00000000000000000001.spill"
+        let open = directory + "/traces/00000000000000000001.open"
+        try FileManager.default.moveItem(atPath: sealed, toPath: open)  // as a crash leaves it
+        let inspect = try Self.run(["inspect", directory])
+        #expect(inspect.output.contains("left by a crash"), "\(inspect.output)")
+
+        // A pipeline holds the directory: replay refuses, and names the process.
+        var configuration = PipelineConfiguration(serviceName: "holder")
+        configuration.spill = SpillConfiguration(directory: directory)
+        configuration.exporter.endpoint = "http://127.0.0.1:9"
+        // The pipeline would recover the .open segment itself at start; hide it meanwhile.
+        try FileManager.default.moveItem(atPath: open, toPath: open + ".aside")
+        let holder = try TelemetryPipeline(configuration: configuration)
+        try FileManager.default.moveItem(atPath: open + ".aside", toPath: open)
+        let refused = try Self.run(["replay", directory, "--endpoint", "http://127.0.0.1:9", "--quiet"])
+        #expect(refused.status == 1 && refused.error.contains("being written by process \(getpid())"), "\(refused.error)")
+        #expect(FileManager.default.fileExists(atPath: open))
+        _ = await holder.shutdown(deadline: .now + .seconds(2))
+
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(replay.status == 0 && replay.error.contains("recovered"), "\(replay.output) \(replay.error)")
+        #expect(receiver.sequenceReport(expected: 5_000).missing == 0)
+        try await receiver.stop()
+    }
+
+    /// A frame rejected with 400 once kept its whole segment, and a rerun re-sent the other 50,000 records.
+    @Test(.timeLimit(.minutes(2)))
+    func aRefusedFrameIsCopiedAsideAndARerunSendsNothingTwice() async throws {
+        let directory = try Self.spillDirectory(spans: 10_000, logs: 0)
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .failFirst(count: 1, status: 400)
+        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(replay.status == 1 && replay.output.contains("refused by the collector: 512 records"), "\(replay.output)")
+        #expect(receiver.sequenceReport(expected: 10_000).received == 10_000 - 512)
+        #expect(Self.files(directory + "/traces").isEmpty, "delivered or copied aside: \(Self.files(directory + "/traces"))")
+        #expect(Self.files(directory + "/refused/traces").contains { $0.hasSuffix(".spill") })
+        let again = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(again.status == 0 && receiver.sequenceReport(expected: 10_000).duplicates == 0, "\(again.output)")
+        // The copy is sent by hand with --rejected once the collector takes it.
+        let byHand = try Self.run(["replay", directory, "--rejected", "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(byHand.status == 0 && receiver.sequenceReport(expected: 10_000).missing == 0, "\(byHand.output)")
         try await receiver.stop()
     }
 }

@@ -93,6 +93,17 @@ struct ProtoReader {
         return UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: sub.offset, as: UInt64.self))
     }
 
+    /// Hands the next length-delimited field's content to `body` (which must not let it escape).
+    mutating func withBytesField<R>(_ body: (UnsafeRawBufferPointer) -> R) throws(ProtoDecodingError) -> R {
+        let sub = try message()
+        return body(UnsafeRawBufferPointer(rebasing: bytes[sub.offset..<sub.end]))
+    }
+
+    /// Hands the bytes from `start` to the current offset to `body`.
+    func withBytes<R>(from start: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        body(UnsafeRawBufferPointer(rebasing: bytes[start..<offset]))
+    }
+
     /// Whether the next length-delimited field's content equals `expected` (consumes it).
     mutating func bytesEqual(_ expected: UnsafeRawBufferPointer) throws(ProtoDecodingError) -> Bool {
         let sub = try message()

@@ -3,25 +3,25 @@ import Glibc
 
 /// The spill segment writer of one signal directory (CSpill's `csp_writer_t`). One thread at a
 /// time: its owner holds a lock, which is what makes the `@unchecked Sendable` true.
-final class SegmentWriter: @unchecked Sendable {
+package final class SegmentWriter: @unchecked Sendable {
     private let writer: OpaquePointer
 
-    struct Failure: Error {
-        var errno: Int32
+    package struct Failure: Error {
+        package var errno: Int32
         /// Records of an earlier frame whose asynchronous write failed (cut from its segment).
-        var lostRecords = 0
-        var lostSegment: UInt64 = 0
-        var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
-        var message: String { String(cString: strerror(errno)) }
+        package var lostRecords = 0
+        package var lostSegment: UInt64 = 0
+        package var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
+        package var message: String { String(cString: strerror(errno)) }
     }
 
     /// Where an appended frame went.
-    struct Placement {
-        var segment: UInt64
-        var offset: UInt64
+    package struct Placement {
+        package var segment: UInt64
+        package var offset: UInt64
     }
 
-    init(
+    package init(
         directory: String, signal: TelemetrySignal, firstSegment: UInt64, configuration: SpillConfiguration, rejectedArea: Bool = false
     ) throws(Failure) {
         var durability = Int32(CSP_DURABILITY_NONE)
@@ -47,7 +47,7 @@ final class SegmentWriter: @unchecked Sendable {
     deinit { csp_writer_close(writer) }
 
     /// Appends one request as a frame; returns the segment and offset it went to.
-    func append(_ batch: ExportBatch) throws(Failure) -> Placement {
+    package func append(_ batch: ExportBatch) throws(Failure) -> Placement {
         var info = csp_frame_info_t()
         let rc = batch.body.withUnsafeBytes {
             csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(batch.recordCount), batch.sequence, &info)
@@ -56,7 +56,7 @@ final class SegmentWriter: @unchecked Sendable {
         return Placement(segment: info.segment_sequence, offset: info.offset)
     }
 
-    func rotate() throws(Failure) {
+    package func rotate() throws(Failure) {
         let rc = csp_writer_rotate(writer)
         guard rc == 0 else { throw failure(rc) }
     }
@@ -68,9 +68,9 @@ final class SegmentWriter: @unchecked Sendable {
         return Failure(errno: -rc, lostRecords: Int(records), lostSegment: segment)
     }
 
-    var usesIoUring: Bool { csp_writer_io(writer) == Int32(CSP_IO_URING) }
+    package var usesIoUring: Bool { csp_writer_io(writer) == Int32(CSP_IO_URING) }
     /// The sequence of the open segment, or of the next one.
-    var segmentSequence: UInt64 { csp_writer_segment_sequence(writer) }
+    package var segmentSequence: UInt64 { csp_writer_segment_sequence(writer) }
 }
 
 /// Why a file could not be read as a spill segment.
@@ -78,10 +78,11 @@ package struct SegmentFileError: Error, Sendable, CustomStringConvertible {
     package var path: String
     /// `ENOENT`, `EACCES`, … for a file that cannot be opened; `EBADMSG` for one that is not a segment.
     package var errno: Int32
-    package var description: String {
-        if errno == EBADMSG { return "\(path): not a spill segment (no SPILLWAY version-1 header)" }
-        return "\(path): \(String(cString: strerror(errno)))"
+    /// What is wrong, without the path.
+    package var reason: String {
+        errno == EBADMSG ? "not a spill segment (no SPILLWAY version-1 header)" : String(cString: strerror(errno))
     }
+    package var description: String { "\(path): \(reason)" }
 }
 
 /// Reads the frames of one segment file (CSpill's `csp_reader_t`, memory-mapped, read-only).
@@ -162,10 +163,13 @@ package final class SegmentReader {
             return nil
         default:
             let known = frame.flags & CSP_FRAME_RECORDS_KNOWN != 0
+            let intact = frame.flags & CSP_FRAME_HEADER_INTACT != 0
             let torn = rc == -ENODATA
+            let reason = torn ? "torn tail (cut short while being written)"
+                : known ? "damaged frame (payload CRC, zstd, or a length beyond the file)"
+                : intact ? "a frame header whose record count its payload cannot hold" : "damaged frame header"
             return .damaged(Damage(
-                offset: frame.offset, length: frame.skipped_bytes, records: known ? Int(frame.records) : nil, isTornTail: torn,
-                reason: torn ? "torn tail (cut short while being written)" : known ? "damaged frame (CRC, zstd or length)" : "damaged frame header"))
+                offset: frame.offset, length: frame.skipped_bytes, records: known ? Int(frame.records) : nil, isTornTail: torn, reason: reason))
         }
     }
 }

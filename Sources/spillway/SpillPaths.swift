@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import Resilience
+
+/// One segment file a tool found, and where it sits in a spill directory.
+struct SegmentLocation {
+    var path: String
+    /// The area its directories say (`rejected/traces/…` → rejected); spilled otherwise.
+    var area: SpillArea
+    /// The signal its directory says, if it is in a `traces` or `logs` directory.
+    var signalFromPath: TelemetrySignal?
+    /// The spill directory it belongs to (where `spillway.lock` is), if recognizable.
+    var spillDirectory: String?
+
+    var name: String { (path as NSString).lastPathComponent }
+    var suffix: String { (name as NSString).pathExtension }
+    var isOpen: Bool { suffix == "open" }
+    var isQuarantined: Bool { suffix == "damaged" }
+
+    /// `<seq>.progress` beside a segment named by the spill layout, `<path>.progress` otherwise.
+    var progressPath: String { sideFile("progress") }
+    var rejectionsPath: String { sideFile("rejections") }
+
+    private func sideFile(_ suffix: String) -> String {
+        if let (sequence, _) = SpillLayout.parse(name) {
+            return segmentPath((path as NSString).deletingLastPathComponent, sequence, suffix)
+        }
+        return path + "." + suffix
+    }
+
+    /// The path below the spill directory (`traces/00…01.spill`), or the path as given.
+    var displayName: String {
+        guard let spillDirectory, path.hasPrefix(spillDirectory + "/") else { return path }
+        return String(path.dropFirst(spillDirectory.count + 1))
+    }
+}
+
+/// Why a path given to a tool cannot be used. Nothing is touched.
+struct SpillPathError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// What a set of paths holds: segments, and the files that were not segments.
+struct SpillPaths {
+    var segments: [SegmentLocation] = []
+    /// Files that look like segments by name or were given by name, but are not.
+    var foreign: [(path: String, reason: String)] = []
+    /// The spill directories involved.
+    var spillDirectories: [String] { Array(Set(segments.compactMap(\.spillDirectory))).sorted() }
+
+    /// Finds the segments under `paths`: segment files, signal directories (`traces/`), area
+    /// directories (`rejected/`) and spill directories. A spill directory contributes `areas`.
+    /// - Throws: ``SpillPathError`` for a missing or unreadable path, or a directory that is
+    ///   not part of a spill directory.
+    static func resolve(_ paths: [String], areas: Set<SpillArea>) throws -> SpillPaths {
+        var result = SpillPaths()
+        for raw in paths {
+            let path = raw.count > 1 && raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+            guard SpillLayout.exists(path) else { throw SpillPathError(description: "\(raw): no such file or directory") }
+            guard access(path, R_OK) == 0 else { throw SpillPathError(description: "\(raw): not readable (\(String(cString: strerror(errno))))") }
+            if !SpillLayout.isDirectory(path) {
+                result.add(file: path, explicit: true)
+                continue
+            }
+            let names = SpillLayout.list(path)
+            let signals = names.filter { $0 == "traces" || $0 == "logs" }
+            if names.contains(SpillLayout.lockFileName) || names.contains("rejected") || names.contains("refused") || !signals.isEmpty {
+                // A spill directory.
+                for area in SpillArea.allCases where areas.contains(area) {
+                    for signal in [TelemetrySignal.traces, .logs] {
+                        let directory = SpillLayout.directory(path, area, signal)
+                        if SpillLayout.isDirectory(directory) { result.add(directory: directory) }
+                    }
+                }
+            } else if names.contains(where: { SpillLayout.parse($0) != nil }) || names.isEmpty {
+                result.add(directory: path)  // a signal directory, or an empty one
+            } else {
+                throw SpillPathError(description: "\(raw): not a spill directory (it has no traces/, logs/, rejected/ or segment files)")
+            }
+        }
+        return result
+    }
+
+    private mutating func add(directory: String) {
+        for name in SpillLayout.list(directory) {
+            guard let (_, suffix) = SpillLayout.parse(name), ["open", "spill", "damaged"].contains(suffix) else { continue }
+            add(file: directory + "/" + name, explicit: false)
+        }
+    }
+
+    private mutating func add(file path: String, explicit: Bool) {
+        do {
+            _ = try SegmentReader(path: path, headersOnly: true)
+        } catch {
+            foreign.append((path, error.reason))
+            return
+        }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let parts = absolute.split(separator: "/").map(String.init)
+        var location = SegmentLocation(path: path, area: .spilled)
+        if parts.count >= 2, let signal = TelemetrySignal(named: parts[parts.count - 2]) {
+            location.signalFromPath = signal
+            if parts.count >= 3, let area = SpillArea(rawValue: parts[parts.count - 3]), area != .spilled {
+                location.area = area
+                location.spillDirectory = "/" + parts.dropLast(3).joined(separator: "/")
+            } else {
+                location.spillDirectory = "/" + parts.dropLast(2).joined(separator: "/")
+            }
+        }
+        segments.append(location)
+    }
+}
+
+extension TelemetrySignal {
+    init?(named name: String) {
+        switch name {
+        case "traces": self = .traces
+        case "logs": self = .logs
+        default: return nil
+        }
+    }
+}
+
+/// Writes to standard error (progress, warnings), unbuffered.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// `1234567` → `1,234,567`.
+func grouped(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+        out.append(c)
+    }
+    return (n < 0 ? "-" : "") + out
+}
