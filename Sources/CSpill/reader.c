@@ -23,7 +23,20 @@ struct csp_reader {
 	uint8_t *payload;       /* the last decompressed payload, reused */
 	size_t capacity;
 	int headers_only;       /* check CRCs, skip decompression (csp_reader_set_headers_only) */
+	uint64_t released;      /* pages before this offset were given back (MADV_DONTNEED) */
 };
+
+/* Reading only moves forward: the pages behind it are given back every 4 MiB, so replaying a
+ * 64 MiB segment does not keep 64 MiB of it resident. */
+static void release_behind(csp_reader_t *r)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t upto = r->position / page * page;
+	if (upto >= r->released + (4u << 20)) {
+		madvise((void *)(r->map + r->released), (size_t)(upto - r->released), MADV_DONTNEED);
+		r->released = upto;
+	}
+}
 
 void csp_reader_set_headers_only(csp_reader_t *r, int on) { r->headers_only = on; }
 
@@ -132,6 +145,7 @@ static int damaged(csp_reader_t *r, csp_frame_t *frame, uint64_t at)
 int csp_reader_next(csp_reader_t *r, csp_frame_t *frame)
 {
 	memset(frame, 0, sizeof *frame);
+	release_behind(r);
 	for (;;) {
 		uint64_t at = r->position;
 		frame->offset = at;

@@ -9,7 +9,7 @@ struct Spillway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spillway",
         abstract: "Telemetry that survives its collector: load generator and demo.",
-        subcommands: [Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, SpillChild.self, ServiceChild.self])
+        subcommands: [Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, SpillChild.self, ServiceChild.self])
 }
 
 struct LoadOptions: ParsableArguments {
