@@ -7,6 +7,15 @@
  *   R4 (abort, release length)       → A1
  *   R3 (drain, release head)         → A3 (claim, acquire head)
  *   R5 (claim, release head cache)   → A5 (claim, acquire head cache)
+ *   R6 (unblock, release header)     → A1
+ *   R7 (claim, release header)       → A7 (unblock, acquire header)
+ *
+ * A record header (int32 length, int32 type) is one 64-bit atomic word. It moves from 0 to
+ * (-length, type) when claimed and to (+length, type) when committed, each by compare-and-swap,
+ * and crb_unblock() takes a stuck header by compare-and-swap too, writing length and padding
+ * type at once: whichever comes first wins, and the loser knows it (a producer whose record was
+ * taken gets -ETIMEDOUT, never a silent loss). Agrona's unblock stores the padding type first
+ * and the length after, so a producer that committed in between was skipped unseen.
  */
 #define _GNU_SOURCE
 #include "CRingBuffer.h"
@@ -20,6 +29,7 @@
 
 /* Two cache lines: x86 prefetches adjacent lines in pairs, so 64 would still share. */
 #define CRB_LINE 128
+
 
 struct crb_ring {
 	/* Written once at creation, read by everybody. */
@@ -40,14 +50,35 @@ static inline uint64_t align_record(uint64_t length)
 	return (length + (CRB_ALIGNMENT - 1)) & ~(uint64_t)(CRB_ALIGNMENT - 1);
 }
 
-static inline _Atomic int32_t *length_at(const crb_ring_t *ring, uint64_t index)
+/* The 8-byte record header at `index` (8-byte aligned) as one atomic word. */
+static inline _Atomic uint64_t *header_at(const crb_ring_t *ring, uint64_t index)
 {
-	return (_Atomic int32_t *)(void *)(ring->buffer + index);
+	return (_Atomic uint64_t *)(void *)(ring->buffer + index);
 }
 
-static inline void set_type(const crb_ring_t *ring, uint64_t index, int32_t type)
+/* The header word of (length, type), laid out as the header is in memory (length first). */
+static inline uint64_t header(int32_t length, int32_t type)
 {
-	memcpy(ring->buffer + index + 4, &type, sizeof(type));
+	uint8_t bytes[8];
+	uint64_t word;
+	memcpy(bytes, &length, 4);
+	memcpy(bytes + 4, &type, 4);
+	memcpy(&word, bytes, 8);
+	return word;
+}
+
+static inline int32_t header_length(uint64_t word)
+{
+	int32_t length;
+	memcpy(&length, &word, 4);
+	return length;
+}
+
+static inline int32_t header_type(uint64_t word)
+{
+	int32_t type;
+	memcpy(&type, (const uint8_t *)&word + 4, 4);
+	return type;
 }
 
 int crb_create(size_t capacity, crb_ring_t **out)
@@ -151,38 +182,52 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 							memory_order_relaxed, memory_order_relaxed));
 
 	if (padding != 0) {
-		set_type(ring, tail_index, CRB_PADDING_TYPE);
-		/* R2: pairs with A1 in crb_drain(): the padding type is visible with the length. */
-		atomic_store_explicit(length_at(ring, tail_index), (int32_t)padding, memory_order_release);
+		/* R2: pairs with A1 in crb_drain(): length and padding type appear together. If
+		 * crb_unblock() took this header meanwhile, it wrote the same padding: go on. */
+		uint64_t empty = 0;
+		atomic_compare_exchange_strong_explicit(header_at(ring, tail_index), &empty,
+							header((int32_t)padding, CRB_PADDING_TYPE),
+							memory_order_release, memory_order_relaxed);
 		tail_index = 0;
 	}
 
-	set_type(ring, tail_index, type);
-	/* Relaxed: a negative length only marks the record as claimed (for
-	 * crb_unblock()); the consumer stops at any length <= 0. */
-	atomic_store_explicit(length_at(ring, tail_index), -(int32_t)(length + CRB_HEADER_LENGTH),
-			      memory_order_relaxed);
-
+	/* A negative length marks the record as claimed (for crb_unblock()); the consumer stops
+	 * at any length <= 0. Compare-and-swap from 0: crb_unblock() may have taken this header
+	 * while this producer stalled, and then the space is not ours to write.
+	 * R7: pairs with A7 in crb_unblock(): the type is not written again after this. */
+	uint64_t empty = 0;
+	if (!atomic_compare_exchange_strong_explicit(header_at(ring, tail_index), &empty,
+						     header(-(int32_t)(length + CRB_HEADER_LENGTH), type),
+						     memory_order_release, memory_order_relaxed))
+		return -ETIMEDOUT;
+	claim->type = type;
 	claim->data = ring->buffer + tail_index + CRB_HEADER_LENGTH;
 	claim->length = length;
 	claim->offset = tail_index;
 	return 0;
 }
 
-void crb_commit(crb_ring_t *ring, const crb_claim_t *claim)
+int crb_commit(crb_ring_t *ring, const crb_claim_t *claim)
 {
-	/* R1: pairs with A1 in crb_drain(): the payload written above is
-	 * visible to the consumer once it sees the positive length. */
-	atomic_store_explicit(length_at(ring, claim->offset), (int32_t)(claim->length + CRB_HEADER_LENGTH),
-			      memory_order_release);
+	const int32_t size = (int32_t)(claim->length + CRB_HEADER_LENGTH);
+	uint64_t claimed = header(-size, claim->type);
+	/* R1: pairs with A1 in crb_drain(): the payload written above is visible to the consumer
+	 * once it sees the positive length. Compare-and-swap: crb_unblock() may have taken it. */
+	if (atomic_compare_exchange_strong_explicit(header_at(ring, claim->offset), &claimed, header(size, claim->type),
+						    memory_order_release, memory_order_relaxed))
+		return 0;
+	return -ETIMEDOUT;
 }
 
-void crb_abort(crb_ring_t *ring, const crb_claim_t *claim)
+int crb_abort(crb_ring_t *ring, const crb_claim_t *claim)
 {
-	set_type(ring, claim->offset, CRB_PADDING_TYPE);
+	const int32_t size = (int32_t)(claim->length + CRB_HEADER_LENGTH);
+	uint64_t claimed = header(-size, claim->type);
 	/* R4: pairs with A1 in crb_drain(): the consumer sees the padding type and skips. */
-	atomic_store_explicit(length_at(ring, claim->offset), (int32_t)(claim->length + CRB_HEADER_LENGTH),
-			      memory_order_release);
+	if (atomic_compare_exchange_strong_explicit(header_at(ring, claim->offset), &claimed, header(size, CRB_PADDING_TYPE),
+						    memory_order_release, memory_order_relaxed))
+		return 0;
+	return -ETIMEDOUT;  /* taken by crb_unblock(): padding already */
 }
 
 int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t length)
@@ -192,8 +237,7 @@ int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t le
 	if (rc != 0)
 		return rc;
 	memcpy(claim.data, data, length);
-	crb_commit(ring, &claim);
-	return 0;
+	return crb_commit(ring, &claim);
 }
 
 uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_bytes)
@@ -207,17 +251,17 @@ uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_
 		uint32_t records = 0;
 
 		while (bytes < contiguous) {
-			/* A1: pairs with R1 in crb_commit(), R2 in crb_claim_mpsc() and R4
-			 * in crb_abort(): header and payload are complete once the length is positive. */
-			const int32_t length = atomic_load_explicit(length_at(ring, head_index + bytes),
-								    memory_order_acquire);
+			/* A1: pairs with R1 in crb_commit(), R2 in crb_claim_mpsc(), R4 in
+			 * crb_abort() and R6 in crb_unblock(): header and payload are complete once
+			 * the length is positive. */
+			const uint64_t word = atomic_load_explicit(header_at(ring, head_index + bytes), memory_order_acquire);
+			const int32_t length = header_length(word);
 			if (length <= 0)
 				break;
 			const uint64_t stride = align_record((uint64_t)length);
 			if (bytes > 0 && bytes + stride > max_bytes)
 				break;
-			int32_t type;
-			memcpy(&type, ring->buffer + head_index + bytes + 4, sizeof(type));
+			const int32_t type = header_type(word);
 			if (type != CRB_PADDING_TYPE)
 				records++;
 			bytes += stride;
@@ -250,37 +294,39 @@ int crb_unblock(crb_ring_t *ring)
 		return 0;
 
 	const uint64_t head_index = head & ring->mask;
-	_Atomic int32_t *length_word = length_at(ring, head_index);
-	int32_t length = atomic_load_explicit(length_word, memory_order_acquire);
-
-	if (length < 0) {
-		/* Claimed, never committed: turn it into padding of the same size. */
-		set_type(ring, head_index, CRB_PADDING_TYPE);
-		/* R4': pairs with A1 in crb_drain(), like an abort. */
-		return atomic_compare_exchange_strong_explicit(length_word, &length, -length,
-							       memory_order_release, memory_order_relaxed)
-			       ? 1
-			       : 0;
-	}
+	_Atomic uint64_t *word = header_at(ring, head_index);
+	/* A7: pairs with R7 in crb_claim_mpsc(): the claimed header is read whole. */
+	uint64_t seen = atomic_load_explicit(word, memory_order_acquire);
+	const int32_t length = header_length(seen);
 	if (length > 0)
-		return 0;
+		return 0;  /* committed meanwhile: nothing is stuck */
 
-	/* Tail moved past the head, but no header was ever written: find where the
-	 * next written header starts and pad the gap. */
-	uint64_t limit = tail - head;
-	if (limit > ring->capacity - head_index)
-		limit = ring->capacity - head_index;
-	for (uint64_t i = CRB_ALIGNMENT; i < limit; i += CRB_ALIGNMENT) {
-		/* A1': acquire, as in crb_drain(). */
-		if (atomic_load_explicit(length_at(ring, head_index + i), memory_order_acquire) != 0) {
-			set_type(ring, head_index, CRB_PADDING_TYPE);
-			atomic_store_explicit(length_word, (int32_t)i, memory_order_release);
-			return 1;
+	uint64_t size;
+	if (length < 0) {
+		/* Claimed, never committed: the record's own size. */
+		size = (uint64_t)-(int64_t)length;
+	} else {
+		/* The tail moved past the head, but no header was written: pad up to the next written
+		 * header. (A second producer stalled inside this gap before writing its header would
+		 * write it into the padding; producers of a gap are taken to be dead, as in Agrona.) */
+		uint64_t limit = tail - head;
+		if (limit > ring->capacity - head_index)
+			limit = ring->capacity - head_index;
+		size = limit;
+		for (uint64_t i = CRB_ALIGNMENT; i < limit; i += CRB_ALIGNMENT) {
+			/* A1': acquire, as in crb_drain(). */
+			if (header_length(atomic_load_explicit(header_at(ring, head_index + i), memory_order_acquire)) != 0) {
+				size = i;
+				break;
+			}
 		}
 	}
-	/* Everything up to the limit is claimed and unwritten. */
-	set_type(ring, head_index, CRB_PADDING_TYPE);
-	atomic_store_explicit(length_word, (int32_t)limit, memory_order_release);
+	/* R6: pairs with A1 in crb_drain(). One compare-and-swap writes length and padding type
+	 * together: a producer that commits (or writes its header) now fails its own and reports
+	 * the record lost, instead of being skipped unseen. */
+	if (!atomic_compare_exchange_strong_explicit(word, &seen, header((int32_t)((size + CRB_ALIGNMENT - 1) & ~(uint64_t)(CRB_ALIGNMENT - 1)), CRB_PADDING_TYPE),
+						     memory_order_release, memory_order_relaxed))
+		return 0;  /* the producer got there first */
 	return 1;
 }
 

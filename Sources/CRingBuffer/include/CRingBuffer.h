@@ -40,6 +40,8 @@ typedef struct crb_claim {
 	uint32_t length;
 	/** Offset of the record header in the buffer (private to the ring). */
 	uint64_t offset;
+	/** The record's type (private to the ring: commit compares the whole header). */
+	int32_t type;
 } crb_claim_t;
 
 /**
@@ -67,21 +69,33 @@ uint32_t crb_max_length(const crb_ring_t *ring);
  * crb_commit() or crb_abort(); until then the consumer stops at this record.
  *
  * Returns 0 and fills `claim`, -ENOSPC if the ring is full, -EMSGSIZE if
- * `length` exceeds crb_max_length(ring), or -EINVAL if `type` <= 0.
+ * `length` exceeds crb_max_length(ring), -EINVAL if `type` <= 0, or
+ * -ETIMEDOUT if this producer stalled between taking the space and writing its
+ * header for so long that crb_unblock() took the space back (nothing to commit).
  */
 int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim);
 
-/** Publishes a claimed record to the consumer. Safe for the claiming producer. */
-void crb_commit(crb_ring_t *ring, const crb_claim_t *claim);
+/**
+ * Publishes a claimed record to the consumer. Safe for the claiming producer.
+ *
+ * Returns 0, or -ETIMEDOUT if crb_unblock() took the record back because this
+ * producer stalled too long between claim and commit: the record is lost, and
+ * the caller must count it so.
+ */
+int crb_commit(crb_ring_t *ring, const crb_claim_t *claim);
 
-/** Gives a claimed record up: the consumer skips it. Safe for the claiming producer. */
-void crb_abort(crb_ring_t *ring, const crb_claim_t *claim);
+/**
+ * Gives a claimed record up: the consumer skips it. Safe for the claiming producer.
+ * Returns 0, or -ETIMEDOUT if crb_unblock() had taken it already (padding either way).
+ */
+int crb_abort(crb_ring_t *ring, const crb_claim_t *claim);
 
 /**
  * Claims, copies and commits one record in one call. Safe for any number of
  * concurrent producers.
  *
- * Returns 0, -ENOSPC, -EMSGSIZE or -EINVAL as crb_claim_mpsc().
+ * Returns 0, -ENOSPC, -EMSGSIZE, -EINVAL or -ETIMEDOUT as crb_claim_mpsc() and
+ * crb_commit().
  */
 int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t length);
 
@@ -105,7 +119,9 @@ uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_
  * Frees the head of the ring when the producer that claimed it died before it
  * committed: the stuck record (or the unwritten gap) becomes padding. Consumer
  * only, and only after a timeout long enough that a live producer has
- * certainly finished (the caller decides; Agrona uses seconds).
+ * certainly finished (the caller decides; Agrona uses seconds). If the
+ * producer was only slow, it learns that its record was taken: its
+ * crb_commit() (or the header write in crb_claim_mpsc()) returns -ETIMEDOUT.
  *
  * Returns 1 if the head was unblocked, 0 if there was nothing to unblock.
  */

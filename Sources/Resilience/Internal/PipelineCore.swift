@@ -102,6 +102,8 @@ final class PipelineCore: @unchecked Sendable {
             return .queued
         case .tooLarge:
             return drop(type: type, .recordTooLarge, detail: "a record of \(buffer.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
+        case .reclaimed:
+            return drop(type: type, .producerStalled, detail: "this thread stalled inside the ring write until the drain thread took the space back")
         case .full:
             if let nanos = blockNanos[type.recordRoute], blockUntilWritten(buffer, type: type, nanoseconds: nanos) { return .queued }
             return drop(type: type, .ringFull, detail: "the ring (\(ring.capacity) bytes) is full")
@@ -117,7 +119,11 @@ final class PipelineCore: @unchecked Sendable {
             processor?.wake()
             var ts = timespec(tv_sec: 0, tv_nsec: pause)
             nanosleep(&ts, nil)
-            if ring.tryWrite(type: type, from: buffer.base, length: buffer.count) == .written { return true }
+            switch ring.tryWrite(type: type, from: buffer.base, length: buffer.count) {
+            case .written: return true
+            case .reclaimed: return false
+            case .full, .tooLarge: break
+            }
             if !accepting.load(ordering: .relaxed) || monotonicNanos() >= deadline { return false }
             pause = min(pause * 2, 200_000)
         }
@@ -255,6 +261,8 @@ final class PipelineCore: @unchecked Sendable {
         switch reason {
         case .ringFull:
             return (.overflow, ResilienceError(code: .ringFull, message: "the ring (\(ring.capacity) bytes) was full"))
+        case .producerStalled:
+            return (.overflow, ResilienceError(code: .ringFull, message: "emitting threads stalled inside the ring write until their space was taken back"))
         case .recordTooLarge:
             return (.permanent, ResilienceError(code: .recordTooLarge, message: "records larger than the ring's maximum of \(ring.maximumRecordLength) bytes"))
         default:
@@ -297,16 +305,18 @@ final class PipelineCore: @unchecked Sendable {
 
 /// Intake drops of one route and signal, by reason.
 final class DropTally: Sendable {
-    static let reasons: [DropReason] = [.ringFull, .recordTooLarge, .shutdown]
+    static let reasons: [DropReason] = [.ringFull, .recordTooLarge, .shutdown, .producerStalled]
     private let ringFull = Atomic<Int>(0)
     private let recordTooLarge = Atomic<Int>(0)
     private let shutdown = Atomic<Int>(0)
+    private let producerStalled = Atomic<Int>(0)
 
     func add(_ reason: DropReason, _ n: Int) {
         switch reason {
         case .ringFull: ringFull.add(n, ordering: .relaxed)
         case .recordTooLarge: recordTooLarge.add(n, ordering: .relaxed)
         case .shutdown: shutdown.add(n, ordering: .relaxed)
+        case .producerStalled: producerStalled.add(n, ordering: .relaxed)
         default: break
         }
     }
@@ -316,6 +326,7 @@ final class DropTally: Sendable {
         case .ringFull: return ringFull.load(ordering: .relaxed)
         case .recordTooLarge: return recordTooLarge.load(ordering: .relaxed)
         case .shutdown: return shutdown.load(ordering: .relaxed)
+        case .producerStalled: return producerStalled.load(ordering: .relaxed)
         default: return 0
         }
     }

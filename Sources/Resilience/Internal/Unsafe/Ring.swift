@@ -23,7 +23,12 @@ final class Ring: @unchecked Sendable {
 
     deinit { crb_destroy(ring) }
 
-    enum WriteResult { case written, full, tooLarge }
+    enum WriteResult {
+        case written, full, tooLarge
+        /// The writing thread stalled so long that the drain thread took its space back
+        /// (`crb_unblock`): the record is lost, and must be counted so.
+        case reclaimed
+    }
 
     /// Copies `length` bytes from `source` into one record of `type`.
     @inline(__always)
@@ -31,6 +36,7 @@ final class Ring: @unchecked Sendable {
         switch crb_write_mpsc(ring, type, source, UInt32(truncatingIfNeeded: length)) {
         case 0: return .written
         case -ENOSPC: return .full
+        case -ETIMEDOUT: return .reclaimed
         default: return .tooLarge
         }
     }
