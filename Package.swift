@@ -103,6 +103,7 @@ let package = Package(
             dependencies: [
                 "Resilience", "ResilienceTesting",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),

@@ -34,6 +34,9 @@ public final class OTLPReceiver: Sendable {
         case partialSuccess(rejected: Int, message: String)
         /// Fail the next `count` requests with `status` (and `Retry-After` if given), then accept.
         case failFirst(count: Int, status: Int, retryAfter: String? = nil)
+        /// Answer `status` with a message that repeats the value of the request header `header`
+        /// (as careless collectors do with credentials).
+        case failEchoingHeader(status: Int, header: String)
         /// Fail a random fraction `rate` of requests — half with 503, half with a connection
         /// reset — and accept the rest. Deterministic for a given `seed`.
         case randomFaults(rate: Double, seed: UInt64)
@@ -321,6 +324,8 @@ final class ReceiverHandler: ChannelInboundHandler {
             case .accept: answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: 0, message: "")
             case .partialSuccess(let rejected, let message): answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: rejected, message: message)
             case .fail(let status, let retryAfter): answer = .status(status, retryAfter: retryAfter, message: "receiver told to fail with \(status)")
+            case .failEchoingHeader(let status, let header):
+                answer = .status(status, retryAfter: nil, message: "invalid \(header): \(head.headers.first(name: header) ?? "(none)")")
             case .resetConnection: answer = .reset
             case .delay(let duration): answer = .delayed(duration)
             case .garbage: answer = .garbage

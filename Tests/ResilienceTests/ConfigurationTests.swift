@@ -83,4 +83,45 @@ import Testing
         exporter.tracesEndpoint = "http://other:1234"
         #expect(exporter.resolvedTracesEndpoint == "http://other:1234")
     }
+
+    @Test func theSpillStoreIsConfiguredFromTheEnvironmentAndItsKeysNeedADirectory() throws {
+        let config = try PipelineConfiguration.fromEnvironment([
+            "SPILLWAY_SPILL_DIR": "/var/lib/app/spill", "SPILLWAY_SPILL_DURABILITY": "always", "SPILLWAY_SPILL_MAX_BYTES": "1048576",
+            "SPILLWAY_SPILL_MAX_AGE": "3600000", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536", "SPILLWAY_SPILL_REPLAY_CONCURRENCY": "2",
+        ])
+        let spill = try #require(config.spill)
+        #expect(spill.directory == "/var/lib/app/spill" && spill.durability == .always && spill.maxBytes == 1 << 20)
+        #expect(spill.maxAge == .seconds(3600) && spill.maxSegmentBytes == 65536 && spill.replayConcurrency == 2)
+        #expect(try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "interval:250"]).spill?.durability
+            == .interval(.milliseconds(250)))
+        for (environment, key) in [
+            (["SPILLWAY_SPILL_DURABILITY": "always"], "SPILLWAY_SPILL_DURABILITY"),
+            (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "sometimes"], "SPILLWAY_SPILL_DURABILITY"),
+            (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "interval:0"], "SPILLWAY_SPILL_DURABILITY"),
+            (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_MAX_BYTES": "100"], "SPILLWAY_SPILL_MAX_BYTES"),
+            (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_MAX_BYTES": "8192", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536"], "SPILLWAY_SPILL_MAX_BYTES"),
+        ] {
+            do {
+                _ = try PipelineConfiguration.fromEnvironment(environment)
+                Issue.record("\(environment) was accepted")
+            } catch {
+                #expect(error.key == key, "\(environment): \(error)")
+            }
+        }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_HEADERS='api-key=SECRET123,oops'` once printed the secret in the error.
+    @Test func aHeaderValueNeverAppearsInAnError() {
+        for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"] {
+            for value in ["api-key=SECRET123,oops", "api-key=SECRET123,x=%zz", "SECRET123", "a=b,SECRET123,c=d"] {
+                do {
+                    _ = try PipelineConfiguration.fromEnvironment([name: value])
+                    Issue.record("\(name)=\(value) was accepted")
+                } catch {
+                    #expect(error.key == name)
+                    #expect(!error.description.contains("SECRET123") && !error.value.contains("SECRET123"), "\(error)")
+                }
+            }
+        }
+    }
 }

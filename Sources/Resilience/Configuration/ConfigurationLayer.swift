@@ -102,6 +102,11 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("SPILLWAY_RING_CAPACITY", "ringCapacity", "16777216", live: false, "ring bytes, a power of two"),
         .init("SPILLWAY_OVERFLOW", "overflowPolicy", "drop_newest", live: false, "`drop_newest` or `block:<ms>`"),
         .init("SPILLWAY_SPILL_DIR", "spill", "", live: false, "spill store directory (empty: batches wait in memory)"),
+        .init("SPILLWAY_SPILL_DURABILITY", "spill.durability", "interval:1000", live: false, "`none`, `always` or `interval:<ms>`: when spilled frames are fsynced"),
+        .init("SPILLWAY_SPILL_MAX_BYTES", "spill.maxBytes", "1073741824", live: false, "per signal: past this, the oldest segments are deleted (`retention`)"),
+        .init("SPILLWAY_SPILL_MAX_AGE", "spill.maxAge", "86400000", live: false, "per signal: older segments are deleted (`retention`), milliseconds"),
+        .init("SPILLWAY_SPILL_MAX_SEGMENT_BYTES", "spill.maxSegmentBytes", "67108864", live: false, "a segment is sealed at this size"),
+        .init("SPILLWAY_SPILL_REPLAY_CONCURRENCY", "spill.replayConcurrency", "1", live: false, "replay requests at once"),
         .init("SPILLWAY_SHUTDOWN_TIMEOUT", "shutdownTimeout", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"),
         .init("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "exceptionStackTraces", "(not set: `error`; swift-log bridge: none)", live: true, "from which severity errors on log records get `exception.stacktrace`; `never`"),
     ]

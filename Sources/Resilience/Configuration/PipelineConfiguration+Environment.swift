@@ -143,6 +143,7 @@ extension PipelineConfiguration {
             }
             config.spill = SpillConfiguration(directory: v)
         }
+        try applySpill(env, &config)
         do {
             try config.exporter.validate()
         } catch {
@@ -175,6 +176,52 @@ extension PipelineConfiguration {
     }
 }
 
+/// The spill store's keys; each needs `SPILLWAY_SPILL_DIR`.
+private func applySpill(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
+    let keys = ["SPILLWAY_SPILL_DURABILITY", "SPILLWAY_SPILL_MAX_BYTES", "SPILLWAY_SPILL_MAX_AGE", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES",
+                "SPILLWAY_SPILL_REPLAY_CONCURRENCY"]
+    guard var spill = config.spill else {
+        if let key = keys.first(where: { env.string($0) != nil }) {
+            throw ConfigurationError(
+                key: key, value: env.string(key)!, allowed: "a value only together with SPILLWAY_SPILL_DIR (no spill store is configured)",
+                source: env.source(key))
+        }
+        return
+    }
+    if let v = env.string("SPILLWAY_SPILL_DURABILITY") {
+        let allowed = "none, always, or interval:<milliseconds> (e.g. interval:1000)"
+        switch v.lowercased() {
+        case "none": spill.durability = .none
+        case "always": spill.durability = .always
+        default:
+            guard v.lowercased().hasPrefix("interval:"), let ms = Int(v.dropFirst("interval:".count)), ms > 0 else {
+                throw ConfigurationError(key: "SPILLWAY_SPILL_DURABILITY", value: v, allowed: allowed, source: env.source("SPILLWAY_SPILL_DURABILITY"))
+            }
+            spill.durability = .interval(.milliseconds(ms))
+        }
+    }
+    if let n = try env.integer("SPILLWAY_SPILL_MAX_BYTES", minimum: 4096) { spill.maxBytes = n }
+    if let ms = try env.integer("SPILLWAY_SPILL_MAX_AGE", minimum: 1) { spill.maxAge = .milliseconds(ms) }
+    if let n = try env.integer("SPILLWAY_SPILL_MAX_SEGMENT_BYTES", minimum: 4096) { spill.maxSegmentBytes = n }
+    if let n = try env.integer("SPILLWAY_SPILL_REPLAY_CONCURRENCY", minimum: 1) { spill.replayConcurrency = n }
+    do {
+        try spill.validate()
+    } catch {
+        let name = error.key == "spill.maxBytes" ? "SPILLWAY_SPILL_MAX_BYTES" : "SPILLWAY_SPILL_MAX_SEGMENT_BYTES"
+        throw ConfigurationError(key: name, value: error.value, allowed: error.allowed, source: env.source(name))
+    }
+    config.spill = spill
+}
+
+/// A headers value as it may be shown: the names, never the values (`api-key=<redacted>`); an
+/// item without `=` may be part of a secret, so it is not shown either.
+func redactedHeaders(_ text: String) -> String {
+    text.split(separator: ",", omittingEmptySubsequences: false).map { item -> String in
+        guard let eq = item.firstIndex(of: "=") else { return item.allSatisfy { $0 == " " || $0 == "\t" } ? "" : "<item without '='>" }
+        return String(item[..<eq]) + "=<redacted>"
+    }.joined(separator: ",")
+}
+
 private struct EnvironmentReader {
     let entries: [String: (value: String, source: String)]
 
@@ -197,13 +244,15 @@ private struct EnvironmentReader {
     /// `k=v,k2=v2` with percent-encoded values (W3C baggage octets), as OTEL_RESOURCE_ATTRIBUTES and _HEADERS use.
     func pairs(_ name: String, _ text: String) throws(ConfigurationError) -> [(String, String)] {
         var result: [(String, String)] = []
+        // Header values are secrets (API keys): an error shows their names only.
+        let shown = name.hasSuffix("HEADERS") ? redactedHeaders(text) : text
         for item in text.split(separator: ",") where !String(item).trimmingSpaces.isEmpty {
             guard let eq = item.firstIndex(of: "=") else {
-                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs", source: source(name))
+                throw ConfigurationError(key: name, value: shown, allowed: "comma-separated key=value pairs", source: source(name))
             }
             let key = String(item[..<eq]).trimmingSpaces
             guard !key.isEmpty, let value = percentDecoded(String(item[item.index(after: eq)...]).trimmingSpaces) else {
-                throw ConfigurationError(key: name, value: text, allowed: "comma-separated key=value pairs, values percent-encoded", source: source(name))
+                throw ConfigurationError(key: name, value: shown, allowed: "comma-separated key=value pairs, values percent-encoded", source: source(name))
             }
             result.append((key, value))
         }

@@ -213,7 +213,8 @@ public struct BatchConfiguration: Sendable, Hashable {
 }
 
 /// The OTLP/HTTP exporter's settings.
-public struct OTLPExporterConfiguration: Sendable, Hashable {
+/// Header values are credentials: the description, `dump` and the debugger show their names only.
+public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The base URL; `/v1/traces` and `/v1/logs` are appended.
     /// - Default value: `http://localhost:4318`. - Environment variable: `OTEL_EXPORTER_OTLP_ENDPOINT`.
     public var endpoint: String
@@ -245,6 +246,21 @@ public struct OTLPExporterConfiguration: Sendable, Hashable {
         self.timeout = timeout
     }
 
+    public var description: String {
+        let names = headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",")
+        return "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: \(logsEndpoint ?? "-"), "
+            + "headers: [\(names)], compression: \(compression), timeout: \(timeout))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
+            "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
+        ], displayStyle: .struct)
+    }
+
     /// The URL spans go to, by the specification's rules.
     public var resolvedTracesEndpoint: String { tracesEndpoint ?? Self.append("v1/traces", to: endpoint) }
     /// The URL logs go to, by the specification's rules.
@@ -252,6 +268,16 @@ public struct OTLPExporterConfiguration: Sendable, Hashable {
 
     static func append(_ path: String, to base: String) -> String {
         base.hasSuffix("/") ? base + path : base + "/" + path
+    }
+
+    /// `text` with every header value of this configuration (4 characters or longer) replaced by
+    /// `<redacted>`: for what the collector says back, which may echo a credential.
+    func redactingHeaderValues(_ text: String) -> String {
+        var result = text
+        for value in headers.values where value.count >= 4 && result.contains(value) {
+            result = result.replacing(value, with: "<redacted>")
+        }
+        return result
     }
 
     func validate() throws(ConfigurationError) {

@@ -117,7 +117,7 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         guard (200..<300).contains(status) else {
             throw OTLPExportError(
                 code: .httpStatus, statusCode: status, retryAfter: response.headers.first(name: "Retry-After"),
-                message: Self.statusMessage(response.body))
+                message: configuration.redactingHeaderValues(Self.statusMessage(response.body)))
         }
         // Export{Trace,Logs}ServiceResponse { partial_success = 1 { int64 rejected = 1; string error_message = 2; } }
         var body = response.body
@@ -140,7 +140,7 @@ public final class OTLPHTTPExporter: TelemetryExporter {
                     while let inner = try partial.nextField() {
                         switch (inner.number, inner.wire) {
                         case (1, 0): result.rejectedRecords = Int(truncatingIfNeeded: try partial.varint())
-                        case (2, 2): result.errorMessage = try partial.string()
+                        case (2, 2): result.errorMessage = configuration.redactingHeaderValues(try partial.string())
                         default: try partial.skip(inner.wire)
                         }
                     }

@@ -145,4 +145,39 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         _ = await second.shutdown(deadline: .now + .seconds(2))
         try await receiver.stop()
     }
+
+    /// A header value never appears in an output, a log, an event or a spill file — not even
+    /// when the collector repeats it in its answer.
+    @Test(.timeLimit(.minutes(1)))
+    func aCredentialTheCollectorEchoesIsRedactedEverywhere() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .failEchoingHeader(status: 401, header: "api-key")
+        let directory = spillDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let events = EventLog()
+        let logs = LogCapture()
+        var configuration = configuration(receiver, directory: directory, handler: events)
+        configuration.exporter.headers = ["api-key": "SECRET-9f8e7d"]
+        let pipeline = try TelemetryPipeline(configuration: configuration, logger: logs.logger)
+        emit(pipeline, 0..<1_000)
+        #expect(await eventually(timeout: .seconds(20)) { settled(pipeline) && pipeline.stats().spans.rejected > 0 })
+        let stats = pipeline.stats()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(2))
+        #expect(receiver.diagnostics.statuses[401] ?? 0 > 0, "the collector did echo it")
+        var seen = ["stats": "\(stats) \(stats.lastError ?? "") \(stats.misconfiguration ?? "")", "configuration": "\(configuration) \(String(reflecting: configuration.exporter))"]
+        seen["events"] = events.all.map { "\($0) \($0.error)" }.joined(separator: "\n")
+        seen["logs"] = logs.lines.joined(separator: "\n")
+        var dumped = ""
+        dump(configuration.exporter, to: &dumped)
+        seen["dump"] = dumped
+        for area in ["traces", "rejected/traces"] {
+            for name in files(directory + "/" + area, "") {
+                seen["\(area)/\(name)"] = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: directory + "/" + area + "/" + name))) ?? Data(), as: UTF8.self)
+            }
+        }
+        #expect(seen.keys.contains { $0.hasSuffix(".rejections") }, "\(seen.keys)")
+        for (place, text) in seen { #expect(!text.contains("SECRET-9f8e7d"), "the credential appears in \(place): \(text.prefix(300))") }
+        #expect(seen["events"]!.contains("<redacted>"), "what the collector said is kept, minus the credential")
+        try await receiver.stop()
+    }
 }
