@@ -17,9 +17,12 @@ struct LoadGenerator {
         var emitNanosecondsPerRecord: Double
         var accepted: Int
         var refused: Int
+        /// Records emitted (less than asked when interrupted).
+        var emitted: Int { accepted + refused }
     }
 
-    func run(pipeline: TelemetryPipeline) -> Result {
+    /// Emits until done, or until `stop` is set (SIGINT). Returns what was emitted.
+    func run(pipeline: TelemetryPipeline, stop: StopFlag = StopFlag()) -> Result {
         let tracer = pipeline.tracer(scope: "spillway.load", version: "1")
         let logger = pipeline.logger(scope: "spillway.load", version: "1")
         let progress = ProgressCounter()
@@ -36,7 +39,7 @@ struct LoadGenerator {
                 var n = 0
                 let threadStart = DispatchTime.now().uptimeNanoseconds
                 var seq = t
-                while seq < spans + logs {
+                while seq < spans + logs && !stop.isSet {
                     if perThreadRate > 0 {
                         let due = threadStart + UInt64(Double(n) / perThreadRate * 1e9)
                         let now = DispatchTime.now().uptimeNanoseconds

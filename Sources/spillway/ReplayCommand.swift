@@ -20,7 +20,7 @@ struct Replay: AsyncParsableCommand {
 
     @Argument(help: "Spill directories, signal directories, or segment files.") var paths: [String]
     @Option(help: "OTLP/HTTP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318).") var endpoint: String?
-    @Option(help: "Stop after this many seconds without an acknowledgement, leaving the rest on disk.") var giveUpAfter: Int = 60
+    @Option(parsing: .unconditional, help: "Stop after this many seconds without an acknowledgement, leaving the rest on disk.") var giveUpAfter: Int = 60
     @Flag(help: "Replay the rejected and refused areas of a spill directory instead of the spilled one.") var rejected = false
     @Flag(help: "Replay even while a process holds the directory's lock (its open segments are skipped).") var force = false
     @Flag(help: "Send copies: write no progress, delete nothing.") var keep = false

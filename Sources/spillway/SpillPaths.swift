@@ -122,8 +122,8 @@ extension TelemetrySignal {
 }
 
 /// Writes to standard error (progress, warnings), unbuffered.
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+func printError(_ text: String, terminator: String = "\n") {
+    FileHandle.standardError.write(Data((text + terminator).utf8))
 }
 
 /// `1234567` → `1,234,567`.

@@ -13,16 +13,20 @@ struct Spillway: AsyncParsableCommand {
 }
 
 struct LoadOptions: ParsableArguments {
-    @Option(help: "Spans to emit.") var spans = 100_000
-    @Option(help: "Log records to emit.") var logs = 0
-    @Option(help: "Records per second, all threads together; 0 is as fast as possible.") var rate: Double = 0
-    @Option(help: "Emitting threads.") var threads = 1
+    @Option(parsing: .unconditional, help: "Spans to emit.") var spans = 100_000
+    @Option(parsing: .unconditional, help: "Log records to emit.") var logs = 0
+    @Option(parsing: .unconditional, help: "Records per second, all threads together; 0 is as fast as possible.") var rate: Double = 0
+    @Option(parsing: .unconditional, help: "Emitting threads.") var threads = 1
     @Flag(help: "No progress bar.") var quiet = false
 
+    static let maximumRecords = 1_000_000_000_000
+
     func validate() throws {
-        guard spans >= 0, logs >= 0 else { throw ValidationError("--spans and --logs must be >= 0") }
-        guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
-        guard rate >= 0 else { throw ValidationError("--rate must be >= 0") }
+        for (name, value) in [("--spans", spans), ("--logs", logs)] where !(0...Self.maximumRecords).contains(value) {
+            throw ValidationError("\(name): a count from 0 to \(grouped(Self.maximumRecords)), got \(value)")
+        }
+        guard (1...1024).contains(threads) else { throw ValidationError("--threads: from 1 to 1024, got \(threads)") }
+        guard rate.isFinite, rate >= 0, rate <= 1e9 else { throw ValidationError("--rate: records per second from 0 (unlimited) to 1e9, got \(rate)") }
     }
 
     var generator: LoadGenerator { LoadGenerator(spans: spans, logs: logs, rate: rate, threads: threads, showProgress: !quiet) }
@@ -41,38 +45,111 @@ func loadConfiguration(endpoint: String?, events: EventTally) throws -> Pipeline
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emit numbered spans and logs to an OTLP/HTTP endpoint; exit 0 when every record was exported (or spilled, with --spill-dir).",
-        discussion: "Reads the OTEL_* environment like the library (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, _COMPRESSION, OTEL_BSP_*, …). Every span carries spillway.load.seq.")
+        discussion: """
+            Reads the OTEL_* and SPILLWAY_* environment like the library (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, \
+            _COMPRESSION, OTEL_BSP_*, SPILLWAY_SPILL_DURABILITY, …). Every span carries spillway.load.seq. \
+            Ctrl-C stops emitting, drains (or spills) what was emitted, prints the books and exits 130; \
+            a second Ctrl-C quits at once.
+            """)
 
     @Option(help: "OTLP/HTTP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318).") var endpoint: String?
     @Option(help: "Spill what cannot be delivered to this directory (default: SPILLWAY_SPILL_DIR).") var spillDir: String?
+    @Option(parsing: .unconditional, help: "How long shutdown may take to export what is left, in seconds.") var drainTimeout: Int = 30
     @OptionGroup var load: LoadOptions
+
+    func validate() throws {
+        guard (1...3600).contains(drainTimeout) else { throw ValidationError("--drain-timeout: seconds from 1 to 3600, got \(drainTimeout)") }
+    }
 
     func run() async throws {
         let events = EventTally()
         let pipeline: TelemetryPipeline
         do {
             var configuration = try loadConfiguration(endpoint: endpoint, events: events)
-            if let spillDir { configuration.spill = SpillConfiguration(directory: spillDir) }
+            if let spillDir { configuration.spill = SpillConfiguration(directory: spillDir, durability: configuration.spill?.durability ?? .interval(.seconds(1))) }
             pipeline = try TelemetryPipeline(configuration: configuration)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        let result = load.generator.run(pipeline: pipeline)
-        let summary = await pipeline.shutdown(deadline: .now + .seconds(30))
+        let interrupted = StopFlag()
+        let interrupts = Interrupts {
+            if interrupted.isSet {
+                printError("\nspillway load: interrupted twice; quitting without draining")
+                Foundation.exit(130)
+            }
+            interrupted.set()
+            printError("\nspillway load: interrupted; draining what was emitted (Ctrl-C again to quit at once)")
+        }
+        let result = load.generator.run(pipeline: pipeline, stop: interrupted)
+        // Shutdown exports what is left (or spills it); say what it is waiting for meanwhile.
+        let shutdown = Task { await pipeline.shutdown(deadline: .now + .seconds(drainTimeout)) }
+        let waiting = load.quiet ? nil : Task {
+            try await Task.sleep(for: .seconds(1))
+            while !Task.isCancelled {
+                printError("\r" + waitingStatus(pipeline.stats()) + "    ", terminator: "")
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+        let summary = await shutdown.value
+        if let waiting {
+            waiting.cancel()
+            printError("")
+        }
+        _ = interrupts
         let stats = summary.stats
-        print("emitted:  \(stats.spans.emitted) spans, \(stats.logs.emitted) logs in \(String(format: "%.2f", seconds(result.elapsed))) s (\(formatRate(Double(load.spans + load.logs) / seconds(result.elapsed)))/s)")
+        print("emitted:  \(stats.spans.emitted) spans, \(stats.logs.emitted) logs in \(String(format: "%.2f", seconds(result.elapsed))) s (\(formatRate(Double(result.emitted) / seconds(result.elapsed)))/s)")
         print("exported: \(stats.spans.exported) spans, \(stats.logs.exported) logs")
-        print("dropped:  \(stats.spans.droppedTotal) spans \(stats.spans.dropped), \(stats.logs.droppedTotal) logs \(stats.logs.dropped)")
+        print("dropped:  \(dropped(stats.spans)) spans, \(dropped(stats.logs)) logs")
         print("exports:  \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips\(stats.lastError.map { "; last error: \($0)" } ?? "")")
         print("events:   \(events.summary)")
-        if stats.spans.spilled + stats.logs.spilled > 0 {
+        if stats.spans.spilled + stats.logs.spilled + stats.spans.rejected + stats.logs.rejected > 0 {
             print("spilled:  \(stats.spans.spilled) spans, \(stats.logs.spilled) logs; on disk now: \(stats.spans.onDisk) spans, \(stats.logs.onDisk) logs")
+        }
+        if summary.deadlineExceeded { print("shutdown: the \(drainTimeout) s drain deadline passed") }
+        if interrupted.isSet {
+            print("interrupted after \(result.emitted) of \(load.spans + load.logs) records")
+            throw ExitCode(130)
         }
         // Exit 0 when every record was exported or is safe on disk, and nothing was dropped.
         let complete = stats.spans.droppedTotal + stats.logs.droppedTotal == 0
             && stats.spans.exported + stats.spans.onDisk - stats.spans.recovered >= load.spans
             && stats.logs.exported + stats.logs.onDisk - stats.logs.recovered >= load.logs
         if !complete { throw ExitCode(1) }
+    }
+}
+
+/// `0`, or `12 (ring_full 10, shutdown 2)`.
+func dropped(_ signal: PipelineStats.Signal) -> String {
+    guard signal.droppedTotal > 0 else { return "0" }
+    let reasons = signal.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    return "\(signal.droppedTotal) (\(reasons))"
+}
+
+/// One line on what shutdown waits for: records not yet delivered, the breaker, retries, held batches.
+func waitingStatus(_ stats: PipelineStats) -> String {
+    let pending = stats.spans.pending + stats.logs.pending
+    var parts = ["draining: \(pending) records not yet delivered, \(stats.ringBytesInUse) bytes in the ring"]
+    if let state = stats.circuitBreakerState, state != .closed { parts.append("breaker \(state.rawValue)") }
+    if stats.batchesHeldInMemory > 0 { parts.append("\(stats.batchesHeldInMemory) batches held in memory") }
+    parts.append("\(stats.retries) retries")
+    if let error = stats.lastError { parts.append("last error: \(error.prefix(80))") }
+    return parts.joined(separator: "; ")
+}
+
+/// Runs `handler` on SIGINT (on a dispatch queue) while alive.
+final class Interrupts {
+    private let source: any DispatchSourceSignal
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT)
+        source.setEventHandler(handler: handler)
+        source.resume()
+    }
+
+    deinit {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
     }
 }
 
@@ -114,7 +191,7 @@ struct Demo: AsyncParsableCommand {
             emitted:     \(stats.spans.emitted) spans, \(stats.logs.emitted) logs
             received:    \(receiver.spanCount) spans, \(receiver.logCount) logs (\(receiver.acceptedRequestCount) requests)
             lost:        \(lost)   (by spillway.load.seq: spans \(spans); logs \(logs))
-            dropped:     \(stats.spans.droppedTotal + stats.logs.droppedTotal) \(stats.spans.dropped.merging(stats.logs.dropped, uniquingKeysWith: +))
+            dropped:     \(dropped(stats.spans)) spans, \(dropped(stats.logs)) logs
             exports:     \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips
             events:      \(events.summary)
             throughput:  \(formatRate(Double(load.spans + load.logs) / seconds(elapsed))) records/s end to end (\(String(format: "%.2f", seconds(elapsed))) s)
