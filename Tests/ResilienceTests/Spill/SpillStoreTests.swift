@@ -151,8 +151,18 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         receiver.behavior = .resetConnection
         let events = EventLog()
+        let logs = LogCapture()
         let spill = SpillConfiguration(directory: mountPoint + "/spill", durability: .always, maxSegmentBytes: 16_384, maxBytes: 1 << 20)
-        let pipeline = try spillingPipeline(receiver, directory: mountPoint + "/spill", handler: events, spill: spill)
+        var configuration = PipelineConfiguration(serviceName: "spill")
+        configuration.exporter.endpoint = receiver.endpoint
+        configuration.traces.scheduleDelay = .milliseconds(50)
+        configuration.traces.maxExportBatchSize = 25  // many small batches: many drops to report
+        configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
+        configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .milliseconds(500))
+        configuration.spill = spill
+        configuration.exportErrorHandler = events
+        configuration.overflowPolicy = .block(upTo: .seconds(10))
+        let pipeline = try TelemetryPipeline(configuration: configuration, logger: logs.logger)
         // Distinct attribute values per span so the frames do not compress to nothing.
         let tracer = pipeline.tracer(scope: "full")
         var generator = SystemRandomNumberGenerator()
@@ -175,7 +185,14 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         #expect(await eventually { pipeline.stats().spans.spilled > spilledBefore }, "spilling resumes: \(pipeline.stats())")
         let s = pipeline.stats().spans
         #expect(s.emitted == s.exported + s.droppedTotal + s.onDisk + s.pending, "the books balance: \(s)")
+        // A full disk once logged one warning per dropped batch (461 lines in one run): the first
+        // is logged, the repeats are summarized every 5 s; the handlers saw every one.
+        let droppedBatches = events.all.filter { $0.outcome == .dropped(.diskFull) }.count
+        let warnings = logs.lines.filter { $0.hasPrefix("warning") }
+        #expect(droppedBatches >= 20, "\(droppedBatches) batches dropped")
+        #expect(warnings.count <= 6, "\(warnings.count) warnings for \(droppedBatches) dropped batches:\n\(warnings.joined(separator: "\n"))")
         _ = await pipeline.shutdown(deadline: .now + .milliseconds(500))
+        #expect(logs.lines.contains { $0.contains("more of") }, "the repeats are summarized: \(logs.lines.suffix(3))")
         try await receiver.stop()
     }
 }
