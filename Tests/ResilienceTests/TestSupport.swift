@@ -4,9 +4,11 @@ import Resilience
 import ResilienceTesting
 import Synchronization
 
-/// A pipeline exporting to a fresh receiver, with short delays so tests run fast.
+/// A pipeline exporting to a fresh receiver, with short delays so tests run fast. A full ring
+/// blocks the emitting thread (up to 30 s) instead of dropping: a test that means "nothing lost"
+/// must not confuse a slow machine with loss. Tests about drops pass `.dropNewest`.
 func makePipeline(
-    receiver: OTLPReceiver, ringCapacity: Int = 1 << 20, batchSize: Int = 512, overflow: OverflowPolicy = .dropNewest,
+    receiver: OTLPReceiver, ringCapacity: Int = 1 << 20, batchSize: Int = 512, overflow: OverflowPolicy = .block(upTo: .seconds(30)),
     processor: ProcessorKind = .batch, compression: OTLPExporterConfiguration.Compression = .none,
     limits: AttributeLimits = .init(), timeout: Duration = .seconds(5), retry: ExportRetryPolicy? = .fastForTests,
     circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(failureThreshold: 5, cooldown: .milliseconds(300)),

@@ -17,6 +17,7 @@ private func configuration(_ receiver: OTLPReceiver, directory: String, cooldown
         initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
     configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: cooldown)
     configuration.spill = SpillConfiguration(directory: directory, durability: .always)
+    configuration.overflowPolicy = .block(upTo: .seconds(30))  // "nothing lost" means no drops
     return configuration
 }
 

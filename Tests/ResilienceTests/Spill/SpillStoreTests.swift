@@ -26,6 +26,7 @@ private func spillingPipeline(
     configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .milliseconds(500))
     configuration.spill = spill ?? SpillConfiguration(directory: directory, durability: .always)
     configuration.exportErrorHandler = handler
+    configuration.overflowPolicy = .block(upTo: .seconds(30))  // "nothing lost" means no drops
     return try TelemetryPipeline(configuration: configuration)
 }
 
