@@ -5,6 +5,9 @@
 #   make soak    the random-fault run with 10 M spans (make test runs it with 1 M), and a 30 s
 #                collector outage ridden out on disk (make test: 5 s)
 #   make fuzz    libFuzzer on the spill segment reader and recovery (FUZZ_SECONDS, default 60)
+#   make faults  the fault suite (outages, throttling, resets, a slow collector, misconfiguration,
+#                SIGKILL, a full disk, hostile files) with the release tool: one table row each;
+#                make test runs its short version
 # Every target first installs what is missing (Debian packages, PyPI packages), non-interactively.
 
 SWIFT      ?= swift
@@ -14,7 +17,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: all deps demo test test-unit test-pwrite test-tsan tsan-selftest bench soak fuzz examples clean
+.PHONY: all deps demo test test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
 
 all: test
 
@@ -33,11 +36,22 @@ demo: deps
 	.build/release/spillway demo --spans 1000000 --logs 100000 --threads 2 --faults 0.1
 
 # The ThreadSanitizer steps come first and the main suite last, so the run ends with its summary.
-test: deps test-tsan tsan-selftest test-pwrite test-unit
+test: deps test-tsan tsan-selftest test-pwrite test-unit test-faults
 
 test-unit: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The fault suite's short version, with the release build: some bugs live only in -O code (a
+# replay livelock did).
+test-faults: deps
+	$(SWIFT) build -c release --product spillway
+	.build/release/spillway faults --short
+
+faults: deps
+	$(SWIFT) build -c release --product spillway
+	.build/release/spillway faults --report .build/faults.md
+	@echo "The table is also in .build/faults.md"
 
 # The spill tests again with the pwrite writer forced, so both write paths pass the same suite.
 test-pwrite: deps

@@ -10,11 +10,15 @@ struct LoadGenerator {
     var rate: Double  // records per second, all threads together; 0 is unlimited
     var threads: Int
     var showProgress: Bool
+    /// Added to every `spillway.load.seq` (runs that share a receiver stay distinct).
+    var sequenceStart = 0
 
     struct Result {
         var elapsed: Duration
         /// Wall time spent inside emit calls, summed over threads, per record.
         var emitNanosecondsPerRecord: Double
+        /// The longest single emit call: how long the app's thread was held.
+        var emitNanosecondsMax: UInt64 = 0
         var accepted: Int
         var refused: Int
         /// Records emitted (less than asked when interrupted).
@@ -34,6 +38,7 @@ struct LoadGenerator {
             group.enter()
             Thread {
                 var emitNanos: UInt64 = 0
+                var emitMax: UInt64 = 0
                 var accepted = 0
                 var refused = 0
                 var n = 0
@@ -49,7 +54,7 @@ struct LoadGenerator {
                     let result: EmitResult
                     if seq < spans {
                         let span = tracer.startSpan(spanNames[seq & 15], kind: .server)
-                        span.setAttribute("spillway.load.seq", seq)
+                        span.setAttribute("spillway.load.seq", seq + sequenceStart)
                         span.setAttribute("http.request.method", "GET")
                         span.setAttribute("http.route", "/load/{id}")
                         span.setAttribute("http.response.status_code", 200)
@@ -57,18 +62,20 @@ struct LoadGenerator {
                         result = span.end()
                     } else {
                         result = logger.emit(severity: .info, body: "load record") {
-                            $0.set("spillway.load.seq", seq - spans)
+                            $0.set("spillway.load.seq", seq - spans + sequenceStart)
                             $0.set("load.thread", t)
                         }
                     }
-                    emitNanos &+= DispatchTime.now().uptimeNanoseconds &- before
+                    let took = DispatchTime.now().uptimeNanoseconds &- before
+                    emitNanos &+= took
+                    emitMax = max(emitMax, took)
                     if result.isAccepted { accepted += 1 } else { refused += 1 }
                     n += 1
                     seq += threads
                     if n & 1023 == 0 { progress.add(1024) }
                 }
                 progress.add(n & 1023)
-                progress.finish(thread: (emitNanos, accepted, refused))
+                progress.finish(thread: (emitNanos, accepted, refused), max: emitMax)
                 group.leave()
             }.start()
         }
@@ -83,7 +90,7 @@ struct LoadGenerator {
         }
         let (nanos, accepted, refused) = progress.totals
         return Result(elapsed: ContinuousClock.now - start, emitNanosecondsPerRecord: total == 0 ? 0 : Double(nanos) / Double(total),
-                      accepted: accepted, refused: refused)
+                      emitNanosecondsMax: progress.maxEmit, accepted: accepted, refused: refused)
     }
 }
 
@@ -94,11 +101,13 @@ final class ProgressCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
     private var sums: (UInt64, Int, Int) = (0, 0, 0)
+    private var longest: UInt64 = 0
     func add(_ n: Int) { lock.lock(); count += n; lock.unlock() }
     var done: Int { lock.lock(); defer { lock.unlock() }; return count }
-    func finish(thread: (UInt64, Int, Int)) {
-        lock.lock(); sums = (sums.0 + thread.0, sums.1 + thread.1, sums.2 + thread.2); lock.unlock()
+    func finish(thread: (UInt64, Int, Int), max emitMax: UInt64) {
+        lock.lock(); sums = (sums.0 + thread.0, sums.1 + thread.1, sums.2 + thread.2); longest = max(longest, emitMax); lock.unlock()
     }
+    var maxEmit: UInt64 { lock.lock(); defer { lock.unlock() }; return longest }
     var totals: (UInt64, Int, Int) { lock.lock(); defer { lock.unlock() }; return sums }
 }
 

@@ -9,7 +9,7 @@ struct Spillway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spillway",
         abstract: "Telemetry that survives its collector: load generator and demo.",
-        subcommands: [Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, SpillChild.self, ServiceChild.self])
+        subcommands: [Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self, SpillChild.self, ServiceChild.self])
 }
 
 struct LoadOptions: ParsableArguments {
@@ -18,6 +18,7 @@ struct LoadOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Records per second, all threads together; 0 is as fast as possible.") var rate: Double = 0
     @Option(parsing: .unconditional, help: "Emitting threads.") var threads = 1
     @Flag(help: "No progress bar.") var quiet = false
+    @Option(help: .hidden) var sequenceStart = 0
 
     static let maximumRecords = 1_000_000_000_000
 
@@ -29,16 +30,21 @@ struct LoadOptions: ParsableArguments {
         guard rate.isFinite, rate >= 0, rate <= 1e9 else { throw ValidationError("--rate: records per second from 0 (unlimited) to 1e9, got \(rate)") }
     }
 
-    var generator: LoadGenerator { LoadGenerator(spans: spans, logs: logs, rate: rate, threads: threads, showProgress: !quiet) }
+    var generator: LoadGenerator {
+        LoadGenerator(spans: spans, logs: logs, rate: rate, threads: threads, showProgress: !quiet, sequenceStart: sequenceStart)
+    }
 }
 
-/// A load generator must not lose what it counts: a full ring blocks the emitting thread (up to
-/// a minute) instead of dropping.
-func loadConfiguration(endpoint: String?, events: EventTally) throws -> PipelineConfiguration {
-    var configuration = try PipelineConfiguration.fromEnvironment().withExportErrorHandler(events)
+/// A load generator must not lose what it counts: unless `SPILLWAY_OVERFLOW` says otherwise, a
+/// full ring blocks the emitting thread (up to a minute) instead of dropping.
+func loadConfiguration(endpoint: String?, spillDirectory: String? = nil, events: EventTally) throws -> PipelineConfiguration {
+    // --spill-dir is SPILLWAY_SPILL_DIR: the other spill keys of the environment apply to it.
+    var environment = ProcessInfo.processInfo.environment
+    if let spillDirectory { environment["SPILLWAY_SPILL_DIR"] = spillDirectory }
+    var configuration = try PipelineConfiguration.fromEnvironment(environment).withExportErrorHandler(events)
     if let endpoint { configuration.exporter.endpoint = endpoint }
     if configuration.serviceName == nil { configuration.serviceName = "spillway-load" }
-    configuration.overflowPolicy = .block(upTo: .seconds(60))
+    if ProcessInfo.processInfo.environment["SPILLWAY_OVERFLOW"] == nil { configuration.overflowPolicy = .block(upTo: .seconds(60)) }
     return configuration
 }
 
@@ -55,6 +61,9 @@ struct Load: AsyncParsableCommand {
     @Option(help: "OTLP/HTTP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318).") var endpoint: String?
     @Option(help: "Spill what cannot be delivered to this directory (default: SPILLWAY_SPILL_DIR).") var spillDir: String?
     @Option(parsing: .unconditional, help: "How long shutdown may take to export what is left, in seconds.") var drainTimeout: Int = 30
+    @Option(help: .hidden) var waitForBacklog: Int = 0
+    @Option(help: .hidden) var reconfigureAt: Double?
+    @Flag(help: .hidden) var json = false
     @OptionGroup var load: LoadOptions
 
     func validate() throws {
@@ -65,8 +74,7 @@ struct Load: AsyncParsableCommand {
         let events = EventTally()
         let pipeline: TelemetryPipeline
         do {
-            var configuration = try loadConfiguration(endpoint: endpoint, events: events)
-            if let spillDir { configuration.spill = SpillConfiguration(directory: spillDir, durability: configuration.spill?.durability ?? .interval(.seconds(1))) }
+            let configuration = try loadConfiguration(endpoint: endpoint, spillDirectory: spillDir, events: events)
             pipeline = try TelemetryPipeline(configuration: configuration)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
@@ -80,7 +88,22 @@ struct Load: AsyncParsableCommand {
             interrupted.set()
             printError("\nspillway load: interrupted; draining what was emitted (Ctrl-C again to quit at once)")
         }
+        // The fault suite's "the operator fixed the configuration": a live reconfigure at this time.
+        let reconfigure = reconfigureAt.map { at in
+            Task {
+                try await Task.sleep(for: .milliseconds(Int64(at * 1000)))
+                try await pipeline.reconfigure(pipeline.configuration)
+            }
+        }
         let result = load.generator.run(pipeline: pipeline, stop: interrupted)
+        // The fault suite waits for the spill store's backlog to be replayed before shutting down.
+        let backlogDeadline = ContinuousClock.now + .seconds(waitForBacklog)
+        while waitForBacklog > 0 && !interrupted.isSet && ContinuousClock.now < backlogDeadline {
+            let stats = pipeline.stats()
+            if stats.spans.onDisk + stats.logs.onDisk == 0 && stats.spans.pending + stats.logs.pending == 0 && stats.ringBytesInUse == 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        _ = try? await reconfigure?.value
         // Shutdown exports what is left (or spills it); say what it is waiting for meanwhile.
         let shutdown = Task { await pipeline.shutdown(deadline: .now + .seconds(drainTimeout)) }
         let waiting = load.quiet ? nil : Task {
@@ -106,6 +129,7 @@ struct Load: AsyncParsableCommand {
             print("spilled:  \(stats.spans.spilled) spans, \(stats.logs.spilled) logs; on disk now: \(stats.spans.onDisk) spans, \(stats.logs.onDisk) logs")
         }
         if summary.deadlineExceeded { print("shutdown: the \(drainTimeout) s drain deadline passed") }
+        if json { print(jsonSummary(stats, result)) }
         if interrupted.isSet {
             print("interrupted after \(result.emitted) of \(load.spans + load.logs) records")
             throw ExitCode(130)
@@ -116,6 +140,17 @@ struct Load: AsyncParsableCommand {
             && stats.logs.exported + stats.logs.onDisk - stats.logs.recovered >= load.logs
         if !complete { throw ExitCode(1) }
     }
+}
+
+/// One JSON object with the books, for the fault suite.
+func jsonSummary(_ stats: PipelineStats, _ result: LoadGenerator.Result) -> String {
+    func signal(_ s: PipelineStats.Signal) -> String {
+        let dropped = s.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+        return "{\"emitted\":\(s.emitted),\"exported\":\(s.exported),\"dropped\":{\(dropped)},\"spilled\":\(s.spilled),\"rejected\":\(s.rejected),"
+            + "\"replayed\":\(s.replayed),\"recovered\":\(s.recovered),\"on_disk\":\(s.onDisk),\"pending\":\(s.pending)}"
+    }
+    return "{\"spans\":\(signal(stats.spans)),\"logs\":\(signal(stats.logs)),\"attempts\":\(stats.exportAttempts),"
+        + "\"emit_max_ns\":\(result.emitNanosecondsMax),\"emit_ns\":\(Int(result.emitNanosecondsPerRecord)),\"elapsed_s\":\(seconds(result.elapsed))}"
 }
 
 /// `0`, or `12 (ring_full 10, shutdown 2)`.

@@ -250,7 +250,8 @@ final class SpillStore: Sendable {
     func acknowledge(_ segment: Segment, _ progress: SegmentProgress) {
         let store = self.store(segment.signal, segment.area)
         let known = store.state.withLock { state -> Bool in
-            guard state.segments[segment.sequence] != nil else { return false }  // deleted meanwhile (retention)
+            // Deleted meanwhile (retention), or nothing new to note.
+            guard let current = state.segments[segment.sequence], current.progress != progress else { return false }
             state.segments[segment.sequence]?.progress = progress
             return true
         }
