@@ -59,6 +59,8 @@ public final class TelemetryPipeline: Sendable {
         logger: Logger = Logger(label: "spillway"), clock: C
     ) throws(ConfigurationError) where C.Duration == Duration {
         try configuration.validate()
+        // A typo in a variable's name would otherwise be ignored without a word.
+        for warning in ConfigurationLayer(environment: PipelineConfiguration.processEnvironment()).warnings { logger.warning("configuration: \(warning)") }
         let core = try PipelineCore(configuration: configuration, logger: logger)
         let chosen: any TelemetryExporter
         if let exporter {

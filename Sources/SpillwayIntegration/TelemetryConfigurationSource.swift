@@ -199,19 +199,6 @@ public final class TelemetryConfigurationSource: Service, Sendable {
         }
     }
 
-    private static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.utf8), b = Array(b.utf8)
-        var previous = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var current = [i] + [Int](repeating: 0, count: b.count)
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
-    }
-
     /// The file's values for every known key, as strings in the environment variables' syntax.
     static func layer(_ snapshot: any ConfigSnapshot, name: String) -> ConfigurationLayer {
         var values: [String: String] = [:]

@@ -10,7 +10,7 @@ import ResilienceTesting
 /// child's peak RSS, and time. `--short` runs each in seconds (what `make test` runs).
 struct Faults: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the fault scenarios (outages, throttling, resets, a slow collector, misconfiguration, crashes, a full disk, hostile files) and print a table.",
+        abstract: "Run the fault scenarios against the embedded receiver; one table row each.",
         discussion: "Each scenario runs `spillway load` as a child process against the embedded receiver. Exit status 1 if a scenario misses its goal: every record delivered or counted, 0 lost with a spill store that has room, peak RSS within ring + 64 MiB.")
 
     @Flag(help: "Seconds per scenario instead of minutes (make test).") var short = false

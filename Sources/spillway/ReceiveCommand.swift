@@ -8,7 +8,7 @@ import ResilienceTesting
 /// 5 s and 15 s after start). Prints what arrived every few seconds, and at SIGINT.
 struct Receive: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the embedded OTLP/HTTP receiver on 127.0.0.1, optionally failing for a while; print what arrived.")
+        abstract: "Run the embedded OTLP/HTTP receiver, optionally failing for a while.")
 
     @Option(help: "Port on 127.0.0.1 (0 picks a free one, printed at start).") var port = 4318
     @Option(help: "Answer this status (or 'reset') instead of accepting, from --from to --until seconds after start.") var fail: String?

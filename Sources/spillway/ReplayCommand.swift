@@ -4,7 +4,7 @@ import Resilience
 
 struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Send spill segments to a collector; delete each once every record in it was acknowledged.",
+        abstract: "Send spill segments to a collector; delete what it acknowledged.",
         discussion: """
             Reads the spilled area of a spill directory (with --rejected: its rejected and refused areas). \
             Takes the directory's lock: refuses while a pipeline holds it (--force replays the sealed segments anyway; \

@@ -57,7 +57,7 @@ func state(of location: SegmentLocation) -> String {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the segments of a spill directory: area, signal, state, frames, records, bytes, damage.",
+        abstract: "List the segments of a spill directory: area, signal, state, records, damage.",
         discussion: "Reads every area (spilled, rejected, refused). Exit status: 0, or 1 when a path is not a spill segment or directory.")
 
     @Argument(help: "Spill directories, signal directories, or segment files.") var paths: [String]
@@ -104,7 +104,7 @@ struct Inspect: ParsableCommand {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check every frame's CRCs, zstd frame and request; exit 0 when all are sound, 1 otherwise.",
+        abstract: "Check every frame of spill segments; exit 1 on any damage.",
         discussion: "Damage, quarantined segments (.damaged), records counts that disagree with the request, and files that are not segments are problems. A torn tail of an .open segment is noted, not a problem: recovery cuts it.")
 
     @Argument(help: "Spill directories, signal directories, or segment files.") var paths: [String]
@@ -148,7 +148,7 @@ struct Verify: ParsableCommand {
 
 struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print spill segments as JSON: one record per line (jsonl), or one OTLP/JSON request per frame and line (otlp-json).",
+        abstract: "Print spill segments as JSON lines, or as OTLP/JSON requests.",
         discussion: "Streams: memory stays flat whatever the size of the segments. Damage is reported on standard error; exit status 1 if there was any.")
 
     @Argument(help: "Spill directories, signal directories, or segment files.") var paths: [String]

@@ -8,7 +8,12 @@ import ResilienceTesting
 struct Spillway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spillway",
-        abstract: "Telemetry that survives its collector: load generator and demo.",
+        abstract: "Telemetry that survives its collector: spill files, a load generator, a demo.",
+        discussion: """
+            Exit status: 0 success; 1 a failure or a data problem (records dropped, left on disk, damaged, \
+            refused; a path that is not a spill segment or directory); 64 a usage error; 130 interrupted (load).
+            """,
+        version: spillwayVersion,
         subcommands: [Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self, SpillChild.self, ServiceChild.self])
 }
 
@@ -50,7 +55,7 @@ func loadConfiguration(endpoint: String?, spillDirectory: String? = nil, events:
 
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Emit numbered spans and logs to an OTLP/HTTP endpoint; exit 0 when every record was exported (or spilled, with --spill-dir).",
+        abstract: "Emit numbered spans and logs through a pipeline to a collector; print the books.",
         discussion: """
             Reads the OTEL_* and SPILLWAY_* environment like the library (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, \
             _COMPRESSION, OTEL_BSP_*, SPILLWAY_SPILL_DURABILITY, …). Every span carries spillway.load.seq. \
@@ -190,7 +195,7 @@ final class Interrupts {
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start the embedded OTLP receiver, send a load through the pipeline, and report what arrived.")
+        abstract: "Send a load to the embedded receiver (optionally failing) and report what arrived.")
 
     @OptionGroup var load: LoadOptions
     @Option(help: "Fraction of requests the receiver fails, half with 503 and half with a connection reset (0 to 1).")

@@ -124,4 +124,17 @@ import Testing
             }
         }
     }
+
+    /// A typo such as SPILLWAY_RING_CAPACITYY, or OTEL_PROPAGATORS=b3, was once ignored without a word.
+    @Test func unknownAndUnsupportedVariablesAreNamedWithTheNearestKnownOne() {
+        let warnings = ConfigurationLayer(environment: [
+            "SPILLWAY_RING_CAPACITYY": "1024", "OTEL_PROPAGATORS": "b3", "OTEL_TRACES_EXPORTER": "console",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ca.pem", "OTEL_LOGS_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "fine", "PATH": "/bin",
+        ]).warnings
+        #expect(warnings.count == 4, "\(warnings)")
+        #expect(warnings.contains { $0.contains("SPILLWAY_RING_CAPACITYY") && $0.contains("did you mean SPILLWAY_RING_CAPACITY?") })
+        #expect(warnings.contains { $0.contains("OTEL_PROPAGATORS=b3") && $0.contains("tracecontext") })
+        #expect(warnings.contains { $0.contains("OTEL_TRACES_EXPORTER=console") })
+        #expect(warnings.contains { $0.contains("OTEL_EXPORTER_OTLP_CERTIFICATE") && !$0.contains("/etc/ca.pem") })
+    }
 }

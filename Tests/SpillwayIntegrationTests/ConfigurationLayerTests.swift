@@ -267,14 +267,14 @@ struct ConfigurationLayerTests {
 
 @Suite("configuration documentation")
 struct ConfigurationDocumentationTests {
-    @Test("the README's table lists every key with its file key, default and live/restart, as the code has them")
+    @Test("docs/configuration.md lists every key with its file key, default and live/restart, as the code has them")
     func readmeTableMatchesTheKeys() throws {
-        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         let rows = readme.split(separator: "\n").filter { $0.hasPrefix("| `OTEL_") || $0.hasPrefix("| `SPILLWAY_") }
         #expect(rows.count == ConfigurationKey.all.count)
         for key in ConfigurationKey.all {
             let row = rows.first { $0.hasPrefix("| `\(key.environmentVariable)` |") }
-            #expect(row != nil, "\(key.environmentVariable) is not in the README's table")
+            #expect(row != nil, "\(key.environmentVariable) is not in the table of docs/configuration.md")
             guard let row else { continue }
             let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
             #expect(cells[1] == "`\(key.fileKey)`")

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Builds the README's Swift examples against this checkout, so that they keep compiling.
+"""Builds the documentation's Swift examples against this checkout, so that they keep compiling.
 
 Usage: check_readme.py REPO_DIR WORK_DIR
 
-Extracts the quick start and the Hummingbird-style service from README.md into a package in
-WORK_DIR (which depends on REPO_DIR by path, and on Hummingbird) and runs `swift build`.
-Run by `make examples`; not part of `make test`, because Hummingbird takes minutes to build.
+Extracts the quick start from README.md and the Hummingbird-style service from docs/ecosystem.md
+into a package in WORK_DIR (which depends on REPO_DIR by path, and on Hummingbird) and runs
+`swift build`. Run by `make examples`; not part of `make test`, because Hummingbird takes minutes.
 """
 import os
 import subprocess
@@ -13,16 +13,17 @@ import sys
 
 repo, work = sys.argv[1], sys.argv[2]
 readme = open(os.path.join(repo, "README.md")).read()
+ecosystem = open(os.path.join(repo, "docs/ecosystem.md")).read()
 
 
-def block_after(marker, start_text):
-    at = readme.index(marker)
-    at = readme.index("```swift\n", readme.index(start_text, at) if start_text else at) + len("```swift\n")
-    return readme[at:readme.index("```", at)]
+def block_after(text, marker):
+    at = text.index(marker)
+    at = text.index("```swift\n", at) + len("```swift\n")
+    return text[at:text.index("```", at)]
 
 
-quick = block_after("## Quick start", None)
-service = block_after("## The Swift server ecosystem", None)
+quick = block_after(readme, "## Quick start")
+service = block_after(ecosystem, "# The Swift server ecosystem")
 
 package = f"""// swift-tools-version:6.1
 import PackageDescription
@@ -54,9 +55,8 @@ let package = Package(
 os.makedirs(os.path.join(work, "Sources/QuickStart"), exist_ok=True)
 os.makedirs(os.path.join(work, "Sources/Checkout"), exist_ok=True)
 open(os.path.join(work, "Package.swift"), "w").write(package)
-# The quick start is a fragment: give it the imports it names and a stand-in `server`.
-prelude = "import Logging\nimport ServiceLifecycle\nimport Tracing\nstruct Server: Service { func run() async throws {} }\nlet server = Server()\n"
-open(os.path.join(work, "Sources/QuickStart/main.swift"), "w").write(prelude + quick)
+# The quick start is a whole main.swift, as printed.
+open(os.path.join(work, "Sources/QuickStart/main.swift"), "w").write(quick)
 open(os.path.join(work, "Sources/Checkout/Checkout.swift"), "w").write(service)
 result = subprocess.run(["swift", "build"], cwd=work)
 print("README examples: " + ("they compile" if result.returncode == 0 else "they do NOT compile"))

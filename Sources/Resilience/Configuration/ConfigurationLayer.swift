@@ -115,3 +115,50 @@ public struct ConfigurationKey: Sendable, Hashable {
 extension String {
     func replacingUnderscores() -> String { String(map { $0 == "_" ? "." : $0 }) }
 }
+
+extension ConfigurationLayer {
+    /// What an environment layer holds that Spillway does not use, in words: an unknown
+    /// `SPILLWAY_*` variable (with the nearest known one: a typo would otherwise be silently
+    /// ignored), and `OTEL_*` variables of the specification that Spillway does not support.
+    /// A ``TelemetryPipeline`` logs these at start.
+    public var warnings: [String] {
+        var warnings: [String] = []
+        let known = Set(ConfigurationKey.all.map(\.environmentVariable))
+        for (name, value) in values.sorted(by: { $0.key < $1.key }) where !known.contains(name) {
+            let lower = value.lowercased().trimmingSpaces
+            switch name {
+            case "OTEL_TRACES_EXPORTER", "OTEL_LOGS_EXPORTER":
+                if lower != "otlp" { warnings.append("\(name)=\(value) is not supported: Spillway exports OTLP only; the variable is ignored") }
+            case "OTEL_METRICS_EXPORTER":
+                if lower != "none" { warnings.append("\(name)=\(value) is ignored: Spillway has no metrics signal") }
+            case "OTEL_PROPAGATORS":
+                let propagators = Set(lower.split(separator: ",").map { String($0).trimmingSpaces })
+                if !propagators.isSubset(of: ["tracecontext", "baggage", "none"]) {
+                    warnings.append("\(name)=\(value) is not supported: Spillway propagates W3C tracecontext (and baggage) only; the variable is ignored")
+                }
+            case _ where name.hasPrefix("SPILLWAY_"):
+                let nearest = known.filter { $0.hasPrefix("SPILLWAY_") }.min { editDistance($0, name) < editDistance($1, name) } ?? ""
+                warnings.append("\(name) is not a Spillway variable and is ignored (did you mean \(nearest)?)")
+            default:
+                warnings.append("\(name) is not supported by Spillway and is ignored (the supported variables are in ConfigurationKey.all)")
+            }
+        }
+        return warnings
+    }
+}
+
+/// The Levenshtein distance of two strings' UTF-8 bytes (for "did you mean …").
+package func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.utf8), b = Array(b.utf8)
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + [Int](repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

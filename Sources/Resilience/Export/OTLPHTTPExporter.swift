@@ -169,7 +169,8 @@ public final class OTLPHTTPExporter: TelemetryExporter {
     }
 }
 
-let spillwayVersion = "0.1.0"
+/// The version of this release, as `spillway --version`, the User-Agent and `telemetry.sdk.version` say.
+package let spillwayVersion = "0.2.0"
 
 /// One request and the promise of its answer, written to a connection's pipeline.
 struct HTTPExchange {

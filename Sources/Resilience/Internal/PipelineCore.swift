@@ -191,6 +191,31 @@ final class PipelineCore: @unchecked Sendable {
         }
     }
 
+    /// The drain thread's overflow valve: every export slot is busy and the ring is half full, so
+    /// the batch goes to the spill store now instead of waiting (and the ring dropping records).
+    func spillUnderPressure(_ batch: ExportBatch) {
+        guard let spill else { return }
+        let counters = counters(for: batch.signal)
+        let message = "every export slot was busy and the ring was half full: spilled instead of waiting"
+        do throws(SegmentWriter.Failure) {
+            let segment = try spill.append(batch, to: .spilled)
+            counters.spilled.add(batch.recordCount, ordering: .relaxed)
+            dispatcher.send(ExportFailureEvent(
+                signal: batch.signal, processor: processorKind, exporterName: chain.name, route: batch.route, attempt: 0,
+                error: ResilienceError(code: .ringFull, message: message), kind: .overflow, outcome: .spilled(segment: segment),
+                recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+        } catch {
+            let reason: DropReason = error.isDiskFull ? .diskFull : .spillFailed
+            counters.drop(reason, batch.recordCount)
+            exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
+            logThrottle.warning("spill store failures (\(reason))", records: batch.recordCount, "spill: \(error.message)")
+            dispatcher.send(ExportFailureEvent(
+                signal: batch.signal, processor: processorKind, exporterName: chain.name, route: batch.route, attempt: 0,
+                error: ResilienceError(code: error.isDiskFull ? .diskFull : .spillFailed, message: "\(message), but the spill store could not write it: \(error.message)"),
+                kind: .overflow, outcome: .dropped(reason), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+        }
+    }
+
     /// Runs `body` as an export task on the export executor; ``cancelExports()`` cancels it.
     func startExport(_ body: @escaping @Sendable () async -> Void) {
         tasks.withLock { state in

@@ -137,21 +137,33 @@ final class BatchProcessor: @unchecked Sendable {
         let limit = configurations[index].maxConcurrentExports
         while inFlight[index].value.load(ordering: .acquiring) >= limit {
             if abandonRequested.load(ordering: .relaxed) { return }
+            // With a spill store, a ring that fills while every export slot is busy (retries
+            // waiting out a backoff or a Retry-After, a slow collector) overflows to disk instead
+            // of dropping: the batch is spilled now and replayed later.
+            if core.spill != nil && core.ring.bytesInUse * 2 >= core.ring.capacity {
+                core.spillUnderPressure(build(builder, index))
+                return
+            }
             parker.park(nanoseconds: 1_000_000)
         }
+        let batch = build(builder, index)
+        inFlight[index].value.add(1, ordering: .relaxed)
+        let (core, parker, counter) = (self.core, self.parker, self.inFlight[index])
+        core.startExport {
+            _ = await core.export(batch)
+            counter.value.subtract(1, ordering: .releasing)
+            parker.unpark()
+        }
+    }
+
+    /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
+    private func build(_ builder: BatchBuilder, _ index: Int) -> ExportBatch {
         if scopes.count < core.scopes.count { scopes = core.scopes.snapshot() }
         var batch = builder.build(resource: core.resource, scopes: scopes)
         batch.route = routeNames[builder.route]
         batch.sequence = sequences[index]
         sequences[index] += 1
-        inFlight[index].value.add(1, ordering: .relaxed)
-        let (core, parker, counter) = (self.core, self.parker, self.inFlight[index])
-        let finished = batch
-        core.startExport {
-            _ = await core.export(finished)
-            counter.value.subtract(1, ordering: .releasing)
-            parker.unpark()
-        }
+        return batch
     }
 
     private func flush() {

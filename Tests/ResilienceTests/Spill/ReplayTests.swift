@@ -157,6 +157,38 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
     }
 }
 
+extension ReplayTests {
+    /// A slow collector (2 s a request) once filled the ring while every export slot waited, and
+    /// the overflow policy dropped records although a spill store had room: now the drain thread
+    /// spills what it cannot hand to an export slot once the ring is half full.
+    @Test(.timeLimit(.minutes(1)))
+    func aRingThatFillsWhileEveryExportSlotIsBusyOverflowsToDiskNotToDrops() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
+        receiver.behavior = .delay(.seconds(2))
+        let directory = spillDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let events = EventLog()
+        var slow = configuration(receiver, directory: directory)
+        slow.ringCapacity = 1 << 20
+        slow.overflowPolicy = .dropNewest  // what an application would run with
+        slow.exportErrorHandler = events
+        let pipeline = try TelemetryPipeline(configuration: slow)
+        emit(pipeline, 0..<30_000)
+        #expect(await eventually(timeout: .seconds(20)) { pipeline.stats().spans.spilled > 0 }, "\(pipeline.stats())")
+        #expect(events.all.contains { $0.kind == .overflow && { if case .spilled = $0.outcome { true } else { false } }($0) })
+        receiver.behavior = .accept
+        let books = await eventually(timeout: .seconds(40)) {
+            let s = pipeline.stats().spans
+            return s.onDisk == 0 && s.pending == 0 && s.emitted == 30_000
+        }
+        let stats = pipeline.stats().spans
+        #expect(books && stats.droppedTotal == 0 && stats.exported == 30_000, "\(stats)")
+        #expect(receiver.sequenceReport(expected: 30_000).missing == 0)
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+}
+
 /// CRC32C (Castagnoli), bit by bit: the tests' own, independent of CSpill's.
 func crc32c(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
     var crc: UInt32 = 0xFFFF_FFFF
