@@ -14,6 +14,10 @@ SWIFT      ?= swift
 DEBS       := liburing-dev libzstd-dev zlib1g-dev
 PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The Python test packages live in a virtual environment, never in the system Python (Debian's is
+# externally managed); the tests find python3 there first.
+VENV       := $(CURDIR)/.build/venv
+WITH_VENV  := PATH="$(VENV)/bin:$$PATH"
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
@@ -27,9 +31,17 @@ deps:
 		echo "make deps: installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing < /dev/null; \
 	fi
+	@if [ ! -x "$(VENV)/bin/python3" ]; then \
+		if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then \
+			echo "make deps: installing Debian package: python3-venv"; \
+			$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv < /dev/null; \
+		fi; \
+		echo "make deps: creating a Python virtual environment in $(VENV)"; \
+		python3 -m venv "$(VENV)" < /dev/null; \
+	fi
 	@for pair in $(PY_MODULES); do module=$${pair%%:*}; package=$${pair##*:}; \
-		python3 -c "import $$module" 2>/dev/null || { echo "make deps: installing $$package from PyPI"; \
-		python3 -m pip install -q --disable-pip-version-check $$package < /dev/null; }; done
+		"$(VENV)/bin/python3" -c "import $$module" 2>/dev/null || { echo "make deps: installing $$package from PyPI into $(VENV)"; \
+		"$(VENV)/bin/python3" -m pip install -q --disable-pip-version-check $$package < /dev/null; }; done
 
 demo: deps
 	$(SWIFT) build -c release --product spillway
@@ -40,7 +52,7 @@ test: deps test-tsan tsan-selftest test-pwrite test-unit test-faults
 
 test-unit: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(WITH_VENV) $(SWIFT) test --skip-build
 
 # The fault suite's short version, with the release build: some bugs live only in -O code (a
 # replay livelock did).
@@ -56,7 +68,7 @@ faults: deps
 # The spill tests again with the pwrite writer forced, so both write paths pass the same suite.
 test-pwrite: deps
 	$(SWIFT) build --build-tests
-	SPILLWAY_IO=pwrite $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
+	SPILLWAY_IO=pwrite $(WITH_VENV) $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
 
 # The ring's tests under ThreadSanitizer. This toolchain's `swift test --sanitize=thread` exits 0
 # even when TSan reports a race, so halt_on_error=1 makes a report fail the step.
@@ -83,9 +95,9 @@ bench: deps
 
 soak: deps
 	$(SWIFT) build --build-tests
-	SPILLWAY_FAULT_RUN_RECORDS=$${SPILLWAY_FAULT_RUN_RECORDS:-10000000} $(SWIFT) test --skip-build --filter aMillionRecordsThroughRandom
+	SPILLWAY_FAULT_RUN_RECORDS=$${SPILLWAY_FAULT_RUN_RECORDS:-10000000} $(WITH_VENV) $(SWIFT) test --skip-build --filter aMillionRecordsThroughRandom
 	@cat .build/fault-run.txt; echo
-	SPILLWAY_OUTAGE_SECONDS=$${SPILLWAY_OUTAGE_SECONDS:-30} $(SWIFT) test --skip-build --filter aCollectorDownUnderLoadIsRiddenOutOnDisk
+	SPILLWAY_OUTAGE_SECONDS=$${SPILLWAY_OUTAGE_SECONDS:-30} $(WITH_VENV) $(SWIFT) test --skip-build --filter aCollectorDownUnderLoadIsRiddenOutOnDisk
 
 # The README's quick start and Hummingbird-style service, built against this checkout (Hummingbird
 # takes minutes to build, so this is not part of `make test`).

@@ -126,7 +126,11 @@ final class FaultRunner: @unchecked Sendable {
         var pending = timeline.sorted { $0.0 < $1.0 }
         var status: Int32 = 0
         var usage = rusage()
+        // The child's own peak RSS, from /proc (its rusage would count the parent's memory: a
+        // posix_spawn child runs in the parent's address space until it execs).
+        var peak = 0
         while true {
+            peak = max(peak, Self.peakRSS(of: pid))
             let elapsed = Double(start.duration(to: .now).components.seconds) + Double(start.duration(to: .now).components.attoseconds) / 1e18
             while let next = pending.first, next.0 <= elapsed { pending.removeFirst(); next.1() }
             if let killAfter, elapsed >= killAfter { kill(pid, SIGKILL) }
@@ -138,7 +142,14 @@ final class FaultRunner: @unchecked Sendable {
         let output = reader.finish()
         let json = output.split(separator: "\n").last { $0.hasPrefix("{") }.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return LoadOutcome(status: exit, peakRSS: usage.ru_maxrss, books: json ?? [:], output: output)
+        return LoadOutcome(status: exit, peakRSS: peak, books: json ?? [:], output: output)
+    }
+
+    /// `VmHWM` of a running process, in KiB (0 once it is gone).
+    static func peakRSS(of pid: pid_t) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
     /// A load against `receiver`, the receiver misbehaving on `timeline`; the row's books.
@@ -238,8 +249,9 @@ final class FaultRunner: @unchecked Sendable {
                 defer { Task { try? await receiver.stop() } }
                 receiver.behavior = .delay(.seconds(2))
                 return try self.loadScenario(
-                    "2 s per request", rate: 1_000, seconds: self.short ? 6 : 20, spill: true, receiver: receiver, timeline: [],
-                    extra: ["--drain-timeout", "60"])
+                    "2 s per request", rate: self.short ? 2_000 : 5_000, seconds: self.short ? 6 : 20, spill: true, receiver: receiver, timeline: [],
+                    extra: ["--drain-timeout", "60"]
+                ) { "\(grouped($0.count("spilled"))) spilled while every export slot waited" }
             },
             FaultScenario(name: "401, then a live reconfigure") {
                 let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)

@@ -88,7 +88,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("conformance/check_spill.py").path
-    process.arguments = ["python3", script] + arguments
+    process.arguments = [testPython, script] + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
     try process.run()
@@ -468,3 +468,10 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
 private func zstdCompress(_ output: UnsafeMutableRawBufferPointer, _ input: UnsafeRawBufferPointer) -> Int {
     Int(csp_zstd_compress(output.baseAddress, output.count, input.baseAddress, input.count, 1))
 }
+
+/// The python3 of `make deps`'s virtual environment (`.build/venv`), else the one on PATH.
+let testPython: String = {
+    let venv = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/venv/bin/python3").path
+    return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
+}()

@@ -56,7 +56,7 @@ final class EventLog: ExportErrorHandler, Sendable {
 func runPython(_ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3"] + arguments
+    process.arguments = [testPython] + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
@@ -94,3 +94,10 @@ final class LogCapture: Sendable {
         }
     }
 }
+
+/// The python3 of `make deps`'s virtual environment (`.build/venv`), else the one on PATH.
+let testPython: String = {
+    let venv = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/venv/bin/python3").path
+    return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
+}()

@@ -69,7 +69,7 @@ import Tracing
         try Data(body).write(to: dir.appendingPathComponent("body.bin"))
         try JSONSerialization.data(withJSONObject: expected).write(to: dir.appendingPathComponent("expected.json"))
         let script = repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp.py").path
-        let result = try run(["python3", script, signal, dir.appendingPathComponent("body.bin").path, dir.appendingPathComponent("expected.json").path])
+        let result = try run([testPython, script, signal, dir.appendingPathComponent("body.bin").path, dir.appendingPathComponent("expected.json").path])
         #expect(result.status == 0 && result.text.contains("0 mismatches"), "\(result.text)")
     }
 
@@ -83,7 +83,7 @@ import Tracing
             paths.append(url.path)
         }
         try script.write(to: dir.appendingPathComponent("check.py"), atomically: true, encoding: .utf8)
-        return try run(["python3", dir.appendingPathComponent("check.py").path] + paths)
+        return try run([testPython, dir.appendingPathComponent("check.py").path] + paths)
     }
 
     func run(_ arguments: [String]) throws -> (status: Int32, text: String) {

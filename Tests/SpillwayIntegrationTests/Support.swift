@@ -28,3 +28,10 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
 }
+
+/// The python3 of `make deps`'s virtual environment (`.build/venv`), else the one on PATH.
+let testPython: String = {
+    let venv = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/venv/bin/python3").path
+    return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
+}()
