@@ -28,7 +28,7 @@ let package = Package(
     ],
     targets: [
         // The lock-free many-producer / one-consumer byte ring. C11, no dependencies.
-        .target(name: "CRingBuffer", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "CRingBuffer"),
         // Spill segment files: io_uring writer, zstd, CRC32C. Links liburing and libzstd.
         .target(name: "CSpill", linkerSettings: [.linkedLibrary("uring"), .linkedLibrary("zstd")]),
         // gzip for OTLP/HTTP request bodies (OTEL_EXPORTER_OTLP_COMPRESSION=gzip). Links zlib.
