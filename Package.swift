@@ -29,8 +29,17 @@ let package = Package(
     targets: [
         // The lock-free many-producer / one-consumer byte ring. C11, no dependencies.
         .target(name: "CRingBuffer"),
-        // Spill segment files: io_uring writer, zstd, CRC32C. Links liburing and libzstd.
-        .target(name: "CSpill", linkerSettings: [.linkedLibrary("uring"), .linkedLibrary("zstd")]),
+        // The system's libzstd and (Linux) liburing, found with pkg-config where it has them (so
+        // Homebrew's prefix works on macOS). No unsafe flags: a package depending on Spillway by
+        // version must be able to build it.
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"]), .yum(["libzstd-devel"]), .brew(["zstd"])]),
+        .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"]), .yum(["liburing-devel"])]),
+        // Spill segment files: io_uring writer (Linux; pwrite elsewhere), zstd, CRC32C.
+        .target(
+            name: "CSpill",
+            dependencies: ["CZstd", .target(name: "CLibURing", condition: .when(platforms: [.linux]))],
+            linkerSettings: [.linkedLibrary("uring", .when(platforms: [.linux])), .linkedLibrary("zstd")]),
         // gzip for OTLP/HTTP request bodies (OTEL_EXPORTER_OTLP_COMPRESSION=gzip). Links zlib.
         .target(name: "CGzip", linkerSettings: [.linkedLibrary("z")]),
         .target(

@@ -91,13 +91,22 @@ int crb_create(size_t capacity, crb_ring_t **out)
 		return -ENOMEM;
 	memset(ring, 0, sizeof(*ring));
 
-	/* MAP_POPULATE pre-faults every page now, so no producer pays the first touch. */
+	/* MAP_POPULATE pre-faults every page now, so no producer pays the first touch (elsewhere
+	 * the pages are touched by hand below). */
+#if defined(MAP_POPULATE)
 	void *memory = mmap(NULL, capacity, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+#else
+	void *memory = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#endif
 	if (memory == MAP_FAILED) {
 		free(ring);
 		return -ENOMEM;
 	}
+#ifndef MAP_POPULATE
+	for (size_t offset = 0; offset < capacity; offset += 4096)
+		((volatile uint8_t *)memory)[offset] = 0;
+#endif
 	ring->buffer = memory;
 	ring->capacity = capacity;
 	ring->mask = capacity - 1;

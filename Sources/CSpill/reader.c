@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CSpill.h"
 #include "format.h"
+#include "platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -284,7 +285,7 @@ int csp_recover(const char *open_path, csp_recovery_t *result)
 		close(fd);
 		return rc;
 	}
-	if (fdatasync(fd) != 0) {
+	if (csp_datasync(fd) != 0) {
 		rc = -errno;
 		close(fd);
 		return rc;

@@ -1,10 +1,15 @@
 #define _GNU_SOURCE
 #include "CSpill.h"
 
+#include <errno.h>
+
 #include <fcntl.h>
 #include <signal.h>
 
+#include "platform.h"
+#if CSP_HAVE_URING
 #include <liburing.h>
+#endif
 #include <stdbool.h>
 #include <zstd.h>
 
@@ -88,12 +93,16 @@ uint32_t csp_crc32c(uint32_t crc, const void *data, size_t length)
 
 int csp_uring_probe(void)
 {
+#if !CSP_HAVE_URING
+	return -ENOSYS;
+#else
 	struct io_uring ring;
 	int rc = io_uring_queue_init(2, &ring, 0);
 	if (rc < 0)
 		return rc;
 	io_uring_queue_exit(&ring);
 	return 0;
+#endif
 }
 
 unsigned csp_zstd_version(void)

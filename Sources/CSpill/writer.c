@@ -10,7 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "platform.h"
+#if CSP_HAVE_URING
 #include <liburing.h>
+#endif
 #include <zstd.h>
 
 #define CSP_ALIGN 4096
@@ -21,7 +24,9 @@ struct csp_writer {
 	int dirfd;
 	int io;                 /* CSP_IO_URING or CSP_IO_PWRITE, as chosen */
 	int direct;             /* O_DIRECT requested: frames padded to CSP_ALIGN */
+#if CSP_HAVE_URING
 	struct io_uring ring;
+#endif
 	ZSTD_CCtx *cctx;
 	/* Two frame buffers (header + compressed payload), reused: with io_uring and no sync due,
 	 * frame N+1 is compressed into one while frame N is still being written from the other. */
@@ -80,10 +85,11 @@ static int write_all(csp_writer_t *w, const uint8_t *data, size_t length, uint64
 				return -EIO;
 			data += n, length -= (size_t)n, offset += (uint64_t)n;
 		}
-		if (sync && fdatasync(w->fd) != 0)
+		if (sync && csp_datasync(w->fd) != 0)
 			return -errno;
 		return 0;
 	}
+#if CSP_HAVE_URING
 	while (length > 0 || sync) {
 		struct io_uring_sqe *sqe;
 		int pending = 0;
@@ -135,6 +141,7 @@ static int write_all(csp_writer_t *w, const uint8_t *data, size_t length, uint64
 			continue;
 		}
 	}
+#endif
 	return 0;
 }
 
@@ -142,6 +149,10 @@ static int write_all(csp_writer_t *w, const uint8_t *data, size_t length, uint64
  * it failed, the frame is cut from the file and counted as lost (csp_writer_take_lost()). */
 static int complete_pending(csp_writer_t *w)
 {
+#if !CSP_HAVE_URING
+	(void)w;
+	return 0;
+#else
 	while (w->pending.active) {
 		struct io_uring_cqe *cqe;
 		int res = io_uring_wait_cqe(&w->ring, &cqe);
@@ -174,6 +185,7 @@ static int complete_pending(csp_writer_t *w)
 		return error;
 	}
 	return 0;
+#endif
 }
 
 int csp_writer_take_lost(csp_writer_t *w, uint64_t *frames, uint64_t *records, uint64_t *segment)
@@ -225,6 +237,8 @@ static int open_segment(csp_writer_t *w)
 	segment_path(w, w->sequence, "open", path, sizeof path);
 	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
 	int fd = open(path, flags | (w->direct ? O_DIRECT : 0), 0600);
+	if (O_DIRECT == 0)
+		w->direct = 0;  /* this system has no O_DIRECT: buffered */
 	if (fd < 0 && w->direct && errno == EINVAL) {
 		w->direct = 0;  /* the file system refuses O_DIRECT (tmpfs): buffered from now on */
 		fd = open(path, flags, 0600);
@@ -310,7 +324,16 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 	const char *forced = getenv("SPILLWAY_IO");
 	if (io == CSP_IO_AUTO && forced && strcmp(forced, "pwrite") == 0)
 		io = CSP_IO_PWRITE;
+#if !CSP_HAVE_URING
+	if (io == CSP_IO_URING) {
+		close(w->dirfd);
+		free(w);
+		return -ENOSYS;
+	}
+	io = CSP_IO_PWRITE;
+#endif
 	if (io != CSP_IO_PWRITE) {
+#if CSP_HAVE_URING
 		int rc = io_uring_queue_init(8, &w->ring, 0);
 		if (rc == 0)
 			io = CSP_IO_URING;
@@ -320,6 +343,7 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 			return rc;
 		} else
 			io = CSP_IO_PWRITE;  /* ENOSYS, EPERM, ...: fall back on our own */
+#endif
 	}
 	w->io = io;
 	w->cctx = ZSTD_createCCtx();
@@ -422,6 +446,7 @@ int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uin
 			put_padding(h + total, pad);
 		total += pad;
 	}
+#if CSP_HAVE_URING
 	if (w->io == CSP_IO_URING && !sync) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 		io_uring_prep_write(sqe, w->fd, h, (unsigned)total, w->offset);
@@ -437,7 +462,9 @@ int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uin
 		w->pending.segment = w->sequence;
 		w->pending.records = records;
 		w->current ^= 1;
-	} else {
+	} else
+#endif
+	{
 		rc = write_all(w, h, total, w->offset, sync);
 		if (rc < 0) {
 			/* Nothing of this frame may stay behind: a reader must see the segment end at the last whole frame. */
@@ -469,8 +496,10 @@ int csp_writer_close(csp_writer_t *w)
 	if (!w)
 		return 0;
 	int rc = csp_writer_rotate(w);
+#if CSP_HAVE_URING
 	if (w->io == CSP_IO_URING)
 		io_uring_queue_exit(&w->ring);
+#endif
 	if (w->cctx)
 		ZSTD_freeCCtx(w->cctx);
 	if (w->dirfd >= 0)

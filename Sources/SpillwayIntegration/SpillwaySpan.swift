@@ -1,6 +1,10 @@
 import Resilience
 import ServiceContextModule
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Synchronization
 import Tracing
 

@@ -1,9 +1,14 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Resilience
 import ResilienceTesting
 
+#if os(Linux)
 /// `spillway faults` (`make faults`): each fault scenario runs `spillway load` as a child process
 /// against the embedded receiver, which misbehaves on a timeline; one table row per scenario:
 /// load, emitted, delivered (unique by `spillway.load.seq`), duplicates, dropped by reason, the
@@ -465,3 +470,12 @@ func crc32c(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
     }
     return ~crc
 }
+
+#else
+
+/// The fault suite needs Linux (posix_spawn as glibc declares it, /proc, tmpfs mounts).
+struct Faults: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the fault scenarios (Linux only).")
+    func run() throws { throw ValidationError("spillway faults runs on Linux only") }
+}
+#endif

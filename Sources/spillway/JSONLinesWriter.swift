@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Resilience
 
 /// Writes JSON lines to standard output through a 1 MiB buffer: `decode` streams, whatever the

@@ -1,6 +1,10 @@
 import ArgumentParser
 import CSpill
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The writer half of the crash test: appends frames with `always` durability and prints one line
 /// per frame once `csp_writer_append` returned it durable, so a parent that kills this process

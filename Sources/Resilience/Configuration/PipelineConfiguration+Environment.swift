@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 extension PipelineConfiguration {
     /// The defaults with the `OTEL_*` environment variables of the specification and the

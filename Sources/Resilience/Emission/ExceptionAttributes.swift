@@ -1,4 +1,6 @@
+#if canImport(Runtime)
 import Runtime
+#endif
 import Synchronization
 
 /// The `exception.*` attributes that an `Error` derives (OpenTelemetry semantic conventions
@@ -40,9 +42,11 @@ public enum ExceptionAttributes {
         }
     }
 
+    #if canImport(Runtime)
     /// The process's images, read once from `/proc/self/maps`: symbolication then reads each
     /// image's symbol table, not the map, per call. Images loaded later are read again.
     private static let images = Mutex<ImageMap?>(nil)
+    #endif
 
     /// `exception.stacktrace`: the caller's stack, symbolicated by function name (from the ELF
     /// symbol tables; no DWARF source lines, which cost hundreds of milliseconds in large
@@ -50,6 +54,7 @@ public enum ExceptionAttributes {
     /// the threshold; the benchmarks measure it.
     @inline(never)
     static func stackTrace() -> String {
+        #if canImport(Runtime)
         let map = images.withLock { cached in
             if let cached { return cached }
             let captured = ImageMap.capture()
@@ -71,5 +76,8 @@ public enum ExceptionAttributes {
             lines.append(text)
         }
         return lines.joined(separator: "\n")
+        #else
+        return ""  // no backtrace API on this platform
+        #endif
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Encodes the `Resource` and `InstrumentationScope` messages once; batches copy the bytes.
 enum ResourceEncoding {
@@ -8,7 +12,11 @@ enum ResourceEncoding {
         attributes.append(("service.name", .string(configuration.serviceName ?? "unknown_service:\(processName())")))
         if let version = configuration.serviceVersion { attributes.append(("service.version", .string(version))) }
         attributes.append(("host.name", .string(hostName())))
+        #if os(macOS)
+        attributes.append(("os.type", "darwin"))
+        #else
         attributes.append(("os.type", "linux"))
+        #endif
         attributes.append(("process.pid", .int(Int64(getpid()))))
         attributes.append(("process.runtime.name", "swift"))
         attributes.append(("process.runtime.version", .string(swiftVersion)))

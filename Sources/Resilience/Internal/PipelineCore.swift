@@ -1,6 +1,10 @@
 import Logging
 import Synchronization
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What emitting code needs: the ring, the limits, the books, and where records go.
 /// Shared by every ``Tracer``, ``TelemetryLogger`` and ``Span`` of one pipeline.

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The exclusive lock on a spill directory: `flock` on `<spill dir>/spillway.lock`, which holds
 /// the holder's process id. The pipeline holds it while its spill store is open, so two

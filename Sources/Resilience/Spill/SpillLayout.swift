@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Where things are in a spill directory (FORMAT.md "Layout"):
 ///
@@ -80,7 +84,12 @@ package enum SpillLayout {
     package static func modificationNanos(_ path: String) -> UInt64? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
-        return UInt64(st.st_mtim.tv_sec) * 1_000_000_000 + UInt64(st.st_mtim.tv_nsec)
+        #if canImport(Darwin)
+        let time = st.st_mtimespec
+        #else
+        let time = st.st_mtim
+        #endif
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 
     /// Writes `text` to `path` atomically (a temporary file, then rename).
@@ -114,7 +123,7 @@ package enum SpillLayout {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: limit)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, limit) }
+        let n = buffer.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress, limit) }
         guard n >= 0 else { return nil }
         return String(decoding: buffer[..<n], as: UTF8.self)
     }
@@ -145,4 +154,9 @@ package struct SegmentProgress: Sendable, Hashable {
     package func write(_ path: String) {
         SpillLayout.replace(path, with: "\(entries) \(records) \(damaged)\n")
     }
+}
+
+/// read(2), named apart from the `read` methods in scope.
+private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    read(fd, buffer, count)
 }

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What each producer thread keeps: a pool of scratch buffers and a random generator.
 ///
@@ -78,10 +82,14 @@ final class EmitThreadState {
 
 private let threadKey: pthread_key_t = {
     var key = pthread_key_t()
+    #if os(Linux)
     pthread_key_create(&key) { pointer in
         guard let pointer else { return }
         Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
     }
+    #else
+    pthread_key_create(&key) { pointer in Unmanaged<EmitThreadState>.fromOpaque(pointer).release() }
+    #endif
     return key
 }()
 

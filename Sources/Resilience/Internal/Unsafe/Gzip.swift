@@ -1,6 +1,10 @@
 internal import CGzip
 import NIOCore
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// gzip `bytes` at level 1 (fast: request bodies are compressed on the export path).
 func gzipCompress(_ bytes: [UInt8]) -> ByteBuffer {

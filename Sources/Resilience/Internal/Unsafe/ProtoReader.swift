@@ -129,4 +129,8 @@ public struct ProtoDecodingError: Error, Sendable, Hashable, CustomStringConvert
     public var description: String { "malformed protobuf: \(message)" }
 }
 
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,5 +1,9 @@
 internal import CRingBuffer
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The Swift owner of one `crb_ring_t`. Producers call ``tryWrite(type:from:)`` from any
 /// thread; exactly one thread calls ``drain(maxBytes:_:)``.

@@ -1,5 +1,9 @@
 internal import CSpill
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The spill segment writer of one signal directory (CSpill's `csp_writer_t`). One thread at a
 /// time: its owner holds a lock, which is what makes the `@unchecked Sendable` true.
