@@ -173,7 +173,12 @@ extension ReplayTests {
         slow.overflowPolicy = .dropNewest  // what an application would run with
         slow.exportErrorHandler = events
         let pipeline = try TelemetryPipeline(configuration: slow)
-        emit(pipeline, 0..<30_000)
+        // 20 k spans a second, steadily (an unthrottled burst larger than the ring outruns any
+        // disk and meets the overflow policy, as it should): the ring holds a quarter second.
+        for burst in 0..<60 {
+            emit(pipeline, burst * 500..<(burst + 1) * 500)
+            try await Task.sleep(for: .milliseconds(25))
+        }
         #expect(await eventually(timeout: .seconds(20)) { pipeline.stats().spans.spilled > 0 }, "\(pipeline.stats())")
         #expect(events.all.contains { $0.kind == .overflow && { if case .spilled = $0.outcome { true } else { false } }($0) })
         receiver.behavior = .accept
