@@ -160,8 +160,8 @@ final class FaultRunner: @unchecked Sendable {
     /// A load against `receiver`, the receiver misbehaving on `timeline`; the row's books.
     func loadScenario(
         _ name: String, rate: Int, seconds: Int, spill: Bool, receiver: OTLPReceiver, timeline: [(Double, () -> Void)],
-        environment: [String: String] = [:], extra: [String] = [], recoveryAt: Double? = nil,
-        note: (LoadOutcome) -> String = { _ in "" }
+        environment: [String: String] = [:], extra: [String] = [], recoveryAt: Double? = nil, spillDirectory: String? = nil,
+        mustNotDrop: Bool? = nil, note: (LoadOutcome) -> String = { _ in "" }
     ) throws -> FaultRow {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -169,7 +169,7 @@ final class FaultRunner: @unchecked Sendable {
         for (k, v) in environment { env[k] = v }
         var arguments = ["load", "--endpoint", receiver.endpoint, "--spans", "\(rate * seconds)", "--rate", "\(rate)", "--quiet", "--json",
                          "--drain-timeout", "30", "--wait-for-backlog", short ? "60" : "300"] + extra
-        if spill { arguments += ["--spill-dir", directory + "/spill"] }
+        if spill { arguments += ["--spill-dir", spillDirectory ?? directory + "/spill"] }
         let start = ContinuousClock.now
         let outcome = try spawn(arguments, environment: env, timeline: timeline, deadline: .seconds(seconds + 420))
         var row = FaultRow(scenario: name, load: "\(grouped(rate)) spans/s × \(seconds) s\(spill ? ", spill store" : "")")
@@ -192,8 +192,8 @@ final class FaultRunner: @unchecked Sendable {
         }
         row.notes = notes.joined(separator: "; ")
         row.verdict = verdict(
-            emitted: row.emitted, unaccounted: unaccounted, mustNotDrop: spill, dropped: row.dropped, rss: row.peakRSS, status: outcome.status,
-            onDisk: outcome.count("on_disk"))
+            emitted: row.emitted, unaccounted: unaccounted, mustNotDrop: mustNotDrop ?? spill, dropped: row.dropped, rss: row.peakRSS,
+            status: outcome.status, onDisk: outcome.count("on_disk"))
         return row
     }
 
@@ -337,29 +337,12 @@ final class FaultRunner: @unchecked Sendable {
         defer { Task { try? await receiver.stop() } }
         receiver.behavior = .resetConnection
         let (seconds, rate) = short ? (8, 10_000) : (30, 20_000)
-        let timeline: [(Double, () -> Void)] = [
-            (Double(seconds) * 0.4, { unlink(ballast) }),
-            (Double(seconds) * 0.6, { receiver.behavior = .accept }),
-        ]
-        let start = ContinuousClock.now
-        let outcome = try spawn(
-            ["load", "--endpoint", receiver.endpoint, "--spans", "\(rate * seconds)", "--rate", "\(rate)", "--quiet", "--json",
-             "--spill-dir", mountPoint + "/spill", "--wait-for-backlog", "120"],
-            environment: ["SPILLWAY_OVERFLOW": "drop_newest", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "262144", "SPILLWAY_SPILL_MAX_BYTES": "6291456"],
-            timeline: timeline, deadline: .seconds(seconds + 200))
-        var row = FaultRow(scenario: "disk full (8 MiB tmpfs), then space returns", load: "\(grouped(rate)) spans/s × \(seconds) s, spill store")
-        row.seconds = elapsedSeconds(since: start)
-        row.emitted = outcome.count("emitted")
-        let report = receiver.sequenceReport(expected: row.emitted)
-        row.delivered = report.received
-        row.duplicates = report.duplicates
-        row.dropped = outcome.dropped
-        row.peakRSS = outcome.peakRSS
-        row.notes = "every disk_full drop counted and reported"
-        let unaccounted = row.emitted - row.delivered - row.dropped.values.reduce(0, +) - outcome.count("on_disk")
-        row.verdict = verdict(
-            emitted: row.emitted, unaccounted: unaccounted, mustNotDrop: false, dropped: row.dropped, rss: row.peakRSS, status: outcome.status,
-            onDisk: outcome.count("on_disk"))
+        var row = try loadScenario(
+            "disk full (8 MiB tmpfs), then space returns", rate: rate, seconds: seconds, spill: true, receiver: receiver,
+            timeline: [(Double(seconds) * 0.4, { unlink(ballast) }), (Double(seconds) * 0.6, { receiver.behavior = .accept })],
+            environment: ["SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "262144", "SPILLWAY_SPILL_MAX_BYTES": "6291456"],
+            spillDirectory: mountPoint + "/spill", mustNotDrop: false
+        ) { _ in "every disk_full drop counted and reported" }
         if row.verdict == "ok" && (row.dropped["disk_full"] ?? 0) == 0 { row.verdict = "FAIL: the disk never filled" }
         return row
     }
@@ -386,7 +369,7 @@ final class FaultRunner: @unchecked Sendable {
         func forge(_ frame: Int, field: Int, _ value: UInt32) {
             let at = offsets[frame]
             for i in 0..<4 { bytes[at + field + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
-            let crc = bytes[at..<at + 28].withUnsafeBytes { crc32c($0) }
+            let crc = bytes[at..<at + 28].withUnsafeBytes { SpillChecksum.crc32c($0) }
             for i in 0..<4 { bytes[at + 28 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
         }
         forge(1, field: 4, 0xFFFF_FFF0)          // a length beyond the file, valid CRC
@@ -459,16 +442,6 @@ func httpDate(secondsFromNow: Int) -> String {
     var buffer = [CChar](repeating: 0, count: 64)
     let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
     return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// CRC32C, bit by bit (the fault suite forges headers with it).
-func crc32c(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-    var crc: UInt32 = 0xFFFF_FFFF
-    for byte in bytes {
-        crc ^= UInt32(byte)
-        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-    }
-    return ~crc
 }
 
 #else

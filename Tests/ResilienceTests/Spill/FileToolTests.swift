@@ -139,7 +139,7 @@ import Testing
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
         // Frame 0 claims 0xFFFFFFF0 bytes, its header CRC made valid again.
         bytes.replaceSubrange(36..<40, with: [0xF0, 0xFF, 0xFF, 0xFF])
-        let crc = Array(bytes[32..<60]).withUnsafeBytes { crc32c($0) }
+        let crc = Array(bytes[32..<60]).withUnsafeBytes { SpillChecksum.crc32c($0) }
         bytes.replaceSubrange(60..<64, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
         try Data(bytes).write(to: URL(fileURLWithPath: segment))
 
@@ -170,7 +170,7 @@ import Testing
         // Frame 1 claims 2,147,483,647 records with a valid CRC.
         let second = 32 + 32 + Int(UInt32(bytes[36]) | UInt32(bytes[37]) << 8 | UInt32(bytes[38]) << 16 | UInt32(bytes[39]) << 24)
         bytes.replaceSubrange(second + 12..<second + 16, with: [0xFF, 0xFF, 0xFF, 0x7F])
-        let crc = Array(bytes[second..<second + 28]).withUnsafeBytes { crc32c($0) }
+        let crc = Array(bytes[second..<second + 28]).withUnsafeBytes { SpillChecksum.crc32c($0) }
         bytes.replaceSubrange(second + 28..<second + 32, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
         try Data(bytes).write(to: URL(fileURLWithPath: segment))
         let verify = try Self.run(["verify", directory])

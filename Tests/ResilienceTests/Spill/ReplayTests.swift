@@ -129,7 +129,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         // Frame 2: a length beyond the file, the header CRC made valid again. Frame 5: a payload byte.
         var header = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))[offsets[2]..<offsets[2] + 32]
         header.replaceSubrange(header.startIndex + 4..<header.startIndex + 8, with: [0xF0, 0xFF, 0xFF, 0xFF])
-        let crc = Array(header.prefix(28)).withUnsafeBytes { crc32c($0) }
+        let crc = Array(header.prefix(28)).withUnsafeBytes { SpillChecksum.crc32c($0) }
         header.replaceSubrange(header.startIndex + 28..<header.startIndex + 32, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
         try patch(path, at: offsets[2], Array(header))
         try patch(path, at: offsets[5] + 100, [0x00, 0x11, 0x22])
@@ -192,14 +192,4 @@ extension ReplayTests {
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
     }
-}
-
-/// CRC32C (Castagnoli), bit by bit: the tests' own, independent of CSpill's.
-func crc32c(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-    var crc: UInt32 = 0xFFFF_FFFF
-    for byte in bytes {
-        crc ^= UInt32(byte)
-        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-    }
-    return ~crc
 }

@@ -208,3 +208,11 @@ package func segmentPath(_ directory: String, _ sequence: UInt64, _ suffix: Stri
     precondition(rc == 0, "segment path too long: \(directory)")
     return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
+
+/// CRC32C (Castagnoli), as the spill format checksums headers and payloads (`csp_crc32c`: the
+/// SSE4.2 instruction where the CPU has it). For tools and tests that forge or check frames.
+package enum SpillChecksum {
+    package static func crc32c(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        csp_crc32c(0, bytes.baseAddress, bytes.count)
+    }
+}
