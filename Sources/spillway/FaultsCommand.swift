@@ -332,7 +332,7 @@ final class FaultRunner: @unchecked Sendable {
         guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=8m") == 0 else { throw ValidationError("mount tmpfs: \(String(cString: strerror(errno)))") }
         defer { umount2(mountPoint, Int32(MNT_DETACH)) }
         let ballast = mountPoint + "/ballast"
-        FileManager.default.createFile(atPath: ballast, contents: Data(count: 7 << 20))
+        try fillUntilFull(ballast, leaving: 64 << 10)
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         defer { Task { try? await receiver.stop() } }
         receiver.behavior = .resetConnection
@@ -345,6 +345,24 @@ final class FaultRunner: @unchecked Sendable {
         ) { _ in "every disk_full drop counted and reported" }
         if row.verdict == "ok" && (row.dropped["disk_full"] ?? 0) == 0 { row.verdict = "FAIL: the disk never filled" }
         return row
+    }
+
+    /// Writes `path` until the file system is full, then gives back `leaving` bytes: the spill
+    /// store meets a full disk whatever the machine's speed (a fixed-size ballast left room for a
+    /// few hundred kilobytes of frames, which a slow machine never filled before the ballast went).
+    private func fillUntilFull(_ path: String, leaving: Int) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw ValidationError("open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let chunk = [UInt8](repeating: 0xA5, count: 64 << 10)
+        var size = 0
+        while true {
+            let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            size += n
+        }
+        guard errno == ENOSPC || size > 0 else { throw ValidationError("fill \(path): \(String(cString: strerror(errno)))") }
+        guard ftruncate(fd, off_t(max(0, size - leaving))) == 0 else { throw ValidationError("truncate \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Every corruption the file tools once mishandled, through `verify` and `replay`.
