@@ -337,12 +337,31 @@ final class FaultRunner: @unchecked Sendable {
         defer { Task { try? await receiver.stop() } }
         receiver.behavior = .resetConnection
         let (seconds, rate) = short ? (8, 10_000) : (30, 20_000)
+        // The space returns 1.5 s after the store first met the full disk (its first segment file
+        // appears), at the latest at 60 % of the run: a fixed time raced the breaker's opening,
+        // and a run whose breaker opened late never met the full disk at all.
+        let spillDirectory = mountPoint + "/spill"
+        let latest = ContinuousClock.now + .milliseconds(Int64(seconds) * 600)
+        let freeSpace = {
+            Thread.detachNewThread {
+                var metAt: ContinuousClock.Instant?
+                while ContinuousClock.now < latest {
+                    if metAt == nil, let names = try? FileManager.default.contentsOfDirectory(atPath: spillDirectory + "/traces"),
+                       names.contains(where: { $0.hasSuffix(".open") || $0.hasSuffix(".spill") }) {
+                        metAt = ContinuousClock.now
+                    }
+                    if let metAt, ContinuousClock.now >= metAt + .milliseconds(1500) { break }
+                    usleep(50_000)
+                }
+                unlink(ballast)
+            }
+        }
         var row = try loadScenario(
             "disk full (8 MiB tmpfs), then space returns", rate: rate, seconds: seconds, spill: true, receiver: receiver,
-            timeline: [(Double(seconds) * 0.4, { unlink(ballast) }), (Double(seconds) * 0.6, { receiver.behavior = .accept })],
+            timeline: [(0, freeSpace), (Double(seconds) * 0.75, { receiver.behavior = .accept })],
             environment: ["SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "262144", "SPILLWAY_SPILL_MAX_BYTES": "6291456"],
-            spillDirectory: mountPoint + "/spill", mustNotDrop: false
-        ) { _ in "every disk_full drop counted and reported" }
+            spillDirectory: spillDirectory, mustNotDrop: false
+        ) { "spilled \(grouped($0.count("spilled"))); every disk_full drop counted and reported" }
         if row.verdict == "ok" && (row.dropped["disk_full"] ?? 0) == 0 { row.verdict = "FAIL: the disk never filled" }
         return row
     }
