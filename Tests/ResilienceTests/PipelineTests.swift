@@ -284,6 +284,28 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         try await receiver.stop()
     }
 
+    /// A flush that starts after the drain thread exited used to wait forever: on a loaded
+    /// machine, shutdown's own flush task could start after its deadline had passed and the
+    /// thread had gone, and `shutdown` then hung in `await flush.value` (a fresh-clone run with
+    /// two CPU hogs stopped there for good). Both calls now return.
+    @Test func aFlushAfterTheDrainThreadExitedReturnsAtOnce() async throws {
+        let exporter = GatedExporter()
+        var configuration = smallRingConfiguration(overflow: .dropNewest)
+        configuration.ringCapacity = 1 << 20
+        let pipeline = try TelemetryPipeline(configuration: configuration, exporter: exporter)
+        let tracer = pipeline.tracer(scope: "late-flush")
+        for _ in 0..<100 { tracer.startSpan("s").end() }
+        let summary = await pipeline.shutdown(deadline: .now + .milliseconds(100))
+        #expect(summary.deadlineExceeded)
+        // Awaited with a deadline, so that a regression fails here instead of hanging the suite.
+        let returned = FlagBox()
+        Task { await pipeline.forceFlush(); returned.value.store(true, ordering: .releasing) }
+        #expect(await eventually(timeout: .seconds(10)) { returned.value.load(ordering: .acquiring) }, "forceFlush after shutdown never returned")
+        let again = await pipeline.shutdown(deadline: .now + .seconds(1))
+        #expect(!again.deadlineExceeded)
+        exporter.isOpen.store(true, ordering: .releasing)
+    }
+
     @Test func aShutdownDeadlineThatPassesCountsWhatIsLeftAndTheBooksStillBalance() async throws {
         let exporter = GatedExporter()
         var configuration = smallRingConfiguration(overflow: .dropNewest)
@@ -337,4 +359,8 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
     }
+}
+
+private final class FlagBox: Sendable {
+    let value = Atomic<Bool>(false)
 }

@@ -26,7 +26,9 @@ final class BatchProcessor: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let abandonRequested = Atomic<Bool>(false)
     let exited = Atomic<Bool>(false)
-    private let flushWaiters = Mutex<[(target: UInt64, continuation: CheckedContinuation<Void, Never>)]>([])
+    /// Callers of ``forceFlush()`` waiting for the drain thread. `closed` once the thread has
+    /// exited: a later caller returns at once instead of waiting for a thread that is gone.
+    private let flushWaiters = Mutex<FlushWaiters>(FlushWaiters())
     private var scopes: [[UInt8]] = []
     /// A drain that found fewer records than this means the thread is right behind the producers.
     private static let caughtUp = 256
@@ -62,8 +64,13 @@ final class BatchProcessor: @unchecked Sendable {
     func forceFlush() async {
         let target = core.ring.tailPosition
         await withCheckedContinuation { continuation in
-            flushWaiters.withLock { $0.append((target, continuation)) }
-            parker.unpark()
+            let closed = flushWaiters.withLock { waiters -> Bool in
+                if waiters.closed { return true }
+                waiters.list.append((target, continuation))
+                return false
+            }
+            // The drain thread has exited (shutdown): nothing it could drain is left to wait for.
+            if closed { continuation.resume() } else { parker.unpark() }
         }
     }
 
@@ -90,7 +97,7 @@ final class BatchProcessor: @unchecked Sendable {
             let drained = drainOnce()
             let now = monotonicNanos()
             for builder in builders where !builder.isEmpty && now >= builder.deadline { dispatch(builder) }
-            if flushWaiters.withLock({ !$0.isEmpty }) { flush() }
+            if flushWaiters.withLock({ !$0.list.isEmpty }) { flush() }
             if stopRequested.load(ordering: .relaxed) && core.ring.bytesInUse == 0 && builders.allSatisfy(\.isEmpty) {
                 waitForExports()
                 break
@@ -112,7 +119,15 @@ final class BatchProcessor: @unchecked Sendable {
             }
         }
         // Wake anybody still waiting for a flush: the pipeline is going away.
-        for waiter in flushWaiters.withLock({ w in defer { w.removeAll() }; return w }) { waiter.continuation.resume() }
+        // Closed under the same lock that forceFlush() appends under, so no caller is left behind
+        // (one that came after the thread exited used to wait forever: a shutdown whose deadline
+        // passed before its flush task ran hung in `await flush.value`).
+        let left = flushWaiters.withLock { waiters in
+            waiters.closed = true
+            defer { waiters.list.removeAll() }
+            return waiters.list
+        }
+        for waiter in left { waiter.continuation.resume() }
         exited.store(true, ordering: .releasing)
     }
 
@@ -167,7 +182,7 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     private func flush() {
-        let target = flushWaiters.withLock { $0.map(\.target).max() ?? 0 }
+        let target = flushWaiters.withLock { $0.list.map(\.target).max() ?? 0 }
         var stalledSince: UInt64?
         while core.ring.headPosition < target && !abandonRequested.load(ordering: .relaxed) {
             if drainOnce() > 0 {
@@ -188,8 +203,8 @@ final class BatchProcessor: @unchecked Sendable {
         waitForExports()
         let head = core.ring.headPosition
         let done = flushWaiters.withLock { waiters in
-            let done = waiters.filter { $0.target <= head }
-            waiters.removeAll { $0.target <= head }
+            let done = waiters.list.filter { $0.target <= head }
+            waiters.list.removeAll { $0.target <= head }
             return done
         }
         for waiter in done { waiter.continuation.resume() }
@@ -258,4 +273,10 @@ final class BatchProcessor: @unchecked Sendable {
 
 final class InFlightCounter: Sendable {
     let value = Atomic<Int>(0)
+}
+
+/// The callers of ``BatchProcessor/forceFlush()`` and whether the drain thread is gone.
+struct FlushWaiters {
+    var list: [(target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    var closed = false
 }
