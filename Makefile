@@ -50,9 +50,14 @@ demo: deps
 # The ThreadSanitizer steps come first and the main suite last, so the run ends with its summary.
 test: deps test-consumer test-tsan tsan-selftest test-pwrite test-unit test-faults
 
+# A hung test fails the run after TEST_TIMEOUT seconds instead of holding CI until its own limit
+# (every wait in a test has a deadline; this is the backstop for one that does not).
+TEST_TIMEOUT ?= 1200
+TIMEOUT := timeout --kill-after=30 $(TEST_TIMEOUT)
+
 test-unit: deps
 	$(SWIFT) build --build-tests
-	$(WITH_VENV) $(SWIFT) test --skip-build
+	$(WITH_VENV) $(TIMEOUT) $(SWIFT) test --skip-build || { rc=$$?; [ $$rc -ne 124 ] || echo "test-unit: no result after $(TEST_TIMEOUT) s: a test hangs"; exit $$rc; }
 
 # A throw-away package depending on Spillway by version (from a tagged clone of HEAD) gets past
 # planning: SwiftPM refuses dependencies with unsafe build flags there.
@@ -73,7 +78,7 @@ faults: deps
 # The spill tests again with the pwrite writer forced, so both write paths pass the same suite.
 test-pwrite: deps
 	$(SWIFT) build --build-tests
-	SPILLWAY_IO=pwrite $(WITH_VENV) $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
+	SPILLWAY_IO=pwrite $(WITH_VENV) $(TIMEOUT) $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
 
 # The ring's tests under ThreadSanitizer. This toolchain's `swift test --sanitize=thread` exits 0
 # even when TSan reports a race, so halt_on_error=1 makes a report fail the step.
