@@ -161,7 +161,7 @@ extension ReplayTests {
     /// A slow collector (2 s a request) once filled the ring while every export slot waited, and
     /// the overflow policy dropped records although a spill store had room: now the drain thread
     /// spills what it cannot hand to an export slot once the ring is half full.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aRingThatFillsWhileEveryExportSlotIsBusyOverflowsToDiskNotToDrops() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .delay(.seconds(2))
@@ -169,26 +169,29 @@ extension ReplayTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let events = EventLog()
         var slow = configuration(receiver, directory: directory)
-        slow.ringCapacity = 1 << 20
+        // 4 MiB: the valve opens at half, which leaves a second of headroom at this rate for a
+        // drain thread starved of CPU (two hogs and the whole suite: a 1 MiB ring dropped
+        // 5,078 spans there). 120,000 spans are 2-3 times the ring: without the valve they drop.
+        slow.ringCapacity = 4 << 20
         slow.overflowPolicy = .dropNewest  // what an application would run with
         slow.exportErrorHandler = events
         let pipeline = try TelemetryPipeline(configuration: slow)
         // 20 k spans a second, steadily (an unthrottled burst larger than the ring outruns any
-        // disk and meets the overflow policy, as it should): the ring holds a quarter second.
-        for burst in 0..<60 {
+        // disk and meets the overflow policy, as it should).
+        for burst in 0..<240 {
             emit(pipeline, burst * 500..<(burst + 1) * 500)
             try await Task.sleep(for: .milliseconds(25))
         }
         #expect(await eventually(timeout: .seconds(20)) { pipeline.stats().spans.spilled > 0 }, "\(pipeline.stats())")
         #expect(events.all.contains { $0.kind == .overflow && { if case .spilled = $0.outcome { true } else { false } }($0) })
         receiver.behavior = .accept
-        let books = await eventually(timeout: .seconds(40)) {
+        let books = await eventually(timeout: .seconds(90)) {
             let s = pipeline.stats().spans
-            return s.onDisk == 0 && s.pending == 0 && s.emitted == 30_000
+            return s.onDisk == 0 && s.pending == 0 && s.emitted == 120_000
         }
         let stats = pipeline.stats().spans
-        #expect(books && stats.droppedTotal == 0 && stats.exported == 30_000, "\(stats)")
-        #expect(receiver.sequenceReport(expected: 30_000).missing == 0)
+        #expect(books && stats.droppedTotal == 0 && stats.exported == 120_000, "\(stats)")
+        #expect(receiver.sequenceReport(expected: 120_000).missing == 0)
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
     }
