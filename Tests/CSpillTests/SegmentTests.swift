@@ -83,7 +83,14 @@ private func read(_ path: String) -> (header: csp_segment_header_t, frames: [(In
     return (header, out)
 }
 
-private func python(_ arguments: [String]) throws -> (status: Int32, json: [String: Any]) {
+/// The independent reader, off the cooperative pool (``blockingCall(_:)``).
+private func python(_ arguments: [String]) async throws -> (status: Int32, json: [String: Any]) {
+    let (status, data) = try await blockingCall { try pythonBlocking(arguments) }
+    let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? ["unparsed": String(decoding: data, as: UTF8.self)]
+    return (status, json)
+}
+
+private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -94,8 +101,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? ["unparsed": String(decoding: data, as: UTF8.self)]
-    return (process.terminationStatus, json)
+    return (process.terminationStatus, data)
 }
 
 @Suite struct SegmentWriterTests {
@@ -127,7 +133,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
 
         // Python's zstandard + opentelemetry-proto read the same files.
         for directory in [uring, plain] {
-            let (status, json) = try python([directory])
+            let (status, json) = try await python([directory])
             #expect(status == 0, "\(json)")
             let frames = json["frames"] as? [[String: Any]] ?? []
             #expect(frames.count == 8)
@@ -153,7 +159,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         if Int(st.st_size) % 4096 == 0 {
             #expect(frames.allSatisfy { $0.1.offset % 4096 == 0 }, "every frame starts on a 4 KiB boundary")
         }
-        let (status, json) = try python([path])
+        let (status, json) = try await python([path])
         #expect(status == 0 && (json["frames"] as? [[String: Any]])?.count == 6, "\(json)")
     }
 
@@ -385,7 +391,7 @@ private func python(_ arguments: [String]) throws -> (status: Int32, json: [Stri
         #expect(csp_recover(open, &result) == 0)
         #expect(result.frames == 5 && result.damaged == 1 && result.truncated_bytes == 0)
         // The independent reader resynchronises too.
-        let (status, json) = try python([path])
+        let (status, json) = try await python([path])
         #expect(status == 1, "damage is an error")
         #expect((json["frames"] as? [[String: Any]])?.count == 5, "\(json)")
     }

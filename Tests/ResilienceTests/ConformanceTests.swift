@@ -6,7 +6,7 @@ import Testing
 /// Checks the encoder with an implementation that is not ours: the request bytes that reached
 /// the receiver are parsed by Python's official `opentelemetry-proto`, field by field.
 @Suite struct ConformanceTests {
-    func check(signal: String, body: [UInt8], expected: [String: Any]) throws {
+    func check(signal: String, body: [UInt8], expected: [String: Any]) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spillway-conformance-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -15,7 +15,7 @@ import Testing
         try Data(body).write(to: bodyURL)
         try JSONSerialization.data(withJSONObject: expected).write(to: expectedURL)
         let script = repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp.py").path
-        let (status, output) = try runPython([script, signal, bodyURL.path, expectedURL.path])
+        let (status, output) = try await runPython([script, signal, bodyURL.path, expectedURL.path])
         #expect(status == 0, "\(output)")
         #expect(output.contains("0 mismatches"), "\(output)")
     }
@@ -84,7 +84,7 @@ import Testing
             "service.name": ["string": "spillway-tests"], "service.version": ["string": "1.2.3"],
             "os.type": ["string": "linux"], "telemetry.sdk.name": ["string": "spillway"],
         ]
-        try check(signal: "traces", body: bodies[0].body, expected: ["resource": resource, "records": [childRecord, parentRecord]])
+        try await check(signal: "traces", body: bodies[0].body, expected: ["resource": resource, "records": [childRecord, parentRecord]])
         // The attribute limit cut two (12 kept): "invalid.utf8" and "over.the.limit".
         // Check the invalid UTF-8 arrives repaired, with a limit that keeps it.
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
@@ -99,7 +99,7 @@ import Testing
         logger.emit(severity: .warn, body: bad, timestamp: 5) { $0.set("k", bad) }
         await pipeline.forceFlush()
         let body = try #require(receiver.bodies.first).body
-        try check(signal: "logs", body: body, expected: ["records": [[
+        try await check(signal: "logs", body: body, expected: ["records": [[
             "time": 5, "severity_number": 13, "severity_text": "WARN",
             "body": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"], "attributes": ["k": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"]],
         ]]])
@@ -124,7 +124,7 @@ import Testing
         #expect(receiver.logCount == 3)
         let request = try #require(receiver.bodies.first)
         #expect(request.headers.contains { $0.name.lowercased() == "content-encoding" && $0.value == "gzip" })
-        try check(signal: "logs", body: request.body, expected: ["records": [
+        try await check(signal: "logs", body: request.body, expected: ["records": [
             [
                 "scope": "conformance.logs", "time": 1_700_000_000_123_456_789, "observed_time_nonzero": true,
                 "severity_number": 17, "severity_text": "ERROR", "body": ["string": "payment failed: 💳"],

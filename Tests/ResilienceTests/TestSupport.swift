@@ -52,8 +52,12 @@ final class EventLog: ExportErrorHandler, Sendable {
     }
 }
 
-/// Runs `python3 script args…`, returning its exit status and output.
-func runPython(_ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs `python3 script args…` off the cooperative pool, returning its exit status and output.
+func runPython(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await blockingCall { try runPythonBlocking(arguments) }
+}
+
+private func runPythonBlocking(_ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [testPython] + arguments

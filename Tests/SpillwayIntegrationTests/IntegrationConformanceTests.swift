@@ -33,13 +33,13 @@ import Tracing
         let traceBody = try #require(bodies.first { $0.path == "/v1/traces" }).body
         let logBody = try #require(bodies.first { $0.path == "/v1/logs" }).body
         let context = span.spanContext
-        try check(signal: "traces", body: traceBody, expected: ["records": [[
+        try await check(signal: "traces", body: traceBody, expected: ["records": [[
             "scope": "conformance.tracing", "name": "final name", "kind": 5,
             "trace_id": context.traceID.description, "span_id": context.spanID.description,
             "attributes": ["messaging.system": ["string": "kafka"], "retries": ["int": 3]],
             "status_code": 0,
         ]]])
-        try check(signal: "logs", body: logBody, expected: ["records": [[
+        try await check(signal: "logs", body: logBody, expected: ["records": [[
             "scope": "conformance.logging", "severity_number": 17, "body": ["string": "declined"],
             "trace_id": context.traceID.description, "span_id": context.spanID.description,
         ]]])
@@ -55,7 +55,7 @@ import Tracing
         r = {kv.key: kv.value.string_value for kv in l.resource_logs[0].scope_logs[0].log_records[0].attributes}
         print(e.name, a['exception.type'], a['exception.message'], '|', r['exception.type'], r['exception.message'], r['order'])
         """
-        let output = try runPython(script: script, files: [traceBody, logBody])
+        let output = try await runPython(script: script, files: [traceBody, logBody])
         #expect(output.status == 0, "\(output.text)")
         #expect(output.text.trimmingCharacters(in: .whitespacesAndNewlines)
             == "exception SpillwayIntegrationTests.CardDeclined card declined (7) | SpillwayIntegrationTests.CardDeclined card declined (7) o-1")
@@ -63,17 +63,17 @@ import Tracing
         try await receiver.stop()
     }
 
-    func check(signal: String, body: [UInt8], expected: [String: Any]) throws {
+    func check(signal: String, body: [UInt8], expected: [String: Any]) async throws {
         let dir = URL(fileURLWithPath: temporaryDirectory())
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data(body).write(to: dir.appendingPathComponent("body.bin"))
         try JSONSerialization.data(withJSONObject: expected).write(to: dir.appendingPathComponent("expected.json"))
         let script = repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp.py").path
-        let result = try run([testPython, script, signal, dir.appendingPathComponent("body.bin").path, dir.appendingPathComponent("expected.json").path])
+        let result = try await run([testPython, script, signal, dir.appendingPathComponent("body.bin").path, dir.appendingPathComponent("expected.json").path])
         #expect(result.status == 0 && result.text.contains("0 mismatches"), "\(result.text)")
     }
 
-    func runPython(script: String, files: [[UInt8]]) throws -> (status: Int32, text: String) {
+    func runPython(script: String, files: [[UInt8]]) async throws -> (status: Int32, text: String) {
         let dir = URL(fileURLWithPath: temporaryDirectory())
         defer { try? FileManager.default.removeItem(at: dir) }
         var paths: [String] = []
@@ -83,10 +83,15 @@ import Tracing
             paths.append(url.path)
         }
         try script.write(to: dir.appendingPathComponent("check.py"), atomically: true, encoding: .utf8)
-        return try run([testPython, dir.appendingPathComponent("check.py").path] + paths)
+        return try await run([testPython, dir.appendingPathComponent("check.py").path] + paths)
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, text: String) {
+    /// Waits for the child off the cooperative pool (``blockingCall(_:)``).
+    func run(_ arguments: [String]) async throws -> (status: Int32, text: String) {
+        try await blockingCall { try Self.runBlocking(arguments) }
+    }
+
+    static func runBlocking(_ arguments: [String]) throws -> (status: Int32, text: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments

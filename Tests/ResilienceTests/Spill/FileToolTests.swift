@@ -10,8 +10,13 @@ import Testing
 @Suite struct FileToolTests {
     static let tool = repositoryRoot.appendingPathComponent(".build/debug/spillway").path
 
+    /// Runs the tool and waits for it off the cooperative pool (``blockingCall(_:)``).
     @discardableResult
-    static func run(_ arguments: [String], in directory: String? = nil, timeout: Duration = .seconds(120)) throws -> (status: Int32, output: String, error: String) {
+    static func run(_ arguments: [String], in directory: String? = nil, timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String, error: String) {
+        try await blockingCall { try runBlocking(arguments, in: directory, timeout: timeout) }
+    }
+
+    private static func runBlocking(_ arguments: [String], in directory: String?, timeout: Duration) throws -> (status: Int32, output: String, error: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
@@ -40,9 +45,9 @@ import Testing
     }
 
     /// A spill directory made the way users make one: `spillway load` against a dead endpoint.
-    static func spillDirectory(spans: Int = 20_000, logs: Int = 3_000) throws -> String {
+    static func spillDirectory(spans: Int = 20_000, logs: Int = 3_000) async throws -> String {
         let directory = temporaryDirectory() + "/spill"
-        let load = try run(["load", "--endpoint", "http://127.0.0.1:9", "--spans", "\(spans)", "--logs", "\(logs)", "--spill-dir", directory, "--quiet"])
+        let load = try await run(["load", "--endpoint", "http://127.0.0.1:9", "--spans", "\(spans)", "--logs", "\(logs)", "--spill-dir", directory, "--quiet"])
         #expect(load.status == 0, "load exits 0 when everything is on disk: \(load.output) \(load.error)")
         return directory
     }
@@ -54,31 +59,31 @@ import Testing
     @Test(.timeLimit(.minutes(2)))
     func theToolsReadVerifyDecodeAndReplayASpillDirectory() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.tool), "build the tool first: \(Self.tool)")
-        let directory = try Self.spillDirectory()
-        let inspect = try Self.run(["inspect", directory])
+        let directory = try await Self.spillDirectory()
+        let inspect = try await Self.run(["inspect", directory])
         #expect(inspect.status == 0 && inspect.output.contains("total: 2 segments") && inspect.output.contains("23,000 records"), "\(inspect.output)")
-        let verify = try Self.run(["verify", directory])
+        let verify = try await Self.run(["verify", directory])
         #expect(verify.status == 0 && verify.output.contains("0 problems"), "\(verify.output)")
-        let decode = try Self.run(["decode", directory + "/logs"])
+        let decode = try await Self.run(["decode", directory + "/logs"])
         let lines = decode.output.split(separator: "\n")
         #expect(decode.status == 0 && lines.count == 3_000)
         let first = try #require(lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect(first["body"] as? String == "load record" && first["signal"] as? String == "logs")
-        let spans = try Self.run(["decode", directory + "/traces"]).output.split(separator: "\n")
+        let spans = try await Self.run(["decode", directory + "/traces"]).output.split(separator: "\n")
         #expect(spans.count == 20_000)
         let span = try #require(spans.last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect((span["attributes"] as? [String: Any])?["http.route"] as? String == "/load/{id}")
 
         // OTLP/JSON, read back by the official protobuf JSON parser.
-        let otlpJSON = try Self.run(["decode", directory, "--format", "otlp-json"])
+        let otlpJSON = try await Self.run(["decode", directory, "--format", "otlp-json"])
         #expect(otlpJSON.status == 0)
         let jsonFile = Self.temporaryDirectory() + "/requests.jsonl"
         try otlpJSON.output.write(toFile: jsonFile, atomically: true, encoding: .utf8)
-        let parsed = try runPython([repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp_json.py").path, jsonFile])
+        let parsed = try await runPython([repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp_json.py").path, jsonFile])
         #expect(parsed.status == 0 && parsed.output.contains("\"spans\": 20000") && parsed.output.contains("\"logs\": 3000"), "\(parsed.output)")
 
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
-        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
         #expect(replay.status == 0, "\(replay.output) \(replay.error)")
         #expect(receiver.sequenceReport(expected: 20_000).missing == 0)
         #expect(receiver.sequenceReport(expected: 3_000, signal: .logs).missing == 0)
@@ -88,14 +93,14 @@ import Testing
     }
 
     /// `spillway replay notes.txt` once deleted notes.txt.
-    @Test func aFileThatIsNotASegmentIsRefusedByNameAndLeftUntouched() throws {
+    @Test func aFileThatIsNotASegmentIsRefusedByNameAndLeftUntouched() async throws {
         let directory = Self.temporaryDirectory()
         let notes = directory + "/notes.txt", fake = directory + "/00000000000000000001.spill"
         try "precious\n".write(toFile: notes, atomically: true, encoding: .utf8)
         try "also precious\n".write(toFile: fake, atomically: true, encoding: .utf8)
         for arguments in [["replay", notes, "--endpoint", "http://127.0.0.1:9"], ["replay", fake, "--endpoint", "http://127.0.0.1:9"],
                           ["replay", directory, "--endpoint", "http://127.0.0.1:9"], ["verify", notes], ["inspect", directory], ["decode", fake]] {
-            let result = try Self.run(arguments)
+            let result = try await Self.run(arguments)
             #expect(result.status == 1, "\(arguments): \(result.output) \(result.error)")
             #expect((result.output + result.error).contains("not a spill segment"), "\(arguments): \(result.output) \(result.error)")
         }
@@ -103,27 +108,27 @@ import Testing
         #expect(try String(contentsOfFile: fake, encoding: .utf8) == "also precious\n")
     }
 
-    @Test func missingUnreadableAndForeignPathsAreErrorsAndAnEmptyDirectoryIsZeroSegments() throws {
+    @Test func missingUnreadableAndForeignPathsAreErrorsAndAnEmptyDirectoryIsZeroSegments() async throws {
         for tool in ["inspect", "verify", "decode", "replay"] {
-            let missing = try Self.run([tool, "/no/such/spill/dir"])
+            let missing = try await Self.run([tool, "/no/such/spill/dir"])
             #expect(missing.status == 1 && missing.error.contains("no such file or directory"), "\(tool): \(missing.error)")
-            let foreign = try Self.run([tool, "/etc"])
+            let foreign = try await Self.run([tool, "/etc"])
             #expect(foreign.status == 1 && foreign.error.contains("not a spill directory"), "\(tool): \(foreign.error)")
         }
         let empty = Self.temporaryDirectory()
-        let verify = try Self.run(["verify", empty])
+        let verify = try await Self.run(["verify", empty])
         #expect(verify.status == 0 && verify.output.contains("0 segments"), "\(verify.output)")
     }
 
     /// `cd spill/logs && spillway replay 00…01.spill` once POSTed log records to /v1/traces.
     @Test(.timeLimit(.minutes(2)))
     func theSignalComesFromTheSegmentHeaderNotFromThePath() async throws {
-        let directory = try Self.spillDirectory(spans: 1_000, logs: 3_000)
+        let directory = try await Self.spillDirectory(spans: 1_000, logs: 3_000)
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         // Moved into the traces directory: the header still says logs.
         let misplaced = directory + "/traces/00000000000000000099.spill"
         try FileManager.default.moveItem(atPath: directory + "/logs/00000000000000000001.spill", toPath: misplaced)
-        let replay = try Self.run(["replay", "00000000000000000099.spill", "--endpoint", receiver.endpoint, "--quiet"], in: directory + "/traces")
+        let replay = try await Self.run(["replay", "00000000000000000099.spill", "--endpoint", receiver.endpoint, "--quiet"], in: directory + "/traces")
         #expect(replay.status == 0, "\(replay.output) \(replay.error)")
         #expect(replay.error.contains("its header says logs"), "a path that disagrees is a warning: \(replay.error)")
         #expect(receiver.logCount == 3_000 && receiver.spanCount == 0, "logs \(receiver.logCount), spans \(receiver.spanCount)")
@@ -134,7 +139,7 @@ import Testing
     /// A header with a valid CRC and a 4 GiB length once hid 39 intact frames; replay deleted the file.
     @Test(.timeLimit(.minutes(2)))
     func damageIsSkippedCountedAndKeptWhileTheIntactFramesAfterItAreDelivered() async throws {
-        let directory = try Self.spillDirectory(spans: 20_000, logs: 0)
+        let directory = try await Self.spillDirectory(spans: 20_000, logs: 0)
         let segment = directory + "/traces/00000000000000000001.spill"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
         // Frame 0 claims 0xFFFFFFF0 bytes, its header CRC made valid again.
@@ -143,27 +148,27 @@ import Testing
         bytes.replaceSubrange(60..<64, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
         try Data(bytes).write(to: URL(fileURLWithPath: segment))
 
-        let inspect = try Self.run(["inspect", directory])
+        let inspect = try await Self.run(["inspect", directory])
         #expect(inspect.output.contains("39 ") && inspect.output.contains("512 records lost"), "\(inspect.output)")
-        let verify = try Self.run(["verify", directory])
+        let verify = try await Self.run(["verify", directory])
         #expect(verify.status == 1 && verify.output.contains("512 records lost"), "\(verify.output)")
 
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
-        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
         #expect(replay.status == 1, "damage is a data problem: \(replay.output)")
         #expect(replay.output.contains("19,488 records acknowledged") && replay.output.contains("512 records lost"), "\(replay.output)")
         #expect(receiver.sequenceReport(expected: 20_000).received == 19_488)
         #expect(Self.files(directory + "/traces") == ["00000000000000000001.damaged"], "kept for inspection: \(Self.files(directory + "/traces"))")
-        let quarantined = try Self.run(["verify", directory])
+        let quarantined = try await Self.run(["verify", directory])
         #expect(quarantined.status == 1 && quarantined.output.contains("quarantined"), "\(quarantined.output)")
         // A rerun sends nothing again.
-        let again = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        let again = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
         #expect(receiver.sequenceReport(expected: 20_000).duplicates == 0, "\(again.output)")
         try await receiver.stop()
     }
 
-    @Test func aDamagedHeaderIsAnUnknownNumberOfRecordsAndAnImplausibleCountIsNotBelieved() throws {
-        let directory = try Self.spillDirectory(spans: 2_000, logs: 0)
+    @Test func aDamagedHeaderIsAnUnknownNumberOfRecordsAndAnImplausibleCountIsNotBelieved() async throws {
+        let directory = try await Self.spillDirectory(spans: 2_000, logs: 0)
         let segment = directory + "/traces/00000000000000000001.spill"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
         bytes[33] ^= 0xFF  // frame 0's magic: the header no longer checks out
@@ -173,21 +178,21 @@ import Testing
         let crc = Array(bytes[second..<second + 28]).withUnsafeBytes { SpillChecksum.crc32c($0) }
         bytes.replaceSubrange(second + 28..<second + 32, with: withUnsafeBytes(of: crc.littleEndian, Array.init))
         try Data(bytes).write(to: URL(fileURLWithPath: segment))
-        let verify = try Self.run(["verify", directory])
+        let verify = try await Self.run(["verify", directory])
         #expect(verify.status == 1 && verify.output.contains("an unknown number of records lost"), "\(verify.output)")
         #expect(!verify.output.contains("2,147,483,647") && !verify.output.contains("0 records lost"), "\(verify.output)")
-        let inspect = try Self.run(["inspect", directory])
+        let inspect = try await Self.run(["inspect", directory])
         // 2,000 spans in frames of 512, 512, 512 and 464: the last two are intact.
         #expect(inspect.output.contains("total: 1 segments, 2 frames, 976 records") && inspect.output.contains("record count its payload cannot hold"), "\(inspect.output)")
     }
 
     /// Replay to a dead collector once retried each batch for 60 s, one after another: 46 minutes.
     @Test(.timeLimit(.minutes(1)))
-    func aDeadCollectorIsGivenUpOnWithinTheBoundAndEverythingStaysOnDisk() throws {
-        let directory = try Self.spillDirectory(spans: 20_000, logs: 2_000)
+    func aDeadCollectorIsGivenUpOnWithinTheBoundAndEverythingStaysOnDisk() async throws {
+        let directory = try await Self.spillDirectory(spans: 20_000, logs: 2_000)
         let before = Self.files(directory + "/traces") + Self.files(directory + "/logs")
         let start = ContinuousClock.now
-        let replay = try Self.run(["replay", directory, "--endpoint", "http://127.0.0.1:9", "--give-up-after", "2", "--quiet"])
+        let replay = try await Self.run(["replay", directory, "--endpoint", "http://127.0.0.1:9", "--give-up-after", "2", "--quiet"])
         let elapsed = start.duration(to: .now)
         #expect(replay.status == 1 && replay.output.contains("gave up after 2 s"), "\(replay.output)")
         #expect(replay.output.contains("left on disk: 22,000 records"), "\(replay.output)")
@@ -198,11 +203,11 @@ import Testing
     /// A leftover .open segment was once skipped silently: "0 of 0 records", exit 0.
     @Test(.timeLimit(.minutes(2)))
     func anOpenSegmentIsRecoveredWhenNoProcessHoldsTheLockAndRefusedWhenOneDoes() async throws {
-        let directory = try Self.spillDirectory(spans: 5_000, logs: 0)
+        let directory = try await Self.spillDirectory(spans: 5_000, logs: 0)
         let sealed = directory + "/traces/00000000000000000001.spill"
         let open = directory + "/traces/00000000000000000001.open"
         try FileManager.default.moveItem(atPath: sealed, toPath: open)  // as a crash leaves it
-        let inspect = try Self.run(["inspect", directory])
+        let inspect = try await Self.run(["inspect", directory])
         #expect(inspect.output.contains("left by a crash"), "\(inspect.output)")
 
         // A pipeline holds the directory: replay refuses, and names the process.
@@ -213,13 +218,13 @@ import Testing
         try FileManager.default.moveItem(atPath: open, toPath: open + ".aside")
         let holder = try TelemetryPipeline(configuration: configuration)
         try FileManager.default.moveItem(atPath: open + ".aside", toPath: open)
-        let refused = try Self.run(["replay", directory, "--endpoint", "http://127.0.0.1:9", "--quiet"])
+        let refused = try await Self.run(["replay", directory, "--endpoint", "http://127.0.0.1:9", "--quiet"])
         #expect(refused.status == 1 && refused.error.contains("being written by process \(getpid())"), "\(refused.error)")
         #expect(FileManager.default.fileExists(atPath: open))
         _ = await holder.shutdown(deadline: .now + .seconds(2))
 
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
-        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
         #expect(replay.status == 0 && replay.error.contains("recovered"), "\(replay.output) \(replay.error)")
         #expect(receiver.sequenceReport(expected: 5_000).missing == 0)
         try await receiver.stop()
@@ -228,18 +233,18 @@ import Testing
     /// A frame rejected with 400 once kept its whole segment, and a rerun re-sent the other 50,000 records.
     @Test(.timeLimit(.minutes(2)))
     func aRefusedFrameIsCopiedAsideAndARerunSendsNothingTwice() async throws {
-        let directory = try Self.spillDirectory(spans: 10_000, logs: 0)
+        let directory = try await Self.spillDirectory(spans: 10_000, logs: 0)
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         receiver.behavior = .failFirst(count: 1, status: 400)
-        let replay = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
         #expect(replay.status == 1 && replay.output.contains("refused by the collector: 512 records"), "\(replay.output)")
         #expect(receiver.sequenceReport(expected: 10_000).received == 10_000 - 512)
         #expect(Self.files(directory + "/traces").isEmpty, "delivered or copied aside: \(Self.files(directory + "/traces"))")
         #expect(Self.files(directory + "/refused/traces").contains { $0.hasSuffix(".spill") })
-        let again = try Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        let again = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
         #expect(again.status == 0 && receiver.sequenceReport(expected: 10_000).duplicates == 0, "\(again.output)")
         // The copy is sent by hand with --rejected once the collector takes it.
-        let byHand = try Self.run(["replay", directory, "--rejected", "--endpoint", receiver.endpoint, "--quiet"])
+        let byHand = try await Self.run(["replay", directory, "--rejected", "--endpoint", receiver.endpoint, "--quiet"])
         #expect(byHand.status == 0 && receiver.sequenceReport(expected: 10_000).missing == 0, "\(byHand.output)")
         try await receiver.stop()
     }

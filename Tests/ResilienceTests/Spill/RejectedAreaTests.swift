@@ -73,7 +73,7 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         #expect(!(files(rejected, ".spill") + files(rejected, ".open")).isEmpty)
         let answers = try String(contentsOfFile: rejected + "/" + files(rejected, ".rejections")[0], encoding: .utf8)
         #expect(answers.contains("\"status\":401") && answers.contains("\"kind\":\"misconfigured\""), "\(answers)")
-        let (status, output) = try runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", rejected])
+        let (status, output) = try await runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", rejected])
         #expect(status == 0 && output.contains("\"flags\": 1"), "\(output)")
 
         // The key is fixed: the reconfigure ends the misconfiguration and everything is replayed.
@@ -124,7 +124,7 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         let refused = directory + "/refused/traces"
         #expect(!files(refused, ".spill").isEmpty && !files(refused, ".rejections").isEmpty)
-        let (status, output) = try runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", refused])
+        let (status, output) = try await runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", refused])
         #expect(status == 0 && output.contains("\"parsed_records\""), "\(output)")
         try await receiver.stop()
     }

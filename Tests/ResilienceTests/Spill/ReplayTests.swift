@@ -104,7 +104,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         #expect(written.onDisk == count, "\(written)")
         let segments = try FileManager.default.contentsOfDirectory(atPath: directory + "/traces").filter { $0.hasSuffix(".spill") }.sorted()
         let path = directory + "/traces/" + segments[0]
-        let (_, output) = try runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", path])
+        let (_, output) = try await runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", path])
         let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
         let offsets = (json?["frames"] as? [[String: Any]] ?? []).compactMap { $0["offset"] as? Int }
         return (path, offsets)
