@@ -78,7 +78,7 @@ faults: deps
 # The spill tests again with the pwrite writer forced, so both write paths pass the same suite.
 test-pwrite: deps
 	$(SWIFT) build --build-tests
-	SPILLWAY_IO=pwrite $(WITH_VENV) $(TIMEOUT) $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
+	SPILLWAY_SPILL_IO=pwrite $(WITH_VENV) $(TIMEOUT) $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
 
 # The ring's tests under ThreadSanitizer. This toolchain's `swift test --sanitize=thread` exits 0
 # even when TSan reports a race, so halt_on_error=1 makes a report fail the step.

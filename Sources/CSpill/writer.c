@@ -321,9 +321,6 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 		w->direct = 1;
 		io = CSP_IO_AUTO;
 	}
-	const char *forced = getenv("SPILLWAY_IO");
-	if (io == CSP_IO_AUTO && forced && strcmp(forced, "pwrite") == 0)
-		io = CSP_IO_PWRITE;
 #if !CSP_HAVE_URING
 	if (io == CSP_IO_URING) {
 		close(w->dirfd);

@@ -191,7 +191,7 @@ public final class TelemetryPipeline: Sendable {
         await reconfiguring.enter()
         defer { reconfiguring.leave() }
         let old = running.withLock { $0 }
-        try Self.checkRestartOnly(old: old, new: new)
+        if let refused = old.restartOnlyChange(to: new) { throw refused }
         if let switchable, new.exporter != old.exporter {
             let replacement = try OTLPHTTPExporter(configuration: new.exporter)
             await switchable.replace(with: replacement)
@@ -207,35 +207,6 @@ public final class TelemetryPipeline: Sendable {
         core.logger.info("telemetry pipeline reconfigured", metadata: [
             "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)",
         ])
-    }
-
-    private static func checkRestartOnly(old: PipelineConfiguration, new: PipelineConfiguration) throws(ConfigurationError) {
-        func refuse(_ key: String, _ newValue: Any, _ oldValue: Any) -> ConfigurationError {
-            ConfigurationError(
-                key: key, value: "\(newValue)", allowed: "the running value \(oldValue): changing it needs a restart", source: "reconfigure")
-        }
-        if new.ringCapacity != old.ringCapacity { throw refuse("ringCapacity (SPILLWAY_RING_CAPACITY)", new.ringCapacity, old.ringCapacity) }
-        if new.spill != old.spill {
-            throw refuse("spill (SPILLWAY_SPILL_DIR)", new.spill?.directory ?? "none", old.spill?.directory ?? "none")
-        }
-        if new.overflowPolicy != old.overflowPolicy { throw refuse("overflowPolicy (SPILLWAY_OVERFLOW)", new.overflowPolicy, old.overflowPolicy) }
-        if new.processor != old.processor { throw refuse("processor", new.processor, old.processor) }
-        if new.limits != old.limits { throw refuse("limits (OTEL_*_LIMIT)", new.limits, old.limits) }
-        if new.serviceName != old.serviceName { throw refuse("serviceName (OTEL_SERVICE_NAME)", new.serviceName ?? "default", old.serviceName ?? "default") }
-        if new.serviceVersion != old.serviceVersion { throw refuse("serviceVersion", new.serviceVersion ?? "none", old.serviceVersion ?? "none") }
-        if new.resourceAttributes != old.resourceAttributes {
-            throw refuse("resourceAttributes (OTEL_RESOURCE_ATTRIBUTES)", new.resourceAttributes, old.resourceAttributes)
-        }
-        func shape(_ routes: [ExportRoute]) -> [String] {
-            routes.map { "\($0.name) scopes=\($0.scopes) spans=\($0.spanNames) events=\($0.eventNames) overflow=\(String(describing: $0.overflowPolicy))" }
-        }
-        if shape(new.routes) != shape(old.routes) { throw refuse("routes", shape(new.routes), shape(old.routes)) }
-        if new.retry != old.retry { throw refuse("retry", String(describing: new.retry), String(describing: old.retry)) }
-        if new.circuitBreaker != old.circuitBreaker {
-            throw refuse("circuitBreaker", String(describing: new.circuitBreaker), String(describing: old.circuitBreaker))
-        }
-        if new.exportStages.count != old.exportStages.count { throw refuse("exportStages", new.exportStages.count, old.exportStages.count) }
-        if new.selfMetrics != old.selfMetrics { throw refuse("selfMetrics", new.selfMetrics, old.selfMetrics) }
     }
 
     /// A snapshot of the counts. Cheap; safe from any thread.

@@ -5,6 +5,11 @@ import Resilience
 import ResilienceTesting
 import Testing
 
+/// `make test-pwrite` runs the spill suites again with `SPILLWAY_SPILL_IO=pwrite`: the writers these
+/// tests open with automatic I/O then use pwrite. The library reads no environment; the tests do.
+let testIO: SpillConfiguration.IO = ProcessInfo.processInfo.environment["SPILLWAY_SPILL_IO"] == "pwrite" ? .pwrite : .automatic
+let autoIO = testIO == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO)
+
 /// Real OTLP request bodies: spans and logs emitted through a pipeline into a RecordingExporter.
 private func requestBodies(signal: TelemetrySignal, batches: Int, perBatch: Int = 50) async throws -> [ExportBatch] {
     let recording = RecordingExporter()
@@ -40,7 +45,7 @@ private func files(in directory: String) -> [String] {
 /// Writes `batches` as frames into `directory`; returns the writer's io mode.
 @discardableResult
 private func spill(
-    _ batches: [ExportBatch], to directory: String, io: Int32 = Int32(CSP_IO_AUTO), durability: Int32 = Int32(CSP_DURABILITY_NONE),
+    _ batches: [ExportBatch], to directory: String, io: Int32 = autoIO, durability: Int32 = Int32(CSP_DURABILITY_NONE),
     maxSegmentBytes: UInt64 = 0
 ) throws -> Int32 {
     var writer: OpaquePointer?
@@ -112,8 +117,7 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         let uring = temporaryDirectory(), plain = temporaryDirectory()
         let uringMode = try spill(batches, to: uring, io: Int32(CSP_IO_AUTO), durability: Int32(CSP_DURABILITY_ALWAYS))
         let plainMode = try spill(batches, to: plain, io: Int32(CSP_IO_PWRITE), durability: Int32(CSP_DURABILITY_ALWAYS))
-        let forced = getenv("SPILLWAY_IO").map { String(cString: $0) } == "pwrite"
-        #expect(uringMode == Int32(forced || csp_uring_probe() != 0 ? CSP_IO_PWRITE : CSP_IO_URING), "AUTO picks io_uring where it works")
+        #expect(uringMode == Int32(csp_uring_probe() != 0 ? CSP_IO_PWRITE : CSP_IO_URING), "AUTO picks io_uring where it works")
         #expect(plainMode == Int32(CSP_IO_PWRITE))
         #expect(files(in: uring) == ["00000000000000000001.spill"] && files(in: plain) == files(in: uring))
 
@@ -180,24 +184,28 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         #expect(total == batches.map(\.recordCount).reduce(0, +))
     }
 
-    /// `make test` runs this suite twice: as is, and with `SPILLWAY_IO=pwrite` (test-pwrite). The
-    /// environment is not changed here: tests run in parallel and share it.
-    @Test func theSpillwayIoVariableForcesPwrite() throws {
-        let forced = getenv("SPILLWAY_IO").map { String(cString: $0) } == "pwrite"
+    /// The I/O choice is a configuration key (`SPILLWAY_SPILL_IO`), parsed in Swift: the C
+    /// library reads no environment.
+    @Test func theSpillIoKeyChoosesPwriteAndNamesItselfWhenWrong() throws {
         let directory = temporaryDirectory()
-        var writer: OpaquePointer?
-        let rc = directory.withCString { path -> Int32 in
-            var options = csp_writer_options_t(directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: 0, sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 0, flags: 0)
-            return csp_writer_open(&options, &writer)
+        let forced = try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": directory, "SPILLWAY_SPILL_IO": "pwrite"])
+        #expect(forced.spill?.io == .pwrite)
+        let automatic = try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": directory, "SPILLWAY_SPILL_IO": "AUTO"])
+        #expect(automatic.spill?.io == .automatic)
+        // A host-wide setting: without a spill store it is accepted and unused.
+        #expect(try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_IO": "pwrite"]).spill == nil)
+        let error = #expect(throws: ConfigurationError.self) {
+            try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": directory, "SPILLWAY_SPILL_IO": "uring"])
         }
-        #expect(rc == 0)
-        if forced || csp_uring_probe() != 0 {
-            #expect(csp_writer_io(writer) == Int32(CSP_IO_PWRITE))
-        } else {
-            #expect(csp_writer_io(writer) == Int32(CSP_IO_URING))
-        }
-        csp_writer_close(writer)
+        #expect(error?.key == "SPILLWAY_SPILL_IO" && error?.allowed == "auto or pwrite")
+
+        let spill = try #require(forced.spill)
+        let writer = try SegmentWriter(directory: directory + "/traces", signal: .traces, firstSegment: 1, configuration: spill)
+        #expect(!writer.usesIoUring)
+        var chosen = spill
+        chosen.io = .automatic
+        let auto = try SegmentWriter(directory: directory + "/logs", signal: .logs, firstSegment: 1, configuration: chosen)
+        #expect(auto.usesIoUring == (csp_uring_probe() == 0), "automatic: io_uring where the kernel allows it")
     }
 
     @Test(arguments: [Int32(CSP_IO_AUTO), Int32(CSP_IO_PWRITE)])
@@ -262,7 +270,7 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         var writer: OpaquePointer?
         _ = directory.withCString { path -> Int32 in
             var options = csp_writer_options_t(directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: Int32(CSP_DURABILITY_NONE), sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 1, flags: 0)
+                                               durability: Int32(CSP_DURABILITY_NONE), sync_interval_ns: 0, io: autoIO, zstd_level: 1, flags: 0)
             return csp_writer_open(&options, &writer)
         }
         var generator = SystemRandomNumberGenerator()

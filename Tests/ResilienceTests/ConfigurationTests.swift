@@ -2,6 +2,29 @@ import Resilience
 import Testing
 
 @Suite struct ConfigurationTests {
+    /// Liveness is stated once, by `ConfigurationKey.isLive`; `reconfigure` derives its refusals from it.
+    @Test func restartOnlyChangesAreDerivedFromTheKeysLiveness() {
+        for key in ConfigurationKey.all where key.property != "—" {
+            #expect(PipelineConfiguration.propertyReaders[key.property] != nil, "\(key.environmentVariable) does not say how its property compares")
+        }
+        let running = PipelineConfiguration()
+        func refusal(_ change: (inout PipelineConfiguration) -> Void) -> String? {
+            var new = running
+            change(&new)
+            return running.restartOnlyChange(to: new)?.key
+        }
+        #expect(refusal { $0.overflowPolicy = .block(upTo: .milliseconds(5)) } == "overflowPolicy (SPILLWAY_OVERFLOW)")
+        #expect(refusal { $0.limits.countLimit = 5 }?.contains("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT") == true)
+        #expect(refusal { $0.ringCapacity = 1 << 22 } == "ringCapacity (SPILLWAY_RING_CAPACITY)")
+        #expect(refusal { $0.retry = nil } == "retry")
+        #expect(refusal { $0.processor = .simple } == "processor")
+        #expect(refusal { $0.sampler = .alwaysOff } == nil)
+        #expect(refusal { $0.exporter.endpoint = "http://127.0.0.1:1" } == nil)
+        #expect(refusal { $0.traces.maxExportBatchSize = 7 } == nil)
+        #expect(refusal { $0.isEnabled = false } == nil)
+        #expect(refusal { $0.exceptionStackTraces = .never } == nil)
+    }
+
     func error(_ configure: (inout PipelineConfiguration) -> Void) -> ConfigurationError? {
         var configuration = PipelineConfiguration()
         configure(&configuration)

@@ -105,3 +105,7 @@ let testPython: String = {
         .appendingPathComponent(".build/venv/bin/python3").path
     return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
 }()
+
+/// `make test-pwrite` runs the spill suites again with `SPILLWAY_SPILL_IO=pwrite`: the stores these
+/// tests open then write with pwrite. The library reads no environment; the tests do.
+let testIO: SpillConfiguration.IO = ProcessInfo.processInfo.environment["SPILLWAY_SPILL_IO"] == "pwrite" ? .pwrite : .automatic

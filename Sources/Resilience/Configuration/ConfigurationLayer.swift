@@ -106,6 +106,7 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("SPILLWAY_SPILL_MAX_BYTES", "spill.maxBytes", "1073741824", live: false, "per signal: past this, the oldest segments are deleted (`retention`)"),
         .init("SPILLWAY_SPILL_MAX_AGE", "spill.maxAge", "86400000", live: false, "per signal: older segments are deleted (`retention`), milliseconds"),
         .init("SPILLWAY_SPILL_MAX_SEGMENT_BYTES", "spill.maxSegmentBytes", "67108864", live: false, "a segment is sealed at this size"),
+        .init("SPILLWAY_SPILL_IO", "spill.io", "auto", live: false, "`auto` (io_uring where the kernel allows it, else pwrite) or `pwrite`; used when a spill store exists"),
         .init("SPILLWAY_SPILL_REPLAY_CONCURRENCY", "spill.replayConcurrency", "1", live: false, "replay requests at once"),
         .init("SPILLWAY_SHUTDOWN_TIMEOUT", "shutdownTimeout", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"),
         .init("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "exceptionStackTraces", "(not set: `error`; swift-log bridge: none)", live: true, "from which severity errors on log records get `exception.stacktrace`; `never`"),

@@ -180,10 +180,15 @@ extension PipelineConfiguration {
     }
 }
 
-/// The spill store's keys; each needs `SPILLWAY_SPILL_DIR`.
+/// The spill store's keys; each needs `SPILLWAY_SPILL_DIR`, except `SPILLWAY_SPILL_IO`: a
+/// host-wide choice (a container that forbids io_uring) that applies when a store exists.
 private func applySpill(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
     let keys = ["SPILLWAY_SPILL_DURABILITY", "SPILLWAY_SPILL_MAX_BYTES", "SPILLWAY_SPILL_MAX_AGE", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES",
                 "SPILLWAY_SPILL_REPLAY_CONCURRENCY"]
+    let io = env.string("SPILLWAY_SPILL_IO")
+    if let io, !["auto", "pwrite"].contains(io.lowercased()) {
+        throw ConfigurationError(key: "SPILLWAY_SPILL_IO", value: io, allowed: "auto or pwrite", source: env.source("SPILLWAY_SPILL_IO"))
+    }
     guard var spill = config.spill else {
         if let key = keys.first(where: { env.string($0) != nil }) {
             throw ConfigurationError(
@@ -208,6 +213,7 @@ private func applySpill(_ env: EnvironmentReader, _ config: inout PipelineConfig
     if let ms = try env.integer("SPILLWAY_SPILL_MAX_AGE", minimum: 1) { spill.maxAge = .milliseconds(ms) }
     if let n = try env.integer("SPILLWAY_SPILL_MAX_SEGMENT_BYTES", minimum: 4096) { spill.maxSegmentBytes = n }
     if let n = try env.integer("SPILLWAY_SPILL_REPLAY_CONCURRENCY", minimum: 1) { spill.replayConcurrency = n }
+    if let io { spill.io = io.lowercased() == "pwrite" ? .pwrite : .automatic }
     do {
         try spill.validate()
     } catch {

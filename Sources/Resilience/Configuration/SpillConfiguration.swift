@@ -21,7 +21,7 @@ public struct SpillConfiguration: Sendable, Hashable {
     public enum IO: Sendable, Hashable {
         /// io_uring when the kernel allows it, pwrite otherwise (said once in the log, shown in stats).
         case automatic
-        /// pwrite. Also forced by the environment variable `SPILLWAY_IO=pwrite`.
+        /// pwrite. - Environment variable: `SPILLWAY_SPILL_IO=pwrite`.
         case pwrite
     }
 

@@ -108,7 +108,7 @@ final class SpillStore: Sendable {
         self.stores = stores
         self.usesIoUring = ioUring
         if !ioUring {
-            logger.notice("spill: io_uring is not available here (or SPILLWAY_IO=pwrite); writing with pwrite")
+            logger.notice("spill: io_uring is not available here (or SPILLWAY_SPILL_IO=pwrite); writing with pwrite")
         }
     }
 

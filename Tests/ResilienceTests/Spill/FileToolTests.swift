@@ -212,7 +212,7 @@ import Testing
 
         // A pipeline holds the directory: replay refuses, and names the process.
         var configuration = PipelineConfiguration(serviceName: "holder")
-        configuration.spill = SpillConfiguration(directory: directory)
+        configuration.spill = SpillConfiguration(directory: directory, io: testIO)
         configuration.exporter.endpoint = "http://127.0.0.1:9"
         // The pipeline would recover the .open segment itself at start; hide it meanwhile.
         try FileManager.default.moveItem(atPath: open, toPath: open + ".aside")

@@ -15,7 +15,7 @@ private func configuration(_ receiver: OTLPReceiver, directory: String, handler:
     configuration.traces.scheduleDelay = .milliseconds(50)
     configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(300))
     configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .seconds(2), initialCooldown: .milliseconds(300))
-    configuration.spill = SpillConfiguration(directory: directory, durability: .always)
+    configuration.spill = SpillConfiguration(directory: directory, durability: .always, io: testIO)
     configuration.overflowPolicy = .block(upTo: .seconds(10))
     configuration.exportErrorHandler = handler
     return configuration

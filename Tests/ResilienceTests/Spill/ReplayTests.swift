@@ -16,7 +16,7 @@ private func configuration(_ receiver: OTLPReceiver, directory: String, cooldown
     configuration.retry = ExportRetryPolicy(
         initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
     configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: cooldown)
-    configuration.spill = SpillConfiguration(directory: directory, durability: .always)
+    configuration.spill = SpillConfiguration(directory: directory, durability: .always, io: testIO)
     configuration.overflowPolicy = .block(upTo: .seconds(30))  // "nothing lost" means no drops
     return configuration
 }

@@ -23,6 +23,8 @@ package final class SegmentWriter: @unchecked Sendable {
     package struct Placement {
         package var segment: UInt64
         package var offset: UInt64
+        /// Made durable before the append returned (`always`).
+        package var durable: Bool
     }
 
     package init(
@@ -52,12 +54,18 @@ package final class SegmentWriter: @unchecked Sendable {
 
     /// Appends one request as a frame; returns the segment and offset it went to.
     package func append(_ batch: ExportBatch) throws(Failure) -> Placement {
+        try append(batch.body, records: batch.recordCount, batchSequence: batch.sequence)
+    }
+
+    /// Appends `payload` as a frame of `records` records (the crash test writes payloads that name
+    /// themselves; the pipeline writes requests).
+    package func append(_ payload: [UInt8], records: Int, batchSequence: UInt64) throws(Failure) -> Placement {
         var info = csp_frame_info_t()
-        let rc = batch.body.withUnsafeBytes {
-            csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(batch.recordCount), batch.sequence, &info)
+        let rc = payload.withUnsafeBytes {
+            csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(records), batchSequence, &info)
         }
         guard rc == 0 else { throw failure(rc) }
-        return Placement(segment: info.segment_sequence, offset: info.offset)
+        return Placement(segment: info.segment_sequence, offset: info.offset, durable: info.durable != 0)
     }
 
     package func rotate() throws(Failure) {
