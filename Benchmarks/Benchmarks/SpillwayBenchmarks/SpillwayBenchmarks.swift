@@ -1,7 +1,7 @@
 import Benchmark
 import Foundation
 import OTel
-import Resilience
+@_spi(Benchmarks) import Resilience
 import ResilienceTesting
 import Logging
 import ServiceLifecycle

@@ -1,5 +1,5 @@
 /*
- * CSpill — spill segment files for Spillway (see DESIGN.md "Spill format, version 1").
+ * CSpill — spill segment files for Spillway (the format: FORMAT.md in the repository; the flow: ARCHITECTURE.md).
  *
  * CRC32C, an io_uring probe, the segment writer (io_uring or pwrite), the
  * frame reader, and start-up recovery of `.open` segments. Functions return

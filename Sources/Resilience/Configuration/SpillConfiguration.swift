@@ -2,7 +2,7 @@
 ///
 /// With a spill store, the failure destination of the exporter chain is the disk: a batch whose
 /// retries are spent, or that the open circuit breaker refused, is written as one frame (zstd,
-/// CRC32C; DESIGN.md "Spill format, version 1") to `<directory>/<traces|logs>/`, and replayed,
+/// CRC32C; FORMAT.md in the repository) to `<directory>/<traces|logs>/`, and replayed,
 /// oldest first, when the collector answers again. Delivery is at-least-once: a frame is deleted
 /// only after the collector acknowledged it, so a crash during replay may send it twice, never
 /// zero times once it was durable.

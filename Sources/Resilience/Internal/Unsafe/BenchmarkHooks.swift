@@ -1,9 +1,10 @@
 internal import CRingBuffer
 internal import CSpill
 
-/// Entry points for the `Benchmarks/` package, which cannot see internal types.
-/// Not API: may change in any release.
-public enum _SpillwayBenchmarkHooks {
+/// Entry points for the `Benchmarks/` package, which cannot see internal types. Behind
+/// `@_spi(Benchmarks)`: not part of the public API (a client sees it only by asking for the SPI),
+/// and it may change in any release.
+@_spi(Benchmarks) public enum _SpillwayBenchmarkHooks {
     /// Builds one request from `records` synthetic encoded records of `recordSize` bytes in
     /// `scopes` scopes (the drain thread's batch assembly) and returns its size.
     public static func assembleBatch(records: Int, recordSize: Int, scopes: Int) -> Int {
