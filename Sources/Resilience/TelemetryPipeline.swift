@@ -93,10 +93,10 @@ public final class TelemetryPipeline: Sendable {
                     }
                     counters.drop(reason, records)
                     core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-                    core.dispatcher.send(ExportFailureEvent(
-                        signal: signal, processor: core.processorKind, exporterName: core.chain?.name ?? "", route: nil, attempt: 0,
+                    core.reporter.report(
+                        signal: signal, route: nil,
                         error: ResilienceError(code: reason == .diskFull ? .diskFull : .spillFailed, message: "a spilled batch's write failed after it was accepted"),
-                        kind: .permanent, outcome: .dropped(reason), recordCount: records, time: nowUnixNano(), batch: nil))
+                        kind: .permanent, outcome: .dropped(reason), records: records)
                 }
             }
         }
@@ -107,6 +107,7 @@ public final class TelemetryPipeline: Sendable {
             circuitBreaker: configuration.circuitBreaker, opensOnMisconfiguration: store != nil, stages: configuration.exportStages,
             measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
         resetBreaker = built.resetBreaker
+        core.reporter.exporterName = built.exporter.name
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker
         let counters = core.exports
@@ -124,7 +125,7 @@ public final class TelemetryPipeline: Sendable {
             spillFailed: { reason, message in throttle.warning("spill store failures (\(reason))", records: 0, "spill: \(message)") })
         destination.store = store
         core.chain = ErrorHandlingExporter(
-            wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destination)
+            wrapping: built.exporter, reporter: core.reporter, destination: destination)
         if let store {
             let replayer = Replayer(store: store, chain: built.exporter)
             core.replayer = replayer

@@ -230,7 +230,7 @@ final class ReplaySession {
             do {
                 let response = try await chain.export(batch)
                 lastAcknowledged = .now
-                return .delivered(rejected: min(max(response.rejectedRecords, 0), batch.recordCount), message: response.errorMessage)
+                return .delivered(rejected: response.rejectedCount(of: batch.recordCount), message: response.errorMessage)
             } catch {
                 let kind = ExportFailureKind.classify(error)
                 let status = (error as? OTLPExportError)?.statusCode

@@ -26,7 +26,7 @@ final class PipelineCore: @unchecked Sendable {
     let traces = SignalCounters()
     let logs = SignalCounters()
     let exports = ExportCounters()
-    /// Intake drops per route and signal (index `route * 2 + signal - 1`), reported as events by the monitor.
+    /// Intake drops per route and signal (by ``RouteSlot``), reported as events by the monitor.
     let tallies: [DropTally]
     let scopes = ScopeRegistry()
     let resource: [UInt8]
@@ -35,6 +35,8 @@ final class PipelineCore: @unchecked Sendable {
     let logThrottle: LogThrottle
     let processorKind: ProcessorKind
     let dispatcher: ExportEventDispatcher
+    /// Builds and sends every event of this pipeline (the chain's name is set once it is built).
+    let reporter: FailureReporter
     /// Where export tasks run: never the cooperative pool (see ``ExportExecutor``).
     let exportExecutor = ExportExecutor(name: "spillway-export")
     /// Set once at start, before any record is emitted.
@@ -65,7 +67,7 @@ final class PipelineCore: @unchecked Sendable {
         }
         self.routes = RouteTable(configuration.routes)
         self.blockNanos = [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
-        self.tallies = (0..<(configuration.routes.count + 1) * 2).map { _ in DropTally() }
+        self.tallies = (0..<RouteSlot.count(routes: configuration.routes.count + 1)).map { _ in DropTally() }
         self.resource = ResourceEncoding.encode(configuration)
         self.usesSimpleProcessor = configuration.processor == .simple
         self.processorKind = configuration.processor
@@ -74,6 +76,7 @@ final class PipelineCore: @unchecked Sendable {
         var routeHandlers: [String: any ExportErrorHandler] = [:]
         for route in configuration.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
         self.dispatcher = ExportEventDispatcher(defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
+        self.reporter = FailureReporter(dispatcher: dispatcher, processor: configuration.processor)
         applyLiveSwitches(configuration)
     }
 
@@ -136,12 +139,11 @@ final class PipelineCore: @unchecked Sendable {
     /// Counts one record dropped at intake; the monitor reports it to the handlers.
     @inline(never)
     func drop(type: Int32, _ reason: DropReason, detail: String) -> EmitResult {
-        let signal = type.recordSignal
-        guard signal == 1 || signal == 2 else { return .dropped(reason) }
+        guard let slot = RouteSlot.index(of: type) else { return .dropped(reason) }
         counters(for: type).drop(reason, 1)
-        tallies[type.recordRoute * 2 + signal - 1].add(reason, 1)
+        tallies[slot].add(reason, 1)
         exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-        reportFirst(reason, signal: signal == 1 ? "traces" : "logs", detail: detail)
+        reportFirst(reason, signal: "\(RouteSlot.signal(slot))", detail: detail)
         return .dropped(reason)
     }
 
@@ -149,7 +151,7 @@ final class PipelineCore: @unchecked Sendable {
     func dropInside(signal: TelemetrySignal, route: Int, _ reason: DropReason, _ n: Int) {
         guard n > 0 else { return }
         counters(for: signal).drop(reason, n)
-        tallies[route * 2 + Int(signal.rawValue) - 1].add(reason, n)
+        tallies[RouteSlot.index(route: route, signal: signal)].add(reason, n)
         exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
     }
 
@@ -177,7 +179,7 @@ final class PipelineCore: @unchecked Sendable {
             case nil:
                 break
             }
-            let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
+            let rejected = response.rejectedCount(of: batch.recordCount)
             counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
             if rejected > 0 {
                 counters.drop(.rejected, rejected)
@@ -204,19 +206,15 @@ final class PipelineCore: @unchecked Sendable {
         do throws(SegmentWriter.Failure) {
             let segment = try spill.append(batch, to: .spilled)
             counters.spilled.add(batch.recordCount, ordering: .relaxed)
-            dispatcher.send(ExportFailureEvent(
-                signal: batch.signal, processor: processorKind, exporterName: chain.name, route: batch.route, attempt: 0,
-                error: ResilienceError(code: .ringFull, message: message), kind: .overflow, outcome: .spilled(segment: segment),
-                recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+            reporter.report(batch, error: ResilienceError(code: .ringFull, message: message), kind: .overflow, outcome: .spilled(segment: segment))
         } catch {
             let reason: DropReason = error.isDiskFull ? .diskFull : .spillFailed
             counters.drop(reason, batch.recordCount)
             exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
             logThrottle.warning("spill store failures (\(reason))", records: batch.recordCount, "spill: \(error.message)")
-            dispatcher.send(ExportFailureEvent(
-                signal: batch.signal, processor: processorKind, exporterName: chain.name, route: batch.route, attempt: 0,
-                error: ResilienceError(code: error.isDiskFull ? .diskFull : .spillFailed, message: "\(message), but the spill store could not write it: \(error.message)"),
-                kind: .overflow, outcome: .dropped(reason), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+            reporter.report(
+                batch, error: ResilienceError(code: error.isDiskFull ? .diskFull : .spillFailed, message: "\(message), but the spill store could not write it: \(error.message)"),
+                kind: .overflow, outcome: .dropped(reason))
         }
     }
 
@@ -273,12 +271,10 @@ final class PipelineCore: @unchecked Sendable {
                     let delta = total - reported[slot]
                     guard delta > 0 else { continue }
                     reported[slot] = total
-                    let signal: TelemetrySignal = index % 2 == 0 ? .traces : .logs
+                    let signal = RouteSlot.signal(index)
                     let (kind, error) = Self.describe(reason, ring: ring)
-                    dispatcher.send(ExportFailureEvent(
-                        signal: signal, processor: processorKind, exporterName: chain?.name ?? "", route: routes.name(index / 2),
-                        attempt: 0, error: error, kind: kind, outcome: .dropped(reason), recordCount: delta,
-                        time: nowUnixNano(), batch: nil))
+                    reporter.report(
+                        signal: signal, route: routes.name(RouteSlot.route(index)), error: error, kind: kind, outcome: .dropped(reason), records: delta)
                 }
             }
         }

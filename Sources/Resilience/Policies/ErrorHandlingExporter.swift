@@ -29,8 +29,7 @@ import Synchronization
 public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// The stage whose failures are handled.
     public let next: any TelemetryExporter
-    private let processor: ProcessorKind
-    private let dispatcher: ExportEventDispatcher
+    private let reporter: FailureReporter
     private let destination: FailureDestination
     private let ownsDispatcher: Bool
 
@@ -39,37 +38,34 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// Wraps `next`; events go to `handler`. Failed batches are dropped and the error rethrown.
     public init(wrapping next: any TelemetryExporter, processor: ProcessorKind = .batch, handler: any ExportErrorHandler) {
         self.next = next
-        self.processor = processor
-        self.dispatcher = ExportEventDispatcher(defaultHandler: handler, routeHandlers: [:], logger: .init(label: "spillway"))
+        let dispatcher = ExportEventDispatcher(defaultHandler: handler, routeHandlers: [:], logger: .init(label: "spillway"))
+        self.reporter = FailureReporter(dispatcher: dispatcher, processor: processor, exporterName: next.name)
         self.destination = FailureDestination(mode: .drop)
         self.ownsDispatcher = true
     }
 
-    init(wrapping next: any TelemetryExporter, processor: ProcessorKind, dispatcher: ExportEventDispatcher, destination: FailureDestination) {
+    /// Inside a pipeline: events go through the pipeline's reporter.
+    init(wrapping next: any TelemetryExporter, reporter: FailureReporter, destination: FailureDestination) {
         self.next = next
-        self.processor = processor
-        self.dispatcher = dispatcher
+        self.reporter = reporter
         self.destination = destination
         self.ownsDispatcher = false
     }
 
     deinit {
-        if ownsDispatcher { dispatcher.stop() }
+        if ownsDispatcher { reporter.dispatcher.stop() }
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        let (dispatcher, processor, name, destination) = (self.dispatcher, self.processor, next.name, self.destination)
+        let (reporter, destination) = (self.reporter, self.destination)
         let context = ExportAttemptContext { batch, error, kind, attempt, delay in
-            dispatcher.send(ExportFailureEvent(
-                signal: batch.signal, processor: processor, exporterName: name, route: batch.route, attempt: attempt,
-                error: error, kind: kind, outcome: .willRetry(after: delay), recordCount: batch.recordCount,
-                time: nowUnixNano(), batch: batch))
+            reporter.report(batch, attempt: attempt, error: error, kind: kind, outcome: .willRetry(after: delay))
             destination.retried()
         }
         while true {
             do {
                 let response = try await ExportAttemptContext.$current.withValue(context) { try await next.export(batch) }
-                let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
+                let rejected = response.rejectedCount(of: batch.recordCount)
                 if rejected > 0 {
                     let error = ResilienceError(
                         code: .partiallyRejected,
@@ -156,12 +152,7 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
         _ batch: ExportBatch, _ context: ExportAttemptContext, _ error: any Error, _ kind: ExportFailureKind,
         _ outcome: ExportFailureEvent.Outcome, count: Int, copy: String? = nil
     ) {
-        var event = ExportFailureEvent(
-            signal: batch.signal, processor: processor, exporterName: next.name, route: batch.route,
-            attempt: context.attempts.load(ordering: .relaxed), error: error, kind: kind, outcome: outcome,
-            recordCount: count, time: nowUnixNano(), batch: batch)
-        event.keptCopy = copy
-        dispatcher.send(event)
+        reporter.report(batch, attempt: context.attempts.load(ordering: .relaxed), error: error, kind: kind, outcome: outcome, records: count, copy: copy)
     }
 
     public func shutdown() async { await next.shutdown() }

@@ -41,7 +41,7 @@ public struct MeasuredExporter: TelemetryExporter {
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        let instruments = self.instruments[Int(batch.signal.rawValue) - 1]
+        let instruments = self.instruments[batch.signal.index]
         let count = batch.recordCount
         instruments.inflight.increment(by: Double(count))
         defer { instruments.inflight.decrement(by: Double(count)) }
@@ -49,7 +49,7 @@ public struct MeasuredExporter: TelemetryExporter {
         do {
             let response = try await next.export(batch)
             let elapsed = start.duration(to: .now)
-            let rejected = min(max(response.rejectedRecords, 0), count)
+            let rejected = response.rejectedCount(of: count)
             if count - rejected > 0 { instruments.exported.increment(by: count - rejected) }
             if rejected > 0 { instruments.failure("rejected", factory: factory).exported.increment(by: rejected) }
             instruments.duration.recordNanoseconds(elapsed.nanoseconds)

@@ -16,7 +16,7 @@ final class BatchProcessor: @unchecked Sendable {
     /// Bumped by `update` (release); the drain thread compares it with `seenVersion` (acquire) each loop.
     private let configurationVersion = Atomic<Int>(0)
     private var seenVersion = 0
-    /// Index `route * 2 + signal - 1`: records of different routes are never batched together.
+    /// By ``RouteSlot``: records of different routes are never batched together.
     private let builders: [BatchBuilder]
     private let routeNames: [String?]
     /// Per signal, across routes: monotonic within the pipeline.
@@ -38,10 +38,10 @@ final class BatchProcessor: @unchecked Sendable {
         self.configurations = [traces, logs]
         let routeCount = core.routes.routes.count + 1
         self.routeNames = (0..<routeCount).map { core.routes.name($0) }
-        self.builders = (0..<routeCount * 2).map { index in
+        self.builders = (0..<RouteSlot.count(routes: routeCount)).map { index in
             // The default route's builders are sized for full batches; the others grow as needed.
             let expected = index < 2 ? (index == 0 ? traces : logs).maxExportBatchSize * 512 : 4096
-            return BatchBuilder(signal: index % 2 == 0 ? .traces : .logs, route: index / 2, expectedBytes: expected)
+            return BatchBuilder(signal: RouteSlot.signal(index), route: RouteSlot.route(index), expectedBytes: expected)
         }
     }
 
@@ -91,7 +91,7 @@ final class BatchProcessor: @unchecked Sendable {
                 seenVersion = version
                 configurations = next
                 for builder in builders where !builder.isEmpty {
-                    if builder.count >= configurations[Int(builder.signal.rawValue) - 1].maxExportBatchSize { dispatch(builder) }
+                    if builder.count >= configurations[builder.signal.index].maxExportBatchSize { dispatch(builder) }
                 }
             }
             let drained = drainOnce()
@@ -134,9 +134,9 @@ final class BatchProcessor: @unchecked Sendable {
     private func drainOnce() -> Int {
         var accepted = (0, 0)
         let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
-            let signalIndex = type.recordSignal - 1
-            guard signalIndex == 0 || signalIndex == 1, type.recordRoute * 2 + signalIndex < builders.count else { return }  // not a record type we write
-            let builder = builders[type.recordRoute * 2 + signalIndex]
+            guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }  // not a record type we write
+            let builder = builders[slot]
+            let signalIndex = builder.signal.index
             if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configurations[signalIndex].scheduleDelay.nanoseconds) }
             builder.append(scope: type.recordScope, payload)
             if signalIndex == 0 { accepted.0 += 1 } else { accepted.1 += 1 }
@@ -226,28 +226,26 @@ final class BatchProcessor: @unchecked Sendable {
             guard !builder.isEmpty else { return }
             var batch = builder.build(resource: core.resource, scopes: scopes)
             batch.route = routeNames[builder.route]
-            batch.sequence = sequences[Int(builder.signal.rawValue) - 1]
-            sequences[Int(builder.signal.rawValue) - 1] += 1
+            batch.sequence = sequences[builder.signal.index]
+            sequences[builder.signal.index] += 1
             do {
                 let segment = try store.append(batch)
                 core.counters(for: batch.signal).spilled.add(batch.recordCount, ordering: .relaxed)
                 spilled += batch.recordCount
-                core.dispatcher.send(ExportFailureEvent(
-                    signal: batch.signal, processor: .batch, exporterName: core.chain.name, route: batch.route, attempt: 0,
-                    error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown,
-                    outcome: .spilled(segment: segment), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+                core.reporter.report(
+                    batch, error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown,
+                    outcome: .spilled(segment: segment))
             } catch {
                 core.dropInside(signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
             }
         }
         for builder in builders { spill(builder) }
         while core.ring.drain(maxBytes: 1 << 20, { type, payload in
-            let signalIndex = type.recordSignal - 1
-            guard signalIndex == 0 || signalIndex == 1, type.recordRoute * 2 + signalIndex < builders.count else { return }
+            guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
             core.counters(for: type).accepted.add(1, ordering: .relaxed)
-            let builder = builders[type.recordRoute * 2 + signalIndex]
+            let builder = builders[slot]
             builder.append(scope: type.recordScope, payload)
-            if builder.count >= configurations[signalIndex].maxExportBatchSize { spill(builder) }
+            if builder.count >= configurations[builder.signal.index].maxExportBatchSize { spill(builder) }
         }) > 0 {}
         for builder in builders { spill(builder) }
         return spilled

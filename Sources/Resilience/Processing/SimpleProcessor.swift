@@ -25,7 +25,7 @@ final class SimpleProcessor: @unchecked Sendable {
         let builder = BatchBuilder(signal: signal, expectedBytes: buffer.count + 64)
         builder.append(scope: type.recordScope, UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
         var batch = builder.build(resource: core.resource, scopes: core.scopes.snapshot())
-        batch.sequence = UInt64(sequences[Int(signal.rawValue) - 1].value.add(1, ordering: .relaxed).oldValue)
+        batch.sequence = UInt64(sequences[signal.index].value.add(1, ordering: .relaxed).oldValue)
         batch.route = core.routes.name(type.recordRoute)
 
         let outcome = OutcomeBox()

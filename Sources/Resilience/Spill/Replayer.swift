@@ -151,16 +151,14 @@ final class Replayer: Sendable {
                    message: "\(damage.reason) at offset \(damage.offset) of \(path) (\(damage.length) bytes) was skipped; the segment is kept as .damaged")
             return true
         case (.frame(let batch, _), .success(let response)?):
-            let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
+            let rejected = response.rejectedCount(of: batch.recordCount)
             counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
             counters.replayed.add(batch.recordCount, ordering: .relaxed)
             if rejected > 0 {
                 counters.drop(.rejected, rejected)
                 let copy = try? store.keep(
                     batch, in: .refused, status: nil, kind: .permanent, message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
-                var event = event(core, batch, ResilienceError(code: .partiallyRejected, message: response.errorMessage), .permanent, .dropped(.rejected), rejected)
-                event.keptCopy = copy
-                core.dispatcher.send(event)
+                report(core, batch, ResilienceError(code: .partiallyRejected, message: response.errorMessage), .permanent, .dropped(.rejected), rejected, copy: copy)
             }
             return true
         case (.frame(let batch, _), .failure(let error)?):
@@ -173,7 +171,7 @@ final class Replayer: Sendable {
                         batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: .misconfigured,
                         message: CircuitBreakingExporter<ContinuousClock>.describe(error))
                     counters.rejectedKept.add(batch.recordCount, ordering: .relaxed)
-                    core.dispatcher.send(event(core, batch, error, .misconfigured, .rejected(segment: moved), batch.recordCount))
+                    report(core, batch, error, .misconfigured, .rejected(segment: moved), batch.recordCount)
                     core.exports.misconfiguration.withLock { $0 = CircuitBreakingExporter<ContinuousClock>.describe(error) }
                 } catch {
                     return false  // the rejected area cannot take it: it stays where it is
@@ -183,9 +181,7 @@ final class Replayer: Sendable {
                 // The collector refuses these bytes for good: retrying the frame forever would stall replay.
                 counters.drop(.exportFailed, batch.recordCount)
                 let copy = try? store.keep(batch, in: .refused, status: (error as? OTLPExportError)?.statusCode, kind: .permanent, message: "\(error)")
-                var event = event(core, batch, error, .permanent, .dropped(.exportFailed), batch.recordCount)
-                event.keptCopy = copy
-                core.dispatcher.send(event)
+                report(core, batch, error, .permanent, .dropped(.exportFailed), batch.recordCount, copy: copy)
                 return true
             default:
                 return false  // the collector failed: keep the acknowledged prefix, stop the round
@@ -195,23 +191,19 @@ final class Replayer: Sendable {
         }
     }
 
-    private func event(
-        _ core: PipelineCore, _ batch: ExportBatch, _ error: any Error, _ kind: ExportFailureKind, _ outcome: ExportFailureEvent.Outcome,
-        _ count: Int
-    ) -> ExportFailureEvent {
-        ExportFailureEvent(
-            signal: batch.signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 1, error: error,
-            kind: kind, outcome: outcome, recordCount: count, time: nowUnixNano(), batch: batch)
-    }
-
     /// Reports records lost on disk (`records` `nil`: an unknown number).
     private func report(_ core: PipelineCore, _ signal: TelemetrySignal, _ reason: DropReason, records: Int?, message: String) {
         core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-        var event = ExportFailureEvent(
-            signal: signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 0,
-            error: ResilienceError(code: .spillFailed, message: message), kind: .permanent, outcome: .dropped(reason),
-            recordCount: records ?? 0, time: nowUnixNano(), batch: nil)
-        event.isRecordCountKnown = records != nil
-        core.dispatcher.send(event)
+        core.reporter.report(
+            signal: signal, route: nil, error: ResilienceError(code: .spillFailed, message: message), kind: .permanent,
+            outcome: .dropped(reason), records: records)
+    }
+
+    /// Reports what happened to a replayed frame's records (a frame read from disk has no route).
+    private func report(
+        _ core: PipelineCore, _ batch: ExportBatch, _ error: any Error, _ kind: ExportFailureKind, _ outcome: ExportFailureEvent.Outcome,
+        _ count: Int, copy: String? = nil
+    ) {
+        core.reporter.report(signal: batch.signal, route: nil, attempt: 1, error: error, kind: kind, outcome: outcome, records: count, batch: batch, copy: copy)
     }
 }

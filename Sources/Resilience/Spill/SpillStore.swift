@@ -151,7 +151,7 @@ final class SpillStore: Sendable {
     }
 
     func store(_ signal: TelemetrySignal, _ area: SpillArea = .spilled) -> AreaStore {
-        stores[(SpillArea.allCases.firstIndex(of: area)!) * 2 + Int(signal.rawValue) - 1]
+        stores[(SpillArea.allCases.firstIndex(of: area)!) * 2 + signal.index]
     }
 
     /// Records the pipeline keeps on disk now and has not delivered: the spilled and rejected areas.
