@@ -63,7 +63,7 @@ public struct DecodedLogRecord: Sendable, Hashable {
 
 /// Reads OTLP export requests (protobuf) into ``DecodedSpan`` and ``DecodedLogRecord``.
 /// Malformed input throws ``ProtoDecodingError``; nothing traps.
-public enum OTLPDecoding {
+package enum OTLPDecoding {
     /// Decodes a serialized `ExportTraceServiceRequest`.
     public static func spans(from body: [UInt8]) throws(ProtoDecodingError) -> [DecodedSpan] {
         try withBytes(body) { bytes throws(ProtoDecodingError) in

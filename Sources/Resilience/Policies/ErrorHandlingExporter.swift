@@ -26,7 +26,7 @@ import Synchronization
 /// It also reports each retry that the ``RetryingExporter`` inside it schedules (`willRetry`).
 ///
 /// Thread-safety: safe to call concurrently.
-public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
+package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// The stage whose failures are handled.
     public let next: any TelemetryExporter
     private let reporter: FailureReporter

@@ -17,7 +17,7 @@ import Synchronization
 /// or the ``ExportFailureKind`` (`transport`, `circuit_open`, …).
 ///
 /// Thread-safety: safe to call concurrently.
-public struct MeasuredExporter: TelemetryExporter {
+package struct MeasuredExporter: TelemetryExporter {
     /// The measured stage.
     public let next: any TelemetryExporter
     private let instruments: [Instruments]  // index: signal - 1
