@@ -78,58 +78,36 @@ public final class TelemetryPipeline: Sendable {
         var store: SpillStore?
         if let spill = configuration.spill, configuration.processor == .batch {
             let opened = try SpillStore(configuration: spill, logger: logger)
-            core.traces.recovered.store(opened.recordsOnDisk(.traces), ordering: .relaxed)
-            core.logs.recovered.store(opened.recordsOnDisk(.logs), ordering: .relaxed)
+            let ledger = core.ledger
+            ledger.recovered(.traces, opened.recordsOnDisk(.traces))
+            ledger.recovered(.logs, opened.recordsOnDisk(.logs))
             core.spill = opened
             store = opened
             opened.onLost.withLock {
-                $0 = { [weak core] signal, area, records, reason in
-                    guard let core else { return }
-                    let counters = core.counters(for: signal)
-                    if area == .rejected {
-                        counters.rejectedKept.subtract(records, ordering: .relaxed)
-                    } else {
-                        counters.spilled.subtract(records, ordering: .relaxed)
-                    }
-                    counters.drop(reason, records)
-                    core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-                    core.reporter.report(
-                        signal: signal, route: nil,
-                        error: ResilienceError(code: reason == .diskFull ? .diskFull : .spillFailed, message: "a spilled batch's write failed after it was accepted"),
-                        kind: .permanent, outcome: .dropped(reason), records: records)
-                }
+                $0 = { signal, area, records, reason in ledger.lostAfterSpill(signal, area: area, records: records, reason) }
             }
         }
         // With a spill store, a misconfiguration (401, 403, 404, …) opens the breaker at once:
         // batches then wait on disk instead of being refused one by one.
         let built = ExporterChain.build(
-            wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
+            wrapping: TransportRecorder(next: chosen, counters: core.ledger.exports), retry: configuration.retry,
             circuitBreaker: configuration.circuitBreaker, opensOnMisconfiguration: store != nil, stages: configuration.exportStages,
             measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
         resetBreaker = built.resetBreaker
-        core.reporter.exporterName = built.exporter.name
+        core.ledger.reporter.exporterName = built.exporter.name
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker
-        let counters = core.exports
-        let throttle = core.logThrottle
         var destination = FailureDestination(
             mode: configuration.processor == .batch ? .holdInMemory : .drop,
             holdDelay: { breaker?().reopensIn ?? fallbackDelay },
-            sleep: { try await clock.sleep(for: $0) },
-            held: { counters.held.add($0, ordering: .relaxed) },
-            retried: {
-                counters.retries.add(1, ordering: .relaxed)
-                counters.lastRetryMonotonic.store(monotonicNanos(), ordering: .relaxed)
-            },
-            misconfigured: { reason in counters.misconfiguration.withLock { $0 = reason } },
-            spillFailed: { reason, message in throttle.warning("spill store failures (\(reason))", records: 0, "spill: \(message)") })
+            sleep: { try await clock.sleep(for: $0) })
         destination.store = store
-        core.chain = ErrorHandlingExporter(
-            wrapping: built.exporter, reporter: core.reporter, destination: destination)
+        core.chain = ErrorHandlingExporter(wrapping: built.exporter, ledger: core.ledger, destination: destination)
         if let store {
-            let replayer = Replayer(store: store, chain: built.exporter)
+            let replayer = Replayer(
+                store: store, chain: built.exporter, ledger: core.ledger, breaker: breaker, executor: core.exportExecutor, logger: logger)
             core.replayer = replayer
-            replayer.start(core: core)
+            replayer.start()
         }
         core.breaker = breaker
         core.metrics = configuration.selfMetrics ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
@@ -203,7 +181,7 @@ public final class TelemetryPipeline: Sendable {
         core.dispatcher.update(defaultHandler: new.exportErrorHandler, routeHandlers: routeHandlers)
         core.applyLiveSwitches(new)
         running.withLock { $0 = new }
-        core.exports.misconfiguration.withLock { $0 = nil }
+        core.ledger.misconfigured(nil)
         resetBreaker()
         core.logger.info("telemetry pipeline reconfigured", metadata: [
             "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)",
@@ -226,6 +204,14 @@ public final class TelemetryPipeline: Sendable {
     /// their batches add up to at most 8 MiB (later events come without theirs:
     /// ``ExportFailureEvent/isBatchOmitted``). It ends when the pipeline is released.
     public var exportFailures: AsyncStream<ExportFailureEvent> { core.dispatcher.stream }
+
+    /// The books checked against the ledger's own count of records in memory
+    /// (``Ledger/checkBooks(onDisk:)``): empty when they balance. Meaningful at rest (nothing
+    /// being exported or replayed); for tests.
+    package func unbalancedBooks() -> [String] {
+        let spill = core.spill
+        return core.ledger.checkBooks { signal in spill?.recordsOnDisk(signal) ?? 0 }
+    }
 
     /// Returns when everything emitted before the call has been exported or dropped.
     /// While the collector is down, that is when it comes back (batches wait in memory).
@@ -277,7 +263,7 @@ public final class TelemetryPipeline: Sendable {
         // and release the directory's lock, so the next process (or pipeline) can take it over.
         core.spill?.close()
         core.tick()
-        core.logThrottle.flush(force: true)
+        core.ledger.logThrottle.flush(force: true)
         await exporter.shutdown()
         core.exportExecutor.stop()
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)

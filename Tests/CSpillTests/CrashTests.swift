@@ -25,10 +25,15 @@ import Testing
             let output = Pipe()
             child.standardOutput = output
             try child.run()
-            usleep(UInt32.random(in: 20_000...250_000, using: &generator))
+            // The kill comes at a random moment after the child's first durable frame, not after
+            // its start: on a loaded machine a start can take longer than the whole random window.
+            // (`availableData` returns with the first write, or empty at the child's exit.)
+            let reader = output.fileHandleForReading
+            let first = reader.availableData
+            usleep(UInt32.random(in: 0...200_000, using: &generator))
             kill(child.processIdentifier, SIGKILL)
             child.waitUntilExit()
-            let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+            let lines = String(decoding: first + reader.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
             let durable = Set(lines.compactMap { line -> Int? in
                 let parts = line.split(separator: " ")
                 return parts.count == 4 && parts[0] == "durable" ? Int(parts[1]) : nil

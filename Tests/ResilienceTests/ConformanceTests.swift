@@ -87,7 +87,7 @@ import Testing
         try await check(signal: "traces", body: bodies[0].body, expected: ["resource": resource, "records": [childRecord, parentRecord]])
         // The attribute limit cut two (12 kept): "invalid.utf8" and "over.the.limit".
         // Check the invalid UTF-8 arrives repaired, with a limit that keeps it.
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -103,7 +103,7 @@ import Testing
             "time": 5, "severity_number": 13, "severity_text": "WARN",
             "body": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"], "attributes": ["k": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"]],
         ]]])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -137,7 +137,7 @@ import Testing
             ],
             ["time": 8, "severity_number": 0, "severity_text": "", "body": ["int": -1]],
         ]])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }

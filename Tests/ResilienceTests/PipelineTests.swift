@@ -62,7 +62,8 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(stats.spans.emitted == 2 * perThread && stats.spans.exported == 2 * perThread)
         #expect(stats.logs.emitted == 1_000 && stats.logs.exported == 1_000)
         #expect(stats.spans.pending == 0 && stats.exportFailures == 0)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        expectBooksBalance(pipeline)
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -81,7 +82,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let stats = pipeline.stats()
         #expect(stats.spans.dropped == [.recordTooLarge: 1])
         #expect(stats.spans.emitted == 2 && stats.spans.exported == 1)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -103,7 +104,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(stats.spans.emitted == 500)
         #expect(stats.spans.exported == 500 - dropped)
         #expect(exporter.exportedRecords.load(ordering: .relaxed) == 500 - dropped)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func theBlockingPolicyWaitsForRoomInsteadOfDropping() async throws {
@@ -123,7 +124,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await pipeline.forceFlush()
         #expect(pipeline.stats().spans.exported == 500)
         #expect(pipeline.stats().spans.droppedTotal == 0)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     /// Emitters blocked on a full ring (`.block`) on every cooperative thread must not starve
@@ -155,7 +156,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await pipeline.forceFlush()
         let report = receiver.sequenceReport(expected: width * perTask)
         #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -186,7 +187,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         stats = pipeline.stats()
         #expect(stats.spans.exported == 10, "\(behavior): \(stats)")
         #expect(receiver.spans.filter { $0.name == "delivered" }.count == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -209,7 +210,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(receiver.spans.filter { $0.name == "kept" }.count == 10)
         #expect(events.all.allSatisfy { $0.kind.isRetryable || $0.kind == .circuitOpen }, "\(events.all)")
         #expect(events.droppedByReason.isEmpty)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -229,7 +230,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         // at-least-once, so the span arrives once or more, and it is exported, not dropped.
         #expect(stats.spans.exported == 1 && stats.spans.droppedTotal == 0, "\(stats)")
         #expect(stats.exportFailures >= 1)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -243,7 +244,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let stats = pipeline.stats()
         #expect(stats.spans.exported == 7)
         #expect(stats.spans.dropped == [.rejected: 3])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -261,7 +262,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(receiver.spanCount == 1)
         let stats = pipeline.stats()
         #expect(stats.spans.exported == 1 && stats.logs.dropped == [.exportFailed: 1])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -337,7 +338,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(receiver.spans.count == 1)
         #expect(receiver.spans.first?.attributes.isEmpty == true)
         #expect(pipeline.stats().spans.emitted == 1)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -356,7 +357,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(decoded.droppedEventsCount == 3)
         #expect(decoded.events.first?.droppedAttributesCount == 1)
         #expect(decoded.links.count == 1 && decoded.droppedLinksCount == 2)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }

@@ -62,6 +62,7 @@ public struct HealthReason: Sendable, Hashable, CustomStringConvertible {
 
 extension PipelineCore {
     func health(window: Duration) -> PipelineHealth {
+        let exports = ledger.exports
         let now = monotonicNanos()
         let windowNanos = UInt64(clamping: window.nanoseconds)
         // A time stored after `now` was read (another thread, a moment later) is recent too.

@@ -29,7 +29,8 @@ import Synchronization
 package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// The stage whose failures are handled.
     public let next: any TelemetryExporter
-    private let reporter: FailureReporter
+    /// Books every outcome and makes every event (the pipeline's, or this stage's own standalone).
+    private let ledger: Ledger
     private let destination: FailureDestination
     private let ownsDispatcher: Bool
 
@@ -38,46 +39,43 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// Wraps `next`; events go to `handler`. Failed batches are dropped and the error rethrown.
     public init(wrapping next: any TelemetryExporter, processor: ProcessorKind = .batch, handler: any ExportErrorHandler) {
         self.next = next
-        let dispatcher = ExportEventDispatcher(defaultHandler: handler, routeHandlers: [:], logger: .init(label: "spillway"))
-        self.reporter = FailureReporter(dispatcher: dispatcher, processor: processor, exporterName: next.name)
+        let logger = Logger(label: "spillway")
+        let dispatcher = ExportEventDispatcher(defaultHandler: handler, routeHandlers: [:], logger: logger)
+        self.ledger = Ledger(dispatcher: dispatcher, processor: processor, logger: logger, exporterName: next.name)
         self.destination = FailureDestination(mode: .drop)
         self.ownsDispatcher = true
     }
 
-    /// Inside a pipeline: events go through the pipeline's reporter.
-    init(wrapping next: any TelemetryExporter, reporter: FailureReporter, destination: FailureDestination) {
+    /// Inside a pipeline: outcomes go to the pipeline's ledger.
+    init(wrapping next: any TelemetryExporter, ledger: Ledger, destination: FailureDestination) {
         self.next = next
-        self.reporter = reporter
+        self.ledger = ledger
         self.destination = destination
         self.ownsDispatcher = false
     }
 
     deinit {
-        if ownsDispatcher { reporter.dispatcher.stop() }
+        if ownsDispatcher { ledger.reporter.dispatcher.stop() }
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        let (reporter, destination) = (self.reporter, self.destination)
+        let ledger = self.ledger
+        // Standalone, this stage is its ledger's intake: every batch it is given is accepted here.
+        if ownsDispatcher { ledger.accepted(batch.signal, batch.recordCount) }
         let context = ExportAttemptContext { batch, error, kind, attempt, delay in
-            reporter.report(batch, attempt: attempt, error: error, kind: kind, outcome: .willRetry(after: delay))
-            destination.retried()
+            ledger.willRetry(batch, attempt: attempt, error: error, kind: kind, after: delay)
         }
         while true {
             do {
                 let response = try await ExportAttemptContext.$current.withValue(context) { try await next.export(batch) }
-                let rejected = response.rejectedCount(of: batch.recordCount)
-                if rejected > 0 {
-                    let error = ResilienceError(
-                        code: .partiallyRejected,
-                        message: response.errorMessage.isEmpty ? "the collector rejected \(rejected) of \(batch.recordCount) records" : response.errorMessage)
-                    let copy = keepCopy(batch, status: nil, kind: .permanent, message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
-                    report(batch, context, error, .permanent, .dropped(.rejected), count: rejected, copy: copy)
+                ledger.delivered(batch, response, attempt: context.attempt) { message in
+                    keepCopy(batch, status: nil, kind: .permanent, message: message)
                 }
                 return response
             } catch {
                 var kind = ExportFailureKind.classify(error)
                 if Task.isCancelled { kind = .shutdown }
-                if kind == .misconfigured { destination.misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error)) }
+                if kind == .misconfigured { ledger.misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error)) }
                 if let store = destination.store {
                     if kind.isRetryable || kind == .circuitOpen || kind == .shutdown {
                         // The spill store takes what cannot be delivered now, and what shutdown cuts off.
@@ -90,7 +88,7 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 let holds = destination.mode == .holdInMemory && (kind.isRetryable || kind == .circuitOpen)
                 guard holds else {
                     let copy = kind == .permanent ? keepCopy(batch, status: (error as? OTLPExportError)?.statusCode, kind: kind, message: "\(error)") : nil
-                    report(batch, context, error, kind, .dropped(DropReason.forFailure(kind)), count: batch.recordCount, copy: copy)
+                    ledger.dropped(batch, DropReason.forFailure(kind), attempt: context.attempt, error: error, kind: kind, copy: copy)
                     throw error
                 }
                 // The breaker's reopening time, else the destination's pause; the collector's
@@ -98,14 +96,13 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 var wait = (error as? ResilienceError)?.retryAfter ?? destination.holdDelay()
                 let collectorError = (error as? OTLPExportError) ?? ((error as? ResilienceError)?.cause as? OTLPExportError)
                 if let floor = collectorError?.retryAfterDelay(), floor > wait { wait = floor }
-                report(batch, context, error, kind, .heldInMemory(retryAfter: wait), count: batch.recordCount)
-                destination.held(1)
-                defer { destination.held(-1) }
+                ledger.heldInMemory(batch, attempt: context.attempt, error: error, kind: kind, wait: wait)
+                defer { ledger.releasedFromMemory() }
                 do {
                     try await destination.sleep(wait)
                 } catch {
                     let cancelled = ResilienceError(code: .shutDown, message: "the pipeline shut down while the batch waited in memory")
-                    report(batch, context, cancelled, .shutdown, .dropped(.shutdown), count: batch.recordCount)
+                    ledger.dropped(batch, .shutdown, attempt: context.attempt, error: cancelled, kind: .shutdown)
                     throw cancelled
                 }
             }
@@ -123,12 +120,12 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 let segment = try store.keep(
                     batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: kind,
                     message: CircuitBreakingExporter<ContinuousClock>.describe(error))
-                report(batch, context, error, kind, .rejected(segment: segment), count: batch.recordCount)
                 response.custody = .rejected(segment: segment)
+                ledger.kept(batch, in: .rejected, segment: segment, attempt: context.attempt, error: error, kind: kind)
             } else {
                 let segment = try store.append(batch, to: .spilled)
-                report(batch, context, error, kind, .spilled(segment: segment), count: batch.recordCount)
                 response.custody = .spilled(segment: segment)
+                ledger.kept(batch, in: .spilled, segment: segment, attempt: context.attempt, error: error, kind: kind)
             }
             return response
         } catch {
@@ -136,8 +133,7 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
             let failure = ResilienceError(
                 code: error.isDiskFull ? .diskFull : .spillFailed, message: "the spill store could not write the batch: \(error.message)",
                 cause: error)
-            destination.spillFailed(reason, failure.message)
-            report(batch, context, failure, kind, .dropped(reason), count: batch.recordCount)
+            ledger.dropped(batch, reason, attempt: context.attempt, error: failure, kind: kind)
             throw failure
         }
     }
@@ -146,13 +142,6 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     private func keepCopy(_ batch: ExportBatch, status: Int?, kind: ExportFailureKind, message: String) -> String? {
         guard let store = destination.store else { return nil }
         return try? store.keep(batch, in: .refused, status: status, kind: kind, message: message)
-    }
-
-    private func report(
-        _ batch: ExportBatch, _ context: ExportAttemptContext, _ error: any Error, _ kind: ExportFailureKind,
-        _ outcome: ExportFailureEvent.Outcome, count: Int, copy: String? = nil
-    ) {
-        reporter.report(batch, attempt: context.attempts.load(ordering: .relaxed), error: error, kind: kind, outcome: outcome, records: count, copy: copy)
     }
 
     public func shutdown() async { await next.shutdown() }
@@ -167,12 +156,4 @@ struct FailureDestination: Sendable {
     /// How long a held batch waits before it is sent again.
     var holdDelay: @Sendable () -> Duration = { .seconds(1) }
     var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
-    /// +1 when a batch starts waiting in memory, -1 when it stops.
-    var held: @Sendable (Int) -> Void = { _ in }
-    /// A retry was scheduled.
-    var retried: @Sendable () -> Void = {}
-    /// The collector refused the client's configuration (for health).
-    var misconfigured: @Sendable (String) -> Void = { _ in }
-    /// The spill store could not take a batch (for the rate-limited log).
-    var spillFailed: @Sendable (DropReason, String) -> Void = { _, _ in }
 }

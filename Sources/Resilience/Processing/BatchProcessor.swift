@@ -10,6 +10,7 @@ import Synchronization
 /// (a spinning consumer costs producers 10×: measured when the ring was designed; `make bench`), and is woken for flushes.
 final class BatchProcessor: @unchecked Sendable {
     private let core: PipelineCore
+    private let ledger: Ledger
     /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``.
     private var configurations: [BatchConfiguration]  // index: signal - 1
     private let pendingConfigurations = Mutex<[BatchConfiguration]?>(nil)
@@ -35,6 +36,7 @@ final class BatchProcessor: @unchecked Sendable {
 
     init(core: PipelineCore, traces: BatchConfiguration, logs: BatchConfiguration) {
         self.core = core
+        self.ledger = core.ledger
         self.configurations = [traces, logs]
         let routeCount = core.routes.routes.count + 1
         self.routeNames = (0..<routeCount).map { core.routes.name($0) }
@@ -132,7 +134,14 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     private func drainOnce() -> Int {
+        // Counted locally and booked before any batch leaves the thread (an export may settle
+        // its records before this loop ends), so the ledger never settles what it did not accept.
         var accepted = (0, 0)
+        func book() {
+            ledger.accepted(.traces, accepted.0)
+            ledger.accepted(.logs, accepted.1)
+            accepted = (0, 0)
+        }
         let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
             guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }  // not a record type we write
             let builder = builders[slot]
@@ -140,10 +149,12 @@ final class BatchProcessor: @unchecked Sendable {
             if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configurations[signalIndex].scheduleDelay.nanoseconds) }
             builder.append(scope: type.recordScope, payload)
             if signalIndex == 0 { accepted.0 += 1 } else { accepted.1 += 1 }
-            if builder.count >= configurations[signalIndex].maxExportBatchSize { dispatch(builder) }
+            if builder.count >= configurations[signalIndex].maxExportBatchSize {
+                book()
+                dispatch(builder)
+            }
         }
-        if accepted.0 > 0 { core.traces.accepted.add(accepted.0, ordering: .relaxed) }
-        if accepted.1 > 0 { core.logs.accepted.add(accepted.1, ordering: .relaxed) }
+        book()
         return n
     }
 
@@ -230,20 +241,19 @@ final class BatchProcessor: @unchecked Sendable {
             sequences[builder.signal.index] += 1
             do {
                 let segment = try store.append(batch)
-                core.counters(for: batch.signal).spilled.add(batch.recordCount, ordering: .relaxed)
                 spilled += batch.recordCount
-                core.reporter.report(
-                    batch, error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown,
-                    outcome: .spilled(segment: segment))
+                ledger.kept(
+                    batch, in: .spilled, segment: segment, attempt: 0,
+                    error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown)
             } catch {
-                core.dropInside(signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
+                ledger.droppedInside(signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
             }
         }
         for builder in builders { spill(builder) }
         while core.ring.drain(maxBytes: 1 << 20, { type, payload in
             guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
-            core.counters(for: type).accepted.add(1, ordering: .relaxed)
             let builder = builders[slot]
+            ledger.accepted(builder.signal, 1)
             builder.append(scope: type.recordScope, payload)
             if builder.count >= configurations[builder.signal.index].maxExportBatchSize { spill(builder) }
         }) > 0 {}
@@ -255,14 +265,14 @@ final class BatchProcessor: @unchecked Sendable {
     func dropRemaining(reason: DropReason) -> Int {
         var dropped = 0
         for builder in builders where !builder.isEmpty {
-            core.dropInside(signal: builder.signal, route: builder.route, reason, builder.count)
+            ledger.droppedInside(signal: builder.signal, route: builder.route, reason, builder.count)
             dropped += builder.count
             builder.reset()
         }
         while core.ring.drain(maxBytes: 1 << 20, { type, _ in
-            guard type.recordSignal == 1 || type.recordSignal == 2 else { return }
-            core.counters(for: type).accepted.add(1, ordering: .relaxed)
-            core.dropInside(signal: type.recordSignal == 1 ? .traces : .logs, route: type.recordRoute, reason, 1)
+            guard let slot = RouteSlot.index(of: type) else { return }
+            ledger.accepted(RouteSlot.signal(slot), 1)
+            ledger.droppedInside(signal: RouteSlot.signal(slot), route: type.recordRoute, reason, 1)
             dropped += 1
         }) > 0 {}
         return dropped

@@ -41,7 +41,7 @@ import Testing
         for (a, b) in zip(times, times.dropFirst()) { #expect(a.duration(to: b) >= .milliseconds(1950), "\(a.duration(to: b))") }
         let retries = events.all.filter { if case .willRetry = $0.outcome { return true } else { return false } }
         #expect(!retries.isEmpty && retries.allSatisfy { $0.outcome == .willRetry(after: .seconds(2)) && $0.kind == .retryable })
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -64,7 +64,7 @@ import Testing
         if times.count == 2 { #expect(times[0].duration(to: times[1]) >= .seconds(2), "\(times[0].duration(to: times[1]))") }
         #expect(await eventually { events.all.first?.kind == .throttled })
         #expect(pipeline.stats().spans.exported == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -93,7 +93,7 @@ import Testing
         #expect(await eventually { events.all.contains { $0.kind == .transport } && events.all.contains { $0.kind == .circuitOpen } })
         #expect(events.droppedByReason.isEmpty)
         #expect(pipeline.health(window: .zero) == .healthy)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -126,7 +126,7 @@ import Testing
         await pipeline.forceFlush()
         #expect(receiver.requestCount == 7)
         #expect(pipeline.stats().circuitBreakerState == .closed && pipeline.stats().spans.exported == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -174,7 +174,7 @@ import Testing
         await pipeline.forceFlush()
         #expect(pipeline.stats().spans.dropped[.exportFailed] == 20)
         release.value.store(true, ordering: .releasing)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -196,7 +196,7 @@ import Testing
         emit(pipeline, 10)
         await pipeline.forceFlush()
         #expect(pipeline.stats().spans.exported == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -212,7 +212,7 @@ import Testing
             seen += event.recordCount
         }
         #expect(seen == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -235,7 +235,7 @@ import Testing
         #expect(events.all.allSatisfy { $0.batch == nil && $0.attempt == 0 })
         #expect(events.all.contains { $0.kind == .overflow })
         exporter.isOpen.store(true, ordering: .releasing)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func theSimpleProcessorReportsToTheHandlerToo() async throws {
@@ -250,7 +250,7 @@ import Testing
         let event = try #require(events.all.first)
         #expect(event.processor == .simple && event.signal == .logs)
         #expect(try event.logRecords().map(\.body) == [.string("audit: transfer 42")])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 

@@ -37,7 +37,7 @@ import Testing
         #expect(Set(byRoute["audit"] ?? []) == ["signed in", "payment.capture"])
         #expect(Set(byRoute["payments"] ?? []) == ["paid", "payment.authorize"])
         #expect(Set(byRoute["default"] ?? []) == ["not audit", "other event", "GET /"])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func anAuditRouteHasItsOwnHandlerAndBlocksInsteadOfDropping() async throws {
@@ -63,7 +63,7 @@ import Testing
         #expect(pipeline.stats().logs.exported == 1 && pipeline.stats().logs.droppedTotal == 0)
         #expect(await eventually { otherEvents.droppedByReason[.ringFull] == pipeline.stats().spans.dropped[.ringFull] })
         #expect(auditEvents.all.isEmpty, "the app's drops are not the audit handler's business")
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func anAuditRoutesFailuresGoToItsHandlerWithTheRecords() async throws {
@@ -83,7 +83,7 @@ import Testing
         #expect(records.map(\.body) == [.string("transfer 42 refused")])
         #expect(records.first?.attributes.first?.key == "user.id")
         #expect(otherEvents.all.first?.route == nil)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }
@@ -119,7 +119,7 @@ import Testing
         })
         #expect(try metrics.expectGauge("otel.sdk.processor.span.queue.size", processor).lastValue == 0)
         #expect(try metrics.expectGauge("spillway.ring.capacity").lastValue == Double(configuration.ringCapacity))
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }
@@ -173,7 +173,7 @@ struct CountingStage: TelemetryExporter {
         #expect(attempts.value.load(ordering: .relaxed) == 3 && batches.value.load(ordering: .relaxed) == 1)
         #expect(scripted.callCount == 3 && pipeline.stats().spans.exported == 1)
         #expect(pipeline.stats().exportAttempts == 3 && pipeline.stats().retries == 2)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func theStandardChainRetriesOutsideTheBreaker() async throws {
@@ -204,6 +204,6 @@ struct CountingStage: TelemetryExporter {
         #expect(stats.spans.dropped[.exportFailed] == 5_000)
         #expect(stats.handlerEvents == 5_000)
         #expect(stats.handlerEventsLost == 5_000 - 4_096, "nobody read the stream; it kept the newest 4,096")
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 }

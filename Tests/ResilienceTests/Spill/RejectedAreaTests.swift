@@ -37,7 +37,7 @@ private func files(_ directory: String, _ suffix: String) -> [String] {
 /// The books: everything emitted (or recovered) is exported, dropped or on disk.
 private func settled(_ pipeline: TelemetryPipeline) -> Bool {
     let s = pipeline.stats().spans
-    return s.pending == 0 && s.emitted + s.recovered == s.exported + s.droppedTotal + s.onDisk
+    return s.pending == 0 && s.emitted + s.recovered == s.exported + s.droppedTotal + s.onDisk && pipeline.unbalancedBooks().isEmpty
 }
 
 @Suite struct RejectedAreaTests {

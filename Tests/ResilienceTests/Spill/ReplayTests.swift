@@ -45,6 +45,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
             emit(writer, 0..<6_000)
             let written = await writer.shutdown(deadline: .now + .seconds(5)).stats.spans
             #expect(written.onDisk == 6_000 && written.droppedTotal == 0, "round \(round): \(written)")
+            expectBooksBalance(writer)
             // ... and the next one replays it when the collector is back.
             receiver.behavior = .accept
             let replayer = try TelemetryPipeline(configuration: configuration(receiver, directory: directory))
@@ -54,6 +55,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
             }
             let stats = replayer.stats().spans
             #expect(books, "round \(round): \(stats)")
+            expectBooksBalance(replayer)
             #expect(stats.recovered == 6_000 && stats.replayed == 6_000 && stats.droppedTotal == 0, "round \(round): \(stats)")
             let report = receiver.sequenceReport(expected: 6_000)
             #expect(report.missing == 0 && report.duplicates == 0, "round \(round): \(report)")
