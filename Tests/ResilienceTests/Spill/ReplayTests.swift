@@ -100,6 +100,8 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         receiver.behavior = .resetConnection
         var writerConfiguration = configuration(receiver, directory: directory)
         writerConfiguration.traces.maxExportBatchSize = 500
+        // Batches close by size only: a loaded machine once let the schedule delay cut one short (11 frames).
+        writerConfiguration.traces.scheduleDelay = .seconds(60)
         let writer = try TelemetryPipeline(configuration: writerConfiguration)
         emit(writer, 0..<count)
         let written = await writer.shutdown(deadline: .now + .seconds(5)).stats.spans
@@ -152,8 +154,12 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let report = receiver.sequenceReport(expected: 5_000)
         #expect(report.received == 4_000 && report.duplicates == 0, "\(report)")
         #expect(await eventually { events.droppedByReason[.corrupt] == 1_000 }, "the handlers were told")
-        let kept = try FileManager.default.contentsOfDirectory(atPath: directory + "/traces")
-        #expect(kept.contains { $0.hasSuffix(".damaged") } && !kept.contains { $0.hasSuffix(".spill") }, "\(kept)")
+        // The books settle at the last frame's acknowledgement; the segment is renamed just after.
+        let renamed = await eventually(timeout: .seconds(10)) {
+            let kept = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/traces")) ?? []
+            return kept.contains { $0.hasSuffix(".damaged") } && !kept.contains { $0.hasSuffix(".spill") }
+        }
+        #expect(renamed, "\((try? FileManager.default.contentsOfDirectory(atPath: directory + "/traces")) ?? [])")
         _ = await replayer.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
     }
