@@ -60,7 +60,9 @@ public final class TelemetryPipeline: Sendable {
     ) throws(ConfigurationError) where C.Duration == Duration {
         try configuration.validate()
         // A typo in a variable's name would otherwise be ignored without a word.
-        for warning in ConfigurationLayer(environment: PipelineConfiguration.processEnvironment()).warnings { logger.warning("configuration: \(warning)") }
+        for warning in ConfigurationLayer(environment: PipelineConfiguration.processEnvironment()).warnings {
+            logger.warning("configuration: \(warning)")
+        }
         let core = try PipelineCore(configuration: configuration, logger: logger)
         let chosen: any TelemetryExporter
         if let exporter {
@@ -110,7 +112,9 @@ public final class TelemetryPipeline: Sendable {
             replayer.start()
         }
         core.breaker = breaker
-        core.metrics = configuration.selfMetrics ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
+        core.metrics =
+            configuration.selfMetrics
+            ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
 
         switch configuration.processor {
         case .batch:
@@ -128,15 +132,17 @@ public final class TelemetryPipeline: Sendable {
     /// A tracer for the instrumentation scope `scope` (the library or module that emits).
     public func tracer(scope: String, version: String? = nil) -> Tracer {
         let index = core.scopes.index(name: scope, version: version)
-        return Tracer(core: core, recordType: recordType(signal: .traces, route: core.routes.route(scope: scope), scope: index),
-                      routesBySpanName: core.routes.routesBySpanName)
+        return Tracer(
+            core: core, recordType: recordType(signal: .traces, route: core.routes.route(scope: scope), scope: index),
+            routesBySpanName: core.routes.routesBySpanName)
     }
 
     /// A logger for the instrumentation scope `scope`.
     public func logger(scope: String, version: String? = nil) -> TelemetryLogger {
         let index = core.scopes.index(name: scope, version: version)
-        return TelemetryLogger(core: core, recordType: recordType(signal: .logs, route: core.routes.route(scope: scope), scope: index),
-                               routesByEventName: core.routes.routesByEventName)
+        return TelemetryLogger(
+            core: core, recordType: recordType(signal: .logs, route: core.routes.route(scope: scope), scope: index),
+            routesByEventName: core.routes.routesByEventName)
     }
 
     /// The configuration in effect (the last one ``reconfigure(_:)`` accepted).
@@ -183,9 +189,11 @@ public final class TelemetryPipeline: Sendable {
         running.withLock { $0 = new }
         core.ledger.misconfigured(nil)
         resetBreaker()
-        core.logger.info("telemetry pipeline reconfigured", metadata: [
-            "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)",
-        ])
+        core.logger.info(
+            "telemetry pipeline reconfigured",
+            metadata: [
+                "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)"
+            ])
     }
 
     /// A snapshot of the counts. Cheap; safe from any thread.
@@ -231,9 +239,15 @@ public final class TelemetryPipeline: Sendable {
         var exceeded = false
         if let processor {
             let flushed = FlagBox()
-            let flush = Task { await processor.forceFlush(); flushed.value.store(true, ordering: .releasing) }
+            let flush = Task {
+                await processor.forceFlush()
+                flushed.value.store(true, ordering: .releasing)
+            }
             while !flushed.value.load(ordering: .acquiring) {
-                if ContinuousClock.now >= deadline { exceeded = true; break }
+                if ContinuousClock.now >= deadline {
+                    exceeded = true
+                    break
+                }
                 try? await Task.sleep(for: .milliseconds(2))
             }
             if exceeded { core.cancelExports() }
@@ -242,7 +256,9 @@ public final class TelemetryPipeline: Sendable {
             _ = await flush.value
             if let store = core.spill {
                 let spilled = processor.spillRemaining(to: store)
-                if spilled > 0 { core.logger.notice("shutdown deadline passed: \(spilled) records were spilled to \(store.configuration.directory)") }
+                if spilled > 0 {
+                    core.logger.notice("shutdown deadline passed: \(spilled) records were spilled to \(store.configuration.directory)")
+                }
             }
             let dropped = processor.dropRemaining(reason: .shutdown)
             if dropped > 0 {
@@ -287,7 +303,10 @@ final class AsyncSerialGate: Sendable {
     func enter() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
-                if state.busy { state.waiters.append(continuation); return false }
+                if state.busy {
+                    state.waiters.append(continuation)
+                    return false
+                }
                 state.busy = true
                 return true
             }
@@ -297,7 +316,10 @@ final class AsyncSerialGate: Sendable {
 
     func leave() {
         let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty { state.busy = false; return nil }
+            if state.waiters.isEmpty {
+                state.busy = false
+                return nil
+            }
             return state.waiters.removeFirst()
         }
         next?.resume()

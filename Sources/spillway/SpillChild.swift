@@ -1,9 +1,10 @@
 import ArgumentParser
 import Resilience
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The writer half of the crash test: appends frames with `always` durability and prints one line

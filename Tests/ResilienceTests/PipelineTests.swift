@@ -74,7 +74,10 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let big = tracer.startSpan("big")
         big.setAttribute("payload", String(repeating: "x", count: 500))
         let result = big.end()
-        guard case .dropped(let reason) = result else { Issue.record("expected a drop, got \(result)"); return }
+        guard case .dropped(let reason) = result else {
+            Issue.record("expected a drop, got \(result)")
+            return
+        }
         #expect(reason == .recordTooLarge)
         tracer.startSpan("small").end()
         await pipeline.forceFlush()
@@ -109,7 +112,8 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
 
     @Test func theBlockingPolicyWaitsForRoomInsteadOfDropping() async throws {
         let exporter = GatedExporter()
-        let pipeline = try TelemetryPipeline(configuration: smallRingConfiguration(overflow: .block(upTo: .seconds(120))), exporter: exporter)
+        let pipeline = try TelemetryPipeline(
+            configuration: smallRingConfiguration(overflow: .block(upTo: .seconds(120))), exporter: exporter)
         let tracer = pipeline.tracer(scope: "block")
         Task {
             try await Task.sleep(for: .milliseconds(300))
@@ -179,7 +183,9 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         for event in events.all {
             #expect(event.kind == kind && event.outcome == .dropped(.exportFailed) && event.attempt == 1, "without a spill store: dropped")
         }
-        #expect(try events.all.flatMap { try $0.spans() }.map(\.name) == Array(repeating: "lost", count: 10), "the handler can read the failed records")
+        #expect(
+            try events.all.flatMap { try $0.spans() }.map(\.name) == Array(repeating: "lost", count: 10),
+            "the handler can read the failed records")
 
         receiver.behavior = .accept
         for _ in 0..<10 { tracer.startSpan("delivered").end() }
@@ -197,7 +203,8 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         receiver.behavior = behavior
         let events = EventLog()
         // No time budget, so the retry stage retries however slow the machine (or ThreadSanitizer) is.
-        let retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), jitter: .none, maximumElapsedTime: nil)
+        let retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), jitter: .none, maximumElapsedTime: nil)
         let pipeline = try makePipeline(receiver: receiver, batchSize: 10, retry: retry, handler: events)
         let tracer = pipeline.tracer(scope: "faults")
         for _ in 0..<10 { tracer.startSpan("kept").end() }
@@ -254,10 +261,16 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let tracer = pipeline.tracer(scope: "simple")
         let logger = pipeline.logger(scope: "simple")
         let first = await onThread { tracer.startSpan("ok").end() }
-        guard case .exported = first else { Issue.record("expected exported, got \(first)"); return }
+        guard case .exported = first else {
+            Issue.record("expected exported, got \(first)")
+            return
+        }
         receiver.behavior = .fail(status: 400)
         let second = await onThread { logger.emit(body: "rejected") }
-        guard case .failed(let error) = second, let otlp = error as? OTLPExportError else { Issue.record("expected failed, got \(second)"); return }
+        guard case .failed(let error) = second, let otlp = error as? OTLPExportError else {
+            Issue.record("expected failed, got \(second)")
+            return
+        }
         #expect(otlp.code == .httpStatus && otlp.statusCode == 400)
         #expect(receiver.spanCount == 1)
         let stats = pipeline.stats()
@@ -282,6 +295,10 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         // After shutdown, emitting is refused and counted.
         #expect(tracer.startSpan("late").end().isAccepted == false)
         #expect(pipeline.stats().spans.dropped[.shutdown] == 1)
+        // ... and counted as emitted too: the books once went one negative per refused record.
+        let after = pipeline.stats().spans
+        #expect(after.emitted == 20_001 && after.pending == 0, "\(after)")
+        expectBooksBalance(pipeline)
         try await receiver.stop()
     }
 
@@ -300,8 +317,13 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(summary.deadlineExceeded)
         // Awaited with a deadline, so that a regression fails here instead of hanging the suite.
         let returned = FlagBox()
-        Task { await pipeline.forceFlush(); returned.value.store(true, ordering: .releasing) }
-        #expect(await eventually(timeout: .seconds(10)) { returned.value.load(ordering: .acquiring) }, "forceFlush after shutdown never returned")
+        Task {
+            await pipeline.forceFlush()
+            returned.value.store(true, ordering: .releasing)
+        }
+        #expect(
+            await eventually(timeout: .seconds(10)) { returned.value.load(ordering: .acquiring) },
+            "forceFlush after shutdown never returned")
         let again = await pipeline.shutdown(deadline: .now + .seconds(1))
         #expect(!again.deadlineExceeded)
         exporter.isOpen.store(true, ordering: .releasing)
@@ -332,7 +354,10 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let copy = span
         span.end()
         let again = copy.end()
-        guard case .dropped(.alreadyEnded) = again else { Issue.record("got \(again)"); return }
+        guard case .dropped(.alreadyEnded) = again else {
+            Issue.record("got \(again)")
+            return
+        }
         copy.setAttribute("ignored", 1)
         await pipeline.forceFlush()
         #expect(receiver.spans.count == 1)
@@ -348,7 +373,12 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let tracer = pipeline.tracer(scope: "limits")
         let other = tracer.startSpan("other")
         let span = tracer.startSpan("limited")
-        for i in 0..<5 { span.addEvent("e\(i)") { $0.set("a", 1); $0.set("b", 2) } }
+        for i in 0..<5 {
+            span.addEvent("e\(i)") {
+                $0.set("a", 1)
+                $0.set("b", 2)
+            }
+        }
         for _ in 0..<3 { span.addLink(other.context) }
         span.end()
         await pipeline.forceFlush()

@@ -41,8 +41,9 @@ final class FailureReporter: Sendable {
         _ batch: ExportBatch, attempt: Int = 0, error: any Error, kind: ExportFailureKind, outcome: ExportFailureEvent.Outcome,
         records: Int? = nil, copy: String? = nil
     ) {
-        report(signal: batch.signal, route: batch.route, attempt: attempt, error: error, kind: kind, outcome: outcome,
-               records: records ?? batch.recordCount, batch: batch, copy: copy)
+        report(
+            signal: batch.signal, route: batch.route, attempt: attempt, error: error, kind: kind, outcome: outcome,
+            records: records ?? batch.recordCount, batch: batch, copy: copy)
     }
 }
 

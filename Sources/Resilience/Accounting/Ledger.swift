@@ -34,7 +34,10 @@ final class Ledger: Sendable {
 
     /// - Parameters:
     ///   - routeNames: the route names by route index (index 0, the default route: `nil`).
-    init(dispatcher: ExportEventDispatcher, processor: ProcessorKind, logger: Logger, routeNames: [String?] = [nil], exporterName: String = "") {
+    init(
+        dispatcher: ExportEventDispatcher, processor: ProcessorKind, logger: Logger, routeNames: [String?] = [nil],
+        exporterName: String = ""
+    ) {
         self.reporter = FailureReporter(dispatcher: dispatcher, processor: processor, exporterName: exporterName)
         self.logThrottle = LogThrottle(logger: logger)
         self.logger = logger
@@ -112,8 +115,11 @@ final class Ledger: Sendable {
         if rejected > 0 {
             counters.drop(.rejected, rejected)
             exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-            let message = response.errorMessage.isEmpty ? "the collector rejected \(rejected) of \(batch.recordCount) records" : response.errorMessage
-            warnOnce(.rejected, signal: batch.signal, detail: "the collector rejected \(rejected) of \(batch.recordCount) records: \(response.errorMessage)")
+            let message =
+                response.errorMessage.isEmpty ? "the collector rejected \(rejected) of \(batch.recordCount) records" : response.errorMessage
+            warnOnce(
+                .rejected, signal: batch.signal,
+                detail: "the collector rejected \(rejected) of \(batch.recordCount) records: \(response.errorMessage)")
             let kept = copy("partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
             reporter.report(
                 batch, attempt: attempt, error: ResilienceError(code: .partiallyRejected, message: message), kind: .permanent,
@@ -141,7 +147,9 @@ final class Ledger: Sendable {
         counters(batch.signal).drop(reason, batch.recordCount)
         exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
         if reason == .diskFull || reason == .spillFailed {
-            logThrottle.warning("spill store failures (\(reason))", records: batch.recordCount, "spill: \((error as? ResilienceError)?.message ?? "\(error)")")
+            logThrottle.warning(
+                "spill store failures (\(reason))", records: batch.recordCount,
+                "spill: \((error as? ResilienceError)?.message ?? "\(error)")")
         } else {
             logThrottle.warning(
                 "failed exports (\(batch.signal), \(reason))", records: batch.recordCount,
@@ -188,7 +196,8 @@ final class Ledger: Sendable {
             exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
             let kept = copy("partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
             reporter.report(
-                signal: batch.signal, route: nil, attempt: 1, error: ResilienceError(code: .partiallyRejected, message: response.errorMessage),
+                signal: batch.signal, route: nil, attempt: 1,
+                error: ResilienceError(code: .partiallyRejected, message: response.errorMessage),
                 kind: .permanent, outcome: .dropped(.rejected), records: rejected, batch: batch, copy: kept)
         }
     }
@@ -217,7 +226,8 @@ final class Ledger: Sendable {
         counters(signal).drop(reason, records ?? 0)
         exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
         reporter.report(
-            signal: signal, route: nil, error: ResilienceError(code: .spillFailed, message: message), kind: .permanent, outcome: .dropped(reason),
+            signal: signal, route: nil, error: ResilienceError(code: .spillFailed, message: message), kind: .permanent,
+            outcome: .dropped(reason),
             records: records)
     }
 
@@ -234,7 +244,8 @@ final class Ledger: Sendable {
         exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
         reporter.report(
             signal: signal, route: nil,
-            error: ResilienceError(code: reason == .diskFull ? .diskFull : .spillFailed, message: "a spilled batch's write failed after it was accepted"),
+            error: ResilienceError(
+                code: reason == .diskFull ? .diskFull : .spillFailed, message: "a spilled batch's write failed after it was accepted"),
             kind: .permanent, outcome: .dropped(reason), records: records)
     }
 
@@ -243,7 +254,9 @@ final class Ledger: Sendable {
     /// `n` accepted records of `signal` left memory (exported, on disk, or dropped).
     private func settle(_ signal: TelemetrySignal, _ n: Int) {
         let left = counters(signal).inMemory.subtract(n, ordering: .relaxed).newValue
-        assert(left >= 0, "the books: \(signal) settled \(-left) more records than it accepted (a record settled twice, or before it was accepted)")
+        assert(
+            left >= 0,
+            "the books: \(signal) settled \(-left) more records than it accepted (a record settled twice, or before it was accepted)")
     }
 
     /// Compares the records the ledger holds in memory with the pending count derived from the
@@ -267,8 +280,10 @@ final class Ledger: Sendable {
     private func warnOnce(_ reason: DropReason, signal: TelemetrySignal, detail: String) {
         let key = "\(signal)/\(reason)"
         guard warnedDrops.withLock({ $0.insert(key).inserted }) else { return }
-        logger.warning(
-            "dropping \(signal) records (\(reason)): \(detail); further drops of this kind are only counted in stats() and reported to the export error handlers")
+        let message =
+            "dropping \(signal) records (\(reason)): \(detail); further drops of this kind are only counted in stats() and "
+            + "reported to the export error handlers"
+        logger.warning("\(message)")
     }
 }
 

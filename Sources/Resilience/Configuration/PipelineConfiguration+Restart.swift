@@ -35,7 +35,7 @@ extension PipelineConfiguration {
         "spill.io": { "\(String(describing: $0.spill?.io))" },
         "spill.replayConcurrency": { "\(String(describing: $0.spill?.replayConcurrency))" },
         "shutdownTimeout": { "\($0.shutdownTimeout)" },
-        "exceptionStackTraces": { "\(String(describing: $0.exceptionStackTraces))" },
+        "exceptionStackTraces": { "\(String(describing: $0.exceptionStackTraces))" }
     ]
 
     /// Settings that only code sets (no ``ConfigurationKey``) and that need a restart. The live
@@ -44,13 +44,20 @@ extension PipelineConfiguration {
         ("processor", { "\($0.processor)" }),
         ("serviceVersion", { $0.serviceVersion ?? "none" }),
         ("spill", { "\(String(describing: $0.spill))" }),
-        ("routes", { configuration in
-            "\(configuration.routes.map { "\($0.name) scopes=\($0.scopes) spans=\($0.spanNames) events=\($0.eventNames) overflow=\(String(describing: $0.overflowPolicy))" })"
-        }),
+        (
+            "routes",
+            { configuration in
+                let routes = configuration.routes.map { route in
+                    "\(route.name) scopes=\(route.scopes) spans=\(route.spanNames) events=\(route.eventNames) "
+                        + "overflow=\(String(describing: route.overflowPolicy))"
+                }
+                return "\(routes)"
+            }
+        ),
         ("retry", { "\(String(describing: $0.retry))" }),
         ("circuitBreaker", { "\(String(describing: $0.circuitBreaker))" }),
         ("exportStages", { "\($0.exportStages.count) stages" }),
-        ("selfMetrics", { "\($0.selfMetrics)" }),
+        ("selfMetrics", { "\($0.selfMetrics)" })
     ]
 
     /// The settings that need a restart: every key that is not live, by property (with its
@@ -74,7 +81,8 @@ extension PipelineConfiguration {
             let (before, after) = (setting.read(self), setting.read(new))
             if before != after {
                 return ConfigurationError(
-                    key: setting.name, value: after, allowed: "the running value \(before): changing it needs a restart", source: "reconfigure")
+                    key: setting.name, value: after, allowed: "the running value \(before): changing it needs a restart",
+                    source: "reconfigure")
             }
         }
         return nil

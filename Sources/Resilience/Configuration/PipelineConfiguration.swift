@@ -186,7 +186,9 @@ public struct BatchConfiguration: Sendable, Hashable {
     /// - Default value: 2.
     public var maxConcurrentExports: Int
 
-    public init(scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 2) {
+    public init(
+        scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 2
+    ) {
         self.scheduleDelay = scheduleDelay
         self.maxExportBatchSize = maxExportBatchSize
         self.exportTimeout = exportTimeout
@@ -248,17 +250,21 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
 
     public var description: String {
         let names = headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",")
-        return "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: \(logsEndpoint ?? "-"), "
+        return
+            "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
+            + "\(logsEndpoint ?? "-"), "
             + "headers: [\(names)], compression: \(compression), timeout: \(timeout))"
     }
 
     public var debugDescription: String { description }
 
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
-            "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
-        ], displayStyle: .struct)
+        Mirror(
+            self,
+            children: [
+                "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
+                "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout
+            ], displayStyle: .struct)
     }
 
     /// The URL spans go to, by the specification's rules.
@@ -281,7 +287,9 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     }
 
     func validate() throws(ConfigurationError) {
-        for (key, url) in [("exporter.endpoint", endpoint), ("exporter.tracesEndpoint", tracesEndpoint), ("exporter.logsEndpoint", logsEndpoint)] {
+        for (key, url) in [
+            ("exporter.endpoint", endpoint), ("exporter.tracesEndpoint", tracesEndpoint), ("exporter.logsEndpoint", logsEndpoint)
+        ] {
             guard let url else { continue }
             do {
                 _ = try HTTPEndpoint(parsing: url)

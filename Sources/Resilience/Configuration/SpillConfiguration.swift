@@ -71,7 +71,8 @@ public struct SpillConfiguration: Sendable, Hashable {
             throw ConfigurationError(key: "spill.maxSegmentBytes", value: "\(maxSegmentBytes)", allowed: "an integer >= 4096")
         }
         if maxBytes < maxSegmentBytes {
-            throw ConfigurationError(key: "spill.maxBytes", value: "\(maxBytes)", allowed: "an integer >= maxSegmentBytes (\(maxSegmentBytes))")
+            throw ConfigurationError(
+                key: "spill.maxBytes", value: "\(maxBytes)", allowed: "an integer >= maxSegmentBytes (\(maxSegmentBytes))")
         }
         if maxSegmentAge <= .zero || maxAge <= .zero {
             throw ConfigurationError(key: "spill.maxAge", value: "\(maxSegmentAge), \(maxAge)", allowed: "durations > 0")

@@ -90,4 +90,3 @@ public struct AttributeWriter {
     /// Sets a boolean-array attribute.
     public mutating func set(_ key: String, _ values: [Bool]) { set(key, .array(values.map { .bool($0) })) }
 }
-

@@ -36,4 +36,3 @@ public struct DropReason: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { rawValue }
 }
-

@@ -1,9 +1,10 @@
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What emitting code needs: the ring, the limits, the books, and where records go.
@@ -57,15 +58,19 @@ final class PipelineCore: @unchecked Sendable {
             return nil
         }
         self.routes = RouteTable(configuration.routes)
-        self.blockNanos = [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
+        self.blockNanos =
+            [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
         self.resource = ResourceEncoding.encode(configuration)
         self.usesSimpleProcessor = configuration.processor == .simple
         self.processorKind = configuration.processor
         self.logger = logger
         var routeHandlers: [String: any ExportErrorHandler] = [:]
         for route in configuration.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
-        self.dispatcher = ExportEventDispatcher(defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
-        self.ledger = Ledger(dispatcher: dispatcher, processor: configuration.processor, logger: logger, routeNames: [nil] + configuration.routes.map(\.name))
+        self.dispatcher = ExportEventDispatcher(
+            defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
+        self.ledger = Ledger(
+            dispatcher: dispatcher, processor: configuration.processor, logger: logger, routeNames: [nil] + configuration.routes.map(\.name)
+        )
         applyLiveSwitches(configuration)
     }
 
@@ -89,9 +94,13 @@ final class PipelineCore: @unchecked Sendable {
         case .written:
             return .queued
         case .tooLarge:
-            return drop(type: type, .recordTooLarge, detail: "a record of \(buffer.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
+            return drop(
+                type: type, .recordTooLarge,
+                detail: "a record of \(buffer.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
         case .reclaimed:
-            return drop(type: type, .producerStalled, detail: "this thread stalled inside the ring write until the drain thread took the space back")
+            return drop(
+                type: type, .producerStalled, detail: "this thread stalled inside the ring write until the drain thread took the space back"
+            )
         case .full:
             if let nanos = blockNanos[type.recordRoute], blockUntilWritten(buffer, type: type, nanoseconds: nanos) { return .queued }
             return drop(type: type, .ringFull, detail: "the ring (\(ring.capacity) bytes) is full")
@@ -140,10 +149,13 @@ final class PipelineCore: @unchecked Sendable {
         let message = "every export slot was busy and the ring was half full: spilled instead of waiting"
         do throws(SegmentWriter.Failure) {
             let segment = try spill.append(batch, to: .spilled)
-            ledger.kept(batch, in: .spilled, segment: segment, attempt: 0, error: ResilienceError(code: .ringFull, message: message), kind: .overflow)
+            ledger.kept(
+                batch, in: .spilled, segment: segment, attempt: 0, error: ResilienceError(code: .ringFull, message: message),
+                kind: .overflow)
         } catch {
             let failure = ResilienceError(
-                code: error.isDiskFull ? .diskFull : .spillFailed, message: "\(message), but the spill store could not write it: \(error.message)")
+                code: error.isDiskFull ? .diskFull : .spillFailed,
+                message: "\(message), but the spill store could not write it: \(error.message)")
             ledger.dropped(batch, error.isDiskFull ? .diskFull : .spillFailed, attempt: 0, error: failure, kind: .overflow)
         }
     }
@@ -203,11 +215,21 @@ final class PipelineCore: @unchecked Sendable {
         case .ringFull:
             return (.overflow, ResilienceError(code: .ringFull, message: "the ring (\(ring.capacity) bytes) was full"))
         case .producerStalled:
-            return (.overflow, ResilienceError(code: .ringFull, message: "emitting threads stalled inside the ring write until their space was taken back"))
+            return (
+                .overflow,
+                ResilienceError(code: .ringFull, message: "emitting threads stalled inside the ring write until their space was taken back")
+            )
         case .recordTooLarge:
-            return (.permanent, ResilienceError(code: .recordTooLarge, message: "records larger than the ring's maximum of \(ring.maximumRecordLength) bytes"))
+            return (
+                .permanent,
+                ResilienceError(
+                    code: .recordTooLarge, message: "records larger than the ring's maximum of \(ring.maximumRecordLength) bytes")
+            )
         default:
-            return (.shutdown, ResilienceError(code: .shutDown, message: "emitted after shutdown began, or not exported by the shutdown deadline"))
+            return (
+                .shutdown,
+                ResilienceError(code: .shutDown, message: "emitted after shutdown began, or not exported by the shutdown deadline")
+            )
         }
     }
 

@@ -3,8 +3,14 @@ import Synchronization
 /// Interns instrumentation scopes: each (name, version) gets a small index that travels in the
 /// ring record's type, and its `InstrumentationScope` bytes are encoded once.
 final class ScopeRegistry: Sendable {
-    private struct Key: Hashable { var name: String; var version: String? }
-    private struct State { var indices: [Key: Int] = [:]; var encoded: [[UInt8]] = [] }
+    private struct Key: Hashable {
+        var name: String
+        var version: String?
+    }
+    private struct State {
+        var indices: [Key: Int] = [:]
+        var encoded: [[UInt8]] = []
+    }
     private let state = Mutex(State())
 
     /// At most 2^16 scopes: the index shares the ring record type with the signal and the route.
@@ -26,4 +32,3 @@ final class ScopeRegistry: Sendable {
 
     var count: Int { state.withLock { $0.encoded.count } }
 }
-

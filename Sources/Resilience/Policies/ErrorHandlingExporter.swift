@@ -87,7 +87,9 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 }
                 let holds = destination.mode == .holdInMemory && (kind.isRetryable || kind == .circuitOpen)
                 guard holds else {
-                    let copy = kind == .permanent ? keepCopy(batch, status: (error as? OTLPExportError)?.statusCode, kind: kind, message: "\(error)") : nil
+                    let copy =
+                        kind == .permanent
+                        ? keepCopy(batch, status: (error as? OTLPExportError)?.statusCode, kind: kind, message: "\(error)") : nil
                     ledger.dropped(batch, DropReason.forFailure(kind), attempt: context.attempt, error: error, kind: kind, copy: copy)
                     throw error
                 }

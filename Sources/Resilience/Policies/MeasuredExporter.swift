@@ -87,7 +87,8 @@ package struct MeasuredExporter: TelemetryExporter {
             exportedLabel = "otel.sdk.exporter.\(word).exported"
             exported = Counter(label: exportedLabel, dimensions: dimensions, factory: factory)
             inflight = Meter(label: "otel.sdk.exporter.\(word).inflight", dimensions: dimensions, factory: factory)
-            duration = Timer(label: "otel.sdk.exporter.operation.duration", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
+            duration = Timer(
+                label: "otel.sdk.exporter.operation.duration", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
         }
 
         func failure(_ errorType: String, factory: any MetricsFactory) -> (exported: Counter, duration: Timer) {
@@ -96,7 +97,8 @@ package struct MeasuredExporter: TelemetryExporter {
                 let dims = dimensions + [("error.type", errorType)]
                 let made = (
                     Counter(label: exportedLabel, dimensions: dims, factory: factory),
-                    Timer(label: "otel.sdk.exporter.operation.duration", dimensions: dims, preferredDisplayUnit: .seconds, factory: factory))
+                    Timer(label: "otel.sdk.exporter.operation.duration", dimensions: dims, preferredDisplayUnit: .seconds, factory: factory)
+                )
                 cache[errorType] = made
                 return made
             }

@@ -12,8 +12,8 @@ final class BatchProcessor: @unchecked Sendable {
     private let core: PipelineCore
     private let ledger: Ledger
     /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``.
-    private var configurations: [BatchConfiguration]  // index: signal - 1
-    private let pendingConfigurations = Mutex<[BatchConfiguration]?>(nil)
+    private var configurations: SignalTable<BatchConfiguration>
+    private let pendingConfigurations = Mutex<SignalTable<BatchConfiguration>?>(nil)
     /// Bumped by `update` (release); the drain thread compares it with `seenVersion` (acquire) each loop.
     private let configurationVersion = Atomic<Int>(0)
     private var seenVersion = 0
@@ -21,8 +21,8 @@ final class BatchProcessor: @unchecked Sendable {
     private let builders: [BatchBuilder]
     private let routeNames: [String?]
     /// Per signal, across routes: monotonic within the pipeline.
-    private var sequences: [UInt64] = [0, 0]
-    private let inFlight = [InFlightCounter(), InFlightCounter()]
+    private var sequences = SignalTable<UInt64>(traces: 0, logs: 0)
+    private let inFlight = SignalTable { _ in InFlightCounter() }
     private let parker = ThreadParker()
     private let stopRequested = Atomic<Bool>(false)
     private let abandonRequested = Atomic<Bool>(false)
@@ -37,7 +37,7 @@ final class BatchProcessor: @unchecked Sendable {
     init(core: PipelineCore, traces: BatchConfiguration, logs: BatchConfiguration) {
         self.core = core
         self.ledger = core.ledger
-        self.configurations = [traces, logs]
+        self.configurations = SignalTable(traces: traces, logs: logs)
         let routeCount = core.routes.routes.count + 1
         self.routeNames = (0..<routeCount).map { core.routes.name($0) }
         self.builders = (0..<RouteSlot.count(routes: routeCount)).map { index in
@@ -54,7 +54,7 @@ final class BatchProcessor: @unchecked Sendable {
     /// New batch sizes and delays, taken by the drain thread at its next loop (live reconfiguration).
     /// A batch being filled keeps its deadline; the new size applies from the next record.
     func update(traces: BatchConfiguration, logs: BatchConfiguration) {
-        pendingConfigurations.withLock { $0 = [traces, logs] }
+        pendingConfigurations.withLock { $0 = SignalTable(traces: traces, logs: logs) }
         configurationVersion.add(1, ordering: .releasing)  // pairs with the acquiring load in run()
         parker.unpark()
     }
@@ -93,7 +93,7 @@ final class BatchProcessor: @unchecked Sendable {
                 seenVersion = version
                 configurations = next
                 for builder in builders where !builder.isEmpty {
-                    if builder.count >= configurations[builder.signal.index].maxExportBatchSize { dispatch(builder) }
+                    if builder.count >= configurations[builder.signal].maxExportBatchSize { dispatch(builder) }
                 }
             }
             let drained = drainOnce()
@@ -145,11 +145,11 @@ final class BatchProcessor: @unchecked Sendable {
         let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
             guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }  // not a record type we write
             let builder = builders[slot]
-            let signalIndex = builder.signal.index
-            if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configurations[signalIndex].scheduleDelay.nanoseconds) }
+            let configuration = configurations[builder.signal]
+            if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configuration.scheduleDelay.nanoseconds) }
             builder.append(scope: type.recordScope, payload)
-            if signalIndex == 0 { accepted.0 += 1 } else { accepted.1 += 1 }
-            if builder.count >= configurations[signalIndex].maxExportBatchSize {
+            if builder.signal == .traces { accepted.0 += 1 } else { accepted.1 += 1 }
+            if builder.count >= configuration.maxExportBatchSize {
                 book()
                 dispatch(builder)
             }
@@ -159,22 +159,22 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     private func dispatch(_ builder: BatchBuilder) {
-        let index = Int(builder.signal.rawValue) - 1
-        let limit = configurations[index].maxConcurrentExports
-        while inFlight[index].value.load(ordering: .acquiring) >= limit {
+        let signal = builder.signal
+        let limit = configurations[signal].maxConcurrentExports
+        while inFlight[signal].value.load(ordering: .acquiring) >= limit {
             if abandonRequested.load(ordering: .relaxed) { return }
             // With a spill store, a ring that fills while every export slot is busy (retries
             // waiting out a backoff or a Retry-After, a slow collector) overflows to disk instead
             // of dropping: the batch is spilled now and replayed later.
             if core.spill != nil && core.ring.bytesInUse * 2 >= core.ring.capacity {
-                core.spillUnderPressure(build(builder, index))
+                core.spillUnderPressure(build(builder))
                 return
             }
             parker.park(nanoseconds: 1_000_000)
         }
-        let batch = build(builder, index)
-        inFlight[index].value.add(1, ordering: .relaxed)
-        let (core, parker, counter) = (self.core, self.parker, self.inFlight[index])
+        let batch = build(builder)
+        inFlight[signal].value.add(1, ordering: .relaxed)
+        let (core, parker, counter) = (self.core, self.parker, self.inFlight[signal])
         core.startExport {
             _ = await core.export(batch)
             counter.value.subtract(1, ordering: .releasing)
@@ -183,12 +183,12 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
-    private func build(_ builder: BatchBuilder, _ index: Int) -> ExportBatch {
+    private func build(_ builder: BatchBuilder) -> ExportBatch {
         if scopes.count < core.scopes.count { scopes = core.scopes.snapshot() }
         var batch = builder.build(resource: core.resource, scopes: scopes)
         batch.route = routeNames[builder.route]
-        batch.sequence = sequences[index]
-        sequences[index] += 1
+        batch.sequence = sequences[builder.signal]
+        sequences[builder.signal] += 1
         return batch
     }
 
@@ -222,7 +222,7 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     private func waitForExports() {
-        while inFlight.contains(where: { $0.value.load(ordering: .acquiring) > 0 }) && !abandonRequested.load(ordering: .relaxed) {
+        while inFlight.values.contains(where: { $0.value.load(ordering: .acquiring) > 0 }) && !abandonRequested.load(ordering: .relaxed) {
             parker.park(nanoseconds: 1_000_000)
         }
     }
@@ -237,8 +237,8 @@ final class BatchProcessor: @unchecked Sendable {
             guard !builder.isEmpty else { return }
             var batch = builder.build(resource: core.resource, scopes: scopes)
             batch.route = routeNames[builder.route]
-            batch.sequence = sequences[builder.signal.index]
-            sequences[builder.signal.index] += 1
+            batch.sequence = sequences[builder.signal]
+            sequences[builder.signal] += 1
             do {
                 let segment = try store.append(batch)
                 spilled += batch.recordCount
@@ -246,17 +246,21 @@ final class BatchProcessor: @unchecked Sendable {
                     batch, in: .spilled, segment: segment, attempt: 0,
                     error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown)
             } catch {
-                ledger.droppedInside(signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
+                ledger.droppedInside(
+                    signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
             }
         }
         for builder in builders { spill(builder) }
-        while core.ring.drain(maxBytes: 1 << 20, { type, payload in
-            guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
-            let builder = builders[slot]
-            ledger.accepted(builder.signal, 1)
-            builder.append(scope: type.recordScope, payload)
-            if builder.count >= configurations[builder.signal.index].maxExportBatchSize { spill(builder) }
-        }) > 0 {}
+        while core.ring.drain(
+            maxBytes: 1 << 20,
+            { type, payload in
+                guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
+                let builder = builders[slot]
+                ledger.accepted(builder.signal, 1)
+                builder.append(scope: type.recordScope, payload)
+                if builder.count >= configurations[builder.signal].maxExportBatchSize { spill(builder) }
+            }) > 0
+        {}
         for builder in builders { spill(builder) }
         return spilled
     }
@@ -269,12 +273,15 @@ final class BatchProcessor: @unchecked Sendable {
             dropped += builder.count
             builder.reset()
         }
-        while core.ring.drain(maxBytes: 1 << 20, { type, _ in
-            guard let slot = RouteSlot.index(of: type) else { return }
-            ledger.accepted(RouteSlot.signal(slot), 1)
-            ledger.droppedInside(signal: RouteSlot.signal(slot), route: type.recordRoute, reason, 1)
-            dropped += 1
-        }) > 0 {}
+        while core.ring.drain(
+            maxBytes: 1 << 20,
+            { type, _ in
+                guard let slot = RouteSlot.index(of: type) else { return }
+                ledger.accepted(RouteSlot.signal(slot), 1)
+                ledger.droppedInside(signal: RouteSlot.signal(slot), route: type.recordRoute, reason, 1)
+                dropped += 1
+            }) > 0
+        {}
         return dropped
     }
 }

@@ -81,7 +81,9 @@ final class Replayer: Sendable {
         for signal in [TelemetrySignal.traces, .logs] {
             for deleted in store.enforceRetention(signal) {
                 if deleted.records > 0 {
-                    ledger.lostOnDisk(signal, .retention, records: deleted.records, message: "segment \(deleted.segment) deleted by the spill retention limits")
+                    ledger.lostOnDisk(
+                        signal, .retention, records: deleted.records,
+                        message: "segment \(deleted.segment) deleted by the spill retention limits")
                 } else {
                     logger.notice("spill: \(deleted.segment) deleted by the retention limits")
                 }
@@ -121,7 +123,9 @@ final class Replayer: Sendable {
             if window.isEmpty {
                 let lost = store.finish(segment, quarantine: cursor.progress.damaged > 0)
                 if lost > 0 {
-                    ledger.lostOnDisk(segment.signal, .corrupt, records: lost, message: "\(lost) records of \(path) were in damage whose record count was unreadable")
+                    ledger.lostOnDisk(
+                        segment.signal, .corrupt, records: lost,
+                        message: "\(lost) records of \(path) were in damage whose record count was unreadable")
                 }
                 return true
             }
@@ -150,16 +154,23 @@ final class Replayer: Sendable {
     }
 
     /// Books one entry's outcome; `false` when it is not done (the round stops before it).
-    private func handle(_ entry: SegmentCursor.Entry, _ outcome: Result<ExportResponse, any Error>?, segment: SpillStore.Segment, path: String) -> Bool {
+    private func handle(
+        _ entry: SegmentCursor.Entry, _ outcome: Result<ExportResponse, any Error>?, segment: SpillStore.Segment, path: String
+    ) -> Bool {
         switch (entry, outcome) {
         case (.damaged(let damage), _):
             ledger.lostOnDisk(
                 segment.signal, .corrupt, records: damage.records,
-                message: "\(damage.reason) at offset \(damage.offset) of \(path) (\(damage.length) bytes) was skipped; the segment is kept as .damaged")
+                message:
+                    "\(damage.reason) at offset \(damage.offset) of \(path) (\(damage.length) bytes) was skipped; the segment is "
+                    + "kept as .damaged"
+            )
             return true
         case (.frame(let batch, _), .success(let response)?):
             let store = self.store
-            ledger.replayed(batch, response) { message in try? store.keep(batch, in: .refused, status: nil, kind: .permanent, message: message) }
+            ledger.replayed(batch, response) { message in
+                try? store.keep(batch, in: .refused, status: nil, kind: .permanent, message: message)
+            }
             return true
         case (.frame(let batch, _), .failure(let error)?):
             switch ExportFailureKind.classify(error) {
@@ -177,7 +188,8 @@ final class Replayer: Sendable {
                 return true
             case .permanent:
                 // The collector refuses these bytes for good: retrying the frame forever would stall replay.
-                let copy = try? store.keep(batch, in: .refused, status: (error as? OTLPExportError)?.statusCode, kind: .permanent, message: "\(error)")
+                let copy = try? store.keep(
+                    batch, in: .refused, status: (error as? OTLPExportError)?.statusCode, kind: .permanent, message: "\(error)")
                 ledger.replayRefused(batch, error: error, copy: copy)
                 return true
             default:

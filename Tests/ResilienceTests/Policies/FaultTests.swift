@@ -22,7 +22,8 @@ import Testing
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .fail(status: 503, retryAfter: "2")
         let events = EventLog()
-        let retry = ExportRetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200), jitter: .none, maximumElapsedTime: nil)
+        let retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200), jitter: .none, maximumElapsedTime: nil)
         // Exactly one batch (dispatched by size, never by the delay), so consecutive requests are its retries.
         let pipeline = try makePipeline(
             receiver: receiver, batchSize: 300, retry: retry, circuitBreaker: CircuitBreakerPolicy(failureThreshold: 10), handler: events,
@@ -292,9 +293,11 @@ import Testing
         let elapsed = started.duration(to: .now)
         let stats = summary.stats
         let report = receiver.sequenceReport(expected: total)
-        let line = "fault run: \(total) spans in \(elapsed): \(stats.spans.exported) exported, \(stats.spans.droppedTotal) dropped; " +
-            "\(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips; " +
-            "receiver: \(report); statuses \(receiver.diagnostics.statuses)"
+        let line =
+            "fault run: \(total) spans in \(elapsed): \(stats.spans.exported) exported, \(stats.spans.droppedTotal) dropped; "
+            + "\(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, "
+            + "\(stats.circuitBreakerTrips) breaker trips; "
+            + "receiver: \(report); statuses \(receiver.diagnostics.statuses)"
         print(line)
         try? line.write(toFile: repositoryRoot.appendingPathComponent(".build/fault-run.txt").path, atomically: true, encoding: .utf8)
         #expect(stats.spans.emitted == total)

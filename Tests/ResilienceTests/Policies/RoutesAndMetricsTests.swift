@@ -12,7 +12,7 @@ import Testing
         configuration.logs.scheduleDelay = .milliseconds(20)
         configuration.routes = [
             ExportRoute("audit", scopes: ["audit.*"]),
-            ExportRoute("payments", spanNames: ["payment.*"], eventNames: ["payment.?ent"]),
+            ExportRoute("payments", spanNames: ["payment.*"], eventNames: ["payment.?ent"])
         ]
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: recording)
         pipeline.logger(scope: "audit.login").emit(body: "signed in")
@@ -26,7 +26,8 @@ import Testing
 
         var byRoute: [String: [String]] = [:]
         for batch in recording.batches {
-            let names = batch.signal == .traces
+            let names =
+                batch.signal == .traces
                 ? try OTLPDecoding.spans(from: batch.body).map(\.name)
                 : try OTLPDecoding.logRecords(from: batch.body).map { record -> String in
                     if case .string(let text)? = record.body { return text }
@@ -113,10 +114,12 @@ import Testing
         #expect(try metrics.expectMeter("otel.sdk.exporter.span.inflight", exporter).lastValue == 0)
 
         let processor = [("otel.component.type", "batching_span_processor"), ("otel.component.name", "batching_span_processor/0")]
-        #expect(await eventually {
-            (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor).totalValue) == 10
-                && (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor + [("error.type", "export_failed")]).totalValue) == 4
-        })
+        #expect(
+            await eventually {
+                (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor).totalValue) == 10
+                    && (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor + [("error.type", "export_failed")])
+                        .totalValue) == 4
+            })
         #expect(try metrics.expectGauge("otel.sdk.processor.span.queue.size", processor).lastValue == 0)
         #expect(try metrics.expectGauge("spillway.ring.capacity").lastValue == Double(configuration.ringCapacity))
         await shutDownCheckingBooks(pipeline)
@@ -129,7 +132,10 @@ import Testing
         func key(_ change: (inout PipelineConfiguration) -> Void) -> String? {
             var configuration = PipelineConfiguration()
             change(&configuration)
-            do { try configuration.validate(); return nil } catch { return error.key }
+            do {
+                try configuration.validate()
+                return nil
+            } catch { return error.key }
         }
         #expect(key { $0.retry?.multiplier = 0.5 } == "retry.multiplier")
         #expect(key { $0.retry?.maximumDelay = .milliseconds(1) } == "retry.maximumDelay")
@@ -139,7 +145,11 @@ import Testing
         #expect(key { $0.routes = [ExportRoute("a", scopes: ["x"]), ExportRoute("a", scopes: ["y"])] } == "routes[1].name")
         #expect(key { $0.routes = [ExportRoute("nothing")] } == "routes[0]")
         #expect(key { $0.routes = [ExportRoute("empty", scopes: [""])] } == "routes[0] patterns")
-        #expect(key { $0.retry = nil; $0.circuitBreaker = nil } == nil)
+        #expect(
+            key {
+                $0.retry = nil
+                $0.circuitBreaker = nil
+            } == nil)
     }
 }
 
@@ -165,7 +175,7 @@ struct CountingStage: TelemetryExporter {
         configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(10), jitter: .none, maximumElapsedTime: nil)
         configuration.exportStages = [
             .perAttempt { CountingStage(next: $0, calls: attempts) },
-            .perBatch { CountingStage(next: $0, calls: batches) },
+            .perBatch { CountingStage(next: $0, calls: batches) }
         ]
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: scripted)
         pipeline.tracer(scope: "s").startSpan("one").end()

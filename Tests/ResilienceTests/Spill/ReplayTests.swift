@@ -75,7 +75,8 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         receiver.behavior = .fail(status: 503)
         let pipeline = try TelemetryPipeline(configuration: configuration(receiver, directory: directory))
         emit(pipeline, 0..<2_000)
-        #expect(await eventually(timeout: .seconds(10)) { pipeline.stats().circuitBreakerState == .open && pipeline.stats().spans.spilled > 0 })
+        #expect(
+            await eventually(timeout: .seconds(10)) { pipeline.stats().circuitBreakerState == .open && pipeline.stats().spans.spilled > 0 })
         receiver.behavior = .accept
         #expect(await eventually(timeout: .seconds(10)) { pipeline.stats().circuitBreakerState == .closed }, "\(pipeline.stats())")
         let spilledBefore = pipeline.stats().spans.spilled

@@ -22,7 +22,8 @@ private func spillingPipeline(
     var configuration = PipelineConfiguration(serviceName: "spill")
     configuration.exporter.endpoint = receiver.endpoint
     configuration.traces.scheduleDelay = .milliseconds(50)
-    configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
+    configuration.retry = ExportRetryPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
     configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .milliseconds(500))
     configuration.spill = spill ?? SpillConfiguration(directory: directory, durability: .always, io: testIO)
     configuration.exportErrorHandler = handler
@@ -153,12 +154,14 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         receiver.behavior = .resetConnection
         let events = EventLog()
         let logs = LogCapture()
-        let spill = SpillConfiguration(directory: mountPoint + "/spill", durability: .always, maxSegmentBytes: 16_384, maxBytes: 1 << 20, io: testIO)
+        let spill = SpillConfiguration(
+            directory: mountPoint + "/spill", durability: .always, maxSegmentBytes: 16_384, maxBytes: 1 << 20, io: testIO)
         var configuration = PipelineConfiguration(serviceName: "spill")
         configuration.exporter.endpoint = receiver.endpoint
         configuration.traces.scheduleDelay = .milliseconds(50)
         configuration.traces.maxExportBatchSize = 25  // many small batches: many drops to report
-        configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
+        configuration.retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
         configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .milliseconds(500))
         configuration.spill = spill
         configuration.exportErrorHandler = events
@@ -191,7 +194,8 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let droppedBatches = events.all.filter { $0.outcome == .dropped(.diskFull) }.count
         let warnings = logs.lines.filter { $0.hasPrefix("warning") }
         #expect(droppedBatches >= 20, "\(droppedBatches) batches dropped")
-        #expect(warnings.count <= 6, "\(warnings.count) warnings for \(droppedBatches) dropped batches:\n\(warnings.joined(separator: "\n"))")
+        #expect(
+            warnings.count <= 6, "\(warnings.count) warnings for \(droppedBatches) dropped batches:\n\(warnings.joined(separator: "\n"))")
         _ = await pipeline.shutdown(deadline: .now + .milliseconds(500))
         #expect(logs.lines.contains { $0.contains("more of") }, "the repeats are summarized: \(logs.lines.suffix(3))")
         try await receiver.stop()

@@ -63,6 +63,8 @@ extension _SpillwayBenchmarkHooks {
     public static func zstdLevel1(_ body: [UInt8], into output: inout [UInt8]) -> Int {
         if output.count < body.count + 1024 { output = [UInt8](repeating: 0, count: body.count + body.count / 2 + 1024) }
         let capacity = output.count
-        return output.withUnsafeMutableBytes { out in body.withUnsafeBytes { csp_zstd_compress(out.baseAddress, capacity, $0.baseAddress, $0.count, 1) } }
+        return output.withUnsafeMutableBytes { out in
+            body.withUnsafeBytes { csp_zstd_compress(out.baseAddress, capacity, $0.baseAddress, $0.count, 1) }
+        }
     }
 }

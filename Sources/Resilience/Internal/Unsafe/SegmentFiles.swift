@@ -1,8 +1,9 @@
 internal import CSpill
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The spill segment writer of one signal directory (CSpill's `csp_writer_t`). One thread at a
@@ -35,14 +36,18 @@ package final class SegmentWriter: @unchecked Sendable {
         switch configuration.durability {
         case .none: break
         case .always: durability = Int32(CSP_DURABILITY_ALWAYS)
-        case .interval(let t): durability = Int32(CSP_DURABILITY_INTERVAL); interval = UInt64(clamping: t.nanoseconds)
+        case .interval(let t):
+            durability = Int32(CSP_DURABILITY_INTERVAL)
+            interval = UInt64(clamping: t.nanoseconds)
         }
         var handle: OpaquePointer?
         let rc = directory.withCString { path -> Int32 in
             var options = csp_writer_options_t(
                 directory: path, signal: UInt16(signal.rawValue), segment_sequence: firstSegment,
-                max_segment_bytes: UInt64(configuration.maxSegmentBytes), max_segment_age_ns: UInt64(clamping: configuration.maxSegmentAge.nanoseconds),
-                durability: durability, sync_interval_ns: interval, io: configuration.io == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO),
+                max_segment_bytes: UInt64(configuration.maxSegmentBytes),
+                max_segment_age_ns: UInt64(clamping: configuration.maxSegmentAge.nanoseconds),
+                durability: durability, sync_interval_ns: interval,
+                io: configuration.io == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO),
                 zstd_level: 1, flags: rejectedArea ? CSP_SEGMENT_REJECTED : 0)
             return csp_writer_open(&options, &handle)
         }
@@ -168,20 +173,26 @@ package final class SegmentReader {
         switch rc {
         case 1:
             let body = frame.payload == nil ? [] : [UInt8](UnsafeBufferPointer(start: frame.payload, count: Int(frame.uncompressed_length)))
-            return .frame(Frame(
-                offset: frame.offset, compressedLength: Int(frame.compressed_length), body: body, records: Int(frame.records),
-                batchSequence: frame.batch_sequence))
+            return .frame(
+                Frame(
+                    offset: frame.offset, compressedLength: Int(frame.compressed_length), body: body, records: Int(frame.records),
+                    batchSequence: frame.batch_sequence))
         case 0:
             return nil
         default:
             let known = frame.flags & CSP_FRAME_RECORDS_KNOWN != 0
             let intact = frame.flags & CSP_FRAME_HEADER_INTACT != 0
             let torn = rc == -ENODATA
-            let reason = torn ? "torn tail (cut short while being written)"
-                : known ? "damaged frame (payload CRC, zstd, or a length beyond the file)"
-                : intact ? "a frame header whose record count its payload cannot hold" : "damaged frame header"
-            return .damaged(Damage(
-                offset: frame.offset, length: frame.skipped_bytes, records: known ? Int(frame.records) : nil, isTornTail: torn, reason: reason))
+            let reason =
+                torn
+                ? "torn tail (cut short while being written)"
+                : known
+                    ? "damaged frame (payload CRC, zstd, or a length beyond the file)"
+                    : intact ? "a frame header whose record count its payload cannot hold" : "damaged frame header"
+            return .damaged(
+                Damage(
+                    offset: frame.offset, length: frame.skipped_bytes, records: known ? Int(frame.records) : nil, isTornTail: torn,
+                    reason: reason))
         }
     }
 }
