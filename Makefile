@@ -21,7 +21,7 @@ WITH_VENV  := PATH="$(VENV)/bin:$$PATH"
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: all deps demo test test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
+.PHONY: all deps demo test lint test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
 
 all: test
 
@@ -78,7 +78,7 @@ faults: deps
 # The spill tests again with the pwrite writer forced, so both write paths pass the same suite.
 test-pwrite: deps
 	$(SWIFT) build --build-tests
-	SPILLWAY_IO=pwrite $(WITH_VENV) $(TIMEOUT) $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
+	SPILLWAY_SPILL_IO=pwrite $(WITH_VENV) $(TIMEOUT) $(SWIFT) test --skip-build --filter "SegmentWriterTests|SegmentReaderTests|AsynchronousWriteTests|CrashTests|SpillStoreTests|SpillDiskFullTests|FileToolTests"
 
 # The ring's tests under ThreadSanitizer. This toolchain's `swift test --sanitize=thread` exits 0
 # even when TSan reports a race, so halt_on_error=1 makes a report fail the step.
@@ -121,6 +121,17 @@ fuzz: deps
 		-luring -lzstd -o .build/fuzz/reader
 	FUZZ_SEED_DIR=.build/fuzz/corpus .build/fuzz/reader -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
 		-artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus
+
+# Style, not run by make test: swift-format (.swift-format) over the Swift sources, tests and
+# benchmarks; no line over 140 characters (Swift and C); no source file over 420 lines.
+LINT_DIRS := Sources Tests Benchmarks/Benchmarks
+lint:
+	swift format lint --strict -r --configuration .swift-format $(LINT_DIRS)
+	@long=$$(grep -rn '.\{141,\}' $(LINT_DIRS) --include='*.swift' --include='*.c' --include='*.h'); \
+	if [ -n "$$long" ]; then echo "$$long"; echo "make lint: lines over 140 characters"; exit 1; fi
+	@big=$$(find Sources -name '*.swift' -o -name '*.c' -o -name '*.h' | xargs wc -l | awk '$$2 != "total" && $$1 > 420'); \
+	if [ -n "$$big" ]; then echo "$$big"; echo "make lint: source files over 420 lines"; exit 1; fi
+	@echo "make lint: clean"
 
 clean:
 	rm -rf .build .build-tsan .build-examples Benchmarks/.build

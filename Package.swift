@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "spillway",
             dependencies: [
-                "Resilience", "ResilienceTesting", "CSpill", "SpillwayIntegration",
+                "Resilience", "ResilienceTesting", "SpillwayIntegration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -333,8 +333,9 @@ int crb_unblock(crb_ring_t *ring)
 	/* R6: pairs with A1 in crb_drain(). One compare-and-swap writes length and padding type
 	 * together: a producer that commits (or writes its header) now fails its own and reports
 	 * the record lost, instead of being skipped unseen. */
-	if (!atomic_compare_exchange_strong_explicit(word, &seen, header((int32_t)((size + CRB_ALIGNMENT - 1) & ~(uint64_t)(CRB_ALIGNMENT - 1)), CRB_PADDING_TYPE),
-						     memory_order_release, memory_order_relaxed))
+	const int32_t padded = (int32_t)((size + CRB_ALIGNMENT - 1) & ~(uint64_t)(CRB_ALIGNMENT - 1));
+	if (!atomic_compare_exchange_strong_explicit(word, &seen, header(padded, CRB_PADDING_TYPE), memory_order_release,
+						     memory_order_relaxed))
 		return 0;  /* the producer got there first */
 	return 1;
 }

@@ -10,10 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "platform.h"
-#if CSP_HAVE_URING
-#include <liburing.h>
-#endif
 #include <zstd.h>
 
 #define CSP_ALIGN 4096
@@ -22,24 +20,17 @@ struct csp_writer {
 	csp_writer_options_t options;
 	char directory[4096];
 	int dirfd;
-	int io;                 /* CSP_IO_URING or CSP_IO_PWRITE, as chosen */
+	struct csp_io io;       /* the I/O backend (io.h): io_uring or pwrite */
 	int direct;             /* O_DIRECT requested: frames padded to CSP_ALIGN */
-#if CSP_HAVE_URING
-	struct io_uring ring;
-#endif
 	ZSTD_CCtx *cctx;
 	/* Two frame buffers (header + compressed payload), reused: with io_uring and no sync due,
 	 * frame N+1 is compressed into one while frame N is still being written from the other. */
 	uint8_t *buffers[2];
 	size_t capacities[2];
 	int current;
-	struct {
-		int active;     /* a write submitted and not yet reaped */
-		const uint8_t *data;
-		size_t length, done;
-		uint64_t offset, segment;
-		uint32_t records;
-	} pending;
+	/* The segment and records of the frame whose write is in flight (io.pending). */
+	uint64_t pending_segment;
+	uint32_t pending_records;
 	/* Frames that were accepted by an earlier append but whose write then failed. */
 	uint64_t lost_frames, lost_records, lost_segment;
 	int fd;                 /* the open segment, or -1 */
@@ -69,123 +60,31 @@ static void segment_path(const csp_writer_t *w, uint64_t sequence, const char *s
 	(void)csp_segment_path(w->directory, sequence, suffix, out, size);
 }
 
-/* Writes all of [data, data + length) at `offset`: io_uring or pwrite, short writes resumed.
- * With `sync`, an fdatasync linked after the write (IOSQE_IO_LINK) completes before return. */
+/* Writes all of [data, data + length) at `offset` of the open segment; see csp_io_write(). */
 static int write_all(csp_writer_t *w, const uint8_t *data, size_t length, uint64_t offset, int sync)
 {
-	if (w->io == CSP_IO_PWRITE) {
-		while (length > 0) {
-			ssize_t n = pwrite(w->fd, data, length, (off_t)offset);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			if (n == 0)
-				return -EIO;
-			data += n, length -= (size_t)n, offset += (uint64_t)n;
-		}
-		if (sync && csp_datasync(w->fd) != 0)
-			return -errno;
-		return 0;
-	}
-#if CSP_HAVE_URING
-	while (length > 0 || sync) {
-		struct io_uring_sqe *sqe;
-		int pending = 0;
-		if (length > 0) {
-			sqe = io_uring_get_sqe(&w->ring);
-			io_uring_prep_write(sqe, w->fd, data, (unsigned)length, offset);
-			sqe->user_data = 1;
-			pending++;
-			if (sync)
-				sqe->flags |= IOSQE_IO_LINK;  /* the fdatasync below runs only after this write */
-		}
-		if (sync) {
-			sqe = io_uring_get_sqe(&w->ring);
-			io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
-			sqe->user_data = 2;
-			pending++;
-		}
-		int rc = io_uring_submit(&w->ring);
-		if (rc < 0)
-			return rc;
-		int written = -1, synced = 0, sync_rc = 0;
-		for (int i = 0; i < pending; i++) {
-			struct io_uring_cqe *cqe;
-			rc = io_uring_wait_cqe(&w->ring, &cqe);
-			if (rc < 0)
-				return rc;
-			if (cqe->user_data == 1)
-				written = cqe->res;
-			else
-				synced = 1, sync_rc = cqe->res;
-			io_uring_cqe_seen(&w->ring, cqe);
-		}
-		if (length > 0) {
-			if (written < 0)
-				return written;
-			if (written == 0)
-				return -EIO;
-			data += written, length -= (size_t)written, offset += (uint64_t)written;
-			if (length > 0)
-				continue;  /* short write: the linked sync was cancelled (-ECANCELED); resume, then sync */
-		}
-		if (sync) {
-			if (synced && sync_rc == 0)
-				return 0;
-			if (sync_rc != -ECANCELED && sync_rc < 0)
-				return sync_rc;
-			/* cancelled by a short write that is now complete: sync alone */
-			length = 0;
-			continue;
-		}
-	}
-#endif
-	return 0;
+	return csp_io_write(&w->io, w->fd, data, length, offset, sync);
 }
 
-/* Reaps the write of the previous frame (io_uring, asynchronous), resuming a short write. If
- * it failed, the frame is cut from the file and counted as lost (csp_writer_take_lost()). */
+/* Completes the write of the previous frame (io_uring, asynchronous). If it failed, the frame
+ * is cut from the file and counted as lost (csp_writer_take_lost()). */
 static int complete_pending(csp_writer_t *w)
 {
-#if !CSP_HAVE_URING
-	(void)w;
-	return 0;
-#else
-	while (w->pending.active) {
-		struct io_uring_cqe *cqe;
-		int res = io_uring_wait_cqe(&w->ring, &cqe);
-		if (res == 0) {
-			res = cqe->res;
-			io_uring_cqe_seen(&w->ring, cqe);
-		}
-		size_t remaining = w->pending.length - w->pending.done;
-		if (res > 0 && (size_t)res < remaining) {
-			w->pending.done += (size_t)res;
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-			io_uring_prep_write(sqe, w->fd, w->pending.data + w->pending.done, (unsigned)(w->pending.length - w->pending.done),
-					    w->pending.offset + w->pending.done);
-			sqe->user_data = 1;
-			res = io_uring_submit(&w->ring);
-			if (res >= 0)
-				continue;
-		}
-		w->pending.active = 0;
-		if (res > 0)
-			return 0;
-		int error = res < 0 ? res : -EIO;
-		/* Nothing of the lost frame may stay behind. */
-		if (ftruncate(w->fd, (off_t)w->pending.offset) != 0) { /* the reader and recovery cut a torn tail anyway */ }
-		w->offset = w->pending.offset;
-		w->bytes_written -= w->pending.length;
-		w->lost_frames++;
-		w->lost_records += w->pending.records;
-		w->lost_segment = w->pending.segment;
-		return error;
-	}
-	return 0;
-#endif
+	if (!w->io.pending.active)
+		return 0;
+	uint64_t offset = w->io.pending.offset;
+	size_t length = w->io.pending.length;
+	int error = csp_io_wait(&w->io);
+	if (error == 0)
+		return 0;
+	/* Nothing of the lost frame may stay behind. */
+	if (ftruncate(w->fd, (off_t)offset) != 0) { /* the reader and recovery cut a torn tail anyway */ }
+	w->offset = offset;
+	w->bytes_written -= length;
+	w->lost_frames++;
+	w->lost_records += w->pending_records;
+	w->lost_segment = w->pending_segment;
+	return error;
 }
 
 int csp_writer_take_lost(csp_writer_t *w, uint64_t *frames, uint64_t *records, uint64_t *segment)
@@ -247,7 +146,7 @@ static int open_segment(csp_writer_t *w)
 		return -errno;
 	/* The segment header goes through a frame buffer: O_DIRECT needs aligned memory. */
 	int slot = w->current;
-	if (w->pending.active && w->pending.data == w->buffers[slot])
+	if (w->io.pending.active && w->io.pending.data == w->buffers[slot])
 		slot ^= 1;
 	int rc = reserve(w, slot, CSP_ALIGN);
 	if (rc < 0) {
@@ -321,31 +220,12 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 		w->direct = 1;
 		io = CSP_IO_AUTO;
 	}
-	const char *forced = getenv("SPILLWAY_IO");
-	if (io == CSP_IO_AUTO && forced && strcmp(forced, "pwrite") == 0)
-		io = CSP_IO_PWRITE;
-#if !CSP_HAVE_URING
-	if (io == CSP_IO_URING) {
+	int rc = csp_io_init(&w->io, io);
+	if (rc < 0) {
 		close(w->dirfd);
 		free(w);
-		return -ENOSYS;
+		return rc;
 	}
-	io = CSP_IO_PWRITE;
-#endif
-	if (io != CSP_IO_PWRITE) {
-#if CSP_HAVE_URING
-		int rc = io_uring_queue_init(8, &w->ring, 0);
-		if (rc == 0)
-			io = CSP_IO_URING;
-		else if (io == CSP_IO_URING) {
-			close(w->dirfd);
-			free(w);
-			return rc;
-		} else
-			io = CSP_IO_PWRITE;  /* ENOSYS, EPERM, ...: fall back on our own */
-#endif
-	}
-	w->io = io;
 	w->cctx = ZSTD_createCCtx();
 	if (!w->cctx) {
 		csp_writer_close(w);
@@ -355,7 +235,7 @@ int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 	return 0;
 }
 
-int csp_writer_io(const csp_writer_t *w) { return w->io; }
+int csp_writer_io(const csp_writer_t *w) { return w->io.mode; }
 int csp_writer_direct(const csp_writer_t *w) { return w->direct; }
 uint64_t csp_writer_bytes(const csp_writer_t *w) { return w->bytes_written; }
 uint64_t csp_writer_segment_sequence(const csp_writer_t *w) { return w->sequence; }
@@ -446,25 +326,14 @@ int csp_writer_append(csp_writer_t *w, const void *payload, uint32_t length, uin
 			put_padding(h + total, pad);
 		total += pad;
 	}
-#if CSP_HAVE_URING
-	if (w->io == CSP_IO_URING && !sync) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-		io_uring_prep_write(sqe, w->fd, h, (unsigned)total, w->offset);
-		sqe->user_data = 1;
-		rc = io_uring_submit(&w->ring);
+	if (w->io.mode == CSP_IO_URING && !sync) {
+		rc = csp_io_submit(&w->io, w->fd, h, total, w->offset);
 		if (rc < 0)
 			return rc;
-		w->pending.active = 1;
-		w->pending.data = h;
-		w->pending.length = total;
-		w->pending.done = 0;
-		w->pending.offset = w->offset;
-		w->pending.segment = w->sequence;
-		w->pending.records = records;
+		w->pending_segment = w->sequence;
+		w->pending_records = records;
 		w->current ^= 1;
-	} else
-#endif
-	{
+	} else {
 		rc = write_all(w, h, total, w->offset, sync);
 		if (rc < 0) {
 			/* Nothing of this frame may stay behind: a reader must see the segment end at the last whole frame. */
@@ -496,10 +365,7 @@ int csp_writer_close(csp_writer_t *w)
 	if (!w)
 		return 0;
 	int rc = csp_writer_rotate(w);
-#if CSP_HAVE_URING
-	if (w->io == CSP_IO_URING)
-		io_uring_queue_exit(&w->ring);
-#endif
+	csp_io_exit(&w->io);
 	if (w->cctx)
 		ZSTD_freeCCtx(w->cctx);
 	if (w->dirfd >= 0)

@@ -60,7 +60,9 @@ public final class TelemetryPipeline: Sendable {
     ) throws(ConfigurationError) where C.Duration == Duration {
         try configuration.validate()
         // A typo in a variable's name would otherwise be ignored without a word.
-        for warning in ConfigurationLayer(environment: PipelineConfiguration.processEnvironment()).warnings { logger.warning("configuration: \(warning)") }
+        for warning in ConfigurationLayer(environment: PipelineConfiguration.processEnvironment()).warnings {
+            logger.warning("configuration: \(warning)")
+        }
         let core = try PipelineCore(configuration: configuration, logger: logger)
         let chosen: any TelemetryExporter
         if let exporter {
@@ -78,60 +80,41 @@ public final class TelemetryPipeline: Sendable {
         var store: SpillStore?
         if let spill = configuration.spill, configuration.processor == .batch {
             let opened = try SpillStore(configuration: spill, logger: logger)
-            core.traces.recovered.store(opened.recordsOnDisk(.traces), ordering: .relaxed)
-            core.logs.recovered.store(opened.recordsOnDisk(.logs), ordering: .relaxed)
+            let ledger = core.ledger
+            ledger.recovered(.traces, opened.recordsOnDisk(.traces))
+            ledger.recovered(.logs, opened.recordsOnDisk(.logs))
             core.spill = opened
             store = opened
             opened.onLost.withLock {
-                $0 = { [weak core] signal, area, records, reason in
-                    guard let core else { return }
-                    let counters = core.counters(for: signal)
-                    if area == .rejected {
-                        counters.rejectedKept.subtract(records, ordering: .relaxed)
-                    } else {
-                        counters.spilled.subtract(records, ordering: .relaxed)
-                    }
-                    counters.drop(reason, records)
-                    core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-                    core.dispatcher.send(ExportFailureEvent(
-                        signal: signal, processor: core.processorKind, exporterName: core.chain?.name ?? "", route: nil, attempt: 0,
-                        error: ResilienceError(code: reason == .diskFull ? .diskFull : .spillFailed, message: "a spilled batch's write failed after it was accepted"),
-                        kind: .permanent, outcome: .dropped(reason), recordCount: records, time: nowUnixNano(), batch: nil))
-                }
+                $0 = { signal, area, records, reason in ledger.lostAfterSpill(signal, area: area, records: records, reason) }
             }
         }
         // With a spill store, a misconfiguration (401, 403, 404, …) opens the breaker at once:
         // batches then wait on disk instead of being refused one by one.
         let built = ExporterChain.build(
-            wrapping: TransportRecorder(next: chosen, counters: core.exports), retry: configuration.retry,
+            wrapping: TransportRecorder(next: chosen, counters: core.ledger.exports), retry: configuration.retry,
             circuitBreaker: configuration.circuitBreaker, opensOnMisconfiguration: store != nil, stages: configuration.exportStages,
             measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
         resetBreaker = built.resetBreaker
+        core.ledger.reporter.exporterName = built.exporter.name
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker
-        let counters = core.exports
-        let throttle = core.logThrottle
         var destination = FailureDestination(
             mode: configuration.processor == .batch ? .holdInMemory : .drop,
             holdDelay: { breaker?().reopensIn ?? fallbackDelay },
-            sleep: { try await clock.sleep(for: $0) },
-            held: { counters.held.add($0, ordering: .relaxed) },
-            retried: {
-                counters.retries.add(1, ordering: .relaxed)
-                counters.lastRetryMonotonic.store(monotonicNanos(), ordering: .relaxed)
-            },
-            misconfigured: { reason in counters.misconfiguration.withLock { $0 = reason } },
-            spillFailed: { reason, message in throttle.warning("spill store failures (\(reason))", records: 0, "spill: \(message)") })
+            sleep: { try await clock.sleep(for: $0) })
         destination.store = store
-        core.chain = ErrorHandlingExporter(
-            wrapping: built.exporter, processor: configuration.processor, dispatcher: core.dispatcher, destination: destination)
+        core.chain = ErrorHandlingExporter(wrapping: built.exporter, ledger: core.ledger, destination: destination)
         if let store {
-            let replayer = Replayer(store: store, chain: built.exporter)
+            let replayer = Replayer(
+                store: store, chain: built.exporter, ledger: core.ledger, breaker: breaker, executor: core.exportExecutor, logger: logger)
             core.replayer = replayer
-            replayer.start(core: core)
+            replayer.start()
         }
         core.breaker = breaker
-        core.metrics = configuration.selfMetrics ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
+        core.metrics =
+            configuration.selfMetrics
+            ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
 
         switch configuration.processor {
         case .batch:
@@ -149,15 +132,17 @@ public final class TelemetryPipeline: Sendable {
     /// A tracer for the instrumentation scope `scope` (the library or module that emits).
     public func tracer(scope: String, version: String? = nil) -> Tracer {
         let index = core.scopes.index(name: scope, version: version)
-        return Tracer(core: core, recordType: recordType(signal: .traces, route: core.routes.route(scope: scope), scope: index),
-                      routesBySpanName: core.routes.routesBySpanName)
+        return Tracer(
+            core: core, recordType: recordType(signal: .traces, route: core.routes.route(scope: scope), scope: index),
+            routesBySpanName: core.routes.routesBySpanName)
     }
 
     /// A logger for the instrumentation scope `scope`.
     public func logger(scope: String, version: String? = nil) -> TelemetryLogger {
         let index = core.scopes.index(name: scope, version: version)
-        return TelemetryLogger(core: core, recordType: recordType(signal: .logs, route: core.routes.route(scope: scope), scope: index),
-                               routesByEventName: core.routes.routesByEventName)
+        return TelemetryLogger(
+            core: core, recordType: recordType(signal: .logs, route: core.routes.route(scope: scope), scope: index),
+            routesByEventName: core.routes.routesByEventName)
     }
 
     /// The configuration in effect (the last one ``reconfigure(_:)`` accepted).
@@ -191,7 +176,7 @@ public final class TelemetryPipeline: Sendable {
         await reconfiguring.enter()
         defer { reconfiguring.leave() }
         let old = running.withLock { $0 }
-        try Self.checkRestartOnly(old: old, new: new)
+        if let refused = old.restartOnlyChange(to: new) { throw refused }
         if let switchable, new.exporter != old.exporter {
             let replacement = try OTLPHTTPExporter(configuration: new.exporter)
             await switchable.replace(with: replacement)
@@ -202,40 +187,13 @@ public final class TelemetryPipeline: Sendable {
         core.dispatcher.update(defaultHandler: new.exportErrorHandler, routeHandlers: routeHandlers)
         core.applyLiveSwitches(new)
         running.withLock { $0 = new }
-        core.exports.misconfiguration.withLock { $0 = nil }
+        core.ledger.misconfigured(nil)
         resetBreaker()
-        core.logger.info("telemetry pipeline reconfigured", metadata: [
-            "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)",
-        ])
-    }
-
-    private static func checkRestartOnly(old: PipelineConfiguration, new: PipelineConfiguration) throws(ConfigurationError) {
-        func refuse(_ key: String, _ newValue: Any, _ oldValue: Any) -> ConfigurationError {
-            ConfigurationError(
-                key: key, value: "\(newValue)", allowed: "the running value \(oldValue): changing it needs a restart", source: "reconfigure")
-        }
-        if new.ringCapacity != old.ringCapacity { throw refuse("ringCapacity (SPILLWAY_RING_CAPACITY)", new.ringCapacity, old.ringCapacity) }
-        if new.spill != old.spill {
-            throw refuse("spill (SPILLWAY_SPILL_DIR)", new.spill?.directory ?? "none", old.spill?.directory ?? "none")
-        }
-        if new.overflowPolicy != old.overflowPolicy { throw refuse("overflowPolicy (SPILLWAY_OVERFLOW)", new.overflowPolicy, old.overflowPolicy) }
-        if new.processor != old.processor { throw refuse("processor", new.processor, old.processor) }
-        if new.limits != old.limits { throw refuse("limits (OTEL_*_LIMIT)", new.limits, old.limits) }
-        if new.serviceName != old.serviceName { throw refuse("serviceName (OTEL_SERVICE_NAME)", new.serviceName ?? "default", old.serviceName ?? "default") }
-        if new.serviceVersion != old.serviceVersion { throw refuse("serviceVersion", new.serviceVersion ?? "none", old.serviceVersion ?? "none") }
-        if new.resourceAttributes != old.resourceAttributes {
-            throw refuse("resourceAttributes (OTEL_RESOURCE_ATTRIBUTES)", new.resourceAttributes, old.resourceAttributes)
-        }
-        func shape(_ routes: [ExportRoute]) -> [String] {
-            routes.map { "\($0.name) scopes=\($0.scopes) spans=\($0.spanNames) events=\($0.eventNames) overflow=\(String(describing: $0.overflowPolicy))" }
-        }
-        if shape(new.routes) != shape(old.routes) { throw refuse("routes", shape(new.routes), shape(old.routes)) }
-        if new.retry != old.retry { throw refuse("retry", String(describing: new.retry), String(describing: old.retry)) }
-        if new.circuitBreaker != old.circuitBreaker {
-            throw refuse("circuitBreaker", String(describing: new.circuitBreaker), String(describing: old.circuitBreaker))
-        }
-        if new.exportStages.count != old.exportStages.count { throw refuse("exportStages", new.exportStages.count, old.exportStages.count) }
-        if new.selfMetrics != old.selfMetrics { throw refuse("selfMetrics", new.selfMetrics, old.selfMetrics) }
+        core.logger.info(
+            "telemetry pipeline reconfigured",
+            metadata: [
+                "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)"
+            ])
     }
 
     /// A snapshot of the counts. Cheap; safe from any thread.
@@ -255,6 +213,14 @@ public final class TelemetryPipeline: Sendable {
     /// ``ExportFailureEvent/isBatchOmitted``). It ends when the pipeline is released.
     public var exportFailures: AsyncStream<ExportFailureEvent> { core.dispatcher.stream }
 
+    /// The books checked against the ledger's own count of records in memory
+    /// (``Ledger/checkBooks(onDisk:)``): empty when they balance. Meaningful at rest (nothing
+    /// being exported or replayed); for tests.
+    package func unbalancedBooks() -> [String] {
+        let spill = core.spill
+        return core.ledger.checkBooks { signal in spill?.recordsOnDisk(signal) ?? 0 }
+    }
+
     /// Returns when everything emitted before the call has been exported or dropped.
     /// While the collector is down, that is when it comes back (batches wait in memory).
     public func forceFlush() async {
@@ -273,9 +239,15 @@ public final class TelemetryPipeline: Sendable {
         var exceeded = false
         if let processor {
             let flushed = FlagBox()
-            let flush = Task { await processor.forceFlush(); flushed.value.store(true, ordering: .releasing) }
+            let flush = Task {
+                await processor.forceFlush()
+                flushed.value.store(true, ordering: .releasing)
+            }
             while !flushed.value.load(ordering: .acquiring) {
-                if ContinuousClock.now >= deadline { exceeded = true; break }
+                if ContinuousClock.now >= deadline {
+                    exceeded = true
+                    break
+                }
                 try? await Task.sleep(for: .milliseconds(2))
             }
             if exceeded { core.cancelExports() }
@@ -284,7 +256,9 @@ public final class TelemetryPipeline: Sendable {
             _ = await flush.value
             if let store = core.spill {
                 let spilled = processor.spillRemaining(to: store)
-                if spilled > 0 { core.logger.notice("shutdown deadline passed: \(spilled) records were spilled to \(store.configuration.directory)") }
+                if spilled > 0 {
+                    core.logger.notice("shutdown deadline passed: \(spilled) records were spilled to \(store.configuration.directory)")
+                }
             }
             let dropped = processor.dropRemaining(reason: .shutdown)
             if dropped > 0 {
@@ -305,7 +279,7 @@ public final class TelemetryPipeline: Sendable {
         // and release the directory's lock, so the next process (or pipeline) can take it over.
         core.spill?.close()
         core.tick()
-        core.logThrottle.flush(force: true)
+        core.ledger.logThrottle.flush(force: true)
         await exporter.shutdown()
         core.exportExecutor.stop()
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
@@ -329,7 +303,10 @@ final class AsyncSerialGate: Sendable {
     func enter() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
-                if state.busy { state.waiters.append(continuation); return false }
+                if state.busy {
+                    state.waiters.append(continuation)
+                    return false
+                }
                 state.busy = true
                 return true
             }
@@ -339,7 +316,10 @@ final class AsyncSerialGate: Sendable {
 
     func leave() {
         let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty { state.busy = false; return nil }
+            if state.waiters.isEmpty {
+                state.busy = false
+                return nil
+            }
             return state.waiters.removeFirst()
         }
         next?.resume()

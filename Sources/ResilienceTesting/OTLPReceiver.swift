@@ -127,7 +127,12 @@ public final class OTLPReceiver: Sendable {
     /// How the receiver answers from now on.
     public var behavior: Behavior {
         get { state.withLock { $0.behavior } }
-        set { state.withLock { $0.behavior = newValue; $0.failedFirst = 0 } }
+        set {
+            state.withLock {
+                $0.behavior = newValue
+                $0.failedFirst = 0
+            }
+        }
     }
 
     /// Requests received, whatever the answer.
@@ -158,7 +163,12 @@ public final class OTLPReceiver: Sendable {
             let counts = state.sequenceCounts[Int(signal.rawValue) - 1]
             for seq in 0..<expected {
                 let n = seq < counts.count ? Int(counts[seq]) : 0
-                if n == 0 { report.missing += 1 } else { report.received += 1; report.duplicates += n - 1 }
+                if n == 0 {
+                    report.missing += 1
+                } else {
+                    report.received += 1
+                    report.duplicates += n - 1
+                }
             }
             return report
         }
@@ -204,7 +214,10 @@ public final class OTLPReceiver: Sendable {
                 return .fail(status: status, retryAfter: retryAfter)
             }
             guard case .randomFaults(let rate, let seed) = state.behavior else { return state.behavior }
-            if state.randomSeed != seed { state.randomSeed = seed; state.random = seed }
+            if state.randomSeed != seed {
+                state.randomSeed = seed
+                state.random = seed
+            }
             // SplitMix64: a deterministic sequence per seed.
             state.random &+= 0x9E37_79B9_7F4A_7C15
             var z = state.random
@@ -267,7 +280,8 @@ public final class OTLPReceiver: Sendable {
             for seq in sequences where seq >= 0 && seq < 1 << 30 {
                 let i = Int(seq)
                 if i >= state.sequenceCounts[s].count {
-                    state.sequenceCounts[s].append(contentsOf: repeatElement(0, count: max(i + 1, state.sequenceCounts[s].count * 2) - state.sequenceCounts[s].count))
+                    state.sequenceCounts[s].append(
+                        contentsOf: repeatElement(0, count: max(i + 1, state.sequenceCounts[s].count * 2) - state.sequenceCounts[s].count))
                 }
                 if state.sequenceCounts[s][i] < 255 { state.sequenceCounts[s][i] += 1 }
             }
@@ -289,7 +303,10 @@ public final class OTLPReceiver: Sendable {
 func varint(_ value: UInt64) -> [UInt8] {
     var v = value
     var out: [UInt8] = []
-    while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+    while v >= 0x80 {
+        out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+        v >>= 7
+    }
     out.append(UInt8(v))
     return out
 }
@@ -322,8 +339,10 @@ final class ReceiverHandler: ChannelInboundHandler {
             let answer: OTLPReceiver.Answer
             switch behavior {
             case .accept: answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: 0, message: "")
-            case .partialSuccess(let rejected, let message): answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: rejected, message: message)
-            case .fail(let status, let retryAfter): answer = .status(status, retryAfter: retryAfter, message: "receiver told to fail with \(status)")
+            case .partialSuccess(let rejected, let message):
+                answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: rejected, message: message)
+            case .fail(let status, let retryAfter):
+                answer = .status(status, retryAfter: retryAfter, message: "receiver told to fail with \(status)")
             case .failEchoingHeader(let status, let header):
                 answer = .status(status, retryAfter: nil, message: "invalid \(header): \(head.headers.first(name: header) ?? "(none)")")
             case .resetConnection: answer = .reset
@@ -347,7 +366,9 @@ final class ReceiverHandler: ChannelInboundHandler {
             headers.add(name: "Content-Type", value: "application/x-protobuf")
             // google.rpc.Status { int32 code = 1; string message = 2; }
             let text = Array(message.utf8)
-            send(context, status: HTTPResponseStatus(statusCode: code), headers: headers, body: [0x12] + varint(UInt64(text.count)) + text, keepAlive: head.isKeepAlive)
+            send(
+                context, status: HTTPResponseStatus(statusCode: code), headers: headers, body: [0x12] + varint(UInt64(text.count)) + text,
+                keepAlive: head.isKeepAlive)
         case .reset:
             // SO_LINGER 0: close() sends RST instead of FIN.
             if let provider = context.channel as? any SocketOptionProvider {
@@ -368,7 +389,9 @@ final class ReceiverHandler: ChannelInboundHandler {
         case .delayed(let duration):
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let saved = body
-            context.eventLoop.scheduleTask(in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)) {
+            context.eventLoop.scheduleTask(
+                in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+            ) {
                 let (handler, context) = bound.value
                 let answer = receiver.accept(path: head.uri, headers: head.headers, body: saved, rejected: 0, message: "")
                 handler.respond(answer, context: context, head: head, receiver: receiver)

@@ -66,7 +66,9 @@ public final class ScriptedExporter: TelemetryExporter, Sendable {
     }
 
     /// A script of `count` failures with `error`.
-    public convenience init(failing count: Int, with error: any Error, then afterScript: Result<ExportResponse, any Error> = .success(.accepted)) {
+    public convenience init(
+        failing count: Int, with error: any Error, then afterScript: Result<ExportResponse, any Error> = .success(.accepted)
+    ) {
         self.init(Array(repeating: .failure(error), count: count), afterScript: afterScript)
     }
 

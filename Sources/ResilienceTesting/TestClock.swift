@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// ```swift
 /// let clock = TestClock(advancesOnSleep: true)
-/// let exporter = RetryingExporter(wrapping: scripted, policy: policy, clock: clock)
+/// let exporter = ExporterChain.standard(wrapping: scripted, retry: policy, circuitBreaker: nil, measured: false, clock: clock)
 /// _ = try await exporter.export(batch)
 /// #expect(clock.sleeps == [.seconds(2), .seconds(2)])
 /// ```

@@ -1,12 +1,13 @@
 import Resilience
 import ServiceContextModule
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
 import Tracing
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A swift-distributed-tracing `Span` recorded by Spillway (see ``SpillwayTracer``).
 ///
@@ -111,7 +112,8 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
 
     /// Adds an `exception` event (`exception.type`, `exception.message` and `attributes`) and sets
     /// the status to error, as the OTel tracing API's `RecordException` with a status does.
-    public func recordError<Instant: TracerInstant>(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> Instant) {
+    public func recordError<Instant: TracerInstant>(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> Instant)
+    {
         guard sampled else { return }
         let time = instant().nanosecondsSinceEpoch
         let type = ExceptionAttributes.type(of: error)

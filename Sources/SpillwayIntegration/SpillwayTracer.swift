@@ -66,7 +66,7 @@ public struct SpillwayTracer: Tracing.Tracer {
     public func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
         guard let traceparent = extractor.extract(key: "traceparent", from: carrier),
-              let remote = W3CTraceContext.parse(traceparent: traceparent, tracestate: extractor.extract(key: "tracestate", from: carrier))
+            let remote = W3CTraceContext.parse(traceparent: traceparent, tracestate: extractor.extract(key: "tracestate", from: carrier))
         else { return }
         context.spillwaySpanContext = remote
     }

@@ -134,7 +134,10 @@ public final class TelemetryConfigurationSource: Service, Sendable {
                     try await provider.watchSnapshot { updates in
                         var first = true
                         for try await snapshot in updates {
-                            if first { first = false; continue }  // the initial snapshot: already applied
+                            if first {
+                                first = false
+                                continue
+                            }  // the initial snapshot: already applied
                             await self.apply(snapshot)
                         }
                     }
@@ -150,9 +153,11 @@ public final class TelemetryConfigurationSource: Service, Sendable {
             for pipeline in pipelines.withLock({ $0 }) { try await pipeline.reconfigure(next) }
             outcome = .success(next)
         } catch {
-            logger.error("configuration reload refused; the running configuration stays", metadata: [
-                "key": "\(error.key)", "value": "\(error.value)", "source": "\(error.source)", "allowed": "\(error.allowed)",
-            ])
+            logger.error(
+                "configuration reload refused; the running configuration stays",
+                metadata: [
+                    "key": "\(error.key)", "value": "\(error.value)", "source": "\(error.source)", "allowed": "\(error.allowed)"
+                ])
             outcome = .failure(error)
         }
         for observer in reloadObservers.withLock({ $0 }) { observer(outcome) }

@@ -40,8 +40,8 @@ public enum W3CTraceContext {
         guard version != "ff" else { return nil }
         if version == "00" { guard utf8.count == 55 else { return nil } } else if utf8.count > 55 && utf8[55] != 45 { return nil }
         guard let traceID = TraceID(hex: String(decoding: utf8[3..<35], as: UTF8.self)), traceID.isValid,
-              let spanID = SpanID(hex: String(decoding: utf8[36..<52], as: UTF8.self)), spanID.isValid,
-              let flags = UInt8(String(decoding: utf8[53..<55], as: UTF8.self), radix: 16)
+            let spanID = SpanID(hex: String(decoding: utf8[36..<52], as: UTF8.self)), spanID.isValid,
+            let flags = UInt8(String(decoding: utf8[53..<55], as: UTF8.self), radix: 16)
         else { return nil }
         var state = tracestate ?? ""
         if state.utf8.count > 512 { state = "" }

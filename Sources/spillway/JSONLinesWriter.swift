@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Resilience
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Writes JSON lines to standard output through a 1 MiB buffer: `decode` streams, whatever the
 /// size of the segments, and transcodes each request without building records in between

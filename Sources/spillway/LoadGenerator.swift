@@ -89,8 +89,9 @@ struct LoadGenerator {
             group.wait()
         }
         let (nanos, accepted, refused) = progress.totals
-        return Result(elapsed: ContinuousClock.now - start, emitNanosecondsPerRecord: total == 0 ? 0 : Double(nanos) / Double(total),
-                      emitNanosecondsMax: progress.maxEmit, accepted: accepted, refused: refused)
+        return Result(
+            elapsed: ContinuousClock.now - start, emitNanosecondsPerRecord: total == 0 ? 0 : Double(nanos) / Double(total),
+            emitNanosecondsMax: progress.maxEmit, accepted: accepted, refused: refused)
     }
 }
 
@@ -102,13 +103,32 @@ final class ProgressCounter: @unchecked Sendable {
     private var count = 0
     private var sums: (UInt64, Int, Int) = (0, 0, 0)
     private var longest: UInt64 = 0
-    func add(_ n: Int) { lock.lock(); count += n; lock.unlock() }
-    var done: Int { lock.lock(); defer { lock.unlock() }; return count }
-    func finish(thread: (UInt64, Int, Int), max emitMax: UInt64) {
-        lock.lock(); sums = (sums.0 + thread.0, sums.1 + thread.1, sums.2 + thread.2); longest = max(longest, emitMax); lock.unlock()
+    func add(_ n: Int) {
+        lock.lock()
+        count += n
+        lock.unlock()
     }
-    var maxEmit: UInt64 { lock.lock(); defer { lock.unlock() }; return longest }
-    var totals: (UInt64, Int, Int) { lock.lock(); defer { lock.unlock() }; return sums }
+    var done: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return count
+    }
+    func finish(thread: (UInt64, Int, Int), max emitMax: UInt64) {
+        lock.lock()
+        sums = (sums.0 + thread.0, sums.1 + thread.1, sums.2 + thread.2)
+        longest = max(longest, emitMax)
+        lock.unlock()
+    }
+    var maxEmit: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return longest
+    }
+    var totals: (UInt64, Int, Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return sums
+    }
 }
 
 enum ProgressBar {
@@ -119,7 +139,9 @@ enum ProgressBar {
         let filled = Int(fraction * Double(width))
         let elapsed = ContinuousClock.now - start
         let seconds = max(1e-9, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-        let line = "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(String(format: "%3d", Int(fraction * 100)))%  \(done)/\(total) \(unit)  \(formatRate(Double(done) / seconds))/s "
+        let line =
+            "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] "
+            + "\(String(format: "%3d", Int(fraction * 100)))%  \(done)/\(total) \(unit)  \(formatRate(Double(done) / seconds))/s "
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 }

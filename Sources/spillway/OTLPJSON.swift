@@ -7,10 +7,17 @@ import Resilience
 enum OTLPJSON {
     static func traces(_ spans: [DecodedSpan]) -> [String: Any] {
         var order: [String] = []
-        var groups: [String: (resource: [String: AttributeValue], scopes: [String], byScope: [String: (name: String, version: String, spans: [[String: Any]])])] = [:]
+        var groups:
+            [String: (
+                resource: [String: AttributeValue], scopes: [String],
+                byScope: [String: (name: String, version: String, spans: [[String: Any]])]
+            )] = [:]
         for span in spans {
             let resourceKey = "\(span.resource.sorted { $0.key < $1.key })"
-            if groups[resourceKey] == nil { order.append(resourceKey); groups[resourceKey] = (span.resource, [], [:]) }
+            if groups[resourceKey] == nil {
+                order.append(resourceKey)
+                groups[resourceKey] = (span.resource, [], [:])
+            }
             let scopeKey = span.scopeName + "\u{0}" + span.scopeVersion
             if groups[resourceKey]!.byScope[scopeKey] == nil {
                 groups[resourceKey]!.scopes.append(scopeKey)
@@ -18,24 +25,33 @@ enum OTLPJSON {
             }
             groups[resourceKey]!.byScope[scopeKey]!.spans.append(encode(span))
         }
-        return ["resourceSpans": order.map { key in
-            let group = groups[key]!
-            return [
-                "resource": ["attributes": attributes(group.resource)],
-                "scopeSpans": group.scopes.map { scope -> [String: Any] in
-                    let s = group.byScope[scope]!
-                    return ["scope": ["name": s.name, "version": s.version], "spans": s.spans]
-                },
-            ] as [String: Any]
-        }]
+        return [
+            "resourceSpans": order.map { key in
+                let group = groups[key]!
+                return [
+                    "resource": ["attributes": attributes(group.resource)],
+                    "scopeSpans": group.scopes.map { scope -> [String: Any] in
+                        let s = group.byScope[scope]!
+                        return ["scope": ["name": s.name, "version": s.version], "spans": s.spans]
+                    }
+                ] as [String: Any]
+            }
+        ]
     }
 
     static func logs(_ records: [DecodedLogRecord]) -> [String: Any] {
         var order: [String] = []
-        var groups: [String: (resource: [String: AttributeValue], scopes: [String], byScope: [String: (name: String, version: String, records: [[String: Any]])])] = [:]
+        var groups:
+            [String: (
+                resource: [String: AttributeValue], scopes: [String],
+                byScope: [String: (name: String, version: String, records: [[String: Any]])]
+            )] = [:]
         for record in records {
             let resourceKey = "\(record.resource.sorted { $0.key < $1.key })"
-            if groups[resourceKey] == nil { order.append(resourceKey); groups[resourceKey] = (record.resource, [], [:]) }
+            if groups[resourceKey] == nil {
+                order.append(resourceKey)
+                groups[resourceKey] = (record.resource, [], [:])
+            }
             let scopeKey = record.scopeName + "\u{0}" + record.scopeVersion
             if groups[resourceKey]!.byScope[scopeKey] == nil {
                 groups[resourceKey]!.scopes.append(scopeKey)
@@ -43,16 +59,18 @@ enum OTLPJSON {
             }
             groups[resourceKey]!.byScope[scopeKey]!.records.append(encode(record))
         }
-        return ["resourceLogs": order.map { key in
-            let group = groups[key]!
-            return [
-                "resource": ["attributes": attributes(group.resource)],
-                "scopeLogs": group.scopes.map { scope -> [String: Any] in
-                    let s = group.byScope[scope]!
-                    return ["scope": ["name": s.name, "version": s.version], "logRecords": s.records]
-                },
-            ] as [String: Any]
-        }]
+        return [
+            "resourceLogs": order.map { key in
+                let group = groups[key]!
+                return [
+                    "resource": ["attributes": attributes(group.resource)],
+                    "scopeLogs": group.scopes.map { scope -> [String: Any] in
+                        let s = group.byScope[scope]!
+                        return ["scope": ["name": s.name, "version": s.version], "logRecords": s.records]
+                    }
+                ] as [String: Any]
+            }
+        ]
     }
 
     private static func encode(_ span: DecodedSpan) -> [String: Any] {
@@ -60,15 +78,23 @@ enum OTLPJSON {
             "traceId": "\(span.traceID)", "spanId": "\(span.spanID)", "name": span.name, "kind": Int(span.kind),
             "startTimeUnixNano": "\(span.startTimeUnixNano)", "endTimeUnixNano": "\(span.endTimeUnixNano)",
             "attributes": attributes(span.attributes), "droppedAttributesCount": Int(span.droppedAttributesCount),
-            "events": span.events.map { ["timeUnixNano": "\($0.timeUnixNano)", "name": $0.name, "attributes": attributes($0.attributes),
-                                         "droppedAttributesCount": Int($0.droppedAttributesCount)] as [String: Any] },
+            "events": span.events.map {
+                [
+                    "timeUnixNano": "\($0.timeUnixNano)", "name": $0.name, "attributes": attributes($0.attributes),
+                    "droppedAttributesCount": Int($0.droppedAttributesCount)
+                ] as [String: Any]
+            },
             "droppedEventsCount": Int(span.droppedEventsCount),
-            "links": span.links.map { ["traceId": "\($0.traceID)", "spanId": "\($0.spanID)", "traceState": $0.traceState,
-                                       "attributes": attributes($0.attributes), "droppedAttributesCount": Int($0.droppedAttributesCount),
-                                       "flags": Int($0.flags)] as [String: Any] },
+            "links": span.links.map {
+                [
+                    "traceId": "\($0.traceID)", "spanId": "\($0.spanID)", "traceState": $0.traceState,
+                    "attributes": attributes($0.attributes), "droppedAttributesCount": Int($0.droppedAttributesCount),
+                    "flags": Int($0.flags)
+                ] as [String: Any]
+            },
             "droppedLinksCount": Int(span.droppedLinksCount),
             "status": ["code": Int(span.statusCode), "message": span.statusMessage] as [String: Any],
-            "flags": Int(span.flags),
+            "flags": Int(span.flags)
         ]
         if span.parentSpanID.isValid { out["parentSpanId"] = "\(span.parentSpanID)" }
         if !span.traceState.isEmpty { out["traceState"] = span.traceState }
@@ -80,7 +106,7 @@ enum OTLPJSON {
             "timeUnixNano": "\(record.timeUnixNano)", "observedTimeUnixNano": "\(record.observedTimeUnixNano)",
             "severityNumber": Int(record.severityNumber), "severityText": record.severityText,
             "attributes": attributes(record.attributes), "droppedAttributesCount": Int(record.droppedAttributesCount),
-            "flags": Int(record.flags),
+            "flags": Int(record.flags)
         ]
         if let body = record.body { out["body"] = value(body) }
         if record.traceID.isValid { out["traceId"] = "\(record.traceID)" }

@@ -40,12 +40,18 @@ struct Receive: AsyncParsableCommand {
             receiver.behavior = failure != nil && elapsed >= from && elapsed < until ? failure! : .accept
             if start.duration(to: .now) - start.duration(to: lastReport) >= .milliseconds(Int64(every * 1000)) {
                 lastReport = .now
-                print(String(format: "t=%.0fs requests=%d spans=%d logs=%d", elapsed, receiver.requestCount, receiver.spanCount, receiver.logCount))
+                print(
+                    String(
+                        format: "t=%.0fs requests=%d spans=%d logs=%d", elapsed, receiver.requestCount, receiver.spanCount,
+                        receiver.logCount))
                 fflush(nil)
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        print("requests=\(receiver.requestCount) spans=\(receiver.spanCount) logs=\(receiver.logCount) statuses=\(receiver.diagnostics.statuses)")
+        print(
+            "requests=\(receiver.requestCount) spans=\(receiver.spanCount) logs=\(receiver.logCount) "
+                + "statuses=\(receiver.diagnostics.statuses)"
+        )
         try await receiver.stop()
     }
 }
@@ -53,6 +59,14 @@ struct Receive: AsyncParsableCommand {
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
 }

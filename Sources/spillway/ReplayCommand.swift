@@ -20,14 +20,17 @@ struct Replay: AsyncParsableCommand {
 
     @Argument(help: "Spill directories, signal directories, or segment files.") var paths: [String]
     @Option(help: "OTLP/HTTP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318).") var endpoint: String?
-    @Option(parsing: .unconditional, help: "Stop after this many seconds without an acknowledgement, leaving the rest on disk.") var giveUpAfter: Int = 60
+    @Option(parsing: .unconditional, help: "Stop after this many seconds without an acknowledgement, leaving the rest on disk.")
+    var giveUpAfter: Int = 60
     @Flag(help: "Replay the rejected and refused areas of a spill directory instead of the spilled one.") var rejected = false
     @Flag(help: "Replay even while a process holds the directory's lock (its open segments are skipped).") var force = false
     @Flag(help: "Send copies: write no progress, delete nothing.") var keep = false
     @Flag(help: "No progress bar.") var quiet = false
 
     func validate() throws {
-        guard giveUpAfter >= 1 && giveUpAfter <= 86_400 else { throw ValidationError("--give-up-after: seconds from 1 to 86400, got \(giveUpAfter)") }
+        guard giveUpAfter >= 1 && giveUpAfter <= 86_400 else {
+            throw ValidationError("--give-up-after: seconds from 1 to 86400, got \(giveUpAfter)")
+        }
     }
 
     func run() async throws {
@@ -48,7 +51,10 @@ struct Replay: AsyncParsableCommand {
             if held {
                 let who = holder.map { "process \($0)" } ?? "another process"
                 guard force else {
-                    printError("replay: \(directory) is being written by \(who) (\(SpillLayout.lockFileName)); stop it first, or pass --force to replay its sealed segments anyway")
+                    printError(
+                        "replay: \(directory) is being written by \(who) (\(SpillLayout.lockFileName)); stop it first, or pass "
+                            + "--force to replay its sealed segments anyway"
+                    )
                     throw ExitCode(1)
                 }
                 printError("replay: \(directory) is held by \(who); --force: replaying its sealed segments, skipping those being written")
@@ -79,7 +85,10 @@ struct Replay: AsyncParsableCommand {
                         printError("replay: \(location.path) was cut inside its header (nothing in it was durable); removed")
                         continue
                     }
-                    printError("replay: recovered \(location.path) left by a crash: \(grouped(recovery.records)) records kept, \(recovery.truncatedBytes) torn bytes cut")
+                    printError(
+                        "replay: recovered \(location.path) left by a crash: \(grouped(recovery.records)) records kept, "
+                            + "\(recovery.truncatedBytes) torn bytes cut"
+                    )
                     location.path = String(location.path.dropLast(".open".count)) + ".spill"
                 } catch {
                     printError("replay: cannot recover \(error); left as it is")
@@ -148,13 +157,16 @@ final class ReplaySession {
         self.total = total
     }
 
-    var isComplete: Bool { stopReason == nil && leftSegments.isEmpty && damagedKnown + damagedUnknown == 0 && refusedCopied + refusedLeft == 0 }
+    var isComplete: Bool {
+        stopReason == nil && leftSegments.isEmpty && damagedKnown + damagedUnknown == 0 && refusedCopied + refusedLeft == 0
+    }
 
     /// Replays one segment; `false` when the whole replay stops (gave up, misconfigured).
     func replay(_ location: SegmentLocation) async -> Bool {
         let cursor: SegmentCursor
         do {
-            cursor = try SegmentCursor(path: location.path, progress: keep ? SegmentProgress() : SegmentProgress.read(location.progressPath))
+            cursor = try SegmentCursor(
+                path: location.path, progress: keep ? SegmentProgress() : SegmentProgress.read(location.progressPath))
         } catch {
             printError("replay: \(error); left alone")
             leftSegments.append(location.path)
@@ -169,14 +181,17 @@ final class ReplaySession {
             switch entry {
             case .damaged(let damage):
                 if let records = damage.records { damagedKnown += records } else { damagedUnknown += 1 }
-                printError("\nreplay: \(location.path)@\(damage.offset): \(damage.reason); \(describeLost(damage.records)) lost, kept in the file")
+                printError(
+                    "\nreplay: \(location.path)@\(damage.offset): \(damage.reason); \(describeLost(damage.records)) lost, kept in the file")
             case .frame(let batch, let offset):
                 switch await send(batch) {
                 case .delivered(let rejected, let message):
                     delivered += batch.recordCount - rejected
                     if rejected > 0 {
                         refusedCopied += rejected
-                        copyRefused(batch, location: location, status: nil, message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(message)")
+                        copyRefused(
+                            batch, location: location, status: nil,
+                            message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(message)")
                     }
                 case .refused(let status, let message):
                     if location.area == .refused {
@@ -230,13 +245,16 @@ final class ReplaySession {
             do {
                 let response = try await chain.export(batch)
                 lastAcknowledged = .now
-                return .delivered(rejected: min(max(response.rejectedRecords, 0), batch.recordCount), message: response.errorMessage)
+                return .delivered(rejected: response.rejectedCount(of: batch.recordCount), message: response.errorMessage)
             } catch {
                 let kind = ExportFailureKind.classify(error)
                 let status = (error as? OTLPExportError)?.statusCode
                 switch kind {
                 case .misconfigured:
-                    return .stop("the collector refused the request: \(error). Check the endpoint and headers (OTEL_EXPORTER_OTLP_*); nothing was changed")
+                    return .stop(
+                        "the collector refused the request: \(error). Check the endpoint and headers (OTEL_EXPORTER_OTLP_*); "
+                            + "nothing was changed"
+                    )
                 case .permanent:
                     return .refused(status: status, message: "\(error)")
                 default:
@@ -245,12 +263,17 @@ final class ReplaySession {
                         return .stop("gave up after \(giveUpAfter.components.seconds) s without an acknowledgement (last error: \(error))")
                     }
                     var wait = (error as? ResilienceError)?.retryAfter ?? .seconds(1)
-                    if let floor = ((error as? OTLPExportError) ?? (error as? ResilienceError)?.cause as? OTLPExportError)?.retryAfterDelay() {
+                    if let floor = ((error as? OTLPExportError) ?? (error as? ResilienceError)?.cause as? OTLPExportError)?
+                        .retryAfterDelay()
+                    {
                         wait = max(wait, floor)
                     }
                     wait = min(max(wait, .milliseconds(100)), giveUpAfter - silent)
                     if showProgress {
-                        printError("\rreplay: waiting for the collector (\(kind)): next try in \(wait.components.seconds) s; giving up in \((giveUpAfter - silent).components.seconds) s    ")
+                        printError(
+                            "\rreplay: waiting for the collector (\(kind)): next try in \(wait.components.seconds) s; giving up "
+                                + "in \((giveUpAfter - silent).components.seconds) s    "
+                        )
                     }
                     try? await Task.sleep(for: wait)
                 }
@@ -264,13 +287,16 @@ final class ReplaySession {
         let directory = SpillLayout.directory(spillDirectory, .refused, batch.signal)
         guard !keep else { return }
         do {
-            let writer = try refusedWriters[directory] ?? {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                let next = (SpillLayout.list(directory).compactMap { SpillLayout.parse($0)?.sequence }.max() ?? 0) + 1
-                return try SegmentWriter(
-                    directory: directory, signal: batch.signal, firstSegment: next,
-                    configuration: SpillConfiguration(directory: spillDirectory, durability: .always), rejectedArea: true)
-            }()
+            let writer =
+                try refusedWriters[directory]
+                ?? {
+                    try FileManager.default.createDirectory(
+                        atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                    let next = (SpillLayout.list(directory).compactMap { SpillLayout.parse($0)?.sequence }.max() ?? 0) + 1
+                    return try SegmentWriter(
+                        directory: directory, signal: batch.signal, firstSegment: next,
+                        configuration: SpillConfiguration(directory: spillDirectory, durability: .always), rejectedArea: true)
+                }()
             refusedWriters[directory] = writer
             let placement = try writer.append(batch)
             SpillLayout.appendLine(
@@ -293,16 +319,25 @@ final class ReplaySession {
     }
 
     func summary(segments: Int) -> String {
-        var lines = ["replay: \(grouped(delivered)) records acknowledged from \(segments) segments; \(deleted) deleted, \(quarantined) kept as .damaged"]
+        var lines = [
+            "replay: \(grouped(delivered)) records acknowledged from \(segments) segments; \(deleted) deleted, \(quarantined) "
+                + "kept as .damaged"
+        ]
         if damagedKnown + damagedUnknown > 0 {
-            lines.append("damaged: \(grouped(damagedKnown)) records lost\(damagedUnknown > 0 ? ", and \(damagedUnknown) damaged stretches of an unknown number of records" : "")")
+            lines.append(
+                "damaged: \(grouped(damagedKnown)) records "
+                    + "lost\(damagedUnknown > 0 ? ", and \(damagedUnknown) damaged stretches of an unknown number of records" : "")"
+            )
         }
         if refusedCopied > 0 { lines.append("refused by the collector: \(grouped(refusedCopied)) records, copies kept in refused/") }
         if refusedLeft > 0 { lines.append("refused again: \(grouped(refusedLeft)) records, left in place") }
         if let stopReason { lines.append("stopped: \(stopReason)") }
         if !leftSegments.isEmpty {
             let left = max(0, total - delivered - refusedCopied - damagedKnown)
-            lines.append("left on disk: \(grouped(left)) records in \(leftSegments.count) segments (progress kept: a rerun resumes), in \(Set(leftSegments.map { ($0 as NSString).deletingLastPathComponent }).sorted().joined(separator: ", "))")
+            lines.append(
+                "left on disk: \(grouped(left)) records in \(leftSegments.count) segments (progress kept: a rerun resumes), in "
+                    + "\(Set(leftSegments.map { ($0 as NSString).deletingLastPathComponent }).sorted().joined(separator: ", "))"
+            )
         }
         return lines.joined(separator: "\n")
     }

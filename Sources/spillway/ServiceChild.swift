@@ -1,9 +1,4 @@
 import ArgumentParser
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 import Resilience
 import ServiceLifecycle
@@ -11,6 +6,12 @@ import SpillwayIntegration
 import Synchronization
 import Tracing
 import UnixSignals
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The child half of the lifecycle test: bootstraps swift-log and swift-distributed-tracing
 /// through ``Spillway/bootstrap(configuration:exporter:logLevel:logging:tracing:metrics:)``
@@ -39,13 +40,17 @@ struct ServiceChild: AsyncParsableCommand {
             }
         }
         let emitter = Emitter()
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: pipeline), .init(service: source), .init(service: emitter)],
-            gracefulShutdownSignals: [.sigterm], logger: Logger(label: "service-child")))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: pipeline), .init(service: source), .init(service: emitter)],
+                gracefulShutdownSignals: [.sigterm], logger: Logger(label: "service-child")))
         try await group.run()
         let stats = pipeline.stats()
         say("emitted \(emitter.count.load(ordering: .relaxed))")
-        say("books spans \(stats.spans.emitted) \(stats.spans.exported) \(stats.spans.droppedTotal) logs \(stats.logs.emitted) \(stats.logs.exported) \(stats.logs.droppedTotal)")
+        say(
+            "books spans \(stats.spans.emitted) \(stats.spans.exported) \(stats.spans.droppedTotal) logs \(stats.logs.emitted) "
+                + "\(stats.logs.exported) \(stats.logs.droppedTotal)"
+        )
     }
 }
 

@@ -57,7 +57,9 @@ struct SpillPaths {
         for raw in paths {
             let path = raw.count > 1 && raw.hasSuffix("/") ? String(raw.dropLast()) : raw
             guard SpillLayout.exists(path) else { throw SpillPathError(description: "\(raw): no such file or directory") }
-            guard access(path, R_OK) == 0 else { throw SpillPathError(description: "\(raw): not readable (\(String(cString: strerror(errno))))") }
+            guard access(path, R_OK) == 0 else {
+                throw SpillPathError(description: "\(raw): not readable (\(String(cString: strerror(errno))))")
+            }
             if !SpillLayout.isDirectory(path) {
                 result.add(file: path, explicit: true)
                 continue

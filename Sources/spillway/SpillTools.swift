@@ -64,40 +64,59 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let found: SpillPaths
-        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases)) } catch { printError("inspect: \(error)"); throw ExitCode(1) }
+        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases)) } catch {
+            printError("inspect: \(error)")
+            throw ExitCode(1)
+        }
         var total = (segments: 0, frames: 0, records: 0, raw: 0, compressed: 0, damaged: 0)
-        print("segment".padding(toLength: 44, withPad: " ", startingAt: 0) + " area      signal  frames    records          raw   compressed  created              state")
+        print(
+            "segment".padding(toLength: 44, withPad: " ", startingAt: 0)
+                + " area      signal  frames    records          raw   compressed  created              state")
         var notes: [String] = []
         for location in found.segments {
             let summary = SegmentSummary.read(location, decompress: true)
             guard let header = summary.header else { continue }
             let created = Date(timeIntervalSince1970: Double(header.createdNanos) / 1e9)
             let stamp = ISO8601DateFormatter().string(from: created)
-            print(location.displayName.padding(toLength: 44, withPad: " ", startingAt: 0)
-                  + " \(location.area.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(header.signal.description.padding(toLength: 6, withPad: " ", startingAt: 0))"
-                  + String(format: " %7d %10d %12d %12d", summary.frames, summary.records, summary.raw, summary.compressed)
-                  + "  \(stamp)  \(state(of: location))")
+            print(
+                location.displayName.padding(toLength: 44, withPad: " ", startingAt: 0)
+                    + " \(location.area.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) "
+                    + "\(header.signal.description.padding(toLength: 6, withPad: " ", startingAt: 0))"
+                    + String(format: " %7d %10d %12d %12d", summary.frames, summary.records, summary.raw, summary.compressed)
+                    + "  \(stamp)  \(state(of: location))")
             if let signal = location.signalFromPath, signal != header.signal {
                 notes.append("\(location.path): in a \(signal) directory, but its header says \(header.signal) (the header wins)")
             }
             for damage in summary.damage {
                 let what = damage.isTornTail && location.isOpen ? "torn tail (recovery cuts it)" : damage.reason
-                notes.append("\(location.path)@\(damage.offset): \(what), \(grouped(Int(damage.length))) bytes, \(describeLost(damage.records)) lost")
+                notes.append(
+                    "\(location.path)@\(damage.offset): \(what), \(grouped(Int(damage.length))) bytes, \(describeLost(damage.records)) lost"
+                )
             }
             if location.isQuarantined {
-                notes.append("\(location.path): quarantined: replay delivered its intact frames and kept it for its \(summary.damage.count) damaged stretches")
+                notes.append(
+                    "\(location.path): quarantined: replay delivered its intact frames and kept it for its "
+                        + "\(summary.damage.count) damaged stretches"
+                )
             }
             if let answers = SpillLayout.read(location.rejectionsPath), location.area != .spilled {
                 let lines = answers.split(separator: "\n")
                 if let last = lines.last { notes.append("\(location.path): \(lines.count) refused requests; the last answer: \(last)") }
             }
-            total.segments += 1; total.frames += summary.frames; total.records += summary.records
-            total.raw += summary.raw; total.compressed += summary.compressed; total.damaged += summary.damage.count
+            total.segments += 1
+            total.frames += summary.frames
+            total.records += summary.records
+            total.raw += summary.raw
+            total.compressed += summary.compressed
+            total.damaged += summary.damage.count
         }
         for (path, reason) in found.foreign { notes.append("\(path): \(reason); left alone") }
         for note in notes { print(note) }
         let ratio = total.compressed > 0 ? String(format: "%.1f", Double(total.raw) / Double(total.compressed)) : "-"
-        print("total: \(total.segments) segments, \(grouped(total.frames)) frames, \(grouped(total.records)) records, \(grouped(total.raw)) bytes raw, \(grouped(total.compressed)) compressed (\(ratio)×), \(total.damaged) damaged")
+        print(
+            "total: \(total.segments) segments, \(grouped(total.frames)) frames, \(grouped(total.records)) records, "
+                + "\(grouped(total.raw)) bytes raw, \(grouped(total.compressed)) compressed (\(ratio)×), \(total.damaged) damaged"
+        )
         if !found.foreign.isEmpty { throw ExitCode(1) }
     }
 }
@@ -105,18 +124,25 @@ struct Inspect: ParsableCommand {
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every frame of spill segments; exit 1 on any damage.",
-        discussion: "Damage, quarantined segments (.damaged), records counts that disagree with the request, and files that are not segments are problems. A torn tail of an .open segment is noted, not a problem: recovery cuts it.")
+        discussion:
+            "Damage, quarantined segments (.damaged), records counts that disagree with the request, and files that are not "
+            + "segments are problems. A torn tail of an .open segment is noted, not a problem: recovery cuts it."
+    )
 
     @Argument(help: "Spill directories, signal directories, or segment files.") var paths: [String]
 
     func run() throws {
         let found: SpillPaths
-        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases)) } catch { printError("verify: \(error)"); throw ExitCode(1) }
+        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases)) } catch {
+            printError("verify: \(error)")
+            throw ExitCode(1)
+        }
         var problems = 0, frames = 0, records = 0
         for location in found.segments {
             guard let cursor = try? SegmentCursor(path: location.path) else { continue }
             if let signal = location.signalFromPath, signal != cursor.reader.signal {
-                print("\(location.path): in a \(signal) directory, but its header says \(cursor.reader.signal) (a warning: the header wins)")
+                print(
+                    "\(location.path): in a \(signal) directory, but its header says \(cursor.reader.signal) (a warning: the header wins)")
             }
             while let entry = cursor.next() {
                 switch entry {
@@ -125,11 +151,17 @@ struct Verify: ParsableCommand {
                     records += batch.recordCount
                 case .damaged(let damage):
                     if damage.isTornTail && location.isOpen {
-                        print("\(location.path)@\(damage.offset): torn tail of an .open segment (\(damage.length) bytes, \(describeLost(damage.records))); recovery cuts it")
+                        print(
+                            "\(location.path)@\(damage.offset): torn tail of an .open segment (\(damage.length) bytes, "
+                                + "\(describeLost(damage.records))); recovery cuts it"
+                        )
                         continue
                     }
                     problems += 1
-                    print("\(location.path)@\(damage.offset): \(damage.reason) (\(grouped(Int(damage.length))) bytes, \(describeLost(damage.records)) lost)")
+                    print(
+                        "\(location.path)@\(damage.offset): \(damage.reason) (\(grouped(Int(damage.length))) bytes, "
+                            + "\(describeLost(damage.records)) lost)"
+                    )
                 }
             }
             if location.isQuarantined {
@@ -149,7 +181,10 @@ struct Verify: ParsableCommand {
 struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print spill segments as JSON lines, or as OTLP/JSON requests.",
-        discussion: "Streams: memory stays flat whatever the size of the segments. Damage is reported on standard error; exit status 1 if there was any.")
+        discussion:
+            "Streams: memory stays flat whatever the size of the segments. Damage is reported on standard error; exit status 1 if "
+            + "there was any."
+    )
 
     @Argument(help: "Spill directories, signal directories, or segment files.") var paths: [String]
     @Option(help: "jsonl (one record per line) or otlp-json (one OTLP/JSON request per frame and line).") var format = "jsonl"
@@ -180,8 +215,10 @@ struct Decode: ParsableCommand {
                 case .frame(let frame):
                     do {
                         if format == "otlp-json" {
-                            let object = reader.signal == .logs
-                                ? OTLPJSON.logs(try OTLPDecoding.logRecords(from: frame.body)) : OTLPJSON.traces(try OTLPDecoding.spans(from: frame.body))
+                            let object =
+                                reader.signal == .logs
+                                ? OTLPJSON.logs(try OTLPDecoding.logRecords(from: frame.body))
+                                : OTLPJSON.traces(try OTLPDecoding.spans(from: frame.body))
                             out.write(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
                         } else {
                             _ = try out.records(frame.body, signal: reader.signal, batch: frame.batchSequence)

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import Synchronization
 import Resilience
 import ResilienceTesting
+import Synchronization
 
 @main
 struct Spillway: AsyncParsableCommand {
@@ -14,7 +14,10 @@ struct Spillway: AsyncParsableCommand {
             refused; a path that is not a spill segment or directory); 64 a usage error; 130 interrupted (load).
             """,
         version: spillwayVersion,
-        subcommands: [Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self, SpillChild.self, ServiceChild.self])
+        subcommands: [
+            Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self, SpillChild.self,
+            ServiceChild.self
+        ])
 }
 
 struct LoadOptions: ParsableArguments {
@@ -32,7 +35,9 @@ struct LoadOptions: ParsableArguments {
             throw ValidationError("\(name): a count from 0 to \(grouped(Self.maximumRecords)), got \(value)")
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads: from 1 to 1024, got \(threads)") }
-        guard rate.isFinite, rate >= 0, rate <= 1e9 else { throw ValidationError("--rate: records per second from 0 (unlimited) to 1e9, got \(rate)") }
+        guard rate.isFinite, rate >= 0, rate <= 1e9 else {
+            throw ValidationError("--rate: records per second from 0 (unlimited) to 1e9, got \(rate)")
+        }
     }
 
     var generator: LoadGenerator {
@@ -72,7 +77,9 @@ struct Load: AsyncParsableCommand {
     @OptionGroup var load: LoadOptions
 
     func validate() throws {
-        guard (1...3600).contains(drainTimeout) else { throw ValidationError("--drain-timeout: seconds from 1 to 3600, got \(drainTimeout)") }
+        guard (1...3600).contains(drainTimeout) else {
+            throw ValidationError("--drain-timeout: seconds from 1 to 3600, got \(drainTimeout)")
+        }
     }
 
     func run() async throws {
@@ -105,19 +112,24 @@ struct Load: AsyncParsableCommand {
         let backlogDeadline = ContinuousClock.now + .seconds(waitForBacklog)
         while waitForBacklog > 0 && !interrupted.isSet && ContinuousClock.now < backlogDeadline {
             let stats = pipeline.stats()
-            if stats.spans.onDisk + stats.logs.onDisk == 0 && stats.spans.pending + stats.logs.pending == 0 && stats.ringBytesInUse == 0 { break }
+            if stats.spans.onDisk + stats.logs.onDisk == 0 && stats.spans.pending + stats.logs.pending == 0 && stats.ringBytesInUse == 0 {
+                break
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         _ = try? await reconfigure?.value
         // Shutdown exports what is left (or spills it); say what it is waiting for meanwhile.
         let shutdown = Task { await pipeline.shutdown(deadline: .now + .seconds(drainTimeout)) }
-        let waiting = load.quiet ? nil : Task {
-            try await Task.sleep(for: .seconds(1))
-            while !Task.isCancelled {
-                printError("\r" + waitingStatus(pipeline.stats()) + "    ", terminator: "")
+        let waiting =
+            load.quiet
+            ? nil
+            : Task {
                 try await Task.sleep(for: .seconds(1))
+                while !Task.isCancelled {
+                    printError("\r" + waitingStatus(pipeline.stats()) + "    ", terminator: "")
+                    try await Task.sleep(for: .seconds(1))
+                }
             }
-        }
         let summary = await shutdown.value
         if let waiting {
             waiting.cancel()
@@ -125,13 +137,22 @@ struct Load: AsyncParsableCommand {
         }
         _ = interrupts
         let stats = summary.stats
-        print("emitted:  \(stats.spans.emitted) spans, \(stats.logs.emitted) logs in \(String(format: "%.2f", seconds(result.elapsed))) s (\(formatRate(Double(result.emitted) / seconds(result.elapsed)))/s)")
+        print(
+            "emitted:  \(stats.spans.emitted) spans, \(stats.logs.emitted) logs in "
+                + "\(String(format: "%.2f", seconds(result.elapsed))) s (\(formatRate(Double(result.emitted) / seconds(result.elapsed)))/s)"
+        )
         print("exported: \(stats.spans.exported) spans, \(stats.logs.exported) logs")
         print("dropped:  \(dropped(stats.spans)) spans, \(dropped(stats.logs)) logs")
-        print("exports:  \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips\(stats.lastError.map { "; last error: \($0)" } ?? "")")
+        print(
+            "exports:  \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, "
+                + "\(stats.circuitBreakerTrips) breaker trips\(stats.lastError.map { "; last error: \($0)" } ?? "")"
+        )
         print("events:   \(events.summary)")
         if stats.spans.spilled + stats.logs.spilled + stats.spans.rejected + stats.logs.rejected > 0 {
-            print("spilled:  \(stats.spans.spilled) spans, \(stats.logs.spilled) logs; on disk now: \(stats.spans.onDisk) spans, \(stats.logs.onDisk) logs")
+            print(
+                "spilled:  \(stats.spans.spilled) spans, \(stats.logs.spilled) logs; on disk now: \(stats.spans.onDisk) spans, "
+                    + "\(stats.logs.onDisk) logs"
+            )
         }
         if summary.deadlineExceeded { print("shutdown: the \(drainTimeout) s drain deadline passed") }
         if json { print(jsonSummary(stats, result)) }
@@ -140,7 +161,8 @@ struct Load: AsyncParsableCommand {
             throw ExitCode(130)
         }
         // Exit 0 when every record was exported or is safe on disk, and nothing was dropped.
-        let complete = stats.spans.droppedTotal + stats.logs.droppedTotal == 0
+        let complete =
+            stats.spans.droppedTotal + stats.logs.droppedTotal == 0
             && stats.spans.exported + stats.spans.onDisk - stats.spans.recovered >= load.spans
             && stats.logs.exported + stats.logs.onDisk - stats.logs.recovered >= load.logs
         if !complete { throw ExitCode(1) }
@@ -151,11 +173,14 @@ struct Load: AsyncParsableCommand {
 func jsonSummary(_ stats: PipelineStats, _ result: LoadGenerator.Result) -> String {
     func signal(_ s: PipelineStats.Signal) -> String {
         let dropped = s.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
-        return "{\"emitted\":\(s.emitted),\"exported\":\(s.exported),\"dropped\":{\(dropped)},\"spilled\":\(s.spilled),\"rejected\":\(s.rejected),"
+        return
+            "{\"emitted\":\(s.emitted),\"exported\":\(s.exported),\"dropped\":{\(dropped)},\"spilled\":\(s.spilled),"
+            + "\"rejected\":\(s.rejected),"
             + "\"replayed\":\(s.replayed),\"recovered\":\(s.recovered),\"on_disk\":\(s.onDisk),\"pending\":\(s.pending)}"
     }
     return "{\"spans\":\(signal(stats.spans)),\"logs\":\(signal(stats.logs)),\"attempts\":\(stats.exportAttempts),"
-        + "\"emit_max_ns\":\(result.emitNanosecondsMax),\"emit_ns\":\(Int(result.emitNanosecondsPerRecord)),\"elapsed_s\":\(seconds(result.elapsed))}"
+        + "\"emit_max_ns\":\(result.emitNanosecondsMax),\"emit_ns\":\(Int(result.emitNanosecondsPerRecord)),"
+        + "\"elapsed_s\":\(seconds(result.elapsed))}"
 }
 
 /// `0`, or `12 (ring_full 10, shutdown 2)`.
@@ -214,7 +239,10 @@ struct Demo: AsyncParsableCommand {
         configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 5, cooldown: .milliseconds(500))
         configuration.traces.maxConcurrentExports = 4
         let pipeline = try TelemetryPipeline(configuration: configuration)
-        print("spillway demo: receiver at \(receiver.endpoint)\(faults > 0 ? " failing \(Int(faults * 100)) % of requests (503 or reset)" : ""); emitting \(load.spans) spans and \(load.logs) logs from \(load.threads) thread(s)")
+        let failing = faults > 0 ? " failing \(Int(faults * 100)) % of requests (503 or reset)" : ""
+        print(
+            "spillway demo: receiver at \(receiver.endpoint)\(failing); "
+                + "emitting \(load.spans) spans and \(load.logs) logs from \(load.threads) thread(s)")
         fflush(nil)  // stdout before the progress bar on standard error
         let start = ContinuousClock.now
         let result = load.generator.run(pipeline: pipeline)
@@ -226,15 +254,18 @@ struct Demo: AsyncParsableCommand {
         let logs = receiver.sequenceReport(expected: load.logs, signal: .logs)
         let stats = summary.stats
         let lost = spans.missing + logs.missing
-        print("""
+        print(
+            """
 
             emitted:     \(stats.spans.emitted) spans, \(stats.logs.emitted) logs
             received:    \(receiver.spanCount) spans, \(receiver.logCount) logs (\(receiver.acceptedRequestCount) requests)
             lost:        \(lost)   (by spillway.load.seq: spans \(spans); logs \(logs))
             dropped:     \(dropped(stats.spans)) spans, \(dropped(stats.logs)) logs
-            exports:     \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips
+            exports:     \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \
+            \(stats.circuitBreakerTrips) breaker trips
             events:      \(events.summary)
-            throughput:  \(formatRate(Double(load.spans + load.logs) / seconds(elapsed))) records/s end to end (\(String(format: "%.2f", seconds(elapsed))) s)
+            throughput:  \(formatRate(Double(load.spans + load.logs) / seconds(elapsed))) records/s end to end \
+            (\(String(format: "%.2f", seconds(elapsed))) s)
             emit:        \(String(format: "%.0f", result.emitNanosecondsPerRecord)) ns/op on the emitting thread(s)
             """)
         if lost > 0 || spans.duplicates + logs.duplicates > 0 { throw ExitCode(1) }

@@ -23,20 +23,24 @@ final class TestRing: @unchecked Sendable {
     func drainAll(maxBytes: Int = .max) -> [(Int32, [UInt8])] {
         let sink = RecordSink()
         let context = Unmanaged.passUnretained(sink).toOpaque()
-        while crb_drain(ring, { run, length, _, context in
-            let sink = Unmanaged<RecordSink>.fromOpaque(context!).takeUnretainedValue()
-            sink.runs += 1
-            var offset = 0
-            while offset < length {
-                let record = run! + offset
-                let type = crb_record_type(record)
-                if type != CRB_PADDING_TYPE {
-                    let payload = Array(UnsafeBufferPointer(start: record + Int(CRB_HEADER_LENGTH), count: Int(crb_record_length(record))))
-                    sink.records.append((type, payload))
+        while crb_drain(
+            ring,
+            { run, length, _, context in
+                let sink = Unmanaged<RecordSink>.fromOpaque(context!).takeUnretainedValue()
+                sink.runs += 1
+                var offset = 0
+                while offset < length {
+                    let record = run! + offset
+                    let type = crb_record_type(record)
+                    if type != CRB_PADDING_TYPE {
+                        let payload = Array(
+                            UnsafeBufferPointer(start: record + Int(CRB_HEADER_LENGTH), count: Int(crb_record_length(record))))
+                        sink.records.append((type, payload))
+                    }
+                    offset += Int(crb_record_stride(record))
                 }
-                offset += Int(crb_record_stride(record))
-            }
-        }, context, maxBytes) > 0 {}
+            }, context, maxBytes) > 0
+        {}
         return sink.records
     }
 }
@@ -110,7 +114,10 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
                     written += 1
                 } else {
                     let got = ring.drainAll()
-                    if got.isEmpty { mismatches.append("size \(size): full and nothing to drain"); break }
+                    if got.isEmpty {
+                        mismatches.append("size \(size): full and nothing to drain")
+                        break
+                    }
                     check(got)
                 }
             }
@@ -217,7 +224,10 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
                     var claim = crb_claim_t()
                     var rc: Int32
                     repeat { rc = crb_claim_mpsc(ring.ring, Int32(producer + 1), 16, &claim) } while rc == -ENOSPC
-                    if rc == -ETIMEDOUT { timeouts += 1; continue }
+                    if rc == -ETIMEDOUT {
+                        timeouts += 1
+                        continue
+                    }
                     let data = UnsafeMutableRawPointer(claim.data!)
                     data.storeBytes(of: UInt64(producer) << 32 | UInt64(seq), as: UInt64.self)
                     data.storeBytes(of: UInt64(seq) &* 0x9E37_79B9, toByteOffset: 8, as: UInt64.self)
@@ -229,28 +239,35 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
             }
         }
         threads.forEach { $0.start() }
-        final class Seen { var records: [Set<UInt64>] = [[], []]; var bad = 0; var unblocked = 0 }
+        final class Seen {
+            var records: [Set<UInt64>] = [[], []]
+            var bad = 0
+            var unblocked = 0
+        }
         let seen = Seen()
         let context = Unmanaged.passUnretained(seen).toOpaque()
         while true {
             let finished = done.value == producers
-            let n = crb_drain(ring.ring, { run, length, _, context in
-                let seen = Unmanaged<Seen>.fromOpaque(context!).takeUnretainedValue()
-                var offset = 0
-                while offset < length {
-                    let record = run! + offset
-                    offset += Int(crb_record_stride(record))
-                    let type = crb_record_type(record)
-                    if type == CRB_PADDING_TYPE { continue }
-                    let payload = UnsafeRawPointer(record + Int(CRB_HEADER_LENGTH))
-                    let id = payload.loadUnaligned(as: UInt64.self)
-                    let producer = Int(id >> 32), seq = id & 0xFFFF_FFFF
-                    if type != Int32(producer + 1) || payload.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != seq &* 0x9E37_79B9
-                        || !seen.records[producer].insert(seq).inserted {
-                        seen.bad += 1
+            let n = crb_drain(
+                ring.ring,
+                { run, length, _, context in
+                    let seen = Unmanaged<Seen>.fromOpaque(context!).takeUnretainedValue()
+                    var offset = 0
+                    while offset < length {
+                        let record = run! + offset
+                        offset += Int(crb_record_stride(record))
+                        let type = crb_record_type(record)
+                        if type == CRB_PADDING_TYPE { continue }
+                        let payload = UnsafeRawPointer(record + Int(CRB_HEADER_LENGTH))
+                        let id = payload.loadUnaligned(as: UInt64.self)
+                        let producer = Int(id >> 32), seq = id & 0xFFFF_FFFF
+                        if type != Int32(producer + 1) || payload.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != seq &* 0x9E37_79B9
+                            || !seen.records[producer].insert(seq).inserted
+                        {
+                            seen.bad += 1
+                        }
                     }
-                }
-            }, context, 1 << 12)
+                }, context, 1 << 12)
             if n == 0 {
                 if finished && crb_size(ring.ring) == 0 { break }
                 if crb_unblock(ring.ring) == 1 { seen.unblocked += 1 }
@@ -258,7 +275,9 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
         }
         #expect(seen.bad == 0)
         let delivered = seen.records.map(\.count).reduce(0, +)
-        #expect(delivered + refused.value == producers * perProducer, "delivered \(delivered), told \(refused.value), unblocked \(seen.unblocked)")
+        #expect(
+            delivered + refused.value == producers * perProducer,
+            "delivered \(delivered), told \(refused.value), unblocked \(seen.unblocked)")
         #expect(seen.unblocked > 0, "the race was exercised")
     }
 
@@ -279,11 +298,13 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
         for i in 0..<10 { #expect(ring.write(pattern(24, seed: i)) == 0) }
         let sink = RecordSink()
         let context = Unmanaged.passUnretained(sink).toOpaque()
-        let n = crb_drain(ring.ring, { _, length, records, context in
-            let sink = Unmanaged<RecordSink>.fromOpaque(context!).takeUnretainedValue()
-            sink.runs += 1
-            #expect(length == Int(records) * 32)
-        }, context, 100)
+        let n = crb_drain(
+            ring.ring,
+            { _, length, records, context in
+                let sink = Unmanaged<RecordSink>.fromOpaque(context!).takeUnretainedValue()
+                sink.runs += 1
+                #expect(length == Int(records) * 32)
+            }, context, 100)
         #expect(n == 3)  // 3 × 32 bytes fit in 100
         #expect(sink.runs == 1)
         #expect(ring.drainAll().count == 7)
@@ -309,7 +330,9 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
                         bytes[12] = UInt8(truncatingIfNeeded: seq &* 7 &+ producer)
                         bytes[size - 1] = UInt8(truncatingIfNeeded: seq)
                     }
-                    while record.withUnsafeBytes({ crb_write_mpsc(ring.ring, Int32(producer + 1), $0.baseAddress, UInt32(size)) }) == -ENOSPC {
+                    while record.withUnsafeBytes({ crb_write_mpsc(ring.ring, Int32(producer + 1), $0.baseAddress, UInt32(size)) })
+                        == -ENOSPC
+                    {
                         fullCount.add(1)
                         sched_yield()
                     }
@@ -319,33 +342,41 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
         }
         threads.forEach { $0.start() }
 
-        final class Check { var next: [UInt64]; var bad = 0; var total = 0; init(_ n: Int) { next = .init(repeating: 0, count: n) } }
+        final class Check {
+            var next: [UInt64]
+            var bad = 0
+            var total = 0
+            init(_ n: Int) { next = .init(repeating: 0, count: n) }
+        }
         let check = Check(producers)
         let context = Unmanaged.passUnretained(check).toOpaque()
         while true {
             let finished = done.value == producers
-            let n = crb_drain(ring.ring, { run, length, _, context in
-                let check = Unmanaged<Check>.fromOpaque(context!).takeUnretainedValue()
-                var offset = 0
-                while offset < length {
-                    let record = run! + offset
-                    offset += Int(crb_record_stride(record))
-                    let type = crb_record_type(record)
-                    if type == CRB_PADDING_TYPE { continue }
-                    let payload = UnsafeRawPointer(record + Int(CRB_HEADER_LENGTH))
-                    let size = Int(crb_record_length(record))
-                    let producer = Int(payload.loadUnaligned(as: UInt32.self))
-                    let seq = payload.loadUnaligned(fromByteOffset: 4, as: UInt64.self)
-                    let expectedSize = 16 + (Int(seq) % 23) * 8 + (Int(seq) % 7)
-                    if type != Int32(producer + 1) || seq != check.next[producer] || size != expectedSize
-                        || payload.load(fromByteOffset: 12, as: UInt8.self) != UInt8(truncatingIfNeeded: Int(seq) &* 7 &+ producer)
-                        || payload.load(fromByteOffset: size - 1, as: UInt8.self) != UInt8(truncatingIfNeeded: seq) {
-                        check.bad += 1
+            let n = crb_drain(
+                ring.ring,
+                { run, length, _, context in
+                    let check = Unmanaged<Check>.fromOpaque(context!).takeUnretainedValue()
+                    var offset = 0
+                    while offset < length {
+                        let record = run! + offset
+                        offset += Int(crb_record_stride(record))
+                        let type = crb_record_type(record)
+                        if type == CRB_PADDING_TYPE { continue }
+                        let payload = UnsafeRawPointer(record + Int(CRB_HEADER_LENGTH))
+                        let size = Int(crb_record_length(record))
+                        let producer = Int(payload.loadUnaligned(as: UInt32.self))
+                        let seq = payload.loadUnaligned(fromByteOffset: 4, as: UInt64.self)
+                        let expectedSize = 16 + (Int(seq) % 23) * 8 + (Int(seq) % 7)
+                        if type != Int32(producer + 1) || seq != check.next[producer] || size != expectedSize
+                            || payload.load(fromByteOffset: 12, as: UInt8.self) != UInt8(truncatingIfNeeded: Int(seq) &* 7 &+ producer)
+                            || payload.load(fromByteOffset: size - 1, as: UInt8.self) != UInt8(truncatingIfNeeded: seq)
+                        {
+                            check.bad += 1
+                        }
+                        check.next[producer] = seq + 1
+                        check.total += 1
                     }
-                    check.next[producer] = seq + 1
-                    check.total += 1
-                }
-            }, context, 1 << 14)
+                }, context, 1 << 14)
             if n == 0 {
                 if finished { break }
                 sched_yield()
@@ -363,8 +394,16 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     init() { storage.initialize(to: 0) }
     deinit { storage.deallocate() }
-    func add(_ n: Int) { lock.lock(); storage.pointee += n; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return storage.pointee }
+    func add(_ n: Int) {
+        lock.lock()
+        storage.pointee += n
+        lock.unlock()
+    }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage.pointee
+    }
 }
 
 /// Proves that the ThreadSanitizer step of `make test` can fail: this test races on purpose

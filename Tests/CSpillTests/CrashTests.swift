@@ -25,14 +25,20 @@ import Testing
             let output = Pipe()
             child.standardOutput = output
             try child.run()
-            usleep(UInt32.random(in: 20_000...250_000, using: &generator))
+            // The kill comes at a random moment after the child's first durable frame, not after
+            // its start: on a loaded machine a start can take longer than the whole random window.
+            // (`availableData` returns with the first write, or empty at the child's exit.)
+            let reader = output.fileHandleForReading
+            let first = reader.availableData
+            usleep(UInt32.random(in: 0...200_000, using: &generator))
             kill(child.processIdentifier, SIGKILL)
             child.waitUntilExit()
-            let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-            let durable = Set(lines.compactMap { line -> Int? in
-                let parts = line.split(separator: " ")
-                return parts.count == 4 && parts[0] == "durable" ? Int(parts[1]) : nil
-            })
+            let lines = String(decoding: first + reader.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+            let durable = Set(
+                lines.compactMap { line -> Int? in
+                    let parts = line.split(separator: " ")
+                    return parts.count == 4 && parts[0] == "durable" ? Int(parts[1]) : nil
+                })
             totalDurable += durable.count
 
             var found: [Int: [UInt8]] = [:]
@@ -45,14 +51,18 @@ import Testing
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
                 #expect(name.hasSuffix(".spill"), "run \(run): \(name) left after recovery")
                 var reader: OpaquePointer?
-                guard csp_reader_open(directory + "/" + name, &reader, nil) == 0 else { Issue.record("run \(run): \(name) unreadable"); continue }
+                guard csp_reader_open(directory + "/" + name, &reader, nil) == 0 else {
+                    Issue.record("run \(run): \(name) unreadable")
+                    continue
+                }
                 while true {
                     var frame = csp_frame_t()
                     let rc = csp_reader_next(reader, &frame)
                     if rc == 0 { break }
                     #expect(rc == 1, "run \(run): \(name) has damage at \(frame.offset) after recovery (\(rc))")
                     if rc != 1 { break }
-                    found[Int(frame.batch_sequence)] = Array(UnsafeBufferPointer(start: frame.payload, count: Int(frame.uncompressed_length)))
+                    found[Int(frame.batch_sequence)] = Array(
+                        UnsafeBufferPointer(start: frame.payload, count: Int(frame.uncompressed_length)))
                 }
                 csp_reader_close(reader)
             }

@@ -5,6 +5,11 @@ import Resilience
 import ResilienceTesting
 import Testing
 
+/// `make test-pwrite` runs the spill suites again with `SPILLWAY_SPILL_IO=pwrite`: the writers these
+/// tests open with automatic I/O then use pwrite. The library reads no environment; the tests do.
+let testIO: SpillConfiguration.IO = ProcessInfo.processInfo.environment["SPILLWAY_SPILL_IO"] == "pwrite" ? .pwrite : .automatic
+let autoIO = testIO == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO)
+
 /// Real OTLP request bodies: spans and logs emitted through a pipeline into a RecordingExporter.
 private func requestBodies(signal: TelemetrySignal, batches: Int, perBatch: Int = 50) async throws -> [ExportBatch] {
     let recording = RecordingExporter()
@@ -40,7 +45,7 @@ private func files(in directory: String) -> [String] {
 /// Writes `batches` as frames into `directory`; returns the writer's io mode.
 @discardableResult
 private func spill(
-    _ batches: [ExportBatch], to directory: String, io: Int32 = Int32(CSP_IO_AUTO), durability: Int32 = Int32(CSP_DURABILITY_NONE),
+    _ batches: [ExportBatch], to directory: String, io: Int32 = autoIO, durability: Int32 = Int32(CSP_DURABILITY_NONE),
     maxSegmentBytes: UInt64 = 0
 ) throws -> Int32 {
     var writer: OpaquePointer?
@@ -112,8 +117,7 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         let uring = temporaryDirectory(), plain = temporaryDirectory()
         let uringMode = try spill(batches, to: uring, io: Int32(CSP_IO_AUTO), durability: Int32(CSP_DURABILITY_ALWAYS))
         let plainMode = try spill(batches, to: plain, io: Int32(CSP_IO_PWRITE), durability: Int32(CSP_DURABILITY_ALWAYS))
-        let forced = getenv("SPILLWAY_IO").map { String(cString: $0) } == "pwrite"
-        #expect(uringMode == Int32(forced || csp_uring_probe() != 0 ? CSP_IO_PWRITE : CSP_IO_URING), "AUTO picks io_uring where it works")
+        #expect(uringMode == Int32(csp_uring_probe() != 0 ? CSP_IO_PWRITE : CSP_IO_URING), "AUTO picks io_uring where it works")
         #expect(plainMode == Int32(CSP_IO_PWRITE))
         #expect(files(in: uring) == ["00000000000000000001.spill"] && files(in: plain) == files(in: uring))
 
@@ -176,28 +180,33 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         #expect(st.st_mode & 0o777 == 0o700)
         stat(directory + "/" + names[0], &st)
         #expect(st.st_mode & 0o777 == 0o600)
-        let total = names.compactMap { read(directory + "/" + $0) }.flatMap(\.frames).filter { $0.0 == 1 }.map { Int($0.1.records) }.reduce(0, +)
+        let total = names.compactMap { read(directory + "/" + $0) }.flatMap(\.frames).filter { $0.0 == 1 }.map { Int($0.1.records) }.reduce(
+            0, +)
         #expect(total == batches.map(\.recordCount).reduce(0, +))
     }
 
-    /// `make test` runs this suite twice: as is, and with `SPILLWAY_IO=pwrite` (test-pwrite). The
-    /// environment is not changed here: tests run in parallel and share it.
-    @Test func theSpillwayIoVariableForcesPwrite() throws {
-        let forced = getenv("SPILLWAY_IO").map { String(cString: $0) } == "pwrite"
+    /// The I/O choice is a configuration key (`SPILLWAY_SPILL_IO`), parsed in Swift: the C
+    /// library reads no environment.
+    @Test func theSpillIoKeyChoosesPwriteAndNamesItselfWhenWrong() throws {
         let directory = temporaryDirectory()
-        var writer: OpaquePointer?
-        let rc = directory.withCString { path -> Int32 in
-            var options = csp_writer_options_t(directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: 0, sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 0, flags: 0)
-            return csp_writer_open(&options, &writer)
+        let forced = try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": directory, "SPILLWAY_SPILL_IO": "pwrite"])
+        #expect(forced.spill?.io == .pwrite)
+        let automatic = try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": directory, "SPILLWAY_SPILL_IO": "AUTO"])
+        #expect(automatic.spill?.io == .automatic)
+        // A host-wide setting: without a spill store it is accepted and unused.
+        #expect(try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_IO": "pwrite"]).spill == nil)
+        let error = #expect(throws: ConfigurationError.self) {
+            try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": directory, "SPILLWAY_SPILL_IO": "uring"])
         }
-        #expect(rc == 0)
-        if forced || csp_uring_probe() != 0 {
-            #expect(csp_writer_io(writer) == Int32(CSP_IO_PWRITE))
-        } else {
-            #expect(csp_writer_io(writer) == Int32(CSP_IO_URING))
-        }
-        csp_writer_close(writer)
+        #expect(error?.key == "SPILLWAY_SPILL_IO" && error?.allowed == "auto or pwrite")
+
+        let spill = try #require(forced.spill)
+        let writer = try SegmentWriter(directory: directory + "/traces", signal: .traces, firstSegment: 1, configuration: spill)
+        #expect(!writer.usesIoUring)
+        var chosen = spill
+        chosen.io = .automatic
+        let auto = try SegmentWriter(directory: directory + "/logs", signal: .logs, firstSegment: 1, configuration: chosen)
+        #expect(auto.usesIoUring == (csp_uring_probe() == 0), "automatic: io_uring where the kernel allows it")
     }
 
     @Test(arguments: [Int32(CSP_IO_AUTO), Int32(CSP_IO_PWRITE)])
@@ -206,7 +215,9 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         // Incompressible payloads, so the 96 KiB left on the disk hold only a few frames.
         var generator = SystemRandomNumberGenerator()
         let batches = (0..<40).map { i in
-            ExportBatch(signal: .logs, body: (0..<16_384).map { _ in UInt8.random(in: 0...255, using: &generator) }, recordCount: 1, sequence: UInt64(i))
+            ExportBatch(
+                signal: .logs, body: (0..<16_384).map { _ in UInt8.random(in: 0...255, using: &generator) }, recordCount: 1,
+                sequence: UInt64(i))
         }
         let mountPoint = temporaryDirectory()
         guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=128k") == 0 else {
@@ -219,20 +230,29 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         let directory = mountPoint + "/logs"
         var writer: OpaquePointer?
         _ = directory.withCString { path -> Int32 in
-            var options = csp_writer_options_t(directory: path, signal: 2, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: Int32(CSP_DURABILITY_ALWAYS), sync_interval_ns: 0, io: io, zstd_level: 1, flags: 0)
+            var options = csp_writer_options_t(
+                directory: path, signal: 2, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
+                durability: Int32(CSP_DURABILITY_ALWAYS), sync_interval_ns: 0, io: io, zstd_level: 1, flags: 0)
             return csp_writer_open(&options, &writer)
         }
         var written = 0
         var failure: Int32 = 0
         for batch in batches {
-            let rc = batch.body.withUnsafeBytes { csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(batch.recordCount), batch.sequence, nil) }
-            if rc != 0 { failure = rc; break }
+            let rc = batch.body.withUnsafeBytes {
+                csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(batch.recordCount), batch.sequence, nil)
+            }
+            if rc != 0 {
+                failure = rc
+                break
+            }
             written += 1
         }
         #expect(failure == -ENOSPC, "appends fail with ENOSPC once the disk is full (got \(failure) after \(written))")
         #expect(written > 0)
-        guard failure == -ENOSPC else { csp_writer_close(writer); return }
+        guard failure == -ENOSPC else {
+            csp_writer_close(writer)
+            return
+        }
         // Only whole frames are in the file.
         let open = try #require(files(in: directory).first)
         let frames = try #require(read(directory + "/" + open)).frames
@@ -240,7 +260,9 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         // Space comes back: spilling resumes.
         unlink(ballast)
         let next = batches[written]
-        let rc = next.body.withUnsafeBytes { csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(next.recordCount), next.sequence, nil) }
+        let rc = next.body.withUnsafeBytes {
+            csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(next.recordCount), next.sequence, nil)
+        }
         #expect(rc == 0)
         #expect(csp_writer_close(writer) == 0)
         #expect(read(directory + "/" + files(in: directory)[0])?.frames.count == written + 1)
@@ -261,8 +283,9 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         let directory = mountPoint + "/traces"
         var writer: OpaquePointer?
         _ = directory.withCString { path -> Int32 in
-            var options = csp_writer_options_t(directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
-                                               durability: Int32(CSP_DURABILITY_NONE), sync_interval_ns: 0, io: Int32(CSP_IO_AUTO), zstd_level: 1, flags: 0)
+            var options = csp_writer_options_t(
+                directory: path, signal: 1, segment_sequence: 1, max_segment_bytes: 0, max_segment_age_ns: 0,
+                durability: Int32(CSP_DURABILITY_NONE), sync_interval_ns: 0, io: autoIO, zstd_level: 1, flags: 0)
             return csp_writer_open(&options, &writer)
         }
         var generator = SystemRandomNumberGenerator()
@@ -271,7 +294,10 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         for i in 0..<100 {
             let body = (0..<16_384).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let rc = body.withUnsafeBytes { csp_writer_append(writer, $0.baseAddress, UInt32($0.count), 3, UInt64(i), nil) }
-            if rc != 0 { failure = rc; break }
+            if rc != 0 {
+                failure = rc
+                break
+            }
             accepted += 1
         }
         #expect(failure == -ENOSPC)
@@ -317,7 +343,10 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
             let rc = csp_reader_next(reader, &frame)
             if rc == 0 { break }
             results.append(rc)
-            if rc == 1 { records += Int(frame.records); #expect(frame.payload == nil) }
+            if rc == 1 {
+                records += Int(frame.records)
+                #expect(frame.payload == nil)
+            }
         }
         csp_reader_close(reader)
         #expect(results == [1, -EBADMSG, 1, 1])
@@ -381,7 +410,9 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         write(bytes, to: path)
         let entries = try #require(read(path)).frames
         #expect(entries.map(\.0) == [1, -EBADMSG, 1, 1, 1, 1])
-        #expect(entries[1].1.flags & CSP_FRAME_RECORDS_KNOWN != 0 && Int(entries[1].1.records) == batches[1].recordCount, "the header checks out: its count is what was lost")
+        #expect(
+            entries[1].1.flags & CSP_FRAME_RECORDS_KNOWN != 0 && Int(entries[1].1.records) == batches[1].recordCount,
+            "the header checks out: its count is what was lost")
         #expect(zip(entries.filter { $0.0 == 1 }, batches.enumerated().filter { $0.offset != 1 }).allSatisfy { $0.2 == $1.element.body })
         // Recovery of the same bytes as an .open segment keeps every intact frame.
         let open = path.replacingOccurrences(of: ".spill", with: ".open")
@@ -427,8 +458,10 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
     @Test func emptyShortAndForeignFilesAreRejectedWithoutCrashing() throws {
         let directory = temporaryDirectory()
         var reader: OpaquePointer?
-        for (name, bytes) in [("empty", [UInt8]()), ("short", Array("SPILLWAY".utf8)), ("foreign", [UInt8](repeating: 0x41, count: 4096)),
-                              ("version2", Array("SPILLWAY".utf8) + [2, 0, 1, 0] + [UInt8](repeating: 0, count: 20))] {
+        for (name, bytes) in [
+            ("empty", [UInt8]()), ("short", Array("SPILLWAY".utf8)), ("foreign", [UInt8](repeating: 0x41, count: 4096)),
+            ("version2", Array("SPILLWAY".utf8) + [2, 0, 1, 0] + [UInt8](repeating: 0, count: 20))
+        ] {
             write(bytes, to: directory + "/" + name)
             #expect(csp_reader_open(directory + "/" + name, &reader, nil) == -EBADMSG, "\(name)")
         }
@@ -459,12 +492,15 @@ private func pythonBlocking(_ arguments: [String]) throws -> (Int32, Data) {
         let zeros = [UInt8](repeating: 0, count: 64 << 20)
         var compressed = [UInt8](repeating: 0, count: 1 << 20)
         let n = zeros.withUnsafeBytes { z in compressed.withUnsafeMutableBytes { c in zstdCompress(c, z) } }
-        let bomb = segmentHeader + header(magic: "FRM1", compressed: UInt32(n), uncompressed: 100, records: 5, payload: Array(compressed[..<n]))
+        let bomb =
+            segmentHeader + header(magic: "FRM1", compressed: UInt32(n), uncompressed: 100, records: 5, payload: Array(compressed[..<n]))
         FileManager.default.createFile(atPath: directory + "/bomb", contents: Data(bomb))
         let frames = try #require(read(directory + "/bomb")).frames
         #expect(frames.map(\.0) == [-EBADMSG] && frames[0].1.records == 5)
         // 3. An uncompressed length over the cap, with a payload that matches it.
-        let over = segmentHeader + header(magic: "FRM1", compressed: UInt32(n), uncompressed: UInt32(64 << 20) + 1, records: 1, payload: Array(compressed[..<n]))
+        let over =
+            segmentHeader
+            + header(magic: "FRM1", compressed: UInt32(n), uncompressed: UInt32(64 << 20) + 1, records: 1, payload: Array(compressed[..<n]))
         FileManager.default.createFile(atPath: directory + "/over", contents: Data(over))
         #expect(try #require(read(directory + "/over")).frames.map(\.0) == [-EBADMSG])
     }

@@ -13,7 +13,9 @@ import Testing
         let directory = FileToolTests.temporaryDirectory() + "/spill"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: FileToolTests.tool)
-        process.arguments = ["load", "--endpoint", "http://127.0.0.1:9", "--spans", "10000000", "--rate", "20000", "--spill-dir", directory, "--quiet"]
+        process.arguments = [
+            "load", "--endpoint", "http://127.0.0.1:9", "--spans", "10000000", "--rate", "20000", "--spill-dir", directory, "--quiet"
+        ]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
@@ -29,16 +31,21 @@ import Testing
         #expect(process.terminationStatus == 130, "\(output)")
         #expect(output.contains("interrupted after") && output.contains("emitted:") && output.contains("dropped:  0 spans"), "\(output)")
         // Everything it emitted is on disk: the books line says so, and inspect counts it.
-        let emitted = output.split(separator: "\n").first { $0.hasPrefix("emitted:") }.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) }
+        let emitted = output.split(separator: "\n").first { $0.hasPrefix("emitted:") }.flatMap {
+            $0.split(separator: " ").dropFirst().first
+        }.flatMap { Int($0) }
         let inspect = try await FileToolTests.run(["inspect", directory])
         let emittedCount = try #require(emitted)
         #expect(emittedCount > 1_000 && inspect.output.contains("\(grouped(emittedCount)) records"), "\(inspect.output)")
     }
 
     @Test func badNumbersAreUsageErrorsNeverTraps() async throws {
-        for arguments in [["load", "--spans", "9223372036854775807"], ["load", "--spans", "-5"], ["load", "--rate", "nan"], ["load", "--threads", "0"],
-                          ["replay", "x", "--give-up-after", "0"], ["demo", "--faults", "2"], ["receive", "--fail", "999"]] {
-            let result = try await FileToolTests.run(arguments + ["--endpoint", "http://127.0.0.1:9"].filter { _ in arguments[0] == "load" })
+        for arguments in [
+            ["load", "--spans", "9223372036854775807"], ["load", "--spans", "-5"], ["load", "--rate", "nan"], ["load", "--threads", "0"],
+            ["replay", "x", "--give-up-after", "0"], ["demo", "--faults", "2"], ["receive", "--fail", "999"]
+        ] {
+            let result = try await FileToolTests.run(
+                arguments + ["--endpoint", "http://127.0.0.1:9"].filter { _ in arguments[0] == "load" })
             #expect(result.status == 64, "\(arguments): exit \(result.status) \(result.error)")
             #expect(result.error.contains("Error: --"), "\(arguments): \(result.error)")
             #expect(result.error.contains("Usage: spillway \(arguments[0])"), "the subcommand's usage: \(result.error)")

@@ -2,6 +2,31 @@ import Resilience
 import Testing
 
 @Suite struct ConfigurationTests {
+    /// Liveness is stated once, by `ConfigurationKey.isLive`; `reconfigure` derives its refusals from it.
+    @Test func restartOnlyChangesAreDerivedFromTheKeysLiveness() {
+        for key in ConfigurationKey.all where key.property != "—" {
+            #expect(
+                PipelineConfiguration.propertyReaders[key.property] != nil,
+                "\(key.environmentVariable) does not say how its property compares")
+        }
+        let running = PipelineConfiguration()
+        func refusal(_ change: (inout PipelineConfiguration) -> Void) -> String? {
+            var new = running
+            change(&new)
+            return running.restartOnlyChange(to: new)?.key
+        }
+        #expect(refusal { $0.overflowPolicy = .block(upTo: .milliseconds(5)) } == "overflowPolicy (SPILLWAY_OVERFLOW)")
+        #expect(refusal { $0.limits.countLimit = 5 }?.contains("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT") == true)
+        #expect(refusal { $0.ringCapacity = 1 << 22 } == "ringCapacity (SPILLWAY_RING_CAPACITY)")
+        #expect(refusal { $0.retry = nil } == "retry")
+        #expect(refusal { $0.processor = .simple } == "processor")
+        #expect(refusal { $0.sampler = .alwaysOff } == nil)
+        #expect(refusal { $0.exporter.endpoint = "http://127.0.0.1:1" } == nil)
+        #expect(refusal { $0.traces.maxExportBatchSize = 7 } == nil)
+        #expect(refusal { $0.isEnabled = false } == nil)
+        #expect(refusal { $0.exceptionStackTraces = .never } == nil)
+    }
+
     func error(_ configure: (inout PipelineConfiguration) -> Void) -> ConfigurationError? {
         var configuration = PipelineConfiguration()
         configure(&configuration)
@@ -43,7 +68,7 @@ import Testing
             "OTEL_BLRP_SCHEDULE_DELAY": "100",
             "OTEL_ATTRIBUTE_COUNT_LIMIT": "64",
             "SPILLWAY_RING_CAPACITY": "1048576",
-            "SPILLWAY_OVERFLOW": "block:250",
+            "SPILLWAY_OVERFLOW": "block:250"
         ])
         #expect(config.serviceName == "checkout")
         #expect(config.resourceAttributes["team"] == .string("pay ments"))
@@ -62,7 +87,7 @@ import Testing
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "zip"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-5"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_BLRP_SCHEDULE_DELAY", "soon"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"), ("SPILLWAY_RING_CAPACITY", "3000"),
-            ("SPILLWAY_OVERFLOW", "drop_oldest"),
+            ("SPILLWAY_OVERFLOW", "drop_oldest")
         ] {
             do {
                 _ = try PipelineConfiguration.fromEnvironment([name: value])
@@ -87,19 +112,24 @@ import Testing
     @Test func theSpillStoreIsConfiguredFromTheEnvironmentAndItsKeysNeedADirectory() throws {
         let config = try PipelineConfiguration.fromEnvironment([
             "SPILLWAY_SPILL_DIR": "/var/lib/app/spill", "SPILLWAY_SPILL_DURABILITY": "always", "SPILLWAY_SPILL_MAX_BYTES": "1048576",
-            "SPILLWAY_SPILL_MAX_AGE": "3600000", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536", "SPILLWAY_SPILL_REPLAY_CONCURRENCY": "2",
+            "SPILLWAY_SPILL_MAX_AGE": "3600000", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536", "SPILLWAY_SPILL_REPLAY_CONCURRENCY": "2"
         ])
         let spill = try #require(config.spill)
         #expect(spill.directory == "/var/lib/app/spill" && spill.durability == .always && spill.maxBytes == 1 << 20)
         #expect(spill.maxAge == .seconds(3600) && spill.maxSegmentBytes == 65536 && spill.replayConcurrency == 2)
-        #expect(try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "interval:250"]).spill?.durability
-            == .interval(.milliseconds(250)))
+        #expect(
+            try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "interval:250"]).spill?
+                .durability
+                == .interval(.milliseconds(250)))
         for (environment, key) in [
             (["SPILLWAY_SPILL_DURABILITY": "always"], "SPILLWAY_SPILL_DURABILITY"),
             (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "sometimes"], "SPILLWAY_SPILL_DURABILITY"),
             (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "interval:0"], "SPILLWAY_SPILL_DURABILITY"),
             (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_MAX_BYTES": "100"], "SPILLWAY_SPILL_MAX_BYTES"),
-            (["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_MAX_BYTES": "8192", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536"], "SPILLWAY_SPILL_MAX_BYTES"),
+            (
+                ["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_MAX_BYTES": "8192", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536"],
+                "SPILLWAY_SPILL_MAX_BYTES"
+            )
         ] {
             do {
                 _ = try PipelineConfiguration.fromEnvironment(environment)
@@ -129,7 +159,7 @@ import Testing
     @Test func unknownAndUnsupportedVariablesAreNamedWithTheNearestKnownOne() {
         let warnings = ConfigurationLayer(environment: [
             "SPILLWAY_RING_CAPACITYY": "1024", "OTEL_PROPAGATORS": "b3", "OTEL_TRACES_EXPORTER": "console",
-            "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ca.pem", "OTEL_LOGS_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "fine", "PATH": "/bin",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ca.pem", "OTEL_LOGS_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "fine", "PATH": "/bin"
         ]).warnings
         #expect(warnings.count == 4, "\(warnings)")
         #expect(warnings.contains { $0.contains("SPILLWAY_RING_CAPACITYY") && $0.contains("did you mean SPILLWAY_RING_CAPACITY?") })

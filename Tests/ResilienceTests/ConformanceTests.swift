@@ -67,27 +67,29 @@ import Testing
                 "ints": ["array": [["int": 1], ["int": -2], ["int": 300_000]]],
                 "doubles": ["array": [["double": 0.5], ["double": -1.5]]],
                 "bools": ["array": [["bool": true], ["bool": false]]],
-                "large": ["string": large],
+                "large": ["string": large]
             ] as [String: Any],
             "dropped_attributes_count": 2,
             "events": [["time": 1_700_000_000_000_000_150, "name": "retry", "attributes": ["attempt": ["int": 2]]]],
-            "links": [["trace_id": traceID, "span_id": parent.context.spanID.description, "attributes": ["link.kind": ["string": "follows"]]]],
-            "status_code": 2, "status_message": "boom", "flags": 0x101,
+            "links": [
+                ["trace_id": traceID, "span_id": parent.context.spanID.description, "attributes": ["link.kind": ["string": "follows"]]]
+            ],
+            "status_code": 2, "status_message": "boom", "flags": 0x101
         ]
         let parentRecord: [String: Any] = [
             "name": "parent ✓", "kind": 2, "parent_span_id": "", "span_id": parent.context.spanID.description,
-            "trace_id": traceID, "attributes": [String: Any](), "status_code": 0, "events": [Any](), "links": [Any](),
+            "trace_id": traceID, "attributes": [String: Any](), "status_code": 0, "events": [Any](), "links": [Any]()
         ]
         let bodies = receiver.bodies.filter { $0.path == "/v1/traces" }
         #expect(bodies.count == 1)
         let resource: [String: Any] = [
             "service.name": ["string": "spillway-tests"], "service.version": ["string": "1.2.3"],
-            "os.type": ["string": "linux"], "telemetry.sdk.name": ["string": "spillway"],
+            "os.type": ["string": "linux"], "telemetry.sdk.name": ["string": "spillway"]
         ]
         try await check(signal: "traces", body: bodies[0].body, expected: ["resource": resource, "records": [childRecord, parentRecord]])
         // The attribute limit cut two (12 kept): "invalid.utf8" and "over.the.limit".
         // Check the invalid UTF-8 arrives repaired, with a limit that keeps it.
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -99,11 +101,17 @@ import Testing
         logger.emit(severity: .warn, body: bad, timestamp: 5) { $0.set("k", bad) }
         await pipeline.forceFlush()
         let body = try #require(receiver.bodies.first).body
-        try await check(signal: "logs", body: body, expected: ["records": [[
-            "time": 5, "severity_number": 13, "severity_text": "WARN",
-            "body": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"], "attributes": ["k": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"]],
-        ]]])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await check(
+            signal: "logs", body: body,
+            expected: [
+                "records": [
+                    [
+                        "time": 5, "severity_number": 13, "severity_text": "WARN",
+                        "body": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"], "attributes": ["k": ["string": "f\u{FFFD}\u{FFFD}o\u{FFFD}"]]
+                    ]
+                ]
+            ])
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -112,32 +120,47 @@ import Testing
         let pipeline = try makePipeline(receiver: receiver, compression: .gzip)
         let logger = pipeline.logger(scope: "conformance.logs")
         let context = SpanContext(traceID: TraceID(hex: "0102030405060708090a0b0c0d0e0f10")!, spanID: SpanID(hex: "a1a2a3a4a5a6a7a8")!)
-        logger.emit(severity: .error, body: "payment failed: 💳", eventName: "payment.failed", context: context, timestamp: 1_700_000_000_123_456_789) {
+        logger.emit(
+            severity: .error, body: "payment failed: 💳", eventName: "payment.failed", context: context, timestamp: 1_700_000_000_123_456_789
+        ) {
             $0.set("user.id", 42)
             $0.set("amount", 9.99)
             $0.set("audit", true)
             $0.set("reason", "")
         }
-        logger.emit(severity: .info2, body: .map([("user", .string("ann")), ("roles", .array([.string("admin"), .int(7)])), ("raw", .bytes([9, 8]))]), timestamp: 7)
+        logger.emit(
+            severity: .info2,
+            body: .map([("user", .string("ann")), ("roles", .array([.string("admin"), .int(7)])), ("raw", .bytes([9, 8]))]), timestamp: 7)
         logger.emit(severity: .unspecified, body: .int(-1), timestamp: 8)
         await pipeline.forceFlush()
         #expect(receiver.logCount == 3)
         let request = try #require(receiver.bodies.first)
         #expect(request.headers.contains { $0.name.lowercased() == "content-encoding" && $0.value == "gzip" })
-        try await check(signal: "logs", body: request.body, expected: ["records": [
-            [
-                "scope": "conformance.logs", "time": 1_700_000_000_123_456_789, "observed_time_nonzero": true,
-                "severity_number": 17, "severity_text": "ERROR", "body": ["string": "payment failed: 💳"],
-                "attributes": ["user.id": ["int": 42], "amount": ["double": 9.99], "audit": ["bool": true], "reason": ["string": ""]],
-                "trace_id": "0102030405060708090a0b0c0d0e0f10", "span_id": "a1a2a3a4a5a6a7a8", "event_name": "payment.failed",
-            ],
-            [
-                "time": 7, "severity_number": 10, "severity_text": "INFO2", "trace_id": "", "span_id": "", "event_name": "",
-                "body": ["map": [["user", ["string": "ann"]], ["roles", ["array": [["string": "admin"], ["int": 7]]]], ["raw", ["bytes": "0908"]]]],
-            ],
-            ["time": 8, "severity_number": 0, "severity_text": "", "body": ["int": -1]],
-        ]])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await check(
+            signal: "logs", body: request.body,
+            expected: [
+                "records": [
+                    [
+                        "scope": "conformance.logs", "time": 1_700_000_000_123_456_789, "observed_time_nonzero": true,
+                        "severity_number": 17, "severity_text": "ERROR", "body": ["string": "payment failed: 💳"],
+                        "attributes": [
+                            "user.id": ["int": 42], "amount": ["double": 9.99], "audit": ["bool": true], "reason": ["string": ""]
+                        ],
+                        "trace_id": "0102030405060708090a0b0c0d0e0f10", "span_id": "a1a2a3a4a5a6a7a8", "event_name": "payment.failed"
+                    ],
+                    [
+                        "time": 7, "severity_number": 10, "severity_text": "INFO2", "trace_id": "", "span_id": "", "event_name": "",
+                        "body": [
+                            "map": [
+                                ["user", ["string": "ann"]], ["roles", ["array": [["string": "admin"], ["int": 7]]]],
+                                ["raw", ["bytes": "0908"]]
+                            ]
+                        ]
+                    ],
+                    ["time": 8, "severity_number": 0, "severity_text": "", "body": ["int": -1]]
+                ]
+            ])
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }

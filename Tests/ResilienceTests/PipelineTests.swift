@@ -62,7 +62,8 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(stats.spans.emitted == 2 * perThread && stats.spans.exported == 2 * perThread)
         #expect(stats.logs.emitted == 1_000 && stats.logs.exported == 1_000)
         #expect(stats.spans.pending == 0 && stats.exportFailures == 0)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        expectBooksBalance(pipeline)
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -73,7 +74,10 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let big = tracer.startSpan("big")
         big.setAttribute("payload", String(repeating: "x", count: 500))
         let result = big.end()
-        guard case .dropped(let reason) = result else { Issue.record("expected a drop, got \(result)"); return }
+        guard case .dropped(let reason) = result else {
+            Issue.record("expected a drop, got \(result)")
+            return
+        }
         #expect(reason == .recordTooLarge)
         tracer.startSpan("small").end()
         await pipeline.forceFlush()
@@ -81,7 +85,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let stats = pipeline.stats()
         #expect(stats.spans.dropped == [.recordTooLarge: 1])
         #expect(stats.spans.emitted == 2 && stats.spans.exported == 1)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -103,12 +107,13 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(stats.spans.emitted == 500)
         #expect(stats.spans.exported == 500 - dropped)
         #expect(exporter.exportedRecords.load(ordering: .relaxed) == 500 - dropped)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func theBlockingPolicyWaitsForRoomInsteadOfDropping() async throws {
         let exporter = GatedExporter()
-        let pipeline = try TelemetryPipeline(configuration: smallRingConfiguration(overflow: .block(upTo: .seconds(120))), exporter: exporter)
+        let pipeline = try TelemetryPipeline(
+            configuration: smallRingConfiguration(overflow: .block(upTo: .seconds(120))), exporter: exporter)
         let tracer = pipeline.tracer(scope: "block")
         Task {
             try await Task.sleep(for: .milliseconds(300))
@@ -123,7 +128,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await pipeline.forceFlush()
         #expect(pipeline.stats().spans.exported == 500)
         #expect(pipeline.stats().spans.droppedTotal == 0)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     /// Emitters blocked on a full ring (`.block`) on every cooperative thread must not starve
@@ -155,7 +160,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await pipeline.forceFlush()
         let report = receiver.sequenceReport(expected: width * perTask)
         #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -178,7 +183,9 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         for event in events.all {
             #expect(event.kind == kind && event.outcome == .dropped(.exportFailed) && event.attempt == 1, "without a spill store: dropped")
         }
-        #expect(try events.all.flatMap { try $0.spans() }.map(\.name) == Array(repeating: "lost", count: 10), "the handler can read the failed records")
+        #expect(
+            try events.all.flatMap { try $0.spans() }.map(\.name) == Array(repeating: "lost", count: 10),
+            "the handler can read the failed records")
 
         receiver.behavior = .accept
         for _ in 0..<10 { tracer.startSpan("delivered").end() }
@@ -186,7 +193,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         stats = pipeline.stats()
         #expect(stats.spans.exported == 10, "\(behavior): \(stats)")
         #expect(receiver.spans.filter { $0.name == "delivered" }.count == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -196,7 +203,8 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         receiver.behavior = behavior
         let events = EventLog()
         // No time budget, so the retry stage retries however slow the machine (or ThreadSanitizer) is.
-        let retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), jitter: .none, maximumElapsedTime: nil)
+        let retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), jitter: .none, maximumElapsedTime: nil)
         let pipeline = try makePipeline(receiver: receiver, batchSize: 10, retry: retry, handler: events)
         let tracer = pipeline.tracer(scope: "faults")
         for _ in 0..<10 { tracer.startSpan("kept").end() }
@@ -209,7 +217,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(receiver.spans.filter { $0.name == "kept" }.count == 10)
         #expect(events.all.allSatisfy { $0.kind.isRetryable || $0.kind == .circuitOpen }, "\(events.all)")
         #expect(events.droppedByReason.isEmpty)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -229,7 +237,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         // at-least-once, so the span arrives once or more, and it is exported, not dropped.
         #expect(stats.spans.exported == 1 && stats.spans.droppedTotal == 0, "\(stats)")
         #expect(stats.exportFailures >= 1)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -243,7 +251,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let stats = pipeline.stats()
         #expect(stats.spans.exported == 7)
         #expect(stats.spans.dropped == [.rejected: 3])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -253,15 +261,21 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let tracer = pipeline.tracer(scope: "simple")
         let logger = pipeline.logger(scope: "simple")
         let first = await onThread { tracer.startSpan("ok").end() }
-        guard case .exported = first else { Issue.record("expected exported, got \(first)"); return }
+        guard case .exported = first else {
+            Issue.record("expected exported, got \(first)")
+            return
+        }
         receiver.behavior = .fail(status: 400)
         let second = await onThread { logger.emit(body: "rejected") }
-        guard case .failed(let error) = second, let otlp = error as? OTLPExportError else { Issue.record("expected failed, got \(second)"); return }
+        guard case .failed(let error) = second, let otlp = error as? OTLPExportError else {
+            Issue.record("expected failed, got \(second)")
+            return
+        }
         #expect(otlp.code == .httpStatus && otlp.statusCode == 400)
         #expect(receiver.spanCount == 1)
         let stats = pipeline.stats()
         #expect(stats.spans.exported == 1 && stats.logs.dropped == [.exportFailed: 1])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -281,6 +295,10 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         // After shutdown, emitting is refused and counted.
         #expect(tracer.startSpan("late").end().isAccepted == false)
         #expect(pipeline.stats().spans.dropped[.shutdown] == 1)
+        // ... and counted as emitted too: the books once went one negative per refused record.
+        let after = pipeline.stats().spans
+        #expect(after.emitted == 20_001 && after.pending == 0, "\(after)")
+        expectBooksBalance(pipeline)
         try await receiver.stop()
     }
 
@@ -299,8 +317,13 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(summary.deadlineExceeded)
         // Awaited with a deadline, so that a regression fails here instead of hanging the suite.
         let returned = FlagBox()
-        Task { await pipeline.forceFlush(); returned.value.store(true, ordering: .releasing) }
-        #expect(await eventually(timeout: .seconds(10)) { returned.value.load(ordering: .acquiring) }, "forceFlush after shutdown never returned")
+        Task {
+            await pipeline.forceFlush()
+            returned.value.store(true, ordering: .releasing)
+        }
+        #expect(
+            await eventually(timeout: .seconds(10)) { returned.value.load(ordering: .acquiring) },
+            "forceFlush after shutdown never returned")
         let again = await pipeline.shutdown(deadline: .now + .seconds(1))
         #expect(!again.deadlineExceeded)
         exporter.isOpen.store(true, ordering: .releasing)
@@ -331,13 +354,16 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let copy = span
         span.end()
         let again = copy.end()
-        guard case .dropped(.alreadyEnded) = again else { Issue.record("got \(again)"); return }
+        guard case .dropped(.alreadyEnded) = again else {
+            Issue.record("got \(again)")
+            return
+        }
         copy.setAttribute("ignored", 1)
         await pipeline.forceFlush()
         #expect(receiver.spans.count == 1)
         #expect(receiver.spans.first?.attributes.isEmpty == true)
         #expect(pipeline.stats().spans.emitted == 1)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -347,7 +373,12 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let tracer = pipeline.tracer(scope: "limits")
         let other = tracer.startSpan("other")
         let span = tracer.startSpan("limited")
-        for i in 0..<5 { span.addEvent("e\(i)") { $0.set("a", 1); $0.set("b", 2) } }
+        for i in 0..<5 {
+            span.addEvent("e\(i)") {
+                $0.set("a", 1)
+                $0.set("b", 2)
+            }
+        }
         for _ in 0..<3 { span.addLink(other.context) }
         span.end()
         await pipeline.forceFlush()
@@ -356,7 +387,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         #expect(decoded.droppedEventsCount == 3)
         #expect(decoded.events.first?.droppedAttributesCount == 1)
         #expect(decoded.links.count == 1 && decoded.droppedLinksCount == 2)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }

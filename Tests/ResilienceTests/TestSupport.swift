@@ -3,14 +3,17 @@ import Logging
 import Resilience
 import ResilienceTesting
 import Synchronization
+import Testing
 
 /// A pipeline exporting to a fresh receiver, with short delays so tests run fast. A full ring
 /// blocks the emitting thread (up to 30 s) instead of dropping: a test that means "nothing lost"
 /// must not confuse a slow machine with loss. Tests about drops pass `.dropNewest`.
+/// The export timeout is 30 s: on a loaded machine (two CPU hogs beside the suite) a request
+/// could pass 5 s, and its retry then reached the receiver twice: at-least-once, not loss.
 func makePipeline(
     receiver: OTLPReceiver, ringCapacity: Int = 1 << 20, batchSize: Int = 512, overflow: OverflowPolicy = .block(upTo: .seconds(30)),
     processor: ProcessorKind = .batch, compression: OTLPExporterConfiguration.Compression = .none,
-    limits: AttributeLimits = .init(), timeout: Duration = .seconds(5), retry: ExportRetryPolicy? = .fastForTests,
+    limits: AttributeLimits = .init(), timeout: Duration = .seconds(30), retry: ExportRetryPolicy? = .fastForTests,
     circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(failureThreshold: 5, cooldown: .milliseconds(300)),
     handler: (any ExportErrorHandler)? = nil, routes: [ExportRoute] = [], scheduleDelay: Duration = .milliseconds(50)
 ) throws -> TelemetryPipeline {
@@ -71,7 +74,8 @@ private func runPythonBlocking(_ arguments: [String]) throws -> (status: Int32, 
 }
 
 /// The repository root, found from this file's path.
-let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 
 func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
@@ -105,3 +109,21 @@ let testPython: String = {
         .appendingPathComponent(".build/venv/bin/python3").path
     return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
 }()
+
+/// `make test-pwrite` runs the spill suites again with `SPILLWAY_SPILL_IO=pwrite`: the stores these
+/// tests open then write with pwrite. The library reads no environment; the tests do.
+let testIO: SpillConfiguration.IO = ProcessInfo.processInfo.environment["SPILLWAY_SPILL_IO"] == "pwrite" ? .pwrite : .automatic
+
+/// Checks, at rest, that the pipeline's books balance against the ledger's own count of the
+/// records it holds in memory (a record settled twice, or never, shows here).
+func expectBooksBalance(_ pipeline: TelemetryPipeline, sourceLocation: SourceLocation = #_sourceLocation) {
+    let problems = pipeline.unbalancedBooks()
+    #expect(problems.isEmpty, "\(problems.joined(separator: "; ")): \(pipeline.stats())", sourceLocation: sourceLocation)
+}
+
+/// Shuts `pipeline` down (5 s deadline) and, when it finished in time (nothing left running),
+/// checks its books against the ledger (``expectBooksBalance(_:sourceLocation:)``).
+func shutDownCheckingBooks(_ pipeline: TelemetryPipeline, sourceLocation: SourceLocation = #_sourceLocation) async {
+    let summary = await pipeline.shutdown(deadline: .now + .seconds(5))
+    if !summary.deadlineExceeded { expectBooksBalance(pipeline, sourceLocation: sourceLocation) }
+}

@@ -34,7 +34,7 @@ struct ConfigurationLayerTests {
         """.write(toFile: yaml, atomically: true, encoding: .utf8)
         let environment = [
             "OTEL_SERVICE_NAME": "from-env", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318",
-            "OTEL_BLRP_SCHEDULE_DELAY": "250", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "32", "PATH": "/bin",
+            "OTEL_BLRP_SCHEDULE_DELAY": "250", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "32", "PATH": "/bin"
         ]
         let source = try await TelemetryConfigurationSource(environment: environment, file: yaml) { $0.serviceName = "from-code" }
         let configuration = try source.configuration()
@@ -75,11 +75,17 @@ struct ConfigurationLayerTests {
         }
         #expect {
             try PipelineConfiguration.fromEnvironment(["OTEL_SDK_DISABLED": "yes"])
-        } throws: { ($0 as! ConfigurationError).description == #"invalid configuration: OTEL_SDK_DISABLED = "yes" (from environment); allowed: true, false"# }
-        await #expect(throws: ConfigurationError.self) { _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/missing.yaml") }
+        } throws: {
+            ($0 as! ConfigurationError).description
+                == #"invalid configuration: OTEL_SDK_DISABLED = "yes" (from environment); allowed: true, false"#
+        }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/missing.yaml")
+        }
         // A misspelt key under otel./spillway. is an error with a suggestion; the application's own keys are left alone.
         let typo = directory + "/typo.yaml"
-        try "otel:\n  exporter:\n    otlp:\n      endpiont: http://x:4318\ncheckout:\n  port: 8080\n".write(toFile: typo, atomically: true, encoding: .utf8)
+        try "otel:\n  exporter:\n    otlp:\n      endpiont: http://x:4318\ncheckout:\n  port: 8080\n".write(
+            toFile: typo, atomically: true, encoding: .utf8)
         let typoSource = try await TelemetryConfigurationSource(environment: [:], file: typo)
         #expect {
             try typoSource.configuration()
@@ -88,9 +94,13 @@ struct ConfigurationLayerTests {
             return e.key == "otel.exporter.otlp.endpiont" && e.allowed.contains("did you mean otel.exporter.otlp.endpoint?")
         }
         try "x".write(toFile: directory + "/telemetry.toml", atomically: true, encoding: .utf8)
-        await #expect(throws: ConfigurationError.self) { _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/telemetry.toml") }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/telemetry.toml")
+        }
         try "{ not json".write(toFile: directory + "/broken.json", atomically: true, encoding: .utf8)
-        await #expect(throws: ConfigurationError.self) { _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/broken.json") }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await TelemetryConfigurationSource(environment: [:], file: directory + "/broken.json")
+        }
     }
 
     @Test("a change that needs a restart is refused as a whole and names the running value")
@@ -140,7 +150,9 @@ struct ConfigurationLayerTests {
         for _ in 0..<10 { tracer.startSpan("after").end() }
         #expect(await eventually { receiver.spanCount == 11 }, "a batch of the new size was not sent")
         let requests = receiver.bodies
-        func header(_ request: OTLPReceiver.Request, _ name: String) -> String? { request.headers.first { $0.name.lowercased() == name }?.value }
+        func header(_ request: OTLPReceiver.Request, _ name: String) -> String? {
+            request.headers.first { $0.name.lowercased() == name }?.value
+        }
         #expect(header(requests[0], "x-tenant") == "a" && header(requests[0], "content-encoding") == nil)
         #expect(header(requests[1], "x-tenant") == "b" && header(requests[1], "content-encoding") == "gzip")
         // The new handler gets the next failure (a 400: permanent, one event, the batch dropped).
@@ -164,7 +176,11 @@ struct ConfigurationLayerTests {
             let span = tracer.startSpan("nothing")
             #expect(!span.isRecording && !span.context.isValid)
             span.setAttribute("k", 1)
-            if case .dropped(let reason) = span.end() { #expect(reason == .notRecorded) } else { Issue.record("a disabled span was queued") }
+            if case .dropped(let reason) = span.end() {
+                #expect(reason == .notRecorded)
+            } else {
+                Issue.record("a disabled span was queued")
+            }
             if case .dropped(let reason) = logger.emit(body: "nothing") { #expect(reason == .notRecorded) } else { Issue.record("queued") }
         }
         var enabled = configuration
@@ -187,8 +203,10 @@ struct ConfigurationLayerTests {
         let directory = temporaryDirectory()
         let file = directory + "/telemetry.json"
         func write(endpoint: String, batch: Int, sampler: String) throws {
-            try #"{"otel": {"exporter": {"otlp": {"endpoint": "\#(endpoint)"}}, "bsp": {"max": {"export": {"batch": {"size": \#(batch)}}}}, "traces": {"sampler": "\#(sampler)"}}}"#
-                .write(toFile: file + ".tmp", atomically: false, encoding: .utf8)
+            let json =
+                #"{"otel": {"exporter": {"otlp": {"endpoint": "\#(endpoint)"}}, "#
+                + #""bsp": {"max": {"export": {"batch": {"size": \#(batch)}}}}, "traces": {"sampler": "\#(sampler)"}}}"#
+            try json.write(toFile: file + ".tmp", atomically: false, encoding: .utf8)
             _ = rename(file + ".tmp", file)
         }
         try write(endpoint: first.endpoint, batch: 100, sampler: "always_on")
@@ -198,7 +216,8 @@ struct ConfigurationLayerTests {
         ) { configuration in
             configuration.serviceName = "swap"
             configuration.traces.scheduleDelay = .milliseconds(20)
-            configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), maximumElapsedTime: .seconds(5))
+            configuration.retry = ExportRetryPolicy(
+                initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), maximumElapsedTime: .seconds(5))
             configuration.selfMetrics = false
             // "Nothing lost" here means no drops: a full ring blocks the load thread instead
             // (a busy machine once dropped 97,218 spans as ring_full, which is not loss).
@@ -244,19 +263,27 @@ struct ConfigurationLayerTests {
         #expect(await eventually(timeout: .seconds(60)) { pipeline.stats().spans.pending == 0 }, "\(pipeline.stats())")
         let stats = pipeline.stats().spans
         #expect(stats.emitted == total && stats.droppedTotal == 0 && stats.exported == total, "\(stats)")
-        #expect(await eventually(timeout: .seconds(30)) { first.spanCount + second.spanCount >= total }, "first \(first.spanCount) second \(second.spanCount) total \(total)")
+        #expect(
+            await eventually(timeout: .seconds(30)) { first.spanCount + second.spanCount >= total },
+            "first \(first.spanCount) second \(second.spanCount) total \(total)")
 
         var counts = [Int](repeating: 0, count: total)
         for span in first.spans + second.spans { if case .int(let seq)? = span.attributes["spillway.load.seq"] { counts[Int(seq)] += 1 } }
         #expect(counts.filter { $0 == 0 }.count == 0, "missing records")
         #expect(counts.filter { $0 > 1 }.count == 0, "duplicated records")
         #expect(first.spanCount > 0 && second.spanCount > 0, "first \(first.spanCount), second \(second.spanCount)")
-        #expect(second.spans.contains { span in if case .int(let s)? = span.attributes["spillway.load.seq"] { s >= switchedAt } else { false } })
+        #expect(
+            second.spans.contains { span in if case .int(let s)? = span.attributes["spillway.load.seq"] { s >= switchedAt } else { false } }
+        )
         #expect(pipeline.configuration.exporter.endpoint == second.endpoint)
         #expect(pipeline.configuration.traces.maxExportBatchSize == 50)
         let results = outcomes.withLock { $0 }
         if case .success = results[0] {} else { Issue.record("the first reload failed: \(results[0])") }
-        if case .failure(let error) = results.last! { #expect(error.key == "OTEL_TRACES_SAMPLER") } else { Issue.record("a bad sampler was accepted") }
+        if case .failure(let error) = results.last! {
+            #expect(error.key == "OTEL_TRACES_SAMPLER")
+        } else {
+            Issue.record("a bad sampler was accepted")
+        }
         watcher.cancel()
         _ = try? await watcher.value
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))

@@ -33,32 +33,47 @@ import Tracing
         let traceBody = try #require(bodies.first { $0.path == "/v1/traces" }).body
         let logBody = try #require(bodies.first { $0.path == "/v1/logs" }).body
         let context = span.spanContext
-        try await check(signal: "traces", body: traceBody, expected: ["records": [[
-            "scope": "conformance.tracing", "name": "final name", "kind": 5,
-            "trace_id": context.traceID.description, "span_id": context.spanID.description,
-            "attributes": ["messaging.system": ["string": "kafka"], "retries": ["int": 3]],
-            "status_code": 0,
-        ]]])
-        try await check(signal: "logs", body: logBody, expected: ["records": [[
-            "scope": "conformance.logging", "severity_number": 17, "body": ["string": "declined"],
-            "trace_id": context.traceID.description, "span_id": context.spanID.description,
-        ]]])
+        try await check(
+            signal: "traces", body: traceBody,
+            expected: [
+                "records": [
+                    [
+                        "scope": "conformance.tracing", "name": "final name", "kind": 5,
+                        "trace_id": context.traceID.description, "span_id": context.spanID.description,
+                        "attributes": ["messaging.system": ["string": "kafka"], "retries": ["int": 3]],
+                        "status_code": 0
+                    ]
+                ]
+            ])
+        try await check(
+            signal: "logs", body: logBody,
+            expected: [
+                "records": [
+                    [
+                        "scope": "conformance.logging", "severity_number": 17, "body": ["string": "declined"],
+                        "trace_id": context.traceID.description, "span_id": context.spanID.description
+                    ]
+                ]
+            ])
         // The exception event and attributes, by name, from the same decoder.
         let script = """
-        import sys
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-        t = trace_service_pb2.ExportTraceServiceRequest(); t.ParseFromString(open(sys.argv[1], 'rb').read())
-        l = logs_service_pb2.ExportLogsServiceRequest(); l.ParseFromString(open(sys.argv[2], 'rb').read())
-        e = t.resource_spans[0].scope_spans[0].spans[0].events[0]
-        a = {kv.key: kv.value.string_value for kv in e.attributes}
-        r = {kv.key: kv.value.string_value for kv in l.resource_logs[0].scope_logs[0].log_records[0].attributes}
-        print(e.name, a['exception.type'], a['exception.message'], '|', r['exception.type'], r['exception.message'], r['order'])
-        """
+            import sys
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+            from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+            t = trace_service_pb2.ExportTraceServiceRequest(); t.ParseFromString(open(sys.argv[1], 'rb').read())
+            l = logs_service_pb2.ExportLogsServiceRequest(); l.ParseFromString(open(sys.argv[2], 'rb').read())
+            e = t.resource_spans[0].scope_spans[0].spans[0].events[0]
+            a = {kv.key: kv.value.string_value for kv in e.attributes}
+            r = {kv.key: kv.value.string_value for kv in l.resource_logs[0].scope_logs[0].log_records[0].attributes}
+            print(e.name, a['exception.type'], a['exception.message'], '|', r['exception.type'], r['exception.message'], r['order'])
+            """
         let output = try await runPython(script: script, files: [traceBody, logBody])
         #expect(output.status == 0, "\(output.text)")
-        #expect(output.text.trimmingCharacters(in: .whitespacesAndNewlines)
-            == "exception SpillwayIntegrationTests.CardDeclined card declined (7) | SpillwayIntegrationTests.CardDeclined card declined (7) o-1")
+        #expect(
+            output.text.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "exception SpillwayIntegrationTests.CardDeclined card declined (7) | SpillwayIntegrationTests.CardDeclined "
+                + "card declined (7) o-1"
+        )
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
     }
@@ -69,7 +84,9 @@ import Tracing
         try Data(body).write(to: dir.appendingPathComponent("body.bin"))
         try JSONSerialization.data(withJSONObject: expected).write(to: dir.appendingPathComponent("expected.json"))
         let script = repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp.py").path
-        let result = try await run([testPython, script, signal, dir.appendingPathComponent("body.bin").path, dir.appendingPathComponent("expected.json").path])
+        let result = try await run([
+            testPython, script, signal, dir.appendingPathComponent("body.bin").path, dir.appendingPathComponent("expected.json").path
+        ])
         #expect(result.status == 0 && result.text.contains("0 mismatches"), "\(result.text)")
     }
 

@@ -40,7 +40,8 @@ struct LifecycleTests {
         var configuration = PipelineConfiguration(serviceName: "lifecycle-spill")
         configuration.exporter.endpoint = endpoint
         configuration.traces.scheduleDelay = .milliseconds(20)
-        configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(10), maximumDelay: .milliseconds(20), maximumElapsedTime: .milliseconds(100))
+        configuration.retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(10), maximumDelay: .milliseconds(20), maximumElapsedTime: .milliseconds(100))
         configuration.selfMetrics = false
         configuration.spill = SpillConfiguration(directory: directory)
         configuration.shutdownTimeout = .seconds(2)
@@ -62,8 +63,9 @@ struct LifecycleTests {
         #expect(!files.isEmpty && files.allSatisfy { !$0.hasSuffix(".open") }, "\(files)")
     }
 
-    @Test("SIGTERM to a child running Spillway.bootstrap in a ServiceGroup: a SIGHUP reload switches collectors, nothing is lost",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "SIGTERM to a child running Spillway.bootstrap in a ServiceGroup: a SIGHUP reload switches collectors, nothing is lost",
+        .timeLimit(.minutes(2)))
     func sigtermInAChildProcess() async throws {
         let tool = repositoryRoot.appendingPathComponent(".build/debug/spillway").path
         try #require(FileManager.default.isExecutableFile(atPath: tool), "build the tool first (swift build): \(tool)")
@@ -92,7 +94,9 @@ struct LifecycleTests {
 
         try "otel:\n  exporter:\n    otlp:\n      endpoint: \(second.endpoint)\n".write(toFile: file, atomically: true, encoding: .utf8)
         kill(child.processIdentifier, SIGHUP)
-        #expect(await eventually(timeout: .seconds(30)) { lines.withLock { $0.contains("reloaded \(second.endpoint)") } }, "\(lines.withLock { $0 })")
+        #expect(
+            await eventually(timeout: .seconds(30)) { lines.withLock { $0.contains("reloaded \(second.endpoint)") } },
+            "\(lines.withLock { $0 })")
         #expect(await eventually(timeout: .seconds(30)) { second.spanCount > 500 })
 
         kill(child.processIdentifier, SIGTERM)

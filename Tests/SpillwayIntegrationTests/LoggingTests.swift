@@ -39,7 +39,9 @@ struct LoggingTests {
         #expect(placed.attributes["items"] == .array([.string("a"), .string("b")]))
         #expect(placed.attributes["total"] == .string("42"))
         #expect(placed.attributes["code.function.name"] == .string("swiftLogRecords()"))
-        #expect(placed.attributes["code.file.path"] == .string("SpillwayIntegrationTests/LoggingTests.swift"), "\(String(describing: placed.attributes["code.file.path"]))")
+        #expect(
+            placed.attributes["code.file.path"] == .string("SpillwayIntegrationTests/LoggingTests.swift"),
+            "\(String(describing: placed.attributes["code.file.path"]))")
         #expect(placed.traceID == TraceID(high: 0, low: 0), "no active span, no trace id")
 
         let failed = try #require(records["payment failed"])

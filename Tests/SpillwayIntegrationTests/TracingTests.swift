@@ -72,7 +72,8 @@ struct TracingTests {
         }
         var incoming = ServiceContext.topLevel
         tracer.extract(
-            ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=x"], into: &incoming, using: Headers())
+            ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=x"], into: &incoming,
+            using: Headers())
         let remote = try #require(incoming.spillwaySpanContext)
         #expect(remote.traceID.description == "4bf92f3577b34da6a3ce929d0e0e4736" && remote.isRemote && remote.traceState == "vendor=x")
 
@@ -89,7 +90,7 @@ struct TracingTests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  // version ff
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  // upper case
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",  // version 00 with more
-            "garbage",
+            "garbage"
         ] {
             var context = ServiceContext.topLevel
             tracer.extract(["traceparent": bad], into: &context, using: Headers())
@@ -123,7 +124,10 @@ struct TracingTests {
             #expect((root.spanContext.traceFlags & 1 == 1) == decision)
             // The same trace id gets the same decision from the sampler, every time.
             #expect(configuration.sampler.shouldSample(traceID: root.spanContext.traceID, parent: nil) == decision)
-            if decision { sampledRoots += 1; sampledTraceIDs.insert(root.spanContext.traceID) }
+            if decision {
+                sampledRoots += 1
+                sampledTraceIDs.insert(root.spanContext.traceID)
+            }
             child.end()
             root.end()
         }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent reader of Spillway spill segments (DESIGN.md "Spill format, version 1").
+"""An independent reader of Spillway spill segments (FORMAT.md, "Spill format, version 1").
 
 Parses every segment given (files, or directories holding *.spill / *.open / *.damaged), checks
 both CRC32Cs of each frame with its own CRC table, that lengths stay inside the file and record

@@ -1,9 +1,9 @@
 import Benchmark
 import Foundation
-import OTel
-import Resilience
-import ResilienceTesting
 import Logging
+import OTel
+@_spi(Benchmarks) import Resilience
+import ResilienceTesting
 import ServiceLifecycle
 import SpillwayIntegration
 import Tracing
@@ -70,7 +70,10 @@ func waitUntil(_ what: @autoclosure () -> String, timeout: Duration, _ condition
 /// `forceFlush()` with a deadline.
 func flush(_ pipeline: TelemetryPipeline, timeout: Duration) async throws {
     let done = Flag()
-    let flushing = Task { await pipeline.forceFlush(); done.set() }
+    let flushing = Task {
+        await pipeline.forceFlush()
+        done.set()
+    }
     try await waitUntil("forceFlush: \(pipeline.stats())", timeout: timeout) { done.isSet }
     _ = await flushing.value
 }
@@ -78,8 +81,16 @@ func flush(_ pipeline: TelemetryPipeline, timeout: Duration) async throws {
 final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
 }
 
 /// Each swift-otel run needs its service running; this runs one until cancelled.
@@ -91,7 +102,8 @@ let spansPerEndToEndRun = Int(ProcessInfo.processInfo.environment["SPILLWAY_BENC
 
 let benchmarks: @Sendable () -> Void = {
     let emitMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
-    let emitConfiguration = Benchmark.Configuration(metrics: emitMetrics, scalingFactor: .kilo, maxDuration: .seconds(3), maxIterations: 1_000)
+    let emitConfiguration = Benchmark.Configuration(
+        metrics: emitMetrics, scalingFactor: .kilo, maxDuration: .seconds(3), maxIterations: 1_000)
 
     // MARK: Emit
 
@@ -121,7 +133,8 @@ let benchmarks: @Sendable () -> Void = {
             }.start()
         }
         benchmark.startMeasurement()
-        start.signal(); start.signal()
+        start.signal()
+        start.signal()
         done.wait()
         benchmark.stopMeasurement()
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
@@ -153,7 +166,10 @@ let benchmarks: @Sendable () -> Void = {
         let tracer = pipeline.tracer(scope: "bench")
         for i in 0..<(16 * 512) { emitSpan(tracer, i) }
         let done = DispatchSemaphore(value: 0)
-        Task { _ = await pipeline.shutdown(deadline: .now + .seconds(10)); done.signal() }
+        Task {
+            _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+            done.signal()
+        }
         done.wait()
         return recording.batches.filter { $0.recordCount == 512 }
     }()
@@ -170,14 +186,19 @@ let benchmarks: @Sendable () -> Void = {
             i += 1
         }
         benchmark.stopMeasurement()
-        writeReport("spill requests: \(spillRequests.count) of 512 spans, \(spillRequests.map(\.body.count).reduce(0, +) / max(spillRequests.count, 1)) bytes each")
+        writeReport(
+            "spill requests: \(spillRequests.count) of 512 spans, "
+                + "\(spillRequests.map(\.body.count).reduce(0, +) / max(spillRequests.count, 1)) bytes each"
+        )
     }
 
     for pwrite in [false, true] {
         // One writer for every sample: a writer's first append creates its segment and warms zstd.
         let directory = NSTemporaryDirectory() + "spillway-bench-\(UInt32.random(in: 0...UInt32.max))"
         let writer = try! _SpillwayBenchmarkHooks.SpillWriterHandle(directory: directory, pwrite: pwrite)
-        Benchmark("spill: append one 512-span request, \(pwrite ? "pwrite" : "io_uring"), durability none", configuration: spillConfiguration) { benchmark in
+        Benchmark(
+            "spill: append one 512-span request, \(pwrite ? "pwrite" : "io_uring"), durability none", configuration: spillConfiguration
+        ) { benchmark in
             var i = 0
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
@@ -202,7 +223,10 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("batch assembly: 512 spans of 300 bytes, 3 scopes", configuration: .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(3))) { benchmark in
+    Benchmark(
+        "batch assembly: 512 spans of 300 bytes, 3 scopes",
+        configuration: .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(3))
+    ) { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(_SpillwayBenchmarkHooks.assembleBatch(records: 512, recordSize: 300, scopes: 3))
         }
@@ -251,8 +275,10 @@ let benchmarks: @Sendable () -> Void = {
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
-    Benchmark("spillway: log record with an error, at the stack-trace threshold (error)",
-              configuration: .init(metrics: emitMetrics, scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 200)) { benchmark in
+    Benchmark(
+        "spillway: log record with an error, at the stack-trace threshold (error)",
+        configuration: .init(metrics: emitMetrics, scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 200)
+    ) { benchmark in
         let pipeline = try emitPipeline()
         let logger = pipeline.logger(scope: "bench")
         let error = BenchError()
@@ -263,8 +289,10 @@ let benchmarks: @Sendable () -> Void = {
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
-    Benchmark("spillway disabled (OTEL_SDK_DISABLED): startSpan + setAttribute + end",
-              configuration: .init(metrics: emitMetrics, scalingFactor: .mega, maxDuration: .seconds(3), maxIterations: 100)) { benchmark in
+    Benchmark(
+        "spillway disabled (OTEL_SDK_DISABLED): startSpan + setAttribute + end",
+        configuration: .init(metrics: emitMetrics, scalingFactor: .mega, maxDuration: .seconds(3), maxIterations: 100)
+    ) { benchmark in
         var configuration = PipelineConfiguration(serviceName: "bench")
         configuration.isEnabled = false
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
@@ -279,8 +307,10 @@ let benchmarks: @Sendable () -> Void = {
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
-    Benchmark("spillway disabled (OTEL_SDK_DISABLED): emit log record",
-              configuration: .init(metrics: emitMetrics, scalingFactor: .mega, maxDuration: .seconds(3), maxIterations: 100)) { benchmark in
+    Benchmark(
+        "spillway disabled (OTEL_SDK_DISABLED): emit log record",
+        configuration: .init(metrics: emitMetrics, scalingFactor: .mega, maxDuration: .seconds(3), maxIterations: 100)
+    ) { benchmark in
         var configuration = PipelineConfiguration(serviceName: "bench")
         configuration.isEnabled = false
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
@@ -338,11 +368,16 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         let started = ContinuousClock.now
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: nil)
-        try await waitUntil("replay of \(total) spans: \(pipeline.stats())", timeout: .seconds(120)) { pipeline.stats().spans.replayed >= total }
+        try await waitUntil("replay of \(total) spans: \(pipeline.stats())", timeout: .seconds(120)) {
+            pipeline.stats().spans.replayed >= total
+        }
         benchmark.stopMeasurement()
         let elapsed = started.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        writeReport("spill replay: \(total) spans in \(frames) frames; receiver counted \(receiver.spanCount); \(seconds > 0 ? String(format: "%.0f", Double(total) / seconds) : "?") spans/s")
+        writeReport(
+            "spill replay: \(total) spans in \(frames) frames; receiver counted \(receiver.spanCount); "
+                + "\(seconds > 0 ? String(format: "%.0f", Double(total) / seconds) : "?") spans/s"
+        )
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
         try await receiver.stop()
         try? FileManager.default.removeItem(atPath: directory)
@@ -372,7 +407,10 @@ let benchmarks: @Sendable () -> Void = {
         let elapsed = ContinuousClock.now - start
         let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        writeReport("spillway end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(spansPerEndToEndRun) / seconds)) spans/s; receiver: \(report); \(pipeline.stats().spans.dropped)")
+        writeReport(
+            "spillway end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = "
+                + "\(Int(Double(spansPerEndToEndRun) / seconds)) spans/s; receiver: \(report); \(pipeline.stats().spans.dropped)"
+        )
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
         try await receiver.stop()
     }
@@ -412,7 +450,8 @@ let benchmarks: @Sendable () -> Void = {
         var lastChange = ContinuousClock.now
         while ContinuousClock.now - lastChange < .seconds(6) {
             if ContinuousClock.now - start > .seconds(900) {
-                throw BenchmarkDeadlineExceeded(what: "swift-otel delivery still growing: \(receiver.spanCount) spans", timeout: .seconds(900))
+                throw BenchmarkDeadlineExceeded(
+                    what: "swift-otel delivery still growing: \(receiver.spanCount) spans", timeout: .seconds(900))
             }
             if receiver.spanCount != last {
                 last = receiver.spanCount
@@ -425,7 +464,11 @@ let benchmarks: @Sendable () -> Void = {
         running.cancel()
         let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        writeReport("swift-otel end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(report.received) / seconds)) delivered spans/s; receiver: \(report); requests \(receiver.requestCount), last path \(receiver.diagnostics.lastPath), answers \(receiver.diagnostics.statuses)")
+        writeReport(
+            "swift-otel end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = "
+                + "\(Int(Double(report.received) / seconds)) delivered spans/s; receiver: \(report); requests \(receiver.requestCount), "
+                + "last path \(receiver.diagnostics.lastPath), answers \(receiver.diagnostics.statuses)"
+        )
         try await receiver.stop()
     }
 }

@@ -1,5 +1,5 @@
 /*
- * CSpill — spill segment files for Spillway (see DESIGN.md "Spill format, version 1").
+ * CSpill — spill segment files for Spillway (the format: FORMAT.md in the repository; the flow: ARCHITECTURE.md).
  *
  * CRC32C, an io_uring probe, the segment writer (io_uring or pwrite), the
  * frame reader, and start-up recovery of `.open` segments. Functions return
@@ -82,7 +82,7 @@ typedef struct csp_writer_options {
 	int durability;
 	/** With CSP_DURABILITY_INTERVAL: at most this long between syncs. */
 	uint64_t sync_interval_ns;
-	/** CSP_IO_*. With AUTO, SPILLWAY_IO=pwrite in the environment forces pwrite. */
+	/** CSP_IO_*. The library reads no environment: SPILLWAY_SPILL_IO is parsed in Swift. */
 	int io;
 	/** zstd level; 0 for 1. */
 	int zstd_level;
@@ -103,7 +103,7 @@ typedef struct csp_frame_info {
 
 /**
  * Opens a writer for one signal directory. Not thread-safe: one thread appends.
- * io_uring is tried first (unless options->io or SPILLWAY_IO say pwrite); if the
+ * io_uring is tried first (unless options->io says pwrite); if the
  * kernel or a sandbox refuses it, the writer uses pwrite (see csp_writer_io()).
  *
  * Returns 0 and sets `*writer`, or -errno (-EINVAL for bad options).

@@ -66,15 +66,21 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("OTEL_SDK_DISABLED", "isEnabled (inverted)", "false", live: true, "`true`: every API call does nothing"),
         .init("OTEL_SERVICE_NAME", "serviceName", "unknown_service:<process>", live: false, "`service.name`"),
         .init("OTEL_RESOURCE_ATTRIBUTES", "resourceAttributes", "", live: false, "more resource attributes, `k=v,k2=v2` (percent-encoded)"),
-        .init("OTEL_EXPORTER_OTLP_ENDPOINT", "exporter.endpoint", "http://localhost:4318", live: true, "collector base URL (`/v1/traces`, `/v1/logs` appended)"),
+        .init(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "exporter.endpoint", "http://localhost:4318", live: true,
+            "collector base URL (`/v1/traces`, `/v1/logs` appended)"),
         .init("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "exporter.tracesEndpoint", "", live: true, "full URL for spans"),
         .init("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "exporter.logsEndpoint", "", live: true, "full URL for log records"),
         .init("OTEL_EXPORTER_OTLP_HEADERS", "exporter.headers", "", live: true, "request headers, `k=v,k2=v2`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "exporter.headers", "", live: true, "more headers (added to the common ones)"),
         .init("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "exporter.headers", "", live: true, "more headers (added to the common ones)"),
         .init("OTEL_EXPORTER_OTLP_COMPRESSION", "exporter.compression", "none", live: true, "`gzip` or `none`"),
-        .init("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "exporter.compression", "none", live: true, "`gzip` or `none` (one exporter serves both signals: the last set wins)"),
-        .init("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "exporter.compression", "none", live: true, "`gzip` or `none` (one exporter serves both signals: the last set wins)"),
+        .init(
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "exporter.compression", "none", live: true,
+            "`gzip` or `none` (one exporter serves both signals: the last set wins)"),
+        .init(
+            "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "exporter.compression", "none", live: true,
+            "`gzip` or `none` (one exporter serves both signals: the last set wins)"),
         .init("OTEL_EXPORTER_OTLP_TIMEOUT", "exporter.timeout", "10000", live: true, "per request, milliseconds"),
         .init("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "exporter.timeout", "10000", live: true, "per request, milliseconds (both signals)"),
         .init("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "exporter.timeout", "10000", live: true, "per request, milliseconds (both signals)"),
@@ -83,7 +89,9 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
         .init("OTEL_BSP_SCHEDULE_DELAY", "traces.scheduleDelay", "5000", live: true, "span batch delay, milliseconds"),
         .init("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "traces.maxExportBatchSize", "512", live: true, "spans per request"),
-        .init("OTEL_BSP_EXPORT_TIMEOUT", "traces.exportTimeout", "30000", live: true, "milliseconds (validated; each request is bounded by the exporter timeout)"),
+        .init(
+            "OTEL_BSP_EXPORT_TIMEOUT", "traces.exportTimeout", "30000", live: true,
+            "milliseconds (validated; each request is bounded by the exporter timeout)"),
         .init("OTEL_BSP_MAX_QUEUE_SIZE", "—", "2048", live: false, "validated; the ring is sized in bytes (`SPILLWAY_RING_CAPACITY`)"),
         .init("OTEL_BLRP_SCHEDULE_DELAY", "logs.scheduleDelay", "1000", live: true, "log batch delay, milliseconds"),
         .init("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "logs.maxExportBatchSize", "512", live: true, "log records per request"),
@@ -96,19 +104,34 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "limits.countLimit", "128", live: false, "attributes per span"),
         .init("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "limits.valueLengthLimit", "unlimited", live: false, "bytes per span string value"),
         .init("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "limits.countLimit", "128", live: false, "attributes per log record"),
-        .init("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "limits.valueLengthLimit", "unlimited", live: false, "bytes per log string value"),
+        .init(
+            "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "limits.valueLengthLimit", "unlimited", live: false, "bytes per log string value"
+        ),
         .init("OTEL_SPAN_EVENT_COUNT_LIMIT", "limits.eventCountLimit", "128", live: false, "events per span"),
         .init("OTEL_SPAN_LINK_COUNT_LIMIT", "limits.linkCountLimit", "128", live: false, "links per span"),
         .init("SPILLWAY_RING_CAPACITY", "ringCapacity", "16777216", live: false, "ring bytes, a power of two"),
         .init("SPILLWAY_OVERFLOW", "overflowPolicy", "drop_newest", live: false, "`drop_newest` or `block:<ms>`"),
         .init("SPILLWAY_SPILL_DIR", "spill", "", live: false, "spill store directory (empty: batches wait in memory)"),
-        .init("SPILLWAY_SPILL_DURABILITY", "spill.durability", "interval:1000", live: false, "`none`, `always` or `interval:<ms>`: when spilled frames are fsynced"),
-        .init("SPILLWAY_SPILL_MAX_BYTES", "spill.maxBytes", "1073741824", live: false, "per signal: past this, the oldest segments are deleted (`retention`)"),
-        .init("SPILLWAY_SPILL_MAX_AGE", "spill.maxAge", "86400000", live: false, "per signal: older segments are deleted (`retention`), milliseconds"),
+        .init(
+            "SPILLWAY_SPILL_DURABILITY", "spill.durability", "interval:1000", live: false,
+            "`none`, `always` or `interval:<ms>`: when spilled frames are fsynced"),
+        .init(
+            "SPILLWAY_SPILL_MAX_BYTES", "spill.maxBytes", "1073741824", live: false,
+            "per signal: past this, the oldest segments are deleted (`retention`)"),
+        .init(
+            "SPILLWAY_SPILL_MAX_AGE", "spill.maxAge", "86400000", live: false,
+            "per signal: older segments are deleted (`retention`), milliseconds"),
         .init("SPILLWAY_SPILL_MAX_SEGMENT_BYTES", "spill.maxSegmentBytes", "67108864", live: false, "a segment is sealed at this size"),
+        .init(
+            "SPILLWAY_SPILL_IO", "spill.io", "auto", live: false,
+            "`auto` (io_uring where the kernel allows it, else pwrite) or `pwrite`; used when a spill store exists"),
         .init("SPILLWAY_SPILL_REPLAY_CONCURRENCY", "spill.replayConcurrency", "1", live: false, "replay requests at once"),
-        .init("SPILLWAY_SHUTDOWN_TIMEOUT", "shutdownTimeout", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"),
-        .init("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "exceptionStackTraces", "(not set: `error`; swift-log bridge: none)", live: true, "from which severity errors on log records get `exception.stacktrace`; `never`"),
+        .init(
+            "SPILLWAY_SHUTDOWN_TIMEOUT", "shutdownTimeout", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"
+        ),
+        .init(
+            "SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY", "exceptionStackTraces", "(not set: `error`; swift-log bridge: none)", live: true,
+            "from which severity errors on log records get `exception.stacktrace`; `never`")
     ]
 }
 
@@ -128,13 +151,18 @@ extension ConfigurationLayer {
             let lower = value.lowercased().trimmingSpaces
             switch name {
             case "OTEL_TRACES_EXPORTER", "OTEL_LOGS_EXPORTER":
-                if lower != "otlp" { warnings.append("\(name)=\(value) is not supported: Spillway exports OTLP only; the variable is ignored") }
+                if lower != "otlp" {
+                    warnings.append("\(name)=\(value) is not supported: Spillway exports OTLP only; the variable is ignored")
+                }
             case "OTEL_METRICS_EXPORTER":
                 if lower != "none" { warnings.append("\(name)=\(value) is ignored: Spillway has no metrics signal") }
             case "OTEL_PROPAGATORS":
                 let propagators = Set(lower.split(separator: ",").map { String($0).trimmingSpaces })
                 if !propagators.isSubset(of: ["tracecontext", "baggage", "none"]) {
-                    warnings.append("\(name)=\(value) is not supported: Spillway propagates W3C tracecontext (and baggage) only; the variable is ignored")
+                    warnings.append(
+                        "\(name)=\(value) is not supported: Spillway propagates W3C tracecontext (and baggage) only; the variable "
+                            + "is ignored"
+                    )
                 }
             case _ where name.hasPrefix("SPILLWAY_"):
                 let nearest = known.filter { $0.hasPrefix("SPILLWAY_") }.min { editDistance($0, name) < editDistance($1, name) } ?? ""

@@ -52,11 +52,16 @@ func globMatches(_ pattern: String, _ text: String) -> Bool {
     var pi = 0, ti = 0, star = -1, mark = 0
     while ti < t.count {
         if pi < p.count && (p[pi] == "?" || (p[pi] != "*" && p[pi] == t[ti])) {
-            pi += 1; ti += 1
+            pi += 1
+            ti += 1
         } else if pi < p.count && p[pi] == "*" {
-            star = pi; mark = ti; pi += 1
+            star = pi
+            mark = ti
+            pi += 1
         } else if star >= 0 {
-            pi = star + 1; mark += 1; ti = mark
+            pi = star + 1
+            mark += 1
+            ti = mark
         } else {
             return false
         }
@@ -115,7 +120,8 @@ struct RouteTable: Sendable {
                 throw ConfigurationError(key: "routes[\(i)].name", value: route.name, allowed: "a unique, non-empty name")
             }
             if route.scopes.isEmpty && route.spanNames.isEmpty && route.eventNames.isEmpty {
-                throw ConfigurationError(key: "routes[\(i)]", value: route.name, allowed: "at least one scope, span name or event name pattern")
+                throw ConfigurationError(
+                    key: "routes[\(i)]", value: route.name, allowed: "at least one scope, span name or event name pattern")
             }
             for pattern in route.scopes + route.spanNames + route.eventNames where pattern.isEmpty {
                 throw ConfigurationError(key: "routes[\(i)] patterns", value: "\"\"", allowed: "non-empty glob patterns (* and ?)")

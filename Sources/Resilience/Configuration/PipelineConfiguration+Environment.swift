@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension PipelineConfiguration {
@@ -16,7 +16,9 @@ extension PipelineConfiguration {
     /// `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `SPILLWAY_RING_CAPACITY`, `SPILLWAY_OVERFLOW`, `SPILLWAY_SPILL_DIR`.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable, its value and what is allowed.
-    public static func fromEnvironment(_ environment: [String: String] = processEnvironment()) throws(ConfigurationError) -> PipelineConfiguration {
+    public static func fromEnvironment(_ environment: [String: String] = processEnvironment()) throws(ConfigurationError)
+        -> PipelineConfiguration
+    {
         try resolve(layers: [ConfigurationLayer(environment: environment)])
     }
 
@@ -64,13 +66,18 @@ extension PipelineConfiguration {
         }
         for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] {
             if let v = env.string(name), v != "http/protobuf" {
-                throw ConfigurationError(key: name, value: v, allowed: "http/protobuf (grpc and http/json are not supported)", source: env.source(name))
+                throw ConfigurationError(
+                    key: name, value: v, allowed: "http/protobuf (grpc and http/json are not supported)", source: env.source(name))
             }
         }
 
         for (prefix, keyPath) in [("OTEL_BSP", \PipelineConfiguration.traces), ("OTEL_BLRP", \PipelineConfiguration.logs)] {
-            if let ms = try env.integer("\(prefix)_SCHEDULE_DELAY", minimum: 1) { config[keyPath: keyPath].scheduleDelay = .milliseconds(ms) }
-            if let ms = try env.integer("\(prefix)_EXPORT_TIMEOUT", minimum: 1) { config[keyPath: keyPath].exportTimeout = .milliseconds(ms) }
+            if let ms = try env.integer("\(prefix)_SCHEDULE_DELAY", minimum: 1) {
+                config[keyPath: keyPath].scheduleDelay = .milliseconds(ms)
+            }
+            if let ms = try env.integer("\(prefix)_EXPORT_TIMEOUT", minimum: 1) {
+                config[keyPath: keyPath].exportTimeout = .milliseconds(ms)
+            }
             if let n = try env.integer("\(prefix)_MAX_EXPORT_BATCH_SIZE", minimum: 1) { config[keyPath: keyPath].maxExportBatchSize = n }
             _ = try env.integer("\(prefix)_MAX_QUEUE_SIZE", minimum: 1)
         }
@@ -78,7 +85,9 @@ extension PipelineConfiguration {
         for name in ["OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"] {
             if let n = try env.integer(name, minimum: 0) { config.limits.countLimit = n }
         }
-        for name in ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"] {
+        for name in [
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+        ] {
             if let n = try env.integer(name, minimum: 0) { config.limits.valueLengthLimit = n }
         }
         if let n = try env.integer("OTEL_SPAN_EVENT_COUNT_LIMIT", minimum: 0) { config.limits.eventCountLimit = n }
@@ -86,7 +95,9 @@ extension PipelineConfiguration {
 
         if let n = try env.integer("SPILLWAY_RING_CAPACITY", minimum: 1024) {
             guard n & (n - 1) == 0, n <= 1 << 30 else {
-                throw ConfigurationError(key: "SPILLWAY_RING_CAPACITY", value: "\(n)", allowed: "a power of two from 1024 to 1073741824 bytes", source: env.source("SPILLWAY_RING_CAPACITY"))
+                throw ConfigurationError(
+                    key: "SPILLWAY_RING_CAPACITY", value: "\(n)", allowed: "a power of two from 1024 to 1073741824 bytes",
+                    source: env.source("SPILLWAY_RING_CAPACITY"))
             }
             config.ringCapacity = n
         }
@@ -96,20 +107,25 @@ extension PipelineConfiguration {
             } else if v.hasPrefix("block:"), let ms = Int(v.dropFirst(6)), ms >= 0 {
                 config.overflowPolicy = .block(upTo: .milliseconds(ms))
             } else {
-                throw ConfigurationError(key: "SPILLWAY_OVERFLOW", value: v, allowed: "drop_newest, block:<milliseconds>", source: env.source("SPILLWAY_OVERFLOW"))
+                throw ConfigurationError(
+                    key: "SPILLWAY_OVERFLOW", value: v, allowed: "drop_newest, block:<milliseconds>",
+                    source: env.source("SPILLWAY_OVERFLOW"))
             }
         }
         if let v = env.string("OTEL_SDK_DISABLED") {
             switch v.lowercased() {
             case "true": config.isEnabled = false
             case "false": config.isEnabled = true
-            default: throw ConfigurationError(key: "OTEL_SDK_DISABLED", value: v, allowed: "true, false", source: env.source("OTEL_SDK_DISABLED"))
+            default:
+                throw ConfigurationError(
+                    key: "OTEL_SDK_DISABLED", value: v, allowed: "true, false", source: env.source("OTEL_SDK_DISABLED"))
             }
         }
         var ratio = 1.0
         if let v = env.string("OTEL_TRACES_SAMPLER_ARG") {
             guard let r = Double(v), r >= 0, r <= 1 else {
-                throw ConfigurationError(key: "OTEL_TRACES_SAMPLER_ARG", value: v, allowed: "a ratio from 0 to 1", source: env.source("OTEL_TRACES_SAMPLER_ARG"))
+                throw ConfigurationError(
+                    key: "OTEL_TRACES_SAMPLER_ARG", value: v, allowed: "a ratio from 0 to 1", source: env.source("OTEL_TRACES_SAMPLER_ARG"))
             }
             ratio = r
         }
@@ -129,7 +145,9 @@ extension PipelineConfiguration {
             }
         }
         if let v = env.string("SPILLWAY_EXCEPTION_STACKTRACE_SEVERITY") {
-            let names: [String: Severity] = ["trace": .trace, "debug": .debug, "info": .info, "warn": .warn, "error": .error, "fatal": .fatal]
+            let names: [String: Severity] = [
+                "trace": .trace, "debug": .debug, "info": .info, "warn": .warn, "error": .error, "fatal": .fatal
+            ]
             if v.lowercased() == "never" {
                 config.exceptionStackTraces = .never
             } else if let s = names[v.lowercased()] {
@@ -143,7 +161,8 @@ extension PipelineConfiguration {
         if let ms = try env.integer("SPILLWAY_SHUTDOWN_TIMEOUT", minimum: 0) { config.shutdownTimeout = .milliseconds(ms) }
         if let v = env.string("SPILLWAY_SPILL_DIR") {
             guard !v.isEmpty else {
-                throw ConfigurationError(key: "SPILLWAY_SPILL_DIR", value: "\"\"", allowed: "a directory path", source: env.source("SPILLWAY_SPILL_DIR"))
+                throw ConfigurationError(
+                    key: "SPILLWAY_SPILL_DIR", value: "\"\"", allowed: "a directory path", source: env.source("SPILLWAY_SPILL_DIR"))
             }
             config.spill = SpillConfiguration(directory: v)
         }
@@ -180,10 +199,17 @@ extension PipelineConfiguration {
     }
 }
 
-/// The spill store's keys; each needs `SPILLWAY_SPILL_DIR`.
+/// The spill store's keys; each needs `SPILLWAY_SPILL_DIR`, except `SPILLWAY_SPILL_IO`: a
+/// host-wide choice (a container that forbids io_uring) that applies when a store exists.
 private func applySpill(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
-    let keys = ["SPILLWAY_SPILL_DURABILITY", "SPILLWAY_SPILL_MAX_BYTES", "SPILLWAY_SPILL_MAX_AGE", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES",
-                "SPILLWAY_SPILL_REPLAY_CONCURRENCY"]
+    let keys = [
+        "SPILLWAY_SPILL_DURABILITY", "SPILLWAY_SPILL_MAX_BYTES", "SPILLWAY_SPILL_MAX_AGE", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES",
+        "SPILLWAY_SPILL_REPLAY_CONCURRENCY"
+    ]
+    let io = env.string("SPILLWAY_SPILL_IO")
+    if let io, !["auto", "pwrite"].contains(io.lowercased()) {
+        throw ConfigurationError(key: "SPILLWAY_SPILL_IO", value: io, allowed: "auto or pwrite", source: env.source("SPILLWAY_SPILL_IO"))
+    }
     guard var spill = config.spill else {
         if let key = keys.first(where: { env.string($0) != nil }) {
             throw ConfigurationError(
@@ -199,7 +225,8 @@ private func applySpill(_ env: EnvironmentReader, _ config: inout PipelineConfig
         case "always": spill.durability = .always
         default:
             guard v.lowercased().hasPrefix("interval:"), let ms = Int(v.dropFirst("interval:".count)), ms > 0 else {
-                throw ConfigurationError(key: "SPILLWAY_SPILL_DURABILITY", value: v, allowed: allowed, source: env.source("SPILLWAY_SPILL_DURABILITY"))
+                throw ConfigurationError(
+                    key: "SPILLWAY_SPILL_DURABILITY", value: v, allowed: allowed, source: env.source("SPILLWAY_SPILL_DURABILITY"))
             }
             spill.durability = .interval(.milliseconds(ms))
         }
@@ -208,6 +235,7 @@ private func applySpill(_ env: EnvironmentReader, _ config: inout PipelineConfig
     if let ms = try env.integer("SPILLWAY_SPILL_MAX_AGE", minimum: 1) { spill.maxAge = .milliseconds(ms) }
     if let n = try env.integer("SPILLWAY_SPILL_MAX_SEGMENT_BYTES", minimum: 4096) { spill.maxSegmentBytes = n }
     if let n = try env.integer("SPILLWAY_SPILL_REPLAY_CONCURRENCY", minimum: 1) { spill.replayConcurrency = n }
+    if let io { spill.io = io.lowercased() == "pwrite" ? .pwrite : .automatic }
     do {
         try spill.validate()
     } catch {
@@ -256,7 +284,8 @@ private struct EnvironmentReader {
             }
             let key = String(item[..<eq]).trimmingSpaces
             guard !key.isEmpty, let value = percentDecoded(String(item[item.index(after: eq)...]).trimmingSpaces) else {
-                throw ConfigurationError(key: name, value: shown, allowed: "comma-separated key=value pairs, values percent-encoded", source: source(name))
+                throw ConfigurationError(
+                    key: name, value: shown, allowed: "comma-separated key=value pairs, values percent-encoded", source: source(name))
             }
             result.append((key, value))
         }

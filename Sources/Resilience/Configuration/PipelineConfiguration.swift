@@ -186,7 +186,9 @@ public struct BatchConfiguration: Sendable, Hashable {
     /// - Default value: 2.
     public var maxConcurrentExports: Int
 
-    public init(scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 2) {
+    public init(
+        scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 2
+    ) {
         self.scheduleDelay = scheduleDelay
         self.maxExportBatchSize = maxExportBatchSize
         self.exportTimeout = exportTimeout
@@ -248,17 +250,21 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
 
     public var description: String {
         let names = headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",")
-        return "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: \(logsEndpoint ?? "-"), "
+        return
+            "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
+            + "\(logsEndpoint ?? "-"), "
             + "headers: [\(names)], compression: \(compression), timeout: \(timeout))"
     }
 
     public var debugDescription: String { description }
 
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
-            "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
-        ], displayStyle: .struct)
+        Mirror(
+            self,
+            children: [
+                "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
+                "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout
+            ], displayStyle: .struct)
     }
 
     /// The URL spans go to, by the specification's rules.
@@ -281,7 +287,9 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     }
 
     func validate() throws(ConfigurationError) {
-        for (key, url) in [("exporter.endpoint", endpoint), ("exporter.tracesEndpoint", tracesEndpoint), ("exporter.logsEndpoint", logsEndpoint)] {
+        for (key, url) in [
+            ("exporter.endpoint", endpoint), ("exporter.tracesEndpoint", tracesEndpoint), ("exporter.logsEndpoint", logsEndpoint)
+        ] {
             guard let url else { continue }
             do {
                 _ = try HTTPEndpoint(parsing: url)
@@ -296,53 +304,6 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
             throw ConfigurationError(key: "exporter.headers", value: name, allowed: "header names of visible ASCII without ':'")
         }
     }
-}
-
-/// A parsed `http://host:port/path` URL.
-struct HTTPEndpoint: Sendable, Hashable {
-    var host: String
-    var port: Int
-    var path: String
-
-    struct ParseError: Error { var allowed: String }
-
-    init(parsing url: String) throws(ParseError) {
-        let allowed = "an http:// URL with a host, e.g. http://localhost:4318 (https needs TLS, which this build does not include)"
-        guard url.hasPrefix("http://") else { throw ParseError(allowed: allowed) }
-        let rest = url.dropFirst("http://".count)
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        var path = String(rest[authorityEnd...])
-        if path.isEmpty { path = "/" }
-        if path.hasPrefix("?") { path = "/" + path }
-        var host: Substring
-        var port = 80
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw ParseError(allowed: allowed) }
-            host = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") {
-                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw ParseError(allowed: allowed) }
-                port = p
-            } else if !after.isEmpty {
-                throw ParseError(allowed: allowed)
-            }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = authority[..<colon]
-            guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else {
-                throw ParseError(allowed: allowed)
-            }
-            port = p
-        } else {
-            host = authority
-        }
-        guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "@" }) else { throw ParseError(allowed: allowed) }
-        self.host = String(host)
-        self.port = port
-        self.path = path
-    }
-
-    var hostHeader: String { port == 80 ? host : "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 }
 
 /// When a log record that carries an error gets `exception.stacktrace`.

@@ -2,7 +2,7 @@
 ///
 /// With a spill store, the failure destination of the exporter chain is the disk: a batch whose
 /// retries are spent, or that the open circuit breaker refused, is written as one frame (zstd,
-/// CRC32C; DESIGN.md "Spill format, version 1") to `<directory>/<traces|logs>/`, and replayed,
+/// CRC32C; FORMAT.md in the repository) to `<directory>/<traces|logs>/`, and replayed,
 /// oldest first, when the collector answers again. Delivery is at-least-once: a frame is deleted
 /// only after the collector acknowledged it, so a crash during replay may send it twice, never
 /// zero times once it was durable.
@@ -21,7 +21,7 @@ public struct SpillConfiguration: Sendable, Hashable {
     public enum IO: Sendable, Hashable {
         /// io_uring when the kernel allows it, pwrite otherwise (said once in the log, shown in stats).
         case automatic
-        /// pwrite. Also forced by the environment variable `SPILLWAY_IO=pwrite`.
+        /// pwrite. - Environment variable: `SPILLWAY_SPILL_IO=pwrite`.
         case pwrite
     }
 
@@ -71,7 +71,8 @@ public struct SpillConfiguration: Sendable, Hashable {
             throw ConfigurationError(key: "spill.maxSegmentBytes", value: "\(maxSegmentBytes)", allowed: "an integer >= 4096")
         }
         if maxBytes < maxSegmentBytes {
-            throw ConfigurationError(key: "spill.maxBytes", value: "\(maxBytes)", allowed: "an integer >= maxSegmentBytes (\(maxSegmentBytes))")
+            throw ConfigurationError(
+                key: "spill.maxBytes", value: "\(maxBytes)", allowed: "an integer >= maxSegmentBytes (\(maxSegmentBytes))")
         }
         if maxSegmentAge <= .zero || maxAge <= .zero {
             throw ConfigurationError(key: "spill.maxAge", value: "\(maxSegmentAge), \(maxAge)", allowed: "durations > 0")

@@ -26,7 +26,11 @@ extension OTLPDecoding {
                                 } else if kf.number == 2 && kf.wire == 2 && matches {
                                     var any = try kv.message()
                                     while let af = try any.nextField() {
-                                        if af.number == 3 && af.wire == 0 { sequence = Int64(bitPattern: try any.varint()) } else { try any.skip(af.wire) }
+                                        if af.number == 3 && af.wire == 0 {
+                                            sequence = Int64(bitPattern: try any.varint())
+                                        } else {
+                                            try any.skip(af.wire)
+                                        }
                                     }
                                 } else {
                                     try kv.skip(kf.wire)

@@ -63,7 +63,7 @@ public struct DecodedLogRecord: Sendable, Hashable {
 
 /// Reads OTLP export requests (protobuf) into ``DecodedSpan`` and ``DecodedLogRecord``.
 /// Malformed input throws ``ProtoDecodingError``; nothing traps.
-public enum OTLPDecoding {
+package enum OTLPDecoding {
     /// Decodes a serialized `ExportTraceServiceRequest`.
     public static func spans(from body: [UInt8]) throws(ProtoDecodingError) -> [DecodedSpan] {
         try withBytes(body) { bytes throws(ProtoDecodingError) in
@@ -100,7 +100,10 @@ public enum OTLPDecoding {
     ) throws(ProtoDecodingError) {
         var request = request
         while let field = try request.nextField() {
-            guard field.number == 1, field.wire == 2 else { try request.skip(field.wire); continue }
+            guard field.number == 1, field.wire == 2 else {
+                try request.skip(field.wire)
+                continue
+            }
             var resourceBlock = try request.message()
             var resource: [String: AttributeValue] = [:]
             var scopeBlocks: [ProtoReader] = []
@@ -109,7 +112,12 @@ public enum OTLPDecoding {
                 case (1, 2):
                     var r = try resourceBlock.message()
                     while let rf = try r.nextField() {
-                        if rf.number == 1 && rf.wire == 2 { let (k, v) = try keyValue(r.message()); resource[k] = v } else { try r.skip(rf.wire) }
+                        if rf.number == 1 && rf.wire == 2 {
+                            let (k, v) = try keyValue(r.message())
+                            resource[k] = v
+                        } else {
+                            try r.skip(rf.wire)
+                        }
                     }
                 case (2, 2): scopeBlocks.append(try resourceBlock.message())
                 default: try resourceBlock.skip(f.wire)
@@ -143,7 +151,9 @@ public enum OTLPDecoding {
         var span = DecodedSpan()
         while let f = try r.nextField() {
             switch (f.number, f.wire) {
-            case (1, 2): let id = try r.id128(); span.traceID = TraceID(high: id.0, low: id.1)
+            case (1, 2):
+                let id = try r.id128()
+                span.traceID = TraceID(high: id.0, low: id.1)
             case (2, 2): span.spanID = SpanID(try r.id64())
             case (3, 2): span.traceState = try r.string()
             case (4, 2): span.parentSpanID = SpanID(try r.id64())
@@ -151,7 +161,9 @@ public enum OTLPDecoding {
             case (6, 0): span.kind = UInt8(truncatingIfNeeded: try r.varint())
             case (7, 1): span.startTimeUnixNano = try r.fixed64()
             case (8, 1): span.endTimeUnixNano = try r.fixed64()
-            case (9, 2): let (k, v) = try keyValue(r.message()); span.attributes[k] = v
+            case (9, 2):
+                let (k, v) = try keyValue(r.message())
+                span.attributes[k] = v
             case (10, 0): span.droppedAttributesCount = UInt32(truncatingIfNeeded: try r.varint())
             case (11, 2):
                 var e = try r.message()
@@ -160,7 +172,9 @@ public enum OTLPDecoding {
                     switch (ef.number, ef.wire) {
                     case (1, 1): event.timeUnixNano = try e.fixed64()
                     case (2, 2): event.name = try e.string()
-                    case (3, 2): let (k, v) = try keyValue(e.message()); event.attributes[k] = v
+                    case (3, 2):
+                        let (k, v) = try keyValue(e.message())
+                        event.attributes[k] = v
                     case (4, 0): event.droppedAttributesCount = UInt32(truncatingIfNeeded: try e.varint())
                     default: try e.skip(ef.wire)
                     }
@@ -172,10 +186,14 @@ public enum OTLPDecoding {
                 var link = DecodedSpan.Link()
                 while let lf = try l.nextField() {
                     switch (lf.number, lf.wire) {
-                    case (1, 2): let id = try l.id128(); link.traceID = TraceID(high: id.0, low: id.1)
+                    case (1, 2):
+                        let id = try l.id128()
+                        link.traceID = TraceID(high: id.0, low: id.1)
                     case (2, 2): link.spanID = SpanID(try l.id64())
                     case (3, 2): link.traceState = try l.string()
-                    case (4, 2): let (k, v) = try keyValue(l.message()); link.attributes[k] = v
+                    case (4, 2):
+                        let (k, v) = try keyValue(l.message())
+                        link.attributes[k] = v
                     case (5, 0): link.droppedAttributesCount = UInt32(truncatingIfNeeded: try l.varint())
                     case (6, 5): link.flags = try l.fixed32()
                     default: try l.skip(lf.wire)
@@ -209,10 +227,14 @@ public enum OTLPDecoding {
             case (2, 0): log.severityNumber = UInt8(truncatingIfNeeded: try r.varint())
             case (3, 2): log.severityText = try r.string()
             case (5, 2): log.body = try anyValue(r.message())
-            case (6, 2): let (k, v) = try keyValue(r.message()); log.attributes[k] = v
+            case (6, 2):
+                let (k, v) = try keyValue(r.message())
+                log.attributes[k] = v
             case (7, 0): log.droppedAttributesCount = UInt32(truncatingIfNeeded: try r.varint())
             case (8, 5): log.flags = try r.fixed32()
-            case (9, 2): let id = try r.id128(); log.traceID = TraceID(high: id.0, low: id.1)
+            case (9, 2):
+                let id = try r.id128()
+                log.traceID = TraceID(high: id.0, low: id.1)
             case (10, 2): log.spanID = SpanID(try r.id64())
             case (12, 2): log.eventName = try r.string()
             default: try r.skip(f.wire)
@@ -250,14 +272,23 @@ public enum OTLPDecoding {
                 var a = try r.message()
                 var values: [AttributeValue] = []
                 while let af = try a.nextField() {
-                    if af.number == 1 && af.wire == 2 { values.append(try anyValue(a.message(), depth: depth + 1)) } else { try a.skip(af.wire) }
+                    if af.number == 1 && af.wire == 2 {
+                        values.append(try anyValue(a.message(), depth: depth + 1))
+                    } else {
+                        try a.skip(af.wire)
+                    }
                 }
                 value = .array(values)
             case (6, 2):
                 var m = try r.message()
                 var pairs: [(key: String, value: AttributeValue)] = []
                 while let mf = try m.nextField() {
-                    if mf.number == 1 && mf.wire == 2 { let (k, v) = try keyValue(m.message()); pairs.append((k, v)) } else { try m.skip(mf.wire) }
+                    if mf.number == 1 && mf.wire == 2 {
+                        let (k, v) = try keyValue(m.message())
+                        pairs.append((k, v))
+                    } else {
+                        try m.skip(mf.wire)
+                    }
                 }
                 value = .map(pairs)
             default: try r.skip(f.wire)

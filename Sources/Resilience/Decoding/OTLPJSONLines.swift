@@ -19,7 +19,10 @@ package enum OTLPJSONLines {
             var count = 0
             var prefix = JSONBuffer()
             while let field = try request.nextField() {
-                guard field.number == 1, field.wire == 2 else { try request.skip(field.wire); continue }
+                guard field.number == 1, field.wire == 2 else {
+                    try request.skip(field.wire)
+                    continue
+                }
                 var block = try request.message()
                 var resource = JSONBuffer()
                 resource.raw("{")
@@ -30,7 +33,11 @@ package enum OTLPJSONLines {
                         var r = try block.message()
                         var first = true
                         while let rf = try r.nextField() {
-                            if rf.number == 1 && rf.wire == 2 { try resource.keyValue(r.message(), first: &first) } else { try r.skip(rf.wire) }
+                            if rf.number == 1 && rf.wire == 2 {
+                                try resource.keyValue(r.message(), first: &first)
+                            } else {
+                                try r.skip(rf.wire)
+                            }
                         }
                     case (2, 2): scopeBlocks.append(try block.message())
                     default: try block.skip(f.wire)
@@ -45,7 +52,12 @@ package enum OTLPJSONLines {
                         case (1, 2):
                             var s = try scopeBlock.message()
                             while let sf = try s.nextField() {
-                                if sf.number == 1 && sf.wire == 2 { scopeName = s; _ = try s.message() } else { try s.skip(sf.wire) }
+                                if sf.number == 1 && sf.wire == 2 {
+                                    scopeName = s
+                                    _ = try s.message()
+                                } else {
+                                    try s.skip(sf.wire)
+                                }
                             }
                         case (2, 2): records.append(try scopeBlock.message())
                         default: try scopeBlock.skip(f.wire)
@@ -53,9 +65,11 @@ package enum OTLPJSONLines {
                     }
                     // What every record of this scope shares: batch, resource, scope.
                     prefix.bytes.removeAll(keepingCapacity: true)
-                    prefix.raw(",\"batch\":"); prefix.number(batch)
+                    prefix.raw(",\"batch\":")
+                    prefix.number(batch)
                     var tail = JSONBuffer()
-                    tail.raw(",\"resource\":"); tail.bytes += resource.bytes
+                    tail.raw(",\"resource\":")
+                    tail.bytes += resource.bytes
                     tail.raw(",\"scope\":")
                     if var name = scopeName { try tail.string(&name) } else { tail.raw("\"\"") }
                     for record in records {
@@ -68,26 +82,42 @@ package enum OTLPJSONLines {
         }
     }
 
-    private static func span(_ reader: ProtoReader, _ prefix: JSONBuffer, _ shared: JSONBuffer, _ out: inout JSONBuffer) throws(ProtoDecodingError) {
+    private static func span(_ reader: ProtoReader, _ prefix: JSONBuffer, _ shared: JSONBuffer, _ out: inout JSONBuffer)
+        throws(ProtoDecodingError)
+    {
         var r = reader
         var traceID: ProtoReader?, spanID: ProtoReader?, parentID: ProtoReader?, name: ProtoReader?
         var kind: UInt64 = 0, start: UInt64 = 0, end: UInt64 = 0, events = 0, links = 0, status: UInt64 = 0
         var attributes: [ProtoReader] = []
         while let f = try r.nextField() {
             switch (f.number, f.wire) {
-            case (1, 2): traceID = r; _ = try r.message()
-            case (2, 2): spanID = r; _ = try r.message()
-            case (4, 2): parentID = r; _ = try r.message()
-            case (5, 2): name = r; _ = try r.message()
+            case (1, 2):
+                traceID = r
+                _ = try r.message()
+            case (2, 2):
+                spanID = r
+                _ = try r.message()
+            case (4, 2):
+                parentID = r
+                _ = try r.message()
+            case (5, 2):
+                name = r
+                _ = try r.message()
             case (6, 0): kind = try r.varint()
             case (7, 1): start = try r.fixed64()
             case (8, 1): end = try r.fixed64()
             case (9, 2): attributes.append(try r.message())
-            case (11, 2): events += 1; _ = try r.message()
-            case (13, 2): links += 1; _ = try r.message()
+            case (11, 2):
+                events += 1
+                _ = try r.message()
+            case (13, 2):
+                links += 1
+                _ = try r.message()
             case (15, 2):
                 var s = try r.message()
-                while let sf = try s.nextField() { if sf.number == 3 && sf.wire == 0 { status = try s.varint() } else { try s.skip(sf.wire) } }
+                while let sf = try s.nextField() {
+                    if sf.number == 3 && sf.wire == 0 { status = try s.varint() } else { try s.skip(sf.wire) }
+                }
             default: try r.skip(f.wire)
             }
         }
@@ -96,21 +126,33 @@ package enum OTLPJSONLines {
         for attribute in attributes { try out.keyValue(attribute, first: &first) }
         out.raw("}")
         out.bytes += prefix.bytes
-        out.raw(",\"end_time_unix_nano\":"); out.number(end)
-        out.raw(",\"events\":"); out.number(UInt64(events))
-        out.raw(",\"kind\":"); out.number(kind)
-        out.raw(",\"links\":"); out.number(UInt64(links))
-        out.raw(",\"name\":"); if var name { try out.string(&name) } else { out.raw("\"\"") }
-        out.raw(",\"parent_span_id\":"); try out.hex(&parentID, width: 8)
+        out.raw(",\"end_time_unix_nano\":")
+        out.number(end)
+        out.raw(",\"events\":")
+        out.number(UInt64(events))
+        out.raw(",\"kind\":")
+        out.number(kind)
+        out.raw(",\"links\":")
+        out.number(UInt64(links))
+        out.raw(",\"name\":")
+        if var name { try out.string(&name) } else { out.raw("\"\"") }
+        out.raw(",\"parent_span_id\":")
+        try out.hex(&parentID, width: 8)
         out.bytes += shared.bytes
-        out.raw(",\"signal\":\"traces\",\"span_id\":"); try out.hex(&spanID, width: 8)
-        out.raw(",\"start_time_unix_nano\":"); out.number(start)
-        out.raw(",\"status_code\":"); out.number(status)
-        out.raw(",\"trace_id\":"); try out.hex(&traceID, width: 16)
+        out.raw(",\"signal\":\"traces\",\"span_id\":")
+        try out.hex(&spanID, width: 8)
+        out.raw(",\"start_time_unix_nano\":")
+        out.number(start)
+        out.raw(",\"status_code\":")
+        out.number(status)
+        out.raw(",\"trace_id\":")
+        try out.hex(&traceID, width: 16)
         out.raw("}\n")
     }
 
-    private static func log(_ reader: ProtoReader, _ prefix: JSONBuffer, _ shared: JSONBuffer, _ out: inout JSONBuffer) throws(ProtoDecodingError) {
+    private static func log(_ reader: ProtoReader, _ prefix: JSONBuffer, _ shared: JSONBuffer, _ out: inout JSONBuffer)
+        throws(ProtoDecodingError)
+    {
         var r = reader
         var traceID: ProtoReader?, spanID: ProtoReader?, severity: ProtoReader?, eventName: ProtoReader?, body: ProtoReader?
         var time: UInt64 = 0
@@ -118,12 +160,20 @@ package enum OTLPJSONLines {
         while let f = try r.nextField() {
             switch (f.number, f.wire) {
             case (1, 1): time = try r.fixed64()
-            case (3, 2): severity = r; _ = try r.message()
+            case (3, 2):
+                severity = r
+                _ = try r.message()
             case (5, 2): body = try r.message()
             case (6, 2): attributes.append(try r.message())
-            case (9, 2): traceID = r; _ = try r.message()
-            case (10, 2): spanID = r; _ = try r.message()
-            case (12, 2): eventName = r; _ = try r.message()
+            case (9, 2):
+                traceID = r
+                _ = try r.message()
+            case (10, 2):
+                spanID = r
+                _ = try r.message()
+            case (12, 2):
+                eventName = r
+                _ = try r.message()
             default: try r.skip(f.wire)
             }
         }
@@ -132,13 +182,19 @@ package enum OTLPJSONLines {
         for attribute in attributes { try out.keyValue(attribute, first: &first) }
         out.raw("}")
         out.bytes += prefix.bytes
-        out.raw(",\"body\":"); if let body { try out.anyValue(body, depth: 0) } else { out.raw("null") }
-        out.raw(",\"event_name\":"); if var eventName { try out.string(&eventName) } else { out.raw("\"\"") }
+        out.raw(",\"body\":")
+        if let body { try out.anyValue(body, depth: 0) } else { out.raw("null") }
+        out.raw(",\"event_name\":")
+        if var eventName { try out.string(&eventName) } else { out.raw("\"\"") }
         out.bytes += shared.bytes
-        out.raw(",\"severity\":"); if var severity { try out.string(&severity) } else { out.raw("\"\"") }
-        out.raw(",\"signal\":\"logs\",\"span_id\":"); try out.hex(&spanID, width: 8)
-        out.raw(",\"time_unix_nano\":"); out.number(time)
-        out.raw(",\"trace_id\":"); try out.hex(&traceID, width: 16)
+        out.raw(",\"severity\":")
+        if var severity { try out.string(&severity) } else { out.raw("\"\"") }
+        out.raw(",\"signal\":\"logs\",\"span_id\":")
+        try out.hex(&spanID, width: 8)
+        out.raw(",\"time_unix_nano\":")
+        out.number(time)
+        out.raw(",\"trace_id\":")
+        try out.hex(&traceID, width: 16)
         out.raw("}\n")
     }
 }
@@ -154,17 +210,29 @@ package struct JSONBuffer {
     }
 
     package mutating func number(_ n: UInt64) {
-        if n < 10 { bytes.append(UInt8(n) + 0x30); return }
+        if n < 10 {
+            bytes.append(UInt8(n) + 0x30)
+            return
+        }
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
             var v = n
             var count = 0
-            while v > 0 { digits[19 - count] = UInt8(v % 10) + 0x30; v /= 10; count += 1 }
+            while v > 0 {
+                digits[19 - count] = UInt8(v % 10) + 0x30
+                v /= 10
+                count += 1
+            }
             bytes.append(contentsOf: digits[(20 - count)...])
         }
     }
 
     mutating func signed(_ n: Int64) {
-        if n < 0 { bytes.append(0x2D); number(n.magnitude) } else { number(UInt64(n)) }
+        if n < 0 {
+            bytes.append(0x2D)
+            number(n.magnitude)
+        } else {
+            number(UInt64(n))
+        }
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
@@ -234,7 +302,9 @@ package struct JSONBuffer {
         var value: ProtoReader?
         while let f = try r.nextField() {
             switch (f.number, f.wire) {
-            case (1, 2): key = r; _ = try r.message()
+            case (1, 2):
+                key = r
+                _ = try r.message()
             case (2, 2): value = try r.message()
             default: try r.skip(f.wire)
             }
@@ -252,7 +322,10 @@ package struct JSONBuffer {
         var r = reader
         var written = false
         while let f = try r.nextField() {
-            if written { try r.skip(f.wire); continue }
+            if written {
+                try r.skip(f.wire)
+                continue
+            }
             written = true
             switch (f.number, f.wire) {
             case (1, 2): try string(&r)
@@ -267,7 +340,10 @@ package struct JSONBuffer {
                 bytes.append(0x5B)
                 var firstElement = true
                 while let af = try a.nextField() {
-                    guard af.number == 1 && af.wire == 2 else { try a.skip(af.wire); continue }
+                    guard af.number == 1 && af.wire == 2 else {
+                        try a.skip(af.wire)
+                        continue
+                    }
                     if !firstElement { bytes.append(0x2C) }
                     firstElement = false
                     try anyValue(a.message(), depth: depth + 1)

@@ -35,15 +35,30 @@ public enum AttributeValue: Sendable, Hashable {
 
     public func hash(into hasher: inout Hasher) {
         switch self {
-        case .string(let v): hasher.combine(0); hasher.combine(v)
-        case .bool(let v): hasher.combine(1); hasher.combine(v)
-        case .int(let v): hasher.combine(2); hasher.combine(v)
-        case .double(let v): hasher.combine(3); hasher.combine(v)
-        case .bytes(let v): hasher.combine(4); hasher.combine(v)
-        case .array(let v): hasher.combine(5); hasher.combine(v)
+        case .string(let v):
+            hasher.combine(0)
+            hasher.combine(v)
+        case .bool(let v):
+            hasher.combine(1)
+            hasher.combine(v)
+        case .int(let v):
+            hasher.combine(2)
+            hasher.combine(v)
+        case .double(let v):
+            hasher.combine(3)
+            hasher.combine(v)
+        case .bytes(let v):
+            hasher.combine(4)
+            hasher.combine(v)
+        case .array(let v):
+            hasher.combine(5)
+            hasher.combine(v)
         case .map(let v):
             hasher.combine(6)
-            for pair in v { hasher.combine(pair.key); hasher.combine(pair.value) }
+            for pair in v {
+                hasher.combine(pair.key)
+                hasher.combine(pair.value)
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
-#if canImport(Runtime)
-import Runtime
-#endif
 import Synchronization
+
+#if canImport(Runtime)
+    import Runtime
+#endif
 
 /// The `exception.*` attributes that an `Error` derives (OpenTelemetry semantic conventions
 /// for exceptions, and the Logs API "Emit … exception"), as log records and span events use them.
@@ -43,9 +44,9 @@ public enum ExceptionAttributes {
     }
 
     #if canImport(Runtime)
-    /// The process's images, read once from `/proc/self/maps`: symbolication then reads each
-    /// image's symbol table, not the map, per call. Images loaded later are read again.
-    private static let images = Mutex<ImageMap?>(nil)
+        /// The process's images, read once from `/proc/self/maps`: symbolication then reads each
+        /// image's symbol table, not the map, per call. Images loaded later are read again.
+        private static let images = Mutex<ImageMap?>(nil)
     #endif
 
     /// `exception.stacktrace`: the caller's stack, symbolicated by function name (from the ELF
@@ -55,29 +56,32 @@ public enum ExceptionAttributes {
     @inline(never)
     static func stackTrace() -> String {
         #if canImport(Runtime)
-        let map = images.withLock { cached in
-            if let cached { return cached }
-            let captured = ImageMap.capture()
-            cached = captured
-            return captured
-        }
-        guard let captured = try? Backtrace.capture(limit: 48, images: map),
-              let symbolicated = captured.symbolicated(with: map, options: [])
-        else { return "" }
-        var lines: [String] = []
-        var skipping = true
-        for frame in symbolicated.frames {
-            let text = "\(frame)"
-            // Frames above the caller are this file's and TelemetryLogger's; they all precede it.
-            if skipping, text.contains("ExceptionAttributes") || text.contains("TelemetryLogger") || text.contains("Resilience.") && text.contains("emit") {
-                continue
+            let map = images.withLock { cached in
+                if let cached { return cached }
+                let captured = ImageMap.capture()
+                cached = captured
+                return captured
             }
-            skipping = false
-            lines.append(text)
-        }
-        return lines.joined(separator: "\n")
+            guard let captured = try? Backtrace.capture(limit: 48, images: map),
+                let symbolicated = captured.symbolicated(with: map, options: [])
+            else { return "" }
+            var lines: [String] = []
+            var skipping = true
+            for frame in symbolicated.frames {
+                let text = "\(frame)"
+                // Frames above the caller are this file's and TelemetryLogger's; they all precede it.
+                if skipping,
+                    text.contains("ExceptionAttributes") || text.contains("TelemetryLogger")
+                        || text.contains("Resilience.") && text.contains("emit")
+                {
+                    continue
+                }
+                skipping = false
+                lines.append(text)
+            }
+            return lines.joined(separator: "\n")
         #else
-        return ""  // no backtrace API on this platform
+            return ""  // no backtrace API on this platform
         #endif
     }
 }

@@ -19,10 +19,12 @@ public struct Severity: Sendable, Hashable, Comparable, CustomStringConvertible 
     /// `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`, with the step (`INFO2`) after the first.
     public var text: String { Severity.texts[Int(number)] }
 
-    private static let texts: [String] = [""] + (0..<24).map { index in
-        let names = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
-        return index % 4 == 0 ? names[index / 4] : names[index / 4] + String(index % 4 + 1)
-    }
+    private static let texts: [String] =
+        [""]
+        + (0..<24).map { index in
+            let names = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+            return index % 4 == 0 ? names[index / 4] : names[index / 4] + String(index % 4 + 1)
+        }
 
     public var description: String { text }
     public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.number < rhs.number }

@@ -63,7 +63,9 @@ public struct TelemetryLogger: Sendable {
     ) -> EmitResult {
         // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
         guard core.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
-        return record(severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error, attributes: attributes)
+        return record(
+            severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error,
+            attributes: attributes)
     }
 
     @usableFromInline
@@ -71,17 +73,15 @@ public struct TelemetryLogger: Sendable {
         severity: Severity, body: String, eventName: String?, context: SpanContext?,
         timestamp: UInt64?, error: (any Error)?, attributes: (inout AttributeWriter) -> Void
     ) -> EmitResult {
-        let buffer = EmitThreadState.current.takeBuffer()
-        buffer.count = 0
-        writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
-        let limit = core.limits.valueLengthLimit ?? .max
-        withUTF8(body, limit: limit) { bytes, count in
-            buffer.reserve(count + 16)
-            buffer.putTag(LogField.body, .lengthDelimited)
-            buffer.putVarint(UInt64(lengthFieldSize(field: AnyValueField.string, count)))
-            buffer.putBytesField(AnyValueField.string, bytes, count)
+        encode(severity: severity, eventName: eventName, context: context, timestamp: timestamp, error: error, attributes) {
+            buffer, limit in
+            withUTF8(body, limit: limit) { bytes, count in
+                buffer.reserve(count + 16)
+                buffer.putTag(LogField.body, .lengthDelimited)
+                buffer.putVarint(UInt64(lengthFieldSize(field: AnyValueField.string, count)))
+                buffer.putBytesField(AnyValueField.string, bytes, count)
+            }
         }
-        return finish(buffer, severity: severity, eventName: eventName, error: error, attributes)
     }
 
     /// Emits a log record whose body is any value (a map, an array, bytes, …). The parameters
@@ -94,7 +94,9 @@ public struct TelemetryLogger: Sendable {
     ) -> EmitResult {
         // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
         guard core.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
-        return record(severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error, attributes: attributes)
+        return record(
+            severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error,
+            attributes: attributes)
     }
 
     @usableFromInline
@@ -102,11 +104,23 @@ public struct TelemetryLogger: Sendable {
         severity: Severity, body: AttributeValue, eventName: String?, context: SpanContext?,
         timestamp: UInt64?, error: (any Error)?, attributes: (inout AttributeWriter) -> Void
     ) -> EmitResult {
+        encode(severity: severity, eventName: eventName, context: context, timestamp: timestamp, error: error, attributes) {
+            buffer, limit in
+            buffer.putAnyValueField(LogField.body, body, size: anyValueSize(body, limit: limit), limit: limit)
+        }
+    }
+
+    /// One record: the header, the body that `writeBody` encodes (given the value length limit),
+    /// then the attributes and the hand-off to the pipeline. Shared by both body types.
+    @inline(__always)
+    private func encode(
+        severity: Severity, eventName: String?, context: SpanContext?, timestamp: UInt64?, error: (any Error)?,
+        _ attributes: (inout AttributeWriter) -> Void, body writeBody: (ScratchBuffer, Int) -> Void
+    ) -> EmitResult {
         let buffer = EmitThreadState.current.takeBuffer()
         buffer.count = 0
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
-        let limit = core.limits.valueLengthLimit ?? .max
-        buffer.putAnyValueField(LogField.body, body, size: anyValueSize(body, limit: limit), limit: limit)
+        writeBody(buffer, core.limits.valueLengthLimit ?? .max)
         return finish(buffer, severity: severity, eventName: eventName, error: error, attributes)
     }
 
@@ -162,8 +176,10 @@ public struct TelemetryLogger: Sendable {
         let callerSet = writer.exceptionKeysSet
         if callerSet & 1 == 0 { writer.set("exception.type", ExceptionAttributes.type(of: error)) }
         if callerSet & 2 == 0 { writer.set("exception.message", ExceptionAttributes.message(of: error)) }
-        if callerSet & 4 == 0, ExceptionAttributes.capturesStackTrace(
-            severity: severity, configured: core.stackTraceThreshold.load(ordering: .relaxed), fallback: stackTraceFallback) {
+        if callerSet & 4 == 0,
+            ExceptionAttributes.capturesStackTrace(
+                severity: severity, configured: core.stackTraceThreshold.load(ordering: .relaxed), fallback: stackTraceFallback)
+        {
             writer.set("exception.stacktrace", ExceptionAttributes.stackTrace())
         }
     }

@@ -51,12 +51,14 @@ public struct Tracer: Sendable {
         }
         let sampler = SamplerState(mode: core.samplerMode.load(ordering: .relaxed), bound: core.samplerBound.load(ordering: .relaxed))
         guard sampler.shouldSample(traceID: traceID, parent: parent) else {
-            return Span(nonRecording: SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags & ~1, traceState: traceState))
+            return Span(
+                nonRecording: SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags & ~1, traceState: traceState))
         }
         traceFlags |= 1
 
         let buffer = state.takeBuffer()
-        let type = routesBySpanName ? recordType.withRoute(core.routes.route(spanName: name, scopeRoute: recordType.recordRoute)) : recordType
+        let type =
+            routesBySpanName ? recordType.withRoute(core.routes.route(spanName: name, scopeRoute: recordType.recordRoute)) : recordType
         buffer.beginSpan(core: core, recordType: type)
         let context = SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags, traceState: traceState)
 

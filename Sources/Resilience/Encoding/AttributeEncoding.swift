@@ -16,7 +16,8 @@ extension ScratchBuffer {
     func putAttribute(field: Int, key: String, string value: String, valueLimit: Int) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
             withUTF8(value, limit: valueLimit) { valueBytes, valueCount in
-                putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: lengthFieldSize(field: AnyValueField.string, valueCount))
+                putKeyValueHeader(
+                    field: field, key: keyBytes, keyCount, valueSize: lengthFieldSize(field: AnyValueField.string, valueCount))
                 reserve(valueCount + 16)
                 putTag(AnyValueField.string, .lengthDelimited)
                 putVarint(UInt64(valueCount))
@@ -79,15 +80,8 @@ extension ScratchBuffer {
         case .double(let d): putAttribute(field: field, key: key, double: d)
         default:
             withUTF8(key, limit: .max) { keyBytes, keyCount in
-                let any = anyValueSize(value, limit: valueLimit)
-                let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, any)
-                reserve(keyValue + 16)
-                putTag(field, .lengthDelimited)
-                putVarint(UInt64(keyValue))
-                putTag(1, .lengthDelimited)
-                putVarint(UInt64(keyCount))
-                putRaw(keyBytes, keyCount)
-                putAnyValueField(2, value, size: any, limit: valueLimit)
+                putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: anyValueSize(value, limit: valueLimit))
+                putAnyValueContent(value, limit: valueLimit)
             }
         }
     }
@@ -97,6 +91,12 @@ extension ScratchBuffer {
         reserve(size + 16)
         putTag(field, .lengthDelimited)
         putVarint(UInt64(size))
+        putAnyValueContent(value, limit: limit)
+    }
+
+    /// The content of an `AnyValue` (its one field) for a caller that wrote the message's header
+    /// and reserved room for its size.
+    private func putAnyValueContent(_ value: AttributeValue, limit: Int) {
         switch value {
         case .string(let s):
             putStringField(AnyValueField.string, s, limit: limit)
@@ -110,7 +110,9 @@ extension ScratchBuffer {
             putTag(AnyValueField.double, .fixed64)
             putFixed64(d.bitPattern)
         case .bytes(let bytes):
-            bytes.withUnsafeBytes { putBytesField(AnyValueField.bytes, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, min(bytes.count, limit)) }
+            bytes.withUnsafeBytes {
+                putBytesField(AnyValueField.bytes, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, min(bytes.count, limit))
+            }
         case .array(let values):
             let inner = values.reduce(0) { $0 + lengthFieldSize(field: 1, anyValueSize($1, limit: limit)) }
             reserve(inner + 16)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Encodes the `Resource` and `InstrumentationScope` messages once; batches copy the bytes.
@@ -13,9 +13,9 @@ enum ResourceEncoding {
         if let version = configuration.serviceVersion { attributes.append(("service.version", .string(version))) }
         attributes.append(("host.name", .string(hostName())))
         #if os(macOS)
-        attributes.append(("os.type", "darwin"))
+            attributes.append(("os.type", "darwin"))
         #else
-        attributes.append(("os.type", "linux"))
+            attributes.append(("os.type", "linux"))
         #endif
         attributes.append(("process.pid", .int(Int64(getpid()))))
         attributes.append(("process.runtime.name", "swift"))
@@ -54,11 +54,11 @@ enum ResourceEncoding {
 
     static var swiftVersion: String {
         #if swift(>=6.3)
-        return "6.3"
+            return "6.3"
         #elseif swift(>=6.2)
-        return "6.2"
+            return "6.2"
         #else
-        return "6.1"
+            return "6.1"
         #endif
     }
 }

@@ -128,14 +128,18 @@ public final class OTLPHTTPExporter: TelemetryExporter {
             body = inflated
         }
         if let type = response.headers.first(name: "Content-Type"), !body.isEmpty, !type.hasPrefix("application/x-protobuf") {
-            throw OTLPExportError(code: .invalidResponse, statusCode: status, message: "response Content-Type \(type), expected application/x-protobuf")
+            throw OTLPExportError(
+                code: .invalidResponse, statusCode: status, message: "response Content-Type \(type), expected application/x-protobuf")
         }
         do {
             return try body.withUnsafeBytes { bytes throws(ProtoDecodingError) -> ExportResponse in
                 var reader = ProtoReader(bytes)
                 var result = ExportResponse()
                 while let field = try reader.nextField() {
-                    guard field.number == 1, field.wire == 2 else { try reader.skip(field.wire); continue }
+                    guard field.number == 1, field.wire == 2 else {
+                        try reader.skip(field.wire)
+                        continue
+                    }
                     var partial = try reader.message()
                     while let inner = try partial.nextField() {
                         switch (inner.number, inner.wire) {
@@ -148,7 +152,8 @@ public final class OTLPHTTPExporter: TelemetryExporter {
                 return result
             }
         } catch {
-            throw OTLPExportError(code: .invalidResponse, statusCode: status, message: "response body is not an OTLP \(signal) response: \(error)")
+            throw OTLPExportError(
+                code: .invalidResponse, statusCode: status, message: "response body is not an OTLP \(signal) response: \(error)")
         }
     }
 
@@ -211,7 +216,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         timeoutTask = context.eventLoop.scheduleTask(in: exchange.timeout) {
-            loopBound.value.fail(OTLPExportError(code: .timeout, message: "no answer within \(exchange.timeout)"), context: contextBound.value)
+            loopBound.value.fail(
+                OTLPExportError(code: .timeout, message: "no answer within \(exchange.timeout)"), context: contextBound.value)
         }
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
@@ -225,7 +231,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler {
         case .body(var buffer):
             guard response != nil else { return }
             if response!.body.count + buffer.readableBytes > Self.maximumResponseBody {
-                fail(OTLPExportError(code: .invalidResponse, message: "response body over \(Self.maximumResponseBody) bytes"), context: context)
+                fail(
+                    OTLPExportError(code: .invalidResponse, message: "response body over \(Self.maximumResponseBody) bytes"),
+                    context: context)
                 return
             }
             response!.body += buffer.readBytes(length: buffer.readableBytes) ?? []

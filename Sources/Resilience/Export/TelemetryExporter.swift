@@ -81,7 +81,8 @@ public struct ExportResponse: Sendable, Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(rejectedRecords); hasher.combine(errorMessage)
+        hasher.combine(rejectedRecords)
+        hasher.combine(errorMessage)
     }
 }
 
@@ -92,7 +93,10 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(code); hasher.combine(statusCode); hasher.combine(retryAfter); hasher.combine(message)
+        hasher.combine(code)
+        hasher.combine(statusCode)
+        hasher.combine(retryAfter)
+        hasher.combine(message)
     }
 
     public struct Code: Sendable, Hashable, CustomStringConvertible {

@@ -4,11 +4,16 @@ import Synchronization
 ///
 /// The rules, over a look-back window (default 60 s):
 ///
-/// | level | when |
-/// |---|---|
-/// | ``unhealthy(_:)`` | records were dropped within the window (``HealthReason/droppingRecords``), the collector refuses the client's configuration (``HealthReason/misconfigured``; ``PipelineStats/misconfiguration`` says how), or the circuit breaker is open while no spill store keeps what arrives (``HealthReason/collectorDown``) |
-/// | ``degraded(_:)`` | a retry happened within the window (``HealthReason/retrying``), batches wait in memory (``HealthReason/holdingBatches``), the breaker is half-open (``HealthReason/probing``) or open while a spill store takes the batches (``HealthReason/spilling``), records wait on disk for replay (``HealthReason/backlog``), or the ring is at least half full (``HealthReason/ringFilling``) |
-/// | ``healthy`` | none of these |
+/// - ``unhealthy(_:)``: records were dropped within the window (``HealthReason/droppingRecords``),
+///   the collector refuses the client's configuration (``HealthReason/misconfigured``;
+///   ``PipelineStats/misconfiguration`` says how), or the circuit breaker is open while no spill
+///   store keeps what arrives (``HealthReason/collectorDown``).
+/// - ``degraded(_:)``: a retry happened within the window (``HealthReason/retrying``), batches wait
+///   in memory (``HealthReason/holdingBatches``), the breaker is half-open (``HealthReason/probing``)
+///   or open while a spill store takes the batches (``HealthReason/spilling``), records wait on
+///   disk for replay (``HealthReason/backlog``), or the ring is at least half full
+///   (``HealthReason/ringFilling``).
+/// - ``healthy``: none of these.
 public enum PipelineHealth: Sendable, Hashable, CustomStringConvertible {
     case healthy
     case degraded([HealthReason])
@@ -62,6 +67,7 @@ public struct HealthReason: Sendable, Hashable, CustomStringConvertible {
 
 extension PipelineCore {
     func health(window: Duration) -> PipelineHealth {
+        let exports = ledger.exports
         let now = monotonicNanos()
         let windowNanos = UInt64(clamping: window.nanoseconds)
         // A time stored after `now` was read (another thread, a moment later) is recent too.

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// | metric | instrument | |
 /// |---|---|---|
-/// | `otel.sdk.processor.span.processed`, `otel.sdk.processor.log.processed` | counter | records done with: exported, or dropped with `error.type` = the ``DropReason`` |
+/// | `otel.sdk.processor.span.processed`, `….log.processed` | counter | records done with (`error.type`: the ``DropReason``) |
 /// | `otel.sdk.processor.span.queue.size`, `otel.sdk.processor.log.queue.size` | gauge | records pending |
 /// | `spillway.ring.usage`, `spillway.ring.capacity` | gauge | bytes (OTel's `queue.capacity` counts records, which a byte ring has not) |
 /// | `spillway.exporter.retries` | counter | retries scheduled |
@@ -54,12 +54,15 @@ final class PipelineMetrics: @unchecked Sendable {
                 let delta = count - (before?.dropped[reason] ?? 0)
                 guard delta > 0 else { continue }
                 let key = "\(i)/\(reason.rawValue)"
-                let counter = droppedCounters[key] ?? {
-                    let c = Counter(label: "otel.sdk.processor.\(i == 0 ? "span" : "log").processed",
-                                    dimensions: dimensions[i] + [("error.type", reason.rawValue)], factory: factory)
-                    droppedCounters[key] = c
-                    return c
-                }()
+                let counter =
+                    droppedCounters[key]
+                    ?? {
+                        let c = Counter(
+                            label: "otel.sdk.processor.\(i == 0 ? "span" : "log").processed",
+                            dimensions: dimensions[i] + [("error.type", reason.rawValue)], factory: factory)
+                        droppedCounters[key] = c
+                        return c
+                    }()
                 counter.increment(by: delta)
             }
             queueSize[i].record(now.pending)

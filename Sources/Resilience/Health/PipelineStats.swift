@@ -84,14 +84,17 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
             var disk = s.spilled + s.recovered + s.rejected > 0 ? " spilled=\(s.spilled) replayed=\(s.replayed) on_disk=\(s.onDisk)" : ""
             if s.rejected + s.rejectedOnDisk > 0 { disk += " rejected=\(s.rejected) rejected_on_disk=\(s.rejectedOnDisk)" }
             if s.recovered > 0 { disk += " recovered=\(s.recovered)" }
-            return "\(name): emitted=\(s.emitted) exported=\(s.exported) dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))")\(disk) pending=\(s.pending)"
+            return
+                "\(name): emitted=\(s.emitted) exported=\(s.exported) "
+                + "dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))")\(disk) pending=\(s.pending)"
         }
         var breaker = ""
         if let circuitBreakerState { breaker = "; breaker \(circuitBreakerState.rawValue), \(circuitBreakerTrips) trips" }
         return """
             \(line("spans", spans))
             \(line("logs", logs))
-            ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)
+            ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \
+            \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)
             """
     }
 }

@@ -25,7 +25,9 @@ final class ExportExecutor: TaskExecutor, @unchecked Sendable {
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         queue.withLock { $0.append(job) }
-        if !running.load(ordering: .acquiring) && running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
+        if !running.load(ordering: .acquiring)
+            && running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        {
             startThread(name: name) { [self] in run() }
         } else {
             parker.unpark()
@@ -48,7 +50,9 @@ final class ExportExecutor: TaskExecutor, @unchecked Sendable {
                     // A job enqueued between the empty check and the store above saw `running`
                     // true and did not start a thread: take it over, unless another thread did.
                     let pending = queue.withLock { !$0.isEmpty }
-                    if pending && running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged { continue }
+                    if pending && running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
+                        continue
+                    }
                     return
                 }
                 parker.park(nanoseconds: 100_000_000)

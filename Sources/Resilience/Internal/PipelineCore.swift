@@ -1,9 +1,10 @@
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What emitting code needs: the ring, the limits, the books, and where records go.
@@ -23,16 +24,11 @@ final class PipelineCore: @unchecked Sendable {
     let samplerBound = Atomic<UInt64>(0)
     /// `exceptionStackTraces`, encoded by ``StackTraceCapture/encode(_:)``. Live.
     let stackTraceThreshold = Atomic<UInt8>(0)
-    let traces = SignalCounters()
-    let logs = SignalCounters()
-    let exports = ExportCounters()
-    /// Intake drops per route and signal (index `route * 2 + signal - 1`), reported as events by the monitor.
-    let tallies: [DropTally]
+    /// Books every record's outcome and makes every event.
+    let ledger: Ledger
     let scopes = ScopeRegistry()
     let resource: [UInt8]
     let logger: Logger
-    /// Repeated warnings (failed exports, a full disk) are summarized every 5 s.
-    let logThrottle: LogThrottle
     let processorKind: ProcessorKind
     let dispatcher: ExportEventDispatcher
     /// Where export tasks run: never the cooperative pool (see ``ExportExecutor``).
@@ -50,11 +46,9 @@ final class PipelineCore: @unchecked Sendable {
     var replayer: Replayer?
     /// Fixed at creation, read on every emit (a `let`: no exclusivity check, unlike `simple`).
     let usesSimpleProcessor: Bool
-    private let reportedDrops = Mutex<Set<String>>([])
     private let tasks = Mutex<(next: Int, running: [Int: Task<Void, Never>])>((0, [:]))
     private let monitorStop = Atomic<Bool>(false)
     private let monitorParker = ThreadParker()
-    private let tickLock = Mutex<[Int]>([])
 
     init(configuration: PipelineConfiguration, logger: Logger) throws(ConfigurationError) {
         self.ring = try Ring(capacity: configuration.ringCapacity)
@@ -64,16 +58,19 @@ final class PipelineCore: @unchecked Sendable {
             return nil
         }
         self.routes = RouteTable(configuration.routes)
-        self.blockNanos = [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
-        self.tallies = (0..<(configuration.routes.count + 1) * 2).map { _ in DropTally() }
+        self.blockNanos =
+            [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
         self.resource = ResourceEncoding.encode(configuration)
         self.usesSimpleProcessor = configuration.processor == .simple
         self.processorKind = configuration.processor
         self.logger = logger
-        self.logThrottle = LogThrottle(logger: logger)
         var routeHandlers: [String: any ExportErrorHandler] = [:]
         for route in configuration.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
-        self.dispatcher = ExportEventDispatcher(defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
+        self.dispatcher = ExportEventDispatcher(
+            defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
+        self.ledger = Ledger(
+            dispatcher: dispatcher, processor: configuration.processor, logger: logger, routeNames: [nil] + configuration.routes.map(\.name)
+        )
         applyLiveSwitches(configuration)
     }
 
@@ -86,14 +83,6 @@ final class PipelineCore: @unchecked Sendable {
         enabled.store(configuration.isEnabled, ordering: .relaxed)
     }
 
-    @inline(__always)
-    func counters(for type: Int32) -> SignalCounters {
-        type.recordSignal == Int(TelemetrySignal.traces.rawValue) ? traces : logs
-    }
-
-    @inline(__always)
-    func counters(for signal: TelemetrySignal) -> SignalCounters { signal == .traces ? traces : logs }
-
     /// Hands one encoded record to the pipeline. Called on the producer's thread.
     @inline(__always)
     func submit(_ buffer: ScratchBuffer, type: Int32) -> EmitResult {
@@ -105,9 +94,13 @@ final class PipelineCore: @unchecked Sendable {
         case .written:
             return .queued
         case .tooLarge:
-            return drop(type: type, .recordTooLarge, detail: "a record of \(buffer.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
+            return drop(
+                type: type, .recordTooLarge,
+                detail: "a record of \(buffer.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
         case .reclaimed:
-            return drop(type: type, .producerStalled, detail: "this thread stalled inside the ring write until the drain thread took the space back")
+            return drop(
+                type: type, .producerStalled, detail: "this thread stalled inside the ring write until the drain thread took the space back"
+            )
         case .full:
             if let nanos = blockNanos[type.recordRoute], blockUntilWritten(buffer, type: type, nanoseconds: nanos) { return .queued }
             return drop(type: type, .ringFull, detail: "the ring (\(ring.capacity) bytes) is full")
@@ -135,62 +128,16 @@ final class PipelineCore: @unchecked Sendable {
 
     /// Counts one record dropped at intake; the monitor reports it to the handlers.
     @inline(never)
-    func drop(type: Int32, _ reason: DropReason, detail: String) -> EmitResult {
-        let signal = type.recordSignal
-        guard signal == 1 || signal == 2 else { return .dropped(reason) }
-        counters(for: type).drop(reason, 1)
-        tallies[type.recordRoute * 2 + signal - 1].add(reason, 1)
-        exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-        reportFirst(reason, signal: signal == 1 ? "traces" : "logs", detail: detail)
+    func drop(type: Int32, _ reason: DropReason, detail: @autoclosure () -> String) -> EmitResult {
+        ledger.droppedAtIntake(type: type, reason, detail: detail())
         return .dropped(reason)
     }
 
-    /// Counts records dropped inside the pipeline whose batch no longer exists (shutdown).
-    func dropInside(signal: TelemetrySignal, route: Int, _ reason: DropReason, _ n: Int) {
-        guard n > 0 else { return }
-        counters(for: signal).drop(reason, n)
-        tallies[route * 2 + Int(signal.rawValue) - 1].add(reason, n)
-        exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-    }
-
-    /// Logs the first drop of each kind; the stats count every one.
-    func reportFirst(_ reason: DropReason, signal: String, detail: String) {
-        let key = "\(signal)/\(reason)"
-        let first = reportedDrops.withLock { $0.insert(key).inserted }
-        if first {
-            logger.warning("dropping \(signal) records (\(reason)): \(detail); further drops of this kind are only counted in stats() and reported to the export error handlers")
-        }
-    }
-
-    /// Sends one batch through the chain and keeps the books: exported, rejected (partial success) or dropped.
+    /// Sends one batch through the chain, whose error-handling stage books every outcome.
     func export(_ batch: ExportBatch) async -> Result<ExportResponse, any Error> {
-        let counters = counters(for: batch.signal)
         do {
-            let response = try await chain.export(batch)
-            switch response.custody {
-            case .spilled?:
-                counters.spilled.add(batch.recordCount, ordering: .relaxed)
-                return .success(response)
-            case .rejected?:
-                counters.rejectedKept.add(batch.recordCount, ordering: .relaxed)
-                return .success(response)
-            case nil:
-                break
-            }
-            let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
-            counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
-            if rejected > 0 {
-                counters.drop(.rejected, rejected)
-                exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-                reportFirst(.rejected, signal: "\(batch.signal)", detail: "the collector rejected \(rejected) of \(batch.recordCount) records: \(response.errorMessage)")
-            }
-            return .success(response)
+            return .success(try await chain.export(batch))
         } catch {
-            let reason = DropReason.forFailure(error, cancelled: Task.isCancelled)
-            counters.drop(reason, batch.recordCount)
-            exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-            logThrottle.warning("failed exports (\(batch.signal), \(reason))", records: batch.recordCount,
-                                "export of \(batch.recordCount) \(batch.signal) records to \(chain.name) failed; dropped (\(reason)): \(error)")
             return .failure(error)
         }
     }
@@ -199,24 +146,17 @@ final class PipelineCore: @unchecked Sendable {
     /// the batch goes to the spill store now instead of waiting (and the ring dropping records).
     func spillUnderPressure(_ batch: ExportBatch) {
         guard let spill else { return }
-        let counters = counters(for: batch.signal)
         let message = "every export slot was busy and the ring was half full: spilled instead of waiting"
         do throws(SegmentWriter.Failure) {
             let segment = try spill.append(batch, to: .spilled)
-            counters.spilled.add(batch.recordCount, ordering: .relaxed)
-            dispatcher.send(ExportFailureEvent(
-                signal: batch.signal, processor: processorKind, exporterName: chain.name, route: batch.route, attempt: 0,
-                error: ResilienceError(code: .ringFull, message: message), kind: .overflow, outcome: .spilled(segment: segment),
-                recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+            ledger.kept(
+                batch, in: .spilled, segment: segment, attempt: 0, error: ResilienceError(code: .ringFull, message: message),
+                kind: .overflow)
         } catch {
-            let reason: DropReason = error.isDiskFull ? .diskFull : .spillFailed
-            counters.drop(reason, batch.recordCount)
-            exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-            logThrottle.warning("spill store failures (\(reason))", records: batch.recordCount, "spill: \(error.message)")
-            dispatcher.send(ExportFailureEvent(
-                signal: batch.signal, processor: processorKind, exporterName: chain.name, route: batch.route, attempt: 0,
-                error: ResilienceError(code: error.isDiskFull ? .diskFull : .spillFailed, message: "\(message), but the spill store could not write it: \(error.message)"),
-                kind: .overflow, outcome: .dropped(reason), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+            let failure = ResilienceError(
+                code: error.isDiskFull ? .diskFull : .spillFailed,
+                message: "\(message), but the spill store could not write it: \(error.message)")
+            ledger.dropped(batch, error.isDiskFull ? .diskFull : .spillFailed, attempt: 0, error: failure, kind: .overflow)
         }
     }
 
@@ -262,28 +202,12 @@ final class PipelineCore: @unchecked Sendable {
         monitorParker.unpark()
     }
 
-    /// Turns the intake drops counted since the last tick into events, one per route, signal and reason.
+    /// Turns the intake drops counted since the last tick into events; refreshes the metrics.
     func tick() {
-        tickLock.withLock { reported in
-            if reported.isEmpty { reported = Array(repeating: 0, count: tallies.count * DropTally.reasons.count) }
-            for (index, tally) in tallies.enumerated() {
-                for (r, reason) in DropTally.reasons.enumerated() {
-                    let total = tally.count(reason)
-                    let slot = index * DropTally.reasons.count + r
-                    let delta = total - reported[slot]
-                    guard delta > 0 else { continue }
-                    reported[slot] = total
-                    let signal: TelemetrySignal = index % 2 == 0 ? .traces : .logs
-                    let (kind, error) = Self.describe(reason, ring: ring)
-                    dispatcher.send(ExportFailureEvent(
-                        signal: signal, processor: processorKind, exporterName: chain?.name ?? "", route: routes.name(index / 2),
-                        attempt: 0, error: error, kind: kind, outcome: .dropped(reason), recordCount: delta,
-                        time: nowUnixNano(), batch: nil))
-                }
-            }
-        }
+        let ring = self.ring
+        ledger.reportIntakeDrops { Self.describe($0, ring: ring) }
         metrics?.update(stats())
-        logThrottle.flush(force: false)
+        ledger.logThrottle.flush(force: false)
     }
 
     private static func describe(_ reason: DropReason, ring: Ring) -> (ExportFailureKind, ResilienceError) {
@@ -291,17 +215,28 @@ final class PipelineCore: @unchecked Sendable {
         case .ringFull:
             return (.overflow, ResilienceError(code: .ringFull, message: "the ring (\(ring.capacity) bytes) was full"))
         case .producerStalled:
-            return (.overflow, ResilienceError(code: .ringFull, message: "emitting threads stalled inside the ring write until their space was taken back"))
+            return (
+                .overflow,
+                ResilienceError(code: .ringFull, message: "emitting threads stalled inside the ring write until their space was taken back")
+            )
         case .recordTooLarge:
-            return (.permanent, ResilienceError(code: .recordTooLarge, message: "records larger than the ring's maximum of \(ring.maximumRecordLength) bytes"))
+            return (
+                .permanent,
+                ResilienceError(
+                    code: .recordTooLarge, message: "records larger than the ring's maximum of \(ring.maximumRecordLength) bytes")
+            )
         default:
-            return (.shutdown, ResilienceError(code: .shutDown, message: "emitted after shutdown began, or not exported by the shutdown deadline"))
+            return (
+                .shutdown,
+                ResilienceError(code: .shutDown, message: "emitted after shutdown began, or not exported by the shutdown deadline")
+            )
         }
     }
 
     // MARK: Stats and health
 
     func stats() -> PipelineStats {
+        let (traces, logs, exports) = (ledger.traces, ledger.logs, ledger.exports)
         let lastSuccess = exports.lastSuccess.load(ordering: .relaxed)
         let lastFailure = exports.lastFailure.load(ordering: .relaxed)
         let breaker = self.breaker?()
@@ -329,34 +264,5 @@ final class PipelineCore: @unchecked Sendable {
             handlerEventsLost: dispatcher.lost.load(ordering: .relaxed),
             handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed),
             handlerBatchesOmitted: dispatcher.batchesOmitted.load(ordering: .relaxed))
-    }
-}
-
-/// Intake drops of one route and signal, by reason.
-final class DropTally: Sendable {
-    static let reasons: [DropReason] = [.ringFull, .recordTooLarge, .shutdown, .producerStalled]
-    private let ringFull = Atomic<Int>(0)
-    private let recordTooLarge = Atomic<Int>(0)
-    private let shutdown = Atomic<Int>(0)
-    private let producerStalled = Atomic<Int>(0)
-
-    func add(_ reason: DropReason, _ n: Int) {
-        switch reason {
-        case .ringFull: ringFull.add(n, ordering: .relaxed)
-        case .recordTooLarge: recordTooLarge.add(n, ordering: .relaxed)
-        case .shutdown: shutdown.add(n, ordering: .relaxed)
-        case .producerStalled: producerStalled.add(n, ordering: .relaxed)
-        default: break
-        }
-    }
-
-    func count(_ reason: DropReason) -> Int {
-        switch reason {
-        case .ringFull: return ringFull.load(ordering: .relaxed)
-        case .recordTooLarge: return recordTooLarge.load(ordering: .relaxed)
-        case .shutdown: return shutdown.load(ordering: .relaxed)
-        case .producerStalled: return producerStalled.load(ordering: .relaxed)
-        default: return 0
-        }
     }
 }

@@ -64,7 +64,7 @@ public enum CircuitBreakerState: String, Sendable, Hashable {
 /// only be refused again. ``reset()`` (the configuration changed) closes it.
 ///
 /// A value with no clock and no lock: its owner (``CircuitBreakingExporter``) serializes calls.
-public struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
+package struct CircuitBreakerStateMachine<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
     /// What the owner does with a requested export.
     public enum Action: Sendable, Hashable {
         /// Export.

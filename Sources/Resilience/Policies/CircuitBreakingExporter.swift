@@ -16,7 +16,7 @@ import Synchronization
 ///
 /// Thread-safety: safe to call concurrently; the state is behind a lock held for a few
 /// instructions, never across the export.
-public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchecked Sendable where C.Duration == Duration {
+package final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchecked Sendable where C.Duration == Duration {
     /// The stage behind the breaker.
     public let next: any TelemetryExporter
     private let clock: C
@@ -106,7 +106,7 @@ public final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unchec
 
 extension CircuitBreakingExporter where C == ContinuousClock {
     /// Wraps `next`; reads time from the continuous clock.
-    public convenience init(
+    package convenience init(
         wrapping next: any TelemetryExporter, policy: CircuitBreakerPolicy = CircuitBreakerPolicy(), opensOnMisconfiguration: Bool = false
     ) {
         self.init(wrapping: next, policy: policy, opensOnMisconfiguration: opensOnMisconfiguration, clock: ContinuousClock())

@@ -26,11 +26,11 @@ import Synchronization
 /// It also reports each retry that the ``RetryingExporter`` inside it schedules (`willRetry`).
 ///
 /// Thread-safety: safe to call concurrently.
-public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
+package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// The stage whose failures are handled.
     public let next: any TelemetryExporter
-    private let processor: ProcessorKind
-    private let dispatcher: ExportEventDispatcher
+    /// Books every outcome and makes every event (the pipeline's, or this stage's own standalone).
+    private let ledger: Ledger
     private let destination: FailureDestination
     private let ownsDispatcher: Bool
 
@@ -39,49 +39,43 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// Wraps `next`; events go to `handler`. Failed batches are dropped and the error rethrown.
     public init(wrapping next: any TelemetryExporter, processor: ProcessorKind = .batch, handler: any ExportErrorHandler) {
         self.next = next
-        self.processor = processor
-        self.dispatcher = ExportEventDispatcher(defaultHandler: handler, routeHandlers: [:], logger: .init(label: "spillway"))
+        let logger = Logger(label: "spillway")
+        let dispatcher = ExportEventDispatcher(defaultHandler: handler, routeHandlers: [:], logger: logger)
+        self.ledger = Ledger(dispatcher: dispatcher, processor: processor, logger: logger, exporterName: next.name)
         self.destination = FailureDestination(mode: .drop)
         self.ownsDispatcher = true
     }
 
-    init(wrapping next: any TelemetryExporter, processor: ProcessorKind, dispatcher: ExportEventDispatcher, destination: FailureDestination) {
+    /// Inside a pipeline: outcomes go to the pipeline's ledger.
+    init(wrapping next: any TelemetryExporter, ledger: Ledger, destination: FailureDestination) {
         self.next = next
-        self.processor = processor
-        self.dispatcher = dispatcher
+        self.ledger = ledger
         self.destination = destination
         self.ownsDispatcher = false
     }
 
     deinit {
-        if ownsDispatcher { dispatcher.stop() }
+        if ownsDispatcher { ledger.reporter.dispatcher.stop() }
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        let (dispatcher, processor, name, destination) = (self.dispatcher, self.processor, next.name, self.destination)
+        let ledger = self.ledger
+        // Standalone, this stage is its ledger's intake: every batch it is given is accepted here.
+        if ownsDispatcher { ledger.accepted(batch.signal, batch.recordCount) }
         let context = ExportAttemptContext { batch, error, kind, attempt, delay in
-            dispatcher.send(ExportFailureEvent(
-                signal: batch.signal, processor: processor, exporterName: name, route: batch.route, attempt: attempt,
-                error: error, kind: kind, outcome: .willRetry(after: delay), recordCount: batch.recordCount,
-                time: nowUnixNano(), batch: batch))
-            destination.retried()
+            ledger.willRetry(batch, attempt: attempt, error: error, kind: kind, after: delay)
         }
         while true {
             do {
                 let response = try await ExportAttemptContext.$current.withValue(context) { try await next.export(batch) }
-                let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
-                if rejected > 0 {
-                    let error = ResilienceError(
-                        code: .partiallyRejected,
-                        message: response.errorMessage.isEmpty ? "the collector rejected \(rejected) of \(batch.recordCount) records" : response.errorMessage)
-                    let copy = keepCopy(batch, status: nil, kind: .permanent, message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
-                    report(batch, context, error, .permanent, .dropped(.rejected), count: rejected, copy: copy)
+                ledger.delivered(batch, response, attempt: context.attempt) { message in
+                    keepCopy(batch, status: nil, kind: .permanent, message: message)
                 }
                 return response
             } catch {
                 var kind = ExportFailureKind.classify(error)
                 if Task.isCancelled { kind = .shutdown }
-                if kind == .misconfigured { destination.misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error)) }
+                if kind == .misconfigured { ledger.misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error)) }
                 if let store = destination.store {
                     if kind.isRetryable || kind == .circuitOpen || kind == .shutdown {
                         // The spill store takes what cannot be delivered now, and what shutdown cuts off.
@@ -93,8 +87,10 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 }
                 let holds = destination.mode == .holdInMemory && (kind.isRetryable || kind == .circuitOpen)
                 guard holds else {
-                    let copy = kind == .permanent ? keepCopy(batch, status: (error as? OTLPExportError)?.statusCode, kind: kind, message: "\(error)") : nil
-                    report(batch, context, error, kind, .dropped(DropReason.forFailure(kind)), count: batch.recordCount, copy: copy)
+                    let copy =
+                        kind == .permanent
+                        ? keepCopy(batch, status: (error as? OTLPExportError)?.statusCode, kind: kind, message: "\(error)") : nil
+                    ledger.dropped(batch, DropReason.forFailure(kind), attempt: context.attempt, error: error, kind: kind, copy: copy)
                     throw error
                 }
                 // The breaker's reopening time, else the destination's pause; the collector's
@@ -102,14 +98,13 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 var wait = (error as? ResilienceError)?.retryAfter ?? destination.holdDelay()
                 let collectorError = (error as? OTLPExportError) ?? ((error as? ResilienceError)?.cause as? OTLPExportError)
                 if let floor = collectorError?.retryAfterDelay(), floor > wait { wait = floor }
-                report(batch, context, error, kind, .heldInMemory(retryAfter: wait), count: batch.recordCount)
-                destination.held(1)
-                defer { destination.held(-1) }
+                ledger.heldInMemory(batch, attempt: context.attempt, error: error, kind: kind, wait: wait)
+                defer { ledger.releasedFromMemory() }
                 do {
                     try await destination.sleep(wait)
                 } catch {
                     let cancelled = ResilienceError(code: .shutDown, message: "the pipeline shut down while the batch waited in memory")
-                    report(batch, context, cancelled, .shutdown, .dropped(.shutdown), count: batch.recordCount)
+                    ledger.dropped(batch, .shutdown, attempt: context.attempt, error: cancelled, kind: .shutdown)
                     throw cancelled
                 }
             }
@@ -127,12 +122,12 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 let segment = try store.keep(
                     batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: kind,
                     message: CircuitBreakingExporter<ContinuousClock>.describe(error))
-                report(batch, context, error, kind, .rejected(segment: segment), count: batch.recordCount)
                 response.custody = .rejected(segment: segment)
+                ledger.kept(batch, in: .rejected, segment: segment, attempt: context.attempt, error: error, kind: kind)
             } else {
                 let segment = try store.append(batch, to: .spilled)
-                report(batch, context, error, kind, .spilled(segment: segment), count: batch.recordCount)
                 response.custody = .spilled(segment: segment)
+                ledger.kept(batch, in: .spilled, segment: segment, attempt: context.attempt, error: error, kind: kind)
             }
             return response
         } catch {
@@ -140,8 +135,7 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
             let failure = ResilienceError(
                 code: error.isDiskFull ? .diskFull : .spillFailed, message: "the spill store could not write the batch: \(error.message)",
                 cause: error)
-            destination.spillFailed(reason, failure.message)
-            report(batch, context, failure, kind, .dropped(reason), count: batch.recordCount)
+            ledger.dropped(batch, reason, attempt: context.attempt, error: failure, kind: kind)
             throw failure
         }
     }
@@ -150,18 +144,6 @@ public final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     private func keepCopy(_ batch: ExportBatch, status: Int?, kind: ExportFailureKind, message: String) -> String? {
         guard let store = destination.store else { return nil }
         return try? store.keep(batch, in: .refused, status: status, kind: kind, message: message)
-    }
-
-    private func report(
-        _ batch: ExportBatch, _ context: ExportAttemptContext, _ error: any Error, _ kind: ExportFailureKind,
-        _ outcome: ExportFailureEvent.Outcome, count: Int, copy: String? = nil
-    ) {
-        var event = ExportFailureEvent(
-            signal: batch.signal, processor: processor, exporterName: next.name, route: batch.route,
-            attempt: context.attempts.load(ordering: .relaxed), error: error, kind: kind, outcome: outcome,
-            recordCount: count, time: nowUnixNano(), batch: batch)
-        event.keptCopy = copy
-        dispatcher.send(event)
     }
 
     public func shutdown() async { await next.shutdown() }
@@ -176,12 +158,4 @@ struct FailureDestination: Sendable {
     /// How long a held batch waits before it is sent again.
     var holdDelay: @Sendable () -> Duration = { .seconds(1) }
     var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
-    /// +1 when a batch starts waiting in memory, -1 when it stops.
-    var held: @Sendable (Int) -> Void = { _ in }
-    /// A retry was scheduled.
-    var retried: @Sendable () -> Void = {}
-    /// The collector refused the client's configuration (for health).
-    var misconfigured: @Sendable (String) -> Void = { _ in }
-    /// The spill store could not take a batch (for the rate-limited log).
-    var spillFailed: @Sendable (DropReason, String) -> Void = { _, _ in }
 }

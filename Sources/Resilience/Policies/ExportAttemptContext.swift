@@ -7,6 +7,8 @@ final class ExportAttemptContext: Sendable {
 
     /// Attempts that reached the transport for this batch.
     let attempts = Atomic<Int>(0)
+    /// The attempts so far (for events).
+    var attempt: Int { attempts.load(ordering: .relaxed) }
     private let onRetry: @Sendable (ExportBatch, any Error, ExportFailureKind, Int, Duration) -> Void
 
     init(onRetry: @escaping @Sendable (ExportBatch, any Error, ExportFailureKind, Int, Duration) -> Void) {

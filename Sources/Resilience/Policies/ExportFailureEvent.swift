@@ -86,7 +86,9 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
     public var description: String {
         let count = isRecordCountKnown ? "\(recordCount)" : "an unknown number of"
         let copy = keptCopy.map { "; a copy is kept in \($0)" } ?? ""
-        return "\(count) \(signal) records\(route.map { " (route \($0))" } ?? "") via \(exporterName), attempt \(attempt): \(kind): \(error); \(outcome)\(copy)"
+        return
+            "\(count) \(signal) records\(route.map { " (route \($0))" } ?? "") via \(exporterName), attempt \(attempt): \(kind): "
+            + "\(error); \(outcome)\(copy)"
     }
 }
 

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The class of an export failure, which decides what happens to the batch.
@@ -11,11 +11,16 @@ import Darwin
 /// | ``throttled`` | HTTP 429 | yes, no sooner than `Retry-After` |
 /// | ``retryable`` | HTTP 502, 503, 504 | yes, no sooner than `Retry-After` |
 /// | ``transport`` | connection refused or reset, timeout | yes |
-/// | ``misconfigured`` | HTTP 401, 403, 404, 405, 407, 413, 415, an answer that is not OTLP: the client's configuration is wrong | never; with a spill store the batch is kept in its rejected area and the breaker opens until the configuration changes or a probe succeeds |
-/// | ``permanent`` | every other 4xx/5xx (400: the data itself was refused), a record too large | never: dropped (a copy is kept in the spill store's refused area) |
+/// | ``misconfigured`` | HTTP 401, 403, 404, 405, 407, 413, 415, a non-OTLP answer | never (see below) |
+/// | ``permanent`` | every other 4xx/5xx (400: the data was refused), a record too large | never: dropped |
 /// | ``circuitOpen`` | the breaker did not let the batch through | not by the retry stage: the failure destination holds it |
 /// | ``overflow`` | the ring was full | — (dropped at intake) |
 /// | ``shutdown`` | still unexported when shutdown's deadline passed, or emitted after shutdown | — |
+///
+/// A ``misconfigured`` answer means the client's configuration is wrong: with a spill store the
+/// batch is kept in its rejected area and the breaker opens until the configuration changes or a
+/// probe succeeds. A ``permanent`` failure's batch is dropped, and a copy is kept in the spill
+/// store's refused area.
 ///
 /// Classification follows the OTLP/HTTP specification ("Retryable Response Codes"). Errors that
 /// are not ``OTLPExportError`` or ``ResilienceError`` are ``permanent``, except `CancellationError`
@@ -92,11 +97,13 @@ extension OTLPExportError {
         let trimmed = value.split(separator: " ", omittingEmptySubsequences: true)
         if trimmed.count == 1, let seconds = Int64(trimmed[0]) { return seconds >= 0 ? .seconds(seconds) : nil }
         guard let date = HTTPDate.parse(value) else { return nil }
-        let current = now ?? {
-            var ts = timespec()
-            clock_gettime(CLOCK_REALTIME, &ts)
-            return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-        }()
+        let current =
+            now
+            ?? {
+                var ts = timespec()
+                clock_gettime(CLOCK_REALTIME, &ts)
+                return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+            }()
         let delta = Double(date) - current
         return delta <= 0 ? .zero : .milliseconds(Int64((delta * 1000).rounded(.up)))
     }
@@ -115,22 +122,36 @@ enum HTTPDate {
             guard parts[3] == "gmt" else { return nil }
             let dmy = parts[1].split(separator: "-")
             guard dmy.count == 3 else { return nil }
-            day = Int(dmy[0]); month = months.firstIndex(of: String(dmy[1])); clock = Substring(parts[2])
+            day = Int(dmy[0])
+            month = months.firstIndex(of: String(dmy[1]))
+            clock = Substring(parts[2])
             if let y = Int(dmy[2]) { year = y < 100 ? (y < 70 ? 2000 + y : 1900 + y) : y }
         case 6:  // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
             guard parts[5] == "gmt" else { return nil }
-            day = Int(parts[1]); month = months.firstIndex(of: parts[2]); year = Int(parts[3]); clock = Substring(parts[4])
+            day = Int(parts[1])
+            month = months.firstIndex(of: parts[2])
+            year = Int(parts[3])
+            clock = Substring(parts[4])
         case 5:  // asctime: Sun Nov  6 08:49:37 1994
-            month = months.firstIndex(of: parts[1]); day = Int(parts[2]); clock = Substring(parts[3]); year = Int(parts[4])
+            month = months.firstIndex(of: parts[1])
+            day = Int(parts[2])
+            clock = Substring(parts[3])
+            year = Int(parts[4])
         default:
             return nil
         }
         guard let day, let month, let year, let clock else { return nil }
         let hms = clock.split(separator: ":").compactMap { Int($0) }
-        guard hms.count == 3, (1...31).contains(day), (0...23).contains(hms[0]), (0...59).contains(hms[1]), (0...60).contains(hms[2]) else { return nil }
+        guard hms.count == 3, (1...31).contains(day), (0...23).contains(hms[0]), (0...59).contains(hms[1]), (0...60).contains(hms[2]) else {
+            return nil
+        }
         var t = tm()
-        t.tm_year = Int32(year - 1900); t.tm_mon = Int32(month); t.tm_mday = Int32(day)
-        t.tm_hour = Int32(hms[0]); t.tm_min = Int32(hms[1]); t.tm_sec = Int32(hms[2])
+        t.tm_year = Int32(year - 1900)
+        t.tm_mon = Int32(month)
+        t.tm_mday = Int32(day)
+        t.tm_hour = Int32(hms[0])
+        t.tm_min = Int32(hms[1])
+        t.tm_sec = Int32(hms[2])
         return Int(timegm(&t))
     }
 }

@@ -79,7 +79,8 @@ public struct ExportRetryPolicy: Sendable, Hashable {
             throw ConfigurationError(key: "\(key).initialDelay", value: "\(initialDelay)", allowed: "a duration >= 0")
         }
         if maximumDelay < initialDelay {
-            throw ConfigurationError(key: "\(key).maximumDelay", value: "\(maximumDelay)", allowed: "a duration >= initialDelay (\(initialDelay))")
+            throw ConfigurationError(
+                key: "\(key).maximumDelay", value: "\(maximumDelay)", allowed: "a duration >= initialDelay (\(initialDelay))")
         }
         if !(multiplier >= 1) || !multiplier.isFinite {
             throw ConfigurationError(key: "\(key).multiplier", value: "\(multiplier)", allowed: "a finite number >= 1")

@@ -53,7 +53,8 @@ public enum ExporterChain {
         wrapping exporter: any TelemetryExporter, retry: ExportRetryPolicy? = ExportRetryPolicy(),
         circuitBreaker: CircuitBreakerPolicy? = CircuitBreakerPolicy(), stages: [ExportStage] = [], measured: Bool = true
     ) -> any TelemetryExporter {
-        standard(wrapping: exporter, retry: retry, circuitBreaker: circuitBreaker, stages: stages, measured: measured, clock: ContinuousClock())
+        standard(
+            wrapping: exporter, retry: retry, circuitBreaker: circuitBreaker, stages: stages, measured: measured, clock: ContinuousClock())
     }
 
     struct Built: Sendable {

@@ -17,7 +17,7 @@ import Synchronization
 /// or the ``ExportFailureKind`` (`transport`, `circuit_open`, …).
 ///
 /// Thread-safety: safe to call concurrently.
-public struct MeasuredExporter: TelemetryExporter {
+package struct MeasuredExporter: TelemetryExporter {
     /// The measured stage.
     public let next: any TelemetryExporter
     private let instruments: [Instruments]  // index: signal - 1
@@ -41,7 +41,7 @@ public struct MeasuredExporter: TelemetryExporter {
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        let instruments = self.instruments[Int(batch.signal.rawValue) - 1]
+        let instruments = self.instruments[batch.signal.index]
         let count = batch.recordCount
         instruments.inflight.increment(by: Double(count))
         defer { instruments.inflight.decrement(by: Double(count)) }
@@ -49,7 +49,7 @@ public struct MeasuredExporter: TelemetryExporter {
         do {
             let response = try await next.export(batch)
             let elapsed = start.duration(to: .now)
-            let rejected = min(max(response.rejectedRecords, 0), count)
+            let rejected = response.rejectedCount(of: count)
             if count - rejected > 0 { instruments.exported.increment(by: count - rejected) }
             if rejected > 0 { instruments.failure("rejected", factory: factory).exported.increment(by: rejected) }
             instruments.duration.recordNanoseconds(elapsed.nanoseconds)
@@ -87,7 +87,8 @@ public struct MeasuredExporter: TelemetryExporter {
             exportedLabel = "otel.sdk.exporter.\(word).exported"
             exported = Counter(label: exportedLabel, dimensions: dimensions, factory: factory)
             inflight = Meter(label: "otel.sdk.exporter.\(word).inflight", dimensions: dimensions, factory: factory)
-            duration = Timer(label: "otel.sdk.exporter.operation.duration", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
+            duration = Timer(
+                label: "otel.sdk.exporter.operation.duration", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
         }
 
         func failure(_ errorType: String, factory: any MetricsFactory) -> (exported: Counter, duration: Timer) {
@@ -96,7 +97,8 @@ public struct MeasuredExporter: TelemetryExporter {
                 let dims = dimensions + [("error.type", errorType)]
                 let made = (
                     Counter(label: exportedLabel, dimensions: dims, factory: factory),
-                    Timer(label: "otel.sdk.exporter.operation.duration", dimensions: dims, preferredDisplayUnit: .seconds, factory: factory))
+                    Timer(label: "otel.sdk.exporter.operation.duration", dimensions: dims, preferredDisplayUnit: .seconds, factory: factory)
+                )
                 cache[errorType] = made
                 return made
             }

@@ -11,7 +11,7 @@
 /// so the breaker counts every attempt and an open breaker ends the loop.
 ///
 /// Thread-safety: safe to call concurrently; each call keeps its own attempt count.
-public struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration == Duration {
+package struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration == Duration {
     /// The stage that is retried.
     public let next: any TelemetryExporter
     /// When to retry.
@@ -57,7 +57,7 @@ public struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration == 
 
 extension RetryingExporter where C == ContinuousClock {
     /// Wraps `next`; waits on the continuous clock.
-    public init(wrapping next: any TelemetryExporter, policy: ExportRetryPolicy = ExportRetryPolicy()) {
+    package init(wrapping next: any TelemetryExporter, policy: ExportRetryPolicy = ExportRetryPolicy()) {
         self.init(wrapping: next, policy: policy, clock: ContinuousClock())
     }
 }

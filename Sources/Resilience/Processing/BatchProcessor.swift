@@ -7,21 +7,22 @@ import Synchronization
 /// waited `scheduleDelay`. At most `maxConcurrentExports` exports per signal run at once; when
 /// all are busy the drain thread waits, the ring fills, and the overflow policy decides.
 /// The drain thread never busy-polls an empty ring: it parks, with a back-off from 50 µs to 5 ms
-/// (a spinning consumer costs producers 10×, see DESIGN.md), and is woken for flushes.
+/// (a spinning consumer costs producers 10×: measured when the ring was designed; `make bench`), and is woken for flushes.
 final class BatchProcessor: @unchecked Sendable {
     private let core: PipelineCore
+    private let ledger: Ledger
     /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``.
-    private var configurations: [BatchConfiguration]  // index: signal - 1
-    private let pendingConfigurations = Mutex<[BatchConfiguration]?>(nil)
+    private var configurations: SignalTable<BatchConfiguration>
+    private let pendingConfigurations = Mutex<SignalTable<BatchConfiguration>?>(nil)
     /// Bumped by `update` (release); the drain thread compares it with `seenVersion` (acquire) each loop.
     private let configurationVersion = Atomic<Int>(0)
     private var seenVersion = 0
-    /// Index `route * 2 + signal - 1`: records of different routes are never batched together.
+    /// By ``RouteSlot``: records of different routes are never batched together.
     private let builders: [BatchBuilder]
     private let routeNames: [String?]
     /// Per signal, across routes: monotonic within the pipeline.
-    private var sequences: [UInt64] = [0, 0]
-    private let inFlight = [InFlightCounter(), InFlightCounter()]
+    private var sequences = SignalTable<UInt64>(traces: 0, logs: 0)
+    private let inFlight = SignalTable { _ in InFlightCounter() }
     private let parker = ThreadParker()
     private let stopRequested = Atomic<Bool>(false)
     private let abandonRequested = Atomic<Bool>(false)
@@ -35,13 +36,14 @@ final class BatchProcessor: @unchecked Sendable {
 
     init(core: PipelineCore, traces: BatchConfiguration, logs: BatchConfiguration) {
         self.core = core
-        self.configurations = [traces, logs]
+        self.ledger = core.ledger
+        self.configurations = SignalTable(traces: traces, logs: logs)
         let routeCount = core.routes.routes.count + 1
         self.routeNames = (0..<routeCount).map { core.routes.name($0) }
-        self.builders = (0..<routeCount * 2).map { index in
+        self.builders = (0..<RouteSlot.count(routes: routeCount)).map { index in
             // The default route's builders are sized for full batches; the others grow as needed.
             let expected = index < 2 ? (index == 0 ? traces : logs).maxExportBatchSize * 512 : 4096
-            return BatchBuilder(signal: index % 2 == 0 ? .traces : .logs, route: index / 2, expectedBytes: expected)
+            return BatchBuilder(signal: RouteSlot.signal(index), route: RouteSlot.route(index), expectedBytes: expected)
         }
     }
 
@@ -52,7 +54,7 @@ final class BatchProcessor: @unchecked Sendable {
     /// New batch sizes and delays, taken by the drain thread at its next loop (live reconfiguration).
     /// A batch being filled keeps its deadline; the new size applies from the next record.
     func update(traces: BatchConfiguration, logs: BatchConfiguration) {
-        pendingConfigurations.withLock { $0 = [traces, logs] }
+        pendingConfigurations.withLock { $0 = SignalTable(traces: traces, logs: logs) }
         configurationVersion.add(1, ordering: .releasing)  // pairs with the acquiring load in run()
         parker.unpark()
     }
@@ -91,7 +93,7 @@ final class BatchProcessor: @unchecked Sendable {
                 seenVersion = version
                 configurations = next
                 for builder in builders where !builder.isEmpty {
-                    if builder.count >= configurations[Int(builder.signal.rawValue) - 1].maxExportBatchSize { dispatch(builder) }
+                    if builder.count >= configurations[builder.signal].maxExportBatchSize { dispatch(builder) }
                 }
             }
             let drained = drainOnce()
@@ -110,7 +112,7 @@ final class BatchProcessor: @unchecked Sendable {
             } else if drained < Self.caughtUp {
                 // The drain thread has caught up with the producers: reading the cache lines they
                 // are writing right now would bounce those lines between cores on every record
-                // (DESIGN.md measured 7 ns → 120–150 ns per record). Let them get ahead first;
+                // (measured: 7 ns → 120–150 ns per record). Let them get ahead first;
                 // a flush or a blocked producer wakes the thread at once.
                 parker.park(nanoseconds: 200_000)
                 idle = 50_000
@@ -132,38 +134,47 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     private func drainOnce() -> Int {
+        // Counted locally and booked before any batch leaves the thread (an export may settle
+        // its records before this loop ends), so the ledger never settles what it did not accept.
         var accepted = (0, 0)
-        let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
-            let signalIndex = type.recordSignal - 1
-            guard signalIndex == 0 || signalIndex == 1, type.recordRoute * 2 + signalIndex < builders.count else { return }  // not a record type we write
-            let builder = builders[type.recordRoute * 2 + signalIndex]
-            if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configurations[signalIndex].scheduleDelay.nanoseconds) }
-            builder.append(scope: type.recordScope, payload)
-            if signalIndex == 0 { accepted.0 += 1 } else { accepted.1 += 1 }
-            if builder.count >= configurations[signalIndex].maxExportBatchSize { dispatch(builder) }
+        func book() {
+            ledger.accepted(.traces, accepted.0)
+            ledger.accepted(.logs, accepted.1)
+            accepted = (0, 0)
         }
-        if accepted.0 > 0 { core.traces.accepted.add(accepted.0, ordering: .relaxed) }
-        if accepted.1 > 0 { core.logs.accepted.add(accepted.1, ordering: .relaxed) }
+        let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
+            guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }  // not a record type we write
+            let builder = builders[slot]
+            let configuration = configurations[builder.signal]
+            if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configuration.scheduleDelay.nanoseconds) }
+            builder.append(scope: type.recordScope, payload)
+            if builder.signal == .traces { accepted.0 += 1 } else { accepted.1 += 1 }
+            if builder.count >= configuration.maxExportBatchSize {
+                book()
+                dispatch(builder)
+            }
+        }
+        book()
         return n
     }
 
     private func dispatch(_ builder: BatchBuilder) {
-        let index = Int(builder.signal.rawValue) - 1
-        let limit = configurations[index].maxConcurrentExports
-        while inFlight[index].value.load(ordering: .acquiring) >= limit {
+        let signal = builder.signal
+        let limit = configurations[signal].maxConcurrentExports
+        while inFlight[signal].value.load(ordering: .acquiring) >= limit {
             if abandonRequested.load(ordering: .relaxed) { return }
             // With a spill store, a ring that fills while every export slot is busy (retries
             // waiting out a backoff or a Retry-After, a slow collector) overflows to disk instead
             // of dropping: the batch is spilled now and replayed later.
             if core.spill != nil && core.ring.bytesInUse * 2 >= core.ring.capacity {
-                core.spillUnderPressure(build(builder, index))
+                core.spillUnderPressure(build(builder))
                 return
             }
             parker.park(nanoseconds: 1_000_000)
         }
-        let batch = build(builder, index)
-        inFlight[index].value.add(1, ordering: .relaxed)
-        let (core, parker, counter) = (self.core, self.parker, self.inFlight[index])
+        let batch = build(builder)
+        inFlight[signal].value.add(1, ordering: .relaxed)
+        let (core, parker, counter) = (self.core, self.parker, self.inFlight[signal])
         core.startExport {
             _ = await core.export(batch)
             counter.value.subtract(1, ordering: .releasing)
@@ -172,12 +183,12 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
-    private func build(_ builder: BatchBuilder, _ index: Int) -> ExportBatch {
+    private func build(_ builder: BatchBuilder) -> ExportBatch {
         if scopes.count < core.scopes.count { scopes = core.scopes.snapshot() }
         var batch = builder.build(resource: core.resource, scopes: scopes)
         batch.route = routeNames[builder.route]
-        batch.sequence = sequences[index]
-        sequences[index] += 1
+        batch.sequence = sequences[builder.signal]
+        sequences[builder.signal] += 1
         return batch
     }
 
@@ -211,7 +222,7 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     private func waitForExports() {
-        while inFlight.contains(where: { $0.value.load(ordering: .acquiring) > 0 }) && !abandonRequested.load(ordering: .relaxed) {
+        while inFlight.values.contains(where: { $0.value.load(ordering: .acquiring) > 0 }) && !abandonRequested.load(ordering: .relaxed) {
             parker.park(nanoseconds: 1_000_000)
         }
     }
@@ -226,29 +237,30 @@ final class BatchProcessor: @unchecked Sendable {
             guard !builder.isEmpty else { return }
             var batch = builder.build(resource: core.resource, scopes: scopes)
             batch.route = routeNames[builder.route]
-            batch.sequence = sequences[Int(builder.signal.rawValue) - 1]
-            sequences[Int(builder.signal.rawValue) - 1] += 1
+            batch.sequence = sequences[builder.signal]
+            sequences[builder.signal] += 1
             do {
                 let segment = try store.append(batch)
-                core.counters(for: batch.signal).spilled.add(batch.recordCount, ordering: .relaxed)
                 spilled += batch.recordCount
-                core.dispatcher.send(ExportFailureEvent(
-                    signal: batch.signal, processor: .batch, exporterName: core.chain.name, route: batch.route, attempt: 0,
-                    error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown,
-                    outcome: .spilled(segment: segment), recordCount: batch.recordCount, time: nowUnixNano(), batch: batch))
+                ledger.kept(
+                    batch, in: .spilled, segment: segment, attempt: 0,
+                    error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown)
             } catch {
-                core.dropInside(signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
+                ledger.droppedInside(
+                    signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
             }
         }
         for builder in builders { spill(builder) }
-        while core.ring.drain(maxBytes: 1 << 20, { type, payload in
-            let signalIndex = type.recordSignal - 1
-            guard signalIndex == 0 || signalIndex == 1, type.recordRoute * 2 + signalIndex < builders.count else { return }
-            core.counters(for: type).accepted.add(1, ordering: .relaxed)
-            let builder = builders[type.recordRoute * 2 + signalIndex]
-            builder.append(scope: type.recordScope, payload)
-            if builder.count >= configurations[signalIndex].maxExportBatchSize { spill(builder) }
-        }) > 0 {}
+        while core.ring.drain(
+            maxBytes: 1 << 20,
+            { type, payload in
+                guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
+                let builder = builders[slot]
+                ledger.accepted(builder.signal, 1)
+                builder.append(scope: type.recordScope, payload)
+                if builder.count >= configurations[builder.signal].maxExportBatchSize { spill(builder) }
+            }) > 0
+        {}
         for builder in builders { spill(builder) }
         return spilled
     }
@@ -257,16 +269,19 @@ final class BatchProcessor: @unchecked Sendable {
     func dropRemaining(reason: DropReason) -> Int {
         var dropped = 0
         for builder in builders where !builder.isEmpty {
-            core.dropInside(signal: builder.signal, route: builder.route, reason, builder.count)
+            ledger.droppedInside(signal: builder.signal, route: builder.route, reason, builder.count)
             dropped += builder.count
             builder.reset()
         }
-        while core.ring.drain(maxBytes: 1 << 20, { type, _ in
-            guard type.recordSignal == 1 || type.recordSignal == 2 else { return }
-            core.counters(for: type).accepted.add(1, ordering: .relaxed)
-            core.dropInside(signal: type.recordSignal == 1 ? .traces : .logs, route: type.recordRoute, reason, 1)
-            dropped += 1
-        }) > 0 {}
+        while core.ring.drain(
+            maxBytes: 1 << 20,
+            { type, _ in
+                guard let slot = RouteSlot.index(of: type) else { return }
+                ledger.accepted(RouteSlot.signal(slot), 1)
+                ledger.droppedInside(signal: RouteSlot.signal(slot), route: type.recordRoute, reason, 1)
+                dropped += 1
+            }) > 0
+        {}
         return dropped
     }
 }

@@ -9,7 +9,7 @@ import Synchronization
 final class SimpleProcessor: @unchecked Sendable {
     /// Unowned: the core owns this processor.
     private unowned let core: PipelineCore
-    private let sequences = [InFlightCounter(), InFlightCounter()]
+    private let sequences = SignalTable { _ in InFlightCounter() }
 
     init(core: PipelineCore) {
         self.core = core
@@ -17,15 +17,16 @@ final class SimpleProcessor: @unchecked Sendable {
 
     func export(_ buffer: ScratchBuffer, type: Int32) -> EmitResult {
         let signal: TelemetrySignal = type.recordSignal == 1 ? .traces : .logs
-        let counters = signal == .traces ? core.traces : core.logs
         guard buffer.count <= core.ring.maximumRecordLength else {
-            return core.drop(type: type, .recordTooLarge, detail: "a record of \(buffer.count) bytes exceeds the maximum of \(core.ring.maximumRecordLength)")
+            return core.drop(
+                type: type, .recordTooLarge,
+                detail: "a record of \(buffer.count) bytes exceeds the maximum of \(core.ring.maximumRecordLength)")
         }
-        counters.accepted.add(1, ordering: .relaxed)
+        core.ledger.accepted(signal, 1)
         let builder = BatchBuilder(signal: signal, expectedBytes: buffer.count + 64)
         builder.append(scope: type.recordScope, UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
         var batch = builder.build(resource: core.resource, scopes: core.scopes.snapshot())
-        batch.sequence = UInt64(sequences[Int(signal.rawValue) - 1].value.add(1, ordering: .relaxed).oldValue)
+        batch.sequence = UInt64(sequences[signal].value.add(1, ordering: .relaxed).oldValue)
         batch.route = core.routes.name(type.recordRoute)
 
         let outcome = OutcomeBox()

@@ -24,22 +24,37 @@ import Synchronization
 /// once its intact frames were delivered, for inspection. Progress inside a segment is kept in
 /// `<seq>.progress`; a segment is deleted once every frame in it was acknowledged. Delivery is
 /// at-least-once.
+///
+/// It is given only what it uses: the store, the chain below the error-handling stage, the
+/// ledger that books every outcome, the breaker's snapshot and the executor its sends run on.
 final class Replayer: Sendable {
     private let store: SpillStore
     private let chain: any TelemetryExporter
+    private let ledger: Ledger
+    private let breaker: (@Sendable () -> CircuitBreakerSnapshot)?
+    private let executor: ExportExecutor
+    private let logger: Logger
     private let stopped = Atomic<Bool>(false)
 
-    init(store: SpillStore, chain: any TelemetryExporter) {
+    init(
+        store: SpillStore, chain: any TelemetryExporter, ledger: Ledger, breaker: (@Sendable () -> CircuitBreakerSnapshot)?,
+        executor: ExportExecutor, logger: Logger
+    ) {
         self.store = store
         self.chain = chain
+        self.ledger = ledger
+        self.breaker = breaker
+        self.executor = executor
+        self.logger = logger
     }
 
-    func start(core: PipelineCore) {
-        Task(executorPreference: core.exportExecutor) { [self, weak core] in
+    /// Starts the rounds (every 200 ms) until ``stop()``.
+    func start() {
+        Task(executorPreference: executor) { [self] in
             while !stopped.load(ordering: .relaxed) {
                 try? await Task.sleep(for: .milliseconds(200))
-                guard let core, !stopped.load(ordering: .relaxed) else { return }
-                await round(core)
+                guard !stopped.load(ordering: .relaxed) else { return }
+                await round()
             }
         }
     }
@@ -49,37 +64,38 @@ final class Replayer: Sendable {
     /// Whether to try now. With a breaker: when it is closed, or open with its cool-down over —
     /// then the first replayed frame is the probe (without live traffic nothing else would probe).
     /// Without one: when the collector answered since the last failure, or a second has passed.
-    private func collectorAnswers(_ core: PipelineCore) -> Bool {
-        if let snapshot = core.breaker?() {
+    private func collectorAnswers() -> Bool {
+        if let snapshot = breaker?() {
             switch snapshot.state {
             case .closed: return true
             case .open: return snapshot.reopensIn == .zero
             case .halfOpen: return false
             }
         }
-        let success = core.exports.lastSuccessMonotonic.load(ordering: .relaxed)
-        let failure = core.exports.lastFailureMonotonic.load(ordering: .relaxed)
+        let success = ledger.exports.lastSuccessMonotonic.load(ordering: .relaxed)
+        let failure = ledger.exports.lastFailureMonotonic.load(ordering: .relaxed)
         return failure == 0 || success > failure || monotonicNanos() &- failure > 1_000_000_000
     }
 
-    private func round(_ core: PipelineCore) async {
+    private func round() async {
         for signal in [TelemetrySignal.traces, .logs] {
             for deleted in store.enforceRetention(signal) {
                 if deleted.records > 0 {
-                    core.counters(for: signal).drop(.retention, deleted.records)
-                    report(core, signal, .retention, records: deleted.records, message: "segment \(deleted.segment) deleted by the spill retention limits")
+                    ledger.lostOnDisk(
+                        signal, .retention, records: deleted.records,
+                        message: "segment \(deleted.segment) deleted by the spill retention limits")
                 } else {
-                    core.logger.notice("spill: \(deleted.segment) deleted by the retention limits")
+                    logger.notice("spill: \(deleted.segment) deleted by the retention limits")
                 }
             }
         }
-        guard collectorAnswers(core) else { return }
+        guard collectorAnswers() else { return }
         for area in [SpillArea.rejected, .spilled] {
             for signal in [TelemetrySignal.traces, .logs] {
                 store.sealOpenSegment(signal, area)
                 for segment in store.sealedSegments(signal, area) {
                     guard !stopped.load(ordering: .relaxed) else { return }
-                    guard await replay(segment, core: core) else { return }
+                    guard await replay(segment) else { return }
                 }
             }
         }
@@ -89,17 +105,15 @@ final class Replayer: Sendable {
     /// the configuration). Frames go out in windows of ``SpillConfiguration/replayConcurrency``
     /// requests at once; progress advances over the acknowledged prefix, so a failure in a
     /// window re-sends its later frames next time (at-least-once).
-    private func replay(_ segment: SpillStore.Segment, core: PipelineCore) async -> Bool {
+    private func replay(_ segment: SpillStore.Segment) async -> Bool {
         let path = store.path(segment.signal, segment.area, segment.sequence)
-        let counters = core.counters(for: segment.signal)
         let cursor: SegmentCursor
         do {
             cursor = try SegmentCursor(path: path, progress: segment.progress)
         } catch {
             // Gone, or its header destroyed: keep what is left of it for inspection, count its records.
             let lost = store.finish(segment, quarantine: SpillLayout.exists(path))
-            counters.drop(.corrupt, lost)
-            report(core, segment.signal, .corrupt, records: lost, message: "\(error); its \(lost) unreplayed records are lost")
+            ledger.lostOnDisk(segment.signal, .corrupt, records: lost, message: "\(error); its \(lost) unreplayed records are lost")
             return true
         }
         let width = max(1, store.configuration.replayConcurrency)
@@ -109,25 +123,26 @@ final class Replayer: Sendable {
             if window.isEmpty {
                 let lost = store.finish(segment, quarantine: cursor.progress.damaged > 0)
                 if lost > 0 {
-                    counters.drop(.corrupt, lost)
-                    report(core, segment.signal, .corrupt, records: lost, message: "\(lost) records of \(path) were in damage whose record count was unreadable")
+                    ledger.lostOnDisk(
+                        segment.signal, .corrupt, records: lost,
+                        message: "\(lost) records of \(path) were in damage whose record count was unreadable")
                 }
                 return true
             }
             // One unstructured task per frame, awaited in file order. (A task group here returned
             // its children's results under garbage indices in -O builds; the frame's outcome was
             // then missing and the acknowledged frame was sent again forever.)
-            let chain = self.chain
+            let (chain, executor) = (self.chain, self.executor)
             let sends: [Task<Result<ExportResponse, any Error>, Never>?] = window.map { entry in
                 guard case .frame(let batch, _) = entry else { return nil }
-                return Task(executorPreference: core.exportExecutor) {
+                return Task(executorPreference: executor) {
                     do { return .success(try await chain.export(batch)) } catch { return .failure(error) }
                 }
             }
             var outcomes: [Result<ExportResponse, any Error>?] = []
             for send in sends { outcomes.append(await send?.value) }
             for (entry, outcome) in zip(window, outcomes) {
-                guard handle(entry, outcome, segment: segment, path: path, core: core) else {
+                guard handle(entry, outcome, segment: segment, path: path) else {
                     store.acknowledge(segment, cursor.progress)
                     return false
                 }
@@ -140,27 +155,21 @@ final class Replayer: Sendable {
 
     /// Books one entry's outcome; `false` when it is not done (the round stops before it).
     private func handle(
-        _ entry: SegmentCursor.Entry, _ outcome: Result<ExportResponse, any Error>?, segment: SpillStore.Segment, path: String,
-        core: PipelineCore
+        _ entry: SegmentCursor.Entry, _ outcome: Result<ExportResponse, any Error>?, segment: SpillStore.Segment, path: String
     ) -> Bool {
-        let counters = core.counters(for: segment.signal)
         switch (entry, outcome) {
         case (.damaged(let damage), _):
-            counters.drop(.corrupt, damage.records ?? 0)
-            report(core, segment.signal, .corrupt, records: damage.records,
-                   message: "\(damage.reason) at offset \(damage.offset) of \(path) (\(damage.length) bytes) was skipped; the segment is kept as .damaged")
+            ledger.lostOnDisk(
+                segment.signal, .corrupt, records: damage.records,
+                message:
+                    "\(damage.reason) at offset \(damage.offset) of \(path) (\(damage.length) bytes) was skipped; the segment is "
+                    + "kept as .damaged"
+            )
             return true
         case (.frame(let batch, _), .success(let response)?):
-            let rejected = min(max(response.rejectedRecords, 0), batch.recordCount)
-            counters.exported.add(batch.recordCount - rejected, ordering: .relaxed)
-            counters.replayed.add(batch.recordCount, ordering: .relaxed)
-            if rejected > 0 {
-                counters.drop(.rejected, rejected)
-                let copy = try? store.keep(
-                    batch, in: .refused, status: nil, kind: .permanent, message: "partial success: \(rejected) of \(batch.recordCount) rejected: \(response.errorMessage)")
-                var event = event(core, batch, ResilienceError(code: .partiallyRejected, message: response.errorMessage), .permanent, .dropped(.rejected), rejected)
-                event.keptCopy = copy
-                core.dispatcher.send(event)
+            let store = self.store
+            ledger.replayed(batch, response) { message in
+                try? store.keep(batch, in: .refused, status: nil, kind: .permanent, message: message)
             }
             return true
         case (.frame(let batch, _), .failure(let error)?):
@@ -172,20 +181,16 @@ final class Replayer: Sendable {
                     let moved = try store.keep(
                         batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: .misconfigured,
                         message: CircuitBreakingExporter<ContinuousClock>.describe(error))
-                    counters.rejectedKept.add(batch.recordCount, ordering: .relaxed)
-                    core.dispatcher.send(event(core, batch, error, .misconfigured, .rejected(segment: moved), batch.recordCount))
-                    core.exports.misconfiguration.withLock { $0 = CircuitBreakingExporter<ContinuousClock>.describe(error) }
+                    ledger.movedToRejected(batch, segment: moved, error: error)
                 } catch {
                     return false  // the rejected area cannot take it: it stays where it is
                 }
                 return true
             case .permanent:
                 // The collector refuses these bytes for good: retrying the frame forever would stall replay.
-                counters.drop(.exportFailed, batch.recordCount)
-                let copy = try? store.keep(batch, in: .refused, status: (error as? OTLPExportError)?.statusCode, kind: .permanent, message: "\(error)")
-                var event = event(core, batch, error, .permanent, .dropped(.exportFailed), batch.recordCount)
-                event.keptCopy = copy
-                core.dispatcher.send(event)
+                let copy = try? store.keep(
+                    batch, in: .refused, status: (error as? OTLPExportError)?.statusCode, kind: .permanent, message: "\(error)")
+                ledger.replayRefused(batch, error: error, copy: copy)
                 return true
             default:
                 return false  // the collector failed: keep the acknowledged prefix, stop the round
@@ -193,25 +198,5 @@ final class Replayer: Sendable {
         case (.frame, nil):
             return false  // no outcome (cannot happen): never count a frame as done without one
         }
-    }
-
-    private func event(
-        _ core: PipelineCore, _ batch: ExportBatch, _ error: any Error, _ kind: ExportFailureKind, _ outcome: ExportFailureEvent.Outcome,
-        _ count: Int
-    ) -> ExportFailureEvent {
-        ExportFailureEvent(
-            signal: batch.signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 1, error: error,
-            kind: kind, outcome: outcome, recordCount: count, time: nowUnixNano(), batch: batch)
-    }
-
-    /// Reports records lost on disk (`records` `nil`: an unknown number).
-    private func report(_ core: PipelineCore, _ signal: TelemetrySignal, _ reason: DropReason, records: Int?, message: String) {
-        core.exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-        var event = ExportFailureEvent(
-            signal: signal, processor: core.processorKind, exporterName: chain.name, route: nil, attempt: 0,
-            error: ResilienceError(code: .spillFailed, message: message), kind: .permanent, outcome: .dropped(reason),
-            recordCount: records ?? 0, time: nowUnixNano(), batch: nil)
-        event.isRecordCountKnown = records != nil
-        core.dispatcher.send(event)
     }
 }

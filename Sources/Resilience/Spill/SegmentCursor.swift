@@ -44,14 +44,16 @@ package final class SegmentCursor {
             do {
                 let count = try OTLPDecoding.count(frame.body, signal: reader.signal)
                 guard count == frame.records else {
-                    return .damaged(SegmentReader.Damage(
-                        offset: frame.offset, length: length, records: frame.records, isTornTail: false,
-                        reason: "its header says \(frame.records) records, the request holds \(count)"))
+                    return .damaged(
+                        SegmentReader.Damage(
+                            offset: frame.offset, length: length, records: frame.records, isTornTail: false,
+                            reason: "its header says \(frame.records) records, the request holds \(count)"))
                 }
             } catch {
-                return .damaged(SegmentReader.Damage(
-                    offset: frame.offset, length: length, records: frame.records, isTornTail: false,
-                    reason: "not an OTLP \(reader.signal) request: \(error)"))
+                return .damaged(
+                    SegmentReader.Damage(
+                        offset: frame.offset, length: length, records: frame.records, isTornTail: false,
+                        reason: "not an OTLP \(reader.signal) request: \(error)"))
             }
             let batch = ExportBatch(signal: reader.signal, body: frame.body, recordCount: frame.records, sequence: frame.batchSequence)
             return .frame(batch, offset: frame.offset)

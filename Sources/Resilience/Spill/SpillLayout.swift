@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where things are in a spill directory (FORMAT.md "Layout"):
@@ -50,7 +50,8 @@ package enum SpillLayout {
     /// The sequence and suffix of a segment file name (`00000000000000000007.spill`), or `nil`.
     package static func parse(_ name: String) -> (sequence: UInt64, suffix: String)? {
         guard let dot = name.firstIndex(of: "."), name.distance(from: name.startIndex, to: dot) == 20,
-              let sequence = UInt64(name[..<dot]) else { return nil }
+            let sequence = UInt64(name[..<dot])
+        else { return nil }
         return (sequence, String(name[name.index(after: dot)...]))
     }
 
@@ -85,9 +86,9 @@ package enum SpillLayout {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         #if canImport(Darwin)
-        let time = st.st_mtimespec
+            let time = st.st_mtimespec
         #else
-        let time = st.st_mtim
+            let time = st.st_mtim
         #endif
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
@@ -113,7 +114,8 @@ package enum SpillLayout {
     }
 
     /// One line of a `.rejections` file: the frame at `offset` and the collector's answer.
-    package static func rejectionLine(offset: UInt64, batch: ExportBatch, status: Int?, kind: ExportFailureKind, message: String) -> String {
+    package static func rejectionLine(offset: UInt64, batch: ExportBatch, status: Int?, kind: ExportFailureKind, message: String) -> String
+    {
         "{\"offset\":\(offset),\"batch\":\(batch.sequence),\"records\":\(batch.recordCount),"
             + "\"status\":\(status.map(String.init) ?? "null"),\"kind\":\(jsonString(kind.rawValue)),\"message\":\(jsonString(message))}"
     }

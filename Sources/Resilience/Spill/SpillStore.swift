@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The failure destination on disk: per area (spilled, rejected, refused; see ``SpillArea``)
 /// and signal, a segment writer, the segments' books, retention, and what the replayer needs.
@@ -74,7 +75,8 @@ final class SpillStore: Sendable {
             if error.errno != nil { throw refuse("a directory this process can write (\(error))") }
             throw refuse("a directory no other pipeline spills to: \(error)")
         }
-        for area in [SpillArea.rejected, .refused] where mkdir(configuration.directory + "/" + area.rawValue, 0o700) != 0 && errno != EEXIST {
+        for area in [SpillArea.rejected, .refused] where mkdir(configuration.directory + "/" + area.rawValue, 0o700) != 0 && errno != EEXIST
+        {
             throw refuse("a directory this process can write (\(String(cString: strerror(errno))))")
         }
         var stores: [AreaStore] = []
@@ -91,7 +93,8 @@ final class SpillStore: Sendable {
                 var writer: SegmentWriter?
                 if area == .spilled {
                     do {
-                        writer = try SegmentWriter(directory: store.directory, signal: signal, firstSegment: maxSequence + 1, configuration: configuration)
+                        writer = try SegmentWriter(
+                            directory: store.directory, signal: signal, firstSegment: maxSequence + 1, configuration: configuration)
                     } catch {
                         throw refuse("a writable directory (\(error.message))")
                     }
@@ -108,7 +111,7 @@ final class SpillStore: Sendable {
         self.stores = stores
         self.usesIoUring = ioUring
         if !ioUring {
-            logger.notice("spill: io_uring is not available here (or SPILLWAY_IO=pwrite); writing with pwrite")
+            logger.notice("spill: io_uring is not available here (or SPILLWAY_SPILL_IO=pwrite); writing with pwrite")
         }
     }
 
@@ -118,7 +121,10 @@ final class SpillStore: Sendable {
         for name in SpillLayout.list(store.directory) where name.hasSuffix(".open") {
             do {
                 let recovered = try recoverSegment(path: store.directory + "/" + name)
-                logger.notice("spill: recovered \(store.directory)/\(name): \(recovered.records) records kept, \(recovered.damaged) damaged stretches, \(recovered.truncatedBytes) torn bytes cut")
+                let message =
+                    "spill: recovered \(store.directory)/\(name): \(recovered.records) records kept, \(recovered.damaged) damaged "
+                    + "stretches, \(recovered.truncatedBytes) torn bytes cut"
+                logger.notice("\(message)")
             } catch {
                 logger.error("spill: could not recover \(error); left as it is")
             }
@@ -134,7 +140,8 @@ final class SpillStore: Sendable {
                 continue
             }
             if reader.signal != store.signal {
-                logger.warning("spill: \(store.directory)/\(name) holds \(reader.signal), not \(store.signal); replayed as \(reader.signal)")
+                logger.warning(
+                    "spill: \(store.directory)/\(name) holds \(reader.signal), not \(store.signal); replayed as \(reader.signal)")
             }
             var segment = Segment(area: store.area, signal: store.signal, sequence: sequence, createdNanos: reader.createdNanos)
             while let entry = reader.next() {
@@ -151,7 +158,7 @@ final class SpillStore: Sendable {
     }
 
     func store(_ signal: TelemetrySignal, _ area: SpillArea = .spilled) -> AreaStore {
-        stores[(SpillArea.allCases.firstIndex(of: area)!) * 2 + Int(signal.rawValue) - 1]
+        stores[(SpillArea.allCases.firstIndex(of: area)!) * 2 + signal.index]
     }
 
     /// Records the pipeline keeps on disk now and has not delivered: the spilled and rejected areas.
@@ -170,7 +177,9 @@ final class SpillStore: Sendable {
 
     /// Writes one batch to the rejected or refused area, with the collector's answer beside it
     /// in `<sequence>.rejections` (one JSON object per frame: offset, batch, records, status, kind, message).
-    func keep(_ batch: ExportBatch, in area: SpillArea, status: Int?, kind: ExportFailureKind, message: String) throws(SegmentWriter.Failure) -> String {
+    func keep(_ batch: ExportBatch, in area: SpillArea, status: Int?, kind: ExportFailureKind, message: String) throws(SegmentWriter
+        .Failure) -> String
+    {
         let (name, placement) = try appendFrame(batch, to: area)
         SpillLayout.appendLine(
             store(batch.signal, area).path(placement.segment, "rejections"),
@@ -178,7 +187,9 @@ final class SpillStore: Sendable {
         return name
     }
 
-    private func appendFrame(_ batch: ExportBatch, to area: SpillArea) throws(SegmentWriter.Failure) -> (name: String, placement: SegmentWriter.Placement) {
+    private func appendFrame(_ batch: ExportBatch, to area: SpillArea) throws(SegmentWriter.Failure) -> (
+        name: String, placement: SegmentWriter.Placement
+    ) {
         let store = self.store(batch.signal, area)
         return try store.state.withLock { (state) throws(SegmentWriter.Failure) -> (String, SegmentWriter.Placement) in
             // After close() the directory's lock is gone: nothing more may be written.
@@ -196,8 +207,11 @@ final class SpillStore: Sendable {
                 lost(error, store: store, state: &state)
                 throw error
             }
-            state.segments[placement.segment, default: Segment(
-                area: area, signal: batch.signal, sequence: placement.segment, createdNanos: nowUnixNano())].records += batch.recordCount
+            state.segments[
+                placement.segment,
+                default: Segment(
+                    area: area, signal: batch.signal, sequence: placement.segment, createdNanos: nowUnixNano())
+            ].records += batch.recordCount
             state.nextSequence = writer.segmentSequence
             return (SpillLayout.segmentName(area, batch.signal, placement.segment), placement)
         }
@@ -283,7 +297,13 @@ final class SpillStore: Sendable {
     /// files older than `maxAge`. Returns the segments deleted with their unacknowledged records
     /// (0 for refused copies and quarantined files: those records were counted already).
     func enforceRetention(_ signal: TelemetrySignal) -> [(segment: String, area: SpillArea, records: Int)] {
-        struct Candidate { var area: SpillArea; var sequence: UInt64; var suffix: String; var created: UInt64; var bytes: Int }
+        struct Candidate {
+            var area: SpillArea
+            var sequence: UInt64
+            var suffix: String
+            var created: UInt64
+            var bytes: Int
+        }
         var candidates: [Candidate] = []
         var total = 0
         let now = nowUnixNano()
@@ -295,10 +315,13 @@ final class SpillStore: Sendable {
                 let bytes = SpillLayout.size(path)
                 total += bytes
                 guard let (sequence, suffix) = SpillLayout.parse(name), sequence != open || suffix == "damaged",
-                      suffix == "spill" || suffix == "damaged" else { continue }
+                    suffix == "spill" || suffix == "damaged"
+                else { continue }
                 let created = suffix == "spill" ? books[sequence]?.createdNanos : nil
-                candidates.append(Candidate(
-                    area: area, sequence: sequence, suffix: suffix, created: created ?? SpillLayout.modificationNanos(path) ?? now, bytes: bytes))
+                candidates.append(
+                    Candidate(
+                        area: area, sequence: sequence, suffix: suffix, created: created ?? SpillLayout.modificationNanos(path) ?? now,
+                        bytes: bytes))
             }
         }
         candidates.sort { ($0.created, $0.sequence) < ($1.created, $1.sequence) }
@@ -315,7 +338,8 @@ final class SpillStore: Sendable {
             }
             for suffix in [candidate.suffix, "progress", "rejections"] { unlink(store.path(candidate.sequence, suffix)) }
             total -= candidate.bytes
-            deleted.append((SpillLayout.segmentName(candidate.area, signal, candidate.sequence) + "." + candidate.suffix, candidate.area, records))
+            deleted.append(
+                (SpillLayout.segmentName(candidate.area, signal, candidate.sequence) + "." + candidate.suffix, candidate.area, records))
         }
         return deleted
     }

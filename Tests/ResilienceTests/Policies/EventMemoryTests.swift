@@ -1,7 +1,7 @@
+import Glibc
 import Resilience
 import ResilienceTesting
 import Synchronization
-import Glibc
 import Testing
 
 /// A handler that blocks until opened, so events pile up in the handlers' queue.
@@ -15,7 +15,11 @@ private final class GatedHandler: ExportErrorHandler, Sendable {
     func release() { open.store(true, ordering: .releasing) }
 }
 
-private func usleepMilliseconds(_ ms: UInt32) { _ = ms; var ts = timespec(tv_sec: 0, tv_nsec: Int(ms) * 1_000_000); nanosleep(&ts, nil) }
+private func usleepMilliseconds(_ ms: UInt32) {
+    _ = ms
+    var ts = timespec(tv_sec: 0, tv_nsec: Int(ms) * 1_000_000)
+    nanosleep(&ts, nil)
+}
 
 @Suite struct EventMemoryTests {
     /// Spilling a dead collector's traffic once kept every spilled batch in the events queues:

@@ -22,7 +22,8 @@ import Testing
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .fail(status: 503, retryAfter: "2")
         let events = EventLog()
-        let retry = ExportRetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200), jitter: .none, maximumElapsedTime: nil)
+        let retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200), jitter: .none, maximumElapsedTime: nil)
         // Exactly one batch (dispatched by size, never by the delay), so consecutive requests are its retries.
         let pipeline = try makePipeline(
             receiver: receiver, batchSize: 300, retry: retry, circuitBreaker: CircuitBreakerPolicy(failureThreshold: 10), handler: events,
@@ -41,7 +42,7 @@ import Testing
         for (a, b) in zip(times, times.dropFirst()) { #expect(a.duration(to: b) >= .milliseconds(1950), "\(a.duration(to: b))") }
         let retries = events.all.filter { if case .willRetry = $0.outcome { return true } else { return false } }
         #expect(!retries.isEmpty && retries.allSatisfy { $0.outcome == .willRetry(after: .seconds(2)) && $0.kind == .retryable })
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -64,7 +65,7 @@ import Testing
         if times.count == 2 { #expect(times[0].duration(to: times[1]) >= .seconds(2), "\(times[0].duration(to: times[1]))") }
         #expect(await eventually { events.all.first?.kind == .throttled })
         #expect(pipeline.stats().spans.exported == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -93,7 +94,7 @@ import Testing
         #expect(await eventually { events.all.contains { $0.kind == .transport } && events.all.contains { $0.kind == .circuitOpen } })
         #expect(events.droppedByReason.isEmpty)
         #expect(pipeline.health(window: .zero) == .healthy)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -126,7 +127,7 @@ import Testing
         await pipeline.forceFlush()
         #expect(receiver.requestCount == 7)
         #expect(pipeline.stats().circuitBreakerState == .closed && pipeline.stats().spans.exported == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -174,7 +175,7 @@ import Testing
         await pipeline.forceFlush()
         #expect(pipeline.stats().spans.dropped[.exportFailed] == 20)
         release.value.store(true, ordering: .releasing)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -196,7 +197,7 @@ import Testing
         emit(pipeline, 10)
         await pipeline.forceFlush()
         #expect(pipeline.stats().spans.exported == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -212,7 +213,7 @@ import Testing
             seen += event.recordCount
         }
         #expect(seen == 10)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -235,7 +236,7 @@ import Testing
         #expect(events.all.allSatisfy { $0.batch == nil && $0.attempt == 0 })
         #expect(events.all.contains { $0.kind == .overflow })
         exporter.isOpen.store(true, ordering: .releasing)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func theSimpleProcessorReportsToTheHandlerToo() async throws {
@@ -250,7 +251,7 @@ import Testing
         let event = try #require(events.all.first)
         #expect(event.processor == .simple && event.signal == .logs)
         #expect(try event.logRecords().map(\.body) == [.string("audit: transfer 42")])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 
@@ -292,9 +293,11 @@ import Testing
         let elapsed = started.duration(to: .now)
         let stats = summary.stats
         let report = receiver.sequenceReport(expected: total)
-        let line = "fault run: \(total) spans in \(elapsed): \(stats.spans.exported) exported, \(stats.spans.droppedTotal) dropped; " +
-            "\(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, \(stats.circuitBreakerTrips) breaker trips; " +
-            "receiver: \(report); statuses \(receiver.diagnostics.statuses)"
+        let line =
+            "fault run: \(total) spans in \(elapsed): \(stats.spans.exported) exported, \(stats.spans.droppedTotal) dropped; "
+            + "\(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, "
+            + "\(stats.circuitBreakerTrips) breaker trips; "
+            + "receiver: \(report); statuses \(receiver.diagnostics.statuses)"
         print(line)
         try? line.write(toFile: repositoryRoot.appendingPathComponent(".build/fault-run.txt").path, atomically: true, encoding: .utf8)
         #expect(stats.spans.emitted == total)

@@ -45,7 +45,10 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     @Test func delaysGrowByTheMultiplierUpToTheCap() {
         let policy = ExportRetryPolicy(initialDelay: .seconds(1), maximumDelay: .seconds(5), multiplier: 2, jitter: .none)
         var generator = SystemRandomNumberGenerator()
-        #expect((1...5).map { policy.delay(forRetry: $0, using: &generator) } == [.seconds(1), .seconds(2), .seconds(4), .seconds(5), .seconds(5)])
+        #expect(
+            (1...5).map { policy.delay(forRetry: $0, using: &generator) } == [
+                .seconds(1), .seconds(2), .seconds(4), .seconds(5), .seconds(5)
+            ])
     }
 
     @Test func jitterStaysWithinItsBounds() {
@@ -73,11 +76,14 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
 }
 
 @Suite struct RetryingExporterTests {
-    let noJitter = ExportRetryPolicy(initialDelay: .milliseconds(100), maximumDelay: .seconds(1), multiplier: 2, jitter: .none, maximumElapsedTime: nil)
+    let noJitter = ExportRetryPolicy(
+        initialDelay: .milliseconds(100), maximumDelay: .seconds(1), multiplier: 2, jitter: .none, maximumElapsedTime: nil)
 
     @Test func retryableFailuresAreRetriedWithBackoffUntilSuccess() async throws {
         let clock = TestClock(advancesOnSleep: true)
-        let scripted = ScriptedExporter([.failure(status(503)), .failure(OTLPExportError(code: .connectionClosed, message: "")), .failure(status(429))])
+        let scripted = ScriptedExporter([
+            .failure(status(503)), .failure(OTLPExportError(code: .connectionClosed, message: "")), .failure(status(429))
+        ])
         let exporter = RetryingExporter(wrapping: scripted, policy: noJitter, clock: clock)
         _ = try await exporter.export(batch())
         #expect(scripted.callCount == 4)
@@ -100,7 +106,9 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     func aPermanentFailureIsNotRetried(_ code: Int) async {
         let scripted = ScriptedExporter(failing: 1, with: status(code))
         let clock = TestClock(advancesOnSleep: true)
-        await #expect(throws: OTLPExportError.self) { try await RetryingExporter(wrapping: scripted, policy: noJitter, clock: clock).export(batch()) }
+        await #expect(throws: OTLPExportError.self) {
+            try await RetryingExporter(wrapping: scripted, policy: noJitter, clock: clock).export(batch())
+        }
         #expect(scripted.callCount == 1 && clock.sleeps.isEmpty)
     }
 
@@ -109,14 +117,18 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
         let attempts = ScriptedExporter(failing: 10, with: status(503))
         var policy = noJitter
         policy.maximumAttempts = 3
-        await #expect(throws: OTLPExportError.self) { try await RetryingExporter(wrapping: attempts, policy: policy, clock: clock).export(batch()) }
+        await #expect(throws: OTLPExportError.self) {
+            try await RetryingExporter(wrapping: attempts, policy: policy, clock: clock).export(batch())
+        }
         #expect(attempts.callCount == 3)
 
         let elapsed = ScriptedExporter(failing: 10, with: status(503))
         policy = noJitter
         policy.maximumElapsedTime = .milliseconds(500)  // 100 + 200 fit, + 400 would not
         let clock2 = TestClock(advancesOnSleep: true)
-        await #expect(throws: OTLPExportError.self) { try await RetryingExporter(wrapping: elapsed, policy: policy, clock: clock2).export(batch()) }
+        await #expect(throws: OTLPExportError.self) {
+            try await RetryingExporter(wrapping: elapsed, policy: policy, clock: clock2).export(batch())
+        }
         #expect(elapsed.callCount == 3 && clock2.sleeps == [.milliseconds(100), .milliseconds(200)])
     }
 
@@ -128,7 +140,10 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
         while clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
         task.cancel()
         let result = await task.result
-        guard case .failure(let error as ResilienceError) = result else { Issue.record("got \(result)"); return }
+        guard case .failure(let error as ResilienceError) = result else {
+            Issue.record("got \(result)")
+            return
+        }
         #expect(error.code == .shutDown)
         #expect(scripted.callCount == 1)
     }
@@ -136,7 +151,8 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
 
 @Suite struct CircuitBreakerTests {
     @Test func openBreakerLetsOneProbeThroughAfterTheCooldown() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 1, cooldown: .seconds(5), initialCooldown: .seconds(5)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(
+            policy: CircuitBreakerPolicy(failureThreshold: 1, cooldown: .seconds(5), initialCooldown: .seconds(5)))
         let t0 = ContinuousClock.now
         breaker.exportFailed(at: t0)
         #expect(breaker.state == .open && breaker.trips == 1)
@@ -150,7 +166,8 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     }
 
     @Test func itOpensAfterTheThresholdOfConsecutiveFailuresOnly() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 3, cooldown: .seconds(30), initialCooldown: .seconds(30)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(
+            policy: CircuitBreakerPolicy(failureThreshold: 3, cooldown: .seconds(30), initialCooldown: .seconds(30)))
         let t0 = ContinuousClock.now
         breaker.exportFailed(at: t0)
         breaker.exportFailed(at: t0)
@@ -163,7 +180,8 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     }
 
     @Test func aFailedProbeOpensItAgainForAWholeCooldown() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 2, cooldown: .seconds(10), initialCooldown: .seconds(10)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(
+            policy: CircuitBreakerPolicy(failureThreshold: 2, cooldown: .seconds(10), initialCooldown: .seconds(10)))
         let t0 = ContinuousClock.now
         breaker.exportFailed(at: t0)
         breaker.exportFailed(at: t0)
@@ -176,7 +194,8 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
 
     /// After a short outage the collector once sat idle for up to 30 s (a fixed cool-down).
     @Test func probesStartAfterASecondAndBackOffToAFifthOfTheOutageUpToTheCooldown() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 1, cooldown: .seconds(30)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(
+            policy: CircuitBreakerPolicy(failureThreshold: 1, cooldown: .seconds(30)))
         let t0 = ContinuousClock.now
         breaker.exportFailed(at: t0)
         #expect(breaker.reopensAt == t0 + .seconds(1), "the first probe after 1 s")
@@ -204,7 +223,8 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     }
 
     @Test func aMisconfigurationOpensAtOnceUntilAProbeSucceedsOrTheConfigurationChanges() {
-        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(policy: CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(30)))
+        var breaker = CircuitBreakerStateMachine<ContinuousClock.Instant>(
+            policy: CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(30)))
         let t0 = ContinuousClock.now
         breaker.exportMisconfigured(at: t0, reason: "HTTP 401: bad key")
         #expect(breaker.state == .open && breaker.misconfiguration == "HTTP 401: bad key" && breaker.trips == 1)
@@ -226,7 +246,8 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
         // failed attempts of one batch reach a threshold of 2.
         let clock = TestClock(advancesOnSleep: true)
         let scripted = ScriptedExporter([.failure(status(503)), .failure(status(503)), .success(.accepted), .failure(status(503))])
-        let breaker = CircuitBreakingExporter(wrapping: scripted, policy: CircuitBreakerPolicy(failureThreshold: 2, cooldown: .seconds(30)), clock: clock)
+        let breaker = CircuitBreakingExporter(
+            wrapping: scripted, policy: CircuitBreakerPolicy(failureThreshold: 2, cooldown: .seconds(30)), clock: clock)
         let policy = ExportRetryPolicy(initialDelay: .milliseconds(10), jitter: .none, maximumElapsedTime: nil)
         let chain = RetryingExporter(wrapping: breaker, policy: policy, clock: clock)
         // Two consecutive failures open it (threshold 2); the retry loop then ends at once.
@@ -242,7 +263,8 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
     @Test func anOpenBreakerDoesNotCallTheExporter() async throws {
         let clock = TestClock()
         let scripted = ScriptedExporter(failing: 5, with: status(503))
-        let breaker = CircuitBreakingExporter(wrapping: scripted, policy: CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(30)), clock: clock)
+        let breaker = CircuitBreakingExporter(
+            wrapping: scripted, policy: CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(30)), clock: clock)
         for _ in 0..<5 { _ = try? await breaker.export(batch()) }
         #expect(breaker.snapshot.state == .open)
         for _ in 0..<100 {

@@ -12,7 +12,7 @@ import Testing
         configuration.logs.scheduleDelay = .milliseconds(20)
         configuration.routes = [
             ExportRoute("audit", scopes: ["audit.*"]),
-            ExportRoute("payments", spanNames: ["payment.*"], eventNames: ["payment.?ent"]),
+            ExportRoute("payments", spanNames: ["payment.*"], eventNames: ["payment.?ent"])
         ]
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: recording)
         pipeline.logger(scope: "audit.login").emit(body: "signed in")
@@ -26,7 +26,8 @@ import Testing
 
         var byRoute: [String: [String]] = [:]
         for batch in recording.batches {
-            let names = batch.signal == .traces
+            let names =
+                batch.signal == .traces
                 ? try OTLPDecoding.spans(from: batch.body).map(\.name)
                 : try OTLPDecoding.logRecords(from: batch.body).map { record -> String in
                     if case .string(let text)? = record.body { return text }
@@ -37,7 +38,7 @@ import Testing
         #expect(Set(byRoute["audit"] ?? []) == ["signed in", "payment.capture"])
         #expect(Set(byRoute["payments"] ?? []) == ["paid", "payment.authorize"])
         #expect(Set(byRoute["default"] ?? []) == ["not audit", "other event", "GET /"])
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func anAuditRouteHasItsOwnHandlerAndBlocksInsteadOfDropping() async throws {
@@ -63,7 +64,7 @@ import Testing
         #expect(pipeline.stats().logs.exported == 1 && pipeline.stats().logs.droppedTotal == 0)
         #expect(await eventually { otherEvents.droppedByReason[.ringFull] == pipeline.stats().spans.dropped[.ringFull] })
         #expect(auditEvents.all.isEmpty, "the app's drops are not the audit handler's business")
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func anAuditRoutesFailuresGoToItsHandlerWithTheRecords() async throws {
@@ -83,7 +84,7 @@ import Testing
         #expect(records.map(\.body) == [.string("transfer 42 refused")])
         #expect(records.first?.attributes.first?.key == "user.id")
         #expect(otherEvents.all.first?.route == nil)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }
@@ -113,13 +114,15 @@ import Testing
         #expect(try metrics.expectMeter("otel.sdk.exporter.span.inflight", exporter).lastValue == 0)
 
         let processor = [("otel.component.type", "batching_span_processor"), ("otel.component.name", "batching_span_processor/0")]
-        #expect(await eventually {
-            (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor).totalValue) == 10
-                && (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor + [("error.type", "export_failed")]).totalValue) == 4
-        })
+        #expect(
+            await eventually {
+                (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor).totalValue) == 10
+                    && (try? metrics.expectCounter("otel.sdk.processor.span.processed", processor + [("error.type", "export_failed")])
+                        .totalValue) == 4
+            })
         #expect(try metrics.expectGauge("otel.sdk.processor.span.queue.size", processor).lastValue == 0)
         #expect(try metrics.expectGauge("spillway.ring.capacity").lastValue == Double(configuration.ringCapacity))
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
 }
@@ -129,7 +132,10 @@ import Testing
         func key(_ change: (inout PipelineConfiguration) -> Void) -> String? {
             var configuration = PipelineConfiguration()
             change(&configuration)
-            do { try configuration.validate(); return nil } catch { return error.key }
+            do {
+                try configuration.validate()
+                return nil
+            } catch { return error.key }
         }
         #expect(key { $0.retry?.multiplier = 0.5 } == "retry.multiplier")
         #expect(key { $0.retry?.maximumDelay = .milliseconds(1) } == "retry.maximumDelay")
@@ -139,7 +145,11 @@ import Testing
         #expect(key { $0.routes = [ExportRoute("a", scopes: ["x"]), ExportRoute("a", scopes: ["y"])] } == "routes[1].name")
         #expect(key { $0.routes = [ExportRoute("nothing")] } == "routes[0]")
         #expect(key { $0.routes = [ExportRoute("empty", scopes: [""])] } == "routes[0] patterns")
-        #expect(key { $0.retry = nil; $0.circuitBreaker = nil } == nil)
+        #expect(
+            key {
+                $0.retry = nil
+                $0.circuitBreaker = nil
+            } == nil)
     }
 }
 
@@ -165,7 +175,7 @@ struct CountingStage: TelemetryExporter {
         configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(10), jitter: .none, maximumElapsedTime: nil)
         configuration.exportStages = [
             .perAttempt { CountingStage(next: $0, calls: attempts) },
-            .perBatch { CountingStage(next: $0, calls: batches) },
+            .perBatch { CountingStage(next: $0, calls: batches) }
         ]
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: scripted)
         pipeline.tracer(scope: "s").startSpan("one").end()
@@ -173,7 +183,7 @@ struct CountingStage: TelemetryExporter {
         #expect(attempts.value.load(ordering: .relaxed) == 3 && batches.value.load(ordering: .relaxed) == 1)
         #expect(scripted.callCount == 3 && pipeline.stats().spans.exported == 1)
         #expect(pipeline.stats().exportAttempts == 3 && pipeline.stats().retries == 2)
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 
     @Test func theStandardChainRetriesOutsideTheBreaker() async throws {
@@ -204,6 +214,6 @@ struct CountingStage: TelemetryExporter {
         #expect(stats.spans.dropped[.exportFailed] == 5_000)
         #expect(stats.handlerEvents == 5_000)
         #expect(stats.handlerEventsLost == 5_000 - 4_096, "nobody read the stream; it kept the newest 4,096")
-        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        await shutDownCheckingBooks(pipeline)
     }
 }

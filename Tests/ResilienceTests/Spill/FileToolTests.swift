@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
-import Synchronization
 import Resilience
 import ResilienceTesting
+import Synchronization
 import Testing
 
 /// The `spillway` file tools on real spill directories — and on what is not one: every test
@@ -12,11 +12,15 @@ import Testing
 
     /// Runs the tool and waits for it off the cooperative pool (``blockingCall(_:)``).
     @discardableResult
-    static func run(_ arguments: [String], in directory: String? = nil, timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String, error: String) {
+    static func run(_ arguments: [String], in directory: String? = nil, timeout: Duration = .seconds(120)) async throws -> (
+        status: Int32, output: String, error: String
+    ) {
         try await blockingCall { try runBlocking(arguments, in: directory, timeout: timeout) }
     }
 
-    private static func runBlocking(_ arguments: [String], in directory: String?, timeout: Duration) throws -> (status: Int32, output: String, error: String) {
+    private static func runBlocking(_ arguments: [String], in directory: String?, timeout: Duration) throws -> (
+        status: Int32, output: String, error: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
@@ -32,11 +36,16 @@ import Testing
         let data = out.fileHandleForReading.readDataToEndOfFile()
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
-            if ContinuousClock.now > deadline { process.terminate(); Issue.record("spillway \(arguments) ran past \(timeout)") }
+            if ContinuousClock.now > deadline {
+                process.terminate()
+                Issue.record("spillway \(arguments) ran past \(timeout)")
+            }
             usleep(10_000)
         }
         while !reader.isFinished { usleep(1_000) }
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errorData.withLock { $0 }, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errorData.withLock { $0 }, as: UTF8.self)
+        )
     }
 
     static func temporaryDirectory() -> String {
@@ -47,7 +56,9 @@ import Testing
     /// A spill directory made the way users make one: `spillway load` against a dead endpoint.
     static func spillDirectory(spans: Int = 20_000, logs: Int = 3_000) async throws -> String {
         let directory = temporaryDirectory() + "/spill"
-        let load = try await run(["load", "--endpoint", "http://127.0.0.1:9", "--spans", "\(spans)", "--logs", "\(logs)", "--spill-dir", directory, "--quiet"])
+        let load = try await run([
+            "load", "--endpoint", "http://127.0.0.1:9", "--spans", "\(spans)", "--logs", "\(logs)", "--spill-dir", directory, "--quiet"
+        ])
         #expect(load.status == 0, "load exits 0 when everything is on disk: \(load.output) \(load.error)")
         return directory
     }
@@ -61,7 +72,9 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: Self.tool), "build the tool first: \(Self.tool)")
         let directory = try await Self.spillDirectory()
         let inspect = try await Self.run(["inspect", directory])
-        #expect(inspect.status == 0 && inspect.output.contains("total: 2 segments") && inspect.output.contains("23,000 records"), "\(inspect.output)")
+        #expect(
+            inspect.status == 0 && inspect.output.contains("total: 2 segments") && inspect.output.contains("23,000 records"),
+            "\(inspect.output)")
         let verify = try await Self.run(["verify", directory])
         #expect(verify.status == 0 && verify.output.contains("0 problems"), "\(verify.output)")
         let decode = try await Self.run(["decode", directory + "/logs"])
@@ -80,7 +93,9 @@ import Testing
         let jsonFile = Self.temporaryDirectory() + "/requests.jsonl"
         try otlpJSON.output.write(toFile: jsonFile, atomically: true, encoding: .utf8)
         let parsed = try await runPython([repositoryRoot.appendingPathComponent("Tests/conformance/check_otlp_json.py").path, jsonFile])
-        #expect(parsed.status == 0 && parsed.output.contains("\"spans\": 20000") && parsed.output.contains("\"logs\": 3000"), "\(parsed.output)")
+        #expect(
+            parsed.status == 0 && parsed.output.contains("\"spans\": 20000") && parsed.output.contains("\"logs\": 3000"), "\(parsed.output)"
+        )
 
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
@@ -98,8 +113,10 @@ import Testing
         let notes = directory + "/notes.txt", fake = directory + "/00000000000000000001.spill"
         try "precious\n".write(toFile: notes, atomically: true, encoding: .utf8)
         try "also precious\n".write(toFile: fake, atomically: true, encoding: .utf8)
-        for arguments in [["replay", notes, "--endpoint", "http://127.0.0.1:9"], ["replay", fake, "--endpoint", "http://127.0.0.1:9"],
-                          ["replay", directory, "--endpoint", "http://127.0.0.1:9"], ["verify", notes], ["inspect", directory], ["decode", fake]] {
+        for arguments in [
+            ["replay", notes, "--endpoint", "http://127.0.0.1:9"], ["replay", fake, "--endpoint", "http://127.0.0.1:9"],
+            ["replay", directory, "--endpoint", "http://127.0.0.1:9"], ["verify", notes], ["inspect", directory], ["decode", fake]
+        ] {
             let result = try await Self.run(arguments)
             #expect(result.status == 1, "\(arguments): \(result.output) \(result.error)")
             #expect((result.output + result.error).contains("not a spill segment"), "\(arguments): \(result.output) \(result.error)")
@@ -128,7 +145,8 @@ import Testing
         // Moved into the traces directory: the header still says logs.
         let misplaced = directory + "/traces/00000000000000000099.spill"
         try FileManager.default.moveItem(atPath: directory + "/logs/00000000000000000001.spill", toPath: misplaced)
-        let replay = try await Self.run(["replay", "00000000000000000099.spill", "--endpoint", receiver.endpoint, "--quiet"], in: directory + "/traces")
+        let replay = try await Self.run(
+            ["replay", "00000000000000000099.spill", "--endpoint", receiver.endpoint, "--quiet"], in: directory + "/traces")
         #expect(replay.status == 0, "\(replay.output) \(replay.error)")
         #expect(replay.error.contains("its header says logs"), "a path that disagrees is a warning: \(replay.error)")
         #expect(receiver.logCount == 3_000 && receiver.spanCount == 0, "logs \(receiver.logCount), spans \(receiver.spanCount)")
@@ -158,7 +176,9 @@ import Testing
         #expect(replay.status == 1, "damage is a data problem: \(replay.output)")
         #expect(replay.output.contains("19,488 records acknowledged") && replay.output.contains("512 records lost"), "\(replay.output)")
         #expect(receiver.sequenceReport(expected: 20_000).received == 19_488)
-        #expect(Self.files(directory + "/traces") == ["00000000000000000001.damaged"], "kept for inspection: \(Self.files(directory + "/traces"))")
+        #expect(
+            Self.files(directory + "/traces") == ["00000000000000000001.damaged"],
+            "kept for inspection: \(Self.files(directory + "/traces"))")
         let quarantined = try await Self.run(["verify", directory])
         #expect(quarantined.status == 1 && quarantined.output.contains("quarantined"), "\(quarantined.output)")
         // A rerun sends nothing again.
@@ -183,7 +203,9 @@ import Testing
         #expect(!verify.output.contains("2,147,483,647") && !verify.output.contains("0 records lost"), "\(verify.output)")
         let inspect = try await Self.run(["inspect", directory])
         // 2,000 spans in frames of 512, 512, 512 and 464: the last two are intact.
-        #expect(inspect.output.contains("total: 1 segments, 2 frames, 976 records") && inspect.output.contains("record count its payload cannot hold"), "\(inspect.output)")
+        #expect(
+            inspect.output.contains("total: 1 segments, 2 frames, 976 records")
+                && inspect.output.contains("record count its payload cannot hold"), "\(inspect.output)")
     }
 
     /// Replay to a dead collector once retried each batch for 60 s, one after another: 46 minutes.
@@ -212,7 +234,7 @@ import Testing
 
         // A pipeline holds the directory: replay refuses, and names the process.
         var configuration = PipelineConfiguration(serviceName: "holder")
-        configuration.spill = SpillConfiguration(directory: directory)
+        configuration.spill = SpillConfiguration(directory: directory, io: testIO)
         configuration.exporter.endpoint = "http://127.0.0.1:9"
         // The pipeline would recover the .open segment itself at start; hide it meanwhile.
         try FileManager.default.moveItem(atPath: open, toPath: open + ".aside")

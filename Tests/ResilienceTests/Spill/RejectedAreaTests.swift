@@ -13,9 +13,10 @@ private func configuration(_ receiver: OTLPReceiver, directory: String, handler:
     var configuration = PipelineConfiguration(serviceName: "rejected")
     configuration.exporter.endpoint = receiver.endpoint
     configuration.traces.scheduleDelay = .milliseconds(50)
-    configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(300))
+    configuration.retry = ExportRetryPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(300))
     configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .seconds(2), initialCooldown: .milliseconds(300))
-    configuration.spill = SpillConfiguration(directory: directory, durability: .always)
+    configuration.spill = SpillConfiguration(directory: directory, durability: .always, io: testIO)
     configuration.overflowPolicy = .block(upTo: .seconds(10))
     configuration.exportErrorHandler = handler
     return configuration
@@ -37,7 +38,7 @@ private func files(_ directory: String, _ suffix: String) -> [String] {
 /// The books: everything emitted (or recovered) is exported, dropped or on disk.
 private func settled(_ pipeline: TelemetryPipeline) -> Bool {
     let s = pipeline.stats().spans
-    return s.pending == 0 && s.emitted + s.recovered == s.exported + s.droppedTotal + s.onDisk
+    return s.pending == 0 && s.emitted + s.recovered == s.exported + s.droppedTotal + s.onDisk && pipeline.unbalancedBooks().isEmpty
 }
 
 @Suite struct RejectedAreaTests {
@@ -51,7 +52,8 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         let events = EventLog()
         let pipeline = try TelemetryPipeline(configuration: configuration(receiver, directory: directory, handler: events))
         emit(pipeline, 0..<3_000)
-        #expect(await eventually(timeout: .seconds(20)) { settled(pipeline) && pipeline.stats().spans.onDisk == 3_000 }, "\(pipeline.stats())")
+        #expect(
+            await eventually(timeout: .seconds(20)) { settled(pipeline) && pipeline.stats().spans.onDisk == 3_000 }, "\(pipeline.stats())")
         let stats = pipeline.stats()
         #expect(stats.spans.droppedTotal == 0 && stats.spans.rejected > 0, "kept, not dropped: \(stats)")
         #expect(stats.spans.rejectedOnDisk == stats.spans.rejected)
@@ -99,7 +101,9 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         emit(pipeline, 0..<2_000)
         #expect(await eventually(timeout: .seconds(20)) { settled(pipeline) && pipeline.stats().spans.onDisk == 2_000 })
         receiver.behavior = .accept  // the collector's side was fixed
-        #expect(await eventually(timeout: .seconds(30)) { settled(pipeline) && pipeline.stats().spans.exported == 2_000 }, "\(pipeline.stats())")
+        #expect(
+            await eventually(timeout: .seconds(30)) { settled(pipeline) && pipeline.stats().spans.exported == 2_000 }, "\(pipeline.stats())"
+        )
         #expect(receiver.sequenceReport(expected: 2_000).missing == 0)
         #expect(receiver.duplicateSpanIDs == 0)
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
@@ -164,7 +168,10 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         let stats = pipeline.stats()
         _ = await pipeline.shutdown(deadline: .now + .seconds(2))
         #expect(receiver.diagnostics.statuses[401] ?? 0 > 0, "the collector did echo it")
-        var seen = ["stats": "\(stats) \(stats.lastError ?? "") \(stats.misconfiguration ?? "")", "configuration": "\(configuration) \(String(reflecting: configuration.exporter))"]
+        var seen = [
+            "stats": "\(stats) \(stats.lastError ?? "") \(stats.misconfiguration ?? "")",
+            "configuration": "\(configuration) \(String(reflecting: configuration.exporter))"
+        ]
         seen["events"] = events.all.map { "\($0) \($0.error)" }.joined(separator: "\n")
         seen["logs"] = logs.lines.joined(separator: "\n")
         var dumped = ""
@@ -172,7 +179,8 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         seen["dump"] = dumped
         for area in ["traces", "rejected/traces"] {
             for name in files(directory + "/" + area, "") {
-                seen["\(area)/\(name)"] = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: directory + "/" + area + "/" + name))) ?? Data(), as: UTF8.self)
+                seen["\(area)/\(name)"] = String(
+                    decoding: (try? Data(contentsOf: URL(fileURLWithPath: directory + "/" + area + "/" + name))) ?? Data(), as: UTF8.self)
             }
         }
         #expect(seen.keys.contains { $0.hasSuffix(".rejections") }, "\(seen.keys)")

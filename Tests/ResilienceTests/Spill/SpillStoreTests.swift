@@ -22,9 +22,10 @@ private func spillingPipeline(
     var configuration = PipelineConfiguration(serviceName: "spill")
     configuration.exporter.endpoint = receiver.endpoint
     configuration.traces.scheduleDelay = .milliseconds(50)
-    configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
+    configuration.retry = ExportRetryPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
     configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .milliseconds(500))
-    configuration.spill = spill ?? SpillConfiguration(directory: directory, durability: .always)
+    configuration.spill = spill ?? SpillConfiguration(directory: directory, durability: .always, io: testIO)
     configuration.exportErrorHandler = handler
     configuration.overflowPolicy = .block(upTo: .seconds(30))  // "nothing lost" means no drops
     return try TelemetryPipeline(configuration: configuration)
@@ -94,7 +95,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         receiver.behavior = .accept
         let second = try spillingPipeline(
             receiver, directory: directory,
-            spill: SpillConfiguration(directory: directory, durability: .always, replayConcurrency: replayConcurrency))
+            spill: SpillConfiguration(directory: directory, durability: .always, io: testIO, replayConcurrency: replayConcurrency))
         #expect(second.stats().spans.recovered == 3_000)
         #expect(await eventually(timeout: .seconds(30)) { second.stats().spans.replayed == 3_000 }, "\(second.stats())")
         #expect(receiver.sequenceReport(expected: 3_000).missing == 0)
@@ -109,7 +110,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         receiver.behavior = .fail(status: 503)
         let directory = spillDirectory()
         let events = EventLog()
-        let spill = SpillConfiguration(directory: directory, durability: .none, maxSegmentBytes: 4096, maxBytes: 16_384)
+        let spill = SpillConfiguration(directory: directory, durability: .none, maxSegmentBytes: 4096, maxBytes: 16_384, io: testIO)
         let pipeline = try spillingPipeline(receiver, directory: directory, handler: events, spill: spill)
         for round in 0..<20 {
             emit(pipeline, round * 500..<(round + 1) * 500)
@@ -153,12 +154,14 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         receiver.behavior = .resetConnection
         let events = EventLog()
         let logs = LogCapture()
-        let spill = SpillConfiguration(directory: mountPoint + "/spill", durability: .always, maxSegmentBytes: 16_384, maxBytes: 1 << 20)
+        let spill = SpillConfiguration(
+            directory: mountPoint + "/spill", durability: .always, maxSegmentBytes: 16_384, maxBytes: 1 << 20, io: testIO)
         var configuration = PipelineConfiguration(serviceName: "spill")
         configuration.exporter.endpoint = receiver.endpoint
         configuration.traces.scheduleDelay = .milliseconds(50)
         configuration.traces.maxExportBatchSize = 25  // many small batches: many drops to report
-        configuration.retry = ExportRetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
+        configuration.retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(200))
         configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 3, cooldown: .milliseconds(500))
         configuration.spill = spill
         configuration.exportErrorHandler = events
@@ -191,7 +194,8 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let droppedBatches = events.all.filter { $0.outcome == .dropped(.diskFull) }.count
         let warnings = logs.lines.filter { $0.hasPrefix("warning") }
         #expect(droppedBatches >= 20, "\(droppedBatches) batches dropped")
-        #expect(warnings.count <= 6, "\(warnings.count) warnings for \(droppedBatches) dropped batches:\n\(warnings.joined(separator: "\n"))")
+        #expect(
+            warnings.count <= 6, "\(warnings.count) warnings for \(droppedBatches) dropped batches:\n\(warnings.joined(separator: "\n"))")
         _ = await pipeline.shutdown(deadline: .now + .milliseconds(500))
         #expect(logs.lines.contains { $0.contains("more of") }, "the repeats are summarized: \(logs.lines.suffix(3))")
         try await receiver.stop()

@@ -1,9 +1,10 @@
 internal import CRingBuffer
 internal import CSpill
 
-/// Entry points for the `Benchmarks/` package, which cannot see internal types.
-/// Not API: may change in any release.
-public enum _SpillwayBenchmarkHooks {
+/// Entry points for the `Benchmarks/` package, which cannot see internal types. Behind
+/// `@_spi(Benchmarks)`: not part of the public API (a client sees it only by asking for the SPI),
+/// and it may change in any release.
+@_spi(Benchmarks) public enum _SpillwayBenchmarkHooks {
     /// Builds one request from `records` synthetic encoded records of `recordSize` bytes in
     /// `scopes` scopes (the drain thread's batch assembly) and returns its size.
     public static func assembleBatch(records: Int, recordSize: Int, scopes: Int) -> Int {
@@ -62,6 +63,8 @@ extension _SpillwayBenchmarkHooks {
     public static func zstdLevel1(_ body: [UInt8], into output: inout [UInt8]) -> Int {
         if output.count < body.count + 1024 { output = [UInt8](repeating: 0, count: body.count + body.count / 2 + 1024) }
         let capacity = output.count
-        return output.withUnsafeMutableBytes { out in body.withUnsafeBytes { csp_zstd_compress(out.baseAddress, capacity, $0.baseAddress, $0.count, 1) } }
+        return output.withUnsafeMutableBytes { out in
+            body.withUnsafeBytes { csp_zstd_compress(out.baseAddress, capacity, $0.baseAddress, $0.count, 1) }
+        }
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What each producer thread keeps: a pool of scratch buffers and a random generator.
@@ -83,12 +83,12 @@ final class EmitThreadState {
 private let threadKey: pthread_key_t = {
     var key = pthread_key_t()
     #if os(Linux)
-    pthread_key_create(&key) { pointer in
-        guard let pointer else { return }
-        Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
-    }
+        pthread_key_create(&key) { pointer in
+            guard let pointer else { return }
+            Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
+        }
     #else
-    pthread_key_create(&key) { pointer in Unmanaged<EmitThreadState>.fromOpaque(pointer).release() }
+        pthread_key_create(&key) { pointer in Unmanaged<EmitThreadState>.fromOpaque(pointer).release() }
     #endif
     return key
 }()
@@ -100,7 +100,10 @@ struct Xoshiro256: RandomNumberGenerator {
 
     init(seed: inout some RandomNumberGenerator) {
         repeat {
-            s0 = seed.next(); s1 = seed.next(); s2 = seed.next(); s3 = seed.next()
+            s0 = seed.next()
+            s1 = seed.next()
+            s2 = seed.next()
+            s3 = seed.next()
         } while s0 | s1 | s2 | s3 == 0
     }
 
@@ -108,7 +111,10 @@ struct Xoshiro256: RandomNumberGenerator {
     mutating func next() -> UInt64 {
         let result = (s0 &+ s3).rotatedLeft(23) &+ s0
         let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
         s2 ^= t
         s3 = s3.rotatedLeft(45)
         return result

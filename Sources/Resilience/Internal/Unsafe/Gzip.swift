@@ -1,9 +1,10 @@
 internal import CGzip
 import NIOCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// gzip `bytes` at level 1 (fast: request bodies are compressed on the export path).

@@ -81,8 +81,10 @@ struct ProtoReader {
         let sub = try message()
         if sub.end == sub.offset { return (0, 0) }
         guard sub.end - sub.offset == 16 else { throw ProtoDecodingError("trace id of \(sub.end - sub.offset) bytes") }
-        return (UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: sub.offset, as: UInt64.self)),
-                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: sub.offset + 8, as: UInt64.self)))
+        return (
+            UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: sub.offset, as: UInt64.self)),
+            UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: sub.offset + 8, as: UInt64.self))
+        )
     }
 
     /// An 8-byte id, big-endian; any other length is an error unless empty.
@@ -130,7 +132,7 @@ public struct ProtoDecodingError: Error, Sendable, Hashable, CustomStringConvert
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -1,8 +1,9 @@
 internal import CRingBuffer
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The Swift owner of one `crb_ring_t`. Producers call ``tryWrite(type:from:)`` from any
@@ -61,18 +62,23 @@ final class Ring: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             var box = DrainContext(body: body)
             return withUnsafeMutablePointer(to: &box) { context in
-                Int(crb_drain(ring, { run, length, _, context in
-                    let box = context!.assumingMemoryBound(to: DrainContext.self)
-                    var offset = 0
-                    while offset < length {
-                        let record = run! + offset
-                        offset += Int(crb_record_stride(record))
-                        let type = crb_record_type(record)
-                        if type == CRB_PADDING_TYPE { continue }
-                        box.pointee.body(type, UnsafeRawBufferPointer(
-                            start: record + Int(CRB_HEADER_LENGTH), count: Int(crb_record_length(record))))
-                    }
-                }, context, maxBytes))
+                Int(
+                    crb_drain(
+                        ring,
+                        { run, length, _, context in
+                            let box = context!.assumingMemoryBound(to: DrainContext.self)
+                            var offset = 0
+                            while offset < length {
+                                let record = run! + offset
+                                offset += Int(crb_record_stride(record))
+                                let type = crb_record_type(record)
+                                if type == CRB_PADDING_TYPE { continue }
+                                box.pointee.body(
+                                    type,
+                                    UnsafeRawBufferPointer(
+                                        start: record + Int(CRB_HEADER_LENGTH), count: Int(crb_record_length(record))))
+                            }
+                        }, context, maxBytes))
             }
         }
     }

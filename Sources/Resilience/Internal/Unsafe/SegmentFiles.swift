@@ -1,8 +1,9 @@
 internal import CSpill
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The spill segment writer of one signal directory (CSpill's `csp_writer_t`). One thread at a
@@ -23,6 +24,8 @@ package final class SegmentWriter: @unchecked Sendable {
     package struct Placement {
         package var segment: UInt64
         package var offset: UInt64
+        /// Made durable before the append returned (`always`).
+        package var durable: Bool
     }
 
     package init(
@@ -33,14 +36,18 @@ package final class SegmentWriter: @unchecked Sendable {
         switch configuration.durability {
         case .none: break
         case .always: durability = Int32(CSP_DURABILITY_ALWAYS)
-        case .interval(let t): durability = Int32(CSP_DURABILITY_INTERVAL); interval = UInt64(clamping: t.nanoseconds)
+        case .interval(let t):
+            durability = Int32(CSP_DURABILITY_INTERVAL)
+            interval = UInt64(clamping: t.nanoseconds)
         }
         var handle: OpaquePointer?
         let rc = directory.withCString { path -> Int32 in
             var options = csp_writer_options_t(
                 directory: path, signal: UInt16(signal.rawValue), segment_sequence: firstSegment,
-                max_segment_bytes: UInt64(configuration.maxSegmentBytes), max_segment_age_ns: UInt64(clamping: configuration.maxSegmentAge.nanoseconds),
-                durability: durability, sync_interval_ns: interval, io: configuration.io == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO),
+                max_segment_bytes: UInt64(configuration.maxSegmentBytes),
+                max_segment_age_ns: UInt64(clamping: configuration.maxSegmentAge.nanoseconds),
+                durability: durability, sync_interval_ns: interval,
+                io: configuration.io == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO),
                 zstd_level: 1, flags: rejectedArea ? CSP_SEGMENT_REJECTED : 0)
             return csp_writer_open(&options, &handle)
         }
@@ -52,12 +59,18 @@ package final class SegmentWriter: @unchecked Sendable {
 
     /// Appends one request as a frame; returns the segment and offset it went to.
     package func append(_ batch: ExportBatch) throws(Failure) -> Placement {
+        try append(batch.body, records: batch.recordCount, batchSequence: batch.sequence)
+    }
+
+    /// Appends `payload` as a frame of `records` records (the crash test writes payloads that name
+    /// themselves; the pipeline writes requests).
+    package func append(_ payload: [UInt8], records: Int, batchSequence: UInt64) throws(Failure) -> Placement {
         var info = csp_frame_info_t()
-        let rc = batch.body.withUnsafeBytes {
-            csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(batch.recordCount), batch.sequence, &info)
+        let rc = payload.withUnsafeBytes {
+            csp_writer_append(writer, $0.baseAddress, UInt32($0.count), UInt32(records), batchSequence, &info)
         }
         guard rc == 0 else { throw failure(rc) }
-        return Placement(segment: info.segment_sequence, offset: info.offset)
+        return Placement(segment: info.segment_sequence, offset: info.offset, durable: info.durable != 0)
     }
 
     package func rotate() throws(Failure) {
@@ -160,20 +173,26 @@ package final class SegmentReader {
         switch rc {
         case 1:
             let body = frame.payload == nil ? [] : [UInt8](UnsafeBufferPointer(start: frame.payload, count: Int(frame.uncompressed_length)))
-            return .frame(Frame(
-                offset: frame.offset, compressedLength: Int(frame.compressed_length), body: body, records: Int(frame.records),
-                batchSequence: frame.batch_sequence))
+            return .frame(
+                Frame(
+                    offset: frame.offset, compressedLength: Int(frame.compressed_length), body: body, records: Int(frame.records),
+                    batchSequence: frame.batch_sequence))
         case 0:
             return nil
         default:
             let known = frame.flags & CSP_FRAME_RECORDS_KNOWN != 0
             let intact = frame.flags & CSP_FRAME_HEADER_INTACT != 0
             let torn = rc == -ENODATA
-            let reason = torn ? "torn tail (cut short while being written)"
-                : known ? "damaged frame (payload CRC, zstd, or a length beyond the file)"
-                : intact ? "a frame header whose record count its payload cannot hold" : "damaged frame header"
-            return .damaged(Damage(
-                offset: frame.offset, length: frame.skipped_bytes, records: known ? Int(frame.records) : nil, isTornTail: torn, reason: reason))
+            let reason =
+                torn
+                ? "torn tail (cut short while being written)"
+                : known
+                    ? "damaged frame (payload CRC, zstd, or a length beyond the file)"
+                    : intact ? "a frame header whose record count its payload cannot hold" : "damaged frame header"
+            return .damaged(
+                Damage(
+                    offset: frame.offset, length: frame.skipped_bytes, records: known ? Int(frame.records) : nil, isTornTail: torn,
+                    reason: reason))
         }
     }
 }

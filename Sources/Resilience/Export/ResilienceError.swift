@@ -2,7 +2,9 @@
 public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong; compare with the static members.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable { case circuitOpen, shutDown, ringFull, recordTooLarge, partiallyRejected, diskFull, spillFailed }
+        private enum Base: Hashable, Sendable {
+            case circuitOpen, shutDown, ringFull, recordTooLarge, partiallyRejected, diskFull, spillFailed
+        }
         private var base: Base
         /// The circuit breaker is open; the exporter was not called.
         public static let circuitOpen = Code(base: .circuitOpen)
@@ -43,7 +45,9 @@ public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(code); hasher.combine(message); hasher.combine(retryAfter)
+        hasher.combine(code)
+        hasher.combine(message)
+        hasher.combine(retryAfter)
     }
 
     public var description: String {

@@ -1,10 +1,17 @@
 import Synchronization
 
-/// The pipeline's books, one set per signal. Producers touch them only when they drop; the
-/// drain thread and export tasks own the rest. Relaxed atomics: counts, not synchronization.
+/// The pipeline's books, one set per signal. Only the ``Ledger`` writes them. Producers touch
+/// them only when they drop; the drain thread and export tasks own the rest. Relaxed atomics:
+/// counts, not synchronization.
 final class SignalCounters: Sendable {
     /// Records the drain thread took from the ring (or the simple processor received).
     let accepted = Atomic<Int>(0)
+    /// Accepted records not yet settled (exported, kept on disk or dropped): the pipeline's own
+    /// count of what it holds in memory, kept beside the derived ``PipelineStats/Signal/pending``
+    /// so that the two can be checked against each other (``Ledger/checkBooks()``).
+    let inMemory = Atomic<Int>(0)
+    /// Records refused at intake because the pipeline was shutting down (emitted, never accepted).
+    let shutdownAtIntake = Atomic<Int>(0)
     let exported = Atomic<Int>(0)
     let ringFull = Atomic<Int>(0)
     let recordTooLarge = Atomic<Int>(0)
@@ -44,6 +51,7 @@ final class SignalCounters: Sendable {
     /// Drops that happened before a record reached the ring (they count as emitted too).
     var droppedAtIntake: Int {
         ringFull.load(ordering: .relaxed) + recordTooLarge.load(ordering: .relaxed) + producerStalled.load(ordering: .relaxed)
+            + shutdownAtIntake.load(ordering: .relaxed)
     }
 
     /// The counts; `onDisk` and `rejectedOnDisk` are the spill store's books at this moment.
@@ -60,7 +68,6 @@ final class SignalCounters: Sendable {
         note(.spillFailed, spillFailed.load(ordering: .relaxed))
         note(.corrupt, corrupt.load(ordering: .relaxed))
         note(.producerStalled, producerStalled.load(ordering: .relaxed))
-        // Intake drops of `shutdown` happen before the ring as well; those are counted in `accepted` by the caller.
         return PipelineStats.Signal(
             emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped,
             spilled: spilled.load(ordering: .relaxed), replayed: replayed.load(ordering: .relaxed),

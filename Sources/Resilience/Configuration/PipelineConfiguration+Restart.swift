@@ -1,0 +1,90 @@
+/// Which changes ``TelemetryPipeline/reconfigure(_:)`` refuses. Whether a setting is live is
+/// stated once, by its ``ConfigurationKey/isLive``; this file only says how to read each
+/// property a key sets, so that two configurations can be compared.
+extension PipelineConfiguration {
+    /// How to read the property each ``ConfigurationKey`` sets (its ``ConfigurationKey/property``).
+    /// A key whose property is missing here fails a test: a new key must say how it compares.
+    package static let propertyReaders: [String: @Sendable (PipelineConfiguration) -> String] = [
+        "isEnabled (inverted)": { "\($0.isEnabled)" },
+        "serviceName": { $0.serviceName ?? "default" },
+        "resourceAttributes": { "\($0.resourceAttributes.sorted { $0.key < $1.key })" },
+        "exporter.endpoint": { $0.exporter.endpoint },
+        "exporter.tracesEndpoint": { $0.exporter.tracesEndpoint ?? "none" },
+        "exporter.logsEndpoint": { $0.exporter.logsEndpoint ?? "none" },
+        "exporter.headers": { "\($0.exporter.headers.keys.sorted())" },  // names only: values may be secrets
+        "exporter.compression": { "\($0.exporter.compression)" },
+        "exporter.timeout": { "\($0.exporter.timeout)" },
+        "traces.scheduleDelay": { "\($0.traces.scheduleDelay)" },
+        "traces.maxExportBatchSize": { "\($0.traces.maxExportBatchSize)" },
+        "traces.exportTimeout": { "\($0.traces.exportTimeout)" },
+        "logs.scheduleDelay": { "\($0.logs.scheduleDelay)" },
+        "logs.maxExportBatchSize": { "\($0.logs.maxExportBatchSize)" },
+        "logs.exportTimeout": { "\($0.logs.exportTimeout)" },
+        "sampler": { "\($0.sampler)" },
+        "limits.countLimit": { "\($0.limits.countLimit)" },
+        "limits.valueLengthLimit": { "\(String(describing: $0.limits.valueLengthLimit))" },
+        "limits.eventCountLimit": { "\($0.limits.eventCountLimit)" },
+        "limits.linkCountLimit": { "\($0.limits.linkCountLimit)" },
+        "ringCapacity": { "\($0.ringCapacity)" },
+        "overflowPolicy": { "\($0.overflowPolicy)" },
+        "spill": { $0.spill?.directory ?? "none" },
+        "spill.durability": { "\(String(describing: $0.spill?.durability))" },
+        "spill.maxBytes": { "\(String(describing: $0.spill?.maxBytes))" },
+        "spill.maxAge": { "\(String(describing: $0.spill?.maxAge))" },
+        "spill.maxSegmentBytes": { "\(String(describing: $0.spill?.maxSegmentBytes))" },
+        "spill.io": { "\(String(describing: $0.spill?.io))" },
+        "spill.replayConcurrency": { "\(String(describing: $0.spill?.replayConcurrency))" },
+        "shutdownTimeout": { "\($0.shutdownTimeout)" },
+        "exceptionStackTraces": { "\(String(describing: $0.exceptionStackTraces))" }
+    ]
+
+    /// Settings that only code sets (no ``ConfigurationKey``) and that need a restart. The live
+    /// code-only settings are the export-error handlers (the default one and the routes').
+    static let codeOnlyRestartSettings: [(name: String, read: @Sendable (PipelineConfiguration) -> String)] = [
+        ("processor", { "\($0.processor)" }),
+        ("serviceVersion", { $0.serviceVersion ?? "none" }),
+        ("spill", { "\(String(describing: $0.spill))" }),
+        (
+            "routes",
+            { configuration in
+                let routes = configuration.routes.map { route in
+                    "\(route.name) scopes=\(route.scopes) spans=\(route.spanNames) events=\(route.eventNames) "
+                        + "overflow=\(String(describing: route.overflowPolicy))"
+                }
+                return "\(routes)"
+            }
+        ),
+        ("retry", { "\(String(describing: $0.retry))" }),
+        ("circuitBreaker", { "\(String(describing: $0.circuitBreaker))" }),
+        ("exportStages", { "\($0.exportStages.count) stages" }),
+        ("selfMetrics", { "\($0.selfMetrics)" })
+    ]
+
+    /// The settings that need a restart: every key that is not live, by property (with its
+    /// variables, for the error), then the code-only ones.
+    static let restartOnlySettings: [(name: String, read: @Sendable (PipelineConfiguration) -> String)] = {
+        var settings: [(name: String, read: @Sendable (PipelineConfiguration) -> String)] = []
+        var seen: Set<String> = []
+        for key in ConfigurationKey.all where !key.isLive && key.property != "—" && !seen.contains(key.property) {
+            seen.insert(key.property)
+            guard let read = propertyReaders[key.property] else { continue }
+            let variables = ConfigurationKey.all.filter { $0.property == key.property }.map(\.environmentVariable)
+            settings.append(("\(key.property) (\(variables.joined(separator: ", ")))", read))
+        }
+        return settings + codeOnlyRestartSettings
+    }()
+
+    /// The first change from `self` (running) to `new` that needs a restart, as the error
+    /// ``TelemetryPipeline/reconfigure(_:)`` throws; `nil` when every change is live.
+    package func restartOnlyChange(to new: PipelineConfiguration) -> ConfigurationError? {
+        for setting in Self.restartOnlySettings {
+            let (before, after) = (setting.read(self), setting.read(new))
+            if before != after {
+                return ConfigurationError(
+                    key: setting.name, value: after, allowed: "the running value \(before): changing it needs a restart",
+                    source: "reconfigure")
+            }
+        }
+        return nil
+    }
+}
