@@ -68,9 +68,11 @@ final class Ledger: Sendable {
         let counters = counters(RouteSlot.signal(slot))
         counters.drop(reason, 1)
         if reason == .shutdown { counters.shutdownAtIntake.add(1, ordering: .relaxed) }
-        tallies[slot].add(reason, 1)
+        let before = tallies[slot].add(reason, 1)
         exports.lastDropMonotonic.store(monotonicNanos(), ordering: .relaxed)
-        warnOnce(reason, signal: RouteSlot.signal(slot), detail: detail())
+        // Only the first drop of its kind on this route builds the message and takes the lock: a
+        // full ring drops many records a second, each on an application thread.
+        if before == 0 { warnOnce(reason, signal: RouteSlot.signal(slot), detail: detail()) }
     }
 
     /// `n` accepted records dropped inside the pipeline whose batch no longer exists (the rest of
@@ -277,11 +279,11 @@ final class Ledger: Sendable {
     // MARK: Logs
 
     /// Logs the first drop of each kind; the stats count every one.
-    private func warnOnce(_ reason: DropReason, signal: TelemetrySignal, detail: String) {
+    private func warnOnce(_ reason: DropReason, signal: TelemetrySignal, detail: @autoclosure () -> String) {
         let key = "\(signal)/\(reason)"
         guard warnedDrops.withLock({ $0.insert(key).inserted }) else { return }
         let message =
-            "dropping \(signal) records (\(reason)): \(detail); further drops of this kind are only counted in stats() and "
+            "dropping \(signal) records (\(reason)): \(detail()); further drops of this kind are only counted in stats() and "
             + "reported to the export error handlers"
         logger.warning("\(message)")
     }
@@ -295,13 +297,15 @@ final class DropTally: Sendable {
     private let shutdown = Atomic<Int>(0)
     private let producerStalled = Atomic<Int>(0)
 
-    func add(_ reason: DropReason, _ n: Int) {
+    /// Adds `n` drops for `reason`; returns the count before.
+    @discardableResult
+    func add(_ reason: DropReason, _ n: Int) -> Int {
         switch reason {
-        case .ringFull: ringFull.add(n, ordering: .relaxed)
-        case .recordTooLarge: recordTooLarge.add(n, ordering: .relaxed)
-        case .shutdown: shutdown.add(n, ordering: .relaxed)
-        case .producerStalled: producerStalled.add(n, ordering: .relaxed)
-        default: break
+        case .ringFull: return ringFull.add(n, ordering: .relaxed).oldValue
+        case .recordTooLarge: return recordTooLarge.add(n, ordering: .relaxed).oldValue
+        case .shutdown: return shutdown.add(n, ordering: .relaxed).oldValue
+        case .producerStalled: return producerStalled.add(n, ordering: .relaxed).oldValue
+        default: return 0
         }
     }
 
