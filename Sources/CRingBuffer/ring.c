@@ -2,20 +2,20 @@
  * The many-producer / one-consumer ring. See CRingBuffer.h for the protocol.
  *
  * Ordering pairs, named where they are used:
- *   R1 (commit, release length)      → A1 (drain, acquire length)
- *   R2 (wrap padding, release length) → A1
- *   R4 (abort, release length)       → A1
- *   R3 (drain, release head)         → A3 (claim, acquire head)
- *   R5 (claim, release head cache)   → A5 (claim, acquire head cache)
- *   R6 (unblock, release header)     → A1
- *   R7 (claim, release header)       → A7 (unblock, acquire header)
+ *   R1 (commit, release header)       → A1 (drain, acquire header)
+ *   R2 (wrap padding, release header) → A1
+ *   R4 (abort, release header)        → A1
+ *   R3 (drain, release head)          → A3 (claim, acquire head)
+ *   R5 (claim, release head cache)    → A5 (claim, acquire head cache)
  *
- * A record header (int32 length, int32 type) is one 64-bit atomic word. It moves from 0 to
- * (-length, type) when claimed and to (+length, type) when committed, each by compare-and-swap,
- * and crb_unblock() takes a stuck header by compare-and-swap too, writing length and padding
- * type at once: whichever comes first wins, and the loser knows it (a producer whose record was
- * taken gets -ETIMEDOUT, never a silent loss). Agrona's unblock stores the padding type first
- * and the length after, so a producer that committed in between was skipped unseen.
+ * A record header (int32 length, int32 type) is one 64-bit atomic word, zero until the record is
+ * committed (or aborted, or is wrap padding): the consumer stops at a zero header and goes on once
+ * it turns positive. There is no way to take a claimed record back from a producer that stalls
+ * between claim and commit (Agrona's "unblock"): the producer still holds a pointer into the space,
+ * and a write it makes after the space was handed to another producer would corrupt that record
+ * and the consumer's walk (found by the ring's stress test under ThreadSanitizer: a payload read as
+ * a header). A stalled producer stops the consumer until it commits; the ring fills behind it and
+ * further writes report -ENOSPC, counted by the caller.
  */
 #define _GNU_SOURCE
 #include "CRingBuffer.h"
@@ -191,24 +191,13 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 							memory_order_relaxed, memory_order_relaxed));
 
 	if (padding != 0) {
-		/* R2: pairs with A1 in crb_drain(): length and padding type appear together. If
-		 * crb_unblock() took this header meanwhile, it wrote the same padding: go on. */
-		uint64_t empty = 0;
-		atomic_compare_exchange_strong_explicit(header_at(ring, tail_index), &empty,
-							header((int32_t)padding, CRB_PADDING_TYPE),
-							memory_order_release, memory_order_relaxed);
+		/* R2: pairs with A1 in crb_drain(): length and padding type appear together. */
+		atomic_store_explicit(header_at(ring, tail_index), header((int32_t)padding, CRB_PADDING_TYPE),
+				      memory_order_release);
 		tail_index = 0;
 	}
 
-	/* A negative length marks the record as claimed (for crb_unblock()); the consumer stops
-	 * at any length <= 0. Compare-and-swap from 0: crb_unblock() may have taken this header
-	 * while this producer stalled, and then the space is not ours to write.
-	 * R7: pairs with A7 in crb_unblock(): the type is not written again after this. */
-	uint64_t empty = 0;
-	if (!atomic_compare_exchange_strong_explicit(header_at(ring, tail_index), &empty,
-						     header(-(int32_t)(length + CRB_HEADER_LENGTH), type),
-						     memory_order_release, memory_order_relaxed))
-		return -ETIMEDOUT;
+	/* The header stays zero until crb_commit() or crb_abort(): the consumer stops here. */
 	claim->type = type;
 	claim->data = ring->buffer + tail_index + CRB_HEADER_LENGTH;
 	claim->length = length;
@@ -219,24 +208,18 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 int crb_commit(crb_ring_t *ring, const crb_claim_t *claim)
 {
 	const int32_t size = (int32_t)(claim->length + CRB_HEADER_LENGTH);
-	uint64_t claimed = header(-size, claim->type);
 	/* R1: pairs with A1 in crb_drain(): the payload written above is visible to the consumer
-	 * once it sees the positive length. Compare-and-swap: crb_unblock() may have taken it. */
-	if (atomic_compare_exchange_strong_explicit(header_at(ring, claim->offset), &claimed, header(size, claim->type),
-						    memory_order_release, memory_order_relaxed))
-		return 0;
-	return -ETIMEDOUT;
+	 * once it sees the positive length. */
+	atomic_store_explicit(header_at(ring, claim->offset), header(size, claim->type), memory_order_release);
+	return 0;
 }
 
 int crb_abort(crb_ring_t *ring, const crb_claim_t *claim)
 {
 	const int32_t size = (int32_t)(claim->length + CRB_HEADER_LENGTH);
-	uint64_t claimed = header(-size, claim->type);
 	/* R4: pairs with A1 in crb_drain(): the consumer sees the padding type and skips. */
-	if (atomic_compare_exchange_strong_explicit(header_at(ring, claim->offset), &claimed, header(size, CRB_PADDING_TYPE),
-						    memory_order_release, memory_order_relaxed))
-		return 0;
-	return -ETIMEDOUT;  /* taken by crb_unblock(): padding already */
+	atomic_store_explicit(header_at(ring, claim->offset), header(size, CRB_PADDING_TYPE), memory_order_release);
+	return 0;
 }
 
 int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t length)
@@ -260,9 +243,8 @@ uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_
 		uint32_t records = 0;
 
 		while (bytes < contiguous) {
-			/* A1: pairs with R1 in crb_commit(), R2 in crb_claim_mpsc(), R4 in
-			 * crb_abort() and R6 in crb_unblock(): header and payload are complete once
-			 * the length is positive. */
+			/* A1: pairs with R1 in crb_commit(), R2 in crb_claim_mpsc() and R4 in
+			 * crb_abort(): header and payload are complete once the length is positive. */
 			const uint64_t word = atomic_load_explicit(header_at(ring, head_index + bytes), memory_order_acquire);
 			const int32_t length = header_length(word);
 			if (length <= 0)
@@ -291,53 +273,6 @@ uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_
 		if (records > 0)
 			return records;
 	}
-}
-
-int crb_unblock(crb_ring_t *ring)
-{
-	const uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
-	/* Acquire: pairs with the producers' CAS on the tail only in the sense
-	 * that the claimed range is known; no data is read through it. */
-	const uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
-	if (head == tail)
-		return 0;
-
-	const uint64_t head_index = head & ring->mask;
-	_Atomic uint64_t *word = header_at(ring, head_index);
-	/* A7: pairs with R7 in crb_claim_mpsc(): the claimed header is read whole. */
-	uint64_t seen = atomic_load_explicit(word, memory_order_acquire);
-	const int32_t length = header_length(seen);
-	if (length > 0)
-		return 0;  /* committed meanwhile: nothing is stuck */
-
-	uint64_t size;
-	if (length < 0) {
-		/* Claimed, never committed: the record's own size. */
-		size = (uint64_t)-(int64_t)length;
-	} else {
-		/* The tail moved past the head, but no header was written: pad up to the next written
-		 * header. (A second producer stalled inside this gap before writing its header would
-		 * write it into the padding; producers of a gap are taken to be dead, as in Agrona.) */
-		uint64_t limit = tail - head;
-		if (limit > ring->capacity - head_index)
-			limit = ring->capacity - head_index;
-		size = limit;
-		for (uint64_t i = CRB_ALIGNMENT; i < limit; i += CRB_ALIGNMENT) {
-			/* A1': acquire, as in crb_drain(). */
-			if (header_length(atomic_load_explicit(header_at(ring, head_index + i), memory_order_acquire)) != 0) {
-				size = i;
-				break;
-			}
-		}
-	}
-	/* R6: pairs with A1 in crb_drain(). One compare-and-swap writes length and padding type
-	 * together: a producer that commits (or writes its header) now fails its own and reports
-	 * the record lost, instead of being skipped unseen. */
-	const int32_t padded = (int32_t)((size + CRB_ALIGNMENT - 1) & ~(uint64_t)(CRB_ALIGNMENT - 1));
-	if (!atomic_compare_exchange_strong_explicit(word, &seen, header(padded, CRB_PADDING_TYPE), memory_order_release,
-						     memory_order_relaxed))
-		return 0;  /* the producer got there first */
-	return 1;
 }
 
 size_t crb_size(const crb_ring_t *ring)

@@ -4,8 +4,8 @@
  *
  * Every record is 8-byte aligned and starts with an 8-byte header: int32 length
  * (header included) and int32 type. A producer claims space by advancing the tail,
- * writes the header with a negative length, copies its payload, and publishes the
- * record with a release-store of the positive length. The single consumer reads
+ * copies its payload, and publishes the record with a release-store of its header
+ * (zero until then: the consumer stops at a zero header). The single consumer reads
  * committed records from the head, zeroes what it consumed and then advances the
  * head. A record that would straddle the end of the buffer is preceded by a
  * padding record. A full ring is reported (-ENOSPC), never overwritten.
@@ -69,33 +69,25 @@ uint32_t crb_max_length(const crb_ring_t *ring);
  * crb_commit() or crb_abort(); until then the consumer stops at this record.
  *
  * Returns 0 and fills `claim`, -ENOSPC if the ring is full, -EMSGSIZE if
- * `length` exceeds crb_max_length(ring), -EINVAL if `type` <= 0, or
- * -ETIMEDOUT if this producer stalled between taking the space and writing its
- * header for so long that crb_unblock() took the space back (nothing to commit).
+ * `length` exceeds crb_max_length(ring), or -EINVAL if `type` <= 0.
+ *
+ * A producer that stalls between claim and commit stops the consumer until it
+ * commits; nothing can take the space back from it, because it may still write
+ * there (a stalled producer is slow, never dead, in a process that is running).
  */
 int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim);
 
-/**
- * Publishes a claimed record to the consumer. Safe for the claiming producer.
- *
- * Returns 0, or -ETIMEDOUT if crb_unblock() took the record back because this
- * producer stalled too long between claim and commit: the record is lost, and
- * the caller must count it so.
- */
+/** Publishes a claimed record to the consumer. Safe for the claiming producer. Returns 0. */
 int crb_commit(crb_ring_t *ring, const crb_claim_t *claim);
 
-/**
- * Gives a claimed record up: the consumer skips it. Safe for the claiming producer.
- * Returns 0, or -ETIMEDOUT if crb_unblock() had taken it already (padding either way).
- */
+/** Gives a claimed record up: the consumer skips it. Safe for the claiming producer. Returns 0. */
 int crb_abort(crb_ring_t *ring, const crb_claim_t *claim);
 
 /**
  * Claims, copies and commits one record in one call. Safe for any number of
  * concurrent producers.
  *
- * Returns 0, -ENOSPC, -EMSGSIZE, -EINVAL or -ETIMEDOUT as crb_claim_mpsc() and
- * crb_commit().
+ * Returns 0, -ENOSPC, -EMSGSIZE or -EINVAL as crb_claim_mpsc().
  */
 int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t length);
 
@@ -115,22 +107,10 @@ typedef void (*crb_drain_fn)(const uint8_t *run, size_t length, uint32_t records
  */
 uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_bytes);
 
-/**
- * Frees the head of the ring when the producer that claimed it died before it
- * committed: the stuck record (or the unwritten gap) becomes padding. Consumer
- * only, and only after a timeout long enough that a live producer has
- * certainly finished (the caller decides; Agrona uses seconds). If the
- * producer was only slow, it learns that its record was taken: its
- * crb_commit() (or the header write in crb_claim_mpsc()) returns -ETIMEDOUT.
- *
- * Returns 1 if the head was unblocked, 0 if there was nothing to unblock.
- */
-int crb_unblock(crb_ring_t *ring);
-
 /** Bytes between head and tail right now (claimed, committed or padding). Safe from any thread. */
 size_t crb_size(const crb_ring_t *ring);
 
-/** The consumer position, for progress checks (e.g. before crb_unblock()). Safe from any thread. */
+/** The consumer position, for progress checks. Safe from any thread. */
 uint64_t crb_head_position(const crb_ring_t *ring);
 
 /** The producer position. Safe from any thread. */

@@ -291,11 +291,10 @@ final class Ledger: Sendable {
 
 /// Intake drops of one route and signal, by reason.
 final class DropTally: Sendable {
-    static let reasons: [DropReason] = [.ringFull, .recordTooLarge, .shutdown, .producerStalled]
+    static let reasons: [DropReason] = [.ringFull, .recordTooLarge, .shutdown]
     private let ringFull = Atomic<Int>(0)
     private let recordTooLarge = Atomic<Int>(0)
     private let shutdown = Atomic<Int>(0)
-    private let producerStalled = Atomic<Int>(0)
 
     /// Adds `n` drops for `reason`; returns the count before.
     @discardableResult
@@ -304,7 +303,6 @@ final class DropTally: Sendable {
         case .ringFull: return ringFull.add(n, ordering: .relaxed).oldValue
         case .recordTooLarge: return recordTooLarge.add(n, ordering: .relaxed).oldValue
         case .shutdown: return shutdown.add(n, ordering: .relaxed).oldValue
-        case .producerStalled: return producerStalled.add(n, ordering: .relaxed).oldValue
         default: return 0
         }
     }
@@ -314,7 +312,6 @@ final class DropTally: Sendable {
         case .ringFull: return ringFull.load(ordering: .relaxed)
         case .recordTooLarge: return recordTooLarge.load(ordering: .relaxed)
         case .shutdown: return shutdown.load(ordering: .relaxed)
-        case .producerStalled: return producerStalled.load(ordering: .relaxed)
         default: return 0
         }
     }

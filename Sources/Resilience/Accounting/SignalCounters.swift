@@ -22,7 +22,6 @@ final class SignalCounters: Sendable {
     let diskFull = Atomic<Int>(0)
     let spillFailed = Atomic<Int>(0)
     let corrupt = Atomic<Int>(0)
-    let producerStalled = Atomic<Int>(0)
     /// Records written to the spill store.
     let spilled = Atomic<Int>(0)
     /// Records written to the spill store's rejected area (the collector refused the configuration).
@@ -43,15 +42,13 @@ final class SignalCounters: Sendable {
         case .diskFull: diskFull.add(n, ordering: .relaxed)
         case .spillFailed: spillFailed.add(n, ordering: .relaxed)
         case .corrupt: corrupt.add(n, ordering: .relaxed)
-        case .producerStalled: producerStalled.add(n, ordering: .relaxed)
         default: break
         }
     }
 
     /// Drops that happened before a record reached the ring (they count as emitted too).
     var droppedAtIntake: Int {
-        ringFull.load(ordering: .relaxed) + recordTooLarge.load(ordering: .relaxed) + producerStalled.load(ordering: .relaxed)
-            + shutdownAtIntake.load(ordering: .relaxed)
+        ringFull.load(ordering: .relaxed) + recordTooLarge.load(ordering: .relaxed) + shutdownAtIntake.load(ordering: .relaxed)
     }
 
     /// The counts; `onDisk` and `rejectedOnDisk` are the spill store's books at this moment.
@@ -67,7 +64,6 @@ final class SignalCounters: Sendable {
         note(.diskFull, diskFull.load(ordering: .relaxed))
         note(.spillFailed, spillFailed.load(ordering: .relaxed))
         note(.corrupt, corrupt.load(ordering: .relaxed))
-        note(.producerStalled, producerStalled.load(ordering: .relaxed))
         return PipelineStats.Signal(
             emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped,
             spilled: spilled.load(ordering: .relaxed), replayed: replayed.load(ordering: .relaxed),

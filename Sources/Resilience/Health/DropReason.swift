@@ -24,9 +24,6 @@ public struct DropReason: Sendable, Hashable, CustomStringConvertible {
     public static let diskFull = DropReason("disk_full")
     /// The spill store could not write the batch for another reason than a full disk (`spill_failed`).
     public static let spillFailed = DropReason("spill_failed")
-    /// The emitting thread stalled inside the ring write for so long (5 s) that the drain thread
-    /// took its space back to unblock the others (`producer_stalled`).
-    public static let producerStalled = DropReason("producer_stalled")
     /// A frame in the spill store was damaged (CRC, zstd) when read back (`corrupt`).
     public static let corrupt = DropReason("corrupt")
     /// `end()` on a span that had already ended (not counted in stats: nothing was emitted).

@@ -97,10 +97,6 @@ final class PipelineCore: @unchecked Sendable {
             return drop(
                 type: type, .recordTooLarge,
                 detail: "a record of \(buffer.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
-        case .reclaimed:
-            return drop(
-                type: type, .producerStalled, detail: "this thread stalled inside the ring write until the drain thread took the space back"
-            )
         case .full:
             if let nanos = blockNanos[type.recordRoute], blockUntilWritten(buffer, type: type, nanoseconds: nanos) { return .queued }
             return drop(type: type, .ringFull, detail: "the ring (\(ring.capacity) bytes) is full")
@@ -118,7 +114,6 @@ final class PipelineCore: @unchecked Sendable {
             nanosleep(&ts, nil)
             switch ring.tryWrite(type: type, from: buffer.base, length: buffer.count) {
             case .written: return true
-            case .reclaimed: return false
             case .full, .tooLarge: break
             }
             if !accepting.load(ordering: .relaxed) || monotonicNanos() >= deadline { return false }
@@ -214,11 +209,6 @@ final class PipelineCore: @unchecked Sendable {
         switch reason {
         case .ringFull:
             return (.overflow, ResilienceError(code: .ringFull, message: "the ring (\(ring.capacity) bytes) was full"))
-        case .producerStalled:
-            return (
-                .overflow,
-                ResilienceError(code: .ringFull, message: "emitting threads stalled inside the ring write until their space was taken back")
-            )
         case .recordTooLarge:
             return (
                 .permanent,

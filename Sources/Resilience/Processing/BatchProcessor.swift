@@ -194,20 +194,10 @@ final class BatchProcessor: @unchecked Sendable {
 
     private func flush() {
         let target = flushWaiters.withLock { $0.list.map(\.target).max() ?? 0 }
-        var stalledSince: UInt64?
         while core.ring.headPosition < target && !abandonRequested.load(ordering: .relaxed) {
-            if drainOnce() > 0 {
-                stalledSince = nil
-                continue
-            }
-            // A producer claimed but has not committed yet; if it died, free the ring after a while.
-            let now = monotonicNanos()
-            if let since = stalledSince, now - since > 5_000_000_000 {
-                if core.ring.unblock() { core.logger.error("freed a ring record whose producer never committed it") }
-                stalledSince = nil
-            } else if stalledSince == nil {
-                stalledSince = now
-            }
+            if drainOnce() > 0 { continue }
+            // A producer is between claim and commit (a memcpy): wait for it. Nothing may take
+            // its space back, since it may still write there; shutdown's deadline bounds the wait.
             parker.park(nanoseconds: 100_000)
         }
         for builder in builders where !builder.isEmpty { dispatch(builder) }

@@ -30,9 +30,6 @@ final class Ring: @unchecked Sendable {
 
     enum WriteResult {
         case written, full, tooLarge
-        /// The writing thread stalled so long that the drain thread took its space back
-        /// (`crb_unblock`): the record is lost, and must be counted so.
-        case reclaimed
     }
 
     /// Copies `length` bytes from `source` into one record of `type`.
@@ -41,7 +38,6 @@ final class Ring: @unchecked Sendable {
         switch crb_write_mpsc(ring, type, source, UInt32(truncatingIfNeeded: length)) {
         case 0: return .written
         case -ENOSPC: return .full
-        case -ETIMEDOUT: return .reclaimed
         default: return .tooLarge
         }
     }
@@ -51,9 +47,6 @@ final class Ring: @unchecked Sendable {
 
     var headPosition: UInt64 { crb_head_position(ring) }
     var tailPosition: UInt64 { crb_tail_position(ring) }
-
-    /// Frees a head record whose producer never committed. Consumer only.
-    func unblock() -> Bool { crb_unblock(ring) == 1 }
 
     /// Hands each committed record (type, payload) to `body`, at most about `maxBytes`
     /// in one contiguous run. Consumer only. The payload must not escape `body`.
