@@ -54,8 +54,20 @@ def resync(data, at):
     return len(data)
 
 
+def read_file(path):
+    """A segment's bytes. One being written (`.open`) may be sealed — renamed to `.spill`, same
+    sequence — by the process that writes it between the directory listing and the read: then
+    it is read under its new name."""
+    try:
+        return open(path, "rb").read()
+    except FileNotFoundError:
+        if path.endswith(".open"):
+            return open(path[: -len(".open")] + ".spill", "rb").read()
+        raise
+
+
 def read_segment(path, out):
-    data = open(path, "rb").read()
+    data = read_file(path)
     if len(data) < 32 or data[:8] != b"SPILLWAY":
         out["errors"].append(f"{path}: not a segment")
         return
