@@ -228,17 +228,15 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
                         }
                     }
                 }, context, 1 << 12)
-            if n > 0 { stop.progress() }
-            if n == 0 {
-                if finished && crb_size(ring.ring) == 0 { break }
-                if stop.check() {
-                    let message =
-                        "no progress for \(StressDeadline.limit): \(done.value) of \(producers) producers done, "
-                        + "\(crb_size(ring.ring)) bytes in the ring, \(seen.records.map(\.count)) delivered"
-                    Issue.record(Comment(rawValue: message))
-                    break
-                }
-                sched_yield()
+            let empty = finished && crb_size(ring.ring) == 0
+            if stop.shouldStop(
+                drained: n, finished: empty,
+                state: {
+                    "\(done.value) of \(producers) producers done, \(crb_size(ring.ring)) bytes in the ring, "
+                        + "\(seen.records.map(\.count)) delivered"
+                })
+            {
+                break
             }
         }
         stop.waitForProducers(done, producers)
@@ -334,17 +332,13 @@ func pattern(_ length: Int, seed: Int) -> [UInt8] {
                         check.total += 1
                     }
                 }, context, 1 << 14)
-            if n > 0 { stop.progress() }
-            if n == 0 {
-                if finished { break }
-                if stop.check() {
-                    let message =
-                        "no progress for \(StressDeadline.limit): \(done.value) of \(producers) producers done, "
-                        + "\(check.total) records read, \(crb_size(ring.ring)) bytes in the ring"
-                    Issue.record(Comment(rawValue: message))
-                    break
-                }
-                sched_yield()
+            if stop.shouldStop(
+                drained: n, finished: finished,
+                state: {
+                    "\(done.value) of \(producers) producers done, \(check.total) records read, \(crb_size(ring.ring)) bytes in the ring"
+                })
+            {
+                break
             }
         }
         stop.waitForProducers(done, producers)
@@ -382,6 +376,23 @@ final class StressDeadline: @unchecked Sendable {
     }
 
     func progress() { idleSince = nil }
+
+    /// The consumer loop's step after a drain of `drained` records: true when the loop ends —
+    /// `finished` (the producers are done and nothing is left), or no progress for `limit` (the
+    /// test then fails with `state()`); otherwise yields after an empty drain.
+    func shouldStop(drained: UInt32, finished: Bool, state: () -> String) -> Bool {
+        if drained > 0 {
+            progress()
+            return false
+        }
+        if finished { return true }
+        if check() {
+            Issue.record(Comment(rawValue: "no progress for \(Self.limit): \(state())"))
+            return true
+        }
+        sched_yield()
+        return false
+    }
 
     /// After the consumer stopped, waits (bounded) for the producers so the ring outlives them.
     func waitForProducers(_ done: Counter, _ producers: Int) {
