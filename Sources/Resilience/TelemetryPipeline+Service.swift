@@ -16,7 +16,7 @@ extension TelemetryPipeline: Service {
         let timeout = configuration.shutdownTimeout
         let summary = await shutdown(deadline: .now + timeout)
         if summary.deadlineExceeded {
-            core.logger.warning("telemetry pipeline shut down after its \(timeout) deadline", metadata: ["stats": "\(summary.stats)"])
+            logger.warning("telemetry pipeline shut down after its \(timeout) deadline", metadata: ["stats": "\(summary.stats)"])
         }
     }
 }

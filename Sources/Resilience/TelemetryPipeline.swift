@@ -20,8 +20,16 @@ import Synchronization
 /// Thread-safety: every method is safe from any thread. Emitting (spans, logs) never takes a
 /// lock and allocates nothing in steady state; see ``Span`` and ``TelemetryLogger``.
 public final class TelemetryPipeline: Sendable {
-    let core: PipelineCore
-    private let processor: BatchProcessor?
+    // Built from the bottom up in `init`, each part from the ones below it: nothing refers back.
+    private let ledger: Ledger
+    private let dispatcher: ExportEventDispatcher
+    private let store: SpillStore?
+    private let tasks: ExportTasks
+    private let replayer: Replayer?
+    private let processor: any RecordProcessor
+    private let intake: Intake
+    private let monitor: PipelineMonitor
+    let logger: Logger
     private let exporter: any TelemetryExporter
     /// Set when the pipeline built its own OTLP exporter: ``reconfigure(_:)`` can then replace it.
     private let switchable: SwitchableExporter?
@@ -63,7 +71,37 @@ public final class TelemetryPipeline: Sendable {
         for warning in ConfigurationLayer(environment: PipelineConfiguration.processEnvironment()).warnings {
             logger.warning("configuration: \(warning)")
         }
-        let core = try PipelineCore(configuration: configuration, logger: logger)
+        let batching = configuration.processor == .batch
+        // The ring first: it is the one part whose creation can fail after validation (mmap).
+        let ring = batching ? try Ring(capacity: configuration.ringCapacity) : nil
+        self.logger = logger
+        self.running = Mutex(configuration)
+
+        // The books, and the thread that tells the handlers.
+        var routeHandlers: [String: any ExportErrorHandler] = [:]
+        for route in configuration.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
+        let dispatcher = ExportEventDispatcher(
+            defaultHandler: configuration.exportErrorHandler, routeHandlers: routeHandlers, logger: logger)
+        let ledger = Ledger(
+            dispatcher: dispatcher, processor: configuration.processor, logger: logger, routeNames: [nil] + configuration.routes.map(\.name)
+        )
+        self.dispatcher = dispatcher
+        self.ledger = ledger
+
+        // The failure destination: the spill store, with what it already holds counted as recovered.
+        var store: SpillStore?
+        if let spill = configuration.spill, batching {
+            let opened = try SpillStore(configuration: spill, logger: logger)
+            ledger.recovered(.traces, opened.recordsOnDisk(.traces))
+            ledger.recovered(.logs, opened.recordsOnDisk(.logs))
+            opened.onLost.withLock {
+                $0 = { signal, area, records, reason in ledger.lostAfterSpill(signal, area: area, records: records, reason) }
+            }
+            store = opened
+        }
+        self.store = store
+
+        // The chain: error handling → measured → retry → breaker → custom stages → transport → exporter.
         let chosen: any TelemetryExporter
         if let exporter {
             chosen = exporter
@@ -73,76 +111,68 @@ public final class TelemetryPipeline: Sendable {
             chosen = built
             switchable = built
         }
-        self.core = core
         self.exporter = chosen
-        self.running = Mutex(configuration)
-
-        var store: SpillStore?
-        if let spill = configuration.spill, configuration.processor == .batch {
-            let opened = try SpillStore(configuration: spill, logger: logger)
-            let ledger = core.ledger
-            ledger.recovered(.traces, opened.recordsOnDisk(.traces))
-            ledger.recovered(.logs, opened.recordsOnDisk(.logs))
-            core.spill = opened
-            store = opened
-            opened.onLost.withLock {
-                $0 = { signal, area, records, reason in ledger.lostAfterSpill(signal, area: area, records: records, reason) }
-            }
-        }
         // With a spill store, a misconfiguration (401, 403, 404, …) opens the breaker at once:
         // batches then wait on disk instead of being refused one by one.
         let built = ExporterChain.build(
-            wrapping: TransportRecorder(next: chosen, counters: core.ledger.exports), retry: configuration.retry,
+            wrapping: TransportRecorder(next: chosen, counters: ledger.exports), retry: configuration.retry,
             circuitBreaker: configuration.circuitBreaker, opensOnMisconfiguration: store != nil, stages: configuration.exportStages,
             measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
         resetBreaker = built.resetBreaker
-        core.ledger.reporter.exporterName = built.exporter.name
+        ledger.reporter.exporterName = built.exporter.name
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
         let breaker = built.breaker
-        var destination = FailureDestination(
-            mode: configuration.processor == .batch ? .holdInMemory : .drop,
-            holdDelay: { breaker?().reopensIn ?? fallbackDelay },
-            sleep: { try await clock.sleep(for: $0) })
-        destination.store = store
-        core.chain = ErrorHandlingExporter(wrapping: built.exporter, ledger: core.ledger, destination: destination)
+        let hold = MemoryHold(
+            holds: batching, delay: { breaker?().reopensIn ?? fallbackDelay }, sleep: { try await clock.sleep(for: $0) })
+        let tasks = ExportTasks(chain: ErrorHandlingExporter(wrapping: built.exporter, ledger: ledger, destination: store, hold: hold))
+        self.tasks = tasks
         if let store {
             let replayer = Replayer(
-                store: store, chain: built.exporter, ledger: core.ledger, breaker: breaker, executor: core.exportExecutor, logger: logger)
-            core.replayer = replayer
+                store: store, chain: built.exporter, ledger: ledger, breaker: breaker, executor: tasks.executor, logger: logger)
             replayer.start()
+            self.replayer = replayer
+        } else {
+            self.replayer = nil
         }
-        core.breaker = breaker
-        core.metrics =
+
+        // The processor, then the intake that emitting code holds.
+        let routes = RouteTable(configuration.routes)
+        let scopes = ScopeRegistry()
+        let resource = ResourceEncoding.encode(configuration)
+        let processor: any RecordProcessor
+        if let ring {
+            processor = BatchProcessor(
+                ring: ring, configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks,
+                destination: store, logger: logger)
+        } else {
+            processor = SimpleProcessor(
+                configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks)
+        }
+        self.processor = processor
+        self.intake = Intake(configuration: configuration, routes: routes, scopes: scopes, ledger: ledger, processor: processor)
+
+        let metrics =
             configuration.selfMetrics
             ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
-
-        switch configuration.processor {
-        case .batch:
-            let processor = BatchProcessor(core: core, traces: configuration.traces, logs: configuration.logs)
-            core.processor = processor
-            self.processor = processor
-            processor.start()
-        case .simple:
-            core.simple = SimpleProcessor(core: core)
-            self.processor = nil
-        }
-        core.startMonitor()
+        monitor = PipelineMonitor(
+            ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: breaker, metrics: metrics)
+        monitor.start()
     }
 
     /// A tracer for the instrumentation scope `scope` (the library or module that emits).
     public func tracer(scope: String, version: String? = nil) -> Tracer {
-        let index = core.scopes.index(name: scope, version: version)
+        let index = intake.scopes.index(name: scope, version: version)
         return Tracer(
-            core: core, recordType: recordType(signal: .traces, route: core.routes.route(scope: scope), scope: index),
-            routesBySpanName: core.routes.routesBySpanName)
+            intake: intake, recordType: recordType(signal: .traces, route: intake.routes.route(scope: scope), scope: index),
+            routesBySpanName: intake.routes.routesBySpanName)
     }
 
     /// A logger for the instrumentation scope `scope`.
     public func logger(scope: String, version: String? = nil) -> TelemetryLogger {
-        let index = core.scopes.index(name: scope, version: version)
+        let index = intake.scopes.index(name: scope, version: version)
         return TelemetryLogger(
-            core: core, recordType: recordType(signal: .logs, route: core.routes.route(scope: scope), scope: index),
-            routesByEventName: core.routes.routesByEventName)
+            intake: intake, recordType: recordType(signal: .logs, route: intake.routes.route(scope: scope), scope: index),
+            routesByEventName: intake.routes.routesByEventName)
     }
 
     /// The configuration in effect (the last one ``reconfigure(_:)`` accepted).
@@ -181,15 +211,15 @@ public final class TelemetryPipeline: Sendable {
             let replacement = try OTLPHTTPExporter(configuration: new.exporter)
             await switchable.replace(with: replacement)
         }
-        if new.traces != old.traces || new.logs != old.logs { processor?.update(traces: new.traces, logs: new.logs) }
+        if new.traces != old.traces || new.logs != old.logs { processor.update(traces: new.traces, logs: new.logs) }
         var routeHandlers: [String: any ExportErrorHandler] = [:]
         for route in new.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }
-        core.dispatcher.update(defaultHandler: new.exportErrorHandler, routeHandlers: routeHandlers)
-        core.applyLiveSwitches(new)
+        dispatcher.update(defaultHandler: new.exportErrorHandler, routeHandlers: routeHandlers)
+        intake.applyLiveSwitches(new)
         running.withLock { $0 = new }
-        core.ledger.misconfigured(nil)
+        ledger.misconfigured(nil)
         resetBreaker()
-        core.logger.info(
+        logger.info(
             "telemetry pipeline reconfigured",
             metadata: [
                 "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)"
@@ -197,11 +227,11 @@ public final class TelemetryPipeline: Sendable {
     }
 
     /// A snapshot of the counts. Cheap; safe from any thread.
-    public func stats() -> PipelineStats { core.stats() }
+    public func stats() -> PipelineStats { monitor.stats() }
 
     /// Whether the pipeline is delivering, by the rules of ``PipelineHealth``.
     /// - Parameter window: How far back drops and retries count. - Default value: 60 s.
-    public func health(window: Duration = .seconds(60)) -> PipelineHealth { core.health(window: window) }
+    public func health(window: Duration = .seconds(60)) -> PipelineHealth { monitor.health(window: window) }
 
     /// Every ``ExportFailureEvent`` of the pipeline — those of every route — from the first
     /// access on.
@@ -211,20 +241,20 @@ public final class TelemetryPipeline: Sendable {
     /// the newest 4096 events (the loss is counted in ``PipelineStats/handlerEventsLost``), and
     /// their batches add up to at most 8 MiB (later events come without theirs:
     /// ``ExportFailureEvent/isBatchOmitted``). It ends when the pipeline is released.
-    public var exportFailures: AsyncStream<ExportFailureEvent> { core.dispatcher.stream }
+    public var exportFailures: AsyncStream<ExportFailureEvent> { dispatcher.stream }
 
     /// The books checked against the ledger's own count of records in memory
     /// (``Ledger/checkBooks(onDisk:)``): empty when they balance. Meaningful at rest (nothing
     /// being exported or replayed); for tests.
     package func unbalancedBooks() -> [String] {
-        let spill = core.spill
-        return core.ledger.checkBooks { signal in spill?.recordsOnDisk(signal) ?? 0 }
+        let store = self.store
+        return ledger.checkBooks { signal in store?.recordsOnDisk(signal) ?? 0 }
     }
 
     /// Returns when everything emitted before the call has been exported or dropped.
     /// While the collector is down, that is when it comes back (batches wait in memory).
     public func forceFlush() async {
-        await processor?.forceFlush()
+        await processor.forceFlush()
     }
 
     /// Stops intake, drains the ring, exports what it can before `deadline`, and counts the rest
@@ -234,65 +264,36 @@ public final class TelemetryPipeline: Sendable {
         guard !shutDown.exchange(true, ordering: .relaxed) else {
             return ShutdownSummary(stats: stats(), deadlineExceeded: false)
         }
-        core.accepting.store(false, ordering: .relaxed)
-        core.replayer?.stop()
-        var exceeded = false
-        if let processor {
-            let flushed = FlagBox()
-            let flush = Task {
-                await processor.forceFlush()
-                flushed.value.store(true, ordering: .releasing)
-            }
-            while !flushed.value.load(ordering: .acquiring) {
-                if ContinuousClock.now >= deadline {
-                    exceeded = true
-                    break
-                }
-                try? await Task.sleep(for: .milliseconds(2))
-            }
-            if exceeded { core.cancelExports() }
-            processor.stop(abandon: exceeded)
-            while !processor.exited.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
-            _ = await flush.value
-            if let store = core.spill {
-                let spilled = processor.spillRemaining(to: store)
-                if spilled > 0 {
-                    core.logger.notice("shutdown deadline passed: \(spilled) records were spilled to \(store.configuration.directory)")
-                }
-            }
-            let dropped = processor.dropRemaining(reason: .shutdown)
-            if dropped > 0 {
-                core.logger.warning("shutdown deadline passed: \(dropped) records were not exported (counted as dropped: shutdown)")
-            }
-        } else if ContinuousClock.now >= deadline {
-            core.cancelExports()
-        }
+        intake.close()
+        replayer?.stop()
+        let exceeded = await processor.shutdown(deadline: deadline)
         // Cancelled exports finish their books quickly; an exporter that ignores cancellation
         // gets its own timeout's worth, then is left to finish in the background.
         let grace = ContinuousClock.now + .seconds(2)
-        while core.exportsRunning > 0 && ContinuousClock.now < max(deadline, grace) {
-            if ContinuousClock.now >= deadline { core.cancelExports() }
+        while tasks.running > 0 && ContinuousClock.now < max(deadline, grace) {
+            if ContinuousClock.now >= deadline { tasks.cancelAll() }
             try? await Task.sleep(for: .milliseconds(2))
         }
         // Make what is on disk durable and replayable: seal the open segments (fdatasync, rename
         // to .spill, directory fsync), whatever the durability policy,
         // and release the directory's lock, so the next process (or pipeline) can take it over.
-        core.spill?.close()
-        core.tick()
-        core.ledger.logThrottle.flush(force: true)
+        store?.close()
+        monitor.tick()
+        ledger.logThrottle.flush(force: true)
         await exporter.shutdown()
-        core.exportExecutor.stop()
+        tasks.executor.stop()
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
     }
 
     deinit {
-        core.replayer?.stop()
-        processor?.stop(abandon: true)
-        core.cancelExports()
-        core.spill?.close()
-        core.stopMonitor()
-        core.dispatcher.stop()
-        core.exportExecutor.stop()
+        intake.close()
+        replayer?.stop()
+        processor.abandon()
+        tasks.cancelAll()
+        store?.close()
+        monitor.stop()
+        dispatcher.stop()
+        tasks.executor.stop()
     }
 }
 
@@ -324,8 +325,4 @@ final class AsyncSerialGate: Sendable {
         }
         next?.resume()
     }
-}
-
-final class FlagBox: Sendable {
-    let value = Atomic<Bool>(false)
 }

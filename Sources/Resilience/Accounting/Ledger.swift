@@ -130,14 +130,15 @@ final class Ledger: Sendable {
         settle(batch.signal, batch.recordCount)
     }
 
-    /// `batch` was written to the spill store's `area` (spilled, or rejected for a misconfiguration):
+    /// `batch` was kept by the failure destination (spilled, or rejected for a misconfiguration):
     /// its records stay in the pipeline's custody, on disk.
-    func kept(_ batch: ExportBatch, in area: SpillArea, segment: String, attempt: Int, error: any Error, kind: ExportFailureKind) {
+    func kept(_ batch: ExportBatch, _ custody: ExportResponse.Custody, attempt: Int, error: any Error, kind: ExportFailureKind) {
         let counters = counters(batch.signal)
-        if area == .rejected {
+        switch custody {
+        case .rejected(let segment):
             counters.rejectedKept.add(batch.recordCount, ordering: .relaxed)
             reporter.report(batch, attempt: attempt, error: error, kind: kind, outcome: .rejected(segment: segment))
-        } else {
+        case .spilled(let segment):
             counters.spilled.add(batch.recordCount, ordering: .relaxed)
             reporter.report(batch, attempt: attempt, error: error, kind: kind, outcome: .spilled(segment: segment))
         }

@@ -217,7 +217,7 @@ public struct Span: @unchecked Sendable {
 
     @usableFromInline
     func finish(at time: UInt64?) -> EmitResult {
-        guard let h = live, let core = h.pointee.core else { return .dropped(.alreadyEnded) }
+        guard let h = live, let intake = h.pointee.intake else { return .dropped(.alreadyEnded) }
         buffer.reserve(64)
         buffer.putTag(SpanField.endTime, .fixed64)
         buffer.putFixed64(time ?? nowUnixNano())
@@ -242,7 +242,7 @@ public struct Span: @unchecked Sendable {
             buffer.putVarint(UInt64(h.pointee.statusCode))
             buffer.closeLength(start)
         }
-        let result = core._withUnsafeGuaranteedRef { $0.submit(buffer, type: h.pointee.recordType) }
+        let result = intake._withUnsafeGuaranteedRef { $0.submit(buffer, type: h.pointee.recordType) }
         buffer.finishSpan()
         EmitThreadState.current.giveBack(buffer)
         return result

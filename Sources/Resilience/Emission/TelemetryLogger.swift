@@ -17,7 +17,7 @@ enum LogField {
 /// audit.emit(severity: .info, body: "user signed in") { $0.set("user.id", 42) }
 /// ```
 public struct TelemetryLogger: Sendable {
-    @usableFromInline let core: PipelineCore
+    @usableFromInline let intake: Intake
     let recordType: Int32
     /// Whether some route matches event names (then the route is chosen per record).
     let routesByEventName: Bool
@@ -25,8 +25,8 @@ public struct TelemetryLogger: Sendable {
     /// ``PipelineConfiguration/exceptionStackTraces`` unset (encoded; 0: at `.error` and above).
     var stackTraceFallback: UInt8 = 0
 
-    init(core: PipelineCore, recordType: Int32, routesByEventName: Bool) {
-        self.core = core
+    init(intake: Intake, recordType: Int32, routesByEventName: Bool) {
+        self.intake = intake
         self.recordType = recordType
         self.routesByEventName = routesByEventName
     }
@@ -62,7 +62,7 @@ public struct TelemetryLogger: Sendable {
         timestamp: UInt64? = nil, error: (any Error)? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
     ) -> EmitResult {
         // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
-        guard core.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
+        guard intake.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
         return record(
             severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error,
             attributes: attributes)
@@ -93,7 +93,7 @@ public struct TelemetryLogger: Sendable {
         timestamp: UInt64? = nil, error: (any Error)? = nil, attributes: (inout AttributeWriter) -> Void = { _ in }
     ) -> EmitResult {
         // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
-        guard core.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
+        guard intake.enabled.load(ordering: .relaxed) else { return .dropped(DropReason("not_recorded")) }
         return record(
             severity: severity, body: body, eventName: eventName, context: context, timestamp: timestamp, error: error,
             attributes: attributes)
@@ -120,7 +120,7 @@ public struct TelemetryLogger: Sendable {
         let buffer = EmitThreadState.current.takeBuffer()
         buffer.count = 0
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
-        writeBody(buffer, core.limits.valueLengthLimit ?? .max)
+        writeBody(buffer, intake.limits.valueLengthLimit ?? .max)
         return finish(buffer, severity: severity, eventName: eventName, error: error, attributes)
     }
 
@@ -151,7 +151,7 @@ public struct TelemetryLogger: Sendable {
     private func finish(
         _ buffer: ScratchBuffer, severity: Severity, eventName: String?, error: (any Error)?, _ attributes: (inout AttributeWriter) -> Void
     ) -> EmitResult {
-        var writer = AttributeWriter(buffer: buffer, field: LogField.attributes, limits: core.limits)
+        var writer = AttributeWriter(buffer: buffer, field: LogField.attributes, limits: intake.limits)
         if let error {
             writer.watchesExceptionKeys = true
             attributes(&writer)
@@ -165,8 +165,10 @@ public struct TelemetryLogger: Sendable {
             buffer.putVarint(UInt64(writer.dropped))
         }
         var type = recordType
-        if routesByEventName, let eventName { type = type.withRoute(core.routes.route(eventName: eventName, scopeRoute: type.recordRoute)) }
-        let result = core.submit(buffer, type: type)
+        if routesByEventName, let eventName {
+            type = type.withRoute(intake.routes.route(eventName: eventName, scopeRoute: type.recordRoute))
+        }
+        let result = intake.submit(buffer, type: type)
         EmitThreadState.current.giveBack(buffer)
         return result
     }
@@ -178,7 +180,7 @@ public struct TelemetryLogger: Sendable {
         if callerSet & 2 == 0 { writer.set("exception.message", ExceptionAttributes.message(of: error)) }
         if callerSet & 4 == 0,
             ExceptionAttributes.capturesStackTrace(
-                severity: severity, configured: core.stackTraceThreshold.load(ordering: .relaxed), fallback: stackTraceFallback)
+                severity: severity, configured: intake.stackTraceThreshold.load(ordering: .relaxed), fallback: stackTraceFallback)
         {
             writer.set("exception.stacktrace", ExceptionAttributes.stackTrace())
         }

@@ -12,7 +12,7 @@ import Synchronization
 /// span.end()
 /// ```
 public struct Tracer: Sendable {
-    @usableFromInline let core: PipelineCore
+    @usableFromInline let intake: Intake
     let recordType: Int32
     /// Whether some route matches span names (then the route is chosen per span).
     let routesBySpanName: Bool
@@ -27,7 +27,7 @@ public struct Tracer: Sendable {
     @inlinable
     public func startSpan(_ name: String, kind: SpanKind = .internal, parent: SpanContext? = nil, startTime: UInt64? = nil) -> Span {
         // Disabled (OTEL_SDK_DISABLED): one load and a branch, inlined into the caller.
-        guard core.enabled.load(ordering: .relaxed) else {
+        guard intake.enabled.load(ordering: .relaxed) else {
             return Span(nonRecording: SpanContext(traceID: TraceID(high: 0, low: 0), spanID: SpanID(0), traceFlags: 0))
         }
         return sampledSpan(name, kind: kind, parent: parent, startTime: startTime)
@@ -35,7 +35,7 @@ public struct Tracer: Sendable {
 
     @usableFromInline
     func sampledSpan(_ name: String, kind: SpanKind, parent: SpanContext?, startTime: UInt64?) -> Span {
-        let core = self.core
+        let intake = self.intake
         let state = EmitThreadState.current
         let traceID: TraceID
         var traceFlags: UInt8
@@ -49,7 +49,7 @@ public struct Tracer: Sendable {
             traceFlags = 0
             traceState = ""
         }
-        let sampler = SamplerState(mode: core.samplerMode.load(ordering: .relaxed), bound: core.samplerBound.load(ordering: .relaxed))
+        let sampler = SamplerState(mode: intake.samplerMode.load(ordering: .relaxed), bound: intake.samplerBound.load(ordering: .relaxed))
         guard sampler.shouldSample(traceID: traceID, parent: parent) else {
             return Span(
                 nonRecording: SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags & ~1, traceState: traceState))
@@ -58,8 +58,8 @@ public struct Tracer: Sendable {
 
         let buffer = state.takeBuffer()
         let type =
-            routesBySpanName ? recordType.withRoute(core.routes.route(spanName: name, scopeRoute: recordType.recordRoute)) : recordType
-        buffer.beginSpan(core: core, recordType: type)
+            routesBySpanName ? recordType.withRoute(intake.routes.route(spanName: name, scopeRoute: recordType.recordRoute)) : recordType
+        buffer.beginSpan(intake: intake, recordType: type)
         let context = SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags, traceState: traceState)
 
         buffer.putTraceID(SpanField.traceID, traceID)

@@ -64,31 +64,3 @@ public struct HealthReason: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { rawValue }
 }
-
-extension PipelineCore {
-    func health(window: Duration) -> PipelineHealth {
-        let exports = ledger.exports
-        let now = monotonicNanos()
-        let windowNanos = UInt64(clamping: window.nanoseconds)
-        // A time stored after `now` was read (another thread, a moment later) is recent too.
-        func recent(_ atomic: UInt64) -> Bool { atomic != 0 && (atomic >= now || now - atomic <= windowNanos) }
-        var bad: [HealthReason] = []
-        var weak: [HealthReason] = []
-        if recent(exports.lastDropMonotonic.load(ordering: .relaxed)) { bad.append(.droppingRecords) }
-        let snapshot = breaker?()
-        if snapshot?.misconfiguration != nil || exports.misconfiguration.withLock({ $0 != nil }) { bad.append(.misconfigured) }
-        switch snapshot?.state {
-        case .open? where spill != nil: weak.append(.spilling)
-        case .open?: bad.append(.collectorDown)
-        case .halfOpen?: weak.append(.probing)
-        default: break
-        }
-        if recent(exports.lastRetryMonotonic.load(ordering: .relaxed)) { weak.append(.retrying) }
-        if exports.held.load(ordering: .relaxed) > 0 { weak.append(.holdingBatches) }
-        if ring.bytesInUse * 2 >= ring.capacity { weak.append(.ringFilling) }
-        if let spill, spill.recordsOnDisk(.traces, .spilled) + spill.recordsOnDisk(.logs, .spilled) > 0 { weak.append(.backlog) }
-        if !bad.isEmpty { return .unhealthy(bad + weak) }
-        if !weak.isEmpty { return .degraded(weak) }
-        return .healthy
-    }
-}

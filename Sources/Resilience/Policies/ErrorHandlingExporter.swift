@@ -31,7 +31,9 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     public let next: any TelemetryExporter
     /// Books every outcome and makes every event (the pipeline's, or this stage's own standalone).
     private let ledger: Ledger
-    private let destination: FailureDestination
+    /// Keeps what cannot be delivered now (the spill store), if the pipeline has one.
+    private let destination: (any FailureDestination)?
+    private let hold: MemoryHold
     private let ownsDispatcher: Bool
 
     public var name: String { next.name }
@@ -42,15 +44,18 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
         let logger = Logger(label: "spillway")
         let dispatcher = ExportEventDispatcher(defaultHandler: handler, routeHandlers: [:], logger: logger)
         self.ledger = Ledger(dispatcher: dispatcher, processor: processor, logger: logger, exporterName: next.name)
-        self.destination = FailureDestination(mode: .drop)
+        self.destination = nil
+        self.hold = MemoryHold(holds: false)
         self.ownsDispatcher = true
     }
 
-    /// Inside a pipeline: outcomes go to the pipeline's ledger.
-    init(wrapping next: any TelemetryExporter, ledger: Ledger, destination: FailureDestination) {
+    /// Inside a pipeline: outcomes go to the pipeline's ledger, what cannot be delivered now to
+    /// `destination` (or, without one, waits in memory as `hold` says).
+    init(wrapping next: any TelemetryExporter, ledger: Ledger, destination: (any FailureDestination)?, hold: MemoryHold) {
         self.next = next
         self.ledger = ledger
         self.destination = destination
+        self.hold = hold
         self.ownsDispatcher = false
     }
 
@@ -69,39 +74,47 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
             do {
                 let response = try await ExportAttemptContext.$current.withValue(context) { try await next.export(batch) }
                 ledger.delivered(batch, response, attempt: context.attempt) { message in
-                    keepCopy(batch, status: nil, kind: .permanent, message: message)
+                    destination?.keepCopy(batch, status: nil, kind: .permanent, message: message)
                 }
                 return response
             } catch {
                 var kind = ExportFailureKind.classify(error)
                 if Task.isCancelled { kind = .shutdown }
                 if kind == .misconfigured { ledger.misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error)) }
-                if let store = destination.store {
-                    if kind.isRetryable || kind == .circuitOpen || kind == .shutdown {
-                        // The spill store takes what cannot be delivered now, and what shutdown cuts off.
-                        return try keep(batch, in: .spilled, store: store, context, error, kind)
+                let status = (error as? OTLPExportError)?.statusCode
+                if let destination {
+                    // The destination takes what cannot be delivered now, and what shutdown cuts off.
+                    let custody: ExportResponse.Custody?
+                    do throws(ResilienceError) {
+                        custody = try destination.keep(
+                            batch, kind: kind, status: status, message: CircuitBreakingExporter<ContinuousClock>.describe(error))
+                    } catch let failure {
+                        ledger.dropped(
+                            batch, failure.code == .diskFull ? .diskFull : .spillFailed, attempt: context.attempt, error: failure,
+                            kind: kind)
+                        throw failure
                     }
-                    if kind == .misconfigured {
-                        return try keep(batch, in: .rejected, store: store, context, error, kind)
+                    if let custody {
+                        ledger.kept(batch, custody, attempt: context.attempt, error: error, kind: kind)
+                        var response = ExportResponse()
+                        response.custody = custody
+                        return response
                     }
                 }
-                let holds = destination.mode == .holdInMemory && (kind.isRetryable || kind == .circuitOpen)
-                guard holds else {
-                    let copy =
-                        kind == .permanent
-                        ? keepCopy(batch, status: (error as? OTLPExportError)?.statusCode, kind: kind, message: "\(error)") : nil
+                guard hold.holds && (kind.isRetryable || kind == .circuitOpen) else {
+                    let copy = kind == .permanent ? destination?.keepCopy(batch, status: status, kind: kind, message: "\(error)") : nil
                     ledger.dropped(batch, DropReason.forFailure(kind), attempt: context.attempt, error: error, kind: kind, copy: copy)
                     throw error
                 }
-                // The breaker's reopening time, else the destination's pause; the collector's
+                // The breaker's reopening time, else the hold's pause; the collector's
                 // Retry-After is a floor on either.
-                var wait = (error as? ResilienceError)?.retryAfter ?? destination.holdDelay()
+                var wait = (error as? ResilienceError)?.retryAfter ?? hold.delay()
                 let collectorError = (error as? OTLPExportError) ?? ((error as? ResilienceError)?.cause as? OTLPExportError)
                 if let floor = collectorError?.retryAfterDelay(), floor > wait { wait = floor }
                 ledger.heldInMemory(batch, attempt: context.attempt, error: error, kind: kind, wait: wait)
                 defer { ledger.releasedFromMemory() }
                 do {
-                    try await destination.sleep(wait)
+                    try await hold.sleep(wait)
                 } catch {
                     let cancelled = ResilienceError(code: .shutDown, message: "the pipeline shut down while the batch waited in memory")
                     ledger.dropped(batch, .shutdown, attempt: context.attempt, error: cancelled, kind: .shutdown)
@@ -111,51 +124,14 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
         }
     }
 
-    /// Writes the batch to the spilled or rejected area; its records stay in the pipeline's custody.
-    private func keep(
-        _ batch: ExportBatch, in area: SpillArea, store: SpillStore, _ context: ExportAttemptContext, _ error: any Error,
-        _ kind: ExportFailureKind
-    ) throws -> ExportResponse {
-        do throws(SegmentWriter.Failure) {
-            var response = ExportResponse()
-            if area == .rejected {
-                let segment = try store.keep(
-                    batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: kind,
-                    message: CircuitBreakingExporter<ContinuousClock>.describe(error))
-                response.custody = .rejected(segment: segment)
-                ledger.kept(batch, in: .rejected, segment: segment, attempt: context.attempt, error: error, kind: kind)
-            } else {
-                let segment = try store.append(batch, to: .spilled)
-                response.custody = .spilled(segment: segment)
-                ledger.kept(batch, in: .spilled, segment: segment, attempt: context.attempt, error: error, kind: kind)
-            }
-            return response
-        } catch {
-            let reason: DropReason = error.isDiskFull ? .diskFull : .spillFailed
-            let failure = ResilienceError(
-                code: error.isDiskFull ? .diskFull : .spillFailed, message: "the spill store could not write the batch: \(error.message)",
-                cause: error)
-            ledger.dropped(batch, reason, attempt: context.attempt, error: failure, kind: kind)
-            throw failure
-        }
-    }
-
-    /// A copy of a refused request in the store's refused area (best effort), or `nil`.
-    private func keepCopy(_ batch: ExportBatch, status: Int?, kind: ExportFailureKind, message: String) -> String? {
-        guard let store = destination.store else { return nil }
-        return try? store.keep(batch, in: .refused, status: status, kind: kind, message: message)
-    }
-
     public func shutdown() async { await next.shutdown() }
 }
 
-/// Where a batch goes when it cannot be exported now.
-struct FailureDestination: Sendable {
-    enum Mode: Sendable { case drop, holdInMemory }
-    var mode: Mode
-    /// With a spill store, batches that cannot be delivered now go to disk instead of waiting.
-    var store: SpillStore? = nil
+/// Whether, without a failure destination, a batch that cannot be delivered now waits in memory
+/// (batch processor) or is dropped (simple processor, standalone), and for how long it waits.
+struct MemoryHold: Sendable {
+    var holds: Bool
     /// How long a held batch waits before it is sent again.
-    var holdDelay: @Sendable () -> Duration = { .seconds(1) }
+    var delay: @Sendable () -> Duration = { .seconds(1) }
     var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
 }

@@ -1,6 +1,12 @@
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Drains the ring on one OS thread, batches records per signal, and exports the batches.
 ///
 /// A batch is exported when it holds `maxExportBatchSize` records or its oldest record has
@@ -8,9 +14,17 @@ import Synchronization
 /// all are busy the drain thread waits, the ring fills, and the overflow policy decides.
 /// The drain thread never busy-polls an empty ring: it parks, with a back-off from 50 µs to 5 ms
 /// (a spinning consumer costs producers 10×: measured when the ring was designed; `make bench`), and is woken for flushes.
-final class BatchProcessor: @unchecked Sendable {
-    private let core: PipelineCore
+final class BatchProcessor: RecordProcessor, @unchecked Sendable {
+    private let ring: Ring
     private let ledger: Ledger
+    private let tasks: ExportTasks
+    /// With a spill store: where batches go when every export slot is busy and the ring is half
+    /// full, and what shutdown could not export.
+    private let destination: (any FailureDestination)?
+    private let scopeRegistry: ScopeRegistry
+    private let resource: [UInt8]
+    /// Per route (0: the default route): how long a producer may wait for room, or `nil` to drop.
+    private let blockNanos: [UInt64?]
     /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``.
     private var configurations: SignalTable<BatchConfiguration>
     private let pendingConfigurations = Mutex<SignalTable<BatchConfiguration>?>(nil)
@@ -25,30 +39,91 @@ final class BatchProcessor: @unchecked Sendable {
     private let inFlight = SignalTable { _ in InFlightCounter() }
     private let parker = ThreadParker()
     private let stopRequested = Atomic<Bool>(false)
+    /// Set when shutdown begins: a producer blocked on a full ring gives up at once.
+    private let closing = Atomic<Bool>(false)
     private let abandonRequested = Atomic<Bool>(false)
-    let exited = Atomic<Bool>(false)
+    private let exited = Atomic<Bool>(false)
     /// Callers of ``forceFlush()`` waiting for the drain thread. `closed` once the thread has
     /// exited: a later caller returns at once instead of waiting for a thread that is gone.
     private let flushWaiters = Mutex<FlushWaiters>(FlushWaiters())
     private var scopes: [[UInt8]] = []
+    private let logger: Logger
     /// A drain that found fewer records than this means the thread is right behind the producers.
     private static let caughtUp = 256
 
-    init(core: PipelineCore, traces: BatchConfiguration, logs: BatchConfiguration) {
-        self.core = core
-        self.ledger = core.ledger
+    /// Takes over `ring` and starts the drain thread.
+    init(
+        ring: Ring, configuration: PipelineConfiguration, routes: RouteTable, scopes: ScopeRegistry, resource: [UInt8], ledger: Ledger,
+        tasks: ExportTasks, destination: (any FailureDestination)?, logger: Logger
+    ) {
+        self.ring = ring
+        self.ledger = ledger
+        self.tasks = tasks
+        self.destination = destination
+        self.scopeRegistry = scopes
+        self.resource = resource
+        self.logger = logger
+        func nanos(_ policy: OverflowPolicy) -> UInt64? {
+            if case .block(let t) = policy { return UInt64(clamping: t.nanoseconds) }
+            return nil
+        }
+        self.blockNanos =
+            [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
+        let (traces, logs) = (configuration.traces, configuration.logs)
         self.configurations = SignalTable(traces: traces, logs: logs)
-        let routeCount = core.routes.routes.count + 1
-        self.routeNames = (0..<routeCount).map { core.routes.name($0) }
+        let routeCount = routes.routes.count + 1
+        self.routeNames = (0..<routeCount).map { routes.name($0) }
         self.builders = (0..<RouteSlot.count(routes: routeCount)).map { index in
             // The default route's builders are sized for full batches; the others grow as needed.
             let expected = index < 2 ? (index == 0 ? traces : logs).maxExportBatchSize * 512 : 4096
             return BatchBuilder(signal: RouteSlot.signal(index), route: RouteSlot.route(index), expectedBytes: expected)
         }
+        startThread(name: "spillway-drain") { [self] in run() }
     }
 
-    func start() {
-        startThread(name: "spillway-drain") { [self] in run() }
+    var queueUsage: (bytesInUse: Int, capacity: Int) { (ring.bytesInUse, ring.capacity) }
+    var maximumRecordLength: Int { ring.maximumRecordLength }
+
+    // MARK: Producers
+
+    @inline(__always)
+    func submit(_ record: UnsafeRawBufferPointer, type: Int32) -> EmitResult {
+        switch ring.tryWrite(type: type, from: record.baseAddress!, length: record.count) {
+        case .written:
+            return .queued
+        case .tooLarge:
+            return drop(
+                type: type, .recordTooLarge,
+                detail: "a record of \(record.count) bytes exceeds the ring's maximum of \(ring.maximumRecordLength)")
+        case .full:
+            if let nanos = blockNanos[type.recordRoute], blockUntilWritten(record, type: type, nanoseconds: nanos) { return .queued }
+            return drop(type: type, .ringFull, detail: "the ring (\(ring.capacity) bytes) is full")
+        }
+    }
+
+    /// The `.block(upTo:)` policy: wake the drain thread, then retry with short sleeps.
+    @inline(never)
+    private func blockUntilWritten(_ record: UnsafeRawBufferPointer, type: Int32, nanoseconds: UInt64) -> Bool {
+        let deadline = monotonicNanos() &+ nanoseconds
+        var pause: Int = 1_000
+        while true {
+            parker.unpark()
+            var ts = timespec(tv_sec: 0, tv_nsec: pause)
+            nanosleep(&ts, nil)
+            switch ring.tryWrite(type: type, from: record.baseAddress!, length: record.count) {
+            case .written: return true
+            case .full, .tooLarge: break
+            }
+            if closing.load(ordering: .relaxed) || monotonicNanos() >= deadline { return false }
+            pause = min(pause * 2, 200_000)
+        }
+    }
+
+    /// Counts one record dropped at intake; the monitor reports it to the handlers.
+    @inline(never)
+    private func drop(type: Int32, _ reason: DropReason, detail: @autoclosure () -> String) -> EmitResult {
+        ledger.droppedAtIntake(type: type, reason, detail: detail())
+        return .dropped(reason)
     }
 
     /// New batch sizes and delays, taken by the drain thread at its next loop (live reconfiguration).
@@ -59,12 +134,9 @@ final class BatchProcessor: @unchecked Sendable {
         parker.unpark()
     }
 
-    /// Wakes the drain thread (flush, shutdown, a producer blocked on a full ring).
-    func wake() { parker.unpark() }
-
     /// Returns when every record committed before the call has been exported or dropped.
     func forceFlush() async {
-        let target = core.ring.tailPosition
+        let target = ring.tailPosition
         await withCheckedContinuation { continuation in
             let closed = flushWaiters.withLock { waiters -> Bool in
                 if waiters.closed { return true }
@@ -77,7 +149,7 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     /// Asks the thread to finish: with `abandon`, at once; otherwise after everything is exported.
-    func stop(abandon: Bool) {
+    private func stop(abandon: Bool) {
         if abandon { abandonRequested.store(true, ordering: .relaxed) }
         stopRequested.store(true, ordering: .relaxed)
         parker.unpark()
@@ -100,7 +172,7 @@ final class BatchProcessor: @unchecked Sendable {
             let now = monotonicNanos()
             for builder in builders where !builder.isEmpty && now >= builder.deadline { dispatch(builder) }
             if flushWaiters.withLock({ !$0.list.isEmpty }) { flush() }
-            if stopRequested.load(ordering: .relaxed) && core.ring.bytesInUse == 0 && builders.allSatisfy(\.isEmpty) {
+            if stopRequested.load(ordering: .relaxed) && ring.bytesInUse == 0 && builders.allSatisfy(\.isEmpty) {
                 waitForExports()
                 break
             }
@@ -142,7 +214,7 @@ final class BatchProcessor: @unchecked Sendable {
             ledger.accepted(.logs, accepted.1)
             accepted = (0, 0)
         }
-        let n = core.ring.drain(maxBytes: 1 << 20) { type, payload in
+        let n = ring.drain(maxBytes: 1 << 20) { type, payload in
             guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }  // not a record type we write
             let builder = builders[slot]
             let configuration = configurations[builder.signal]
@@ -166,17 +238,17 @@ final class BatchProcessor: @unchecked Sendable {
             // With a spill store, a ring that fills while every export slot is busy (retries
             // waiting out a backoff or a Retry-After, a slow collector) overflows to disk instead
             // of dropping: the batch is spilled now and replayed later.
-            if core.spill != nil && core.ring.bytesInUse * 2 >= core.ring.capacity {
-                core.spillUnderPressure(build(builder))
+            if let destination, ring.bytesInUse * 2 >= ring.capacity {
+                spillUnderPressure(build(builder), to: destination)
                 return
             }
             parker.park(nanoseconds: 1_000_000)
         }
         let batch = build(builder)
         inFlight[signal].value.add(1, ordering: .relaxed)
-        let (core, parker, counter) = (self.core, self.parker, self.inFlight[signal])
-        core.startExport {
-            _ = await core.export(batch)
+        let (tasks, parker, counter) = (self.tasks, self.parker, self.inFlight[signal])
+        tasks.start {
+            _ = await tasks.export(batch)
             counter.value.subtract(1, ordering: .releasing)
             parker.unpark()
         }
@@ -184,8 +256,8 @@ final class BatchProcessor: @unchecked Sendable {
 
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
     private func build(_ builder: BatchBuilder) -> ExportBatch {
-        if scopes.count < core.scopes.count { scopes = core.scopes.snapshot() }
-        var batch = builder.build(resource: core.resource, scopes: scopes)
+        if scopes.count < scopeRegistry.count { scopes = scopeRegistry.snapshot() }
+        var batch = builder.build(resource: resource, scopes: scopes)
         batch.route = routeNames[builder.route]
         batch.sequence = sequences[builder.signal]
         sequences[builder.signal] += 1
@@ -194,7 +266,7 @@ final class BatchProcessor: @unchecked Sendable {
 
     private func flush() {
         let target = flushWaiters.withLock { $0.list.map(\.target).max() ?? 0 }
-        while core.ring.headPosition < target && !abandonRequested.load(ordering: .relaxed) {
+        while ring.headPosition < target && !abandonRequested.load(ordering: .relaxed) {
             if drainOnce() > 0 { continue }
             // A producer is between claim and commit (a memcpy): wait for it. Nothing may take
             // its space back, since it may still write there; shutdown's deadline bounds the wait.
@@ -202,7 +274,7 @@ final class BatchProcessor: @unchecked Sendable {
         }
         for builder in builders where !builder.isEmpty { dispatch(builder) }
         waitForExports()
-        let head = core.ring.headPosition
+        let head = ring.headPosition
         let done = flushWaiters.withLock { waiters in
             let done = waiters.list.filter { $0.target <= head }
             waiters.list.removeAll { $0.target <= head }
@@ -217,31 +289,82 @@ final class BatchProcessor: @unchecked Sendable {
         }
     }
 
-    /// After the thread exited, with a spill store: what is left in the builders and the ring
-    /// goes to disk (shutdown "spills the rest"). Returns the records spilled; what the store
-    /// refuses is dropped (`disk_full`, `spill_failed`) and reported.
-    func spillRemaining(to store: SpillStore) -> Int {
+    /// The drain thread's overflow valve: every export slot is busy and the ring is half full, so
+    /// the batch goes to the failure destination now instead of waiting (and the ring dropping records).
+    private func spillUnderPressure(_ batch: ExportBatch, to destination: any FailureDestination) {
+        let message = "every export slot was busy and the ring was half full: spilled instead of waiting"
+        keep(batch, in: destination, ResilienceError(code: .ringFull, message: message), kind: .overflow)
+    }
+
+    /// Hands `batch` to `destination` and books where it went, or the drop when it could not be kept.
+    @discardableResult
+    private func keep(_ batch: ExportBatch, in destination: any FailureDestination, _ error: ResilienceError, kind: ExportFailureKind)
+        -> Bool
+    {
+        do throws(ResilienceError) {
+            guard let custody = try destination.keep(batch, kind: kind, status: nil, message: error.message) else { return false }
+            ledger.kept(batch, custody, attempt: 0, error: error, kind: kind)
+            return true
+        } catch {
+            ledger.dropped(batch, error.code == .diskFull ? .diskFull : .spillFailed, attempt: 0, error: error, kind: kind)
+            return false
+        }
+    }
+
+    // MARK: Shutdown
+
+    func shutdown(deadline: ContinuousClock.Instant) async -> Bool {
+        closing.store(true, ordering: .relaxed)
+        let flushed = FlagBox()
+        let flush = Task {
+            await forceFlush()
+            flushed.value.store(true, ordering: .releasing)
+        }
+        var exceeded = false
+        while !flushed.value.load(ordering: .acquiring) {
+            if ContinuousClock.now >= deadline {
+                exceeded = true
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        if exceeded { tasks.cancelAll() }
+        stop(abandon: exceeded)
+        while !exited.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
+        _ = await flush.value
+        if let destination {
+            let spilled = spillRemaining(to: destination)
+            if spilled > 0 { logger.notice("shutdown deadline passed: \(spilled) records were kept by \(destination)") }
+        }
+        let dropped = dropRemaining(reason: .shutdown)
+        if dropped > 0 {
+            logger.warning("shutdown deadline passed: \(dropped) records were not exported (counted as dropped: shutdown)")
+        }
+        return exceeded
+    }
+
+    func abandon() {
+        closing.store(true, ordering: .relaxed)
+        stop(abandon: true)
+    }
+
+    /// After the thread exited: what is left in the builders and the ring goes to the failure
+    /// destination (shutdown "spills the rest"). Returns the records kept; what it refuses is
+    /// dropped (`disk_full`, `spill_failed`) and reported.
+    private func spillRemaining(to destination: any FailureDestination) -> Int {
         var spilled = 0
-        let scopes = core.scopes.snapshot()
+        let scopes = scopeRegistry.snapshot()
+        let error = ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline")
         func spill(_ builder: BatchBuilder) {
             guard !builder.isEmpty else { return }
-            var batch = builder.build(resource: core.resource, scopes: scopes)
+            var batch = builder.build(resource: resource, scopes: scopes)
             batch.route = routeNames[builder.route]
             batch.sequence = sequences[builder.signal]
             sequences[builder.signal] += 1
-            do {
-                let segment = try store.append(batch)
-                spilled += batch.recordCount
-                ledger.kept(
-                    batch, in: .spilled, segment: segment, attempt: 0,
-                    error: ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline"), kind: .shutdown)
-            } catch {
-                ledger.droppedInside(
-                    signal: batch.signal, route: builder.route, error.isDiskFull ? .diskFull : .spillFailed, batch.recordCount)
-            }
+            if keep(batch, in: destination, error, kind: .shutdown) { spilled += batch.recordCount }
         }
         for builder in builders { spill(builder) }
-        while core.ring.drain(
+        while ring.drain(
             maxBytes: 1 << 20,
             { type, payload in
                 guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
@@ -256,14 +379,14 @@ final class BatchProcessor: @unchecked Sendable {
     }
 
     /// After the thread exited: what is left in the builders and the ring, counted as dropped.
-    func dropRemaining(reason: DropReason) -> Int {
+    private func dropRemaining(reason: DropReason) -> Int {
         var dropped = 0
         for builder in builders where !builder.isEmpty {
             ledger.droppedInside(signal: builder.signal, route: builder.route, reason, builder.count)
             dropped += builder.count
             builder.reset()
         }
-        while core.ring.drain(
+        while ring.drain(
             maxBytes: 1 << 20,
             { type, _ in
                 guard let slot = RouteSlot.index(of: type) else { return }
@@ -284,4 +407,8 @@ final class InFlightCounter: Sendable {
 struct FlushWaiters {
     var list: [(target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     var closed = false
+}
+
+final class FlagBox: Sendable {
+    let value = Atomic<Bool>(false)
 }

@@ -3,38 +3,53 @@ import Synchronization
 /// Exports each record on its own, as it is emitted, and returns the outcome to the caller.
 ///
 /// `end()` and `emit()` block the calling thread until the export finished (the export itself
-/// runs on a detached task). For tests and very low volumes; every record costs a request.
-/// Do not use it from Swift concurrency's cooperative threads at high rates: each blocked
-/// caller holds a thread of the pool.
-final class SimpleProcessor: @unchecked Sendable {
-    /// Unowned: the core owns this processor.
-    private unowned let core: PipelineCore
+/// runs on a task of the export executor). For tests and very low volumes; every record costs a
+/// request. Do not use it from Swift concurrency's cooperative threads at high rates: each
+/// blocked caller holds a thread of the pool. It has no queue: ``queueUsage`` is `(0, 0)`.
+final class SimpleProcessor: RecordProcessor {
+    private let ledger: Ledger
+    private let tasks: ExportTasks
+    private let routes: RouteTable
+    private let scopes: ScopeRegistry
+    private let resource: [UInt8]
     private let sequences = SignalTable { _ in InFlightCounter() }
+    /// The batch processor's limit for the same configuration (an eighth of the ring's capacity,
+    /// less a record header), so that switching processors changes no record's fate.
+    let maximumRecordLength: Int
 
-    init(core: PipelineCore) {
-        self.core = core
+    init(
+        configuration: PipelineConfiguration, routes: RouteTable, scopes: ScopeRegistry, resource: [UInt8], ledger: Ledger,
+        tasks: ExportTasks
+    ) {
+        self.ledger = ledger
+        self.tasks = tasks
+        self.routes = routes
+        self.scopes = scopes
+        self.resource = resource
+        self.maximumRecordLength = Ring.maximumRecordLength(capacity: configuration.ringCapacity)
     }
 
-    func export(_ buffer: ScratchBuffer, type: Int32) -> EmitResult {
+    var queueUsage: (bytesInUse: Int, capacity: Int) { (0, 0) }
+
+    func submit(_ record: UnsafeRawBufferPointer, type: Int32) -> EmitResult {
         let signal: TelemetrySignal = type.recordSignal == 1 ? .traces : .logs
-        guard buffer.count <= core.ring.maximumRecordLength else {
-            return core.drop(
-                type: type, .recordTooLarge,
-                detail: "a record of \(buffer.count) bytes exceeds the maximum of \(core.ring.maximumRecordLength)")
+        guard record.count <= maximumRecordLength else {
+            ledger.droppedAtIntake(
+                type: type, .recordTooLarge, detail: "a record of \(record.count) bytes exceeds the maximum of \(maximumRecordLength)")
+            return .dropped(.recordTooLarge)
         }
-        core.ledger.accepted(signal, 1)
-        let builder = BatchBuilder(signal: signal, expectedBytes: buffer.count + 64)
-        builder.append(scope: type.recordScope, UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
-        var batch = builder.build(resource: core.resource, scopes: core.scopes.snapshot())
+        ledger.accepted(signal, 1)
+        let builder = BatchBuilder(signal: signal, expectedBytes: record.count + 64)
+        builder.append(scope: type.recordScope, record)
+        var batch = builder.build(resource: resource, scopes: scopes.snapshot())
         batch.sequence = UInt64(sequences[signal].value.add(1, ordering: .relaxed).oldValue)
-        batch.route = core.routes.name(type.recordRoute)
+        batch.route = routes.name(type.recordRoute)
 
         let outcome = OutcomeBox()
         let parker = ThreadParker()
-        let core = self.core
-        let finished = batch
-        core.startExport {
-            let result = await core.export(finished)
+        let (tasks, finished) = (self.tasks, batch)
+        tasks.start {
+            let result = await tasks.export(finished)
             switch result {
             case .success(let response) where response.rejectedRecords > 0: outcome.value.withLock { $0 = .dropped(.rejected) }
             case .success: outcome.value.withLock { $0 = .exported }
@@ -47,6 +62,20 @@ final class SimpleProcessor: @unchecked Sendable {
             parker.park(nanoseconds: 10_000_000)
         }
     }
+
+    func update(traces: BatchConfiguration, logs: BatchConfiguration) {}
+
+    /// Every record's export ended before its `submit` returned: nothing to wait for.
+    func forceFlush() async {}
+
+    /// Exports under way finish; past `deadline`, they are cancelled (their records dropped, `shutdown`).
+    func shutdown(deadline: ContinuousClock.Instant) async -> Bool {
+        guard ContinuousClock.now >= deadline else { return false }
+        tasks.cancelAll()
+        return true
+    }
+
+    func abandon() { tasks.cancelAll() }
 }
 
 private final class OutcomeBox: Sendable {

@@ -28,6 +28,10 @@ final class Ring: @unchecked Sendable {
 
     deinit { crb_destroy(ring) }
 
+    /// The largest record a ring of `capacity` bytes takes (`crb_max_length`: an eighth of the
+    /// capacity, less a record header).
+    static func maximumRecordLength(capacity: Int) -> Int { capacity / 8 - Int(CRB_HEADER_LENGTH) }
+
     enum WriteResult {
         case written, full, tooLarge
     }

@@ -24,7 +24,7 @@ final class ScratchBuffer: @unchecked Sendable {
     }
 
     deinit {
-        header.pointee.core?.release()
+        header.pointee.intake?.release()
         header.pointee.base.deallocate()
         header.deinitialize(count: 1)
         header.deallocate()
@@ -38,12 +38,12 @@ final class ScratchBuffer: @unchecked Sendable {
     }
     @inline(__always) var generation: UInt32 { header.pointee.generation }
 
-    /// Starts a span: empty, owned by `core` (retained until ``finishSpan()``), with its limits.
+    /// Starts a span: empty, owned by `intake` (retained until ``finishSpan()``), with its limits.
     @inline(__always)
-    func beginSpan(core: PipelineCore, recordType: Int32) {
-        let limits = core.limits
+    func beginSpan(intake: Intake, recordType: Int32) {
+        let limits = intake.limits
         header.pointee.count = 0
-        header.pointee.core = Unmanaged.passRetained(core)
+        header.pointee.intake = Unmanaged.passRetained(intake)
         header.pointee.recordType = recordType
         header.pointee.attributeCount = 0
         header.pointee.droppedAttributes = 0
@@ -61,8 +61,8 @@ final class ScratchBuffer: @unchecked Sendable {
     /// Ends ownership by the span's pipeline; returns it (+0, valid while the caller holds it).
     @inline(__always)
     func finishSpan() {
-        header.pointee.core?.release()
-        header.pointee.core = nil
+        header.pointee.intake?.release()
+        header.pointee.intake = nil
         if header.pointee.statusCode == 2 { statusMessage = "" }
     }
 
@@ -179,7 +179,7 @@ struct ScratchHeader {
     /// A ``Span`` handle remembers the generation it was given; any use of a copy after `end()`
     /// sees another generation and does nothing.
     var generation: UInt32 = 0
-    var core: Unmanaged<PipelineCore>?
+    var intake: Unmanaged<Intake>?
     var recordType: Int32 = 0
     var attributeCount = 0
     var droppedAttributes: UInt32 = 0
