@@ -28,6 +28,8 @@ public final class TelemetryPipeline: Sendable {
     private let replayer: Replayer?
     private let processor: any RecordProcessor
     private let intake: Intake
+    /// The instrumentation scopes of the tracers and loggers handed out, numbered in order.
+    private let scopes: ScopeRegistry
     private let monitor: PipelineMonitor
     let logger: Logger
     private let exporter: any TelemetryExporter
@@ -149,7 +151,8 @@ public final class TelemetryPipeline: Sendable {
                 configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks)
         }
         self.processor = processor
-        self.intake = Intake(configuration: configuration, routes: routes, scopes: scopes, ledger: ledger, processor: processor)
+        self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, processor: processor)
+        self.scopes = scopes
 
         let metrics =
             configuration.selfMetrics
@@ -161,7 +164,7 @@ public final class TelemetryPipeline: Sendable {
 
     /// A tracer for the instrumentation scope `scope` (the library or module that emits).
     public func tracer(scope: String, version: String? = nil) -> Tracer {
-        let index = intake.scopes.index(name: scope, version: version)
+        let index = scopes.index(name: scope, version: version)
         return Tracer(
             intake: intake, recordType: recordType(signal: .traces, route: intake.routes.route(scope: scope), scope: index),
             routesBySpanName: intake.routes.routesBySpanName)
@@ -169,7 +172,7 @@ public final class TelemetryPipeline: Sendable {
 
     /// A logger for the instrumentation scope `scope`.
     public func logger(scope: String, version: String? = nil) -> TelemetryLogger {
-        let index = intake.scopes.index(name: scope, version: version)
+        let index = scopes.index(name: scope, version: version)
         return TelemetryLogger(
             intake: intake, recordType: recordType(signal: .logs, route: intake.routes.route(scope: scope), scope: index),
             routesByEventName: intake.routes.routesByEventName)

@@ -220,7 +220,7 @@ final class Ledger: Sendable {
         reporter.report(
             signal: batch.signal, route: nil, attempt: 1, error: error, kind: .misconfigured, outcome: .rejected(segment: segment),
             records: batch.recordCount, batch: batch)
-        misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error))
+        misconfigured(ExportFailureKind.describe(error))
     }
 
     /// Records on disk are gone: deleted by retention, or in damage (`records` `nil`: a number

@@ -161,15 +161,6 @@ public enum OverflowPolicy: Sendable, Hashable {
     case block(upTo: Duration)
 }
 
-/// How records go from the ring to the exporter.
-public enum ProcessorKind: Sendable, Hashable {
-    /// Batched by a drain thread (the default).
-    case batch
-    /// Each record exported on its own, synchronously; `end()`/`emit()` return the outcome.
-    /// For tests and very low volumes.
-    case simple
-}
-
 /// Batching for one signal.
 public struct BatchConfiguration: Sendable, Hashable {
     /// The longest a record waits for its batch to fill.

@@ -242,7 +242,7 @@ public struct Span: @unchecked Sendable {
             buffer.putVarint(UInt64(h.pointee.statusCode))
             buffer.closeLength(start)
         }
-        let result = intake._withUnsafeGuaranteedRef { $0.submit(buffer, type: h.pointee.recordType) }
+        let result = intake._withUnsafeGuaranteedRef { $0.submit(buffer.bytes, type: h.pointee.recordType) }
         buffer.finishSpan()
         EmitThreadState.current.giveBack(buffer)
         return result

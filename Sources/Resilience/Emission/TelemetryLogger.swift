@@ -168,7 +168,7 @@ public struct TelemetryLogger: Sendable {
         if routesByEventName, let eventName {
             type = type.withRoute(intake.routes.route(eventName: eventName, scopeRoute: type.recordRoute))
         }
-        let result = intake.submit(buffer, type: type)
+        let result = intake.submit(buffer.bytes, type: type)
         EmitThreadState.current.giveBack(buffer)
         return result
     }

@@ -174,9 +174,6 @@ public final class OTLPHTTPExporter: TelemetryExporter {
     }
 }
 
-/// The version of this release, as `spillway --version`, the User-Agent and `telemetry.sdk.version` say.
-package let spillwayVersion = "0.2.0"
-
 /// One request and the promise of its answer, written to a connection's pipeline.
 struct HTTPExchange {
     struct Response: Sendable {

@@ -1,7 +1,7 @@
 import Synchronization
 
-/// What emitting code needs: the live switches, the limits, the routes and scopes, and the
-/// processor that takes every record. Shared by every ``Tracer``, ``TelemetryLogger`` and
+/// What emitting code needs: the live switches, the limits, the routes, and the processor that
+/// takes every record. Shared by every ``Tracer``, ``TelemetryLogger`` and
 /// ``Span`` of one pipeline.
 ///
 /// Immutable after `init`: built last in ``TelemetryPipeline/init(configuration:exporter:logger:clock:)``
@@ -23,14 +23,12 @@ final class Intake: Sendable {
     private let accepting = Atomic<Bool>(true)
     let limits: AttributeLimits
     let routes: RouteTable
-    let scopes: ScopeRegistry
     private let ledger: Ledger
     private let processor: any RecordProcessor
 
-    init(configuration: PipelineConfiguration, routes: RouteTable, scopes: ScopeRegistry, ledger: Ledger, processor: any RecordProcessor) {
+    init(configuration: PipelineConfiguration, routes: RouteTable, ledger: Ledger, processor: any RecordProcessor) {
         self.limits = configuration.limits
         self.routes = routes
-        self.scopes = scopes
         self.ledger = ledger
         self.processor = processor
         applyLiveSwitches(configuration)
@@ -47,9 +45,9 @@ final class Intake: Sendable {
 
     /// Hands one encoded record to the processor. Called on the producer's thread.
     @inline(__always)
-    func submit(_ buffer: ScratchBuffer, type: Int32) -> EmitResult {
+    func submit(_ record: UnsafeRawBufferPointer, type: Int32) -> EmitResult {
         guard accepting.load(ordering: .relaxed) else { return refuse(type: type) }
-        return processor.submit(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count), type: type)
+        return processor.submit(record, type: type)
     }
 
     /// Refuses every later record (shutdown began, or the pipeline was released).

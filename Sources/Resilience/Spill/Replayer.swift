@@ -180,7 +180,7 @@ final class Replayer: Sendable {
                 do throws(SegmentWriter.Failure) {
                     let moved = try store.keep(
                         batch, in: .rejected, status: (error as? OTLPExportError)?.statusCode, kind: .misconfigured,
-                        message: CircuitBreakingExporter<ContinuousClock>.describe(error))
+                        message: ExportFailureKind.describe(error))
                     ledger.movedToRejected(batch, segment: moved, error: error)
                 } catch {
                     return false  // the rejected area cannot take it: it stays where it is

@@ -16,23 +16,6 @@
 /// ```
 /// In each: `<sequence>.open` (being written), `.spill` (sealed), `.progress` (replay progress),
 /// `.damaged` (replayed, kept for its damaged frames), `.rejections` (the collector's answers).
-package enum SpillArea: String, CaseIterable, Sendable, CustomStringConvertible {
-    case spilled
-    case rejected
-    case refused
-
-    /// The path below the spill directory for `signal`.
-    package func relativePath(_ signal: TelemetrySignal) -> String {
-        self == .spilled ? signal.description : "\(rawValue)/\(signal)"
-    }
-
-    /// Whether the pipeline counts its records as in its custody (``PipelineStats/Signal/onDisk``):
-    /// the refused area holds copies of records already counted as dropped.
-    package var holdsRecords: Bool { self != .refused }
-
-    package var description: String { rawValue }
-}
-
 package enum SpillLayout {
     package static let lockFileName = "spillway.lock"
 

@@ -80,14 +80,14 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
             } catch {
                 var kind = ExportFailureKind.classify(error)
                 if Task.isCancelled { kind = .shutdown }
-                if kind == .misconfigured { ledger.misconfigured(CircuitBreakingExporter<ContinuousClock>.describe(error)) }
+                if kind == .misconfigured { ledger.misconfigured(ExportFailureKind.describe(error)) }
                 let status = (error as? OTLPExportError)?.statusCode
                 if let destination {
                     // The destination takes what cannot be delivered now, and what shutdown cuts off.
                     let custody: ExportResponse.Custody?
                     do throws(ResilienceError) {
                         custody = try destination.keep(
-                            batch, kind: kind, status: status, message: CircuitBreakingExporter<ContinuousClock>.describe(error))
+                            batch, kind: kind, status: status, message: ExportFailureKind.describe(error))
                     } catch let failure {
                         ledger.dropped(
                             batch, failure.code == .diskFull ? .diskFull : .spillFailed, attempt: context.attempt, error: failure,

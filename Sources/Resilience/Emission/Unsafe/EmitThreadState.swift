@@ -125,11 +125,3 @@ extension UInt64 {
     @inline(__always)
     func rotatedLeft(_ n: UInt64) -> UInt64 { (self << n) | (self >> (64 - n)) }
 }
-
-/// Wall-clock time in Unix nanoseconds, straight from clock_gettime (no Foundation `Date`).
-@inline(__always)
-func nowUnixNano() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-}

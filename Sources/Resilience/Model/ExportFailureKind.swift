@@ -155,3 +155,14 @@ enum HTTPDate {
         return Int(timegm(&t))
     }
 }
+
+extension ExportFailureKind {
+    /// How an export error is told in a misconfiguration, a rejection line and the breaker's
+    /// snapshot: `HTTP 401: <the collector's message>` for a collector's answer.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? OTLPExportError {
+            return error.statusCode.map { "HTTP \($0): \(error.message)" } ?? "\(error.code): \(error.message)"
+        }
+        return "\(error)"
+    }
+}

@@ -59,13 +59,6 @@ final class ThreadParker: @unchecked Sendable {
     }
 }
 
-@inline(__always)
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-}
-
 /// Starts a detached OS thread running `body` (the drain thread is not a Swift concurrency task:
 /// it parks and blocks, which the cooperative pool must never do).
 func startThread(name: String, _ body: @escaping @Sendable () -> Void) {

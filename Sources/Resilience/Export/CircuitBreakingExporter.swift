@@ -77,7 +77,7 @@ package final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unche
                 } else if kind == .shutdown {
                     m.probeAbandoned(at: now)
                 } else if kind == .misconfigured && opensOnMisconfiguration {
-                    m.exportMisconfigured(at: now, reason: Self.describe(error))
+                    m.exportMisconfigured(at: now, reason: ExportFailureKind.describe(error))
                 } else {
                     m.exportSucceeded()  // the collector answered
                 }
@@ -95,13 +95,6 @@ package final class CircuitBreakingExporter<C: Clock>: TelemetryExporter, @unche
     }
 
     public func shutdown() async { await next.shutdown() }
-
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? OTLPExportError {
-            return error.statusCode.map { "HTTP \($0): \(error.message)" } ?? "\(error.code): \(error.message)"
-        }
-        return "\(error)"
-    }
 }
 
 extension CircuitBreakingExporter where C == ContinuousClock {

@@ -37,6 +37,8 @@ final class ScratchBuffer: @unchecked Sendable {
         set { header.pointee.count = newValue }
     }
     @inline(__always) var generation: UInt32 { header.pointee.generation }
+    /// The encoded record, for ``Intake/submit(_:type:)``.
+    @inline(__always) var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: header.pointee.base, count: header.pointee.count) }
 
     /// Starts a span: empty, owned by `intake` (retained until ``finishSpan()``), with its limits.
     @inline(__always)
@@ -197,48 +199,4 @@ struct ScratchHeader {
         self.base = base
         self.capacity = capacity
     }
-}
-
-enum WireType: UInt8 {
-    case varint = 0
-    case fixed64 = 1
-    case lengthDelimited = 2
-    case fixed32 = 5
-}
-
-@inline(__always)
-func varintSize(_ value: UInt64) -> Int {
-    (64 - (value | 1).leadingZeroBitCount + 6) / 7
-}
-
-@inline(__always)
-func lengthFieldSize(field: Int, _ length: Int) -> Int {
-    varintSize(UInt64(field << 3)) + varintSize(UInt64(length)) + length
-}
-
-/// Calls `body` with the UTF-8 bytes of `string`, cut to at most `limit` bytes on a scalar
-/// boundary. Native Swift strings are always valid UTF-8 (ill-formed input is repaired to U+FFFD
-/// when the `String` is made), so the bytes handed on are valid UTF-8.
-@inline(__always)
-func withUTF8<R>(_ string: String, limit: Int, _ body: (UnsafeRawPointer, Int) -> R) -> R {
-    if let result = string.utf8.withContiguousStorageIfAvailable({ buffer -> R in
-        let base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-        return body(base, utf8Prefix(buffer, limit: limit))
-    }) {
-        return result
-    }
-    var copy = string
-    copy.makeContiguousUTF8()
-    return copy.utf8.withContiguousStorageIfAvailable { buffer in
-        body(UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!), utf8Prefix(buffer, limit: limit))
-    }!
-}
-
-/// The length of the longest prefix of `buffer` of at most `limit` bytes that ends on a scalar boundary.
-@inline(__always)
-func utf8Prefix(_ buffer: UnsafeBufferPointer<UInt8>, limit: Int) -> Int {
-    guard buffer.count > limit else { return buffer.count }
-    var cut = limit
-    while cut > 0 && buffer[cut] & 0xC0 == 0x80 { cut -= 1 }
-    return cut
 }

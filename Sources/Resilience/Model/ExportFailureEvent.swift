@@ -69,20 +69,6 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
     /// ``PipelineStats/handlerBatchesOmitted``).
     public var isBatchOmitted = false
 
-    /// The failed spans, decoded now (call it only when you need them).
-    /// - Throws: ``ProtoDecodingError`` if the batch is not a trace request.
-    public func spans() throws -> [DecodedSpan] {
-        guard let batch, batch.signal == .traces else { return [] }
-        return try OTLPDecoding.spans(from: batch.body)
-    }
-
-    /// The failed log records, decoded now — e.g. to write the audit records that failed to a local file.
-    /// - Throws: ``ProtoDecodingError`` if the batch is not a logs request.
-    public func logRecords() throws -> [DecodedLogRecord] {
-        guard let batch, batch.signal == .logs else { return [] }
-        return try OTLPDecoding.logRecords(from: batch.body)
-    }
-
     public var description: String {
         let count = isRecordCountKnown ? "\(recordCount)" : "an unknown number of"
         let copy = keptCopy.map { "; a copy is kept in \($0)" } ?? ""
