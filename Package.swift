@@ -5,6 +5,9 @@ let strictSwift: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
+// The libraries also import their dependencies internally unless an import says `public`: a
+// dependency's type in the public API is then a choice made in one place, not an accident.
+let libraryStrictSwift: [SwiftSetting] = strictSwift + [.enableUpcomingFeature("InternalImportsByDefault")]
 
 let package = Package(
     name: "spillway",
@@ -53,7 +56,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSwift
+            swiftSettings: libraryStrictSwift
         ),
         // The Swift server ecosystem: swift-distributed-tracing back end, swift-log handler,
         // swift-configuration layers with live reload, and the one-call bootstrap.
@@ -70,7 +73,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Yams", package: "Yams"),
             ],
-            swiftSettings: strictSwift
+            swiftSettings: libraryStrictSwift
         ),
         .target(
             name: "ResilienceTesting",
@@ -80,7 +83,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: strictSwift
+            swiftSettings: libraryStrictSwift
         ),
         .executableTarget(
             name: "spillway",

@@ -1,5 +1,5 @@
 import Logging
-import ServiceLifecycle
+public import ServiceLifecycle
 
 extension TelemetryPipeline: Service {
     /// Runs the pipeline as a swift-service-lifecycle `Service` until graceful shutdown.

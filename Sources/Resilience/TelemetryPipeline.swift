@@ -1,5 +1,5 @@
 import CoreMetrics
-import Logging
+public import Logging
 import Synchronization
 
 /// The entry point: owns the ring, the processor and the exporter of one telemetry pipeline.

@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Resilience
+public import Resilience
 import Synchronization
 
 /// An OTLP/HTTP receiver for tests and demos: accepts `http/protobuf` on `/v1/traces` and

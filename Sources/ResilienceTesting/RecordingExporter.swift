@@ -1,4 +1,4 @@
-import Resilience
+public import Resilience
 import Synchronization
 
 /// An exporter that keeps every batch it is given and accepts it.

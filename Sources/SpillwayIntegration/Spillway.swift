@@ -1,7 +1,7 @@
-import CoreMetrics
+public import CoreMetrics
 import Instrumentation
-import Logging
-import Resilience
+public import Logging
+public import Resilience
 import Tracing
 
 /// Bootstrap in one place, where swift-otel's `OTel.bootstrap(configuration:)` sits.

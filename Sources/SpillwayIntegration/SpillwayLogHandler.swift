@@ -1,6 +1,6 @@
-import Logging
-import Resilience
-import ServiceContextModule
+public import Logging
+public import Resilience
+public import ServiceContextModule
 
 /// A swift-log `LogHandler` that writes log records into a ``TelemetryPipeline``.
 ///

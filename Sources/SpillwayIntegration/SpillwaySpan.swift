@@ -1,7 +1,8 @@
-import Resilience
-import ServiceContextModule
+public import Instrumentation
+public import Resilience
+public import ServiceContextModule
 import Synchronization
-import Tracing
+public import Tracing
 
 #if canImport(Glibc)
     import Glibc

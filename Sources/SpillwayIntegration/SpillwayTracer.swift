@@ -1,7 +1,7 @@
-import Instrumentation
-import Resilience
-import ServiceContextModule
-import Tracing
+public import Instrumentation
+public import Resilience
+public import ServiceContextModule
+public import Tracing
 
 /// The swift-distributed-tracing back end: a `Tracer` whose spans go into a ``TelemetryPipeline``.
 ///

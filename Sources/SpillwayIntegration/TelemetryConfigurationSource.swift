@@ -1,8 +1,8 @@
 import Configuration
 import Foundation
-import Logging
-import Resilience
-import ServiceLifecycle
+public import Logging
+public import Resilience
+public import ServiceLifecycle
 import Synchronization
 import SystemPackage
 import Yams

@@ -1,5 +1,6 @@
-import Resilience
-import ServiceContextModule
+public import Instrumentation
+public import Resilience
+public import ServiceContextModule
 
 /// The ``Resilience/SpanContext`` of the active span, kept in a `ServiceContext`.
 enum SpillwaySpanContextKey: ServiceContextKey {

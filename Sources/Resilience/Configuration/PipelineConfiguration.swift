@@ -1,4 +1,4 @@
-import CoreMetrics
+public import CoreMetrics
 
 /// Everything a ``TelemetryPipeline`` needs, with the OpenTelemetry SDK defaults.
 ///

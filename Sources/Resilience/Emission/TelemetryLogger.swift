@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 // OTLP logs.proto LogRecord fields, encoded by hand.
 enum LogField {

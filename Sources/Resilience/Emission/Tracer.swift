@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 /// Starts spans for one instrumentation scope.
 ///

@@ -1,4 +1,4 @@
-import CoreMetrics
+public import CoreMetrics
 import Synchronization
 
 /// Records the OpenTelemetry SDK self-observability metrics of the exporter it wraps.

@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 /// What emitting code needs: the live switches, the limits, the routes, and the processor that
 /// takes every record. Shared by every ``Tracer``, ``TelemetryLogger`` and
