@@ -6,7 +6,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$repo/.build/consumer"
-version="$(sed -n 's/^package let spillwayVersion = "\(.*\)"/\1/p' "$repo/Sources/Resilience/Export/OTLPHTTPExporter.swift")"
+version="$(sed -n 's/^package let spillwayVersion = "\(.*\)"/\1/p' "$repo/Sources/Resilience/Model/Version.swift")"
+[ -n "$version" ] || { echo "consumer: no spillwayVersion in Sources/Resilience/Model/Version.swift" >&2; exit 1; }
 rm -rf "$work"
 mkdir -p "$work/app/Sources/App"
 git clone -q "$repo" "$work/spillway"
