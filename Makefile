@@ -2,6 +2,7 @@
 #   make demo    build the tool (release) and run the demo against the embedded receiver
 #   make test    unit, integration and conformance tests, then the ring's ThreadSanitizer run
 #   make bench   ordo-one/benchmark suites, side by side with swift-otel 1.6.0
+#   make bench-instructions  instructions and allocations per emitted record, under callgrind
 #   make soak    the random-fault run with 10 M spans (make test runs it with 1 M), and a 30 s
 #                collector outage ridden out on disk (make test: 5 s)
 #   make fuzz    libFuzzer on the spill segment reader and recovery (FUZZ_SECONDS, default 60)
@@ -21,7 +22,7 @@ WITH_VENV  := PATH="$(VENV)/bin:$$PATH"
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: all deps demo test lint test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
+.PHONY: all deps demo test lint bench-instructions test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
 
 all: test
 
@@ -99,6 +100,13 @@ tsan-selftest: deps
 	else \
 		echo "tsan-selftest: FAILED — the step failed for another reason; see .build-tsan/selftest.log"; tail -20 .build-tsan/selftest.log; exit 1; \
 	fi
+
+# Instructions and heap allocations per emitted span and log record, under callgrind: exact
+# numbers that repeat run after run (wall-clock benchmarks on 2 shared cores do not).
+bench-instructions: deps
+	@command -v valgrind >/dev/null || { echo "make bench-instructions: installing Debian package: valgrind"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq valgrind < /dev/null; }
+	Benchmarks/Instructions/measure.sh
 
 bench: deps
 	rm -f Benchmarks/e2e-report.txt

@@ -151,7 +151,7 @@ public final class TelemetryPipeline: Sendable {
                 configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks)
         }
         self.processor = processor
-        self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, processor: processor)
+        self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, ring: ring, processor: processor)
         self.scopes = scopes
 
         let metrics =

@@ -10,7 +10,9 @@
 /// the pipeline.
 protocol RecordProcessor: AnyObject, Sendable {
     /// Takes one encoded record of `type` (``RecordType``) on the producer's thread. Every record
-    /// it does not queue or export is booked as dropped by the ledger before it returns.
+    /// it does not queue or export is booked as dropped by the ledger before it returns. With a
+    /// ring, the intake writes there itself and calls this only when the ring did not take the
+    /// record (full, or too large): the processor then applies the overflow policy.
     func submit(_ record: UnsafeRawBufferPointer, type: Int32) -> EmitResult
 
     /// New batch sizes and delays (live reconfiguration). Nothing for a processor without batches.

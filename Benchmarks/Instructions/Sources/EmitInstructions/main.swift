@@ -1,0 +1,52 @@
+// Emits N spans or N log records (the shapes of the Benchmarks package's emit benchmarks) into a
+// pipeline whose exporter discards, then exits. Run twice with two N under callgrind: the
+// difference of the emitting thread's instructions, divided by the difference of N, is the cost
+// of one record (Benchmarks/Instructions/measure.sh).
+import Resilience
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Exports nothing: isolates the emit path from the network.
+struct DiscardingExporter: TelemetryExporter {
+    let name = "discard"
+    func export(_ batch: ExportBatch) async throws -> ExportResponse { .accepted }
+}
+
+@inline(never)
+func emitSpan(_ tracer: Resilience.Tracer, _ i: Int) {
+    let span = tracer.startSpan("GET /api/cart", kind: .server)
+    span.setAttribute("http.request.method", "GET")
+    span.setAttribute("http.route", "/api/cart")
+    span.setAttribute("http.response.status_code", 200)
+    span.setAttribute("user.id", i)
+    span.setAttribute("cache.hit", true)
+    span.end()
+}
+
+@inline(never)
+func emitLog(_ logger: TelemetryLogger, _ i: Int) {
+    logger.emit(severity: .info, body: "user signed in") {
+        $0.set("user.id", i)
+        $0.set("session.new", true)
+        $0.set("auth.method", "password")
+    }
+}
+
+// A ring large enough that nothing is dropped when the drain thread, serialised by valgrind, falls behind.
+let n = Int(CommandLine.arguments[1])!
+let kind = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "span"
+var configuration = PipelineConfiguration(serviceName: "bench")
+configuration.ringCapacity = 256 << 20
+let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
+let tracer = pipeline.tracer(scope: "bench")
+let logger = pipeline.logger(scope: "bench")
+for i in 0..<1000 {
+    emitSpan(tracer, i)
+    emitLog(logger, i)
+}
+if kind == "span" { for i in 0..<n { emitSpan(tracer, i) } } else { for i in 0..<n { emitLog(logger, i) } }
+let s = pipeline.stats()
+print("emitted spans \(s.spans.emitted) logs \(s.logs.emitted) dropped \(s.spans.droppedTotal + s.logs.droppedTotal)")
+exit(0)

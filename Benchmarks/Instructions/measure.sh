@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Instructions and heap allocations per emitted record on the emitting thread, under valgrind:
+# each shape runs with 20,000 and 120,000 records; the difference over 100,000 is one record.
+# usage: Benchmarks/Instructions/measure.sh   (make bench-instructions)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+command -v valgrind >/dev/null || { echo "bench-instructions: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
+swift build -c release --package-path "$here" --scratch-path "$here/../../.build-instructions" >/dev/null
+binary="$here/../../.build-instructions/release/EmitInstructions"
+# valgrind cannot read the DWARF Swift 6 writes; the symbol table is enough.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cp "$binary" "$work/emit" && strip -g "$work/emit"
+printf '| record | instructions / record | heap allocations / record |\n|---|---|---|\n'
+for shape in span log; do
+    declare -A ir allocs
+    for n in 20000 120000; do
+        valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg-$shape-$n" "$work/emit" $n $shape >/dev/null 2>&1
+        ir[$n]=$(awk '/^totals:/ {print $2}' "$work/cg-$shape-$n-01")
+        allocs[$n]=$(valgrind --tool=memcheck --leak-check=no "$work/emit" $n $shape 2>&1 | sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' | tr -d ,)
+    done
+    label=$([ $shape = span ] && echo "span, 5 attributes" || echo "log record, 3 attributes")
+    printf '| %s | %d | %s |\n' "$label" $(( (ir[120000] - ir[20000]) / 100000 )) \
+        "$(awk -v a="${allocs[20000]}" -v b="${allocs[120000]}" 'BEGIN { printf "%.2f", (b - a) / 100000 }')"
+done
