@@ -49,20 +49,28 @@ extension PipelineConfiguration {
         if let v = env.string("OTEL_EXPORTER_OTLP_ENDPOINT") { config.exporter.endpoint = v }
         if let v = env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") { config.exporter.tracesEndpoint = v }
         if let v = env.string("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") { config.exporter.logsEndpoint = v }
-        for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"] {
-            // Spillway uses one connection pool for both signals, so signal headers add to the common ones.
-            if let v = env.string(name) { for (k, value) in try env.pairs(name, v) { config.exporter.headers[k] = value } }
-        }
-        for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION"] {
-            if let v = env.string(name) {
+        // The common settings, then each signal's own (which win for that signal only).
+        let settings:
+            [(
+                prefix: String, headers: WritableKeyPath<PipelineConfiguration, [String: String]>,
+                compression: WritableKeyPath<PipelineConfiguration, OTLPExporterConfiguration.Compression?>,
+                timeout: WritableKeyPath<PipelineConfiguration, Duration?>
+            )] = [
+                ("OTEL_EXPORTER_OTLP", \.exporter.headers, \.exporter.commonCompression, \.exporter.commonTimeout),
+                ("OTEL_EXPORTER_OTLP_TRACES", \.exporter.traces.headers, \.exporter.traces.compression, \.exporter.traces.timeout),
+                ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.headers, \.exporter.logs.compression, \.exporter.logs.timeout)
+            ]
+        for (prefix, headers, compression, timeout) in settings {
+            let name = "\(prefix)_HEADERS"
+            if let v = env.string(name) { for (k, value) in try env.pairs(name, v) { config[keyPath: headers][k] = value } }
+            if let v = env.string("\(prefix)_COMPRESSION") {
                 guard let c = OTLPExporterConfiguration.Compression(rawValue: v.lowercased()) else {
-                    throw ConfigurationError(key: name, value: v, allowed: "gzip, none", source: env.source(name))
+                    throw ConfigurationError(
+                        key: "\(prefix)_COMPRESSION", value: v, allowed: "gzip, none", source: env.source("\(prefix)_COMPRESSION"))
                 }
-                config.exporter.compression = c
+                config[keyPath: compression] = c
             }
-        }
-        for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"] {
-            if let ms = try env.integer(name, minimum: 1) { config.exporter.timeout = .milliseconds(ms) }
+            if let ms = try env.integer("\(prefix)_TIMEOUT", minimum: 1) { config[keyPath: timeout] = .milliseconds(ms) }
         }
         for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] {
             if let v = env.string(name), v != "http/protobuf" {
@@ -194,6 +202,8 @@ extension PipelineConfiguration {
         case "exporter.tracesEndpoint": return "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
         case "exporter.logsEndpoint": return "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
         case "exporter.headers": return "OTEL_EXPORTER_OTLP_HEADERS"
+        case "exporter.traces.headers": return "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+        case "exporter.logs.headers": return "OTEL_EXPORTER_OTLP_LOGS_HEADERS"
         default: return key
         }
     }

@@ -14,6 +14,12 @@ extension PipelineConfiguration {
         "exporter.headers": { "\($0.exporter.headers.keys.sorted())" },  // names only: values may be secrets
         "exporter.compression": { "\($0.exporter.compression)" },
         "exporter.timeout": { "\($0.exporter.timeout)" },
+        "exporter.traces.headers": { "\($0.exporter.traces.headers.keys.sorted())" },
+        "exporter.traces.compression": { "\(String(describing: $0.exporter.traces.compression))" },
+        "exporter.traces.timeout": { "\(String(describing: $0.exporter.traces.timeout))" },
+        "exporter.logs.headers": { "\($0.exporter.logs.headers.keys.sorted())" },
+        "exporter.logs.compression": { "\(String(describing: $0.exporter.logs.compression))" },
+        "exporter.logs.timeout": { "\(String(describing: $0.exporter.logs.timeout))" },
         "traces.scheduleDelay": { "\($0.traces.scheduleDelay)" },
         "traces.maxExportBatchSize": { "\($0.traces.maxExportBatchSize)" },
         "traces.exportTimeout": { "\($0.traces.exportTimeout)" },

@@ -221,15 +221,41 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     public var compression: Compression
     /// Per-request timeout. - Default value: 10 s. - Environment variable: `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds).
     public var timeout: Duration
+    /// What spans' requests set apart from the common settings. - Environment variables:
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `…_TRACES_COMPRESSION`, `…_TRACES_TIMEOUT`.
+    public var traces: SignalSettings
+    /// What log records' requests set apart from the common settings. - Environment variables:
+    /// `OTEL_EXPORTER_OTLP_LOGS_HEADERS`, `…_LOGS_COMPRESSION`, `…_LOGS_TIMEOUT`.
+    public var logs: SignalSettings
 
     public enum Compression: String, Sendable, Hashable {
         case none
         case gzip
     }
 
+    /// The settings one signal's requests take instead of the common ones, as the specification's
+    /// signal-specific variables give them: they win over the common value for that signal only.
+    /// Headers add to the common headers (a name in both takes the signal's value); a `nil`
+    /// compression or timeout takes the common one.
+    public struct SignalSettings: Sendable, Hashable {
+        /// Headers for this signal's requests, on top of ``OTLPExporterConfiguration/headers``.
+        public var headers: [String: String]
+        /// This signal's compression; `nil`: ``OTLPExporterConfiguration/compression``.
+        public var compression: Compression?
+        /// This signal's per-request timeout; `nil`: ``OTLPExporterConfiguration/timeout``.
+        public var timeout: Duration?
+
+        public init(headers: [String: String] = [:], compression: Compression? = nil, timeout: Duration? = nil) {
+            self.headers = headers
+            self.compression = compression
+            self.timeout = timeout
+        }
+    }
+
     public init(
         endpoint: String = "http://localhost:4318", tracesEndpoint: String? = nil, logsEndpoint: String? = nil,
-        headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10)
+        headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10),
+        traces: SignalSettings = SignalSettings(), logs: SignalSettings = SignalSettings()
     ) {
         self.endpoint = endpoint
         self.tracesEndpoint = tracesEndpoint
@@ -237,24 +263,54 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         self.headers = headers
         self.compression = compression
         self.timeout = timeout
+        self.traces = traces
+        self.logs = logs
+    }
+
+    /// ``compression`` and ``timeout`` as optionals, so that the environment's common and
+    /// per-signal variables are read by one loop.
+    var commonCompression: Compression? {
+        get { compression }
+        set { if let newValue { compression = newValue } }
+    }
+    var commonTimeout: Duration? {
+        get { timeout }
+        set { if let newValue { timeout = newValue } }
+    }
+
+    /// The settings of `signal`'s requests, the signal's own winning over the common ones.
+    func resolved(_ signal: TelemetrySignal) -> (headers: [String: String], compression: Compression, timeout: Duration) {
+        let own = signal == .traces ? traces : logs
+        return (headers.merging(own.headers) { _, signal in signal }, own.compression ?? compression, own.timeout ?? timeout)
     }
 
     public var description: String {
-        let names = headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",")
+        func names(_ headers: [String: String]) -> String { headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",") }
+        func signal(_ name: String, _ settings: SignalSettings) -> String {
+            guard settings != SignalSettings() else { return "" }
+            return ", \(name): (headers: [\(names(settings.headers))], compression: \(settings.compression.map { "\($0)" } ?? "-"), "
+                + "timeout: \(settings.timeout.map { "\($0)" } ?? "-"))"
+        }
         return
             "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
             + "\(logsEndpoint ?? "-"), "
-            + "headers: [\(names)], compression: \(compression), timeout: \(timeout))"
+            + "headers: [\(names(headers))], compression: \(compression), timeout: \(timeout)"
+            + "\(signal("traces", traces))\(signal("logs", logs)))"
     }
 
     public var debugDescription: String { description }
 
     public var customMirror: Mirror {
-        Mirror(
+        func redacted(_ settings: SignalSettings) -> String {
+            "headers: \(settings.headers.keys.sorted().map { "\($0)=<redacted>" }), compression: "
+                + "\(settings.compression.map { "\($0)" } ?? "-"), timeout: \(settings.timeout.map { "\($0)" } ?? "-")"
+        }
+        return Mirror(
             self,
             children: [
                 "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
-                "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout
+                "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
+                "traces": redacted(traces), "logs": redacted(logs)
             ], displayStyle: .struct)
     }
 
@@ -288,11 +344,16 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
                 throw ConfigurationError(key: key, value: url, allowed: error.allowed)
             }
         }
-        if timeout <= .zero {
-            throw ConfigurationError(key: "exporter.timeout", value: "\(timeout)", allowed: "a duration > 0")
-        }
-        for name in headers.keys where name.isEmpty || name.utf8.contains(where: { $0 <= 32 || $0 == UInt8(ascii: ":") || $0 >= 127 }) {
-            throw ConfigurationError(key: "exporter.headers", value: name, allowed: "header names of visible ASCII without ':'")
+        for (prefix, timeout, headers) in [
+            ("exporter", timeout, headers), ("exporter.traces", traces.timeout, traces.headers),
+            ("exporter.logs", logs.timeout, logs.headers)
+        ] {
+            if let timeout, timeout <= .zero {
+                throw ConfigurationError(key: "\(prefix).timeout", value: "\(timeout)", allowed: "a duration > 0")
+            }
+            for name in headers.keys where name.isEmpty || name.utf8.contains(where: { $0 <= 32 || $0 == UInt8(ascii: ":") || $0 >= 127 }) {
+                throw ConfigurationError(key: "\(prefix).headers", value: name, allowed: "header names of visible ASCII without ':'")
+            }
         }
     }
 }

@@ -18,6 +18,9 @@ public final class OTLPHTTPExporter: TelemetryExporter {
     let configuration: OTLPExporterConfiguration
     private let tracesEndpoint: HTTPEndpoint
     private let logsEndpoint: HTTPEndpoint
+    /// Each signal's headers, compression and timeout (``OTLPExporterConfiguration/resolved(_:)``).
+    private let tracesSettings: (headers: [String: String], compression: OTLPExporterConfiguration.Compression, timeout: Duration)
+    private let logsSettings: (headers: [String: String], compression: OTLPExporterConfiguration.Compression, timeout: Duration)
     private let group: any EventLoopGroup
     private let idle = Mutex<[HTTPEndpoint: [any Channel]]>([:])
     private let isShutDown = Atomic<Bool>(false)
@@ -37,33 +40,36 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         } catch {
             throw ConfigurationError(key: "exporter.endpoint", value: configuration.endpoint, allowed: error.allowed)
         }
+        self.tracesSettings = configuration.resolved(.traces)
+        self.logsSettings = configuration.resolved(.logs)
         self.group = group
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
         let endpoint = batch.signal == .traces ? tracesEndpoint : logsEndpoint
+        let settings = batch.signal == .traces ? tracesSettings : logsSettings
         let body: ByteBuffer
         var headers = HTTPHeaders()
-        headers.reserveCapacity(6 + configuration.headers.count)
+        headers.reserveCapacity(6 + settings.headers.count)
         headers.add(name: "Host", value: endpoint.hostHeader)
         headers.add(name: "User-Agent", value: "spillway/\(spillwayVersion)")
         headers.add(name: "Content-Type", value: "application/x-protobuf")
-        if configuration.compression == .gzip {
+        if settings.compression == .gzip {
             body = gzipCompress(batch.body)
             headers.add(name: "Content-Encoding", value: "gzip")
         } else {
             body = ByteBuffer(bytes: batch.body)
         }
         headers.add(name: "Content-Length", value: String(body.readableBytes))
-        for (name, value) in configuration.headers { headers.add(name: name, value: value) }
+        for (name, value) in settings.headers { headers.add(name: name, value: value) }
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path, headers: headers)
 
-        let timeout = TimeAmount.nanoseconds(configuration.timeout.nanoseconds)
+        let timeout = TimeAmount.nanoseconds(settings.timeout.nanoseconds)
         var response: HTTPExchange.Response?
         // A kept-alive connection may have been closed by the collector while idle; that is not
         // the collector failing, so the request goes once more on a new connection.
         for attempt in 0..<2 {
-            let (channel, reused) = try await connection(to: endpoint)
+            let (channel, reused) = try await connection(to: endpoint, timeout: settings.timeout)
             let promise = channel.eventLoop.makePromise(of: HTTPExchange.Response.self)
             channel.writeAndFlush(HTTPExchange(head: head, body: body, timeout: timeout, promise: promise), promise: nil)
             do {
@@ -92,12 +98,12 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         for channel in channels { try? await channel.close() }
     }
 
-    private func connection(to endpoint: HTTPEndpoint) async throws -> (channel: any Channel, reused: Bool) {
+    private func connection(to endpoint: HTTPEndpoint, timeout: Duration) async throws -> (channel: any Channel, reused: Bool) {
         while let channel = idle.withLock({ $0[endpoint]?.popLast() }) {
             if channel.isActive { return (channel, true) }
         }
         let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(configuration.timeout.nanoseconds))
+            .connectTimeout(.nanoseconds(timeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
