@@ -51,7 +51,7 @@ import Testing
         configuration.exporter.endpoint = receiver.endpoint
         configuration.exporter.headers = ["x-common": "c", "x-tenant": "common"]
         configuration.exporter.traces = .init(headers: ["x-tenant": "traces"], compression: .gzip)
-        configuration.exporter.logs = .init(headers: ["x-log": "l"], compression: Optional.none, timeout: .seconds(20))
+        configuration.exporter.logs = .init(headers: ["x-log": "l"], compression: nil, timeout: .seconds(20))
         configuration.traces.scheduleDelay = .milliseconds(20)
         configuration.logs.scheduleDelay = .milliseconds(20)
         let pipeline = try TelemetryPipeline(configuration: configuration)
