@@ -67,6 +67,26 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         try await receiver.stop()
     }
 
+    /// The pipeline's release closes its intake: a span still open then ends as a counted drop,
+    /// not as a write into a ring that nothing drains any more.
+    @Test func aSpanThatEndsAfterItsPipelineWasReleasedIsDroppedNotQueued() async throws {
+        let receiver = try await OTLPReceiver.start()
+        var pipeline: TelemetryPipeline? = try makePipeline(receiver: receiver)
+        let tracer = try #require(pipeline).tracer(scope: "late")
+        let span = tracer.startSpan("outlives its pipeline")
+        pipeline = nil
+        guard case .dropped(let reason) = span.end() else {
+            Issue.record("a span ended after its pipeline was released must be dropped")
+            return
+        }
+        #expect(reason == .shutdown)
+        guard case .dropped(.shutdown) = tracer.startSpan("started after the release").end() else {
+            Issue.record("a span started after the release must be dropped (shutdown)")
+            return
+        }
+        try await receiver.stop()
+    }
+
     @Test func aRecordLargerThanTheRingMaximumIsDroppedCountedAndTheRestFlows() async throws {
         let receiver = try await OTLPReceiver.start()
         let pipeline = try makePipeline(receiver: receiver, ringCapacity: 1024)  // records up to 120 bytes
