@@ -9,8 +9,9 @@ from collections import defaultdict
 
 root = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith('--') else 'Sources/Resilience'
 why = sys.argv[sys.argv.index('--why') + 1:sys.argv.index('--why') + 3] if '--why' in sys.argv else None
-DECL = re.compile(r'^\s*(?:@[\w()":, ]+\s+)*(?:(?:public|package|internal|private|fileprivate|final|static|'
-                  r'nonisolated|indirect|open)\s+)*(?:class|struct|enum|protocol|actor|typealias|func|let|var)\s+([A-Za-z_]\w*)', re.M)
+# A top-level declaration (no indentation): the names that make up a folder's vocabulary.
+DECL = re.compile(r'^(?:@[\w()":, ]+\s+)*(?:(?:public|package|internal|final|indirect|open)\s+)*'
+                  r'(?:class|struct|enum|protocol|actor|typealias|func|let|var)\s+([A-Za-z_]\w*)', re.M)
 WORD = re.compile(r'\b[A-Za-z_]\w*\b')
 
 def folder(path):
@@ -23,14 +24,16 @@ def strip(text):
     text = re.sub(r'/\*.*?\*/', '', text, flags=re.S)
     return re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
 
+if not os.path.isdir(root):
+    sys.exit(f'folder_graph: {root}: not a directory (give a Swift target, e.g. Sources/Resilience)')
 files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith('.swift')]
+if not files:
+    sys.exit(f'folder_graph: {root}: no Swift files: nothing to graph')
 owner, texts = {}, {}
 for f in files:
     text = strip(open(f).read())
     texts[f] = text
-    # Only top-level declarations (no indentation) name a folder's vocabulary.
-    for m in re.finditer(r'^(?:@[\w()":, ]+\s+)*(?:(?:public|package|internal|final|indirect|open)\s+)*'
-                         r'(?:class|struct|enum|protocol|actor|typealias|func|let|var)\s+([A-Za-z_]\w*)', text, re.M):
+    for m in DECL.finditer(text):
         owner.setdefault(m.group(1), folder(f))
 edges = defaultdict(set)
 for f, text in texts.items():
