@@ -353,14 +353,10 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// dropped (`disk_full`, `spill_failed`) and reported.
     private func spillRemaining(to destination: any FailureDestination) -> Int {
         var spilled = 0
-        let scopes = scopeRegistry.snapshot()
         let error = ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline")
         func spill(_ builder: BatchBuilder) {
             guard !builder.isEmpty else { return }
-            var batch = builder.build(resource: resource, scopes: scopes)
-            batch.route = routeNames[builder.route]
-            batch.sequence = sequences[builder.signal]
-            sequences[builder.signal] += 1
+            let batch = build(builder)
             if keep(batch, in: destination, error, kind: .shutdown) { spilled += batch.recordCount }
         }
         for builder in builders { spill(builder) }
