@@ -13,7 +13,9 @@ set -u
 commit=${1:?usage: tools/fresh_runs.sh COMMIT PLAN [LOGDIR]}
 plan=${2:?usage: tools/fresh_runs.sh COMMIT PLAN [LOGDIR]}
 logs=${3:-/tmp/fresh-runs-$commit}
-repository=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel) || exit 2
+# The repository to clone: this script's own, or REPOSITORY (for a copy of the script run from
+# elsewhere, so that editing the checkout does not change a script bash is still reading).
+repository=${REPOSITORY:-$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)} || exit 2
 git -C "$repository" rev-parse --verify -q "$commit^{commit}" > /dev/null || { echo "fresh_runs: no commit $commit in $repository"; exit 2; }
 mkdir -p "$logs"
 failed=0
