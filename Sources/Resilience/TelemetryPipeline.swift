@@ -25,6 +25,7 @@ public final class TelemetryPipeline: Sendable {
     private let dispatcher: ExportEventDispatcher
     private let store: SpillStore?
     private let tasks: ExportTasks
+    private let windows: ExportWindows
     private let replayer: Replayer?
     private let processor: any RecordProcessor
     private let intake: Intake
@@ -104,6 +105,9 @@ public final class TelemetryPipeline: Sendable {
         self.store = store
 
         // The chain: error handling → measured → retry → breaker → custom stages → transport → exporter.
+        // The transport stage feeds each signal's export window, which the processor reads.
+        let windows = ExportWindows(traces: ExportWindow(configuration.traces), logs: ExportWindow(configuration.logs))
+        self.windows = windows
         let chosen: any TelemetryExporter
         if let exporter {
             chosen = exporter
@@ -117,7 +121,7 @@ public final class TelemetryPipeline: Sendable {
         // With a spill store, a misconfiguration (401, 403, 404, …) opens the breaker at once:
         // batches then wait on disk instead of being refused one by one.
         let built = ExporterChain.build(
-            wrapping: TransportRecorder(next: chosen, counters: ledger.exports), retry: configuration.retry,
+            wrapping: TransportRecorder(next: chosen, counters: ledger.exports, windows: windows), retry: configuration.retry,
             circuitBreaker: configuration.circuitBreaker, opensOnMisconfiguration: store != nil, stages: configuration.exportStages,
             measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
         resetBreaker = built.resetBreaker
@@ -145,7 +149,7 @@ public final class TelemetryPipeline: Sendable {
         if let ring {
             processor = BatchProcessor(
                 ring: ring, configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks,
-                destination: store, logger: logger)
+                windows: windows, destination: store, logger: logger)
         } else {
             processor = SimpleProcessor(
                 configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks)
@@ -158,7 +162,8 @@ public final class TelemetryPipeline: Sendable {
             configuration.selfMetrics
             ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
         monitor = PipelineMonitor(
-            ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: breaker, metrics: metrics)
+            ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: breaker, metrics: metrics,
+            windows: windows)
         monitor.start()
     }
 

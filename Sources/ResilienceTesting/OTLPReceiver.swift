@@ -78,6 +78,7 @@ public final class OTLPReceiver: Sendable {
         var random: UInt64 = 0
         var randomSeed: UInt64?
         var failedFirst = 0
+        var (delayedNow, mostDelayedAtOnce) = (0, 0)
     }
 
     let state = Mutex(State())
@@ -153,6 +154,9 @@ public final class OTLPReceiver: Sendable {
     public var bodies: [Request] { state.withLock { $0.bodies } }
     /// Span ids seen more than once (with `countIDs`).
     public var duplicateSpanIDs: Int { state.withLock { $0.spanIDs.values.filter { $0 > 1 }.count } }
+    /// The most requests held at once by ``Behavior/delay(_:)``: how many requests the client
+    /// had under way, seen from the collector's side.
+    public var mostDelayedAtOnce: Int { state.withLock { $0.mostDelayedAtOnce } }
     /// Distinct span ids seen (with `countIDs`).
     public var uniqueSpanIDs: Int { state.withLock { $0.spanIDs.count } }
 
@@ -389,10 +393,14 @@ final class ReceiverHandler: ChannelInboundHandler {
         case .delayed(let duration):
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let saved = body
+            receiver.state.withLock { state in
+                (state.delayedNow, state.mostDelayedAtOnce) = (state.delayedNow + 1, max(state.mostDelayedAtOnce, state.delayedNow + 1))
+            }
             context.eventLoop.scheduleTask(
                 in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
             ) {
                 let (handler, context) = bound.value
+                receiver.state.withLock { $0.delayedNow -= 1 }
                 let answer = receiver.accept(path: head.uri, headers: head.headers, body: saved, rejected: 0, message: "")
                 handler.respond(answer, context: context, head: head, receiver: receiver)
             }

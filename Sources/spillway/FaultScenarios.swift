@@ -68,7 +68,7 @@ import ResilienceTesting
                         "2 s per request", rate: self.short ? 2_000 : 5_000, seconds: self.short ? 6 : 20, spill: true, receiver: receiver,
                         timeline: [],
                         extra: ["--drain-timeout", "60"]
-                    ) { "\(grouped($0.count("spilled"))) spilled while every export slot waited" }
+                    ) { "export window opened to \($0.count("export_window_peak")) requests; \(grouped($0.count("spilled"))) spilled" }
                 },
                 FaultScenario(name: "401, then a live reconfigure") {
                     let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)

@@ -15,12 +15,14 @@ struct Receive: AsyncParsableCommand {
     @Option(help: "Seconds after start when the failure begins.") var from: Double = 0
     @Option(help: "Seconds after start when the failure ends (default: never).") var until: Double = .infinity
     @Option(help: "Print a report every this many seconds.") var every: Double = 5
+    @Option(help: "Answer every accepted request this many milliseconds late: a distant collector.") var delay: Int = 0
 
     func validate() throws {
         if let fail, fail != "reset", Int(fail).map({ (100...599).contains($0) }) != true {
             throw ValidationError("--fail: an HTTP status from 100 to 599, or reset; got \(fail)")
         }
         guard from >= 0, until > from, every > 0 else { throw ValidationError("--from, --until, --every: 0 <= from < until, every > 0") }
+        guard (0...600_000).contains(delay) else { throw ValidationError("--delay: milliseconds from 0 to 600000, got \(delay)") }
     }
 
     func run() async throws {
@@ -29,6 +31,7 @@ struct Receive: AsyncParsableCommand {
         fflush(nil)
         let start = ContinuousClock.now
         let failure: OTLPReceiver.Behavior? = fail.map { $0 == "reset" ? .resetConnection : .fail(status: Int($0)!) }
+        let success: OTLPReceiver.Behavior = delay > 0 ? .delay(.milliseconds(delay)) : .accept
         var lastReport = start
         signal(SIGINT, SIG_IGN)
         let interrupts = DispatchSource.makeSignalSource(signal: SIGINT)
@@ -37,7 +40,7 @@ struct Receive: AsyncParsableCommand {
         interrupts.resume()
         while !stopped.isSet {
             let elapsed = seconds(start.duration(to: .now))
-            receiver.behavior = failure != nil && elapsed >= from && elapsed < until ? failure! : .accept
+            receiver.behavior = failure != nil && elapsed >= from && elapsed < until ? failure! : success
             if start.duration(to: .now) - start.duration(to: lastReport) >= .milliseconds(Int64(every * 1000)) {
                 lastReport = .now
                 print(

@@ -176,7 +176,8 @@ func jsonSummary(_ stats: PipelineStats, _ result: LoadGenerator.Result) -> Stri
         return
             "{\"emitted\":\(s.emitted),\"exported\":\(s.exported),\"dropped\":{\(dropped)},\"spilled\":\(s.spilled),"
             + "\"rejected\":\(s.rejected),"
-            + "\"replayed\":\(s.replayed),\"recovered\":\(s.recovered),\"on_disk\":\(s.onDisk),\"pending\":\(s.pending)}"
+            + "\"replayed\":\(s.replayed),\"recovered\":\(s.recovered),\"on_disk\":\(s.onDisk),\"pending\":\(s.pending),"
+            + "\"export_window_peak\":\(s.exportWindowPeak)}"
     }
     return "{\"spans\":\(signal(stats.spans)),\"logs\":\(signal(stats.logs)),\"attempts\":\(stats.exportAttempts),"
         + "\"emit_max_ns\":\(result.emitNanosecondsMax),\"emit_ns\":\(Int(result.emitNanosecondsPerRecord)),"

@@ -26,6 +26,11 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
         public var onDisk: Int = 0
         /// The part of ``onDisk`` in the rejected area.
         public var rejectedOnDisk: Int = 0
+        /// Export requests the batch processor lets be under way now: the adaptive window
+        /// (``BatchConfiguration/adaptiveConcurrency``), or the fixed maximum.
+        public var exportWindow: Int = 0
+        /// The widest ``exportWindow`` so far.
+        public var exportWindowPeak: Int = 0
         /// Records emitted (or recovered) but neither exported, dropped nor on disk yet: in the
         /// ring, in a batch, in an export under way or waiting in memory.
         public var pending: Int { emitted + recovered - exported - dropped.values.reduce(0, +) - onDisk }
@@ -84,6 +89,7 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
             var disk = s.spilled + s.recovered + s.rejected > 0 ? " spilled=\(s.spilled) replayed=\(s.replayed) on_disk=\(s.onDisk)" : ""
             if s.rejected + s.rejectedOnDisk > 0 { disk += " rejected=\(s.rejected) rejected_on_disk=\(s.rejectedOnDisk)" }
             if s.recovered > 0 { disk += " recovered=\(s.recovered)" }
+            disk += " window=\(s.exportWindow) (peak \(s.exportWindowPeak))"
             return
                 "\(name): emitted=\(s.emitted) exported=\(s.exported) "
                 + "dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))")\(disk) pending=\(s.pending)"

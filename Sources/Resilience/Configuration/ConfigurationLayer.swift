@@ -93,6 +93,14 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "logs.maxExportBatchSize", "512", live: true, "log records per request"),
         .init("OTEL_BLRP_EXPORT_TIMEOUT", "logs.exportTimeout", "30000", live: true, "milliseconds (validated)"),
         .init("OTEL_BLRP_MAX_QUEUE_SIZE", "—", "2048", live: false, "validated"),
+        .init(
+            "SPILLWAY_BSP_MAX_CONCURRENT_EXPORTS", "traces.maxConcurrentExports", "128", live: true,
+            "span requests under way at most (the adaptive window's ceiling)"),
+        .init("SPILLWAY_BSP_ADAPTIVE_CONCURRENCY", "traces.adaptiveConcurrency", "true", live: true, "`false`: always the maximum"),
+        .init(
+            "SPILLWAY_BLRP_MAX_CONCURRENT_EXPORTS", "logs.maxConcurrentExports", "128", live: true,
+            "log requests under way at most (the adaptive window's ceiling)"),
+        .init("SPILLWAY_BLRP_ADAPTIVE_CONCURRENCY", "logs.adaptiveConcurrency", "true", live: true, "`false`: always the maximum"),
         .init("OTEL_TRACES_SAMPLER", "sampler", "parentbased_always_on", live: true, "the sampler (``TraceSampler``)"),
         .init("OTEL_TRACES_SAMPLER_ARG", "sampler", "1.0", live: true, "the ratio of `*traceidratio`, 0 … 1"),
         .init("OTEL_ATTRIBUTE_COUNT_LIMIT", "limits.countLimit", "128", live: false, "attributes per record"),

@@ -89,6 +89,10 @@ extension PipelineConfiguration {
             if let n = try env.integer("\(prefix)_MAX_EXPORT_BATCH_SIZE", minimum: 1) { config[keyPath: keyPath].maxExportBatchSize = n }
             _ = try env.integer("\(prefix)_MAX_QUEUE_SIZE", minimum: 1)
         }
+        for (prefix, keyPath) in [("SPILLWAY_BSP", \PipelineConfiguration.traces), ("SPILLWAY_BLRP", \PipelineConfiguration.logs)] {
+            if let n = try env.integer("\(prefix)_MAX_CONCURRENT_EXPORTS", minimum: 1) { config[keyPath: keyPath].maxConcurrentExports = n }
+            if let adaptive = try env.boolean("\(prefix)_ADAPTIVE_CONCURRENCY") { config[keyPath: keyPath].adaptiveConcurrency = adaptive }
+        }
 
         for name in ["OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"] {
             if let n = try env.integer(name, minimum: 0) { config.limits.countLimit = n }
@@ -120,15 +124,7 @@ extension PipelineConfiguration {
                     source: env.source("SPILLWAY_OVERFLOW"))
             }
         }
-        if let v = env.string("OTEL_SDK_DISABLED") {
-            switch v.lowercased() {
-            case "true": config.isEnabled = false
-            case "false": config.isEnabled = true
-            default:
-                throw ConfigurationError(
-                    key: "OTEL_SDK_DISABLED", value: v, allowed: "true, false", source: env.source("OTEL_SDK_DISABLED"))
-            }
-        }
+        if let disabled = try env.boolean("OTEL_SDK_DISABLED") { config.isEnabled = !disabled }
         var ratio = 1.0
         if let v = env.string("OTEL_TRACES_SAMPLER_ARG") {
             guard let r = Double(v), r >= 0, r <= 1 else {
@@ -274,6 +270,16 @@ private struct EnvironmentReader {
 
     /// Where `name`'s value came from, for errors.
     func source(_ name: String) -> String { entries[name]?.source ?? "environment" }
+
+    /// `true` or `false`, in any case.
+    func boolean(_ name: String) throws(ConfigurationError) -> Bool? {
+        guard let v = string(name) else { return nil }
+        switch v.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw ConfigurationError(key: name, value: v, allowed: "true, false", source: source(name))
+        }
+    }
 
     func integer(_ name: String, minimum: Int) throws(ConfigurationError) -> Int? {
         guard let v = string(name) else { return nil }

@@ -173,17 +173,32 @@ public struct BatchConfiguration: Sendable, Hashable {
     /// How long one export may take before it is abandoned.
     /// - Default value: 30 s. - Environment variable: `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` (milliseconds).
     public var exportTimeout: Duration
-    /// Exports under way at once for this signal; the drain thread waits when all are busy.
-    /// - Default value: 2.
+    /// The most export requests of this signal under way at once: the ceiling of the adaptive
+    /// window, or the fixed number without ``adaptiveConcurrency``. The drain thread waits when
+    /// the window is full (and, with a spill store, spills once the ring is half full). Requests
+    /// under way also hold at most 8 MiB of bodies per signal, whatever the window.
+    /// - Default value: 128.
+    /// - Environment variable: `SPILLWAY_BSP_MAX_CONCURRENT_EXPORTS`, `SPILLWAY_BLRP_MAX_CONCURRENT_EXPORTS`.
     public var maxConcurrentExports: Int
+    /// Whether the number of requests under way adapts to the collector, as TCP's congestion
+    /// window does: from 2 it opens while it is what limits the pipeline and the collector's
+    /// latency stays flat, and closes on timeouts, transport failures, 429 and 5xx, and on rising
+    /// latency. A collector 200 ms away then gets enough requests at once to take 200 k spans/s;
+    /// a fixed 2 would cap it at 5 k. `false`: always ``maxConcurrentExports``.
+    /// - Default value: `true`.
+    /// - Environment variable: `SPILLWAY_BSP_ADAPTIVE_CONCURRENCY`, `SPILLWAY_BLRP_ADAPTIVE_CONCURRENCY` (`true`, `false`).
+    public var adaptiveConcurrency: Bool
 
+    /// A batch configuration; every parameter but the delay defaults to the value documented on its property.
     public init(
-        scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 2
+        scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 128,
+        adaptiveConcurrency: Bool = true
     ) {
         self.scheduleDelay = scheduleDelay
         self.maxExportBatchSize = maxExportBatchSize
         self.exportTimeout = exportTimeout
         self.maxConcurrentExports = maxConcurrentExports
+        self.adaptiveConcurrency = adaptiveConcurrency
     }
 
     public static let tracesDefault = BatchConfiguration(scheduleDelay: .seconds(5))

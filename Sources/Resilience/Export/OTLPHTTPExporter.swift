@@ -112,6 +112,9 @@ public final class OTLPHTTPExporter: TelemetryExporter {
                 }
             }
         do {
+            // The set-up is not the collector's answer time: the export window leaves it out.
+            let start = monotonicNanos()
+            defer { TransportTiming.current?.setupNanoseconds.add(Int64(clamping: monotonicNanos() &- start), ordering: .relaxed) }
             return (try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get(), false)
         } catch {
             throw OTLPExportError(code: .connectionFailed, message: "\(endpoint.host):\(endpoint.port): \(error)")

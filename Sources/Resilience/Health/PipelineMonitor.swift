@@ -16,13 +16,15 @@ final class PipelineMonitor: Sendable {
     private let store: SpillStore?
     private let breaker: (@Sendable () -> CircuitBreakerSnapshot)?
     private let metrics: PipelineMetrics?
+    private let windows: ExportWindows
     private let stopped = Atomic<Bool>(false)
     private let parker = ThreadParker()
 
     init(
         ledger: Ledger, dispatcher: ExportEventDispatcher, processor: any RecordProcessor, store: SpillStore?,
-        breaker: (@Sendable () -> CircuitBreakerSnapshot)?, metrics: PipelineMetrics?
+        breaker: (@Sendable () -> CircuitBreakerSnapshot)?, metrics: PipelineMetrics?, windows: ExportWindows
     ) {
+        self.windows = windows
         self.ledger = ledger
         self.dispatcher = dispatcher
         self.processor = processor
@@ -91,9 +93,12 @@ final class PipelineMonitor: Sendable {
         let (tracesOnDisk, tracesRejected) = disk(.traces)
         let (logsOnDisk, logsRejected) = disk(.logs)
         let queue = processor.queueUsage
+        var spans = traces.snapshot(onDisk: tracesOnDisk, rejectedOnDisk: tracesRejected)
+        var logRecords = logs.snapshot(onDisk: logsOnDisk, rejectedOnDisk: logsRejected)
+        (spans.exportWindow, spans.exportWindowPeak) = (windows.traces.limit, windows.traces.peak)
+        (logRecords.exportWindow, logRecords.exportWindowPeak) = (windows.logs.limit, windows.logs.peak)
         return PipelineStats(
-            spans: traces.snapshot(onDisk: tracesOnDisk, rejectedOnDisk: tracesRejected),
-            logs: logs.snapshot(onDisk: logsOnDisk, rejectedOnDisk: logsRejected),
+            spans: spans, logs: logRecords,
             ringBytesInUse: queue.bytesInUse, ringCapacity: queue.capacity,
             exportAttempts: exports.attempts.load(ordering: .relaxed),
             exportSuccesses: exports.successes.load(ordering: .relaxed),

@@ -10,8 +10,9 @@ import Synchronization
 /// Drains the ring on one OS thread, batches records per signal, and exports the batches.
 ///
 /// A batch is exported when it holds `maxExportBatchSize` records or its oldest record has
-/// waited `scheduleDelay`. At most `maxConcurrentExports` exports per signal run at once; when
-/// all are busy the drain thread waits, the ring fills, and the overflow policy decides.
+/// waited `scheduleDelay`. At most as many exports per signal run at once as its
+/// ``ExportWindow`` allows (adaptive, up to `maxConcurrentExports`); when all are busy the drain
+/// thread waits, the ring fills, and the valve or the overflow policy decides.
 /// The drain thread never busy-polls an empty ring: it parks, with a back-off from 50 µs to 5 ms
 /// (a spinning consumer costs producers 10×: measured when the ring was designed; `make bench`), and is woken for flushes.
 final class BatchProcessor: RecordProcessor, @unchecked Sendable {
@@ -37,6 +38,8 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// Per signal, across routes: monotonic within the pipeline.
     private var sequences = SignalTable<UInt64>(traces: 0, logs: 0)
     private let inFlight = SignalTable { _ in InFlightCounter() }
+    /// How many requests of each signal may be under way (shared with the transport stage, which feeds it).
+    private let windows: ExportWindows
     private let parker = ThreadParker()
     private let stopRequested = Atomic<Bool>(false)
     /// Set when shutdown begins: a producer blocked on a full ring gives up at once.
@@ -54,9 +57,10 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// Takes over `ring` and starts the drain thread.
     init(
         ring: Ring, configuration: PipelineConfiguration, routes: RouteTable, scopes: ScopeRegistry, resource: [UInt8], ledger: Ledger,
-        tasks: ExportTasks, destination: (any FailureDestination)?, logger: Logger
+        tasks: ExportTasks, windows: ExportWindows, destination: (any FailureDestination)?, logger: Logger
     ) {
         self.ring = ring
+        self.windows = windows
         self.ledger = ledger
         self.tasks = tasks
         self.destination = destination
@@ -130,6 +134,8 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// A batch being filled keeps its deadline; the new size applies from the next record.
     func update(traces: BatchConfiguration, logs: BatchConfiguration) {
         pendingConfigurations.withLock { $0 = SignalTable(traces: traces, logs: logs) }
+        windows.traces.update(traces)
+        windows.logs.update(logs)
         configurationVersion.add(1, ordering: .releasing)  // pairs with the acquiring load in run()
         parker.unpark()
     }
@@ -232,27 +238,44 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
 
     private func dispatch(_ builder: BatchBuilder) {
         let signal = builder.signal
-        let limit = configurations[signal].maxConcurrentExports
-        while inFlight[signal].value.load(ordering: .acquiring) >= limit {
+        let (counter, window) = (inFlight[signal], windows[signal])
+        // A slot is free when the window has room and the bodies under way leave room for this
+        // one (one request may always go, however large).
+        func hasRoom() -> Bool {
+            let requests = counter.value.load(ordering: .acquiring)  // pairs with the releasing subtract below
+            return requests < window.limit
+                && (requests == 0 || counter.bytes.load(ordering: .relaxed) + builder.stagedBytes <= Self.maximumBytesInFlight)
+        }
+        var waited = false
+        while !hasRoom() {
+            waited = true
             if abandonRequested.load(ordering: .relaxed) { return }
             // With a spill store, a ring that fills while every export slot is busy (retries
             // waiting out a backoff or a Retry-After, a slow collector) overflows to disk instead
             // of dropping: the batch is spilled now and replayed later.
             if let destination, ring.bytesInUse * 2 >= ring.capacity {
+                window.dispatched(waited: true)
                 spillUnderPressure(build(builder), to: destination)
                 return
             }
             parker.park(nanoseconds: 1_000_000)
         }
+        window.dispatched(waited: waited)
         let batch = build(builder)
-        inFlight[signal].value.add(1, ordering: .relaxed)
-        let (tasks, parker, counter) = (self.tasks, self.parker, self.inFlight[signal])
+        let bytes = batch.body.count
+        counter.bytes.add(bytes, ordering: .relaxed)
+        counter.value.add(1, ordering: .relaxed)
+        let (tasks, parker) = (self.tasks, self.parker)
         tasks.start {
             _ = await tasks.export(batch)
-            counter.value.subtract(1, ordering: .releasing)
+            counter.bytes.subtract(bytes, ordering: .relaxed)
+            counter.value.subtract(1, ordering: .releasing)  // pairs with the acquiring load in hasRoom()
             parker.unpark()
         }
     }
+
+    /// Request bodies under way per signal, at most (one request may always go).
+    static let maximumBytesInFlight = 8 << 20
 
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
     private func build(_ builder: BatchBuilder) -> ExportBatch {
@@ -393,18 +416,4 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         {}
         return dropped
     }
-}
-
-final class InFlightCounter: Sendable {
-    let value = Atomic<Int>(0)
-}
-
-/// The callers of ``BatchProcessor/forceFlush()`` and whether the drain thread is gone.
-struct FlushWaiters {
-    var list: [(target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
-    var closed = false
-}
-
-final class FlagBox: Sendable {
-    let value = Atomic<Bool>(false)
 }

@@ -183,6 +183,10 @@ extension ReplayTests {
         // 5,078 spans there). 120,000 spans are 2-3 times the ring: without the valve they drop.
         slow.ringCapacity = 4 << 20
         slow.overflowPolicy = .dropNewest  // what an application would run with
+        // Two slots, fixed: an adaptive window would open to the 2 s collector (ExportWindowTests)
+        // and this test is about what happens when it cannot open further.
+        slow.traces.adaptiveConcurrency = false
+        slow.traces.maxConcurrentExports = 2
         slow.exportErrorHandler = events
         let pipeline = try TelemetryPipeline(configuration: slow)
         // 20 k spans a second, steadily (an unthrottled burst larger than the ring outruns any
