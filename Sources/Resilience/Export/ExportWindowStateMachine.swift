@@ -20,6 +20,10 @@
 ///   its capacity and leaves the window as it is.
 /// - At most one decrease per base latency (a round trip): the other answers of the same round
 ///   carry the same news.
+/// - **Recovery**: the decreases of one bad spell (until the next success) leave the slow-start
+///   threshold at half the window the spell began with, so after an outage that took the window
+///   down to 1 it doubles back to that half, as TCP does after a timeout, instead of growing by
+///   one request per round trip from 1.
 ///
 /// A pure state machine: the caller passes the time (monotonic, since any origin). Not thread-safe.
 package struct ExportWindowStateMachine: Sendable {
@@ -34,6 +38,8 @@ package struct ExportWindowStateMachine: Sendable {
     private var previousEpochMinimum: Duration?
     private var epochSamples = 0
     private var lastDecrease: Duration?
+    /// The window when the current bad spell began (its first decrease); `nil` after a success.
+    private var spellStart: Int?
     /// The largest ``limit`` so far.
     package private(set) var peak: Int
 
@@ -63,6 +69,7 @@ package struct ExportWindowStateMachine: Sendable {
     /// A request answered with success after `latency` (connection set-up excluded).
     /// - Parameter limited: Whether the last batch had to wait for a free slot.
     package mutating func succeeded(latency: Duration, limited: Bool, now: Duration) {
+        spellStart = nil
         let base = baseLatency ?? latency
         record(latency)
         if latency > base * 2 + Self.latencySlack {
@@ -96,8 +103,10 @@ package struct ExportWindowStateMachine: Sendable {
     private mutating func decrease(to factor: Double, now: Duration, base: Duration) {
         if let lastDecrease, now - lastDecrease < max(base, Self.latencySlack) { return }
         lastDecrease = now
+        let start = spellStart ?? window
+        spellStart = start
         window = max(1, Int(Double(window) * factor))
-        slowStartThreshold = window
+        slowStartThreshold = max(window, start / 2)
         growthCredit = 0
     }
 

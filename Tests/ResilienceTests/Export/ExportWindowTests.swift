@@ -32,7 +32,7 @@ import Testing
         #expect(machine.limit == 2)
     }
 
-    @Test func aCongestionFailureHalvesTheWindowOncePerRoundTripAndGrowthIsThenLinear() {
+    @Test func aCongestionFailureHalvesTheWindowOncePerRoundTripThenItRecoversToHalfAndGrowsLinearly() {
         var machine = ExportWindowStateMachine(initial: 2, maximum: 128)
         var now = Duration.zero
         for _ in 0..<5 { Self.round(&machine, now: &now) }  // 64
@@ -43,12 +43,33 @@ import Testing
         // A round trip later another failure halves it again.
         machine.failed(congestion: true, now: now + .milliseconds(300))
         #expect(machine.limit == 16)
-        // Past the threshold, one more request per round trip, not double.
+        // Back to half of where the spell began (64 / 2) by doubling, then one more per round trip.
         now += .seconds(1)
         Self.round(&machine, now: &now)
-        #expect(machine.limit == 17)
+        #expect(machine.limit == 32)
         Self.round(&machine, now: &now)
-        #expect(machine.limit == 18)
+        #expect(machine.limit == 33)
+        Self.round(&machine, now: &now)
+        #expect(machine.limit == 34)
+    }
+
+    @Test func afterAnOutageTheWindowDoublesBackToHalfWhatItWas() {
+        var machine = ExportWindowStateMachine(initial: 2, maximum: 128)
+        var now = Duration.zero
+        for _ in 0..<5 { Self.round(&machine, now: &now) }  // 64
+        // The collector is down: a failure each round trip takes the window to 1.
+        for _ in 0..<8 {
+            now += Self.rtt
+            machine.failed(congestion: true, now: now)
+        }
+        #expect(machine.limit == 1)
+        // It answers again: slow start up to 32 (half of 64), then one more per round trip.
+        var limits: [Int] = []
+        for _ in 0..<7 {
+            Self.round(&machine, now: &now)
+            limits.append(machine.limit)
+        }
+        #expect(limits == [2, 4, 8, 16, 32, 33, 34])
     }
 
     @Test func aRefusalThatSaysNothingOfCapacityLeavesTheWindowAlone() {
