@@ -182,7 +182,7 @@ public struct BatchConfiguration: Sendable, Hashable {
     public var maxConcurrentExports: Int
     /// Whether the number of requests under way adapts to the collector, as TCP's congestion
     /// window does: from 2 it opens while it is what limits the pipeline and the collector's
-    /// latency stays flat, and closes on timeouts, transport failures, 429 and 5xx, and on rising
+    /// latency stays flat, and closes on timeouts, transport failures, 429, 502, 503 and 504, and on rising
     /// latency. A collector 200 ms away then gets enough requests at once to take 200 k spans/s;
     /// a fixed 2 would cap it at 5 k. `false`: always ``maxConcurrentExports``.
     /// - Default value: `true`.

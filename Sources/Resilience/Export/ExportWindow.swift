@@ -42,11 +42,10 @@ final class ExportWindow: Sendable {
         update { $0.succeeded(latency: latency, limited: limited, now: .nanoseconds(monotonicNanos())) }
     }
 
-    /// A failed request, classified.
+    /// A failed request, classified: the failures the OTLP rules retry (``ExportFailureKind/isRetryable``:
+    /// transport, 429, 502–504) are the collector's strain; the others say nothing of its capacity.
     func failed(_ kind: ExportFailureKind) {
-        guard adaptive.load(ordering: .relaxed) else { return }
-        let congestion = kind == .transport || kind == .retryable || kind == .throttled
-        guard congestion else { return }
+        guard adaptive.load(ordering: .relaxed), kind.isRetryable else { return }
         update { $0.failed(congestion: true, now: .nanoseconds(monotonicNanos())) }
     }
 

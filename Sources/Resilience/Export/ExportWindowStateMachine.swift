@@ -15,7 +15,8 @@
 /// - **Rising latency**: a success slower than twice the base latency (the least seen over the
 ///   last two epochs of 64 samples) plus 10 ms means requests queue at the collector: the window
 ///   shrinks by a quarter.
-/// - **Failure**: a timeout, a transport failure, 429 or 5xx halves the window. A request the
+/// - **Failure**: a timeout, a transport failure, 429, 502, 503 or 504 (what the
+///   retry stage retries) halves the window. A request the
 ///   collector refused for its content (400) or the configuration (401, 404, …) says nothing of
 ///   its capacity and leaves the window as it is.
 /// - At most one decrease per base latency (a round trip): the other answers of the same round
@@ -88,7 +89,7 @@ package struct ExportWindowStateMachine: Sendable {
         peak = max(peak, window)
     }
 
-    /// A request that failed. `congestion`: a timeout, transport failure, 429 or 5xx.
+    /// A request that failed. `congestion`: a failure the retry stage retries (timeout, transport, 429, 502–504).
     package mutating func failed(congestion: Bool, now: Duration) {
         guard congestion else { return }
         decrease(to: 0.5, now: now, base: baseLatency ?? .zero)
