@@ -17,12 +17,15 @@ logs=${3:-/tmp/fresh-runs-$commit}
 # elsewhere, so that editing the checkout does not change a script bash is still reading).
 repository=${REPOSITORY:-$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)} || exit 2
 git -C "$repository" rev-parse --verify -q "$commit^{commit}" > /dev/null || { echo "fresh_runs: no commit $commit in $repository"; exit 2; }
+# Every word of the plan is checked before the first run starts (a typo once started a whole run).
+for kind in $plan; do
+    case $kind in plain | hogs) ;; *) echo "fresh_runs: '$kind' is not a run kind (plain, hogs)"; exit 2 ;; esac
+done
 mkdir -p "$logs"
 failed=0
 n=0
 for kind in $plan; do
     n=$((n + 1))
-    case $kind in plain | hogs) ;; *) echo "fresh_runs: '$kind' is not a run kind (plain, hogs)"; exit 2 ;; esac
     work=$(mktemp -d)
     hogs=()
     if [ "$kind" = hogs ]; then
