@@ -13,7 +13,7 @@
 
 SWIFT      ?= swift
 DEBS       := liburing-dev libzstd-dev zlib1g-dev
-PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard
+PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard cryptography:cryptography
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Python test packages live in a virtual environment, never in the system Python (Debian's is
 # externally managed); the tests find python3 there first.
@@ -22,7 +22,7 @@ WITH_VENV  := PATH="$(VENV)/bin:$$PATH"
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: all deps demo test lint bench-instructions test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
+.PHONY: test-traits all deps demo test lint bench-instructions test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
 
 all: test
 
@@ -49,7 +49,7 @@ demo: deps
 	.build/release/spillway demo --spans 1000000 --logs 100000 --threads 2 --faults 0.1
 
 # The ThreadSanitizer steps come first and the main suite last, so the run ends with its summary.
-test: deps test-consumer test-tsan tsan-selftest test-pwrite test-unit test-faults
+test: deps test-consumer test-tsan tsan-selftest test-traits test-pwrite test-unit test-faults
 
 # A hung test fails the run after TEST_TIMEOUT seconds instead of holding CI until its own limit
 # (every wait in a test has a deadline; this is the backstop for one that does not).
@@ -70,6 +70,16 @@ test-unit: deps
 # planning: SwiftPM refuses dependencies with unsafe build flags there.
 test-consumer: deps
 	Tests/consumer/check_consumer.sh
+
+# The package with its default trait (TLS) left out, as a plaintext-only user builds it: it
+# compiles, and the tool refuses an https:// endpoint with a message naming the trait. (Every
+# other step builds with the default traits; the dependencies built here are shared with them.)
+test-traits: deps
+	$(SWIFT) build --disable-default-traits --product spillway
+	@out=$$(.build/debug/spillway load --endpoint https://127.0.0.1:9 --spans 1 --quiet 2>&1); rc=$$?; \
+	if [ $$rc -ne 0 ] && echo "$$out" | grep -q "needs the package trait TLS"; then \
+		echo "test-traits: ok — without the TLS trait, https:// is refused: $$(echo "$$out" | head -1)"; \
+	else echo "test-traits: FAILED (exit $$rc): $$out"; exit 1; fi
 
 # The fault suite's short version, with the release build: some bugs live only in -O code (a
 # replay livelock did).

@@ -196,7 +196,9 @@ public final class TelemetryPipeline: Sendable {
     /// A new exporter configuration builds a new OTLP exporter: export attempts already under way
     /// finish on the old one, and every attempt that starts afterwards — new batches, retries of
     /// earlier ones, replays from the spill store — goes to the new endpoint. The old exporter's
-    /// connections close when its last attempt ends. New batch sizes apply from the next record
+    /// connections close when its last attempt ends. When the exporter names TLS files, they are
+    /// read again even if no setting changed: rotate a certificate or key on disk, then call
+    /// `reconfigure` (new connections use the new files). New batch sizes apply from the next record
     /// drained; a batch being filled keeps its deadline.
     ///
     /// Everything else needs a restart, and a configuration that changes it is refused as a whole
@@ -215,7 +217,8 @@ public final class TelemetryPipeline: Sendable {
         defer { reconfiguring.leave() }
         let old = running.withLock { $0 }
         if let refused = old.restartOnlyChange(to: new) { throw refused }
-        if let switchable, new.exporter != old.exporter {
+        // Named TLS files are read again even when the settings are the same: a rotated certificate.
+        if let switchable, new.exporter != old.exporter || new.exporter.namesTLSFiles {
             let replacement = try OTLPHTTPExporter(configuration: new.exporter)
             await switchable.replace(with: replacement)
         }

@@ -16,32 +16,6 @@ import Synchronization
 /// configuration.exporter.endpoint = receiver.endpoint
 /// ```
 public final class OTLPReceiver: Sendable {
-    /// How the receiver answers requests.
-    public enum Behavior: Sendable, Hashable {
-        /// Decode, count, answer 200 with an empty OTLP response.
-        case accept
-        /// Answer `status` (with `Retry-After` if given) and a `google.rpc.Status` body; count nothing.
-        case fail(status: Int, retryAfter: String? = nil)
-        /// Reset the connection (RST) without answering.
-        case resetConnection
-        /// Wait, then accept.
-        case delay(Duration)
-        /// Answer 200 with a body that is not an OTLP response.
-        case garbage
-        /// Send the status line and part of the body, then close.
-        case closeMidResponse
-        /// Accept, count, and report `rejected` records as rejected (OTLP partial success).
-        case partialSuccess(rejected: Int, message: String)
-        /// Fail the next `count` requests with `status` (and `Retry-After` if given), then accept.
-        case failFirst(count: Int, status: Int, retryAfter: String? = nil)
-        /// Answer `status` with a message that repeats the value of the request header `header`
-        /// (as careless collectors do with credentials).
-        case failEchoingHeader(status: Int, header: String)
-        /// Fail a random fraction `rate` of requests — half with 503, half with a connection
-        /// reset — and accept the rest. Deterministic for a given `seed`.
-        case randomFaults(rate: Double, seed: UInt64)
-    }
-
     /// What to keep of each request beyond the counts.
     public struct Retention: OptionSet, Sendable {
         public let rawValue: Int
@@ -87,12 +61,15 @@ public final class OTLPReceiver: Sendable {
     private let channel: any Channel
     /// The port it listens on, at 127.0.0.1.
     public let port: Int
-    /// `http://127.0.0.1:<port>`, for ``OTLPExporterConfiguration/endpoint``.
-    public var endpoint: String { "http://127.0.0.1:\(port)" }
+    /// Whether it speaks TLS (``start(port:retention:countIDs:tls:)`` with a ``TLS``).
+    public let usesTLS: Bool
+    /// `http://127.0.0.1:<port>` (`https://` with TLS), for ``OTLPExporterConfiguration/endpoint``.
+    public var endpoint: String { "\(usesTLS ? "https" : "http")://127.0.0.1:\(port)" }
 
-    private init(channel: any Channel, retention: Retention, countIDs: Bool) {
+    private init(channel: any Channel, retention: Retention, countIDs: Bool, usesTLS: Bool) {
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
+        self.usesTLS = usesTLS
         self.retention = retention
         self.countIDs = countIDs
     }
@@ -102,20 +79,27 @@ public final class OTLPReceiver: Sendable {
     ///   - port: 0 picks a free port.
     ///   - retention: What to keep besides counts. - Default value: decoded records.
     ///   - countIDs: Count spans by span id (costs memory on long runs). - Default value: `true`.
-    public static func start(port: Int = 0, retention: Retention = .records, countIDs: Bool = true) async throws -> OTLPReceiver {
+    ///   - tls: Speak TLS with this certificate (and require client certificates if it names a
+    ///     client CA). - Default value: `nil`, plaintext. Needs the package trait `TLS`.
+    /// - Throws: a TLS file that cannot be read; the port is taken.
+    public static func start(port: Int = 0, retention: Retention = .records, countIDs: Bool = true, tls: TLS? = nil) async throws
+        -> OTLPReceiver
+    {
         let box = ReceiverBox()
+        let serverTLS = try tls.map { try ServerTLS($0) }
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try serverTLS?.addHandler(to: channel)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(ReceiverHandler(box: box))
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
-        let receiver = OTLPReceiver(channel: channel, retention: retention, countIDs: countIDs)
+        let receiver = OTLPReceiver(channel: channel, retention: retention, countIDs: countIDs, usesTLS: tls != nil)
         box.receiver.withLock { $0 = receiver }
         return receiver
     }

@@ -80,6 +80,31 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("OTEL_EXPORTER_OTLP_TIMEOUT", "exporter.timeout", "10000", live: true, "per request, milliseconds"),
         .init("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "exporter.traces.timeout", "", live: true, "spans only: per request, milliseconds"),
         .init("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "exporter.logs.timeout", "", live: true, "log records only: per request, milliseconds"),
+        .init(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE", "exporter.tls.certificateFile", "system trust store", live: true,
+            "CA bundle (PEM) trusted for `https://`; files are re-read at every reconfigure"),
+        .init(
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "exporter.tls.clientCertificateFile", "", live: true,
+            "client certificate (PEM), mutual TLS"),
+        .init("OTEL_EXPORTER_OTLP_CLIENT_KEY", "exporter.tls.clientKeyFile", "", live: true, "the client certificate's key (PEM)"),
+        .init(
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "exporter.traces.tls.certificateFile", "", live: true,
+            "spans only: CA bundle (PEM) trusted for `https://`; files are re-read at every reconfigure"),
+        .init(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "exporter.traces.tls.clientCertificateFile", "", live: true,
+            "spans only: client certificate (PEM), mutual TLS"),
+        .init(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "exporter.traces.tls.clientKeyFile", "", live: true,
+            "spans only: the client certificate's key (PEM)"),
+        .init(
+            "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "exporter.logs.tls.certificateFile", "", live: true,
+            "log records only: CA bundle (PEM) trusted for `https://`; files are re-read at every reconfigure"),
+        .init(
+            "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "exporter.logs.tls.clientCertificateFile", "", live: true,
+            "log records only: client certificate (PEM), mutual TLS"),
+        .init(
+            "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "exporter.logs.tls.clientKeyFile", "", live: true,
+            "log records only: the client certificate's key (PEM)"),
         .init("OTEL_EXPORTER_OTLP_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
         .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),

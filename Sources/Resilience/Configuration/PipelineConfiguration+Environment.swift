@@ -9,7 +9,8 @@ extension PipelineConfiguration {
     /// `SPILLWAY_*` variables applied. Values set in code afterwards win.
     ///
     /// Read: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]ENDPOINT`,
-    /// `…_HEADERS`, `…_COMPRESSION`, `…_TIMEOUT`, `…_PROTOCOL` (only `http/protobuf`),
+    /// `…_HEADERS`, `…_COMPRESSION`, `…_TIMEOUT`, `…_CERTIFICATE`, `…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`,
+    /// `…_PROTOCOL` (only `http/protobuf`),
     /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (checked; the ring is sized in bytes by `SPILLWAY_RING_CAPACITY`),
     /// the same four `OTEL_BLRP_*`, `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
@@ -71,6 +72,14 @@ extension PipelineConfiguration {
                 config[keyPath: compression] = c
             }
             if let ms = try env.integer("\(prefix)_TIMEOUT", minimum: 1) { config[keyPath: timeout] = .milliseconds(ms) }
+        }
+        for (prefix, tls) in [
+            ("OTEL_EXPORTER_OTLP", \PipelineConfiguration.exporter.tls), ("OTEL_EXPORTER_OTLP_TRACES", \.exporter.traces.tls),
+            ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.tls)
+        ] {
+            if let v = env.string("\(prefix)_CERTIFICATE") { config[keyPath: tls].certificateFile = v }
+            if let v = env.string("\(prefix)_CLIENT_CERTIFICATE") { config[keyPath: tls].clientCertificateFile = v }
+            if let v = env.string("\(prefix)_CLIENT_KEY") { config[keyPath: tls].clientKeyFile = v }
         }
         for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] {
             if let v = env.string(name), v != "http/protobuf" {
@@ -200,7 +209,13 @@ extension PipelineConfiguration {
         case "exporter.headers": return "OTEL_EXPORTER_OTLP_HEADERS"
         case "exporter.traces.headers": return "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
         case "exporter.logs.headers": return "OTEL_EXPORTER_OTLP_LOGS_HEADERS"
-        default: return key
+        default:
+            // exporter[.traces|.logs].tls.<file>: OTEL_EXPORTER_OTLP[_TRACES|_LOGS]_<CERTIFICATE|CLIENT_…>
+            let parts = key.split(separator: ".")
+            guard parts.first == "exporter", parts.count >= 3, parts[parts.count - 2] == "tls" else { return key }
+            let signal = parts.count == 4 ? "_\(parts[1].uppercased())" : ""
+            let variable = ["certificateFile": "CERTIFICATE", "clientCertificateFile": "CLIENT_CERTIFICATE", "clientKeyFile": "CLIENT_KEY"]
+            return variable[String(parts[parts.count - 1])].map { "OTEL_EXPORTER_OTLP\(signal)_\($0)" } ?? key
         }
     }
 }

@@ -1,22 +1,37 @@
-/// A parsed `http://host:port/path` URL.
+/// A parsed `http://host:port/path` or `https://host:port/path` URL.
 struct HTTPEndpoint: Sendable, Hashable {
     var host: String
     var port: Int
     var path: String
+    /// `https://`: the connection speaks TLS.
+    var usesTLS: Bool
 
     struct ParseError: Error { var allowed: String }
 
+    #if TLS
+        static let allowedURLs = "an http:// or https:// URL with a host, e.g. http://localhost:4318"
+    #else
+        static let allowedURLs =
+            "an http:// URL with a host, e.g. http://localhost:4318 (https:// needs the package trait TLS, which this build leaves out)"
+    #endif
+
     init(parsing url: String) throws(ParseError) {
-        let allowed = "an http:// URL with a host, e.g. http://localhost:4318 (https needs TLS, which this build does not include)"
-        guard url.hasPrefix("http://") else { throw ParseError(allowed: allowed) }
-        let rest = url.dropFirst("http://".count)
+        let allowed = Self.allowedURLs
+        let lowered = url.prefix(8).lowercased()
+        #if TLS
+            usesTLS = lowered.hasPrefix("https://")
+        #else
+            usesTLS = false
+        #endif
+        guard lowered.hasPrefix("http://") || usesTLS else { throw ParseError(allowed: allowed) }
+        let rest = url.dropFirst(usesTLS ? "https://".count : "http://".count)
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         let authority = rest[..<authorityEnd]
         var path = String(rest[authorityEnd...])
         if path.isEmpty { path = "/" }
         if path.hasPrefix("?") { path = "/" + path }
         var host: Substring
-        var port = 80
+        var port = usesTLS ? 443 : 80
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else { throw ParseError(allowed: allowed) }
             host = authority[authority.index(after: authority.startIndex)..<close]
@@ -42,5 +57,8 @@ struct HTTPEndpoint: Sendable, Hashable {
         self.path = path
     }
 
-    var hostHeader: String { port == 80 ? host : "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+    var hostHeader: String {
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        return port == (usesTLS ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
+    }
 }

@@ -1,16 +1,25 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// Exports OTLP requests over HTTP/1.1 (`http/protobuf`) to `/v1/traces` and `/v1/logs`.
+/// Exports OTLP requests over HTTP/1.1 (`http/protobuf`) to `/v1/traces` and `/v1/logs`, in
+/// plaintext (`http://`) or over TLS (`https://`, with the package trait `TLS`).
 ///
 /// Keeps idle connections open and reuses them (keep-alive), one request per connection at a
 /// time, so concurrent exports use parallel connections. Bodies are sent as built by the batch
 /// processor, gzip-compressed if configured. Answers are parsed: 2xx with an OTLP response body
 /// (a `partial_success` is returned as ``ExportResponse/rejectedRecords``); anything else throws
 /// ``OTLPExportError`` with the status, `Retry-After` and the collector's message.
+///
+/// TLS uses ``OTLPExporterConfiguration/tls`` (or the signal's own), read when the exporter is
+/// built. A handshake that fails for a reason that would repeat — the collector's certificate
+/// untrusted, expired or for another host, a client certificate refused or missing, a peer that
+/// does not speak TLS — throws ``OTLPExportError/Code/tlsFailed`` with a message naming the
+/// problem (a ``ExportFailureKind/misconfigured`` failure). The handshake's time is part of the
+/// connection's set-up, not of the collector's answer time.
 ///
 /// Thread-safety: safe to call concurrently. Does not retry: one layer of the chain owns retries.
 public final class OTLPHTTPExporter: TelemetryExporter {
@@ -19,14 +28,23 @@ public final class OTLPHTTPExporter: TelemetryExporter {
     private let tracesEndpoint: HTTPEndpoint
     private let logsEndpoint: HTTPEndpoint
     /// Each signal's headers, compression and timeout (``OTLPExporterConfiguration/resolved(_:)``).
-    private let tracesSettings: (headers: [String: String], compression: OTLPExporterConfiguration.Compression, timeout: Duration)
-    private let logsSettings: (headers: [String: String], compression: OTLPExporterConfiguration.Compression, timeout: Duration)
+    private let tracesSettings: OTLPSignalSettings
+    private let logsSettings: OTLPSignalSettings
+    #if TLS
+        /// Each signal's TLS context, for an `https://` endpoint.
+        private let tracesTLS: TLSClient?
+        private let logsTLS: TLSClient?
+    #endif
     private let group: any EventLoopGroup
-    private let idle = Mutex<[HTTPEndpoint: [any Channel]]>([:])
+    private let idle = Mutex<[HTTPEndpoint: [Connection]]>([:])
+    /// Whether a plaintext endpoint answered a TLS handshake (``speaksTLS(_:)``): `true` is kept,
+    /// `false` for 5 s, so that a collector resetting connections is not probed at every request.
+    private let tlsProbes = Mutex<[HTTPEndpoint: (speaksTLS: Bool, at: UInt64)]>([:])
     private let isShutDown = Atomic<Bool>(false)
 
     /// Makes an exporter. Connections are opened on first use.
-    /// - Throws: ``ConfigurationError`` if an endpoint is not an `http://` URL or a value is out of range.
+    /// - Throws: ``ConfigurationError`` if an endpoint is not an `http://` (or `https://`) URL, a
+    ///   value is out of range, or a TLS file cannot be read.
     public convenience init(configuration: OTLPExporterConfiguration) throws(ConfigurationError) {
         try self.init(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
     }
@@ -43,6 +61,11 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         self.tracesSettings = configuration.resolved(.traces)
         self.logsSettings = configuration.resolved(.logs)
         self.group = group
+        #if TLS
+            let tls = configuration.tls
+            self.tracesTLS = tracesEndpoint.usesTLS ? try TLSClient(common: tls, own: configuration.traces.tls, signal: .traces) : nil
+            self.logsTLS = logsEndpoint.usesTLS ? try TLSClient(common: tls, own: configuration.logs.tls, signal: .logs) : nil
+        #endif
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
@@ -69,13 +92,25 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         // A kept-alive connection may have been closed by the collector while idle; that is not
         // the collector failing, so the request goes once more on a new connection.
         for attempt in 0..<2 {
-            let (channel, reused) = try await connection(to: endpoint, timeout: settings.timeout)
+            let (connection, reused) = try await connection(to: endpoint, signal: batch.signal, timeout: settings.timeout)
+            let channel = connection.channel
             let promise = channel.eventLoop.makePromise(of: HTTPExchange.Response.self)
-            channel.writeAndFlush(HTTPExchange(head: head, body: body, timeout: timeout, promise: promise), promise: nil)
+            // A connection that closed before the request reached its handler (a TLS 1.3 server
+            // refusing the client's certificate right after the handshake) fails the exchange
+            // with the reason its handler saw, not never.
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { error in
+                var failure =
+                    connection.failure.withLockedValue { $0 }
+                    ?? OTLPExportError(code: .connectionClosed, message: "connection closed before the request was sent: \(error)")
+                failure.beforeAnswer = true
+                promise.fail(failure)
+            }
+            channel.writeAndFlush(HTTPExchange(head: head, body: body, timeout: timeout, promise: promise), promise: written)
             do {
                 let answer = try await promise.futureResult.get()
                 if answer.keepAlive && channel.isActive && !isShutDown.load(ordering: .relaxed) {
-                    idle.withLock { $0[endpoint, default: []].append(channel) }
+                    idle.withLock { $0[endpoint, default: []].append(connection) }
                 } else {
                     channel.close(promise: nil)
                 }
@@ -83,6 +118,15 @@ public final class OTLPHTTPExporter: TelemetryExporter {
                 break
             } catch let error as OTLPExportError where error.code == .connectionClosed && reused && error.beforeAnswer && attempt == 0 {
                 continue
+            } catch let error as OTLPExportError where error.code == .connectionClosed && !reused && error.beforeAnswer {
+                // Closed or reset without a byte of answer on a new connection: a TLS collector on
+                // an http:// endpoint does this (so does one that crashed: the probe tells which).
+                if !endpoint.usesTLS, await speaksTLS(endpoint, timeout: timeout) {
+                    throw OTLPExportError(
+                        code: .tlsFailed,
+                        message: "\(endpoint.host):\(endpoint.port) speaks TLS and closed the plaintext request: use an https:// endpoint")
+                }
+                throw error
             }
         }
         guard let response else { throw OTLPExportError(code: .connectionClosed, message: "connection closed twice before an answer") }
@@ -91,38 +135,98 @@ public final class OTLPHTTPExporter: TelemetryExporter {
 
     public func shutdown() async {
         isShutDown.store(true, ordering: .relaxed)
-        let channels = idle.withLock { pools in
+        let connections = idle.withLock { pools in
             defer { pools.removeAll() }
             return pools.values.flatMap { $0 }
         }
-        for channel in channels { try? await channel.close() }
+        for connection in connections { try? await connection.channel.close() }
     }
 
-    private func connection(to endpoint: HTTPEndpoint, timeout: Duration) async throws -> (channel: any Channel, reused: Bool) {
-        while let channel = idle.withLock({ $0[endpoint]?.popLast() }) {
-            if channel.isActive { return (channel, true) }
+    /// Whether `endpoint` completes a TLS handshake (asked at most every 5 s while it does not).
+    private func speaksTLS(_ endpoint: HTTPEndpoint, timeout: TimeAmount) async -> Bool {
+        #if TLS
+            let now = monotonicNanos()
+            if let known = tlsProbes.withLock({ $0[endpoint] }), known.speaksTLS || now &- known.at < 5_000_000_000 {
+                return known.speaksTLS
+            }
+            let answer =
+                await TLSClient.presentedCertificate(host: endpoint.host, port: endpoint.port, group: group, timeout: timeout) != nil
+            tlsProbes.withLock { $0[endpoint] = (answer, now) }
+            return answer
+        #else
+            return false
+        #endif
+    }
+
+    private func connection(to endpoint: HTTPEndpoint, signal: TelemetrySignal, timeout: Duration) async throws -> (
+        connection: Connection, reused: Bool
+    ) {
+        while let connection = idle.withLock({ $0[endpoint]?.popLast() }) {
+            if connection.channel.isActive { return (connection, true) }
         }
+        let failure = Connection.Failure(nil)
+        #if TLS
+            let tls = signal == .traces ? tracesTLS : logsTLS
+        #endif
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(timeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    #if TLS
+                        if let tls { try tls.addHandlers(to: channel, host: endpoint.host) }
+                    #endif
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(HTTPExchangeHandler())
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPExchangeHandler(endpoint: "\(endpoint.host):\(endpoint.port)", failure: failure))
                 }
             }
+        // The set-up is not the collector's answer time: the export window leaves it out.
+        let start = monotonicNanos()
+        defer { TransportTiming.current?.setupNanoseconds.add(Int64(clamping: monotonicNanos() &- start), ordering: .relaxed) }
+        let channel: any Channel
         do {
-            // The set-up is not the collector's answer time: the export window leaves it out.
-            let start = monotonicNanos()
-            defer { TransportTiming.current?.setupNanoseconds.add(Int64(clamping: monotonicNanos() &- start), ordering: .relaxed) }
-            return (try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get(), false)
+            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
         } catch {
             throw OTLPExportError(code: .connectionFailed, message: "\(endpoint.host):\(endpoint.port): \(error)")
         }
+        #if TLS
+            if let tls {
+                let handshake: EventLoopFuture<Void>
+                do {
+                    handshake = try await channel.pipeline.handler(type: TLSHandshakeWatcher.self).get().promise.futureResult
+                } catch {
+                    channel.close(promise: nil)
+                    throw OTLPExportError(code: .connectionClosed, message: "\(endpoint.host):\(endpoint.port): closed before TLS began")
+                }
+                // The handshake has the connect timeout too: a peer that accepts and never answers fails it.
+                let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+                    channel.close(promise: nil)
+                }
+                defer { timer.cancel() }
+                do {
+                    try await handshake.get()
+                } catch {
+                    channel.close(promise: nil)
+                    if tlsFailure(error, endpoint: "") == nil {
+                        throw OTLPExportError(
+                            code: .connectionClosed, message: "\(endpoint.host):\(endpoint.port): TLS handshake: \(error)")
+                    }
+                    throw await tls.explain(
+                        error, host: endpoint.host, port: endpoint.port, group: group, timeout: .nanoseconds(timeout.nanoseconds))
+                }
+            }
+        #endif
+        return (Connection(channel: channel, failure: failure), false)
     }
 
     private func interpret(_ response: HTTPExchange.Response, signal: TelemetrySignal) throws -> ExportResponse {
         let status = Int(response.status.code)
+        // What Go's TLS servers (the OpenTelemetry Collector among them) answer a plaintext request.
+        if status == 400, String(decoding: response.body.prefix(200), as: UTF8.self).contains("HTTP request to an HTTPS server") {
+            throw OTLPExportError(
+                code: .tlsFailed, statusCode: status, message: "the collector speaks TLS on this port: use an https:// endpoint")
+        }
         guard (200..<300).contains(status) else {
             throw OTLPExportError(
                 code: .httpStatus, statusCode: status, retryAfter: response.headers.first(name: "Retry-After"),
@@ -207,9 +311,18 @@ final class HTTPExchangeHandler: ChannelDuplexHandler {
 
     private static let maximumResponseBody = 4 << 20
 
+    /// `host:port`, for messages.
+    private let endpoint: String
+    /// Where an error that came while no exchange was under way is kept, for the next request.
+    private let failure: Connection.Failure
     private var promise: EventLoopPromise<HTTPExchange.Response>?
     private var timeoutTask: Scheduled<Void>?
     private var response: HTTPExchange.Response?
+
+    init(endpoint: String, failure: Connection.Failure) {
+        self.endpoint = endpoint
+        self.failure = failure
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise writePromise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
@@ -253,10 +366,23 @@ final class HTTPExchangeHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A TLS alert after the handshake (TLS 1.3 servers refuse a client certificate so).
+        if var failure = tlsFailure(error, endpoint: endpoint) {
+            failure.beforeAnswer = response == nil
+            fail(failure, context: context)
+            return
+        }
         // A response cut short (EOF inside it) is a transport failure, retried; a malformed one is not.
         var code: OTLPExportError.Code = error is HTTPParserError ? .invalidResponse : .connectionClosed
-        if case HTTPParserError.invalidEOFState = error { code = .connectionClosed }
-        var failure = OTLPExportError(code: code, message: "\(error)")
+        var message = "\(error)"
+        if case HTTPParserError.invalidEOFState = error {
+            code = .connectionClosed
+        } else if code == .invalidResponse && response == nil {
+            message +=
+                " (the answer from \(endpoint) is not HTTP; a collector that speaks TLS answers a plaintext request so: "
+                + "use https:// if it does)"
+        }
+        var failure = OTLPExportError(code: code, message: message)
         failure.beforeAnswer = response == nil
         fail(failure, context: context)
     }
@@ -273,7 +399,16 @@ final class HTTPExchangeHandler: ChannelDuplexHandler {
         if let promise {
             self.promise = nil
             promise.fail(error)
+        } else {
+            failure.withLockedValue { $0 = $0 ?? error }
         }
         context.close(promise: nil)
     }
+}
+
+/// A connection of the exporter and the error its handler saw while no exchange was under way.
+struct Connection: Sendable {
+    typealias Failure = NIOLockedValueBox<OTLPExportError?>
+    var channel: any Channel
+    var failure: Failure
 }

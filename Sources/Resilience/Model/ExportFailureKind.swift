@@ -11,7 +11,7 @@
 /// | ``throttled`` | HTTP 429 | yes, no sooner than `Retry-After` |
 /// | ``retryable`` | HTTP 502, 503, 504 | yes, no sooner than `Retry-After` |
 /// | ``transport`` | connection refused or reset, timeout | yes |
-/// | ``misconfigured`` | HTTP 401, 403, 404, 405, 407, 413, 415, a non-OTLP answer | never (see below) |
+/// | ``misconfigured`` | HTTP 401, 403, 404, 405, 407, 413, 415, a non-OTLP answer, a TLS failure | never (see below) |
 /// | ``permanent`` | every other 4xx/5xx (400: the data was refused), a record too large | never: dropped |
 /// | ``circuitOpen`` | the breaker did not let the batch through | not by the retry stage: the failure destination holds it |
 /// | ``overflow`` | the ring was full | — (dropped at intake) |
@@ -38,7 +38,9 @@ public struct ExportFailureKind: Sendable, Hashable, CustomStringConvertible {
     public static let transport = ExportFailureKind("transport")
     /// The collector refused the request because of the client's configuration: credentials
     /// (401, 403, 407), the endpoint's path or method (404, 405), the request's size or encoding
-    /// (413, 415), or the endpoint is not an OTLP collector (an answer that is not OTLP).
+    /// (413, 415), the endpoint is not an OTLP collector (an answer that is not OTLP), or TLS
+    /// failed (an untrusted, expired or wrong-host certificate, a refused or missing client
+    /// certificate, a collector that does not speak TLS on an `https://` endpoint).
     /// Sending it again unchanged would fail again; after the configuration is fixed it would not.
     public static let misconfigured = ExportFailureKind("misconfigured")
     /// Sending it again would fail again: the data itself was refused.
@@ -68,7 +70,7 @@ public struct ExportFailureKind: Sendable, Hashable, CustomStringConvertible {
                 default: return .permanent
                 }
             case .timeout, .connectionFailed, .connectionClosed: return .transport
-            case .invalidResponse: return .misconfigured
+            case .invalidResponse, .tlsFailed: return .misconfigured
             default: return .permanent
             }
         case let error as ResilienceError:

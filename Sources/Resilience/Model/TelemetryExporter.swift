@@ -100,7 +100,7 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable { case httpStatus, timeout, connectionFailed, connectionClosed, invalidResponse }
+        private enum Base: Hashable, Sendable { case httpStatus, timeout, connectionFailed, connectionClosed, invalidResponse, tlsFailed }
         private let base: Base
         /// The collector answered with a non-2xx status.
         public static let httpStatus = Code(base: .httpStatus)
@@ -112,6 +112,10 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let connectionClosed = Code(base: .connectionClosed)
         /// The answer was not HTTP, or its body was not an OTLP response.
         public static let invalidResponse = Code(base: .invalidResponse)
+        /// The TLS handshake failed for a reason that repeats: the collector's certificate is not
+        /// trusted, expired or for another host; it refused the client certificate or wants one;
+        /// or it does not speak TLS. The message names which.
+        public static let tlsFailed = Code(base: .tlsFailed)
         public var description: String { "\(base)" }
     }
 

@@ -1,0 +1,184 @@
+/// The OTLP/HTTP exporter's settings: where to, which headers, compression, timeout and TLS.
+///
+/// Header values are credentials: the description, `dump` and the debugger show their names only.
+/// An `https://` endpoint uses TLS (the package trait `TLS`, on by default) with ``tls``.
+public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The base URL; `/v1/traces` and `/v1/logs` are appended.
+    /// - Default value: `http://localhost:4318`. - Environment variable: `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    public var endpoint: String
+    /// The full URL for spans, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+    public var tracesEndpoint: String?
+    /// The full URL for logs, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`.
+    public var logsEndpoint: String?
+    /// Extra request headers. - Environment variable: `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`, percent-encoded).
+    public var headers: [String: String]
+    /// Request body compression. - Default value: none. - Environment variable: `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip` | `none`).
+    public var compression: Compression
+    /// Per-request timeout. - Default value: 10 s. - Environment variable: `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds).
+    public var timeout: Duration
+    /// What spans' requests set apart from the common settings. - Environment variables:
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `…_TRACES_COMPRESSION`, `…_TRACES_TIMEOUT`.
+    public var traces: SignalSettings
+    /// What log records' requests set apart from the common settings. - Environment variables:
+    /// `OTEL_EXPORTER_OTLP_LOGS_HEADERS`, `…_LOGS_COMPRESSION`, `…_LOGS_TIMEOUT`.
+    public var logs: SignalSettings
+    /// The CA bundle and the client certificate for `https://` endpoints.
+    /// - Default value: the system trust store, no client certificate.
+    /// - Environment variables: `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`.
+    public var tls: ExporterTLSConfiguration
+
+    public enum Compression: String, Sendable, Hashable {
+        case none
+        case gzip
+    }
+
+    /// The settings one signal's requests take instead of the common ones, as the specification's
+    /// signal-specific variables give them: they win over the common value for that signal only.
+    /// Headers add to the common headers (a name in both takes the signal's value); a `nil`
+    /// compression or timeout takes the common one, and so does each `nil` TLS value.
+    public struct SignalSettings: Sendable, Hashable {
+        /// Headers for this signal's requests, on top of ``OTLPExporterConfiguration/headers``.
+        public var headers: [String: String]
+        /// This signal's compression; `nil`: ``OTLPExporterConfiguration/compression``.
+        public var compression: Compression?
+        /// This signal's per-request timeout; `nil`: ``OTLPExporterConfiguration/timeout``.
+        public var timeout: Duration?
+        /// This signal's TLS files; each `nil` value: ``OTLPExporterConfiguration/tls``'s.
+        public var tls: ExporterTLSConfiguration
+
+        public init(
+            headers: [String: String] = [:], compression: Compression? = nil, timeout: Duration? = nil,
+            tls: ExporterTLSConfiguration = ExporterTLSConfiguration()
+        ) {
+            self.headers = headers
+            self.compression = compression
+            self.timeout = timeout
+            self.tls = tls
+        }
+    }
+
+    public init(
+        endpoint: String = "http://localhost:4318", tracesEndpoint: String? = nil, logsEndpoint: String? = nil,
+        headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10),
+        traces: SignalSettings = SignalSettings(), logs: SignalSettings = SignalSettings(),
+        tls: ExporterTLSConfiguration = ExporterTLSConfiguration()
+    ) {
+        self.endpoint = endpoint
+        self.tracesEndpoint = tracesEndpoint
+        self.logsEndpoint = logsEndpoint
+        self.headers = headers
+        self.compression = compression
+        self.timeout = timeout
+        self.traces = traces
+        self.logs = logs
+        self.tls = tls
+    }
+
+    /// ``compression`` and ``timeout`` as optionals, so that the environment's common and
+    /// per-signal variables are read by one loop.
+    var commonCompression: Compression? {
+        get { compression }
+        set { if let newValue { compression = newValue } }
+    }
+    var commonTimeout: Duration? {
+        get { timeout }
+        set { if let newValue { timeout = newValue } }
+    }
+
+    /// The settings of `signal`'s requests, the signal's own winning over the common ones.
+    func resolved(_ signal: TelemetrySignal) -> OTLPSignalSettings {
+        let own = signal == .traces ? traces : logs
+        return OTLPSignalSettings(
+            headers: headers.merging(own.headers) { _, signal in signal }, compression: own.compression ?? compression,
+            timeout: own.timeout ?? timeout, tls: tls.overridden(by: own.tls))
+    }
+
+    /// Whether a TLS file is named anywhere: a reconfigure then builds a new exporter even when
+    /// nothing changed, to read the files again (certificate rotation).
+    var namesTLSFiles: Bool { tls.namesFiles || traces.tls.namesFiles || logs.tls.namesFiles }
+
+    public var description: String {
+        func names(_ headers: [String: String]) -> String { headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",") }
+        func signal(_ name: String, _ settings: SignalSettings) -> String {
+            guard settings != SignalSettings() else { return "" }
+            return ", \(name): (headers: [\(names(settings.headers))], compression: \(settings.compression.map { "\($0)" } ?? "-"), "
+                + "timeout: \(settings.timeout.map { "\($0)" } ?? "-")\(settings.tls.namesFiles ? ", tls: \(settings.tls)" : ""))"
+        }
+        return
+            "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
+            + "\(logsEndpoint ?? "-"), "
+            + "headers: [\(names(headers))], compression: \(compression), timeout: \(timeout), tls: \(tls)"
+            + "\(signal("traces", traces))\(signal("logs", logs)))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        func redacted(_ settings: SignalSettings) -> String {
+            "headers: \(settings.headers.keys.sorted().map { "\($0)=<redacted>" }), compression: "
+                + "\(settings.compression.map { "\($0)" } ?? "-"), timeout: \(settings.timeout.map { "\($0)" } ?? "-")"
+        }
+        return Mirror(
+            self,
+            children: [
+                "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
+                "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
+                "traces": redacted(traces), "logs": redacted(logs), "tls": tls
+            ], displayStyle: .struct)
+    }
+
+    /// The URL spans go to, by the specification's rules.
+    public var resolvedTracesEndpoint: String { tracesEndpoint ?? Self.append("v1/traces", to: endpoint) }
+    /// The URL logs go to, by the specification's rules.
+    public var resolvedLogsEndpoint: String { logsEndpoint ?? Self.append("v1/logs", to: endpoint) }
+
+    static func append(_ path: String, to base: String) -> String {
+        base.hasSuffix("/") ? base + path : base + "/" + path
+    }
+
+    /// `text` with every header value of this configuration (4 characters or longer) replaced by
+    /// `<redacted>`: for what the collector says back, which may echo a credential.
+    func redactingHeaderValues(_ text: String) -> String {
+        var result = text
+        for value in headers.values where value.count >= 4 && result.contains(value) {
+            result = result.replacing(value, with: "<redacted>")
+        }
+        return result
+    }
+
+    func validate() throws(ConfigurationError) {
+        for (key, url) in [
+            ("exporter.endpoint", endpoint), ("exporter.tracesEndpoint", tracesEndpoint), ("exporter.logsEndpoint", logsEndpoint)
+        ] {
+            guard let url else { continue }
+            do {
+                _ = try HTTPEndpoint(parsing: url)
+            } catch {
+                throw ConfigurationError(key: key, value: url, allowed: error.allowed)
+            }
+        }
+        for (prefix, timeout, headers) in [
+            ("exporter", timeout, headers), ("exporter.traces", traces.timeout, traces.headers),
+            ("exporter.logs", logs.timeout, logs.headers)
+        ] {
+            if let timeout, timeout <= .zero {
+                throw ConfigurationError(key: "\(prefix).timeout", value: "\(timeout)", allowed: "a duration > 0")
+            }
+            for name in headers.keys where name.isEmpty || name.utf8.contains(where: { $0 <= 32 || $0 == UInt8(ascii: ":") || $0 >= 127 }) {
+                throw ConfigurationError(key: "\(prefix).headers", value: name, allowed: "header names of visible ASCII without ':'")
+            }
+        }
+        try tls.validate(prefix: "exporter.tls")
+        try tls.overridden(by: traces.tls).validate(prefix: "exporter.traces.tls")
+        try tls.overridden(by: logs.tls).validate(prefix: "exporter.logs.tls")
+    }
+}
+
+/// One signal's request settings, the signal's own winning over the common ones
+/// (``OTLPExporterConfiguration/resolved(_:)``).
+struct OTLPSignalSettings: Sendable, Hashable {
+    var headers: [String: String]
+    var compression: OTLPExporterConfiguration.Compression
+    var timeout: Duration
+    var tls: ExporterTLSConfiguration
+}

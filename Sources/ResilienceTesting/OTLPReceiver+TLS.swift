@@ -1,0 +1,55 @@
+import NIOCore
+
+#if TLS
+    import NIOSSL
+#endif
+
+extension OTLPReceiver {
+    /// The receiver's TLS set-up: its certificate and key, and the CAs whose client certificates
+    /// it requires (mutual TLS) if any. Every value is a path to a PEM file.
+    public struct TLS: Sendable, Hashable {
+        /// The server's certificate chain (leaf first).
+        public var certificateChainFile: String
+        /// The server certificate's private key.
+        public var privateKeyFile: String
+        /// When set, a client must present a certificate signed by one of these CAs.
+        public var clientCAFile: String?
+
+        public init(certificateChainFile: String, privateKeyFile: String, clientCAFile: String? = nil) {
+            self.certificateChainFile = certificateChainFile
+            self.privateKeyFile = privateKeyFile
+            self.clientCAFile = clientCAFile
+        }
+    }
+
+    /// Thrown by ``start(port:retention:countIDs:tls:)`` with a ``TLS`` in a build without the
+    /// package trait `TLS`.
+    public struct TLSUnavailableError: Error, CustomStringConvertible {
+        public var description: String { "this build of Spillway leaves out TLS (the package trait TLS)" }
+    }
+}
+
+/// The server side of TLS for ``OTLPReceiver``: one context, a handler per connection.
+struct ServerTLS: Sendable {
+    #if TLS
+        let context: NIOSSLContext
+
+        init(_ tls: OTLPReceiver.TLS) throws {
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateChainFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)))
+            if let clientCA = tls.clientCAFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
+                configuration.certificateVerification = .noHostnameVerification
+            }
+            context = try NIOSSLContext(configuration: configuration)
+        }
+
+        func addHandler(to channel: any Channel) throws {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        }
+    #else
+        init(_ tls: OTLPReceiver.TLS) throws { throw OTLPReceiver.TLSUnavailableError() }
+        func addHandler(to channel: any Channel) throws {}
+    #endif
+}
