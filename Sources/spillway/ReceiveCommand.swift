@@ -16,6 +16,9 @@ struct Receive: AsyncParsableCommand {
     @Option(help: "Seconds after start when the failure ends (default: never).") var until: Double = .infinity
     @Option(help: "Print a report every this many seconds.") var every: Double = 5
     @Option(help: "Answer every accepted request this many milliseconds late: a distant collector.") var delay: Int = 0
+    @Option(help: "Speak TLS with this certificate chain (PEM); needs --tls-key.") var tlsCertificate: String?
+    @Option(help: "The private key of --tls-certificate (PEM).") var tlsKey: String?
+    @Option(help: "Require client certificates signed by these CAs (PEM): mutual TLS.") var tlsClientCA: String?
 
     func validate() throws {
         if let fail, fail != "reset", Int(fail).map({ (100...599).contains($0) }) != true {
@@ -23,10 +26,14 @@ struct Receive: AsyncParsableCommand {
         }
         guard from >= 0, until > from, every > 0 else { throw ValidationError("--from, --until, --every: 0 <= from < until, every > 0") }
         guard (0...600_000).contains(delay) else { throw ValidationError("--delay: milliseconds from 0 to 600000, got \(delay)") }
+        guard (tlsCertificate == nil) == (tlsKey == nil), tlsClientCA == nil || tlsCertificate != nil else {
+            throw ValidationError("--tls-certificate and --tls-key go together (and --tls-client-ca needs them)")
+        }
     }
 
     func run() async throws {
-        let receiver = try await OTLPReceiver.start(port: port, retention: [], countIDs: false)
+        let tls = tlsCertificate.map { OTLPReceiver.TLS(certificateChainFile: $0, privateKeyFile: tlsKey!, clientCAFile: tlsClientCA) }
+        let receiver = try await OTLPReceiver.start(port: port, retention: [], countIDs: false, tls: tls)
         print("receiving on \(receiver.endpoint)")
         fflush(nil)
         let start = ContinuousClock.now
