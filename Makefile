@@ -13,7 +13,7 @@
 
 SWIFT      ?= swift
 DEBS       := liburing-dev libzstd-dev zlib1g-dev
-PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard cryptography:cryptography
+PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard cryptography:cryptography grpc:grpcio
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Python test packages live in a virtual environment, never in the system Python (Debian's is
 # externally managed); the tests find python3 there first.
@@ -71,14 +71,18 @@ test-unit: deps
 test-consumer: deps
 	Tests/consumer/check_consumer.sh
 
-# The package with its default trait (TLS) left out, as a plaintext-only user builds it: it
-# compiles, and the tool refuses an https:// endpoint with a message naming the trait. (Every
+# The package with its default traits (TLS, GRPC) left out, as a plaintext OTLP/HTTP user builds
+# it: it compiles, and the tool refuses https:// and grpc with messages naming the traits. (Every
 # other step builds with the default traits; the dependencies built here are shared with them.)
 test-traits: deps
 	$(SWIFT) build --disable-default-traits --product spillway
 	@out=$$(.build/debug/spillway load --endpoint https://127.0.0.1:9 --spans 1 --quiet 2>&1); rc=$$?; \
 	if [ $$rc -ne 0 ] && echo "$$out" | grep -q "needs the package trait TLS"; then \
 		echo "test-traits: ok — without the TLS trait, https:// is refused: $$(echo "$$out" | head -1)"; \
+	else echo "test-traits: FAILED (exit $$rc): $$out"; exit 1; fi
+	@out=$$(OTEL_EXPORTER_OTLP_PROTOCOL=grpc .build/debug/spillway load --endpoint http://127.0.0.1:9 --spans 1 --quiet 2>&1); rc=$$?; \
+	if [ $$rc -ne 0 ] && echo "$$out" | grep -q "grpc needs the package trait GRPC"; then \
+		echo "test-traits: ok — without the GRPC trait, grpc is refused: $$(echo "$$out" | head -1)"; \
 	else echo "test-traits: FAILED (exit $$rc): $$out"; exit 1; fi
 
 # The fault suite's short version, with the release build: some bugs live only in -O code (a

@@ -18,16 +18,18 @@ let package = Package(
         .library(name: "SpillwayIntegration", targets: ["SpillwayIntegration"]),
         .executable(name: "spillway", targets: ["spillway"]),
     ],
-    // TLS is on by default: most collectors a service meets outside its own host are `https://`.
-    // A build for plaintext-only deployments leaves it out (`traits: []` on the dependency) and
-    // does not compile BoringSSL.
+    // Both on by default: most collectors a service meets outside its own host are `https://`, and
+    // gRPC on port 4317 is the receiver most deployments open first. A build for a plaintext
+    // OTLP/HTTP agent leaves them out (`traits: []` on the dependency): no BoringSSL, no HTTP/2.
     traits: [
         .trait(name: "TLS", description: "https:// collectors and mutual TLS, through swift-nio-ssl (BoringSSL)."),
-        .default(enabledTraits: ["TLS"]),
+        .trait(name: "GRPC", description: "OTLP/gRPC (OTEL_EXPORTER_OTLP_PROTOCOL=grpc), over HTTP/2 from swift-nio-http2."),
+        .default(enabledTraits: ["TLS", "GRPC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -63,6 +65,8 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2", condition: .when(traits: ["GRPC"])),
+                .product(name: "NIOHPACK", package: "swift-nio-http2", condition: .when(traits: ["GRPC"])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,6 +98,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2", condition: .when(traits: ["GRPC"])),
+                .product(name: "NIOHPACK", package: "swift-nio-http2", condition: .when(traits: ["GRPC"])),
             ],
             swiftSettings: libraryStrictSwift
         ),

@@ -53,7 +53,8 @@ public final class TelemetryPipeline: Sendable {
     ///
     /// - Parameters:
     ///   - configuration: Validated first. - Default value: the OTel defaults.
-    ///   - exporter: Where batches go, at the end of the chain. - Default value: an ``OTLPHTTPExporter`` for `configuration.exporter`.
+    ///   - exporter: Where batches go, at the end of the chain. - Default value: an ``OTLPHTTPExporter``
+    ///     (or ``OTLPGRPCExporter``) for `configuration.exporter`.
     ///   - logger: Where the pipeline reports problems (failed exports, first drops). - Default value: label `spillway`.
     /// - Throws: ``ConfigurationError`` for an invalid value, naming the key.
     public convenience init(
@@ -113,7 +114,7 @@ public final class TelemetryPipeline: Sendable {
             chosen = exporter
             switchable = nil
         } else {
-            let built = SwitchableExporter(try OTLPHTTPExporter(configuration: configuration.exporter))
+            let built = SwitchableExporter(try makeOTLPExporter(configuration.exporter))
             chosen = built
             switchable = built
         }
@@ -219,7 +220,7 @@ public final class TelemetryPipeline: Sendable {
         if let refused = old.restartOnlyChange(to: new) { throw refused }
         // Named TLS files are read again even when the settings are the same: a rotated certificate.
         if let switchable, new.exporter != old.exporter || new.exporter.namesTLSFiles {
-            let replacement = try OTLPHTTPExporter(configuration: new.exporter)
+            let replacement = try makeOTLPExporter(new.exporter)
             await switchable.replace(with: replacement)
         }
         if new.traces != old.traces || new.logs != old.logs { processor.update(traces: new.traces, logs: new.logs) }

@@ -23,5 +23,8 @@ extension OTLPReceiver {
         /// Fail a random fraction `rate` of requests — half with 503, half with a connection
         /// reset — and accept the rest. Deterministic for a given `seed`.
         case randomFaults(rate: Double, seed: UInt64)
+        /// Over gRPC: answer the status `code` (with a `google.rpc.RetryInfo` of `retryDelay` among
+        /// the status details, if given). Over HTTP: answer 500.
+        case failGRPC(code: Int, retryDelay: Duration? = nil)
     }
 }

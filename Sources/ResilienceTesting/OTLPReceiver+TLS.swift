@@ -34,7 +34,7 @@ struct ServerTLS: Sendable {
     #if TLS
         let context: NIOSSLContext
 
-        init(_ tls: OTLPReceiver.TLS) throws {
+        init(_ tls: OTLPReceiver.TLS, applicationProtocols: [String] = []) throws {
             var configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateChainFile).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)))
@@ -42,6 +42,7 @@ struct ServerTLS: Sendable {
                 configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
                 configuration.certificateVerification = .noHostnameVerification
             }
+            configuration.applicationProtocols = applicationProtocols
             context = try NIOSSLContext(configuration: configuration)
         }
 
@@ -49,7 +50,7 @@ struct ServerTLS: Sendable {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
         }
     #else
-        init(_ tls: OTLPReceiver.TLS) throws { throw OTLPReceiver.TLSUnavailableError() }
+        init(_ tls: OTLPReceiver.TLS, applicationProtocols: [String] = []) throws { throw OTLPReceiver.TLSUnavailableError() }
         func addHandler(to channel: any Channel) throws {}
     #endif
 }

@@ -19,6 +19,7 @@ struct Receive: AsyncParsableCommand {
     @Option(help: "Speak TLS with this certificate chain (PEM); needs --tls-key.") var tlsCertificate: String?
     @Option(help: "The private key of --tls-certificate (PEM).") var tlsKey: String?
     @Option(help: "Require client certificates signed by these CAs (PEM): mutual TLS.") var tlsClientCA: String?
+    @Option(help: "http/protobuf, or grpc (OTLP/gRPC over HTTP/2).") var `protocol` = "http/protobuf"
 
     func validate() throws {
         if let fail, fail != "reset", Int(fail).map({ (100...599).contains($0) }) != true {
@@ -26,6 +27,9 @@ struct Receive: AsyncParsableCommand {
         }
         guard from >= 0, until > from, every > 0 else { throw ValidationError("--from, --until, --every: 0 <= from < until, every > 0") }
         guard (0...600_000).contains(delay) else { throw ValidationError("--delay: milliseconds from 0 to 600000, got \(delay)") }
+        guard OTLPProtocol(rawValue: `protocol`) != nil else {
+            throw ValidationError("--protocol: http/protobuf or grpc, got \(`protocol`)")
+        }
         guard (tlsCertificate == nil) == (tlsKey == nil), tlsClientCA == nil || tlsCertificate != nil else {
             throw ValidationError("--tls-certificate and --tls-key go together (and --tls-client-ca needs them)")
         }
@@ -33,7 +37,8 @@ struct Receive: AsyncParsableCommand {
 
     func run() async throws {
         let tls = tlsCertificate.map { OTLPReceiver.TLS(certificateChainFile: $0, privateKeyFile: tlsKey!, clientCAFile: tlsClientCA) }
-        let receiver = try await OTLPReceiver.start(port: port, retention: [], countIDs: false, tls: tls)
+        let receiver = try await OTLPReceiver.start(
+            port: port, retention: [], countIDs: false, tls: tls, protocol: OTLPProtocol(rawValue: `protocol`)!)
         print("receiving on \(receiver.endpoint)")
         fflush(nil)
         let start = ContinuousClock.now

@@ -100,8 +100,8 @@ struct Replay: AsyncParsableCommand {
 
         var configuration = try PipelineConfiguration.fromEnvironment().exporter
         if let endpoint { configuration.endpoint = endpoint }
-        let transport: OTLPHTTPExporter
-        do { transport = try OTLPHTTPExporter(configuration: configuration) } catch { throw ValidationError(error.description) }
+        let transport: any TelemetryExporter
+        do { transport = try makeOTLPExporter(configuration) } catch { throw ValidationError(error.description) }
         let session = ReplaySession(
             transport: transport, giveUpAfter: .seconds(giveUpAfter), keep: keep, showProgress: !quiet,
             total: segments.reduce(0) { $0 + remainingRecords($1) })
@@ -124,7 +124,7 @@ struct Replay: AsyncParsableCommand {
 
 /// One run of `spillway replay`: the chain, the books, the copies of refused requests.
 final class ReplaySession {
-    private let transport: OTLPHTTPExporter
+    private let transport: any TelemetryExporter
     private let chain: any TelemetryExporter
     private let giveUpAfter: Duration
     private let keep: Bool
@@ -144,7 +144,7 @@ final class ReplaySession {
     private var leftSegments: [String] = []
     private var stopReason: String?
 
-    init(transport: OTLPHTTPExporter, giveUpAfter: Duration, keep: Bool, showProgress: Bool, total: Int) {
+    init(transport: any TelemetryExporter, giveUpAfter: Duration, keep: Bool, showProgress: Bool, total: Int) {
         self.transport = transport
         // The library's chain: retries by the OTLP rules, and a breaker that stops hammering a
         // collector that is down (a probe per cool-down).

@@ -85,7 +85,7 @@ import Testing
 
         for (name, value) in [
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "zip"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-5"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_BLRP_SCHEDULE_DELAY", "soon"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("OTEL_BLRP_SCHEDULE_DELAY", "soon"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4318"), ("SPILLWAY_RING_CAPACITY", "3000"),
             ("SPILLWAY_OVERFLOW", "drop_oldest")
         ] {

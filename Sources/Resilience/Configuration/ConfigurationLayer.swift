@@ -105,9 +105,16 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init(
             "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "exporter.logs.tls.clientKeyFile", "", live: true,
             "log records only: the client certificate's key (PEM)"),
-        .init("OTEL_EXPORTER_OTLP_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
-        .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
-        .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "—", "http/protobuf", live: false, "only `http/protobuf`"),
+        .init(
+            "OTEL_EXPORTER_OTLP_PROTOCOL", "exporter.protocol", "http/protobuf", live: true,
+            "`http/protobuf` or `grpc` (the trait `GRPC`); gRPC's default endpoint is `http://localhost:4317`"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "exporter.traces.protocol", "", live: true, "spans only: `http/protobuf` or `grpc`"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "exporter.logs.protocol", "", live: true, "log records only: `http/protobuf` or `grpc`"),
+        .init(
+            "OTEL_EXPORTER_OTLP_INSECURE", "exporter.insecure", "false", live: true,
+            "`true`: a gRPC endpoint without a scheme (`host:port`) is plaintext, else TLS"),
+        .init("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "exporter.traces.insecure", "", live: true, "spans only: as `…_INSECURE`"),
+        .init("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "exporter.logs.insecure", "", live: true, "log records only: as `…_INSECURE`"),
         .init("OTEL_BSP_SCHEDULE_DELAY", "traces.scheduleDelay", "5000", live: true, "span batch delay, milliseconds"),
         .init("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "traces.maxExportBatchSize", "512", live: true, "spans per request"),
         .init(

@@ -1,11 +1,22 @@
-/// The OTLP/HTTP exporter's settings: where to, which headers, compression, timeout and TLS.
+/// The OTLP exporter's settings: where to, over which protocol, which headers, compression,
+/// timeout and TLS — in common and per signal.
 ///
 /// Header values are credentials: the description, `dump` and the debugger show their names only.
-/// An `https://` endpoint uses TLS (the package trait `TLS`, on by default) with ``tls``.
+/// An `https://` endpoint uses TLS (the package trait `TLS`, on by default) with ``tls``. With
+/// ``OTLPProtocol/grpc`` (the package trait `GRPC`), the endpoint is used as is — no path is
+/// appended — and its default is `http://localhost:4317`.
 public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    /// The base URL; `/v1/traces` and `/v1/logs` are appended.
-    /// - Default value: `http://localhost:4318`. - Environment variable: `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// The base URL; over HTTP `/v1/traces` and `/v1/logs` are appended, over gRPC it is used as is.
+    /// - Default value: `http://localhost:4318` (`http://localhost:4317` when the protocol is gRPC
+    ///   and this is left at its default). - Environment variable: `OTEL_EXPORTER_OTLP_ENDPOINT`.
     public var endpoint: String
+    /// The transport. - Default value: ``OTLPProtocol/httpProtobuf``.
+    /// - Environment variable: `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf` | `grpc`).
+    public var `protocol`: OTLPProtocol
+    /// For a gRPC endpoint written without a scheme (`collector:4317`): `true` speaks plaintext,
+    /// `false` TLS. An `http://` or `https://` endpoint says it itself. - Default value: `false`.
+    /// - Environment variable: `OTEL_EXPORTER_OTLP_INSECURE`.
+    public var insecure: Bool
     /// The full URL for spans, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
     public var tracesEndpoint: String?
     /// The full URL for logs, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`.
@@ -45,25 +56,33 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         public var timeout: Duration?
         /// This signal's TLS files; each `nil` value: ``OTLPExporterConfiguration/tls``'s.
         public var tls: ExporterTLSConfiguration
+        /// This signal's transport; `nil`: ``OTLPExporterConfiguration/protocol``.
+        public var `protocol`: OTLPProtocol?
+        /// This signal's ``OTLPExporterConfiguration/insecure``; `nil`: the common one.
+        public var insecure: Bool?
 
         public init(
             headers: [String: String] = [:], compression: Compression? = nil, timeout: Duration? = nil,
-            tls: ExporterTLSConfiguration = ExporterTLSConfiguration()
+            tls: ExporterTLSConfiguration = ExporterTLSConfiguration(), protocol: OTLPProtocol? = nil, insecure: Bool? = nil
         ) {
             self.headers = headers
             self.compression = compression
             self.timeout = timeout
             self.tls = tls
+            self.protocol = `protocol`
+            self.insecure = insecure
         }
     }
 
     public init(
-        endpoint: String = "http://localhost:4318", tracesEndpoint: String? = nil, logsEndpoint: String? = nil,
+        endpoint: String = OTLPExporterConfiguration.defaultEndpoint, tracesEndpoint: String? = nil, logsEndpoint: String? = nil,
         headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10),
         traces: SignalSettings = SignalSettings(), logs: SignalSettings = SignalSettings(),
-        tls: ExporterTLSConfiguration = ExporterTLSConfiguration()
+        tls: ExporterTLSConfiguration = ExporterTLSConfiguration(), protocol: OTLPProtocol = .httpProtobuf, insecure: Bool = false
     ) {
         self.endpoint = endpoint
+        self.protocol = `protocol`
+        self.insecure = insecure
         self.tracesEndpoint = tracesEndpoint
         self.logsEndpoint = logsEndpoint
         self.headers = headers
@@ -84,13 +103,25 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         get { timeout }
         set { if let newValue { timeout = newValue } }
     }
+    var commonProtocol: OTLPProtocol? {
+        get { `protocol` }
+        set { if let newValue { `protocol` = newValue } }
+    }
+    var commonInsecure: Bool? {
+        get { insecure }
+        set { if let newValue { insecure = newValue } }
+    }
+
+    /// The default ``endpoint`` (OTLP/HTTP's port; gRPC's default is port 4317).
+    public static let defaultEndpoint = "http://localhost:4318"
 
     /// The settings of `signal`'s requests, the signal's own winning over the common ones.
     func resolved(_ signal: TelemetrySignal) -> OTLPSignalSettings {
         let own = signal == .traces ? traces : logs
         return OTLPSignalSettings(
             headers: headers.merging(own.headers) { _, signal in signal }, compression: own.compression ?? compression,
-            timeout: own.timeout ?? timeout, tls: tls.overridden(by: own.tls))
+            timeout: own.timeout ?? timeout, tls: tls.overridden(by: own.tls), protocol: own.protocol ?? `protocol`,
+            insecure: own.insecure ?? insecure)
     }
 
     /// Whether a TLS file is named anywhere: a reconfigure then builds a new exporter even when
@@ -101,11 +132,14 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         func names(_ headers: [String: String]) -> String { headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",") }
         func signal(_ name: String, _ settings: SignalSettings) -> String {
             guard settings != SignalSettings() else { return "" }
-            return ", \(name): (headers: [\(names(settings.headers))], compression: \(settings.compression.map { "\($0)" } ?? "-"), "
+            return
+                ", \(name): (protocol: \(settings.protocol.map { "\($0)" } ?? "-"), headers: [\(names(settings.headers))], "
+                + "compression: \(settings.compression.map { "\($0)" } ?? "-"), "
                 + "timeout: \(settings.timeout.map { "\($0)" } ?? "-")\(settings.tls.namesFiles ? ", tls: \(settings.tls)" : ""))"
         }
         return
-            "OTLPExporterConfiguration(endpoint: \(endpoint), tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
+            "OTLPExporterConfiguration(protocol: \(`protocol`), endpoint: \(endpoint), "
+            + "tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
             + "\(logsEndpoint ?? "-"), "
             + "headers: [\(names(headers))], compression: \(compression), timeout: \(timeout), tls: \(tls)"
             + "\(signal("traces", traces))\(signal("logs", logs)))"
@@ -121,16 +155,24 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         return Mirror(
             self,
             children: [
-                "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
+                "protocol": `protocol`, "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
                 "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
                 "traces": redacted(traces), "logs": redacted(logs), "tls": tls
             ], displayStyle: .struct)
     }
 
-    /// The URL spans go to, by the specification's rules.
-    public var resolvedTracesEndpoint: String { tracesEndpoint ?? Self.append("v1/traces", to: endpoint) }
-    /// The URL logs go to, by the specification's rules.
-    public var resolvedLogsEndpoint: String { logsEndpoint ?? Self.append("v1/logs", to: endpoint) }
+    /// The URL spans go to, by the specification's rules (over gRPC: the collector's address).
+    public var resolvedTracesEndpoint: String { resolvedEndpoint(.traces) }
+    /// The URL logs go to, by the specification's rules (over gRPC: the collector's address).
+    public var resolvedLogsEndpoint: String { resolvedEndpoint(.logs) }
+
+    func resolvedEndpoint(_ signal: TelemetrySignal) -> String {
+        if let own = signal == .traces ? tracesEndpoint : logsEndpoint { return own }
+        if (signal == .traces ? traces : logs).protocol ?? `protocol` == .grpc {
+            return endpoint == Self.defaultEndpoint ? "http://localhost:4317" : endpoint
+        }
+        return Self.append(signal == .traces ? "v1/traces" : "v1/logs", to: endpoint)
+    }
 
     static func append(_ path: String, to base: String) -> String {
         base.hasSuffix("/") ? base + path : base + "/" + path
@@ -147,15 +189,22 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     }
 
     func validate() throws(ConfigurationError) {
-        for (key, url) in [
-            ("exporter.endpoint", endpoint), ("exporter.tracesEndpoint", tracesEndpoint), ("exporter.logsEndpoint", logsEndpoint)
-        ] {
-            guard let url else { continue }
+        for signal in [TelemetrySignal.traces, .logs] {
+            let settings = resolved(signal)
+            let own = signal == .traces ? tracesEndpoint : logsEndpoint
+            let key = own == nil ? "exporter.endpoint" : "exporter.\(signal)Endpoint"
             do {
-                _ = try HTTPEndpoint(parsing: url)
+                _ = try HTTPEndpoint(parsing: resolvedEndpoint(signal), settings: settings)
             } catch {
-                throw ConfigurationError(key: key, value: url, allowed: error.allowed)
+                throw ConfigurationError(key: key, value: own ?? endpoint, allowed: error.allowed)
             }
+            #if !GRPC
+                if settings.protocol == .grpc {
+                    let key = (signal == .traces ? traces : logs).protocol == nil ? "exporter.protocol" : "exporter.\(signal).protocol"
+                    throw ConfigurationError(
+                        key: key, value: "grpc", allowed: "http/protobuf (grpc needs the package trait GRPC, which this build leaves out)")
+                }
+            #endif
         }
         for (prefix, timeout, headers) in [
             ("exporter", timeout, headers), ("exporter.traces", traces.timeout, traces.headers),
@@ -181,4 +230,17 @@ struct OTLPSignalSettings: Sendable, Hashable {
     var compression: OTLPExporterConfiguration.Compression
     var timeout: Duration
     var tls: ExporterTLSConfiguration
+    var `protocol`: OTLPProtocol
+    var insecure: Bool
+}
+
+/// How the OTLP exporter talks to the collector.
+public enum OTLPProtocol: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Protobuf over HTTP/1.1 (`POST /v1/traces`), plaintext or TLS. Always built in.
+    case httpProtobuf = "http/protobuf"
+    /// Unary `Export` calls over HTTP/2 (gRPC), plaintext (prior knowledge) or TLS (ALPN `h2`).
+    /// Needs the package trait `GRPC`.
+    case grpc
+
+    public var description: String { rawValue }
 }

@@ -10,7 +10,7 @@ extension PipelineConfiguration {
     ///
     /// Read: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]ENDPOINT`,
     /// `…_HEADERS`, `…_COMPRESSION`, `…_TIMEOUT`, `…_CERTIFICATE`, `…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`,
-    /// `…_PROTOCOL` (only `http/protobuf`),
+    /// `…_PROTOCOL` (`http/protobuf`, `grpc`), `…_INSECURE`,
     /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (checked; the ring is sized in bytes by `SPILLWAY_RING_CAPACITY`),
     /// the same four `OTEL_BLRP_*`, `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
@@ -81,11 +81,20 @@ extension PipelineConfiguration {
             if let v = env.string("\(prefix)_CLIENT_CERTIFICATE") { config[keyPath: tls].clientCertificateFile = v }
             if let v = env.string("\(prefix)_CLIENT_KEY") { config[keyPath: tls].clientKeyFile = v }
         }
-        for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] {
-            if let v = env.string(name), v != "http/protobuf" {
-                throw ConfigurationError(
-                    key: name, value: v, allowed: "http/protobuf (grpc and http/json are not supported)", source: env.source(name))
+        for (prefix, transport, insecure) in [
+            ("OTEL_EXPORTER_OTLP", \PipelineConfiguration.exporter.commonProtocol, \PipelineConfiguration.exporter.commonInsecure),
+            ("OTEL_EXPORTER_OTLP_TRACES", \.exporter.traces.protocol, \.exporter.traces.insecure),
+            ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.protocol, \.exporter.logs.insecure)
+        ] {
+            let name = "\(prefix)_PROTOCOL"
+            if let v = env.string(name) {
+                guard let value = OTLPProtocol(rawValue: v.lowercased()) else {
+                    throw ConfigurationError(
+                        key: name, value: v, allowed: "http/protobuf, grpc (http/json is not supported)", source: env.source(name))
+                }
+                config[keyPath: transport] = value
             }
+            if let v = try env.boolean("\(prefix)_INSECURE") { config[keyPath: insecure] = v }
         }
 
         for (prefix, keyPath) in [("OTEL_BSP", \PipelineConfiguration.traces), ("OTEL_BLRP", \PipelineConfiguration.logs)] {
@@ -209,6 +218,9 @@ extension PipelineConfiguration {
         case "exporter.headers": return "OTEL_EXPORTER_OTLP_HEADERS"
         case "exporter.traces.headers": return "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
         case "exporter.logs.headers": return "OTEL_EXPORTER_OTLP_LOGS_HEADERS"
+        case "exporter.protocol": return "OTEL_EXPORTER_OTLP_PROTOCOL"
+        case "exporter.traces.protocol": return "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+        case "exporter.logs.protocol": return "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"
         default:
             // exporter[.traces|.logs].tls.<file>: OTEL_EXPORTER_OTLP[_TRACES|_LOGS]_<CERTIFICATE|CLIENT_…>
             let parts = key.split(separator: ".")

@@ -15,6 +15,17 @@ struct HTTPEndpoint: Sendable, Hashable {
             "an http:// URL with a host, e.g. http://localhost:4318 (https:// needs the package trait TLS, which this build leaves out)"
     #endif
 
+    /// Parses `url` for a signal with `settings`: over gRPC, `host:port` without a scheme is
+    /// allowed too, and speaks TLS unless ``OTLPSignalSettings/insecure``.
+    init(parsing url: String, settings: OTLPSignalSettings) throws(ParseError) {
+        let lowered = url.prefix(8).lowercased()
+        if settings.protocol == .grpc && !lowered.hasPrefix("http://") && !lowered.hasPrefix("https://") && !url.contains("://") {
+            try self.init(parsing: (settings.insecure ? "http://" : "https://") + url)
+        } else {
+            try self.init(parsing: url)
+        }
+    }
+
     init(parsing url: String) throws(ParseError) {
         let allowed = Self.allowedURLs
         let lowered = url.prefix(8).lowercased()

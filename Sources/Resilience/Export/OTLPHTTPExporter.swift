@@ -53,8 +53,8 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         try configuration.validate()
         self.configuration = configuration
         do {
-            self.tracesEndpoint = try HTTPEndpoint(parsing: configuration.resolvedTracesEndpoint)
-            self.logsEndpoint = try HTTPEndpoint(parsing: configuration.resolvedLogsEndpoint)
+            self.tracesEndpoint = try HTTPEndpoint(parsing: configuration.resolvedTracesEndpoint, settings: configuration.resolved(.traces))
+            self.logsEndpoint = try HTTPEndpoint(parsing: configuration.resolvedLogsEndpoint, settings: configuration.resolved(.logs))
         } catch {
             throw ConfigurationError(key: "exporter.endpoint", value: configuration.endpoint, allowed: error.allowed)
         }
@@ -191,31 +191,7 @@ public final class OTLPHTTPExporter: TelemetryExporter {
             throw OTLPExportError(code: .connectionFailed, message: "\(endpoint.host):\(endpoint.port): \(error)")
         }
         #if TLS
-            if let tls {
-                let handshake: EventLoopFuture<Void>
-                do {
-                    handshake = try await channel.pipeline.handler(type: TLSHandshakeWatcher.self).get().promise.futureResult
-                } catch {
-                    channel.close(promise: nil)
-                    throw OTLPExportError(code: .connectionClosed, message: "\(endpoint.host):\(endpoint.port): closed before TLS began")
-                }
-                // The handshake has the connect timeout too: a peer that accepts and never answers fails it.
-                let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-                    channel.close(promise: nil)
-                }
-                defer { timer.cancel() }
-                do {
-                    try await handshake.get()
-                } catch {
-                    channel.close(promise: nil)
-                    if tlsFailure(error, endpoint: "") == nil {
-                        throw OTLPExportError(
-                            code: .connectionClosed, message: "\(endpoint.host):\(endpoint.port): TLS handshake: \(error)")
-                    }
-                    throw await tls.explain(
-                        error, host: endpoint.host, port: endpoint.port, group: group, timeout: .nanoseconds(timeout.nanoseconds))
-                }
-            }
+            if let tls { try await tls.awaitHandshake(on: channel, endpoint: endpoint, group: group, timeout: timeout) }
         #endif
         return (Connection(channel: channel, failure: failure), false)
     }
@@ -244,30 +220,7 @@ public final class OTLPHTTPExporter: TelemetryExporter {
             throw OTLPExportError(
                 code: .invalidResponse, statusCode: status, message: "response Content-Type \(type), expected application/x-protobuf")
         }
-        do {
-            return try body.withUnsafeBytes { bytes throws(ProtoDecodingError) -> ExportResponse in
-                var reader = ProtoReader(bytes)
-                var result = ExportResponse()
-                while let field = try reader.nextField() {
-                    guard field.number == 1, field.wire == 2 else {
-                        try reader.skip(field.wire)
-                        continue
-                    }
-                    var partial = try reader.message()
-                    while let inner = try partial.nextField() {
-                        switch (inner.number, inner.wire) {
-                        case (1, 0): result.rejectedRecords = Int(truncatingIfNeeded: try partial.varint())
-                        case (2, 2): result.errorMessage = configuration.redactingHeaderValues(try partial.string())
-                        default: try partial.skip(inner.wire)
-                        }
-                    }
-                }
-                return result
-            }
-        } catch {
-            throw OTLPExportError(
-                code: .invalidResponse, statusCode: status, message: "response body is not an OTLP \(signal) response: \(error)")
-        }
+        return try ExportResponse.parse(body, signal: signal, status: status, redacting: configuration)
     }
 
     /// The message of a `google.rpc.Status` body, or the body as text if it is short and printable.

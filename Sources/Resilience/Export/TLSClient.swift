@@ -24,7 +24,9 @@
         /// - Throws: ``ConfigurationError`` naming the setting (`exporter.tls.certificateFile`, or
         ///   `exporter.traces.tls.…` when the signal's own value is wrong) and the file when a file
         ///   is missing, unreadable or not PEM.
-        init(common: ExporterTLSConfiguration, own: ExporterTLSConfiguration, signal: TelemetrySignal) throws(ConfigurationError) {
+        init(
+            common: ExporterTLSConfiguration, own: ExporterTLSConfiguration, signal: TelemetrySignal, applicationProtocols: [String] = []
+        ) throws(ConfigurationError) {
             let settings = common.overridden(by: own)
             self.settings = settings
             func prefix(_ ownValue: String?) -> String { ownValue == nil ? "exporter.tls" : "exporter.\(signal).tls" }
@@ -34,6 +36,7 @@
             ]
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.minimumTLSVersion = .tlsv12
+            configuration.applicationProtocols = applicationProtocols
             func load<T>(_ key: String, _ path: String, _ what: String, _ body: () throws -> T) throws(ConfigurationError) -> T {
                 guard access(path, R_OK) == 0 else {
                     let reason = errno == ENOENT ? "no such file" : "not readable: \(String(cString: strerror(errno)))"
@@ -85,6 +88,32 @@
             let watcher = TLSHandshakeWatcher(promise: channel.eventLoop.makePromise())
             try channel.pipeline.syncOperations.addHandler(handler)
             try channel.pipeline.syncOperations.addHandler(watcher)
+        }
+
+        /// Waits for the handshake of a connection made with ``addHandlers(to:host:)``, at most
+        /// `timeout` (a peer that accepts and never answers fails it).
+        /// - Throws: ``OTLPExportError/Code/tlsFailed`` with the diagnosis (``explain(_:host:port:group:timeout:)``),
+        ///   or ``OTLPExportError/Code/connectionClosed`` for a connection lost mid-handshake. The channel is closed then.
+        func awaitHandshake(on channel: any Channel, endpoint: HTTPEndpoint, group: any EventLoopGroup, timeout: Duration) async throws {
+            let handshake: EventLoopFuture<Void>
+            do {
+                handshake = try await channel.pipeline.handler(type: TLSHandshakeWatcher.self).get().promise.futureResult
+            } catch {
+                channel.close(promise: nil)
+                throw OTLPExportError(code: .connectionClosed, message: "\(endpoint.host):\(endpoint.port): closed before TLS began")
+            }
+            let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { channel.close(promise: nil) }
+            defer { timer.cancel() }
+            do {
+                try await handshake.get()
+            } catch {
+                channel.close(promise: nil)
+                if Self.failure(error, endpoint: "") == nil {
+                    throw OTLPExportError(code: .connectionClosed, message: "\(endpoint.host):\(endpoint.port): TLS handshake: \(error)")
+                }
+                throw await explain(
+                    error, host: endpoint.host, port: endpoint.port, group: group, timeout: .nanoseconds(timeout.nanoseconds))
+            }
         }
 
         /// What a failed handshake means, once the verification failure is diagnosed: the

@@ -8,10 +8,10 @@
 ///
 /// | kind | what it covers | retried |
 /// |---|---|---|
-/// | ``throttled`` | HTTP 429 | yes, no sooner than `Retry-After` |
-/// | ``retryable`` | HTTP 502, 503, 504 | yes, no sooner than `Retry-After` |
+/// | ``throttled`` | HTTP 429; gRPC 8 with `RetryInfo` | yes, no sooner than `Retry-After` / `RetryInfo` |
+/// | ``retryable`` | HTTP 502, 503, 504; gRPC 1, 4, 10, 11, 14, 15 | yes, the same |
 /// | ``transport`` | connection refused or reset, timeout | yes |
-/// | ``misconfigured`` | HTTP 401, 403, 404, 405, 407, 413, 415, a non-OTLP answer, a TLS failure | never (see below) |
+/// | ``misconfigured`` | HTTP 401, 403, 404, 405, 407, 413, 415; gRPC 7, 12, 16; a non-OTLP answer; TLS | never (see below) |
 /// | ``permanent`` | every other 4xx/5xx (400: the data was refused), a record too large | never: dropped |
 /// | ``circuitOpen`` | the breaker did not let the batch through | not by the retry stage: the failure destination holds it |
 /// | ``overflow`` | the ring was full | — (dropped at intake) |
@@ -22,7 +22,10 @@
 /// probe succeeds. A ``permanent`` failure's batch is dropped, and a copy is kept in the spill
 /// store's refused area.
 ///
-/// Classification follows the OTLP/HTTP specification ("Retryable Response Codes"). Errors that
+/// Classification follows the OTLP specification ("Retryable Response Codes" over HTTP; over gRPC
+/// `CANCELLED` 1, `DEADLINE_EXCEEDED` 4, `ABORTED` 10, `OUT_OF_RANGE` 11, `UNAVAILABLE` 14 and
+/// `DATA_LOSS` 15 are retryable, `RESOURCE_EXHAUSTED` 8 only with `RetryInfo`; `PERMISSION_DENIED`
+/// 7, `UNIMPLEMENTED` 12 and `UNAUTHENTICATED` 16 are misconfigurations). Errors that
 /// are not ``OTLPExportError`` or ``ResilienceError`` are ``permanent``, except `CancellationError`
 /// (``shutdown``).
 public struct ExportFailureKind: Sendable, Hashable, CustomStringConvertible {
@@ -71,6 +74,15 @@ public struct ExportFailureKind: Sendable, Hashable, CustomStringConvertible {
                 }
             case .timeout, .connectionFailed, .connectionClosed: return .transport
             case .invalidResponse, .tlsFailed: return .misconfigured
+            case .grpcStatus:
+                // OTLP/gRPC: CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS are
+                // retryable; RESOURCE_EXHAUSTED only with RetryInfo (the collector says it can take it later).
+                switch error.statusCode {
+                case 1, 4, 10, 11, 14, 15: return .retryable
+                case 8: return error.retryDelay == nil ? .permanent : .throttled
+                case 7, 12, 16: return .misconfigured  // PERMISSION_DENIED, UNIMPLEMENTED, UNAUTHENTICATED
+                default: return .permanent
+                }
             default: return .permanent
             }
         case let error as ResilienceError:
@@ -89,12 +101,13 @@ public struct ExportFailureKind: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension OTLPExportError {
-    /// The `Retry-After` header as a delay from now: delta-seconds, or an HTTP-date in any of the
+    /// The `Retry-After` header (or a gRPC status's `RetryInfo`) as a delay from now: delta-seconds, or an HTTP-date in any of the
     /// three forms of RFC 9110 (IMF-fixdate, RFC 850, asctime). `nil` when absent or unreadable;
     /// a date in the past is a zero delay.
     ///
     /// - Parameter now: Unix time in seconds. - Default value: the system clock.
     public func retryAfterDelay(now: Double? = nil) -> Duration? {
+        if let retryDelay { return retryDelay }
         guard let value = retryAfter, !value.isEmpty else { return nil }
         let trimmed = value.split(separator: " ", omittingEmptySubsequences: true)
         if trimmed.count == 1, let seconds = Int64(trimmed[0]) { return seconds >= 0 ? .seconds(seconds) : nil }
@@ -163,6 +176,7 @@ extension ExportFailureKind {
     /// snapshot: `HTTP 401: <the collector's message>` for a collector's answer.
     static func describe(_ error: any Error) -> String {
         if let error = error as? OTLPExportError {
+            if error.code == .grpcStatus, let status = error.statusCode { return "gRPC \(GRPCStatusName.name(status)): \(error.message)" }
             return error.statusCode.map { "HTTP \($0): \(error.message)" } ?? "\(error.code): \(error.message)"
         }
         return "\(error)"

@@ -100,7 +100,9 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable { case httpStatus, timeout, connectionFailed, connectionClosed, invalidResponse, tlsFailed }
+        private enum Base: Hashable, Sendable {
+            case httpStatus, timeout, connectionFailed, connectionClosed, invalidResponse, tlsFailed, grpcStatus
+        }
         private let base: Base
         /// The collector answered with a non-2xx status.
         public static let httpStatus = Code(base: .httpStatus)
@@ -116,11 +118,14 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
         /// trusted, expired or for another host; it refused the client certificate or wants one;
         /// or it does not speak TLS. The message names which.
         public static let tlsFailed = Code(base: .tlsFailed)
+        /// The collector answered a gRPC call with a status other than `OK`
+        /// (``OTLPExportError/statusCode`` holds the gRPC status code).
+        public static let grpcStatus = Code(base: .grpcStatus)
         public var description: String { "\(base)" }
     }
 
     public var code: Code
-    /// The HTTP status, for ``Code/httpStatus``.
+    /// The HTTP status, for ``Code/httpStatus``; the gRPC status code, for ``Code/grpcStatus``.
     public var statusCode: Int?
     /// The `Retry-After` header, as sent (delta-seconds or an HTTP date).
     public var retryAfter: String?
@@ -128,6 +133,8 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
     public var message: String
     /// The connection failed before any byte of an answer arrived.
     var beforeAnswer = false
+    /// The delay of a gRPC `google.rpc.RetryInfo` in the status details: a floor, as `Retry-After`.
+    var retryDelay: Duration?
 
     public init(code: Code, statusCode: Int? = nil, retryAfter: String? = nil, message: String) {
         self.code = code
@@ -138,9 +145,20 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
 
     public var description: String {
         var s = "OTLP export failed: \(code)"
-        if let statusCode { s += " \(statusCode)" }
+        if let statusCode { s += code == .grpcStatus ? " \(GRPCStatusName.name(statusCode))" : " \(statusCode)" }
+        if let retryDelay { s += " (RetryInfo: \(retryDelay))" }
         if let retryAfter { s += " (Retry-After: \(retryAfter))" }
         if !message.isEmpty { s += ": \(message)" }
         return s
     }
+}
+
+/// The names of gRPC status codes, for messages.
+enum GRPCStatusName {
+    static let names = [
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED"
+    ]
+    static func name(_ code: Int) -> String { names.indices.contains(code) ? "\(code) \(names[code])" : "\(code)" }
 }

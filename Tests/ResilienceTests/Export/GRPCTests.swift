@@ -1,0 +1,192 @@
+import Foundation
+import Resilience
+import ResilienceTesting
+import Testing
+
+private func emit(_ pipeline: TelemetryPipeline, spans: Range<Int>, logs: Range<Int> = 0..<0) {
+    let tracer = pipeline.tracer(scope: "grpc")
+    for i in spans {
+        let span = tracer.startSpan("s")
+        span.setAttribute("spillway.load.seq", i)
+        span.end()
+    }
+    let logger = pipeline.logger(scope: "grpc")
+    for i in logs { logger.emit(body: "log") { $0.set("spillway.load.seq", i) } }
+}
+
+/// The books: everything emitted is exported, dropped or on disk, and nothing is in flight.
+private func settled(_ pipeline: TelemetryPipeline) -> Bool {
+    let stats = pipeline.stats()
+    return [stats.spans, stats.logs].allSatisfy { s in
+        s.pending == 0 && s.emitted + s.recovered == s.exported + s.droppedTotal + s.onDisk
+    } && pipeline.unbalancedBooks().isEmpty
+}
+
+private func configuration(endpoint: String, compression: OTLPExporterConfiguration.Compression = .none) -> PipelineConfiguration {
+    var configuration = PipelineConfiguration(serviceName: "grpc-tests")
+    configuration.exporter.protocol = .grpc
+    configuration.exporter.endpoint = endpoint
+    configuration.exporter.compression = compression
+    configuration.exporter.timeout = .seconds(10)
+    configuration.traces.scheduleDelay = .milliseconds(50)
+    configuration.logs.scheduleDelay = .milliseconds(50)
+    configuration.overflowPolicy = .block(upTo: .seconds(10))
+    configuration.retry = ExportRetryPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .milliseconds(400))
+    configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 50, cooldown: .milliseconds(300))
+    return configuration
+}
+
+@Suite struct GRPCTests {
+    @Test(.timeLimit(.minutes(1)), arguments: [OTLPExporterConfiguration.Compression.none, .gzip])
+    func everySpanAndLogRecordReachesAGRPCCollectorOnce(_ compression: OTLPExporterConfiguration.Compression) async throws {
+        let receiver = try await OTLPReceiver.start(retention: [.bodies], protocol: .grpc)
+        var configuration = configuration(endpoint: receiver.endpoint, compression: compression)
+        configuration.exporter.headers = ["X-Tenant": "blue"]
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<5_000, logs: 0..<1_000)
+        #expect(
+            await eventually(timeout: .seconds(30)) {
+                settled(pipeline) && pipeline.stats().spans.exported == 5_000 && pipeline.stats().logs.exported == 1_000
+            }, "\(pipeline.stats())")
+        let spans = receiver.sequenceReport(expected: 5_000)
+        let logs = receiver.sequenceReport(expected: 1_000, signal: .logs)
+        #expect(spans.missing == 0 && spans.duplicates == 0 && logs.missing == 0 && logs.duplicates == 0, "\(spans); \(logs)")
+        let request = try #require(receiver.bodies.first)
+        let headers = Dictionary(request.headers.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        #expect(headers["x-tenant"] == "blue" && headers["grpc-timeout"] == "10000m" && headers["te"] == "trailers", "\(headers)")
+        #expect(headers["grpc-encoding"] == (compression == .gzip ? "gzip" : nil), "\(headers)")
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
+    /// The peer is grpcio with opentelemetry-proto's service stubs: it decodes every span and log
+    /// record Spillway sends, gzip-compressed (grpcio inflates them itself), over plaintext and
+    /// over mutual TLS.
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func anIndependentGRPCPeerDecodesEverySpanAndLogRecord(_ tls: Bool) async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        let peer = try PythonPeer(
+            script: "Tests/grpc/grpc_receiver.py", arguments: ["3000", "500", "30"] + (tls ? [certificates.directory] : []))
+        let port = try peer.port()
+        var configuration = configuration(endpoint: tls ? "https://localhost:\(port)" : "http://127.0.0.1:\(port)", compression: .gzip)
+        configuration.exporter.headers = ["x-tenant": "green"]
+        if tls {
+            configuration.exporter.tls = ExporterTLSConfiguration(
+                certificateFile: certificates.path("ca.pem"), clientCertificateFile: certificates.path("client.pem"),
+                clientKeyFile: certificates.path("client.key"))
+        }
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<3_000, logs: 0..<500)
+        let (status, output) = try await peer.finish(timeout: .seconds(40))
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("\"unique_spans\": 3000") && output.contains("\"unique_logs\": 500"), "\(output)")
+        #expect(output.contains("\"service\": \"grpc-tests\"") && output.contains("\"tenant\": \"green\""), "\(output)")
+        await shutDownCheckingBooks(pipeline)
+    }
+
+    struct StatusCase: CustomTestStringConvertible, Sendable {
+        var code: Int
+        var retryDelay: Duration?
+        var kind: ExportFailureKind
+        var testDescription: String { "status \(code)\(retryDelay.map { " with RetryInfo \($0)" } ?? "") is \(kind)" }
+    }
+
+    static let statusCases: [StatusCase] =
+        [1, 4, 10, 11, 14, 15].map { StatusCase(code: $0, kind: .retryable) } + [
+            StatusCase(code: 8, kind: .permanent), StatusCase(code: 8, retryDelay: .milliseconds(800), kind: .throttled),
+            StatusCase(code: 3, kind: .permanent), StatusCase(code: 13, kind: .permanent), StatusCase(code: 16, kind: .misconfigured),
+            StatusCase(code: 7, kind: .misconfigured), StatusCase(code: 12, kind: .misconfigured)
+        ]
+
+    /// Every gRPC status the OTLP specification names, classified by its rules; a retryable one
+    /// is retried until the collector takes the batch, and `RetryInfo` is a floor on the next try.
+    @Test(.timeLimit(.minutes(1)), arguments: statusCases)
+    func eachGRPCStatusIsClassifiedByTheOTLPRules(_ testCase: StatusCase) async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
+        receiver.behavior = .failGRPC(code: testCase.code, retryDelay: testCase.retryDelay)
+        let events = EventLog()
+        var configuration = configuration(endpoint: receiver.endpoint)
+        configuration.exportErrorHandler = events
+        configuration.retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .seconds(20))
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<300)
+        #expect(await eventually(timeout: .seconds(10)) { !events.all.isEmpty }, "no event")
+        let first = try #require(events.all.first)
+        #expect(first.kind == testCase.kind, "\(first.kind): \(first.error)")
+        #expect("\(first.error)".contains("receiver told to answer gRPC status \(testCase.code)"), "\(first.error)")
+        if testCase.kind.isRetryable {
+            if let delay = testCase.retryDelay {
+                #expect(await eventually(timeout: .seconds(10)) { receiver.requestTimes.count >= 2 })
+                let times = receiver.requestTimes
+                #expect(times[0].duration(to: times[1]) >= delay - .milliseconds(50), "\(times[0].duration(to: times[1]))")
+            }
+            receiver.behavior = .accept
+            #expect(await eventually(timeout: .seconds(20)) { settled(pipeline) && pipeline.stats().spans.exported == 300 })
+            #expect(receiver.sequenceReport(expected: 300).missing == 0)
+        } else {
+            #expect(await eventually(timeout: .seconds(10)) { settled(pipeline) && pipeline.stats().spans.droppedTotal == 300 })
+            #expect(receiver.requestCount == 1, "not retried: \(receiver.requestCount) requests")
+        }
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aCallOverItsDeadlineIsATransportFailureAndIsRetried() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [.bodies], protocol: .grpc)
+        receiver.behavior = .delay(.seconds(3))
+        let events = EventLog()
+        var configuration = configuration(endpoint: receiver.endpoint)
+        configuration.exporter.timeout = .milliseconds(300)
+        configuration.exportErrorHandler = events
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<100)
+        #expect(await eventually(timeout: .seconds(10)) { events.all.contains { $0.kind == .transport } }, "\(events.all.map(\.kind))")
+        #expect(events.all.contains { "\($0.error)".contains("no answer within") })
+        let headers = receiver.bodies.first.map { Dictionary($0.headers.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+        #expect(headers?["grpc-timeout"] == "300m", "\(String(describing: headers))")
+        receiver.behavior = .accept
+        #expect(await eventually(timeout: .seconds(20)) { settled(pipeline) && pipeline.stats().spans.exported == 100 })
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
+    /// gRPC to an OTLP/HTTP port (4318 instead of 4317) is a misconfiguration, named as one.
+    @Test(.timeLimit(.minutes(1)))
+    func gRPCToAnHTTP1CollectorIsAMisconfigurationNamedAsOne() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [])  // HTTP/1.1 only
+        let events = EventLog()
+        var configuration = configuration(endpoint: receiver.endpoint)
+        configuration.exportErrorHandler = events
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<100)
+        #expect(await eventually(timeout: .seconds(10)) { !events.all.isEmpty })
+        let first = try #require(events.all.first)
+        #expect(first.kind == .misconfigured && "\(first.error)".contains("does not speak HTTP/2"), "\(first.kind): \(first.error)")
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
+    @Test func theEnvironmentChoosesGRPCPerSignalWithItsDefaultPort() throws {
+        var configuration = try PipelineConfiguration.fromEnvironment(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])
+        #expect(configuration.exporter.protocol == .grpc)
+        #expect(configuration.exporter.resolvedTracesEndpoint == "http://localhost:4317")
+        configuration = try PipelineConfiguration.fromEnvironment([
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_LOGS_INSECURE": "true"
+        ])
+        #expect(configuration.exporter.resolvedTracesEndpoint == "http://collector:4318/v1/traces")
+        #expect(configuration.exporter.resolvedLogsEndpoint == "collector:4317")
+        #expect(configuration.exporter.logs.insecure == true)
+        _ = try TelemetryPipeline(configuration: configuration)  // spans over HTTP, logs over gRPC: both build
+        #expect {
+            _ = try PipelineConfiguration.fromEnvironment(["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"])
+        } throws: { error in
+            let error = error as? ConfigurationError
+            return error?.key == "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" && error?.allowed.contains("grpc") == true
+        }
+    }
+}
