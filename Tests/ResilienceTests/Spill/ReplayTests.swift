@@ -185,7 +185,11 @@ extension ReplayTests {
         // drain thread starved of CPU (two hogs and the whole suite: a 1 MiB ring dropped
         // 5,078 spans there). 120,000 spans are 2-3 times the ring: without the valve they drop.
         slow.ringCapacity = 4 << 20
-        slow.overflowPolicy = .dropNewest  // what an application would run with
+        // The test means "no drops", so a full ring blocks the emitter rather than drop (a fresh-clone
+        // run with `.dropNewest` dropped 8,888 spans once, the machine stalled 16 s by its host and a
+        // build writing beside it). Without the valve it still fails: the ring would drain at 2
+        // requests per 2 s, nothing would be spilled, and 120,000 spans would not arrive in time.
+        slow.overflowPolicy = .block(upTo: .seconds(30))
         // Two slots, fixed: an adaptive window would open to the 2 s collector (ExportWindowTests)
         // and this test is about what happens when it cannot open further.
         slow.traces.adaptiveConcurrency = false
@@ -207,6 +211,7 @@ extension ReplayTests {
         }
         let stats = pipeline.stats().spans
         #expect(books && stats.droppedTotal == 0 && stats.exported == 120_000, "\(stats)")
+        #expect(events.droppedByReason.isEmpty, "\(events.droppedByReason)")
         #expect(receiver.sequenceReport(expected: 120_000).missing == 0)
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
