@@ -19,8 +19,18 @@ extension OTLPReceiver {
 #if GRPC
     /// The receiver's HTTP/2 side: every stream is one unary OTLP `Export` call.
     func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox) throws {
+        // Windows as a collector sized for throughput sets them (the HTTP/2 default of 64 KiB per
+        // connection would hold a client to one 30 KB request per round trip).
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000), HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+            HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20)
+        ]
+        connection.targetWindowSize = 16 << 20
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = 1 << 20
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
         ) { stream in
             stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(GRPCReceiverStreamHandler(box: box)) }
         }
