@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's transport figures: `spillway load` (release) to `spillway receive` on loopback, one
+# row per transport — OTLP/HTTP plaintext, gzip and TLS; OTLP/gRPC plaintext and TLS — N spans each
+# (default 2,000,000), blocking overflow, wall time of the whole load process and its peak RSS.
+#
+#   swift build -c release --product spillway && tools/transport_figures.sh [RUNS]
+#
+# Test certificates are made fresh (Tests/tls/make_certs.py, with the venv of `make deps`).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+B=$root/.build/release/spillway
+N=${N:-2000000}
+runs=${1:-3}
+certs=$(mktemp -d)
+trap 'rm -rf "$certs"' EXIT
+"$root/.build/venv/bin/python3" "$root/Tests/tls/make_certs.py" "$certs" > /dev/null
+row() { # name port receive-arguments… -- environment…
+    local name=$1 port=$2; shift 2
+    local receive=(); while [ "$1" != "--" ]; do receive+=("$1"); shift; done; shift
+    "$B" receive --port "$port" --every 1000 "${receive[@]}" > /dev/null 2>&1 & local receiver=$!
+    sleep 1
+    local out; out=$(env "$@" SPILLWAY_OVERFLOW=block:60000 /usr/bin/time -f "rss %M KB, wall %e s" "$B" load --spans "$N" 2>&1)
+    kill $receiver; wait $receiver 2>/dev/null || true
+    echo "$name: $(echo "$out" | grep -E '^exported|^dropped|^rss' | tr -s ' ' | tr '\n' ' ')"
+}
+for _ in $(seq "$runs"); do
+    row "http plain" 4401 -- OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4401
+    row "http gzip" 4402 -- OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4402 OTEL_EXPORTER_OTLP_COMPRESSION=gzip
+    row "http tls" 4403 --tls-certificate "$certs/server.pem" --tls-key "$certs/server.key" -- \
+        OTEL_EXPORTER_OTLP_ENDPOINT=https://localhost:4403 OTEL_EXPORTER_OTLP_CERTIFICATE="$certs/ca.pem"
+    row "grpc plain" 4404 --protocol grpc -- OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4404
+    row "grpc tls" 4405 --protocol grpc --tls-certificate "$certs/server.pem" --tls-key "$certs/server.key" -- \
+        OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=https://localhost:4405 OTEL_EXPORTER_OTLP_CERTIFICATE="$certs/ca.pem"
+done
