@@ -15,6 +15,7 @@ extension OTLPReceiver {
         /// When set, a client must present a certificate signed by one of these CAs.
         public var clientCAFile: String?
 
+        /// The receiver's certificate chain and key, and the client CAs if clients must present certificates.
         public init(certificateChainFile: String, privateKeyFile: String, clientCAFile: String? = nil) {
             self.certificateChainFile = certificateChainFile
             self.privateKeyFile = privateKeyFile

@@ -22,6 +22,7 @@ public struct ExporterTLSConfiguration: Sendable, Hashable, CustomStringConverti
     /// - Environment variable: `OTEL_EXPORTER_OTLP_CLIENT_KEY` (and per signal).
     public var clientKeyFile: String?
 
+    /// TLS settings naming these files; `nil` values take the defaults (or, for a signal, the common values).
     public init(certificateFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil) {
         self.certificateFile = certificateFile
         self.clientCertificateFile = clientCertificateFile

@@ -61,6 +61,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         /// This signal's ``OTLPExporterConfiguration/insecure``; `nil`: the common one.
         public var insecure: Bool?
 
+        /// A signal's own settings; every value left out takes the common one.
         public init(
             headers: [String: String] = [:], compression: Compression? = nil, timeout: Duration? = nil,
             tls: ExporterTLSConfiguration = ExporterTLSConfiguration(), protocol: OTLPProtocol? = nil, insecure: Bool? = nil
@@ -74,6 +75,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         }
     }
 
+    /// The exporter's settings, each with the default of the OpenTelemetry specification.
     public init(
         endpoint: String = OTLPExporterConfiguration.defaultEndpoint, tracesEndpoint: String? = nil, logsEndpoint: String? = nil,
         headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10),
