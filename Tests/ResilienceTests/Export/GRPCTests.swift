@@ -170,6 +170,49 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await receiver.stop()
     }
 
+    /// A partial success over gRPC is read from the same response message as over HTTP.
+    @Test(.timeLimit(.minutes(1)))
+    func aPartialSuccessOverGRPCCountsTheRejectedRecordsAsDropped() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
+        receiver.behavior = .partialSuccess(rejected: 3, message: "3 spans had no name")
+        let events = EventLog()
+        var configuration = configuration(endpoint: receiver.endpoint)
+        configuration.exportErrorHandler = events
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<10)
+        #expect(await eventually(timeout: .seconds(10)) { settled(pipeline) && pipeline.stats().spans.exported == 7 }, "\(pipeline.stats())")
+        #expect(pipeline.stats().spans.dropped == [.rejected: 3])
+        #expect(events.all.contains { "\($0.error)".contains("3 spans had no name") }, "\(events.all.map { "\($0.error)" })")
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
+    /// Two pipelines one after the other in one process, over gRPC with mutual TLS, each with its
+    /// own receiver: state that leaks between instances (connections, the certificate context)
+    /// would show in the second.
+    @Test(.timeLimit(.minutes(1)))
+    func theSameGRPCOverTLSScenarioTwiceInOneProcessDeliversEverySpanOnceEachTime() async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        for round in 0..<2 {
+            let receiver = try await OTLPReceiver.start(retention: [], tls: certificates.server(mutual: true), protocol: .grpc)
+            var configuration = configuration(endpoint: receiver.endpoint)
+            configuration.exporter.tls = ExporterTLSConfiguration(
+                certificateFile: certificates.path("ca.pem"), clientCertificateFile: certificates.path("client.pem"),
+                clientKeyFile: certificates.path("client.key"))
+            let pipeline = try TelemetryPipeline(configuration: configuration)
+            emit(pipeline, spans: 0..<4_000, logs: 0..<400)
+            #expect(
+                await eventually(timeout: .seconds(30)) {
+                    settled(pipeline) && pipeline.stats().spans.exported == 4_000 && pipeline.stats().logs.exported == 400
+                }, "round \(round): \(pipeline.stats())")
+            let spans = receiver.sequenceReport(expected: 4_000)
+            #expect(spans.missing == 0 && spans.duplicates == 0, "round \(round): \(spans)")
+            await shutDownCheckingBooks(pipeline)
+            try await receiver.stop()
+        }
+    }
+
     @Test func theEnvironmentChoosesGRPCPerSignalWithItsDefaultPort() throws {
         var configuration = try PipelineConfiguration.fromEnvironment(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])
         #expect(configuration.exporter.protocol == .grpc)
