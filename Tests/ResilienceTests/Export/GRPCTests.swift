@@ -180,7 +180,8 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         configuration.exportErrorHandler = events
         let pipeline = try TelemetryPipeline(configuration: configuration)
         emit(pipeline, spans: 0..<10)
-        #expect(await eventually(timeout: .seconds(10)) { settled(pipeline) && pipeline.stats().spans.exported == 7 }, "\(pipeline.stats())")
+        #expect(
+            await eventually(timeout: .seconds(10)) { settled(pipeline) && pipeline.stats().spans.exported == 7 }, "\(pipeline.stats())")
         #expect(pipeline.stats().spans.dropped == [.rejected: 3])
         #expect(events.all.contains { "\($0.error)".contains("3 spans had no name") }, "\(events.all.map { "\($0.error)" })")
         await shutDownCheckingBooks(pipeline)
