@@ -130,9 +130,15 @@ public struct ConfigurationKey: Sendable, Hashable {
             "span requests under way at most (the adaptive window's ceiling)"),
         .init("SPILLWAY_BSP_ADAPTIVE_CONCURRENCY", "traces.adaptiveConcurrency", "true", live: true, "`false`: always the maximum"),
         .init(
+            "SPILLWAY_BSP_MAX_BYTES_IN_FLIGHT", "traces.maxBytesInFlight", "8388608", live: true,
+            "span request bodies under way at most, bytes (one request may always go)"),
+        .init(
             "SPILLWAY_BLRP_MAX_CONCURRENT_EXPORTS", "logs.maxConcurrentExports", "128", live: true,
             "log requests under way at most (the adaptive window's ceiling)"),
         .init("SPILLWAY_BLRP_ADAPTIVE_CONCURRENCY", "logs.adaptiveConcurrency", "true", live: true, "`false`: always the maximum"),
+        .init(
+            "SPILLWAY_BLRP_MAX_BYTES_IN_FLIGHT", "logs.maxBytesInFlight", "8388608", live: true,
+            "log request bodies under way at most, bytes (one request may always go)"),
         .init("OTEL_TRACES_SAMPLER", "sampler", "parentbased_always_on", live: true, "the sampler (``TraceSampler``)"),
         .init("OTEL_TRACES_SAMPLER_ARG", "sampler", "1.0", live: true, "the ratio of `*traceidratio`, 0 … 1"),
         .init("OTEL_ATTRIBUTE_COUNT_LIMIT", "limits.countLimit", "128", live: false, "attributes per record"),

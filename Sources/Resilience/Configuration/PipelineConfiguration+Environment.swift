@@ -110,6 +110,7 @@ extension PipelineConfiguration {
         for (prefix, keyPath) in [("SPILLWAY_BSP", \PipelineConfiguration.traces), ("SPILLWAY_BLRP", \PipelineConfiguration.logs)] {
             if let n = try env.integer("\(prefix)_MAX_CONCURRENT_EXPORTS", minimum: 1) { config[keyPath: keyPath].maxConcurrentExports = n }
             if let adaptive = try env.boolean("\(prefix)_ADAPTIVE_CONCURRENCY") { config[keyPath: keyPath].adaptiveConcurrency = adaptive }
+            if let n = try env.integer("\(prefix)_MAX_BYTES_IN_FLIGHT", minimum: 1) { config[keyPath: keyPath].maxBytesInFlight = n }
         }
 
         for name in ["OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"] {

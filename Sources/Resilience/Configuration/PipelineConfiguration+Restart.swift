@@ -45,6 +45,8 @@ extension PipelineConfiguration {
         "traces.adaptiveConcurrency": { "\($0.traces.adaptiveConcurrency)" },
         "logs.maxConcurrentExports": { "\($0.logs.maxConcurrentExports)" },
         "logs.adaptiveConcurrency": { "\($0.logs.adaptiveConcurrency)" },
+        "traces.maxBytesInFlight": { "\($0.traces.maxBytesInFlight)" },
+        "logs.maxBytesInFlight": { "\($0.logs.maxBytesInFlight)" },
         "sampler": { "\($0.sampler)" },
         "limits.countLimit": { "\($0.limits.countLimit)" },
         "limits.valueLengthLimit": { "\(String(describing: $0.limits.valueLengthLimit))" },

@@ -176,7 +176,7 @@ public struct BatchConfiguration: Sendable, Hashable {
     /// The most export requests of this signal under way at once: the ceiling of the adaptive
     /// window, or the fixed number without ``adaptiveConcurrency``. The drain thread waits when
     /// the window is full (and, with a spill store, spills once the ring is half full). Requests
-    /// under way also hold at most 8 MiB of bodies per signal, whatever the window.
+    /// under way also hold at most ``maxBytesInFlight`` of bodies, whatever the window.
     /// - Default value: 128.
     /// - Environment variable: `SPILLWAY_BSP_MAX_CONCURRENT_EXPORTS`, `SPILLWAY_BLRP_MAX_CONCURRENT_EXPORTS`.
     public var maxConcurrentExports: Int
@@ -188,17 +188,25 @@ public struct BatchConfiguration: Sendable, Hashable {
     /// - Default value: `true`.
     /// - Environment variable: `SPILLWAY_BSP_ADAPTIVE_CONCURRENCY`, `SPILLWAY_BLRP_ADAPTIVE_CONCURRENCY` (`true`, `false`).
     public var adaptiveConcurrency: Bool
+    /// The most bytes of request bodies of this signal under way at once (one request may always
+    /// go, however large): what the window may hold in memory. Against a distant collector this,
+    /// not the window, sets the pace: with 8 MiB a collector 200 ms away took 178 k spans/s, with
+    /// 32 MiB 279 k (and 12 MB more peak RSS).
+    /// - Default value: 8 MiB (8388608).
+    /// - Environment variable: `SPILLWAY_BSP_MAX_BYTES_IN_FLIGHT`, `SPILLWAY_BLRP_MAX_BYTES_IN_FLIGHT`.
+    public var maxBytesInFlight: Int
 
     /// A batch configuration; every parameter but the delay defaults to the value documented on its property.
     public init(
         scheduleDelay: Duration, maxExportBatchSize: Int = 512, exportTimeout: Duration = .seconds(30), maxConcurrentExports: Int = 128,
-        adaptiveConcurrency: Bool = true
+        adaptiveConcurrency: Bool = true, maxBytesInFlight: Int = 8 << 20
     ) {
         self.scheduleDelay = scheduleDelay
         self.maxExportBatchSize = maxExportBatchSize
         self.exportTimeout = exportTimeout
         self.maxConcurrentExports = maxConcurrentExports
         self.adaptiveConcurrency = adaptiveConcurrency
+        self.maxBytesInFlight = maxBytesInFlight
     }
 
     public static let tracesDefault = BatchConfiguration(scheduleDelay: .seconds(5))
@@ -216,6 +224,9 @@ public struct BatchConfiguration: Sendable, Hashable {
         }
         if maxConcurrentExports <= 0 {
             throw ConfigurationError(key: "\(prefix).maxConcurrentExports", value: "\(maxConcurrentExports)", allowed: "an integer > 0")
+        }
+        if maxBytesInFlight <= 0 {
+            throw ConfigurationError(key: "\(prefix).maxBytesInFlight", value: "\(maxBytesInFlight)", allowed: "a number of bytes > 0")
         }
     }
 }

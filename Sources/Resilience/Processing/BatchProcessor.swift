@@ -239,12 +239,13 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     private func dispatch(_ builder: BatchBuilder) {
         let signal = builder.signal
         let (counter, window) = (inFlight[signal], windows[signal])
+        let budget = configurations[signal].maxBytesInFlight
         // A slot is free when the window has room and the bodies under way leave room for this
         // one (one request may always go, however large).
         func hasRoom() -> Bool {
             let requests = counter.value.load(ordering: .acquiring)  // pairs with the releasing subtract below
             return requests < window.limit
-                && (requests == 0 || counter.bytes.load(ordering: .relaxed) + builder.stagedBytes <= Self.maximumBytesInFlight)
+                && (requests == 0 || counter.bytes.load(ordering: .relaxed) + builder.stagedBytes <= budget)
         }
         var waited = false
         while !hasRoom() {
@@ -273,9 +274,6 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             parker.unpark()
         }
     }
-
-    /// Request bodies under way per signal, at most (one request may always go).
-    static let maximumBytesInFlight = 8 << 20
 
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
     private func build(_ builder: BatchBuilder) -> ExportBatch {

@@ -179,6 +179,30 @@ extension ExportWindowTests {
         try await receiver.stop()
     }
 
+    /// The byte budget holds the requests under way whatever the window: one request at a time
+    /// with a 1-byte budget (one request may always go), and every span still arrives once.
+    @Test(.timeLimit(.minutes(1)))
+    func theByteBudgetBoundsTheRequestsUnderWay() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
+        receiver.behavior = .delay(.milliseconds(50))
+        var configuration = PipelineConfiguration(serviceName: "window")
+        configuration.exporter.endpoint = receiver.endpoint
+        configuration.traces.scheduleDelay = .milliseconds(50)
+        configuration.traces.adaptiveConcurrency = false
+        configuration.traces.maxConcurrentExports = 16
+        configuration.traces.maxBytesInFlight = 1
+        configuration.overflowPolicy = .block(upTo: .seconds(30))
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        Self.emit(pipeline, 0..<5_000)
+        #expect(await eventually(timeout: .seconds(50)) { pipeline.stats().spans.exported == 5_000 }, "\(pipeline.stats())")
+        #expect(receiver.mostDelayedAtOnce == 1, "the collector held \(receiver.mostDelayedAtOnce) requests at once")
+        #expect(receiver.sequenceReport(expected: 5_000).missing == 0)
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+        let fromEnvironment = try PipelineConfiguration.fromEnvironment(["SPILLWAY_BLRP_MAX_BYTES_IN_FLIGHT": "33554432"])
+        #expect(fromEnvironment.logs.maxBytesInFlight == 32 << 20 && fromEnvironment.traces.maxBytesInFlight == 8 << 20)
+    }
+
     /// A collector that starts answering 503 closes the window; nothing is lost while it does.
     @Test(.timeLimit(.minutes(1)))
     func aCollectorUnderStrainClosesTheWindowAndLosesNothing() async throws {
