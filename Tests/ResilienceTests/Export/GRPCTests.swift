@@ -214,6 +214,28 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         }
     }
 
+    /// Each signal its own exporter: spans over gRPC to one collector, logs over HTTP to another.
+    @Test(.timeLimit(.minutes(1)))
+    func spansOverGRPCAndLogsOverHTTPReachTheirOwnCollectors() async throws {
+        let spansReceiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
+        let logsReceiver = try await OTLPReceiver.start(retention: [])
+        var configuration = configuration(endpoint: logsReceiver.endpoint)
+        configuration.exporter.protocol = .httpProtobuf
+        configuration.exporter.traces.protocol = .grpc
+        configuration.exporter.tracesEndpoint = spansReceiver.endpoint
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<2_000, logs: 0..<300)
+        #expect(
+            await eventually(timeout: .seconds(30)) {
+                settled(pipeline) && pipeline.stats().spans.exported == 2_000 && pipeline.stats().logs.exported == 300
+            }, "\(pipeline.stats())")
+        #expect(spansReceiver.sequenceReport(expected: 2_000).missing == 0 && spansReceiver.logCount == 0)
+        #expect(logsReceiver.sequenceReport(expected: 300, signal: .logs).missing == 0 && logsReceiver.spanCount == 0)
+        await shutDownCheckingBooks(pipeline)
+        try await spansReceiver.stop()
+        try await logsReceiver.stop()
+    }
+
     @Test func theEnvironmentChoosesGRPCPerSignalWithItsDefaultPort() throws {
         var configuration = try PipelineConfiguration.fromEnvironment(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])
         #expect(configuration.exporter.protocol == .grpc)
