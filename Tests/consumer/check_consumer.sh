@@ -33,3 +33,9 @@ cd "$work/app"
 swift package resolve
 swift package show-dependencies --format flatlist | grep -q spillway
 echo "consumer: a package depending on spillway from: \"$version\" resolves and plans"
+# The same with the package traits turned off (a plaintext OTLP/HTTP user: no TLS, no gRPC).
+sed -i "s|from: \"$version\")\]|from: \"$version\", traits: [])]|" Package.swift
+grep -q 'traits: \[\])' Package.swift || { echo "consumer: could not write the traits: [] variant" >&2; exit 1; }
+swift package resolve
+swift package show-dependencies --format flatlist | grep -q spillway
+echo "consumer: the same with traits: [] resolves and plans"
