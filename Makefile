@@ -22,7 +22,7 @@ WITH_VENV  := PATH="$(VENV)/bin:$$PATH"
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: test-traits all deps demo test lint bench-instructions test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
+.PHONY: test-traits check-traits all deps demo test lint bench-instructions test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
 
 all: test
 
@@ -49,7 +49,7 @@ demo: deps
 	.build/release/spillway demo --spans 1000000 --logs 100000 --threads 2 --faults 0.1
 
 # The ThreadSanitizer steps come first and the main suite last, so the run ends with its summary.
-test: deps test-consumer test-tsan tsan-selftest test-traits test-pwrite test-unit test-faults
+test: deps test-consumer test-tsan tsan-selftest test-pwrite test-unit test-faults
 
 # A hung test fails the run after TEST_TIMEOUT seconds instead of holding CI until its own limit
 # (every wait in a test has a deadline; this is the backstop for one that does not).
@@ -72,22 +72,32 @@ test-consumer: deps
 	Tests/consumer/check_consumer.sh
 
 # The package with its default traits (TLS, GRPC) left out, as a plaintext OTLP/HTTP user builds
-# it: it compiles, and the tool refuses https:// and grpc with messages naming the traits. (Every
-# other step builds with the default traits; the dependencies built here are shared with them.)
+# it: it compiles, and the tool refuses https:// and grpc with messages naming the traits.
+# `make test` does this with test-faults' release build; this target does it in debug.
 test-traits: deps
 	$(SWIFT) build --disable-default-traits --product spillway
-	@out=$$(.build/debug/spillway load --endpoint https://127.0.0.1:9 --spans 1 --quiet 2>&1); rc=$$?; \
+	@$(MAKE) --no-print-directory check-traits SPILLWAY_BIN=.build/debug/spillway
+
+check-traits:
+	@out=$$($(SPILLWAY_BIN) load --endpoint https://127.0.0.1:9 --spans 1 --quiet 2>&1); rc=$$?; \
 	if [ $$rc -ne 0 ] && echo "$$out" | grep -q "needs the package trait TLS"; then \
-		echo "test-traits: ok — without the TLS trait, https:// is refused: $$(echo "$$out" | head -1)"; \
-	else echo "test-traits: FAILED (exit $$rc): $$out"; exit 1; fi
-	@out=$$(OTEL_EXPORTER_OTLP_PROTOCOL=grpc .build/debug/spillway load --endpoint http://127.0.0.1:9 --spans 1 --quiet 2>&1); rc=$$?; \
+		echo "check-traits: ok — without the TLS trait, https:// is refused: $$(echo "$$out" | head -1)"; \
+	else echo "check-traits: FAILED (exit $$rc): $$out"; exit 1; fi
+	@out=$$(OTEL_EXPORTER_OTLP_PROTOCOL=grpc $(SPILLWAY_BIN) load --endpoint http://127.0.0.1:9 --spans 1 --quiet 2>&1); rc=$$?; \
 	if [ $$rc -ne 0 ] && echo "$$out" | grep -q "grpc needs the package trait GRPC"; then \
-		echo "test-traits: ok — without the GRPC trait, grpc is refused: $$(echo "$$out" | head -1)"; \
-	else echo "test-traits: FAILED (exit $$rc): $$out"; exit 1; fi
+		echo "check-traits: ok — without the GRPC trait, grpc is refused: $$(echo "$$out" | head -1)"; \
+	else echo "check-traits: FAILED (exit $$rc): $$out"; exit 1; fi
 
 # The fault suite's short version, with the release build: some bugs live only in -O code (a
-# replay livelock did).
+# replay livelock did). Its scenarios speak plaintext OTLP/HTTP, so this build leaves out the
+# default traits (TLS, GRPC) — which makes it the check of that configuration too (check-traits),
+# and spares compiling BoringSSL and HTTP/2 a second time with -O (a fifth of a fresh run).
 test-faults: deps
+	$(SWIFT) build -c release --disable-default-traits --product spillway
+	@$(MAKE) --no-print-directory check-traits SPILLWAY_BIN=.build/release/spillway
+	.build/release/spillway faults --short
+
+faults: deps
 	$(SWIFT) build -c release --product spillway
 	.build/release/spillway faults --short
 
