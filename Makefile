@@ -99,10 +99,6 @@ test-faults: deps
 
 faults: deps
 	$(SWIFT) build -c release --product spillway
-	.build/release/spillway faults --short
-
-faults: deps
-	$(SWIFT) build -c release --product spillway
 	.build/release/spillway faults --report .build/faults.md
 	@echo "The table is also in .build/faults.md"
 

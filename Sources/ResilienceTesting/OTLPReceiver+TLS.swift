@@ -23,6 +23,14 @@ extension OTLPReceiver {
         }
     }
 
+    /// Thrown by ``start(port:retention:countIDs:tls:protocol:)`` when a TLS file cannot be read as what it should be.
+    public struct TLSFileError: Error, CustomStringConvertible {
+        public var path: String
+        public var expected: String
+        public var underlying: String
+        public var description: String { "\(path): not \(expected) (\(underlying))" }
+    }
+
     /// Thrown by ``start(port:retention:countIDs:tls:)`` with a ``TLS`` in a build without the
     /// package trait `TLS`.
     public struct TLSUnavailableError: Error, CustomStringConvertible {
@@ -36,11 +44,19 @@ struct ServerTLS: Sendable {
         let context: NIOSSLContext
 
         init(_ tls: OTLPReceiver.TLS, applicationProtocols: [String] = []) throws {
+            // A file that is not what it should be is named, with what was expected of it.
+            func load<T>(_ path: String, _ what: String, _ body: () throws -> T) throws -> T {
+                do { return try body() } catch { throw OTLPReceiver.TLSFileError(path: path, expected: what, underlying: "\(error)") }
+            }
+            let chain = try load(tls.certificateChainFile, "a PEM certificate chain") {
+                try NIOSSLCertificate.fromPEMFile(tls.certificateChainFile)
+            }
+            let key = try load(tls.privateKeyFile, "a PEM private key") { try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem) }
             var configuration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateChainFile).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)))
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
             if let clientCA = tls.clientCAFile {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
+                configuration.trustRoots = .certificates(
+                    try load(clientCA, "PEM CA certificates") { try NIOSSLCertificate.fromPEMFile(clientCA) })
                 configuration.certificateVerification = .noHostnameVerification
             }
             configuration.applicationProtocols = applicationProtocols
