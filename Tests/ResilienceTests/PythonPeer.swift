@@ -1,33 +1,34 @@
 import Foundation
-import Synchronization
 
 /// A Python test peer (a server from `Tests/…`) running beside a test: started at once, its
-/// output collected as it comes. Every wait has a deadline; the process is killed at the latest
+/// output kept in a file. Every wait has a deadline; the process is killed at the latest
 /// when ``finish(timeout:)`` gives up.
 final class PythonPeer: Sendable {
     private let process: Process
-    private final class Output: Sendable { let text = Mutex("") }
-    private let output = Output()
+    /// The peer writes into a file, read when asked: no dispatch source on a pipe (a
+    /// `readabilityHandler` crashed libdispatch's event loop once in a fresh-clone run).
+    private let outputPath: String
 
     init(script: String, arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: testPython)
         process.arguments = [repositoryRoot.path + "/" + script] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let output = self.output
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { output.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        }
+        outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("spillway-peer-\(UUID().uuidString).log").path
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath)
+        else { throw PeerError(message: "cannot write \(outputPath)") }
+        process.standardOutput = output
+        process.standardError = output
         try process.run()
+        try? output.close()  // the child holds its own descriptor
         self.process = process
     }
 
-    deinit { if process.isRunning { process.terminate() } }
+    deinit {
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(atPath: outputPath)
+    }
 
-    var text: String { output.text.withLock { $0 } }
+    var text: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
     /// The port from the peer's first line (`port N`); waits up to 10 s for it.
     func port() throws -> Int {
