@@ -8,7 +8,7 @@ import Testing
 /// `spillway load` and the command line as a user meets them: interrupts, bad numbers, exit codes.
 @Suite struct CLITests {
     /// SIGINT during `spillway load` once ended the process with no summary.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func anInterruptedLoadStopsEmittingSpillsWhatItEmittedPrintsTheBooksAndExits130() async throws {
         let directory = FileToolTests.temporaryDirectory() + "/spill"
         let process = Process()

@@ -153,7 +153,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
 
     /// Emitters blocked on a full ring (`.block`) on every cooperative thread must not starve
     /// the exports that would free the ring: exports run on the pipeline's own executor thread.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func exportsProgressWhileEveryCooperativeThreadIsBlockedEmitting() async throws {
         let receiver = try await OTLPReceiver.start(retention: [])
         let pipeline = try makePipeline(receiver: receiver, ringCapacity: 64 << 10, batchSize: 100, overflow: .block(upTo: .seconds(30)))

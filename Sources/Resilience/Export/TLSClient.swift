@@ -85,9 +85,19 @@
         func addHandlers(to channel: any Channel, host: String) throws {
             // An IP address is checked against the certificate's IP entries; a name is sent as SNI.
             let handler = try NIOSSLClientHandler(context: context, serverHostname: Self.isIPAddress(host) ? nil : host)
-            let watcher = TLSHandshakeWatcher(promise: channel.eventLoop.makePromise())
             try channel.pipeline.syncOperations.addHandler(handler)
-            try channel.pipeline.syncOperations.addHandler(watcher)
+            try Self.addWatcher(to: channel)
+        }
+
+        /// Adds a ``TLSHandshakeWatcher`` behind the TLS handler; its promise is failed if it cannot be added.
+        static func addWatcher(to channel: any Channel) throws {
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            do {
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: promise))
+            } catch {
+                promise.fail(error)
+                throw error
+            }
         }
 
         /// Waits for the handshake of a connection made with ``addHandlers(to:host:)``, at most
@@ -167,7 +177,7 @@
             let bootstrap = ClientBootstrap(group: group).connectTimeout(timeout).channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: name))
-                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: channel.eventLoop.makePromise()))
+                    try Self.addWatcher(to: channel)
                 }
             }
             guard let channel = try? await bootstrap.connect(host: host, port: port).get() else { return nil }
@@ -269,6 +279,12 @@
         func channelInactive(context: ChannelHandlerContext) {
             promise.fail(NIOSSLError.uncleanShutdown)
             context.fireChannelInactive()
+        }
+
+        /// A connection that never became active (refused, timed out) is torn down without
+        /// `channelInactive`: the promise must still complete (NIO traps on a leaked promise).
+        func handlerRemoved(context: ChannelHandlerContext) {
+            promise.fail(ChannelError.ioOnClosedChannel)
         }
     }
 #endif

@@ -145,7 +145,7 @@ extension ExportWindowTests {
 
     /// Against a collector 200 ms away the window opens (a fixed 2 would send 10 requests a second),
     /// the collector sees the requests arrive together, and every span arrives exactly once.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aDistantCollectorGetsEnoughRequestsAtOnceAndEverySpanOnce() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .delay(Self.rtt)
@@ -165,7 +165,7 @@ extension ExportWindowTests {
     }
 
     /// A fixed window stays at its number, however far away the collector is.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aFixedWindowKeepsItsNumber() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .delay(.milliseconds(50))
@@ -181,7 +181,7 @@ extension ExportWindowTests {
 
     /// The byte budget holds the requests under way whatever the window: one request at a time
     /// with a 1-byte budget (one request may always go), and every span still arrives once.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func theByteBudgetBoundsTheRequestsUnderWay() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .delay(.milliseconds(50))
@@ -204,7 +204,7 @@ extension ExportWindowTests {
     }
 
     /// A collector that starts answering 503 closes the window; nothing is lost while it does.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aCollectorUnderStrainClosesTheWindowAndLosesNothing() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .delay(.milliseconds(100))

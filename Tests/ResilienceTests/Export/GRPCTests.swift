@@ -38,7 +38,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
 }
 
 @Suite struct GRPCTests {
-    @Test(.timeLimit(.minutes(1)), arguments: [OTLPExporterConfiguration.Compression.none, .gzip])
+    @Test(.timeLimit(.minutes(3)), arguments: [OTLPExporterConfiguration.Compression.none, .gzip])
     func everySpanAndLogRecordReachesAGRPCCollectorOnce(_ compression: OTLPExporterConfiguration.Compression) async throws {
         let receiver = try await OTLPReceiver.start(retention: [.bodies], protocol: .grpc)
         var configuration = configuration(endpoint: receiver.endpoint, compression: compression)
@@ -63,7 +63,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
     /// The peer is grpcio with opentelemetry-proto's service stubs: it decodes every span and log
     /// record Spillway sends, gzip-compressed (grpcio inflates them itself), over plaintext and
     /// over mutual TLS.
-    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    @Test(.timeLimit(.minutes(3)), arguments: [false, true])
     func anIndependentGRPCPeerDecodesEverySpanAndLogRecord(_ tls: Bool) async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
@@ -102,7 +102,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
 
     /// Every gRPC status the OTLP specification names, classified by its rules; a retryable one
     /// is retried until the collector takes the batch, and `RetryInfo` is a floor on the next try.
-    @Test(.timeLimit(.minutes(1)), arguments: statusCases)
+    @Test(.timeLimit(.minutes(3)), arguments: statusCases)
     func eachGRPCStatusIsClassifiedByTheOTLPRules(_ testCase: StatusCase) async throws {
         let receiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
         receiver.behavior = .failGRPC(code: testCase.code, retryDelay: testCase.retryDelay)
@@ -134,7 +134,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aCallOverItsDeadlineIsATransportFailureAndIsRetried() async throws {
         let receiver = try await OTLPReceiver.start(retention: [.bodies], protocol: .grpc)
         receiver.behavior = .delay(.seconds(3))
@@ -155,7 +155,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
     }
 
     /// gRPC to an OTLP/HTTP port (4318 instead of 4317) is a misconfiguration, named as one.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func gRPCToAnHTTP1CollectorIsAMisconfigurationNamedAsOne() async throws {
         let receiver = try await OTLPReceiver.start(retention: [])  // HTTP/1.1 only
         let events = EventLog()
@@ -171,7 +171,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
     }
 
     /// A partial success over gRPC is read from the same response message as over HTTP.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aPartialSuccessOverGRPCCountsTheRejectedRecordsAsDropped() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
         receiver.behavior = .partialSuccess(rejected: 3, message: "3 spans had no name")
@@ -191,7 +191,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
     /// Two pipelines one after the other in one process, over gRPC with mutual TLS, each with its
     /// own receiver: state that leaks between instances (connections, the certificate context)
     /// would show in the second.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func theSameGRPCOverTLSScenarioTwiceInOneProcessDeliversEverySpanOnceEachTime() async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
@@ -215,7 +215,7 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
     }
 
     /// Each signal its own exporter: spans over gRPC to one collector, logs over HTTP to another.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func spansOverGRPCAndLogsOverHTTPReachTheirOwnCollectors() async throws {
         let spansReceiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
         let logsReceiver = try await OTLPReceiver.start(retention: [])

@@ -54,7 +54,7 @@ private func configuration(endpoint: String, spill directory: String? = nil) -> 
 }
 
 @Suite struct TLSTests {
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func everySpanReachesAnHTTPSCollectorOnceWithMutualTLS() async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
@@ -77,7 +77,7 @@ private func configuration(endpoint: String, spill directory: String? = nil) -> 
 
     /// The peer is Python's ssl module (OpenSSL): it checks Spillway's client certificate and
     /// sees the host name sent as SNI, and opentelemetry-proto decodes the spans.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func anIndependentTLSPeerAcceptsTheClientCertificateAndDecodesEverySpan() async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
@@ -102,7 +102,7 @@ private func configuration(endpoint: String, spill directory: String? = nil) -> 
 
     /// Each TLS fault is a misconfiguration named in words; with a spill store every batch is
     /// kept, and after the fix every span arrives exactly once.
-    @Test(.timeLimit(.minutes(1)), arguments: Fault.allCases)
+    @Test(.timeLimit(.minutes(3)), arguments: Fault.allCases)
     func aTLSFaultIsNamedKeptOnDiskAndDeliveredOnceFixed(_ fault: Fault) async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }

@@ -24,7 +24,7 @@ private func usleepMilliseconds(_ ms: UInt32) {
 @Suite struct EventMemoryTests {
     /// Spilling a dead collector's traffic once kept every spilled batch in the events queues:
     /// RSS grew one-for-one with the bytes spilled. Events now keep at most 8 MiB of batches.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func queuedEventsKeepAtMostEightMebibytesOfBatchesAndLoseNoEvent() async throws {
         let handler = GatedHandler()
         var configuration = PipelineConfiguration(serviceName: "memory")

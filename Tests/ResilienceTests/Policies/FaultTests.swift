@@ -17,7 +17,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func a503WithRetryAfterForFiveSecondsIsWaitedOutAndEveryRecordArrives() async throws {
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .fail(status: 503, retryAfter: "2")
@@ -46,7 +46,7 @@ import Testing
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func a429WithAnHTTPDateRetryAfterIsHonoured() async throws {
         let receiver = try await OTLPReceiver.start()
         let formatter = DateFormatter()
@@ -69,7 +69,7 @@ import Testing
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func connectionResetsForFiveSecondsTripTheBreakerAndLoseNothing() async throws {
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .resetConnection
@@ -98,7 +98,7 @@ import Testing
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func fiveFailuresOpenTheBreakerWhichThenLetsExactlyOneProbeThroughPerCooldown() async throws {
         // The breaker and the held batch run on a test clock: the cool-down passes when the test
         // says so, however loaded the machine is; the requests are real.
@@ -131,7 +131,7 @@ import Testing
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aShutdownDeadlineDuringAnOutageDropsTheHeldBatchesAndSaysSo() async throws {
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .resetConnection
@@ -154,7 +154,7 @@ import Testing
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aHandlerThatBlocksDoesNotStopExports() async throws {
         let receiver = try await OTLPReceiver.start()
         receiver.behavior = .fail(status: 400)

@@ -219,7 +219,7 @@ import Testing
     }
 
     /// Replay to a dead collector once retried each batch for 60 s, one after another: 46 minutes.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aDeadCollectorIsGivenUpOnWithinTheBoundAndEverythingStaysOnDisk() async throws {
         let directory = try await Self.spillDirectory(spans: 20_000, logs: 2_000)
         let before = Self.files(directory + "/traces") + Self.files(directory + "/logs")

@@ -43,7 +43,7 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
 
 @Suite struct RejectedAreaTests {
     /// A wrong API key once destroyed audit logs: each batch was dropped as `export_failed`.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aWrongAPIKeyKeepsEveryBatchInTheRejectedAreaAndAReconfigureDeliversThemExactlyOnce() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .fail(status: 401)
@@ -97,7 +97,7 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aProbeThatSucceedsEndsTheMisconfigurationWithoutAReconfigure() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .fail(status: 403)
@@ -117,7 +117,7 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
     }
 
     /// 400 keeps its meaning — the data was refused, counted as dropped — and a copy is kept.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aRefusedRequestIsDroppedAndACopyIsKeptInTheRefusedArea() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         receiver.behavior = .fail(status: 400)
@@ -158,7 +158,7 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
 
     /// A header value never appears in an output, a log, an event or a spill file — not even
     /// when the collector repeats it in its answer.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aCredentialTheCollectorEchoesIsRedactedEverywhere() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         receiver.behavior = .failEchoingHeader(status: 401, header: "api-key")

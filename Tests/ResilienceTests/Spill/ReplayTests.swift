@@ -127,7 +127,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
 
     /// A frame header with a valid CRC and a length of 0xFFFFFFF0 once hid every frame after it,
     /// and replay counted 512 `corrupt` and deleted the file: 46,928 records gone uncounted.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aDamagedFrameIsCountedAndKeptWhileEveryFrameAfterItIsDelivered() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
         let directory = spillDirectory()

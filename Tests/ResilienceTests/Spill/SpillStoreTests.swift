@@ -80,7 +80,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)), arguments: [1, 4])
+    @Test(.timeLimit(.minutes(3)), arguments: [1, 4])
     func whatShutdownCouldNotSendIsReplayedByTheNextProcess(replayConcurrency: Int) async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         receiver.behavior = .resetConnection
@@ -104,7 +104,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         try await receiver.stop()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func retentionDeletesTheOldestSegmentsAndCountsAndReportsTheirRecords() async throws {
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         receiver.behavior = .fail(status: 503)
@@ -138,7 +138,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
 }
 
 @Suite struct SpillDiskFullTests {
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aFullDiskDropsWithDiskFullTellsTheHandlersAndSpillingResumesWhenSpaceReturns() async throws {
         guard getuid() == 0 else { return }  // mounting a tmpfs needs root (CI runs as root)
         var template = Array("/tmp/spillway-full-XXXXXX".utf8CString)
