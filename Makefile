@@ -144,6 +144,8 @@ soak: deps
 	SPILLWAY_FAULT_RUN_RECORDS=$${SPILLWAY_FAULT_RUN_RECORDS:-10000000} $(WITH_VENV) $(SWIFT) test --skip-build --filter aMillionRecordsThroughRandom
 	@cat .build/fault-run.txt; echo
 	SPILLWAY_OUTAGE_SECONDS=$${SPILLWAY_OUTAGE_SECONDS:-30} $(WITH_VENV) $(SWIFT) test --skip-build --filter aCollectorDownUnderLoadIsRiddenOutOnDisk
+	SPILLWAY_POOL_SPANS=$${SPILLWAY_POOL_SPANS:-1000000} SPILLWAY_POOL_OUTAGE_SECONDS=$${SPILLWAY_POOL_OUTAGE_SECONDS:-10} \
+		$(SWIFT) test --skip-build --filter balanceByTraceDeliversEverySpanOnce
 
 # The README's quick start and Hummingbird-style service, built against this checkout (Hummingbird
 # takes minutes to build, so this is not part of `make test`).

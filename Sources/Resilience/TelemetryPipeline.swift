@@ -36,6 +36,8 @@ public final class TelemetryPipeline: Sendable {
     private let exporter: any TelemetryExporter
     /// Set when the pipeline built its own OTLP exporter: ``reconfigure(_:)`` can then replace it.
     private let switchable: SwitchableExporter?
+    /// The collector pool's breakers, when the exporter is a pool: they outlive its exporters.
+    private let pool: (any CollectorRouting)?
     private let shutDown = Atomic<Bool>(false)
     /// The configuration in effect; ``reconfigure(_:)`` replaces it one at a time.
     private let running: Mutex<PipelineConfiguration>
@@ -49,7 +51,10 @@ public final class TelemetryPipeline: Sendable {
     /// The exporter is wrapped in the chain of ``ExporterChain`` built from the configuration
     /// (measured → retry → breaker → exporter), inside an ``ErrorHandlingExporter`` that reports
     /// to the configuration's handlers and, for the batch processor, holds batches in memory
-    /// while the collector is unreachable.
+    /// while the collector is unreachable. With a collector pool
+    /// (``OTLPExporterConfiguration/pool``) each endpoint has its own breaker, with the
+    /// configuration's policy, instead of the one breaker; in `balance-by-trace` mode each batch
+    /// is first split by trace, each part a batch of its own for the chain.
     ///
     /// - Parameters:
     ///   - configuration: Validated first. - Default value: the OTel defaults.
@@ -110,11 +115,18 @@ public final class TelemetryPipeline: Sendable {
         let windows = ExportWindows(traces: ExportWindow(configuration.traces), logs: ExportWindow(configuration.logs))
         self.windows = windows
         let chosen: any TelemetryExporter
+        // A collector pool has a breaker per endpoint, which replaces the pipeline's one.
+        let pool =
+            exporter == nil
+            ? configuration.exporter.pool.map { pool -> any CollectorRouting in
+                CollectorPool(pool, policy: configuration.circuitBreaker ?? CircuitBreakerPolicy(), clock: clock)
+            } : nil
+        self.pool = pool
         if let exporter {
             chosen = exporter
             switchable = nil
         } else {
-            let built = SwitchableExporter(try makeOTLPExporter(configuration.exporter))
+            let built = SwitchableExporter(try makeOTLPExporter(configuration.exporter, pool: pool))
             chosen = built
             switchable = built
         }
@@ -123,19 +135,34 @@ public final class TelemetryPipeline: Sendable {
         // batches then wait on disk instead of being refused one by one.
         let built = ExporterChain.build(
             wrapping: TransportRecorder(next: chosen, counters: ledger.exports, windows: windows), retry: configuration.retry,
-            circuitBreaker: configuration.circuitBreaker, opensOnMisconfiguration: store != nil, stages: configuration.exportStages,
-            measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory, clock: clock)
-        resetBreaker = built.resetBreaker
+            circuitBreaker: pool == nil ? configuration.circuitBreaker : nil, opensOnMisconfiguration: store != nil,
+            stages: configuration.exportStages, measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory,
+            clock: clock)
+        var poolSnapshot: (@Sendable () -> CircuitBreakerSnapshot)?
+        var collectors: (@Sendable () -> [CollectorStatus])?
+        if let pool {
+            resetBreaker = { pool.reset() }
+            poolSnapshot = { pool.snapshot() }
+            collectors = { pool.statuses() }
+        } else {
+            resetBreaker = built.resetBreaker
+        }
         ledger.reporter.exporterName = built.exporter.name
         let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
-        let breaker = built.breaker
+        let breaker = poolSnapshot ?? built.breaker
         let hold = MemoryHold(
             holds: batching, delay: { breaker?().reopensIn ?? fallbackDelay }, sleep: { try await clock.sleep(for: $0) })
-        let tasks = ExportTasks(chain: ErrorHandlingExporter(wrapping: built.exporter, ledger: ledger, destination: store, hold: hold))
+        var chain: any TelemetryExporter = ErrorHandlingExporter(wrapping: built.exporter, ledger: ledger, destination: store, hold: hold)
+        if let pool, pool.mode == .balanceByTrace { chain = TraceAffineSplitter(next: chain, pool: pool) }
+        let tasks = ExportTasks(chain: chain)
         self.tasks = tasks
         if let store {
+            // Over a balance-by-trace pool, frames are cut by trace as live batches are.
+            var split: (@Sendable (ExportBatch) -> [ExportBatch])?
+            if let pool, pool.mode == .balanceByTrace { split = { batch in TraceRouting.parts(of: batch) { pool.preferred(for: $0) } } }
             let replayer = Replayer(
-                store: store, chain: built.exporter, ledger: ledger, breaker: breaker, executor: tasks.executor, logger: logger)
+                store: store, chain: built.exporter, ledger: ledger, breaker: breaker, executor: tasks.executor, logger: logger,
+                split: split)
             replayer.start()
             self.replayer = replayer
         } else {
@@ -164,7 +191,7 @@ public final class TelemetryPipeline: Sendable {
             ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
         monitor = PipelineMonitor(
             ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: breaker, metrics: metrics,
-            windows: windows)
+            windows: windows, collectors: collectors)
         monitor.start()
     }
 
@@ -220,7 +247,7 @@ public final class TelemetryPipeline: Sendable {
         if let refused = old.restartOnlyChange(to: new) { throw refused }
         // Named TLS files are read again even when the settings are the same: a rotated certificate.
         if let switchable, new.exporter != old.exporter || new.exporter.namesTLSFiles {
-            let replacement = try makeOTLPExporter(new.exporter)
+            let replacement = try makeOTLPExporter(new.exporter, pool: pool)
             await switchable.replace(with: replacement)
         }
         if new.traces != old.traces || new.logs != old.logs { processor.update(traces: new.traces, logs: new.logs) }

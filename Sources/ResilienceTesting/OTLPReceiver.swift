@@ -154,6 +154,8 @@ public final class OTLPReceiver: Sendable {
     public var mostDelayedAtOnce: Int { state.withLock { $0.mostDelayedAtOnce } }
     /// Distinct span ids seen (with `countIDs`).
     public var uniqueSpanIDs: Int { state.withLock { $0.spanIDs.count } }
+    /// How often each span id arrived (with `countIDs`): for counting by id across receivers.
+    public var spanIDCounts: [UInt64: Int] { state.withLock { $0.spanIDs } }
 
     /// Loss and duplication of the `spillway.load.seq` values `0..<expected` of one signal.
     public func sequenceReport(expected: Int, signal: TelemetrySignal = .traces) -> SequenceReport {

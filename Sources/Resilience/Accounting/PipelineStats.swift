@@ -82,6 +82,10 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     /// Events queued without their batch because the events waiting for a handler already held
     /// 8 MiB of batches (``ExportFailureEvent/isBatchOmitted``).
     public var handlerBatchesOmitted: Int = 0
+    /// With a collector pool (``OTLPExporterConfiguration/pool``): each collector's breaker, in
+    /// the pool's order, while ``circuitBreakerState`` is the pool's as one (closed while any
+    /// collector's is). Empty without a pool.
+    public var collectors: [CollectorStatus] = []
 
     public var description: String {
         func line(_ name: String, _ s: Signal) -> String {
@@ -95,12 +99,13 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
                 + "dropped=\(s.droppedTotal)\(drops.isEmpty ? "" : " (\(drops))")\(disk) pending=\(s.pending)"
         }
         var breaker = ""
+        let collectorsLine = collectors.isEmpty ? "" : "\ncollectors: " + collectors.map(\.description).joined(separator: ", ")
         if let circuitBreakerState { breaker = "; breaker \(circuitBreakerState.rawValue), \(circuitBreakerTrips) trips" }
         return """
             \(line("spans", spans))
             \(line("logs", logs))
             ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \
-            \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)
+            \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)\(collectorsLine)
             """
     }
 }

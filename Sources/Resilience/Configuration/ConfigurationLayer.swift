@@ -115,6 +115,12 @@ public struct ConfigurationKey: Sendable, Hashable {
             "`true`: a gRPC endpoint without a scheme (`host:port`) is plaintext, else TLS"),
         .init("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "exporter.traces.insecure", "", live: true, "spans only: as `…_INSECURE`"),
         .init("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "exporter.logs.insecure", "", live: true, "log records only: as `…_INSECURE`"),
+        .init(
+            "SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS", "exporter.pool.endpoints", "", live: false,
+            "a collector pool instead of the endpoint: base URLs, comma-separated"),
+        .init(
+            "SPILLWAY_EXPORTER_OTLP_POOL_MODE", "exporter.pool.mode", "failover", live: false,
+            "`failover` (in order) or `balance-by-trace` (each trace to one collector)"),
         .init("OTEL_BSP_SCHEDULE_DELAY", "traces.scheduleDelay", "5000", live: true, "span batch delay, milliseconds"),
         .init("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "traces.maxExportBatchSize", "512", live: true, "spans per request"),
         .init(

@@ -37,6 +37,10 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     /// - Default value: the system trust store, no client certificate.
     /// - Environment variables: `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`.
     public var tls: ExporterTLSConfiguration
+    /// Several collectors instead of ``endpoint``: failover, or balanced by trace id. Its
+    /// endpoints take every other setting here. - Default value: `nil`, the one ``endpoint``.
+    /// - Environment variables: `SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS`, `SPILLWAY_EXPORTER_OTLP_POOL_MODE`.
+    public var pool: CollectorPoolConfiguration?
 
     public enum Compression: String, Sendable, Hashable {
         case none
@@ -80,9 +84,11 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         endpoint: String = OTLPExporterConfiguration.defaultEndpoint, tracesEndpoint: String? = nil, logsEndpoint: String? = nil,
         headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10),
         traces: SignalSettings = SignalSettings(), logs: SignalSettings = SignalSettings(),
-        tls: ExporterTLSConfiguration = ExporterTLSConfiguration(), protocol: OTLPProtocol = .httpProtobuf, insecure: Bool = false
+        tls: ExporterTLSConfiguration = ExporterTLSConfiguration(), protocol: OTLPProtocol = .httpProtobuf, insecure: Bool = false,
+        pool: CollectorPoolConfiguration? = nil
     ) {
         self.endpoint = endpoint
+        self.pool = pool
         self.protocol = `protocol`
         self.insecure = insecure
         self.tracesEndpoint = tracesEndpoint
@@ -144,7 +150,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
             + "tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
             + "\(logsEndpoint ?? "-"), "
             + "headers: [\(names(headers))], compression: \(compression), timeout: \(timeout), tls: \(tls)"
-            + "\(signal("traces", traces))\(signal("logs", logs)))"
+            + "\(signal("traces", traces))\(signal("logs", logs))\(pool.map { ", pool: \($0)" } ?? ""))"
     }
 
     public var debugDescription: String { description }
@@ -159,7 +165,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
             children: [
                 "protocol": `protocol`, "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
                 "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
-                "traces": redacted(traces), "logs": redacted(logs), "tls": tls
+                "traces": redacted(traces), "logs": redacted(logs), "tls": tls, "pool": pool as Any
             ], displayStyle: .struct)
     }
 
@@ -191,7 +197,8 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     }
 
     func validate() throws(ConfigurationError) {
-        for signal in [TelemetrySignal.traces, .logs] {
+        if let pool { try validatePool(pool) }
+        for signal in [TelemetrySignal.traces, .logs] where pool == nil {
             let settings = resolved(signal)
             let own = signal == .traces ? tracesEndpoint : logsEndpoint
             let key = own == nil ? "exporter.endpoint" : "exporter.\(signal)Endpoint"

@@ -50,6 +50,7 @@ extension PipelineConfiguration {
         if let v = env.string("OTEL_EXPORTER_OTLP_ENDPOINT") { config.exporter.endpoint = v }
         if let v = env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") { config.exporter.tracesEndpoint = v }
         if let v = env.string("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") { config.exporter.logsEndpoint = v }
+        try applyPool(env, &config)
         // The common settings, then each signal's own (which win for that signal only).
         let settings:
             [(
@@ -222,6 +223,8 @@ extension PipelineConfiguration {
         case "exporter.protocol": return "OTEL_EXPORTER_OTLP_PROTOCOL"
         case "exporter.traces.protocol": return "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
         case "exporter.logs.protocol": return "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"
+        case let pool where pool.hasPrefix("exporter.pool.endpoints"): return "SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS"
+        case "exporter.pool.mode": return "SPILLWAY_EXPORTER_OTLP_POOL_MODE"
         default:
             // exporter[.traces|.logs].tls.<file>: OTEL_EXPORTER_OTLP[_TRACES|_LOGS]_<CERTIFICATE|CLIENT_…>
             let parts = key.split(separator: ".")
@@ -231,6 +234,32 @@ extension PipelineConfiguration {
             return variable[String(parts[parts.count - 1])].map { "OTEL_EXPORTER_OTLP\(signal)_\($0)" } ?? key
         }
     }
+}
+
+/// A collector pool: `SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS` (comma-separated) and its mode.
+private func applyPool(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
+    let (endpointsKey, modeKey) = ("SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS", "SPILLWAY_EXPORTER_OTLP_POOL_MODE")
+    var mode = CollectorPoolConfiguration.Mode.failover
+    if let v = env.string(modeKey) {
+        guard let parsed = CollectorPoolConfiguration.Mode(rawValue: v.lowercased()) else {
+            throw ConfigurationError(key: modeKey, value: v, allowed: "failover, balance-by-trace", source: env.source(modeKey))
+        }
+        mode = parsed
+    }
+    guard let v = env.string(endpointsKey) else {
+        if env.string(modeKey) != nil {
+            throw ConfigurationError(
+                key: modeKey, value: "\(mode)", allowed: "a mode only with \(endpointsKey) (the pool's endpoints)",
+                source: env.source(modeKey))
+        }
+        return
+    }
+    let endpoints = v.split(separator: ",", omittingEmptySubsequences: false).map { String($0.filter { !$0.isWhitespace }) }
+    guard !endpoints.isEmpty, !endpoints.contains(where: \.isEmpty) else {
+        throw ConfigurationError(
+            key: endpointsKey, value: v, allowed: "collector URLs separated by commas", source: env.source(endpointsKey))
+    }
+    config.exporter.pool = CollectorPoolConfiguration(endpoints: endpoints, mode: mode)
 }
 
 /// The spill store's keys; each needs `SPILLWAY_SPILL_DIR`, except `SPILLWAY_SPILL_IO`: a

@@ -26,6 +26,8 @@ extension PipelineConfiguration {
         "exporter.insecure": { "\($0.exporter.insecure)" },
         "exporter.traces.insecure": { "\(String(describing: $0.exporter.traces.insecure))" },
         "exporter.logs.insecure": { "\(String(describing: $0.exporter.logs.insecure))" },
+        "exporter.pool.endpoints": { $0.exporter.pool?.endpoints.joined(separator: ",") ?? "none" },
+        "exporter.pool.mode": { $0.exporter.pool.map { "\($0.mode)" } ?? "none" },
         "exporter.tls.certificateFile": { $0.exporter.tls.certificateFile ?? "none" },
         "exporter.tls.clientCertificateFile": { $0.exporter.tls.clientCertificateFile ?? "none" },
         "exporter.tls.clientKeyFile": { $0.exporter.tls.clientKeyFile ?? "none" },

@@ -36,6 +36,8 @@ public struct PipelineConfiguration: Sendable {
     ///   defaults: 1 s, 5 s, ×1.5, ±50 %, 10 s budget.
     public var retry: ExportRetryPolicy?
     /// When to stop calling a failing collector; `nil` for no breaker. - Default value: 5 failures, 30 s.
+    /// With a collector pool (``OTLPExporterConfiguration/pool``) every collector has a breaker of
+    /// its own with this policy (the default policy when `nil`: a pool needs breakers to move traffic).
     public var circuitBreaker: CircuitBreakerPolicy?
     /// Stages of your own in the exporter chain (see ``ExporterChain``). - Default value: none.
     public var exportStages: [ExportStage]

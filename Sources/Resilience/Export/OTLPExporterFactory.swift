@@ -1,9 +1,20 @@
 /// The OTLP exporter `configuration` asks for: ``OTLPHTTPExporter``, ``OTLPGRPCExporter``, or,
-/// when the signals use different protocols, each signal its own.
+/// when the signals use different protocols, each signal its own; with a collector pool, a
+/// ``CollectorPoolExporter`` over one such exporter per endpoint.
+/// - Parameter pool: The pool's state (its breakers), which outlives the exporters built on it;
+///   `nil` builds a new one on the continuous clock when `configuration` names a pool.
 /// - Throws: ``ConfigurationError`` for an invalid setting, an unreadable TLS file, or `grpc` in
 ///   a build without the package trait `GRPC`.
-package func makeOTLPExporter(_ configuration: OTLPExporterConfiguration) throws(ConfigurationError) -> any TelemetryExporter {
+package func makeOTLPExporter(
+    _ configuration: OTLPExporterConfiguration, pool: (any CollectorRouting)? = nil
+) throws(ConfigurationError) -> any TelemetryExporter {
     try configuration.validate()
+    if let poolConfiguration = configuration.pool {
+        let routing = pool ?? CollectorPool(poolConfiguration, policy: CircuitBreakerPolicy(), clock: ContinuousClock())
+        var members: [any TelemetryExporter] = []
+        for endpoint in poolConfiguration.endpoints { members.append(try makeOTLPExporter(configuration.member(endpoint))) }
+        return CollectorPoolExporter(members: members, pool: routing)
+    }
     func make(_ transport: OTLPProtocol) throws(ConfigurationError) -> any TelemetryExporter {
         switch transport {
         case .httpProtobuf:

@@ -59,6 +59,8 @@ public struct HealthReason: Sendable, Hashable, CustomStringConvertible {
     public static let spilling = HealthReason("spilling")
     /// Records wait in the spill store for replay.
     public static let backlog = HealthReason("backlog")
+    /// A collector of the pool is down (its breaker is open or probing); the others take its share.
+    public static let collectorUnavailable = HealthReason("collector_unavailable")
     /// The ring is at least half full.
     public static let ringFilling = HealthReason("ring_filling")
 

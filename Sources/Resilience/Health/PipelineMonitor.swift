@@ -15,6 +15,8 @@ final class PipelineMonitor: Sendable {
     private let processor: any RecordProcessor
     private let store: SpillStore?
     private let breaker: (@Sendable () -> CircuitBreakerSnapshot)?
+    /// Each collector of a pool, when the exporter is one.
+    private let collectors: (@Sendable () -> [CollectorStatus])?
     private let metrics: PipelineMetrics?
     private let windows: ExportWindows
     private let stopped = Atomic<Bool>(false)
@@ -22,8 +24,10 @@ final class PipelineMonitor: Sendable {
 
     init(
         ledger: Ledger, dispatcher: ExportEventDispatcher, processor: any RecordProcessor, store: SpillStore?,
-        breaker: (@Sendable () -> CircuitBreakerSnapshot)?, metrics: PipelineMetrics?, windows: ExportWindows
+        breaker: (@Sendable () -> CircuitBreakerSnapshot)?, metrics: PipelineMetrics?, windows: ExportWindows,
+        collectors: (@Sendable () -> [CollectorStatus])? = nil
     ) {
+        self.collectors = collectors
         self.windows = windows
         self.ledger = ledger
         self.dispatcher = dispatcher
@@ -97,7 +101,7 @@ final class PipelineMonitor: Sendable {
         var logRecords = logs.snapshot(onDisk: logsOnDisk, rejectedOnDisk: logsRejected)
         (spans.exportWindow, spans.exportWindowPeak) = (windows.traces.limit, windows.traces.peak)
         (logRecords.exportWindow, logRecords.exportWindowPeak) = (windows.logs.limit, windows.logs.peak)
-        return PipelineStats(
+        var stats = PipelineStats(
             spans: spans, logs: logRecords,
             ringBytesInUse: queue.bytesInUse, ringCapacity: queue.capacity,
             exportAttempts: exports.attempts.load(ordering: .relaxed),
@@ -114,6 +118,8 @@ final class PipelineMonitor: Sendable {
             handlerEventsLost: dispatcher.lost.load(ordering: .relaxed),
             handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed),
             handlerBatchesOmitted: dispatcher.batchesOmitted.load(ordering: .relaxed))
+        stats.collectors = collectors?() ?? []
+        return stats
     }
 
     /// Whether the pipeline is delivering, by the rules of ``PipelineHealth``.
@@ -133,6 +139,9 @@ final class PipelineMonitor: Sendable {
         case .open?: bad.append(.collectorDown)
         case .halfOpen?: weak.append(.probing)
         default: break
+        }
+        if snapshot?.state == .closed, let collectors = collectors?(), collectors.contains(where: { $0.circuitBreakerState != .closed }) {
+            weak.append(.collectorUnavailable)
         }
         if recent(exports.lastRetryMonotonic.load(ordering: .relaxed)) { weak.append(.retrying) }
         if exports.held.load(ordering: .relaxed) > 0 { weak.append(.holdingBatches) }

@@ -41,6 +41,8 @@ public struct ExportBatch: Sendable {
     public var sequence: UInt64
     /// The ``ExportRoute`` its records were routed to; `nil` for the default route.
     public var route: String?
+    /// The collector of a pool this part of a batch was split off for (``TraceAffineSplitter``).
+    var collector: Int?
 
     /// A batch; `body` must be a serialized request of `signal` holding `recordCount` records.
     public init(signal: TelemetrySignal, body: [UInt8], recordCount: Int, sequence: UInt64, route: String? = nil) {

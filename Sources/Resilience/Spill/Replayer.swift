@@ -20,26 +20,41 @@ import Synchronization
 /// | permanent (400, …) | dropped (`export_failed`), a copy kept in the refused area |
 /// | retryable, breaker open | stays; the round stops and the next one starts there |
 ///
+/// Over a `balance-by-trace` collector pool each frame is cut by trace as live batches are, so
+/// that a trace spilled in an outage reaches its own collector: when some parts are delivered and
+/// others fail, the delivered ones are booked, each failed one is written back to the store as a
+/// frame of its own (or refused, or moved to the rejected area, as its answer says), and the
+/// frame is done: no delivered part is sent again.
+///
 /// Damage is skipped and counted (`corrupt`); a segment that held damage is renamed `.damaged`
 /// once its intact frames were delivered, for inspection. Progress inside a segment is kept in
 /// `<seq>.progress`; a segment is deleted once every frame in it was acknowledged. Delivery is
 /// at-least-once.
 ///
 /// It is given only what it uses: the store, the chain below the error-handling stage, the
-/// ledger that books every outcome, the breaker's snapshot and the executor its sends run on.
+/// ledger that books every outcome, the breaker's snapshot, the executor its sends run on, and
+/// how to cut a frame by trace (a `balance-by-trace` pool's splitter; `nil` sends frames whole).
 final class Replayer: Sendable {
+    /// What a frame's send came to: one answer, or one per part when it was cut by trace.
+    enum Outcome: Sendable {
+        case whole(Result<ExportResponse, any Error>)
+        case parts([(batch: ExportBatch, result: Result<ExportResponse, any Error>)])
+    }
+
     private let store: SpillStore
     private let chain: any TelemetryExporter
     private let ledger: Ledger
     private let breaker: (@Sendable () -> CircuitBreakerSnapshot)?
     private let executor: ExportExecutor
+    private let split: (@Sendable (ExportBatch) -> [ExportBatch])?
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
 
     init(
         store: SpillStore, chain: any TelemetryExporter, ledger: Ledger, breaker: (@Sendable () -> CircuitBreakerSnapshot)?,
-        executor: ExportExecutor, logger: Logger
+        executor: ExportExecutor, logger: Logger, split: (@Sendable (ExportBatch) -> [ExportBatch])? = nil
     ) {
+        self.split = split
         self.store = store
         self.chain = chain
         self.ledger = ledger
@@ -132,29 +147,89 @@ final class Replayer: Sendable {
             // One unstructured task per frame, awaited in file order. (A task group here returned
             // its children's results under garbage indices in -O builds; the frame's outcome was
             // then missing and the acknowledged frame was sent again forever.)
-            let (chain, executor) = (self.chain, self.executor)
-            let sends: [Task<Result<ExportResponse, any Error>, Never>?] = window.map { entry in
+            let (chain, executor, split) = (self.chain, self.executor, self.split)
+            let sends: [Task<Outcome, Never>?] = window.map { entry in
                 guard case .frame(let batch, _) = entry else { return nil }
                 return Task(executorPreference: executor) {
-                    do { return .success(try await chain.export(batch)) } catch { return .failure(error) }
+                    let parts = split?(batch) ?? [batch]
+                    guard parts.count > 1 else {
+                        do { return .whole(.success(try await chain.export(parts[0]))) } catch { return .whole(.failure(error)) }
+                    }
+                    // One task per part, awaited in order (see above for why not a task group).
+                    let sends = parts.map { part in
+                        Task(executorPreference: executor) { () -> Result<ExportResponse, any Error> in
+                            do { return .success(try await chain.export(part)) } catch { return .failure(error) }
+                        }
+                    }
+                    var results: [(batch: ExportBatch, result: Result<ExportResponse, any Error>)] = []
+                    for (part, send) in zip(parts, sends) { results.append((part, await send.value)) }
+                    return .parts(results)
                 }
             }
-            var outcomes: [Result<ExportResponse, any Error>?] = []
+            var outcomes: [Outcome?] = []
             for send in sends { outcomes.append(await send?.value) }
             for (entry, outcome) in zip(window, outcomes) {
-                guard handle(entry, outcome, segment: segment, path: path) else {
+                let (done, stop) = handle(entry, outcome, segment: segment, path: path)
+                if done { cursor.done(entry) }
+                guard done && !stop else {
                     store.acknowledge(segment, cursor.progress)
                     return false
                 }
-                cursor.done(entry)
             }
             store.acknowledge(segment, cursor.progress)
         }
         return false
     }
 
-    /// Books one entry's outcome; `false` when it is not done (the round stops before it).
+    /// Books one entry's outcome: whether it is done, and whether the round stops after it.
     private func handle(
+        _ entry: SegmentCursor.Entry, _ outcome: Outcome?, segment: SpillStore.Segment, path: String
+    ) -> (done: Bool, stop: Bool) {
+        switch outcome {
+        case .parts(let parts)?:
+            guard case .frame = entry else { return (false, true) }
+            let failed = parts.filter { if case .failure = $0.result { true } else { false } }
+            if failed.count == parts.count, case .failure(let error) = failed[0].result {
+                let done = book(entry, .failure(error), segment: segment, path: path)  // nothing delivered: the frame as one
+                return (done, !done)
+            }
+            var stop = false
+            for (part, result) in parts {
+                switch result {
+                case .success(let response):
+                    _ = book(.frame(part, offset: 0), .success(response), segment: segment, path: path)
+                case .failure(let error):
+                    // A part that would stay is written back as a frame of its own: the frame is done.
+                    if !book(.frame(part, offset: 0), .failure(error), segment: segment, path: path) {
+                        stop = true
+                        keepAgain(part, in: segment.area, error: error)
+                    }
+                }
+            }
+            return (true, stop)
+        case .whole(let result)?:
+            let done = book(entry, result, segment: segment, path: path)
+            return (done, !done)
+        case nil:
+            if case .damaged = entry { return (book(entry, nil, segment: segment, path: path), false) }
+            return (false, true)  // no outcome (cannot happen): never count a frame as done without one
+        }
+    }
+
+    /// Writes a part that was not delivered back to the store's `area`, as a frame of its own; a
+    /// part the store cannot take is counted as dropped (`spill_failed`) and reported.
+    private func keepAgain(_ part: ExportBatch, in area: SpillArea, error: any Error) {
+        do throws(SegmentWriter.Failure) {
+            _ = try store.append(part, to: area)
+        } catch {
+            ledger.lostOnDisk(
+                part.signal, .spillFailed, records: part.recordCount,
+                message: "a part of a replayed frame was not delivered and could not be written back: \(error)")
+        }
+    }
+
+    /// Books one frame's (or part's) answer, or a damaged entry; `false` when it is not done.
+    private func book(
         _ entry: SegmentCursor.Entry, _ outcome: Result<ExportResponse, any Error>?, segment: SpillStore.Segment, path: String
     ) -> Bool {
         switch (entry, outcome) {

@@ -20,8 +20,10 @@ import Testing
         #expect(pool.state(0) == .open)
         #expect(pool.choose(at: t0) == .send(to: 1, probe: false), "the first is down: the next one")
         #expect(pool.choose(at: t0 + .milliseconds(500)) == .send(to: 1, probe: false), "still cooling down")
-        // After the cool-down the first gets the next request as its probe; the rest wait for it.
-        #expect(pool.choose(at: t0 + .seconds(1)) == .send(to: 0, probe: true))
+        // After the cool-down the first is due an (empty) probe; records stay on the next one.
+        #expect(pool.probesDue(at: t0 + .seconds(1)) == [0])
+        #expect(pool.state(0) == .halfOpen)
+        #expect(pool.probesDue(at: t0 + .seconds(1)) == [], "one probe at a time")
         #expect(pool.choose(at: t0 + .seconds(1)) == .send(to: 1, probe: false), "while the probe is out")
         pool.succeeded(0)
         #expect(pool.choose(at: t0 + .seconds(2)) == .send(to: 0, probe: false), "back on the first")
@@ -31,7 +33,7 @@ import Testing
         var pool = Pool(endpoints: Self.endpoints, mode: .failover, policy: Self.policy)
         let t0 = ContinuousClock.now
         fail(&pool, 0, at: t0)
-        #expect(pool.choose(at: t0 + .seconds(1)) == .send(to: 0, probe: true))
+        #expect(pool.probesDue(at: t0 + .seconds(1)) == [0])
         pool.failed(0, kind: .retryable, at: t0 + .seconds(1), reason: "HTTP 503")
         #expect(pool.state(0) == .open)
         #expect(pool.choose(at: t0 + .seconds(1)) == .send(to: 1, probe: false))
@@ -42,6 +44,31 @@ import Testing
             return
         }
         #expect(wait > .zero && wait <= .seconds(1), "\(wait)")
+        #expect(pool.probesDue(at: t0 + .seconds(3)) == [], "all down: no empty probes, live requests probe")
+        guard case .send(_, probe: true) = pool.choose(at: t0 + .seconds(3)) else {
+            Issue.record("all down, cool-down over: a live request is the probe")
+            return
+        }
+        #expect(pool.snapshot(at: t0 + .seconds(3)).state == .halfOpen)
+    }
+
+    /// The splitter's view (no breaker told) agrees with where requests go, and a request that
+    /// failed on an endpoint is not sent there again.
+    @Test func preferredAgreesWithChooseAndSkippingMovesOn() {
+        var pool = Pool(endpoints: Self.endpoints, mode: .balanceByTrace, policy: Self.policy)
+        let t0 = ContinuousClock.now
+        fail(&pool, 2, at: t0)
+        for trace in (0..<2_000).map({ Pool.mix(UInt64($0)) }) {
+            let preferred = pool.preferred(for: trace)
+            #expect(preferred != 2)
+            #expect(pool.choose(trace: trace, at: t0) == .send(to: preferred, probe: false))
+            #expect(pool.choose(trace: trace, preferring: 1 - preferred, at: t0) == .send(to: 1 - preferred, probe: false))
+        }
+        #expect(pool.choose(trace: 7, skipping: [0, 1], at: t0) == .noneUntil(.zero), "tried both closed ones")
+        let snapshot = pool.snapshot(at: t0)
+        #expect(snapshot.state == .closed && snapshot.trips == 1)
+        pool.reset()
+        #expect(pool.state(2) == .closed)
     }
 
     @Test func aMisconfiguredEndpointOpensAtOnceAndAnAnsweredRefusalDoesNot() {
@@ -79,11 +106,8 @@ import Testing
         #expect(moved.count == before.filter { $0 == 1 }.count, "all of them move")
         #expect(Set(moved.map(\.1)) == [0, 2], "spread over the other two")
         // Endpoint 1 is probed after its cool-down and answers: its share moves back.
-        guard case .send(let probed, true) = pool.choose(trace: traces[before.firstIndex(of: 1)!], at: t0 + .seconds(1)) else {
-            Issue.record("no probe after the cool-down")
-            return
-        }
-        #expect(probed == 1)
+        #expect(pool.probesDue(at: t0 + .seconds(1)) == [1])
+        #expect(mapping(at: t0 + .seconds(1)) == during, "nothing moves while the probe is out")
         pool.succeeded(1)
         #expect(mapping(at: t0 + .seconds(2)) == before)
     }
