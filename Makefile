@@ -146,6 +146,7 @@ soak: deps
 	SPILLWAY_OUTAGE_SECONDS=$${SPILLWAY_OUTAGE_SECONDS:-30} $(WITH_VENV) $(SWIFT) test --skip-build --filter aCollectorDownUnderLoadIsRiddenOutOnDisk
 	SPILLWAY_POOL_SPANS=$${SPILLWAY_POOL_SPANS:-1000000} SPILLWAY_POOL_OUTAGE_SECONDS=$${SPILLWAY_POOL_OUTAGE_SECONDS:-10} \
 		$(SWIFT) test --skip-build --filter balanceByTraceDeliversEverySpanOnce
+	SPILLWAY_FANOUT_OUTAGE_SECONDS=$${SPILLWAY_FANOUT_OUTAGE_SECONDS:-10} $(SWIFT) test --skip-build --filter anAuditRouteFansOut
 
 # The README's quick start and Hummingbird-style service, built against this checkout (Hummingbird
 # takes minutes to build, so this is not part of `make test`).

@@ -23,28 +23,22 @@ public final class TelemetryPipeline: Sendable {
     // Built from the bottom up in `init`, each part from the ones below it: nothing refers back.
     private let ledger: Ledger
     private let dispatcher: ExportEventDispatcher
-    private let store: SpillStore?
-    private let tasks: ExportTasks
-    private let windows: ExportWindows
-    private let replayer: Replayer?
+    /// The pipeline's own exporter, with its store, chain, tasks and replayer.
+    private let main: DestinationStack
+    /// One per ``PipelineConfiguration/destinations``, in order.
+    private let destinations: [DestinationStack]
+    private var store: SpillStore? { main.store }
+    private var tasks: ExportTasks { main.tasks }
     private let processor: any RecordProcessor
     private let intake: Intake
     /// The instrumentation scopes of the tracers and loggers handed out, numbered in order.
     private let scopes: ScopeRegistry
     private let monitor: PipelineMonitor
     let logger: Logger
-    private let exporter: any TelemetryExporter
-    /// Set when the pipeline built its own OTLP exporter: ``reconfigure(_:)`` can then replace it.
-    private let switchable: SwitchableExporter?
-    /// The collector pool's breakers, when the exporter is a pool: they outlive its exporters.
-    private let pool: (any CollectorRouting)?
     private let shutDown = Atomic<Bool>(false)
     /// The configuration in effect; ``reconfigure(_:)`` replaces it one at a time.
     private let running: Mutex<PipelineConfiguration>
     private let reconfiguring = AsyncSerialGate()
-    /// Closes the circuit breaker: a new configuration deserves a request at once (and ends a
-    /// misconfiguration: the rejected area is replayed).
-    private let resetBreaker: @Sendable () -> Void
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
     ///
@@ -97,77 +91,34 @@ public final class TelemetryPipeline: Sendable {
         self.dispatcher = dispatcher
         self.ledger = ledger
 
-        // The failure destination: the spill store, with what it already holds counted as recovered.
-        var store: SpillStore?
-        if let spill = configuration.spill, batching {
-            let opened = try SpillStore(configuration: spill, logger: logger)
-            ledger.recovered(.traces, opened.recordsOnDisk(.traces))
-            ledger.recovered(.logs, opened.recordsOnDisk(.logs))
-            opened.onLost.withLock {
-                $0 = { signal, area, records, reason in ledger.lostAfterSpill(signal, area: area, records: records, reason) }
+        // The pipeline's own exporter and each destination: store, chain, tasks, replayer.
+        let main = try DestinationStack(
+            .init(
+                name: nil, exporter: configuration.exporter, retry: configuration.retry, circuitBreaker: configuration.circuitBreaker,
+                spill: configuration.spill(for: nil)),
+            configuration: configuration, exporter: exporter, ledger: ledger, logger: logger, clock: clock)
+        var destinations: [DestinationStack] = []
+        for destination in configuration.destinations {
+            let books = Ledger(
+                dispatcher: dispatcher, processor: configuration.processor, logger: logger,
+                routeNames: [nil] + configuration.routes.map(\.name), destination: destination.name)
+            do {
+                destinations.append(
+                    try DestinationStack(
+                        .init(
+                            name: destination.name, exporter: destination.exporter, retry: destination.retry,
+                            circuitBreaker: destination.circuitBreaker, spill: configuration.spill(for: destination.name)),
+                        configuration: configuration, exporter: nil, ledger: books, logger: logger, clock: clock))
+            } catch {
+                // What was started stops, and the stores' locks are released, before the error.
+                for stack in [main] + destinations { stack.close() }
+                dispatcher.stop()
+                throw error
             }
-            store = opened
         }
-        self.store = store
-
-        // The chain: error handling → measured → retry → breaker → custom stages → transport → exporter.
-        // The transport stage feeds each signal's export window, which the processor reads.
-        let windows = ExportWindows(traces: ExportWindow(configuration.traces), logs: ExportWindow(configuration.logs))
-        self.windows = windows
-        let chosen: any TelemetryExporter
-        // A collector pool has a breaker per endpoint, which replaces the pipeline's one.
-        let pool =
-            exporter == nil
-            ? configuration.exporter.pool.map { pool -> any CollectorRouting in
-                CollectorPool(pool, policy: configuration.circuitBreaker ?? CircuitBreakerPolicy(), clock: clock)
-            } : nil
-        self.pool = pool
-        if let exporter {
-            chosen = exporter
-            switchable = nil
-        } else {
-            let built = SwitchableExporter(try makeOTLPExporter(configuration.exporter, pool: pool))
-            chosen = built
-            switchable = built
-        }
-        self.exporter = chosen
-        // With a spill store, a misconfiguration (401, 403, 404, …) opens the breaker at once:
-        // batches then wait on disk instead of being refused one by one.
-        let built = ExporterChain.build(
-            wrapping: TransportRecorder(next: chosen, counters: ledger.exports, windows: windows), retry: configuration.retry,
-            circuitBreaker: pool == nil ? configuration.circuitBreaker : nil, opensOnMisconfiguration: store != nil,
-            stages: configuration.exportStages, measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory,
-            clock: clock)
-        var poolSnapshot: (@Sendable () -> CircuitBreakerSnapshot)?
-        var collectors: (@Sendable () -> [CollectorStatus])?
-        if let pool {
-            resetBreaker = { pool.reset() }
-            poolSnapshot = { pool.snapshot() }
-            collectors = { pool.statuses() }
-        } else {
-            resetBreaker = built.resetBreaker
-        }
-        ledger.reporter.exporterName = built.exporter.name
-        let fallbackDelay = configuration.retry?.maximumDelay ?? .seconds(1)
-        let breaker = poolSnapshot ?? built.breaker
-        let hold = MemoryHold(
-            holds: batching, delay: { breaker?().reopensIn ?? fallbackDelay }, sleep: { try await clock.sleep(for: $0) })
-        var chain: any TelemetryExporter = ErrorHandlingExporter(wrapping: built.exporter, ledger: ledger, destination: store, hold: hold)
-        if let pool, pool.mode == .balanceByTrace { chain = TraceAffineSplitter(next: chain, pool: pool) }
-        let tasks = ExportTasks(chain: chain)
-        self.tasks = tasks
-        if let store {
-            // Over a balance-by-trace pool, frames are cut by trace as live batches are.
-            var split: (@Sendable (ExportBatch) -> [ExportBatch])?
-            if let pool, pool.mode == .balanceByTrace { split = { batch in TraceRouting.parts(of: batch) { pool.preferred(for: $0) } } }
-            let replayer = Replayer(
-                store: store, chain: built.exporter, ledger: ledger, breaker: breaker, executor: tasks.executor, logger: logger,
-                split: split)
-            replayer.start()
-            self.replayer = replayer
-        } else {
-            self.replayer = nil
-        }
+        self.main = main
+        self.destinations = destinations
+        let (store, tasks, windows) = (main.store, main.tasks, main.windows)
 
         // The processor, then the intake that emitting code holds.
         let routes = RouteTable(configuration.routes)
@@ -177,7 +128,7 @@ public final class TelemetryPipeline: Sendable {
         if let ring {
             processor = BatchProcessor(
                 ring: ring, configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks,
-                windows: windows, destination: store, logger: logger)
+                windows: windows, destination: store, destinations: destinations, logger: logger)
         } else {
             processor = SimpleProcessor(
                 configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks)
@@ -189,9 +140,17 @@ public final class TelemetryPipeline: Sendable {
         let metrics =
             configuration.selfMetrics
             ? PipelineMetrics(processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory) : nil
+        // A destination's stats and health come from a monitor of its own books, which the
+        // pipeline's monitor asks (it is not started: the pipeline's ticks for it).
+        var destinationMonitors: [String: PipelineMonitor] = [:]
+        for stack in destinations {
+            destinationMonitors[stack.name ?? ""] = PipelineMonitor(
+                ledger: stack.ledger, dispatcher: dispatcher, processor: processor, store: stack.store, breaker: stack.breaker,
+                metrics: nil, windows: stack.windows, collectors: stack.collectors)
+        }
         monitor = PipelineMonitor(
-            ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: breaker, metrics: metrics,
-            windows: windows, collectors: collectors)
+            ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: main.breaker, metrics: metrics,
+            windows: windows, collectors: main.collectors, destinations: destinationMonitors)
         monitor.start()
     }
 
@@ -246,9 +205,9 @@ public final class TelemetryPipeline: Sendable {
         let old = running.withLock { $0 }
         if let refused = old.restartOnlyChange(to: new) { throw refused }
         // Named TLS files are read again even when the settings are the same: a rotated certificate.
-        if let switchable, new.exporter != old.exporter || new.exporter.namesTLSFiles {
-            let replacement = try makeOTLPExporter(new.exporter, pool: pool)
-            await switchable.replace(with: replacement)
+        if new.exporter != old.exporter || new.exporter.namesTLSFiles { try await main.replaceExporter(new.exporter) }
+        for (stack, destination) in zip(destinations, new.destinations) where destination.exporter.namesTLSFiles {
+            try await stack.replaceExporter(destination.exporter)
         }
         if new.traces != old.traces || new.logs != old.logs { processor.update(traces: new.traces, logs: new.logs) }
         var routeHandlers: [String: any ExportErrorHandler] = [:]
@@ -257,7 +216,11 @@ public final class TelemetryPipeline: Sendable {
         intake.applyLiveSwitches(new)
         running.withLock { $0 = new }
         ledger.misconfigured(nil)
-        resetBreaker()
+        main.resetBreaker()
+        for stack in destinations {
+            stack.ledger.misconfigured(nil)
+            stack.resetBreaker()
+        }
         logger.info(
             "telemetry pipeline reconfigured",
             metadata: [
@@ -287,7 +250,12 @@ public final class TelemetryPipeline: Sendable {
     /// being exported or replayed); for tests.
     package func unbalancedBooks() -> [String] {
         let store = self.store
-        return ledger.checkBooks { signal in store?.recordsOnDisk(signal) ?? 0 }
+        var problems = ledger.checkBooks { signal in store?.recordsOnDisk(signal) ?? 0 }
+        for stack in destinations {
+            let store = stack.store
+            problems += stack.ledger.checkBooks { signal in store?.recordsOnDisk(signal) ?? 0 }.map { "\(stack.name ?? ""): \($0)" }
+        }
+        return problems
     }
 
     /// Returns when everything emitted before the call has been exported or dropped.
@@ -304,35 +272,41 @@ public final class TelemetryPipeline: Sendable {
             return ShutdownSummary(stats: stats(), deadlineExceeded: false)
         }
         intake.close()
-        replayer?.stop()
+        for stack in [main] + destinations { stack.replayer?.stop() }
         let exceeded = await processor.shutdown(deadline: deadline)
         // Cancelled exports finish their books quickly; an exporter that ignores cancellation
         // gets its own timeout's worth, then is left to finish in the background.
         let grace = ContinuousClock.now + .seconds(2)
-        while tasks.running > 0 && ContinuousClock.now < max(deadline, grace) {
-            if ContinuousClock.now >= deadline { tasks.cancelAll() }
+        let stacks = [main] + destinations
+        while stacks.contains(where: { $0.tasks.running > 0 }) && ContinuousClock.now < max(deadline, grace) {
+            if ContinuousClock.now >= deadline { for stack in stacks { stack.tasks.cancelAll() } }
             try? await Task.sleep(for: .milliseconds(2))
         }
         // Make what is on disk durable and replayable: seal the open segments (fdatasync, rename
         // to .spill, directory fsync), whatever the durability policy,
         // and release the directory's lock, so the next process (or pipeline) can take it over.
-        store?.close()
+        for stack in stacks { stack.store?.close() }
         monitor.tick()
-        ledger.logThrottle.flush(force: true)
-        await exporter.shutdown()
-        tasks.executor.stop()
+        for stack in stacks { stack.ledger.logThrottle.flush(force: true) }
+        for stack in stacks {
+            await stack.exporter.shutdown()
+            stack.tasks.executor.stop()
+        }
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
     }
 
     deinit {
         intake.close()
-        replayer?.stop()
+        let stacks = [main] + destinations
+        for stack in stacks { stack.replayer?.stop() }
         processor.abandon()
-        tasks.cancelAll()
-        store?.close()
+        for stack in stacks {
+            stack.tasks.cancelAll()
+            stack.store?.close()
+        }
         monitor.stop()
         dispatcher.stop()
-        tasks.executor.stop()
+        for stack in stacks { stack.tasks.executor.stop() }
     }
 }
 

@@ -471,4 +471,6 @@ let benchmarks: @Sendable () -> Void = {
         )
         try await receiver.stop()
     }
+
+    transportBenchmarks(e2e, spans: spansPerEndToEndRun)
 }

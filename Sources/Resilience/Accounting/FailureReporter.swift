@@ -10,8 +10,11 @@ final class FailureReporter: Sendable {
     let processor: ProcessorKind
     /// The chain's name; set once the chain is built (the reporter is built before it).
     private let exporter: Mutex<String>
+    /// The ``ExportDestination`` whose books this reporter serves; `nil` for the pipeline's exporter.
+    let destination: String?
 
-    init(dispatcher: ExportEventDispatcher, processor: ProcessorKind, exporterName: String = "") {
+    init(dispatcher: ExportEventDispatcher, processor: ProcessorKind, exporterName: String = "", destination: String? = nil) {
+        self.destination = destination
         self.dispatcher = dispatcher
         self.processor = processor
         self.exporter = Mutex(exporterName)
@@ -32,6 +35,7 @@ final class FailureReporter: Sendable {
             signal: signal, processor: processor, exporterName: exporterName, route: route, attempt: attempt, error: error,
             kind: kind, outcome: outcome, recordCount: records ?? 0, time: nowUnixNano(), batch: batch)
         event.isRecordCountKnown = records != nil
+        event.destination = destination
         event.keptCopy = copy
         dispatcher.send(event)
     }

@@ -36,9 +36,9 @@ final class Ledger: Sendable {
     ///   - routeNames: the route names by route index (index 0, the default route: `nil`).
     init(
         dispatcher: ExportEventDispatcher, processor: ProcessorKind, logger: Logger, routeNames: [String?] = [nil],
-        exporterName: String = ""
+        exporterName: String = "", destination: String? = nil
     ) {
-        self.reporter = FailureReporter(dispatcher: dispatcher, processor: processor, exporterName: exporterName)
+        self.reporter = FailureReporter(dispatcher: dispatcher, processor: processor, exporterName: exporterName, destination: destination)
         self.logThrottle = LogThrottle(logger: logger)
         self.logger = logger
         self.routeNames = routeNames
@@ -105,6 +105,21 @@ final class Ledger: Sendable {
         }
     }
 
+    /// The records of `batch`, of a route that does not send to this ledger's exporter, were
+    /// handed to their destinations, whose ledgers book them from now on.
+    func forwarded(_ batch: ExportBatch) {
+        counters(batch.signal).forwarded.add(batch.recordCount, ordering: .relaxed)
+        settle(batch.signal, batch.recordCount)
+    }
+
+    /// A destination's copy of `batch` dropped before an attempt: every export slot of the
+    /// destination was busy and it has no spill store.
+    func droppedBusy(_ batch: ExportBatch) {
+        let error = ResilienceError(
+            code: .ringFull, message: "every export slot of the destination was busy and there is no spill store to keep its copy")
+        dropped(batch, .destinationBusy, attempt: 0, error: error, kind: .overflow)
+    }
+
     // MARK: Live exports (the error-handling stage, the overflow valve, shutdown)
 
     /// The collector acknowledged `batch`: its records are exported, except those a partial
@@ -154,9 +169,10 @@ final class Ledger: Sendable {
                 "spill store failures (\(reason))", records: batch.recordCount,
                 "spill: \((error as? ResilienceError)?.message ?? "\(error)")")
         } else {
+            let target = reporter.destination.map { "destination \($0) (\(reporter.exporterName))" } ?? reporter.exporterName
             logThrottle.warning(
                 "failed exports (\(batch.signal), \(reason))", records: batch.recordCount,
-                "export of \(batch.recordCount) \(batch.signal) records to \(reporter.exporterName) failed; dropped (\(reason)): \(error)")
+                "export of \(batch.recordCount) \(batch.signal) records to \(target) failed; dropped (\(reason)): \(error)")
         }
         reporter.report(batch, attempt: attempt, error: error, kind: kind, outcome: .dropped(reason), copy: copy)
         settle(batch.signal, batch.recordCount)

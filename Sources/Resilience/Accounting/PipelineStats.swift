@@ -31,9 +31,13 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
         public var exportWindow: Int = 0
         /// The widest ``exportWindow`` so far.
         public var exportWindowPeak: Int = 0
-        /// Records emitted (or recovered) but neither exported, dropped nor on disk yet: in the
-        /// ring, in a batch, in an export under way or waiting in memory.
-        public var pending: Int { emitted + recovered - exported - dropped.values.reduce(0, +) - onDisk }
+        /// Records of routes that do not send to the pipeline's exporter, handed to their
+        /// destinations (``ExportRoute/destinations``), whose books (``PipelineStats/destinations``)
+        /// count them from then on as their `emitted`. 0 without destinations.
+        public var forwarded: Int = 0
+        /// Records emitted (or recovered) but neither exported, dropped, on disk nor forwarded
+        /// yet: in the ring, in a batch, in an export under way or waiting in memory.
+        public var pending: Int { emitted + recovered - exported - dropped.values.reduce(0, +) - onDisk - forwarded }
         /// All dropped records.
         public var droppedTotal: Int { dropped.values.reduce(0, +) }
     }
@@ -86,6 +90,12 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     /// the pool's order, while ``circuitBreakerState`` is the pool's as one (closed while any
     /// collector's is). Empty without a pool.
     public var collectors: [CollectorStatus] = []
+    /// The books of each ``ExportDestination``, by name, as this value's own are for the
+    /// pipeline's exporter: `emitted` counts the records handed to the destination (every record
+    /// of each route that names it), and `emitted + recovered == exported + dropped + onDisk +
+    /// pending` holds for each. Their ring and handler counts are the pipeline's. Empty without
+    /// destinations.
+    public var destinations: [String: PipelineStats] = [:]
 
     public var description: String {
         func line(_ name: String, _ s: Signal) -> String {
@@ -93,6 +103,7 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
             var disk = s.spilled + s.recovered + s.rejected > 0 ? " spilled=\(s.spilled) replayed=\(s.replayed) on_disk=\(s.onDisk)" : ""
             if s.rejected + s.rejectedOnDisk > 0 { disk += " rejected=\(s.rejected) rejected_on_disk=\(s.rejectedOnDisk)" }
             if s.recovered > 0 { disk += " recovered=\(s.recovered)" }
+            if s.forwarded > 0 { disk += " forwarded=\(s.forwarded)" }
             disk += " window=\(s.exportWindow) (peak \(s.exportWindowPeak))"
             return
                 "\(name): emitted=\(s.emitted) exported=\(s.exported) "
@@ -101,11 +112,16 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
         var breaker = ""
         let collectorsLine = collectors.isEmpty ? "" : "\ncollectors: " + collectors.map(\.description).joined(separator: ", ")
         if let circuitBreakerState { breaker = "; breaker \(circuitBreakerState.rawValue), \(circuitBreakerTrips) trips" }
+        var destinationLines = ""
+        for (name, books) in destinations.sorted(by: { $0.key < $1.key }) {
+            let state = books.circuitBreakerState.map { "; breaker \($0.rawValue)" } ?? ""
+            destinationLines += "\ndestination \(name): \(line("spans", books.spans)); \(line("logs", books.logs))\(state)"
+        }
         return """
             \(line("spans", spans))
             \(line("logs", logs))
             ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \
-            \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)\(collectorsLine)
+            \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)\(collectorsLine)\(destinationLines)
             """
     }
 }

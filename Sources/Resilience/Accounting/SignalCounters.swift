@@ -22,6 +22,7 @@ final class SignalCounters: Sendable {
     let diskFull = Atomic<Int>(0)
     let spillFailed = Atomic<Int>(0)
     let corrupt = Atomic<Int>(0)
+    let destinationBusy = Atomic<Int>(0)
     /// Records written to the spill store.
     let spilled = Atomic<Int>(0)
     /// Records written to the spill store's rejected area (the collector refused the configuration).
@@ -30,6 +31,8 @@ final class SignalCounters: Sendable {
     let replayed = Atomic<Int>(0)
     /// Records found on disk at start-up, left by an earlier process.
     let recovered = Atomic<Int>(0)
+    /// Handed to other destinations (``Ledger/forwarded(_:)``).
+    let forwarded = Atomic<Int>(0)
 
     func drop(_ reason: DropReason, _ n: Int) {
         switch reason {
@@ -42,6 +45,7 @@ final class SignalCounters: Sendable {
         case .diskFull: diskFull.add(n, ordering: .relaxed)
         case .spillFailed: spillFailed.add(n, ordering: .relaxed)
         case .corrupt: corrupt.add(n, ordering: .relaxed)
+        case .destinationBusy: destinationBusy.add(n, ordering: .relaxed)
         default: break
         }
     }
@@ -64,11 +68,12 @@ final class SignalCounters: Sendable {
         note(.diskFull, diskFull.load(ordering: .relaxed))
         note(.spillFailed, spillFailed.load(ordering: .relaxed))
         note(.corrupt, corrupt.load(ordering: .relaxed))
+        note(.destinationBusy, destinationBusy.load(ordering: .relaxed))
         return PipelineStats.Signal(
             emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped,
             spilled: spilled.load(ordering: .relaxed), replayed: replayed.load(ordering: .relaxed),
             recovered: recovered.load(ordering: .relaxed), rejected: rejectedKept.load(ordering: .relaxed), onDisk: onDisk,
-            rejectedOnDisk: rejectedOnDisk)
+            rejectedOnDisk: rejectedOnDisk, forwarded: forwarded.load(ordering: .relaxed))
     }
 }
 

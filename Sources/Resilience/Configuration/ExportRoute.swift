@@ -28,12 +28,17 @@ public struct ExportRoute: Sendable {
     public var overflowPolicy: OverflowPolicy?
     /// Receives this route's failures and drops instead of the pipeline's handler; `nil` for the pipeline's.
     public var errorHandler: (any ExportErrorHandler)?
+    /// The destinations this route's records go to, each getting every record once (names of
+    /// ``PipelineConfiguration/destinations``, or ``ExportDestination/pipelineExporter`` for the
+    /// pipeline's own exporter). - Default value: empty, the pipeline's exporter alone.
+    public var destinations: [String]
 
     /// A route named `name` for the records that match any of the patterns.
     public init(
         _ name: String, scopes: [String] = [], spanNames: [String] = [], eventNames: [String] = [],
-        overflowPolicy: OverflowPolicy? = nil, errorHandler: (any ExportErrorHandler)? = nil
+        overflowPolicy: OverflowPolicy? = nil, errorHandler: (any ExportErrorHandler)? = nil, destinations: [String] = []
     ) {
+        self.destinations = destinations
         self.name = name
         self.scopes = scopes
         self.spanNames = spanNames

@@ -78,9 +78,19 @@ extension PipelineConfiguration {
             { configuration in
                 let routes = configuration.routes.map { route in
                     "\(route.name) scopes=\(route.scopes) spans=\(route.spanNames) events=\(route.eventNames) "
-                        + "overflow=\(String(describing: route.overflowPolicy))"
+                        + "overflow=\(String(describing: route.overflowPolicy)) destinations=\(route.destinations)"
                 }
                 return "\(routes)"
+            }
+        ),
+        (
+            "destinations",
+            { configuration in
+                let destinations = configuration.destinations.map { destination in
+                    "\(destination.name): \(destination.exporter) retry=\(String(describing: destination.retry)) "
+                        + "breaker=\(String(describing: destination.circuitBreaker))"
+                }
+                return "\(destinations)"
             }
         ),
         ("retry", { "\(String(describing: $0.retry))" }),

@@ -47,6 +47,10 @@ public struct PipelineConfiguration: Sendable {
     public var exportErrorHandler: (any ExportErrorHandler)?
     /// Classes of records with their own handler and overflow policy. - Default value: none.
     public var routes: [ExportRoute]
+    /// Collectors that routes send to besides (or instead of) ``exporter``, each with its own
+    /// chain, books and part of the spill store: see ``ExportDestination``. Restart only.
+    /// - Default value: none.
+    public var destinations: [ExportDestination] = []
     /// Whether the pipeline reports the OpenTelemetry SDK self-observability metrics through
     /// swift-metrics (to whatever backend the application bootstrapped). - Default value: `true`.
     public var selfMetrics: Bool
@@ -149,6 +153,7 @@ public struct PipelineConfiguration: Sendable {
         try retry?.validate(key: "retry")
         try circuitBreaker?.validate(key: "circuitBreaker")
         try RouteTable(routes).validate()
+        try validateDestinations()
         try spill?.validate()
         try sampler.validate()
     }

@@ -19,14 +19,17 @@ final class PipelineMonitor: Sendable {
     private let collectors: (@Sendable () -> [CollectorStatus])?
     private let metrics: PipelineMetrics?
     private let windows: ExportWindows
+    /// Each ``ExportDestination``'s own monitor (not started), by name.
+    private let destinations: [String: PipelineMonitor]
     private let stopped = Atomic<Bool>(false)
     private let parker = ThreadParker()
 
     init(
         ledger: Ledger, dispatcher: ExportEventDispatcher, processor: any RecordProcessor, store: SpillStore?,
         breaker: (@Sendable () -> CircuitBreakerSnapshot)?, metrics: PipelineMetrics?, windows: ExportWindows,
-        collectors: (@Sendable () -> [CollectorStatus])? = nil
+        collectors: (@Sendable () -> [CollectorStatus])? = nil, destinations: [String: PipelineMonitor] = [:]
     ) {
+        self.destinations = destinations
         self.collectors = collectors
         self.windows = windows
         self.ledger = ledger
@@ -61,6 +64,7 @@ final class PipelineMonitor: Sendable {
         ledger.reportIntakeDrops { Self.describe($0, processor: processor) }
         metrics?.update(stats())
         ledger.logThrottle.flush(force: false)
+        for destination in destinations.values { destination.ledger.logThrottle.flush(force: false) }
     }
 
     private static func describe(_ reason: DropReason, processor: any RecordProcessor) -> (ExportFailureKind, ResilienceError) {
@@ -119,6 +123,7 @@ final class PipelineMonitor: Sendable {
             handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed),
             handlerBatchesOmitted: dispatcher.batchesOmitted.load(ordering: .relaxed))
         stats.collectors = collectors?() ?? []
+        stats.destinations = destinations.mapValues { $0.stats() }
         return stats
     }
 
@@ -148,6 +153,14 @@ final class PipelineMonitor: Sendable {
         let queue = processor.queueUsage
         if queue.capacity > 0 && queue.bytesInUse * 2 >= queue.capacity { weak.append(.ringFilling) }
         if let store, store.recordsOnDisk(.traces, .spilled) + store.recordsOnDisk(.logs, .spilled) > 0 { weak.append(.backlog) }
+        // A destination's trouble is the pipeline's: its records are the application's too.
+        for destination in destinations.keys.sorted() {
+            switch destinations[destination]!.health(window: window) {
+            case .unhealthy(let reasons): bad += reasons.filter { !bad.contains($0) && !weak.contains($0) }
+            case .degraded(let reasons): weak += reasons.filter { !bad.contains($0) && !weak.contains($0) }
+            case .healthy: break
+            }
+        }
         if !bad.isEmpty { return .unhealthy(bad + weak) }
         if !weak.isEmpty { return .degraded(weak) }
         return .healthy

@@ -26,6 +26,10 @@ public struct DropReason: Sendable, Hashable, CustomStringConvertible {
     public static let spillFailed = DropReason("spill_failed")
     /// A frame in the spill store was damaged (CRC, zstd) when read back (`corrupt`).
     public static let corrupt = DropReason("corrupt")
+    /// Every export slot of a route's destination was busy and there was no spill store to keep
+    /// its copy: dropped so that the route's other destinations, and the other routes, went on
+    /// (`destination_busy`; ``ExportDestination``).
+    public static let destinationBusy = DropReason("destination_busy")
     /// `end()` on a span that had already ended (not counted in stats: nothing was emitted).
     public static let alreadyEnded = DropReason("already_ended")
     /// The span was not sampled, or the SDK is disabled (not counted in stats: nothing was emitted).

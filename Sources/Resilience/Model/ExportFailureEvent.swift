@@ -41,6 +41,8 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
     public var exporterName: String
     /// The route of the records (see ``ExportRoute``); `nil` for the default route.
     public var route: String?
+    /// The ``ExportDestination`` the records were going to; `nil` for the pipeline's own exporter.
+    public var destination: String?
     /// Attempts made so far for this batch (0 when the exporter was never called).
     public var attempt: Int
     /// What went wrong.
@@ -73,7 +75,8 @@ public struct ExportFailureEvent: Sendable, CustomStringConvertible {
         let count = isRecordCountKnown ? "\(recordCount)" : "an unknown number of"
         let copy = keptCopy.map { "; a copy is kept in \($0)" } ?? ""
         return
-            "\(count) \(signal) records\(route.map { " (route \($0))" } ?? "") via \(exporterName), attempt \(attempt): \(kind): "
+            "\(count) \(signal) records\(route.map { " (route \($0))" } ?? "")\(destination.map { " to \($0)" } ?? "") "
+            + "via \(exporterName), attempt \(attempt): \(kind): "
             + "\(error); \(outcome)\(copy)"
     }
 }

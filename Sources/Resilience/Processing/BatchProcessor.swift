@@ -16,24 +16,26 @@ import Synchronization
 /// The drain thread never busy-polls an empty ring: it parks, with a back-off from 50 µs to 5 ms
 /// (a spinning consumer costs producers 10×: measured when the ring was designed; `make bench`), and is woken for flushes.
 final class BatchProcessor: RecordProcessor, @unchecked Sendable {
-    private let ring: Ring
-    private let ledger: Ledger
+    let ring: Ring
+    let ledger: Ledger
     private let tasks: ExportTasks
     /// With a spill store: where batches go when every export slot is busy and the ring is half
     /// full, and what shutdown could not export.
     private let destination: (any FailureDestination)?
+    /// The routes' other destinations (``ExportRoute/destinations``); `nil` without any.
+    let fanOut: DestinationFanOut?
     private let scopeRegistry: ScopeRegistry
     private let resource: [UInt8]
     /// Per route (0: the default route): how long a producer may wait for room, or `nil` to drop.
     private let blockNanos: [UInt64?]
     /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``.
-    private var configurations: SignalTable<BatchConfiguration>
+    private(set) var configurations: SignalTable<BatchConfiguration>
     private let pendingConfigurations = Mutex<SignalTable<BatchConfiguration>?>(nil)
     /// Bumped by `update` (release); the drain thread compares it with `seenVersion` (acquire) each loop.
     private let configurationVersion = Atomic<Int>(0)
     private var seenVersion = 0
     /// By ``RouteSlot``: records of different routes are never batched together.
-    private let builders: [BatchBuilder]
+    let builders: [BatchBuilder]
     private let routeNames: [String?]
     /// Per signal, across routes: monotonic within the pipeline.
     private var sequences = SignalTable<UInt64>(traces: 0, logs: 0)
@@ -57,8 +59,10 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// Takes over `ring` and starts the drain thread.
     init(
         ring: Ring, configuration: PipelineConfiguration, routes: RouteTable, scopes: ScopeRegistry, resource: [UInt8], ledger: Ledger,
-        tasks: ExportTasks, windows: ExportWindows, destination: (any FailureDestination)?, logger: Logger
+        tasks: ExportTasks, windows: ExportWindows, destination: (any FailureDestination)?, destinations: [DestinationStack] = [],
+        logger: Logger
     ) {
+        fanOut = destinations.isEmpty ? nil : DestinationFanOut(stacks: destinations, configuration: configuration, parker: parker)
         self.ring = ring
         self.windows = windows
         self.ledger = ledger
@@ -237,6 +241,12 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     }
 
     private func dispatch(_ builder: BatchBuilder) {
+        if let fanOut, !fanOut.sendsToPipeline(route: builder.route) {
+            let batch = build(builder)
+            fanOut.send(batch, route: builder.route)
+            ledger.forwarded(batch)
+            return
+        }
         let signal = builder.signal
         let (counter, window) = (inFlight[signal], windows[signal])
         let budget = configurations[signal].maxBytesInFlight
@@ -256,13 +266,16 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             // of dropping: the batch is spilled now and replayed later.
             if let destination, ring.bytesInUse * 2 >= ring.capacity {
                 window.dispatched(waited: true)
-                spillUnderPressure(build(builder), to: destination)
+                let batch = build(builder)
+                fanOut?.send(batch, route: builder.route)
+                spillUnderPressure(batch, to: destination)
                 return
             }
             parker.park(nanoseconds: 1_000_000)
         }
         window.dispatched(waited: waited)
         let batch = build(builder)
+        fanOut?.send(batch, route: builder.route)
         let bytes = batch.body.count
         counter.bytes.add(bytes, ordering: .relaxed)
         counter.value.add(1, ordering: .relaxed)
@@ -276,7 +289,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     }
 
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
-    private func build(_ builder: BatchBuilder) -> ExportBatch {
+    func build(_ builder: BatchBuilder) -> ExportBatch {
         if scopes.count < scopeRegistry.count { scopes = scopeRegistry.snapshot() }
         var batch = builder.build(resource: resource, scopes: scopes)
         batch.route = routeNames[builder.route]
@@ -305,7 +318,9 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     }
 
     private func waitForExports() {
-        while inFlight.values.contains(where: { $0.value.load(ordering: .acquiring) > 0 }) && !abandonRequested.load(ordering: .relaxed) {
+        while (inFlight.values.contains(where: { $0.value.load(ordering: .acquiring) > 0 }) || fanOut?.busy == true)
+            && !abandonRequested.load(ordering: .relaxed)
+        {
             parker.park(nanoseconds: 1_000_000)
         }
     }
@@ -319,7 +334,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
 
     /// Hands `batch` to `destination` and books where it went, or the drop when it could not be kept.
     @discardableResult
-    private func keep(_ batch: ExportBatch, in destination: any FailureDestination, _ error: ResilienceError, kind: ExportFailureKind)
+    func keep(_ batch: ExportBatch, in destination: any FailureDestination, _ error: ResilienceError, kind: ExportFailureKind)
         -> Bool
     {
         do throws(ResilienceError) {
@@ -349,7 +364,10 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             }
             try? await Task.sleep(for: .milliseconds(2))
         }
-        if exceeded { tasks.cancelAll() }
+        if exceeded {
+            tasks.cancelAll()
+            fanOut?.cancelAll()
+        }
         stop(abandon: exceeded)
         while !exited.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
         _ = await flush.value
@@ -367,51 +385,5 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     func abandon() {
         closing.store(true, ordering: .relaxed)
         stop(abandon: true)
-    }
-
-    /// After the thread exited: what is left in the builders and the ring goes to the failure
-    /// destination (shutdown "spills the rest"). Returns the records kept; what it refuses is
-    /// dropped (`disk_full`, `spill_failed`) and reported.
-    private func spillRemaining(to destination: any FailureDestination) -> Int {
-        var spilled = 0
-        let error = ResilienceError(code: .shutDown, message: "not exported by the shutdown deadline")
-        func spill(_ builder: BatchBuilder) {
-            guard !builder.isEmpty else { return }
-            let batch = build(builder)
-            if keep(batch, in: destination, error, kind: .shutdown) { spilled += batch.recordCount }
-        }
-        for builder in builders { spill(builder) }
-        while ring.drain(
-            maxBytes: 1 << 20,
-            { type, payload in
-                guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
-                let builder = builders[slot]
-                ledger.accepted(builder.signal, 1)
-                builder.append(scope: type.recordScope, payload)
-                if builder.count >= configurations[builder.signal].maxExportBatchSize { spill(builder) }
-            }) > 0
-        {}
-        for builder in builders { spill(builder) }
-        return spilled
-    }
-
-    /// After the thread exited: what is left in the builders and the ring, counted as dropped.
-    private func dropRemaining(reason: DropReason) -> Int {
-        var dropped = 0
-        for builder in builders where !builder.isEmpty {
-            ledger.droppedInside(signal: builder.signal, route: builder.route, reason, builder.count)
-            dropped += builder.count
-            builder.reset()
-        }
-        while ring.drain(
-            maxBytes: 1 << 20,
-            { type, _ in
-                guard let slot = RouteSlot.index(of: type) else { return }
-                ledger.accepted(RouteSlot.signal(slot), 1)
-                ledger.droppedInside(signal: RouteSlot.signal(slot), route: type.recordRoute, reason, 1)
-                dropped += 1
-            }) > 0
-        {}
-        return dropped
     }
 }

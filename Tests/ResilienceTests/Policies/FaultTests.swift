@@ -107,7 +107,10 @@ import Testing
         let clock = TestClock()
         var configuration = PipelineConfiguration(serviceName: "breaker")
         configuration.exporter.endpoint = receiver.endpoint
-        configuration.traces.scheduleDelay = .milliseconds(10)
+        // One batch of exactly the 10 spans, whenever the drain thread sees them (a short
+        // schedule delay could cut them in two on a busy machine, and the counts below are exact).
+        configuration.traces.maxExportBatchSize = 10
+        configuration.traces.scheduleDelay = .seconds(60)
         configuration.retry = ExportRetryPolicy(initialDelay: .zero, maximumDelay: .zero, jitter: .none, maximumElapsedTime: nil)
         configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(30))
         let pipeline = try TelemetryPipeline(configuration: configuration, clock: clock)
