@@ -42,6 +42,10 @@ struct Replay: AsyncParsableCommand {
             throw ExitCode(1)
         }
         for (path, reason) in found.foreign { printError("replay: \(path): \(reason); left alone") }
+        for part in found.destinationParts {
+            printError(
+                "replay: \(part) is a destination's part of the store, left alone: replay it by its path to that destination's collector")
+        }
 
         // The directories' locks: a running pipeline writes there.
         var locks: [SpillDirectoryLock] = []

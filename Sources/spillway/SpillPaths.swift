@@ -11,6 +11,8 @@ struct SegmentLocation {
     var signalFromPath: TelemetrySignal?
     /// The spill directory it belongs to (where `spillway.lock` is), if recognizable.
     var spillDirectory: String?
+    /// For a destination's part of a spill directory given as a whole: `destinations/<name>`.
+    var destination: String?
 
     var name: String { (path as NSString).lastPathComponent }
     var suffix: String { (name as NSString).pathExtension }
@@ -31,7 +33,7 @@ struct SegmentLocation {
     /// The path below the spill directory (`traces/00…01.spill`), or the path as given.
     var displayName: String {
         guard let spillDirectory, path.hasPrefix(spillDirectory + "/") else { return path }
-        return String(path.dropFirst(spillDirectory.count + 1))
+        return (destination.map { $0 + "/" } ?? "") + String(path.dropFirst(spillDirectory.count + 1))
     }
 }
 
@@ -47,12 +49,17 @@ struct SpillPaths {
     var foreign: [(path: String, reason: String)] = []
     /// The spill directories involved.
     var spillDirectories: [String] { Array(Set(segments.compactMap(\.spillDirectory))).sorted() }
+    /// The parts of ``ExportDestination``s (`<spill directory>/destinations/<name>`) of the spill
+    /// directories given, when they were not included (``resolve(_:areas:destinations:)``).
+    var destinationParts: [String] = []
 
     /// Finds the segments under `paths`: segment files, signal directories (`traces/`), area
-    /// directories (`rejected/`) and spill directories. A spill directory contributes `areas`.
+    /// directories (`rejected/`) and spill directories. A spill directory contributes `areas`,
+    /// and with `destinations` the same of each destination's part (`destinations/<name>`),
+    /// which are otherwise only listed in ``destinationParts``.
     /// - Throws: ``SpillPathError`` for a missing or unreadable path, or a directory that is
     ///   not part of a spill directory.
-    static func resolve(_ paths: [String], areas: Set<SpillArea>) throws -> SpillPaths {
+    static func resolve(_ paths: [String], areas: Set<SpillArea>, destinations: Bool = false) throws -> SpillPaths {
         var result = SpillPaths()
         for raw in paths {
             let path = raw.count > 1 && raw.hasSuffix("/") ? String(raw.dropLast()) : raw
@@ -67,12 +74,27 @@ struct SpillPaths {
             let names = SpillLayout.list(path)
             let signals = names.filter { $0 == "traces" || $0 == "logs" }
             if names.contains(SpillLayout.lockFileName) || names.contains("rejected") || names.contains("refused") || !signals.isEmpty {
-                // A spill directory.
-                for area in SpillArea.allCases where areas.contains(area) {
-                    for signal in [TelemetrySignal.traces, .logs] {
-                        let directory = SpillLayout.directory(path, area, signal)
-                        if SpillLayout.isDirectory(directory) { result.add(directory: directory) }
+                // A spill directory, and its destinations' parts.
+                var parts = [(path, nil as String?)]
+                if names.contains("destinations") && SpillLayout.isDirectory(path + "/destinations") {
+                    for name in SpillLayout.list(path + "/destinations").sorted()
+                    where SpillLayout.isDirectory(path + "/destinations/" + name) {
+                        if destinations {
+                            parts.append((path + "/destinations/" + name, "destinations/" + name))
+                        } else {
+                            result.destinationParts.append(path + "/destinations/" + name)
+                        }
                     }
+                }
+                for (part, label) in parts {
+                    let first = result.segments.count
+                    for area in SpillArea.allCases where areas.contains(area) {
+                        for signal in [TelemetrySignal.traces, .logs] {
+                            let directory = SpillLayout.directory(part, area, signal)
+                            if SpillLayout.isDirectory(directory) { result.add(directory: directory) }
+                        }
+                    }
+                    for i in first..<result.segments.count { result.segments[i].destination = label }
                 }
             } else if names.contains(where: { SpillLayout.parse($0) != nil }) || names.isEmpty {
                 result.add(directory: path)  // a signal directory, or an empty one

@@ -64,7 +64,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let found: SpillPaths
-        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases)) } catch {
+        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases), destinations: true) } catch {
             printError("inspect: \(error)")
             throw ExitCode(1)
         }
@@ -133,7 +133,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         let found: SpillPaths
-        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases)) } catch {
+        do { found = try SpillPaths.resolve(paths, areas: Set(SpillArea.allCases), destinations: true) } catch {
             printError("verify: \(error)")
             throw ExitCode(1)
         }

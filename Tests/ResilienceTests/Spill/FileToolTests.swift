@@ -164,6 +164,31 @@ import Testing
         try await receiver.stop()
     }
 
+    /// A destination's part of the store (`destinations/<name>`): inspect and verify read it with
+    /// the rest, replay of the whole directory leaves it alone and says so (its frames belong to
+    /// another collector), and replay by its own path delivers it.
+    @Test(.timeLimit(.minutes(2)))
+    func aDestinationsPartIsInspectedWithTheRestButReplayedOnlyByItsOwnPath() async throws {
+        let directory = try await Self.spillDirectory(spans: 1_000, logs: 0)
+        let part = try await Self.spillDirectory(spans: 0, logs: 700)
+        try FileManager.default.createDirectory(atPath: directory + "/destinations", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: part, toPath: directory + "/destinations/vault")
+        let inspect = try await Self.run(["inspect", directory])
+        #expect(inspect.status == 0 && inspect.output.contains("destinations/vault/logs/"), "\(inspect.output)")
+        #expect(inspect.output.contains("1,700 records"), "both parts counted: \(inspect.output)")
+        let verify = try await Self.run(["verify", directory])
+        #expect(verify.status == 0, "\(verify.output)")
+
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(replay.status == 0 && replay.error.contains("destinations/vault is a destination's part"), "\(replay.error)")
+        #expect(receiver.spanCount == 1_000 && receiver.logCount == 0, "spans \(receiver.spanCount), logs \(receiver.logCount)")
+        #expect(!Self.files(directory + "/destinations/vault/logs").filter { $0.hasSuffix(".spill") }.isEmpty, "left alone")
+        let own = try await Self.run(["replay", directory + "/destinations/vault", "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(own.status == 0 && receiver.logCount == 700, "\(own.output) \(own.error)")
+        try await receiver.stop()
+    }
+
     /// A header with a valid CRC and a 4 GiB length once hid 39 intact frames; replay deleted the file.
     @Test(.timeLimit(.minutes(2)))
     func damageIsSkippedCountedAndKeptWhileTheIntactFramesAfterItAreDelivered() async throws {
