@@ -146,7 +146,11 @@ public final class TelemetryPipeline: Sendable {
         for stack in destinations {
             destinationMonitors[stack.name ?? ""] = PipelineMonitor(
                 ledger: stack.ledger, dispatcher: dispatcher, processor: processor, store: stack.store, breaker: stack.breaker,
-                metrics: nil, windows: stack.windows, collectors: stack.collectors)
+                metrics: configuration.selfMetrics
+                    ? PipelineMetrics(
+                        processor: configuration.processor, factory: configuration.metricsFactory ?? MetricsSystem.factory,
+                        destination: stack.name) : nil,
+                windows: stack.windows, collectors: stack.collectors)
         }
         monitor = PipelineMonitor(
             ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: main.breaker, metrics: metrics,

@@ -36,7 +36,7 @@ public enum ExporterChain {
     static func build<C: Clock>(
         wrapping exporter: any TelemetryExporter, retry: ExportRetryPolicy?, circuitBreaker: CircuitBreakerPolicy?,
         opensOnMisconfiguration: Bool = false, stages: [ExportStage], measured: Bool, metricsFactory: (any MetricsFactory)? = nil,
-        clock: C
+        instance: String = "0", clock: C
     ) -> Built where C.Duration == Duration {
         var chain = exporter
         var snapshot: (@Sendable () -> CircuitBreakerSnapshot)?
@@ -51,7 +51,7 @@ public enum ExporterChain {
         for stage in stages.reversed() where stage.placement == .perAttempt { chain = stage.wrap(chain) }
         if let retry { chain = RetryingExporter(wrapping: chain, policy: retry, clock: clock) }
         for stage in stages.reversed() where stage.placement == .perBatch { chain = stage.wrap(chain) }
-        if measured { chain = MeasuredExporter(wrapping: chain, factory: metricsFactory) }
+        if measured { chain = MeasuredExporter(wrapping: chain, componentName: nil, instance: instance, factory: metricsFactory) }
         return Built(exporter: chain, breaker: snapshot, resetBreaker: reset)
     }
 }

@@ -31,12 +31,19 @@ package struct MeasuredExporter: TelemetryExporter {
     ///   - componentName: `otel.component.name`. - Default value: `<component type>/0`.
     ///   - factory: - Default value: `MetricsSystem.factory` (what the application bootstrapped).
     public init(wrapping next: any TelemetryExporter, componentName: String? = nil, factory: (any MetricsFactory)? = nil) {
+        self.init(wrapping: next, componentName: componentName, instance: "0", factory: factory)
+    }
+
+    /// - Parameter instance: the instance part of the default component names
+    ///   (`otlp_http_span_exporter/<instance>`): `0` for the pipeline's exporter, an
+    ///   ``ExportDestination``'s name for its own.
+    init(wrapping next: any TelemetryExporter, componentName: String?, instance: String, factory: (any MetricsFactory)?) {
         self.next = next
         let factory = factory ?? MetricsSystem.factory
         self.factory = factory
-        self.componentName = componentName ?? "\(next.name)/0"
+        self.componentName = componentName ?? "\(next.name)/\(instance)"
         self.instruments = [TelemetrySignal.traces, .logs].map {
-            Instruments(signal: $0, exporter: next.name, componentName: componentName, factory: factory)
+            Instruments(signal: $0, exporter: next.name, componentName: componentName, instance: instance, factory: factory)
         }
     }
 
@@ -80,10 +87,10 @@ package struct MeasuredExporter: TelemetryExporter {
         private let exportedLabel: String
         private let failures = Mutex<[String: (exported: Counter, duration: Timer)]>([:])
 
-        init(signal: TelemetrySignal, exporter: String, componentName: String?, factory: any MetricsFactory) {
+        init(signal: TelemetrySignal, exporter: String, componentName: String?, instance: String, factory: any MetricsFactory) {
             let word = signal == .traces ? "span" : "log"
             let type = "\(exporter)_\(word)_exporter"
-            dimensions = [("otel.component.type", type), ("otel.component.name", componentName ?? "\(type)/0")]
+            dimensions = [("otel.component.type", type), ("otel.component.name", componentName ?? "\(type)/\(instance)")]
             exportedLabel = "otel.sdk.exporter.\(word).exported"
             exported = Counter(label: exportedLabel, dimensions: dimensions, factory: factory)
             inflight = Meter(label: "otel.sdk.exporter.\(word).inflight", dimensions: dimensions, factory: factory)

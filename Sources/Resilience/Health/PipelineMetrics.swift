@@ -12,24 +12,28 @@ import Synchronization
 /// | `spillway.exporter.retries` | counter | retries scheduled |
 /// | `spillway.circuit_breaker.trips` | counter | |
 /// | `spillway.circuit_breaker.state` | gauge | 0 closed, 1 half-open, 2 open |
+///
+/// An ``ExportDestination``'s books are measured the same way, each instrument with the
+/// dimension `spillway.destination` (its name) and without the ring's gauges (the ring is the pipeline's).
 final class PipelineMetrics: @unchecked Sendable {
     private let factory: any MetricsFactory
     private let dimensions: [[(String, String)]]  // index: signal - 1
     private let processed: [Counter]
     private let queueSize: [Gauge]
-    private let ringUsage: Gauge
-    private let ringCapacity: Gauge
+    private let ringUsage: Gauge?
+    private let ringCapacity: Gauge?
     private let retries: Counter
     private let trips: Counter
     private let breakerState: Gauge
     private var droppedCounters: [String: Counter] = [:]
     private var last: PipelineStats?
 
-    init(processor: ProcessorKind, factory: any MetricsFactory = MetricsSystem.factory) {
+    init(processor: ProcessorKind, factory: any MetricsFactory = MetricsSystem.factory, destination: String? = nil) {
         self.factory = factory
         let kind = processor == .batch ? "batching" : "simple"
+        let extra = destination.map { [("spillway.destination", $0)] } ?? []
         let dimensions = ["span", "log"].map { word in
-            [("otel.component.type", "\(kind)_\(word)_processor"), ("otel.component.name", "\(kind)_\(word)_processor/0")]
+            [("otel.component.type", "\(kind)_\(word)_processor"), ("otel.component.name", "\(kind)_\(word)_processor/0")] + extra
         }
         self.dimensions = dimensions
         processed = ["span", "log"].enumerated().map { i, word in
@@ -38,11 +42,11 @@ final class PipelineMetrics: @unchecked Sendable {
         queueSize = ["span", "log"].enumerated().map { i, word in
             Gauge(label: "otel.sdk.processor.\(word).queue.size", dimensions: dimensions[i], factory: factory)
         }
-        ringUsage = Gauge(label: "spillway.ring.usage", factory: factory)
-        ringCapacity = Gauge(label: "spillway.ring.capacity", factory: factory)
-        retries = Counter(label: "spillway.exporter.retries", factory: factory)
-        trips = Counter(label: "spillway.circuit_breaker.trips", factory: factory)
-        breakerState = Gauge(label: "spillway.circuit_breaker.state", factory: factory)
+        ringUsage = destination == nil ? Gauge(label: "spillway.ring.usage", factory: factory) : nil
+        ringCapacity = destination == nil ? Gauge(label: "spillway.ring.capacity", factory: factory) : nil
+        retries = Counter(label: "spillway.exporter.retries", dimensions: extra, factory: factory)
+        trips = Counter(label: "spillway.circuit_breaker.trips", dimensions: extra, factory: factory)
+        breakerState = Gauge(label: "spillway.circuit_breaker.state", dimensions: extra, factory: factory)
     }
 
     /// Called by one thread at a time (the monitor's tick holds a lock).
@@ -67,8 +71,8 @@ final class PipelineMetrics: @unchecked Sendable {
             }
             queueSize[i].record(now.pending)
         }
-        ringUsage.record(stats.ringBytesInUse)
-        ringCapacity.record(stats.ringCapacity)
+        ringUsage?.record(stats.ringBytesInUse)
+        ringCapacity?.record(stats.ringCapacity)
         let newRetries = stats.retries - (last?.retries ?? 0)
         if newRetries > 0 { retries.increment(by: newRetries) }
         let newTrips = stats.circuitBreakerTrips - (last?.circuitBreakerTrips ?? 0)

@@ -64,7 +64,10 @@ final class PipelineMonitor: Sendable {
         ledger.reportIntakeDrops { Self.describe($0, processor: processor) }
         metrics?.update(stats())
         ledger.logThrottle.flush(force: false)
-        for destination in destinations.values { destination.ledger.logThrottle.flush(force: false) }
+        for destination in destinations.values {
+            destination.metrics?.update(destination.stats())
+            destination.ledger.logThrottle.flush(force: false)
+        }
     }
 
     private static func describe(_ reason: DropReason, processor: any RecordProcessor) -> (ExportFailureKind, ResilienceError) {

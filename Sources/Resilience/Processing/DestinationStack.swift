@@ -92,7 +92,7 @@ final class DestinationStack: Sendable {
             wrapping: TransportRecorder(next: exporter, counters: ledger.exports, windows: windows), retry: settings.retry,
             circuitBreaker: pool == nil ? settings.circuitBreaker : nil, opensOnMisconfiguration: store != nil,
             stages: configuration.exportStages, measured: configuration.selfMetrics, metricsFactory: configuration.metricsFactory,
-            clock: clock)
+            instance: settings.name ?? "0", clock: clock)
         if let pool {
             resetBreaker = { pool.reset() }
             breaker = { pool.snapshot() }

@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Resilience
 import ResilienceTesting
 import Testing
@@ -67,8 +68,10 @@ private func temporaryDirectory() -> String {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let events = EventLog()
+        let metrics = TestMetrics()
         var configuration = configuration(main: main.endpoint, spill: directory)
         configuration.exportErrorHandler = events
+        configuration.metricsFactory = metrics
         var complianceExporter = OTLPExporterConfiguration()
         complianceExporter.endpoint = compliance.endpoint
         configuration.destinations = [
@@ -112,6 +115,17 @@ private func temporaryDirectory() -> String {
         #expect(stats.logs.spilled == 0, "the compliance collector's copies wait in its own part of the store only: \(stats)")
         #expect(events.all.contains { $0.destination == "compliance" && $0.route == "audit" }, "events name the destination")
         #expect(!events.all.contains { $0.destination == nil }, "the main collector never failed: \(events.all.prefix(3))")
+        // Self-metrics: the destination's exporter is its own instance, its books carry its name.
+        let exporter = [("otel.component.type", "otlp_http_log_exporter"), ("otel.component.name", "otlp_http_log_exporter/compliance")]
+        #expect(try metrics.expectCounter("otel.sdk.exporter.log.exported", exporter).totalValue >= 2_000)
+        let processor = [
+            ("otel.component.type", "batching_log_processor"), ("otel.component.name", "batching_log_processor/0"),
+            ("spillway.destination", "compliance")
+        ]
+        let measured = await eventually {
+            (try? metrics.expectCounter("otel.sdk.processor.log.processed", processor).totalValue) == Int64(books.logs.exported)
+        }
+        #expect(measured, "\(books)")
         await shutDownCheckingBooks(pipeline)
         try await main.stop()
         try await compliance.stop()
