@@ -262,8 +262,9 @@ public final class TelemetryPipeline: Sendable {
         return problems
     }
 
-    /// Returns when everything emitted before the call has been exported or dropped.
-    /// While the collector is down, that is when it comes back (batches wait in memory).
+    /// Returns when everything emitted before the call has been exported, spilled or dropped —
+    /// by the pipeline's exporter and by every ``ExportDestination`` its route names. While a
+    /// collector is down without a spill store, that is when it comes back (batches wait in memory).
     public func forceFlush() async {
         await processor.forceFlush()
     }
