@@ -63,6 +63,34 @@ import Testing
         return directory
     }
 
+    /// The record count of each frame of a segment's bytes, in file order (up to the first
+    /// length that runs past the end).
+    static func frameRecordCounts(_ bytes: [UInt8]) -> [Int] {
+        func u32(_ at: Int) -> Int {
+            Int(UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24)
+        }
+        var counts: [Int] = []
+        var offset = 32
+        while offset + 32 <= bytes.count {
+            counts.append(u32(offset + 12))
+            offset += 32 + u32(offset + 4)
+        }
+        return counts
+    }
+
+    /// `n` as the tools print it: 19,488.
+    static func grouped(_ n: Int) -> String {
+        let digits = Array(String(n))
+        return String(digits.enumerated().flatMap { i, d in (i > 0 && (digits.count - i) % 3 == 0 ? [","] : []) + [d] })
+    }
+
+    /// `inspect`'s total line: segments, intact frames, records.
+    static func totals(_ output: String) -> (segments: Int, frames: Int, records: Int)? {
+        guard let match = output.firstMatch(of: /total: (\d+) segments, ([\d,]+) frames, ([\d,]+) records/) else { return nil }
+        func number(_ text: Substring) -> Int { Int(text.replacingOccurrences(of: ",", with: "")) ?? -1 }
+        return (number(match.1), number(match.2), number(match.3))
+    }
+
     static func files(_ directory: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
     }
@@ -195,6 +223,9 @@ import Testing
         let directory = try await Self.spillDirectory(spans: 20_000, logs: 0)
         let segment = directory + "/traces/00000000000000000001.spill"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
+        // Frame 0's records (512 on a quiet machine; the load's batches are cut by time too).
+        let lost = try #require(Self.frameRecordCounts(bytes).first)
+        let intact = try #require(Self.totals(try await Self.run(["inspect", directory]).output))
         // Frame 0 claims 0xFFFFFFF0 bytes, its header CRC made valid again.
         bytes.replaceSubrange(36..<40, with: [0xF0, 0xFF, 0xFF, 0xFF])
         let crc = Array(bytes[32..<60]).withUnsafeBytes { SpillChecksum.crc32c($0) }
@@ -202,15 +233,18 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: segment))
 
         let inspect = try await Self.run(["inspect", directory])
-        #expect(inspect.output.contains("39 ") && inspect.output.contains("512 records lost"), "\(inspect.output)")
+        let lostText = "\(Self.grouped(lost)) records lost"
+        #expect(Self.totals(inspect.output)?.frames == intact.frames - 1 && inspect.output.contains(lostText), "\(inspect.output)")
         let verify = try await Self.run(["verify", directory])
-        #expect(verify.status == 1 && verify.output.contains("512 records lost"), "\(verify.output)")
+        #expect(verify.status == 1 && verify.output.contains(lostText), "\(verify.output)")
 
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
         #expect(replay.status == 1, "damage is a data problem: \(replay.output)")
-        #expect(replay.output.contains("19,488 records acknowledged") && replay.output.contains("512 records lost"), "\(replay.output)")
-        #expect(receiver.sequenceReport(expected: 20_000).received == 19_488)
+        #expect(
+            replay.output.contains("\(Self.grouped(20_000 - lost)) records acknowledged") && replay.output.contains(lostText),
+            "\(replay.output)")
+        #expect(receiver.sequenceReport(expected: 20_000).received == 20_000 - lost)
         #expect(
             Self.files(directory + "/traces") == ["00000000000000000001.damaged"],
             "kept for inspection: \(Self.files(directory + "/traces"))")
@@ -226,6 +260,12 @@ import Testing
         let directory = try await Self.spillDirectory(spans: 2_000, logs: 0)
         let segment = directory + "/traces/00000000000000000001.spill"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
+        // The frames' record counts as written (how the load's batches were cut depends on timing:
+        // 512, 512, 512, 464 on a quiet machine, smaller ones under load), and what inspect
+        // counts in the whole directory before the damage.
+        let counts = Self.frameRecordCounts(bytes)
+        try #require(counts.count >= 3, "at least three frames to damage two: \(counts)")
+        let intact = try #require(Self.totals(try await Self.run(["inspect", directory]).output))
         bytes[33] ^= 0xFF  // frame 0's magic: the header no longer checks out
         // Frame 1 claims 2,147,483,647 records with a valid CRC.
         let second = 32 + 32 + Int(UInt32(bytes[36]) | UInt32(bytes[37]) << 8 | UInt32(bytes[38]) << 16 | UInt32(bytes[39]) << 24)
@@ -237,10 +277,13 @@ import Testing
         #expect(verify.status == 1 && verify.output.contains("an unknown number of records lost"), "\(verify.output)")
         #expect(!verify.output.contains("2,147,483,647") && !verify.output.contains("0 records lost"), "\(verify.output)")
         let inspect = try await Self.run(["inspect", directory])
-        // 2,000 spans in frames of 512, 512, 512 and 464: the last two are intact.
+        // The first two frames are lost (their counts unknown to the reader), the rest intact.
+        let damaged = Self.totals(inspect.output)
         #expect(
-            inspect.output.contains("total: 1 segments, 2 frames, 976 records")
-                && inspect.output.contains("record count its payload cannot hold"), "\(inspect.output)")
+            damaged?.segments == intact.segments && damaged?.frames == intact.frames - 2
+                && damaged?.records == intact.records - counts[0] - counts[1],
+            "before \(intact), frames \(counts): \(inspect.output)")
+        #expect(inspect.output.contains("record count its payload cannot hold"), "\(inspect.output)")
     }
 
     /// Replay to a dead collector once retried each batch for 60 s, one after another: 46 minutes.
@@ -291,11 +334,16 @@ import Testing
     @Test(.timeLimit(.minutes(2)))
     func aRefusedFrameIsCopiedAsideAndARerunSendsNothingTwice() async throws {
         let directory = try await Self.spillDirectory(spans: 10_000, logs: 0)
+        // The first frame replayed, refused: 512 records on a quiet machine (batches are cut by time too).
+        let first = try #require(
+            Self.frameRecordCounts(try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/traces/00000000000000000001.spill"))))
+                .first)
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         receiver.behavior = .failFirst(count: 1, status: 400)
         let replay = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
-        #expect(replay.status == 1 && replay.output.contains("refused by the collector: 512 records"), "\(replay.output)")
-        #expect(receiver.sequenceReport(expected: 10_000).received == 10_000 - 512)
+        #expect(
+            replay.status == 1 && replay.output.contains("refused by the collector: \(Self.grouped(first)) records"), "\(replay.output)")
+        #expect(receiver.sequenceReport(expected: 10_000).received == 10_000 - first)
         #expect(Self.files(directory + "/traces").isEmpty, "delivered or copied aside: \(Self.files(directory + "/traces"))")
         #expect(Self.files(directory + "/refused/traces").contains { $0.hasSuffix(".spill") })
         let again = try await Self.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
