@@ -111,6 +111,11 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         configuration.exportErrorHandler = events
         configuration.retry = ExportRetryPolicy(
             initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), jitter: .none, maximumElapsedTime: .seconds(20))
+        // One batch of exactly the 300 spans, however busy the machine: the receiver's first two
+        // requests are then the batch's first attempt and its retry (two batches once arrived
+        // 9 ms apart, and the RetryInfo floor looked broken).
+        configuration.traces.maxExportBatchSize = 300
+        configuration.traces.scheduleDelay = .seconds(60)
         let pipeline = try TelemetryPipeline(configuration: configuration)
         emit(pipeline, spans: 0..<300)
         #expect(await eventually(timeout: .seconds(10)) { !events.all.isEmpty }, "no event")
