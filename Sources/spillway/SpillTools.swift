@@ -69,8 +69,10 @@ struct Inspect: ParsableCommand {
             throw ExitCode(1)
         }
         var total = (segments: 0, frames: 0, records: 0, raw: 0, compressed: 0, damaged: 0)
+        // Wide enough for the longest name (a destination's part adds `destinations/<name>/`).
+        let width = max(44, found.segments.map(\.displayName.count).max() ?? 0)
         print(
-            "segment".padding(toLength: 44, withPad: " ", startingAt: 0)
+            "segment".padding(toLength: width, withPad: " ", startingAt: 0)
                 + " area      signal  frames    records          raw   compressed  created              state")
         var notes: [String] = []
         for location in found.segments {
@@ -79,7 +81,7 @@ struct Inspect: ParsableCommand {
             let created = Date(timeIntervalSince1970: Double(header.createdNanos) / 1e9)
             let stamp = ISO8601DateFormatter().string(from: created)
             print(
-                location.displayName.padding(toLength: 44, withPad: " ", startingAt: 0)
+                location.displayName.padding(toLength: width, withPad: " ", startingAt: 0)
                     + " \(location.area.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) "
                     + "\(header.signal.description.padding(toLength: 6, withPad: " ", startingAt: 0))"
                     + String(format: " %7d %10d %12d %12d", summary.frames, summary.records, summary.raw, summary.compressed)

@@ -202,7 +202,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory + "/destinations", withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: part, toPath: directory + "/destinations/vault")
         let inspect = try await Self.run(["inspect", directory])
-        #expect(inspect.status == 0 && inspect.output.contains("destinations/vault/logs/"), "\(inspect.output)")
+        #expect(inspect.status == 0 && inspect.output.contains("destinations/vault/logs/00000000000000000001.spill "), "\(inspect.output)")
         #expect(inspect.output.contains("1,700 records"), "both parts counted: \(inspect.output)")
         let verify = try await Self.run(["verify", directory])
         #expect(verify.status == 0, "\(verify.output)")
