@@ -416,60 +416,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("swift-otel 1.6.0: end to end, \(spansPerEndToEndRun) spans to the loopback receiver", configuration: e2e) { benchmark in
-        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
-        var config = OTel.Configuration.default
-        config.traces.sampler = .alwaysOn
-        config.traces.otlpExporter.endpoint = receiver.endpoint + "/v1/traces"
-        config.traces.otlpExporter.protocol = .httpProtobuf
-        config.metrics.enabled = false
-        config.logs.enabled = false
-        let (tracer, service) = try OTel.makeTracingBackend(configuration: config)
-        let running = runOTel(service)
-        let start = ContinuousClock.now
-        benchmark.startMeasurement()
-        // Emit from a plain thread: swift-otel's processor runs on the cooperative pool, and an
-        // emit loop that never suspends on one of this machine's two cooperative threads (the
-        // benchmark harness blocks the other) would starve it completely.
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread {
-                for i in 0..<spansPerEndToEndRun {
-                    tracer.withSpan("GET /api/cart", ofKind: .server) { span in
-                        span.attributes["spillway.load.seq"] = i
-                        span.attributes["http.request.method"] = "GET"
-                        span.attributes["http.route"] = "/api/cart"
-                        span.attributes["http.response.status_code"] = 200
-                        span.attributes["cache.hit"] = true
-                    }
-                }
-                done.resume()
-            }.start()
-        }
-        // Wait until the receiver stops growing for longer than swift-otel's 5 s schedule delay
-        // (it has no flush in its public API); the quiet window is not counted.
-        var last = -1
-        var lastChange = ContinuousClock.now
-        while ContinuousClock.now - lastChange < .seconds(6) {
-            if ContinuousClock.now - start > .seconds(900) {
-                throw BenchmarkDeadlineExceeded(
-                    what: "swift-otel delivery still growing: \(receiver.spanCount) spans", timeout: .seconds(900))
-            }
-            if receiver.spanCount != last {
-                last = receiver.spanCount
-                lastChange = ContinuousClock.now
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        benchmark.stopMeasurement()
-        let elapsed = lastChange - start
-        running.cancel()
-        let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        writeReport(
-            "swift-otel end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = "
-                + "\(Int(Double(report.received) / seconds)) delivered spans/s; receiver: \(report); requests \(receiver.requestCount), "
-                + "last path \(receiver.diagnostics.lastPath), answers \(receiver.diagnostics.statuses)"
-        )
-        try await receiver.stop()
+        try await swiftOTelEndToEnd(benchmark, over: .httpProtobuf, spans: spansPerEndToEndRun)
     }
 
     transportBenchmarks(e2e, spans: spansPerEndToEndRun)
