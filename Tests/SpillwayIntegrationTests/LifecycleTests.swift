@@ -100,7 +100,7 @@ struct LifecycleTests {
         #expect(await eventually(timeout: .seconds(30)) { second.spanCount > 500 })
 
         kill(child.processIdentifier, SIGTERM)
-        #expect(await eventually(timeout: .seconds(30)) { !child.isRunning })
+        #expect(await eventually(timeout: .seconds(45)) { !child.isRunning })
         child.waitUntilExit()
         output.fileHandleForReading.readabilityHandler = nil
         let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
