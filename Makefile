@@ -136,7 +136,7 @@ bench-instructions: deps
 
 bench: deps
 	rm -f Benchmarks/e2e-report.txt
-	cd Benchmarks && SPILLWAY_BENCH_E2E_SPANS=$${SPILLWAY_BENCH_E2E_SPANS:-5000000} $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
+	cd Benchmarks && BENCH_E2E_SPANS=$${BENCH_E2E_SPANS:-5000000} $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
 	@echo "End-to-end loss reports:"; cat Benchmarks/e2e-report.txt
 
 soak: deps

@@ -98,7 +98,9 @@ func runOTel(_ service: some Service) -> Task<Void, any Error> {
     Task { try await service.run() }
 }
 
-let spansPerEndToEndRun = Int(ProcessInfo.processInfo.environment["SPILLWAY_BENCH_E2E_SPANS"] ?? "") ?? 1_000_000
+/// How many spans each end-to-end row sends (`BENCH_E2E_SPANS`): outside the `SPILLWAY_` prefix,
+/// which the pipeline checks for misspelt variables and would warn about.
+let spansPerEndToEndRun = Int(ProcessInfo.processInfo.environment["BENCH_E2E_SPANS"] ?? "") ?? 1_000_000
 
 let benchmarks: @Sendable () -> Void = {
     let emitMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
