@@ -246,6 +246,30 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await logsReceiver.stop()
     }
 
+    /// Each connection of an endpoint runs on its own event loop (one thread at each end carries
+    /// a connection): taking `group.next()` once for the cache entry and once for the bootstrap
+    /// put both connections of a two-loop group on the same loop, and a 1 M-span run on one thread.
+    @Test(.timeLimit(.minutes(3)))
+    func theConnectionsOfAnEndpointRunOnDifferentEventLoops() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
+        let exporter = try OTLPGRPCExporter(configuration: configuration(endpoint: receiver.endpoint).exporter)
+        try await withThrowingTaskGroup(of: Void.self) { calls in
+            for sequence in 0..<8 {
+                calls.addTask {
+                    _ = try await exporter.export(ExportBatch(signal: .traces, body: [], recordCount: 0, sequence: UInt64(sequence)))
+                }
+            }
+            try await calls.waitForAll()
+        }
+        let loops = await exporter.connectionEventLoops()
+        #expect(loops.count == exporter.connectionsPerEndpoint, "\(loops.count) connections")
+        // The shared group has a loop per core, and an endpoint a connection per core (at most 4).
+        #expect(Set(loops).count == loops.count, "\(Set(loops).count) loops for \(loops.count) connections")
+        #expect(receiver.requestCount == 8)
+        await exporter.shutdown()
+        try await receiver.stop()
+    }
+
     @Test func theEnvironmentChoosesGRPCPerSignalWithItsDefaultPort() throws {
         var configuration = try PipelineConfiguration.fromEnvironment(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])
         #expect(configuration.exporter.protocol == .grpc)
