@@ -45,7 +45,10 @@ extension OTLPReceiver {
 
         private let box: ReceiverBox
         private var headers: HPACKHeaders?
-        private var body: [UInt8] = []
+        /// The message's 5-byte prefix (compressed flag, length), then the message itself: the
+        /// data frames are copied once, as the HTTP side copies a body once.
+        private var prefix: [UInt8] = []
+        private var message: [UInt8] = []
 
         init(box: ReceiverBox) { self.box = box }
 
@@ -55,7 +58,14 @@ extension OTLPReceiver {
                 headers = frame.headers
                 if frame.endStream { handle(context: context) }
             case .data(let frame):
-                if case .byteBuffer(var buffer) = frame.data { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
+                if case .byteBuffer(var buffer) = frame.data {
+                    while prefix.count < 5, let byte = buffer.readInteger(as: UInt8.self) { prefix.append(byte) }
+                    if message.isEmpty, prefix.count == 5 {
+                        let length = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
+                        message.reserveCapacity(min(length, 64 << 20))
+                    }
+                    buffer.withUnsafeReadableBytes { message.append(contentsOf: $0) }
+                }
                 if frame.endStream { handle(context: context) }
             default:
                 break
@@ -74,17 +84,13 @@ extension OTLPReceiver {
             var http = HTTPHeaders()
             for (name, value, _) in headers where !name.hasPrefix(":") { http.add(name: name, value: value) }
             // The one length-prefixed message, inflated if its flag says so.
-            var message: [UInt8] = []
-            if body.count >= 5 {
-                message = Array(body[5...])
-                if body[0] == 1 {
-                    guard headers.first(name: "grpc-encoding") == "gzip", let inflated = gzipDecompress(message, maximumSize: 256 << 20)
-                    else {
-                        status(context, code: 3, message: "compressed message is not gzip")
-                        return
-                    }
-                    message = inflated
+            var message = self.message
+            if prefix.count == 5, prefix[0] == 1 {
+                guard headers.first(name: "grpc-encoding") == "gzip", let inflated = gzipDecompress(message, maximumSize: 256 << 20) else {
+                    status(context, code: 3, message: "compressed message is not gzip")
+                    return
                 }
+                message = inflated
             }
             switch receiver.behaviorForNextRequest(path: path) {
             case .accept:
