@@ -29,6 +29,8 @@
             private let tlsClients: [TLSClient?]
         #endif
         private let group: any EventLoopGroup
+        /// The group's loops: slot `i` of an endpoint connects on `loops[i % loops.count]`.
+        private let loops: [any EventLoop]
         private let connections = Mutex<[ConnectionKey: EventLoopFuture<GRPCConnection>]>([:])
         /// Calls take the connections of an endpoint in turn: one HTTP/2 connection is served by one
         /// event-loop thread at each end, and a few keep both cores busy (measured: one connection
@@ -73,6 +75,7 @@
                 self.tlsClients = clients
             #endif
             self.group = group
+            self.loops = Array(group.makeIterator())
         }
 
         public func export(_ batch: ExportBatch) async throws -> ExportResponse {
@@ -190,7 +193,6 @@
                 // The slot's own loop, for the cache entry and the connection: taking `group.next()`
                 // for each put every connection of a two-loop group on the same loop (measured: one
                 // thread carried all of a 1 M-span run while the other idled).
-                let loops = Array(group.makeIterator())
                 let loop = loops.isEmpty ? group.next() : loops[key.slot % loops.count]
                 let promise = loop.makePromise(of: GRPCConnection.self)
                 let (future, mine) = connections.withLock { connections in
