@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The README's transport figures: `spillway load` (release) to `spillway receive` on loopback, one
 # row per transport — OTLP/HTTP plaintext, gzip and TLS; OTLP/gRPC plaintext and TLS — N spans each
-# (default 2,000,000), blocking overflow, wall time of the whole load process and its peak RSS.
+# (default 2,000,000), blocking overflow, wall time of the whole load process and its peak RSS,
+# and the CPU time each side spent: the sender's (user + system of the load process, what an
+# application pays) and the receiver's during the run (on 2 cores the two compete, so the wall
+# time of a transport whose receiver works harder is longer even when its sender works less).
 #
 #   swift build -c release --product spillway && tools/transport_figures.sh [RUNS]
 #
@@ -19,10 +22,14 @@ row() { # name port receive-arguments… -- environment…
     local receive=(); while [ "$1" != "--" ]; do receive+=("$1"); shift; done; shift
     "$B" receive --port "$port" --every 1000 "${receive[@]}" > /dev/null 2>&1 & local receiver=$!
     sleep 1
-    local out; out=$(env "$@" SPILLWAY_OVERFLOW=block:60000 /usr/bin/time -f "rss %M KB, wall %e s" "$B" load --spans "$N" 2>&1)
+    local before; before=$(ticks $receiver)
+    local out; out=$(env "$@" SPILLWAY_OVERFLOW=block:60000 /usr/bin/time -f "rss %M KB, wall %e s, sender cpu %U+%S s" "$B" load --spans "$N" 2>&1)
+    local spent=$(( $(ticks $receiver) - before ))
     kill $receiver; wait $receiver 2>/dev/null || true
-    echo "$name: $(echo "$out" | grep -E '^exported|^dropped|^rss' | tr -s ' ' | tr '\n' ' ')"
+    echo "$name: $(echo "$out" | grep -E '^exported|^dropped|^rss' | tr -s ' ' | tr '\n' ' ')receiver cpu $(awk "BEGIN {print $spent / $hz}") s"
 }
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process, in clock ticks
 for _ in $(seq "$runs"); do
     row "http plain" 4401 -- OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4401
     row "http gzip" 4402 -- OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4402 OTEL_EXPORTER_OTLP_COMPRESSION=gzip
