@@ -182,7 +182,10 @@ public final class TelemetryPipeline: Sendable {
     /// Live (``ConfigurationKey/isLive``): the exporter's endpoints, headers, compression and
     /// timeout; batch size, schedule delay and export timeout of each signal; the sampler;
     /// ``PipelineConfiguration/isEnabled``; ``PipelineConfiguration/exceptionStackTraces``; and the
-    /// export-error handlers, the default one and those of each route.
+    /// export-error handlers, the default one and those of each route. The same exporter settings
+    /// of each ``PipelineConfiguration/destinations`` entry are live too (not which destinations
+    /// there are, their pools, retry or breaker); a destination whose new exporter cannot be made
+    /// refuses the whole configuration, before any exporter is replaced.
     ///
     /// A new exporter configuration builds a new OTLP exporter: export attempts already under way
     /// finish on the old one, and every attempt that starts afterwards — new batches, retries of
@@ -194,7 +197,8 @@ public final class TelemetryPipeline: Sendable {
     ///
     /// Everything else needs a restart, and a configuration that changes it is refused as a whole
     /// (nothing is applied): the ring capacity, overflow policy, processor, spill store, limits,
-    /// resource (`service.name` and attributes), routes (other than their handlers), retry policy,
+    /// resource (`service.name` and attributes), routes (other than their handlers), the set of
+    /// destinations (names, pools, retry and breaker), retry policy,
     /// circuit breaker, export stages and self-metrics.
     ///
     /// Calls are applied one at a time, in order. With a custom exporter (passed to `init`), the
@@ -208,11 +212,22 @@ public final class TelemetryPipeline: Sendable {
         defer { reconfiguring.leave() }
         let old = running.withLock { $0 }
         if let refused = old.restartOnlyChange(to: new) { throw refused }
+        // Every new exporter is made before any is installed, so a refused one changes nothing.
         // Named TLS files are read again even when the settings are the same: a rotated certificate.
-        if new.exporter != old.exporter || new.exporter.namesTLSFiles { try await main.replaceExporter(new.exporter) }
-        for (stack, destination) in zip(destinations, new.destinations) where destination.exporter.namesTLSFiles {
-            try await stack.replaceExporter(destination.exporter)
+        var changes = [(main, "", old.exporter, new.exporter)]
+        for (index, stack) in destinations.enumerated() {
+            changes.append((stack, "destinations[\(index)].", old.destinations[index].exporter, new.destinations[index].exporter))
         }
+        var replacements: [(DestinationStack, any TelemetryExporter)] = []
+        for (stack, keyPrefix, was, now) in changes where now != was || now.namesTLSFiles {
+            do throws(ConfigurationError) {
+                if let replacement = try stack.makeReplacement(now) { replacements.append((stack, replacement)) }
+            } catch {
+                for (_, unused) in replacements { await unused.shutdown() }
+                throw ConfigurationError(key: keyPrefix + error.key, value: error.value, allowed: error.allowed, source: error.source)
+            }
+        }
+        for (stack, replacement) in replacements { await stack.install(replacement) }
         if new.traces != old.traces || new.logs != old.logs { processor.update(traces: new.traces, logs: new.logs) }
         var routeHandlers: [String: any ExportErrorHandler] = [:]
         for route in new.routes { if let handler = route.errorHandler { routeHandlers[route.name] = handler } }

@@ -157,6 +157,12 @@ public final class OTLPReceiver: Sendable {
     /// How often each span id arrived (with `countIDs`): for counting by id across receivers.
     public var spanIDCounts: [UInt64: Int] { state.withLock { $0.spanIDs } }
 
+    /// How often each `spillway.load.seq` value of one signal arrived, indexed by the value: for
+    /// counting by id across receivers.
+    public func sequenceCounts(signal: TelemetrySignal = .traces) -> [Int] {
+        state.withLock { $0.sequenceCounts[Int(signal.rawValue) - 1].map { Int($0) } }
+    }
+
     /// Loss and duplication of the `spillway.load.seq` values `0..<expected` of one signal.
     public func sequenceReport(expected: Int, signal: TelemetrySignal = .traces) -> SequenceReport {
         state.withLock { state in

@@ -86,8 +86,11 @@ extension PipelineConfiguration {
         (
             "destinations",
             { configuration in
+                // Which destinations there are, their pools, retry and breaker: the rest of a
+                // destination's exporter (endpoint, headers, TLS, …) is live, as the pipeline's is.
                 let destinations = configuration.destinations.map { destination in
-                    "\(destination.name): \(destination.exporter) retry=\(String(describing: destination.retry)) "
+                    let pool = destination.exporter.pool.map { "\($0.mode) \($0.endpoints)" } ?? "none"
+                    return "\(destination.name): pool=\(pool) retry=\(String(describing: destination.retry)) "
                         + "breaker=\(String(describing: destination.circuitBreaker))"
                 }
                 return "\(destinations)"

@@ -133,11 +133,16 @@ final class DestinationStack: Sendable {
         tasks.executor.stop()
     }
 
-    /// A new OTLP exporter for `configuration` in place of the running one (export attempts
-    /// under way finish on the old one); nothing when the stack uses the application's exporter.
-    func replaceExporter(_ configuration: OTLPExporterConfiguration) async throws(ConfigurationError) {
-        guard let switchable else { return }
-        let replacement = try makeOTLPExporter(configuration, pool: pool)
-        await switchable.replace(with: replacement)
+    /// A new OTLP exporter for `configuration`, to ``install(_:)`` in place of the running one;
+    /// `nil` when the stack uses the application's exporter. Opens no connection.
+    func makeReplacement(_ configuration: OTLPExporterConfiguration) throws(ConfigurationError) -> (any TelemetryExporter)? {
+        guard switchable != nil else { return nil }
+        return try makeOTLPExporter(configuration, pool: pool)
+    }
+
+    /// `replacement` takes every export attempt that starts from now on; attempts under way
+    /// finish on the old exporter, which closes after its last one.
+    func install(_ replacement: any TelemetryExporter) async {
+        await switchable?.replace(with: replacement)
     }
 }
