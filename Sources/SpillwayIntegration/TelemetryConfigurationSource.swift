@@ -37,6 +37,19 @@ import Yams
 ///     dir: /var/spool/checkout
 /// ```
 ///
+/// It may also define `spillway.destinations` and `spillway.routes`, each a map from a name to its
+/// settings (a destination: the exporter's keys without `otel.exporter.otlp.`; a route: `scopes`,
+/// `span_names`, `event_names`, `destinations`, `overflow`, `order`); they replace the
+/// configuration's lists before the code layer runs, which can still add handlers:
+///
+/// ```yaml
+/// spillway:
+///   destinations:
+///     compliance: {endpoint: "https://audit.example:4318", headers: "api-key=secret"}
+///   routes:
+///     audit: {scopes: ["audit.*"], destinations: [compliance, default]}
+/// ```
+///
 /// **Reloading**: with `reloading: true` the file is checked every `pollInterval` and at once on
 /// `SIGHUP`. Each change is resolved again through every layer and handed to each attached
 /// pipeline's ``TelemetryPipeline/reconfigure(_:)``: live keys apply; an invalid value, or a change
@@ -165,26 +178,34 @@ public final class TelemetryConfigurationSource: Service, Sendable {
 
     private func resolve(_ snapshot: (any ConfigSnapshot)?) throws(ConfigurationError) -> PipelineConfiguration {
         var layers = [environment]
+        var fileRoutes = FileRoutes.Parsed()
         if let snapshot, let filePath {
-            try Self.checkKeys(file: filePath)
+            // Gone meanwhile: the snapshot stands, with the routes of code.
+            if let tree = Self.tree(file: filePath) {
+                try Self.checkKeys(tree, path: filePath)
+                fileRoutes = try FileRoutes.parse(tree, source: "file \(filePath)")
+            }
             layers.append(Self.layer(snapshot, name: "file \(filePath)"))
         }
         var configuration = try PipelineConfiguration.resolve(layers: layers)
+        if let destinations = fileRoutes.destinations { configuration.destinations = destinations }
+        if let routes = fileRoutes.routes { configuration.routes = routes }
         overrides(&configuration)
         try configuration.validate()
         return configuration
     }
 
+    /// The file parsed as JSON or YAML; `nil` if it cannot be read.
+    static func tree(file path: String) -> Any? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        if path.lowercased().hasSuffix(".json") { return try? JSONSerialization.jsonObject(with: data) }
+        return try? Yams.load(yaml: String(decoding: data, as: UTF8.self))
+    }
+
     /// Rejects a key under `otel.` or `spillway.` that is not a configuration key: a misspelt key
-    /// would otherwise be ignored in silence. Other top-level keys (the application's own) are left alone.
-    static func checkKeys(file path: String) throws(ConfigurationError) {
-        guard let data = FileManager.default.contents(atPath: path) else { return }  // gone meanwhile: the snapshot stands
-        let tree: Any?
-        if path.lowercased().hasSuffix(".json") {
-            tree = try? JSONSerialization.jsonObject(with: data)
-        } else {
-            tree = try? Yams.load(yaml: String(decoding: data, as: UTF8.self))
-        }
+    /// would otherwise be ignored in silence. Other top-level keys (the application's own) are left
+    /// alone; `spillway.destinations` and `spillway.routes` are checked by ``FileRoutes``.
+    static func checkKeys(_ tree: Any?, path: String) throws(ConfigurationError) {
         var leaves: [String] = []
         func walk(_ node: Any?, _ prefix: String) {
             if let map = node as? [String: Any] {
@@ -197,7 +218,11 @@ public final class TelemetryConfigurationSource: Service, Sendable {
         }
         walk(tree, "")
         let known = Set(ConfigurationKey.all.map(\.fileKey))
-        for leaf in leaves.sorted() where (leaf.hasPrefix("otel.") || leaf.hasPrefix("spillway.")) && !known.contains(leaf) {
+        let lists = ["spillway.destinations", "spillway.routes"]
+        for leaf in leaves.sorted()
+        where (leaf.hasPrefix("otel.") || leaf.hasPrefix("spillway.")) && !known.contains(leaf)
+            && !lists.contains(where: { leaf == $0 || leaf.hasPrefix($0 + ".") })
+        {
             let nearest = known.min { editDistance($0, leaf) < editDistance($1, leaf) } ?? ""
             throw ConfigurationError(
                 key: leaf, value: "(any)", allowed: "a configuration key (did you mean \(nearest)?)", source: "file \(path)")

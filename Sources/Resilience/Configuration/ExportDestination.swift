@@ -24,9 +24,11 @@
 /// A destination that cannot keep up does not hold back the others: when all of its export
 /// slots are busy, its copy of a batch goes to its part of the spill store, or — without a
 /// spill store — is dropped (``DropReason/destinationBusy``), counted and reported to the
-/// route's handlers. Destinations need the batch processor; they are fixed at start
-/// (``TelemetryPipeline/reconfigure(_:)`` refuses a change), though their TLS files are read
-/// again on every `reconfigure`, as the pipeline exporter's are.
+/// route's handlers. Destinations need the batch processor. Their exporter settings are live
+/// (``TelemetryPipeline/reconfigure(_:)`` moves a destination to a new endpoint, and reads its
+/// TLS files again, as it does the pipeline exporter's); which destinations there are, their
+/// pools, retry and breaker need a restart. A configuration file can define them too
+/// (`spillway.destinations`, with `spillway.routes`: see `TelemetryConfigurationSource`).
 public struct ExportDestination: Sendable, Hashable {
     /// The name routes use, in stats, events and the spill store's directory: letters, digits,
     /// `.`, `_` and `-`; unique; not `"default"`.

@@ -1,0 +1,198 @@
+import Foundation
+import Resilience
+
+/// `spillway.destinations` and `spillway.routes` of a configuration file: the collectors that
+/// routes send to, and the routes, each a map from its name to its settings.
+///
+/// ```yaml
+/// spillway:
+///   destinations:
+///     compliance:
+///       endpoint: https://audit.example:4318
+///       headers: api-key=secret
+///       certificate: /etc/ssl/audit-ca.pem
+///   routes:
+///     audit:
+///       scopes: [audit.*]
+///       destinations: [compliance, default]
+/// ```
+///
+/// A destination's keys are the exporter's file keys without `otel.exporter.otlp.` (`endpoint`,
+/// `protocol`, `headers`, `compression`, `timeout`, `certificate`, `client.certificate`,
+/// `client.key`, `insecure`, and per signal `traces.endpoint`, `logs.headers`, …) or without
+/// `spillway.exporter.otlp.` (`pool.endpoints`, `pool.mode`), with the same values; its retry
+/// policy and breaker are the defaults (code can change them). A route takes `scopes`,
+/// `span_names`, `event_names` and `destinations` (lists, or comma-separated strings),
+/// `overflow` (`drop_newest` or `block:<milliseconds>`) and `order`; its error handler can only
+/// come from code. A record takes the first route that matches it, and since neither JSON nor
+/// YAML parsers keep the order of a map, routes are tried by `order` (an integer, default 0),
+/// then by name. (swift-configuration reads no list of maps, so these are maps, not lists.)
+/// Names in a file are written without dots, which would nest.
+enum FileRoutes {
+    /// What the file says; `nil` for a map it does not have.
+    struct Parsed {
+        var destinations: [ExportDestination]?
+        var routes: [ExportRoute]?
+    }
+
+    static let routeKeys = ["scopes", "span_names", "event_names", "destinations", "overflow", "order"]
+
+    static func parse(_ tree: Any?, source: String) throws(ConfigurationError) -> Parsed {
+        var parsed = Parsed()
+        let root = nested(tree)
+        if let node = value(at: ["spillway", "destinations"], in: root) {
+            var destinations: [ExportDestination] = []
+            for (name, entry) in try entries(node, key: "spillway.destinations", source: source) {
+                destinations.append(try destination(name, entry, key: "spillway.destinations.\(name)", source: source))
+            }
+            parsed.destinations = destinations
+        }
+        if let node = value(at: ["spillway", "routes"], in: root) {
+            var routes: [(order: Int, route: ExportRoute)] = []
+            for (name, entry) in try entries(node, key: "spillway.routes", source: source) {
+                routes.append(try route(name, entry, key: "spillway.routes.\(name)", source: source))
+            }
+            parsed.routes = routes.sorted { ($0.order, $0.route.name) < ($1.order, $1.route.name) }.map(\.route)
+        }
+        return parsed
+    }
+
+    private static func destination(_ name: String, _ entry: [String: Any], key: String, source: String) throws(ConfigurationError)
+        -> ExportDestination
+    {
+        var known: [String: ConfigurationKey] = [:]
+        for configurationKey in ConfigurationKey.all {
+            for prefix in ["otel.exporter.otlp.", "spillway.exporter.otlp."] where configurationKey.fileKey.hasPrefix(prefix) {
+                known[String(configurationKey.fileKey.dropFirst(prefix.count))] = configurationKey
+            }
+        }
+        var values: [String: String] = [:]
+        var leafOf: [String: String] = [:]  // environment variable → the entry's key, for errors
+        for (leaf, value) in leaves(entry) {
+            guard let configurationKey = known[leaf] else {
+                let nearest = known.keys.min { editDistance($0, leaf) < editDistance($1, leaf) } ?? "endpoint"
+                throw ConfigurationError(
+                    key: "\(key).\(leaf)", value: "(any)", allowed: "an exporter key (did you mean \(nearest)?)", source: source)
+            }
+            values[configurationKey.environmentVariable] = string(value)
+            leafOf[configurationKey.environmentVariable] = leaf
+        }
+        do {
+            let resolved = try PipelineConfiguration.resolve(layers: [ConfigurationLayer(name: source, values: values)])
+            return ExportDestination(name, exporter: resolved.exporter)
+        } catch {
+            throw ConfigurationError(
+                key: "\(key).\(leafOf[error.key] ?? error.key)", value: error.value, allowed: error.allowed, source: source)
+        }
+    }
+
+    private static func route(_ name: String, _ entry: [String: Any], key: String, source: String) throws(ConfigurationError)
+        -> (order: Int, route: ExportRoute)
+    {
+        var route = ExportRoute(name)
+        var order = 0
+        for (field, value) in entry {
+            switch field {
+            case "scopes": route.scopes = list(value)
+            case "span_names": route.spanNames = list(value)
+            case "event_names": route.eventNames = list(value)
+            case "destinations": route.destinations = list(value)
+            case "order":
+                guard let number = Int(string(value)) else {
+                    throw ConfigurationError(
+                        key: "\(key).order", value: string(value), allowed: "an integer (routes are tried by order, then name)",
+                        source: source)
+                }
+                order = number
+            case "overflow":
+                let text = string(value)
+                if text == "drop_newest" {
+                    route.overflowPolicy = .dropNewest
+                } else if text.hasPrefix("block:"), let milliseconds = Int(text.dropFirst(6)), milliseconds >= 0 {
+                    route.overflowPolicy = .block(upTo: .milliseconds(milliseconds))
+                } else {
+                    throw ConfigurationError(
+                        key: "\(key).overflow", value: text, allowed: "drop_newest, block:<milliseconds>", source: source)
+                }
+            default:
+                throw ConfigurationError(
+                    key: "\(key).\(field)", value: "(any)", allowed: "a route key: \(routeKeys.joined(separator: ", "))", source: source)
+            }
+        }
+        return (order, route)
+    }
+
+    /// The entries of a map of names, by name, or an error that shows the expected shape.
+    private static func entries(_ node: Any, key: String, source: String) throws(ConfigurationError) -> [(String, [String: Any])] {
+        guard let map = node as? [String: Any] else {
+            throw ConfigurationError(key: key, value: "\(node)", allowed: "a map from names to their settings (name: {…})", source: source)
+        }
+        var entries: [(String, [String: Any])] = []
+        for (name, value) in map.sorted(by: { $0.key < $1.key }) {
+            guard let settings = value as? [String: Any] else {
+                throw ConfigurationError(key: "\(key).\(name)", value: "\(value)", allowed: "a map of settings", source: source)
+            }
+            entries.append((name, settings))
+        }
+        return entries
+    }
+
+    /// The tree with every dotted key split into nested maps (`exporter.otlp: …` is `exporter: {otlp: …}`).
+    static func nested(_ node: Any?) -> Any? {
+        if let list = node as? [Any] { return list.map { nested($0) ?? $0 } }
+        guard let map = map(node) else { return node }
+        var result: [String: Any] = [:]
+        for (key, value) in map {
+            let parts = key.split(separator: ".").map(String.init)
+            guard let first = parts.first else { continue }
+            var inner: Any = nested(value) ?? value
+            for part in parts.dropFirst().reversed() { inner = [part: inner] }
+            result[first] = merge(result[first], inner)
+        }
+        return result
+    }
+
+    private static func merge(_ a: Any?, _ b: Any) -> Any {
+        guard let left = a as? [String: Any], let right = b as? [String: Any] else { return b }
+        return left.merging(right) { merge($0, $1) }
+    }
+
+    /// The node at `path` of a nested tree.
+    static func value(at path: [String], in node: Any?) -> Any? {
+        guard let first = path.first else { return node }
+        guard let map = node as? [String: Any], let child = map[first] else { return nil }
+        return value(at: Array(path.dropFirst()), in: child)
+    }
+
+    private static func map(_ node: Any?) -> [String: Any]? {
+        if let map = node as? [String: Any] { return map }
+        guard let map = node as? [AnyHashable: Any] else { return nil }
+        return Dictionary(map.map { ("\($0.key)", $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Every value of a nested map, by its dotted path (`client: {key: …}` is `client.key`).
+    private static func leaves(_ map: [String: Any], prefix: String = "") -> [(String, Any)] {
+        map.flatMap { key, value -> [(String, Any)] in
+            let path = prefix.isEmpty ? key : prefix + "." + key
+            if let inner = value as? [String: Any] { return leaves(inner, prefix: path) }
+            return [(path, value)]
+        }
+    }
+
+    /// A scalar in the environment variables' syntax; a list joined with commas.
+    private static func string(_ value: Any) -> String {
+        if let list = value as? [Any] { return list.map(string).joined(separator: ",") }
+        if type(of: value) != Bool.self, !(value is String), let number = value as? NSNumber {
+            // JSON's true and false arrive as NSNumbers too: their type code tells them from 1 and 0.
+            let code = String(cString: number.objCType)
+            if code == "c" || code == "B" { return number.boolValue ? "true" : "false" }
+            return number.stringValue
+        }
+        return "\(value)"
+    }
+
+    private static func list(_ value: Any) -> [String] {
+        if let list = value as? [Any] { return list.map(string) }
+        return string(value).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}
