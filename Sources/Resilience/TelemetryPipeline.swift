@@ -302,6 +302,9 @@ public final class TelemetryPipeline: Sendable {
             if ContinuousClock.now >= deadline { for stack in stacks { stack.tasks.cancelAll() } }
             try? await Task.sleep(for: .milliseconds(2))
         }
+        // A replayed frame under way is answered and acknowledged before the store closes and its
+        // lock goes to the next pipeline or process, which would otherwise send it again.
+        for stack in stacks { await stack.replayer?.finish(before: deadline) }
         // Make what is on disk durable and replayable: seal the open segments (fdatasync, rename
         // to .spill, directory fsync), whatever the durability policy,
         // and release the directory's lock, so the next process (or pipeline) can take it over.

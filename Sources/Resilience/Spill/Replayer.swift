@@ -49,6 +49,9 @@ final class Replayer: Sendable {
     private let split: (@Sendable (ExportBatch) -> [ExportBatch])?
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
+    /// Set when the rounds' task has returned: no send of this replayer is under way any more.
+    private let exited = Atomic<Bool>(false)
+    private let rounds = Mutex<Task<Void, Never>?>(nil)
 
     init(
         store: SpillStore, chain: any TelemetryExporter, ledger: Ledger, breaker: (@Sendable () -> CircuitBreakerSnapshot)?,
@@ -65,16 +68,39 @@ final class Replayer: Sendable {
 
     /// Starts the rounds (every 200 ms) until ``stop()``.
     func start() {
-        Task(executorPreference: executor) { [self] in
+        let task = Task(executorPreference: executor) { [self] in
+            defer { exited.store(true, ordering: .releasing) }
             while !stopped.load(ordering: .relaxed) {
                 try? await Task.sleep(for: .milliseconds(200))
                 guard !stopped.load(ordering: .relaxed) else { return }
                 await round()
             }
         }
+        rounds.withLock { $0 = task }
     }
 
+    /// No new frame is sent after this; the sends under way go on (see ``finish(before:)``).
     func stop() { stopped.store(true, ordering: .relaxed) }
+
+    /// Stops the rounds and waits until the sends under way have their answers and are booked
+    /// (their frames acknowledged in the store), at most until `deadline`; then cancels them —
+    /// a cancelled frame stays on disk — and waits for that up to 2 s more (an exporter that
+    /// ignores cancellation is left to finish in the background). Shutdown calls it before closing
+    /// the store: a send of this replayer still under way when the next pipeline or process
+    /// takes the directory over would deliver a frame that one then sends again (seen in a test
+    /// run: a probe's retry, answered after the restart, duplicated 512 records).
+    /// - Returns: Whether the rounds ended before `deadline`.
+    @discardableResult
+    func finish(before deadline: ContinuousClock.Instant) async -> Bool {
+        stop()
+        guard let task = rounds.withLock({ $0 }) else { return true }
+        while !exited.load(ordering: .acquiring) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
+        guard !exited.load(ordering: .acquiring) else { return true }
+        task.cancel()
+        let grace = ContinuousClock.now + .seconds(2)
+        while !exited.load(ordering: .acquiring) && ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(1)) }
+        return false
+    }
 
     /// Whether to try now. With a breaker: when it is closed, or open with its cool-down over —
     /// then the first replayed frame is the probe (without live traffic nothing else would probe).
@@ -167,7 +193,13 @@ final class Replayer: Sendable {
                 }
             }
             var outcomes: [Outcome?] = []
-            for send in sends { outcomes.append(await send?.value) }
+            // Cancelled (``finish(before:)`` past its deadline): the sends are cancelled with the
+            // round, their frames fail and stay on disk.
+            await withTaskCancellationHandler {
+                for send in sends { outcomes.append(await send?.value) }
+            } onCancel: {
+                for send in sends { send?.cancel() }
+            }
             for (entry, outcome) in zip(window, outcomes) {
                 let (done, stop) = handle(entry, outcome, segment: segment, path: path)
                 if done { cursor.done(entry) }
