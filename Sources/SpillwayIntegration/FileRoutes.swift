@@ -35,6 +35,17 @@ enum FileRoutes {
         var routes: [ExportRoute]?
     }
 
+    /// The exporter's keys by their spelling in a destination (`endpoint`, `pool.mode`, …).
+    static let exporterKeys: [String: ConfigurationKey] = {
+        var keys: [String: ConfigurationKey] = [:]
+        for configurationKey in ConfigurationKey.all {
+            for prefix in ["otel.exporter.otlp.", "spillway.exporter.otlp."] where configurationKey.fileKey.hasPrefix(prefix) {
+                keys[String(configurationKey.fileKey.dropFirst(prefix.count))] = configurationKey
+            }
+        }
+        return keys
+    }()
+
     static let routeKeys = ["scopes", "span_names", "event_names", "destinations", "overflow", "order"]
 
     static func parse(_ tree: Any?, source: String) throws(ConfigurationError) -> Parsed {
@@ -60,12 +71,7 @@ enum FileRoutes {
     private static func destination(_ name: String, _ entry: [String: Any], key: String, source: String) throws(ConfigurationError)
         -> ExportDestination
     {
-        var known: [String: ConfigurationKey] = [:]
-        for configurationKey in ConfigurationKey.all {
-            for prefix in ["otel.exporter.otlp.", "spillway.exporter.otlp."] where configurationKey.fileKey.hasPrefix(prefix) {
-                known[String(configurationKey.fileKey.dropFirst(prefix.count))] = configurationKey
-            }
-        }
+        let known = exporterKeys
         var values: [String: String] = [:]
         var leafOf: [String: String] = [:]  // environment variable → the entry's key, for errors
         for (leaf, value) in leaves(entry) {
@@ -105,15 +111,11 @@ enum FileRoutes {
                 }
                 order = number
             case "overflow":
-                let text = string(value)
-                if text == "drop_newest" {
-                    route.overflowPolicy = .dropNewest
-                } else if text.hasPrefix("block:"), let milliseconds = Int(text.dropFirst(6)), milliseconds >= 0 {
-                    route.overflowPolicy = .block(upTo: .milliseconds(milliseconds))
-                } else {
+                guard let policy = OverflowPolicy(parsing: string(value)) else {
                     throw ConfigurationError(
-                        key: "\(key).overflow", value: text, allowed: "drop_newest, block:<milliseconds>", source: source)
+                        key: "\(key).overflow", value: string(value), allowed: OverflowPolicy.allowedSpellings, source: source)
                 }
+                route.overflowPolicy = policy
             default:
                 throw ConfigurationError(
                     key: "\(key).\(field)", value: "(any)", allowed: "a route key: \(routeKeys.joined(separator: ", "))", source: source)

@@ -134,15 +134,11 @@ extension PipelineConfiguration {
             config.ringCapacity = n
         }
         if let v = env.string("SPILLWAY_OVERFLOW") {
-            if v == "drop_newest" {
-                config.overflowPolicy = .dropNewest
-            } else if v.hasPrefix("block:"), let ms = Int(v.dropFirst(6)), ms >= 0 {
-                config.overflowPolicy = .block(upTo: .milliseconds(ms))
-            } else {
+            guard let policy = OverflowPolicy(parsing: v) else {
                 throw ConfigurationError(
-                    key: "SPILLWAY_OVERFLOW", value: v, allowed: "drop_newest, block:<milliseconds>",
-                    source: env.source("SPILLWAY_OVERFLOW"))
+                    key: "SPILLWAY_OVERFLOW", value: v, allowed: OverflowPolicy.allowedSpellings, source: env.source("SPILLWAY_OVERFLOW"))
             }
+            config.overflowPolicy = policy
         }
         if let disabled = try env.boolean("OTEL_SDK_DISABLED") { config.isEnabled = !disabled }
         var ratio = 1.0

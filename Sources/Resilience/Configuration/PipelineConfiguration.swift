@@ -166,6 +166,21 @@ public enum OverflowPolicy: Sendable, Hashable {
     /// Wait up to the given time for room, then drop and count. For callers that would rather
     /// slow down than lose (audit logs, load generators).
     case block(upTo: Duration)
+
+    /// The policy `text` spells as `SPILLWAY_OVERFLOW` does (`drop_newest`, `block:<milliseconds>`);
+    /// `nil` for anything else.
+    public init?(parsing text: String) {
+        if text == "drop_newest" {
+            self = .dropNewest
+        } else if text.hasPrefix("block:"), let milliseconds = Int(text.dropFirst(6)), milliseconds >= 0 {
+            self = .block(upTo: .milliseconds(milliseconds))
+        } else {
+            return nil
+        }
+    }
+
+    /// What ``init(parsing:)`` accepts, for errors.
+    public static let allowedSpellings = "drop_newest, block:<milliseconds>"
 }
 
 /// Batching for one signal.
