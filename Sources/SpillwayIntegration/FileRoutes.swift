@@ -20,8 +20,11 @@ import Resilience
 /// A destination's keys are the exporter's file keys without `otel.exporter.otlp.` (`endpoint`,
 /// `protocol`, `headers`, `compression`, `timeout`, `certificate`, `client.certificate`,
 /// `client.key`, `insecure`, and per signal `traces.endpoint`, `logs.headers`, …) or without
-/// `spillway.exporter.otlp.` (`pool.endpoints`, `pool.mode`), with the same values; its retry
-/// policy and breaker are the defaults (code can change them). A route takes `scopes`,
+/// `spillway.exporter.otlp.` (`pool.endpoints`, `pool.mode`), with the same values. Its retry
+/// policy (`retry`: `initial_delay`, `max_delay`, `max_elapsed_time` in milliseconds,
+/// `multiplier`, `jitter` (`none`, `full` or a fraction), `max_attempts`; `unlimited` for no
+/// limit) and circuit breaker (`breaker`: `failure_threshold`, `cooldown`, `initial_cooldown`)
+/// start from their defaults; `none` turns either off. A route takes `scopes`,
 /// `span_names`, `event_names` and `destinations` (lists, or comma-separated strings),
 /// `overflow` (`drop_newest` or `block:<milliseconds>`) and `order`; its error handler can only
 /// come from code. A record takes the first route that matches it, and since neither JSON nor
@@ -74,7 +77,14 @@ enum FileRoutes {
         let known = exporterKeys
         var values: [String: String] = [:]
         var leafOf: [String: String] = [:]  // environment variable → the entry's key, for errors
-        for (leaf, value) in leaves(entry) {
+        var exporterEntry = entry
+        let retry = try exporterEntry.removeValue(forKey: "retry").map { value throws(ConfigurationError) in
+            try retryPolicy(value, key: "\(key).retry", source: source)
+        }
+        let breaker = try exporterEntry.removeValue(forKey: "breaker").map { value throws(ConfigurationError) in
+            try breakerPolicy(value, key: "\(key).breaker", source: source)
+        }
+        for (leaf, value) in leaves(exporterEntry) {
             guard let configurationKey = known[leaf] else {
                 let nearest = known.keys.min { editDistance($0, leaf) < editDistance($1, leaf) } ?? "endpoint"
                 throw ConfigurationError(
@@ -85,11 +95,138 @@ enum FileRoutes {
         }
         do {
             let resolved = try PipelineConfiguration.resolve(layers: [ConfigurationLayer(name: source, values: values)])
-            return ExportDestination(name, exporter: resolved.exporter)
+            var destination = ExportDestination(name, exporter: resolved.exporter)
+            if let retry { destination.retry = retry }
+            if let breaker { destination.circuitBreaker = breaker }
+            return destination
         } catch {
             throw ConfigurationError(
                 key: "\(key).\(leafOf[error.key] ?? error.key)", value: error.value, allowed: error.allowed, source: source)
         }
+    }
+
+    /// The spellings of ``ExportRetryPolicy``'s and ``CircuitBreakerPolicy``'s properties in a file.
+    static let retryKeys = [
+        "initialDelay": "initial_delay", "maximumDelay": "max_delay", "multiplier": "multiplier", "jitter": "jitter",
+        "maximumAttempts": "max_attempts", "maximumElapsedTime": "max_elapsed_time"
+    ]
+    static let breakerKeys = ["failureThreshold": "failure_threshold", "cooldown": "cooldown", "initialCooldown": "initial_cooldown"]
+
+    /// `retry: none`, or a map of the retry policy's settings over its defaults (times in milliseconds).
+    private static func retryPolicy(_ value: Any, key: String, source: String) throws(ConfigurationError) -> ExportRetryPolicy? {
+        if string(value) == "none" { return nil }
+        guard let map = value as? [String: Any] else {
+            throw ConfigurationError(
+                key: key, value: string(value), allowed: "none, or a map of \(retryKeys.values.sorted().joined(separator: ", "))",
+                source: source)
+        }
+        var policy = ExportRetryPolicy()
+        for (field, value) in map {
+            let text = string(value)
+            let unlimited = text == "unlimited"
+            switch field {
+            case "initial_delay": policy.initialDelay = try milliseconds(text, key: "\(key).\(field)", source: source)
+            case "max_delay": policy.maximumDelay = try milliseconds(text, key: "\(key).\(field)", source: source)
+            case "max_elapsed_time":
+                policy.maximumElapsedTime = unlimited ? nil : try milliseconds(text, key: "\(key).\(field)", source: source)
+            case "max_attempts":
+                guard unlimited || Int(text) != nil else {
+                    throw ConfigurationError(key: "\(key).\(field)", value: text, allowed: "an integer >= 1, or unlimited", source: source)
+                }
+                policy.maximumAttempts = Int(text)
+            case "multiplier":
+                guard let number = Double(text) else {
+                    throw ConfigurationError(key: "\(key).\(field)", value: text, allowed: "a finite number >= 1", source: source)
+                }
+                policy.multiplier = number
+            case "jitter":
+                switch text {
+                case "none": policy.jitter = .none
+                case "full": policy.jitter = .full
+                default:
+                    guard let fraction = Double(text) else {
+                        throw ConfigurationError(
+                            key: "\(key).\(field)", value: text, allowed: "none, full, or a fraction 0 … 1 (0.5 is ±50 %)", source: source)
+                    }
+                    policy.jitter = .proportional(fraction)
+                }
+            default:
+                throw ConfigurationError(
+                    key: "\(key).\(field)", value: "(any)", allowed: "a retry key: \(retryKeys.values.sorted().joined(separator: ", "))",
+                    source: source)
+            }
+        }
+        return policy
+    }
+
+    /// `breaker: none`, or a map of the circuit breaker's settings over its defaults (times in milliseconds).
+    private static func breakerPolicy(_ value: Any, key: String, source: String) throws(ConfigurationError) -> CircuitBreakerPolicy? {
+        if string(value) == "none" { return nil }
+        guard let map = value as? [String: Any] else {
+            throw ConfigurationError(
+                key: key, value: string(value), allowed: "none, or a map of \(breakerKeys.values.sorted().joined(separator: ", "))",
+                source: source)
+        }
+        var policy = CircuitBreakerPolicy()
+        for (field, value) in map {
+            let text = string(value)
+            switch field {
+            case "failure_threshold":
+                guard let number = Int(text) else {
+                    throw ConfigurationError(key: "\(key).\(field)", value: text, allowed: "an integer >= 1", source: source)
+                }
+                policy.failureThreshold = number
+            case "cooldown": policy.cooldown = try milliseconds(text, key: "\(key).\(field)", source: source)
+            case "initial_cooldown": policy.initialCooldown = try milliseconds(text, key: "\(key).\(field)", source: source)
+            default:
+                throw ConfigurationError(
+                    key: "\(key).\(field)", value: "(any)",
+                    allowed: "a breaker key: \(breakerKeys.values.sorted().joined(separator: ", "))", source: source)
+            }
+        }
+        return policy
+    }
+
+    private static func milliseconds(_ text: String, key: String, source: String) throws(ConfigurationError) -> Duration {
+        guard let number = Int64(text), number >= 0 else {
+            throw ConfigurationError(key: key, value: text, allowed: "milliseconds, an integer >= 0", source: source)
+        }
+        return .milliseconds(number)
+    }
+
+    /// A ``PipelineConfiguration/validate()`` error about a route or destination the file defined
+    /// (`routes[1].destinations`), named by its key in the file (`spillway.routes.audit.destinations`).
+    static func naming(
+        _ error: ConfigurationError, in configuration: PipelineConfiguration, parsed: Parsed, source: String
+    ) -> ConfigurationError {
+        let key = error.key
+        guard let open = key.firstIndex(of: "["), let close = key.firstIndex(of: "]"), open < close,
+            let index = Int(key[key.index(after: open)..<close])
+        else { return error }
+        let collection = String(key[..<open])
+        var rest = String(key[key.index(after: close)...])
+        if rest.hasPrefix(".") { rest.removeFirst() }
+        let fileKey: String
+        switch collection {
+        case "routes":
+            guard let routes = parsed.routes, routes.map(\.name) == configuration.routes.map(\.name), index < routes.count else {
+                return error
+            }
+            let field = ["destinations": "destinations", "overflowPolicy": "overflow"][rest]
+            fileKey = "spillway.routes.\(routes[index].name)" + (field.map { "." + $0 } ?? "")
+        case "destinations":
+            guard let destinations = parsed.destinations, destinations == configuration.destinations, index < destinations.count else {
+                return error
+            }
+            let parts = rest.split(separator: ".", maxSplits: 1).map(String.init)
+            var field = ""
+            if parts.count == 2, parts[0] == "retry", let leaf = retryKeys[parts[1]] { field = ".retry." + leaf }
+            if parts.count == 2, parts[0] == "circuitBreaker", let leaf = breakerKeys[parts[1]] { field = ".breaker." + leaf }
+            fileKey = "spillway.destinations.\(destinations[index].name)" + field
+        default:
+            return error
+        }
+        return ConfigurationError(key: fileKey, value: error.value, allowed: error.allowed, source: source)
     }
 
     private static func route(_ name: String, _ entry: [String: Any], key: String, source: String) throws(ConfigurationError)

@@ -191,7 +191,13 @@ public final class TelemetryConfigurationSource: Service, Sendable {
         if let destinations = fileRoutes.destinations { configuration.destinations = destinations }
         if let routes = fileRoutes.routes { configuration.routes = routes }
         overrides(&configuration)
-        try configuration.validate()
+        do {
+            try configuration.validate()
+        } catch {
+            // A route or destination of the file is named by its key there, not by its index.
+            guard let filePath else { throw error }
+            throw FileRoutes.naming(error, in: configuration, parsed: fileRoutes, source: "file \(filePath)")
+        }
         return configuration
     }
 

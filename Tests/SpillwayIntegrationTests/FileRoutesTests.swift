@@ -120,13 +120,34 @@ struct FileRoutesTests {
             "\(String(describing: routeKey))")
         let overflow = await error("spillway:\n  routes:\n    audit:\n      overflow: wait\n")
         #expect(overflow?.key == "spillway.routes.audit.overflow", "\(String(describing: overflow))")
-        // A route naming a destination the file does not define: the pipeline's own check.
+        // The pipeline's own checks, named by the file's keys: a destination the file does not
+        // define, a route without patterns, a retry policy whose delays contradict each other.
         let unknown = await error("spillway:\n  routes:\n    audit:\n      scopes: audit.*\n      destinations: vault\n")
-        #expect(unknown?.key == "routes[0].destinations" && unknown?.value.contains("vault") == true, "\(String(describing: unknown))")
+        #expect(
+            unknown?.key == "spillway.routes.audit.destinations" && unknown?.value.contains("vault") == true
+                && unknown?.source.contains("telemetry.yaml") == true, "\(String(describing: unknown))")
+        let empty = await error("spillway:\n  routes:\n    a:\n      order: 1\n    b:\n      scopes: b.*\n")
+        #expect(empty?.key == "spillway.routes.a" && empty?.allowed.contains("pattern") == true, "\(String(describing: empty))")
+        let delays = await error("spillway:\n  destinations:\n    vault:\n      retry:\n        initial_delay: 9000\n")
+        #expect(
+            delays?.key == "spillway.destinations.vault.retry.max_delay" && delays?.allowed.contains("initialDelay") == true,
+            "\(String(describing: delays))")
+        let retryKey = await error("spillway:\n  destinations:\n    vault:\n      retry:\n        attempts: 3\n")
+        #expect(
+            retryKey?.key == "spillway.destinations.vault.retry.attempts" && retryKey?.allowed.contains("max_attempts") == true,
+            "\(String(describing: retryKey))")
+        let threshold = await error("spillway:\n  destinations:\n    vault:\n      breaker:\n        failure_threshold: 0\n")
+        #expect(threshold?.key == "spillway.destinations.vault.breaker.failure_threshold", "\(String(describing: threshold))")
+        let jitter = await error("spillway:\n  destinations:\n    vault:\n      retry: {jitter: lots}\n")
+        #expect(jitter?.key == "spillway.destinations.vault.retry.jitter", "\(String(describing: jitter))")
 
         let json = #"""
             {"spillway": {"destinations": {"vault": {"endpoint": "http://127.0.0.1:4399", "insecure": true, "timeout": 1,
-              "pool": {"endpoints": ["http://127.0.0.1:4401", "http://127.0.0.1:4402"], "mode": "balance-by-trace"}}},
+              "pool": {"endpoints": ["http://127.0.0.1:4401", "http://127.0.0.1:4402"], "mode": "balance-by-trace"},
+              "retry": {"initial_delay": 200, "max_delay": 2000, "multiplier": 2, "jitter": "full", "max_attempts": 4,
+                        "max_elapsed_time": "unlimited"},
+              "breaker": {"failure_threshold": 3, "cooldown": 60000, "initial_cooldown": 500}},
+              "archive": {"endpoint": "http://127.0.0.1:4400", "retry": "none", "breaker": "none"}},
               "routes": {"audit": {"scopes": ["audit.*"], "event_names": "login,logout", "destinations": ["vault"],
                                    "overflow": "block:250", "order": 2},
                          "zeta": {"span_names": "GET *"}}}}
@@ -134,7 +155,16 @@ struct FileRoutesTests {
         let path = directory + "/telemetry.json"
         try json.write(toFile: path, atomically: true, encoding: .utf8)
         let configuration = try await TelemetryConfigurationSource(environment: [:], file: path).configuration()
-        let vault = try #require(configuration.destinations.first)
+        #expect(configuration.destinations.map(\.name) == ["archive", "vault"])
+        let vault = try #require(configuration.destinations.last)
+        #expect(
+            vault.retry
+                == ExportRetryPolicy(
+                    initialDelay: .milliseconds(200), maximumDelay: .seconds(2), multiplier: 2, jitter: .full, maximumAttempts: 4,
+                    maximumElapsedTime: nil), "\(String(describing: vault.retry))")
+        #expect(
+            vault.circuitBreaker == CircuitBreakerPolicy(failureThreshold: 3, cooldown: .seconds(60), initialCooldown: .milliseconds(500)))
+        #expect(configuration.destinations.first?.retry == nil && configuration.destinations.first?.circuitBreaker == nil)
         #expect(vault.exporter.insecure && vault.exporter.timeout == .milliseconds(1), "\(vault.exporter)")
         #expect(vault.exporter.pool?.endpoints.count == 2 && vault.exporter.pool?.mode == .balanceByTrace, "\(vault.exporter)")
         #expect(configuration.routes.map(\.name) == ["zeta", "audit"], "by order (zeta's is 0), then name")
