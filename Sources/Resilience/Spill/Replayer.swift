@@ -51,6 +51,11 @@ final class Replayer: Sendable {
     private let stopped = Atomic<Bool>(false)
     /// Set when the rounds' task has returned: no send of this replayer is under way any more.
     private let exited = Atomic<Bool>(false)
+    /// Set before a round checks ``stopped`` and cleared after it: `finish` cancels a replayer
+    /// that is between rounds at once (only its sleep is cut short), and waits for one in a round.
+    /// Sequentially consistent with ``stopped``: either `finish` sees the round started, or the
+    /// round sees the stop.
+    private let inRound = Atomic<Bool>(false)
     private let rounds = Mutex<Task<Void, Never>?>(nil)
 
     init(
@@ -72,15 +77,17 @@ final class Replayer: Sendable {
             defer { exited.store(true, ordering: .releasing) }
             while !stopped.load(ordering: .relaxed) {
                 try? await Task.sleep(for: .milliseconds(200))
-                guard !stopped.load(ordering: .relaxed) else { return }
+                inRound.store(true, ordering: .sequentiallyConsistent)  // pairs with the load in finish(before:)
+                guard !stopped.load(ordering: .sequentiallyConsistent) else { return }  // pairs with the store in stop()
                 await round()
+                inRound.store(false, ordering: .sequentiallyConsistent)
             }
         }
         rounds.withLock { $0 = task }
     }
 
     /// No new frame is sent after this; the sends under way go on (see ``finish(before:)``).
-    func stop() { stopped.store(true, ordering: .relaxed) }
+    func stop() { stopped.store(true, ordering: .sequentiallyConsistent) }  // pairs with the load after the round's sleep
 
     /// Stops the rounds and waits until the sends under way have their answers and are booked
     /// (their frames acknowledged in the store), at most until `deadline`; then cancels them —
@@ -94,6 +101,8 @@ final class Replayer: Sendable {
     func finish(before deadline: ContinuousClock.Instant) async -> Bool {
         stop()
         guard let task = rounds.withLock({ $0 }) else { return true }
+        // Between rounds: nothing is under way, only the sleep is cut short.
+        if !inRound.load(ordering: .sequentiallyConsistent) { task.cancel() }  // pairs with the store before the round
         while !exited.load(ordering: .acquiring) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
         guard !exited.load(ordering: .acquiring) else { return true }
         task.cancel()
