@@ -26,5 +26,10 @@ extension OTLPReceiver {
         /// Over gRPC: answer the status `code` (with a `google.rpc.RetryInfo` of `retryDelay` among
         /// the status details, if given). Over HTTP: answer 500.
         case failGRPC(code: Int, retryDelay: Duration? = nil)
+        /// Accept every request; over gRPC, after every `every`-th call of a connection send
+        /// GOAWAY naming the highest stream it has seen as the last one taken, and close the
+        /// connection 200 ms later — what a collector's maximum connection age does (streams the
+        /// client opens after the GOAWAY are not processed). Over HTTP: accept.
+        case goAway(every: Int)
     }
 }

@@ -9,7 +9,7 @@ import Synchronization
 #endif
 
 extension OTLPReceiver {
-    /// Thrown by ``start(port:retention:countIDs:tls:protocol:)`` for gRPC in a build without the
+    /// Thrown by ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:)`` for gRPC in a build without the
     /// package trait `GRPC`.
     public struct GRPCUnavailableError: Error, CustomStringConvertible {
         public var description: String { "this build of Spillway leaves out gRPC (the package trait GRPC)" }
@@ -17,22 +17,34 @@ extension OTLPReceiver {
 }
 
 #if GRPC
+    /// What the streams of one receiver connection share (on its event loop).
+    final class GRPCReceiverConnection {
+        var highestStreamID = HTTP2StreamID(0)
+        var calls = 0
+        /// The last stream named in the GOAWAY sent, if one was.
+        var lastTaken: HTTP2StreamID?
+    }
+
     /// The receiver's HTTP/2 side: every stream is one unary OTLP `Export` call.
-    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox) throws {
+    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox, maximumConcurrentStreams: Int) throws {
         // Windows as a collector sized for throughput sets them (the HTTP/2 default of 64 KiB per
         // connection would hold a client to one 30 KB request per round trip).
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000), HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maximumConcurrentStreams),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
             HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20)
         ]
         connection.targetWindowSize = 16 << 20
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = 1 << 20
+        let calls = NIOLoopBound(GRPCReceiverConnection(), eventLoop: channel.eventLoop)
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream
         ) { stream in
-            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(GRPCReceiverStreamHandler(box: box)) }
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(GRPCReceiverStreamHandler(box: box, connection: calls.value))
+            }
         }
     }
 
@@ -50,7 +62,21 @@ extension OTLPReceiver {
         private var prefix: [UInt8] = []
         private var message: [UInt8] = []
 
-        init(box: ReceiverBox) { self.box = box }
+        private let connection: GRPCReceiverConnection
+
+        init(box: ReceiverBox, connection: GRPCReceiverConnection) {
+            self.box = box
+            self.connection = connection
+        }
+
+        private var streamID = HTTP2StreamID(0)
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            if let id = try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID) {
+                streamID = id
+                connection.highestStreamID = max(connection.highestStreamID, id)
+            }
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -74,6 +100,11 @@ extension OTLPReceiver {
 
         private func handle(context: ChannelHandlerContext) {
             guard let headers, let receiver = box.receiver.withLock({ $0 }) else { return }
+            if let last = connection.lastTaken, streamID > last {
+                // Opened after the GOAWAY that said this connection takes nothing above `last`.
+                context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
+                return
+            }
             let grpcPath = headers.first(name: ":path") ?? ""
             let path =
                 switch grpcPath {
@@ -110,6 +141,21 @@ extension OTLPReceiver {
             case .failEchoingHeader(let code, let header):
                 let echoed = headers.first(name: header.lowercased()) ?? "(none)"
                 answer(.status(code, retryAfter: nil, message: "invalid \(header): \(echoed)"), receiver, context)
+            case .goAway(let every):
+                answer(receiver.accept(path: path, headers: http, body: message, rejected: 0, message: ""), receiver, context)
+                connection.calls += 1
+                guard connection.calls % max(1, every) == 0, connection.lastTaken == nil, let parent = context.channel.parent else {
+                    return
+                }
+                // As a collector ending a connection gracefully: the last stream it names is the
+                // highest it has seen, so every stream it took is answered and none above it was.
+                let last = connection.highestStreamID
+                connection.lastTaken = last
+                parent.writeAndFlush(
+                    HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .noError, opaqueData: nil))
+                )
+                .whenComplete { _ in }
+                parent.eventLoop.scheduleTask(in: .milliseconds(200)) { parent.close(promise: nil) }
             case .failGRPC(let code, let retryDelay):
                 receiver.noteStatus(200)
                 status(context, code: code, message: "receiver told to answer gRPC status \(code)", retryDelay: retryDelay)
@@ -213,5 +259,7 @@ extension OTLPReceiver {
         }
     }
 #else
-    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox) throws { throw OTLPReceiver.GRPCUnavailableError() }
+    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox, maximumConcurrentStreams: Int) throws {
+        throw OTLPReceiver.GRPCUnavailableError()
+    }
 #endif

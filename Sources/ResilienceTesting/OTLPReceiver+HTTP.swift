@@ -42,7 +42,7 @@ final class ReceiverHandler: ChannelInboundHandler {
             let behavior = receiver.behaviorForNextRequest(path: head.uri)
             let answer: OTLPReceiver.Answer
             switch behavior {
-            case .accept: answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: 0, message: "")
+            case .accept, .goAway: answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: 0, message: "")
             case .partialSuccess(let rejected, let message):
                 answer = receiver.accept(path: head.uri, headers: head.headers, body: body, rejected: rejected, message: message)
             case .fail(let status, let retryAfter):

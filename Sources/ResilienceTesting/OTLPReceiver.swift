@@ -84,9 +84,12 @@ public final class OTLPReceiver: Sendable {
     ///     client CA). - Default value: `nil`, plaintext. Needs the package trait `TLS`.
     ///   - protocol: OTLP/HTTP, or OTLP/gRPC (HTTP/2; with TLS, ALPN `h2`; the trait `GRPC`).
     ///     - Default value: ``OTLPProtocol/httpProtobuf``.
+    ///   - maximumConcurrentStreams: gRPC: the streams a connection may have open at once
+    ///     (`SETTINGS_MAX_CONCURRENT_STREAMS`). - Default value: 1000.
     /// - Throws: a TLS file that cannot be read; the port is taken; gRPC or TLS without its trait.
     public static func start(
-        port: Int = 0, retention: Retention = .records, countIDs: Bool = true, tls: TLS? = nil, protocol: OTLPProtocol = .httpProtobuf
+        port: Int = 0, retention: Retention = .records, countIDs: Bool = true, tls: TLS? = nil, protocol: OTLPProtocol = .httpProtobuf,
+        maximumConcurrentStreams: Int = 1000
     ) async throws -> OTLPReceiver {
         let box = ReceiverBox()
         let grpc = `protocol` == .grpc
@@ -102,7 +105,7 @@ public final class OTLPReceiver: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try serverTLS?.addHandler(to: channel)
                     if grpc {
-                        try addGRPCServerHandlers(to: channel, box: box)
+                        try addGRPCServerHandlers(to: channel, box: box, maximumConcurrentStreams: maximumConcurrentStreams)
                     } else {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandler(ReceiverHandler(box: box))

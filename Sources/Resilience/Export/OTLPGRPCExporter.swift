@@ -19,6 +19,10 @@
     /// `google.rpc.RetryInfo` among the status details (a floor on the next attempt, as
     /// `Retry-After`); ``ExportFailureKind/classify(_:)`` applies the OTLP/gRPC rules.
     ///
+    /// Calls over the collector's limit of concurrent streams wait for a free stream. A collector
+    /// ending a connection with GOAWAY (a maximum connection age, a restart) answers the calls it
+    /// took on it, which finish there; those it says it did not take go again on a new connection.
+    ///
     /// Thread-safety: safe to call concurrently. Does not retry: one layer of the chain owns retries.
     public final class OTLPGRPCExporter: TelemetryExporter {
         public let name = "otlp_grpc"
@@ -31,7 +35,7 @@
         private let group: any EventLoopGroup
         /// The group's loops: slot `i` of an endpoint connects on `loops[i % loops.count]`.
         private let loops: [any EventLoop]
-        private let connections = Mutex<[ConnectionKey: EventLoopFuture<GRPCConnection>]>([:])
+        private let connections = Mutex<[ConnectionKey: CachedConnection]>([:])
         /// Calls take the connections of an endpoint in turn: one HTTP/2 connection is served by one
         /// event-loop thread at each end, and a few keep both cores busy (measured: one connection
         /// carried 1.0 M spans/s where HTTP/1.1's parallel connections carried 2.0 M).
@@ -41,6 +45,20 @@
         struct ConnectionKey: Hashable {
             var endpoint: HTTPEndpoint
             var slot: Int
+        }
+
+        /// A connection of the cache: open (taken without waiting), or being made (the first
+        /// call makes it, the others wait for it).
+        enum CachedConnection {
+            case ready(GRPCConnection)
+            case connecting(EventLoopFuture<GRPCConnection>)
+
+            var future: EventLoopFuture<GRPCConnection> {
+                switch self {
+                case .ready(let connection): connection.future
+                case .connecting(let future): future
+                }
+            }
         }
         private let isShutDown = Atomic<Bool>(false)
 
@@ -103,28 +121,19 @@
             // the call goes once more on a new one.
             let slot = (nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % connectionsPerEndpoint
             let key = ConnectionKey(endpoint: endpoint, slot: slot)
-            for attempt in 0..<2 {
+            for attempt in 0..<3 {
                 let (connection, reused) = try await self.connection(to: key, index: index, timeout: settings.timeout)
-                let promise = connection.channel.eventLoop.makePromise(of: GRPCCallHandler.Response.self)
-                let stream = connection.channel.eventLoop.makePromise(of: (any Channel).self)
-                stream.futureResult.whenFailure { error in
-                    var failure = OTLPExportError(code: .connectionClosed, message: "no stream for the call: \(error)")
-                    failure.beforeAnswer = true
-                    promise.fail(failure)
-                }
-                let request = headers
-                connection.multiplexer.createStreamChannel(promise: stream) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            GRPCCallHandler(request: request, message: message, timeout: timeout, promise: promise))
-                    }
-                }
                 do {
-                    let response = try await promise.futureResult.get()
+                    let response = try await call(on: connection, headers: headers, message: message, timeout: timeout)
                     return try interpret(response, signal: batch.signal)
                 } catch var error as OTLPExportError where error.code == .connectionClosed {
-                    forget(connection, key: key)
-                    if reused && error.beforeAnswer && attempt == 0 { continue }
+                    // A stream the collector reset leaves the connection to the other calls on it;
+                    // a closed connection, or one the collector is closing (GOAWAY), takes no more.
+                    let goneAway = connection.state.goneAway.load(ordering: .relaxed)
+                    if !connection.acceptsCalls { forget(connection, key: key) }
+                    // GOAWAY says which streams the collector did not process: those go again
+                    // even on a new connection (twice: a collector may end the next one too).
+                    if error.beforeAnswer && ((reused && attempt == 0) || (goneAway && attempt < 2)) { continue }
                     if let cause = connection.failure.withLockedValue({ $0 }) {
                         // The connection failed under the call: an endpoint that does not speak HTTP/2 ends here.
                         error = cause
@@ -135,25 +144,43 @@
             throw OTLPExportError(code: .connectionClosed, message: "the connection closed twice before an answer")
         }
 
+        /// One call on a new stream of `connection`. It starts in one task on the connection's
+        /// event loop, and the answer resumes the caller from there: one hop each way. (Waiting on
+        /// NIO futures from outside their loop costs a hop per callback: with those, the exporter's
+        /// event-loop threads made twice HTTP/1.1's system calls per request.)
+        private func call(
+            on connection: GRPCConnection, headers: HPACKHeaders, message: ByteBuffer, timeout: TimeAmount
+        ) async throws -> GRPCCallsHandler.Response {
+            let loop = connection.channel.eventLoop
+            let calls = connection.calls
+            return try await withUnsafeThrowingContinuation { continuation in
+                loop.execute {
+                    let promise = loop.makePromise(of: GRPCCallsHandler.Response.self)
+                    promise.futureResult.whenComplete { continuation.resume(with: $0) }
+                    calls.value.start(request: headers, message: message, timeout: timeout, promise: promise)
+                }
+            }
+        }
+
         public func shutdown() async {
             isShutDown.store(true, ordering: .relaxed)
             let open = connections.withLock { connections in
                 defer { connections.removeAll() }
                 return Array(connections.values)
             }
-            for future in open { if let connection = try? await future.get() { try? await connection.channel.close() } }
+            for entry in open { if let connection = try? await entry.future.get() { try? await connection.channel.close() } }
         }
 
         /// The event loops of the open connections, one entry per connection (for tests).
         package func connectionEventLoops() async -> [ObjectIdentifier] {
             var loops: [ObjectIdentifier] = []
-            for future in connections.withLock({ Array($0.values) }) {
-                if let connection = try? await future.get() { loops.append(ObjectIdentifier(connection.channel.eventLoop)) }
+            for entry in connections.withLock({ Array($0.values) }) {
+                if let connection = try? await entry.future.get() { loops.append(ObjectIdentifier(connection.channel.eventLoop)) }
             }
             return loops
         }
 
-        private func interpret(_ response: GRPCCallHandler.Response, signal: TelemetrySignal) throws -> ExportResponse {
+        private func interpret(_ response: GRPCCallsHandler.Response, signal: TelemetrySignal) throws -> ExportResponse {
             guard let headers = response.headers else { throw OTLPExportError(code: .invalidResponse, message: "no response headers") }
             let status = headers.first(name: ":status").flatMap { Int($0) } ?? 0
             guard status == 200 else {
@@ -178,10 +205,11 @@
             return try ExportResponse.parse(body, signal: signal, status: nil, redacting: configuration)
         }
 
+        /// Takes `connection` out of the cache. It is not closed here: the calls still on it go
+        /// on (after a GOAWAY its handler closes it once the last one is answered).
         private func forget(_ connection: GRPCConnection, key: ConnectionKey) {
-            connection.channel.close(promise: nil)
             connections.withLock { connections in
-                if let current = connections[key], current === connection.future { connections[key] = nil }
+                if let current = connections[key], current.future === connection.future { connections[key] = nil }
             }
         }
 
@@ -194,24 +222,43 @@
                 // for each put every connection of a two-loop group on the same loop (measured: one
                 // thread carried all of a 1 M-span run while the other idled).
                 let loop = loops.isEmpty ? group.next() : loops[key.slot % loops.count]
-                let promise = loop.makePromise(of: GRPCConnection.self)
-                let (future, mine) = connections.withLock { connections in
-                    if let existing = connections[key] { return (existing, false) }
-                    connections[key] = promise.futureResult
-                    return (promise.futureResult, true)
+                enum Found {
+                    case ready(GRPCConnection)
+                    case wait(EventLoopFuture<GRPCConnection>)
+                    case make(EventLoopPromise<GRPCConnection>)
                 }
-                guard mine else {
-                    promise.fail(CancellationError())  // unused
-                    if let connection = try? await future.get(), connection.channel.isActive { return (connection, true) }
-                    connections.withLock { if $0[key] === future { $0[key] = nil } }
+                let found = connections.withLock { connections -> Found in
+                    switch connections[key] {
+                    case .ready(let connection)?: return .ready(connection)
+                    case .connecting(let future)?: return .wait(future)
+                    case nil:
+                        let promise = loop.makePromise(of: GRPCConnection.self)
+                        connections[key] = .connecting(promise.futureResult)
+                        return .make(promise)
+                    }
+                }
+                let promise: EventLoopPromise<GRPCConnection>
+                switch found {
+                case .ready(let connection):
+                    // The common case: no await, no hop to the event loop.
+                    if connection.acceptsCalls { return (connection, true) }
+                    forget(connection, key: key)
                     continue
+                case .wait(let future):
+                    if let connection = try? await future.get(), connection.acceptsCalls { return (connection, true) }
+                    connections.withLock { if $0[key]?.future === future { $0[key] = nil } }
+                    continue
+                case .make(let made):
+                    promise = made
                 }
+                let future = promise.futureResult
                 do {
                     let connection = try await connect(to: endpoint, on: loop, index: index, timeout: timeout, future: future)
+                    connections.withLock { if $0[key]?.future === future { $0[key] = .ready(connection) } }
                     promise.succeed(connection)
                     return (connection, false)
                 } catch {
-                    connections.withLock { if $0[key] === future { $0[key] = nil } }
+                    connections.withLock { if $0[key]?.future === future { $0[key] = nil } }
                     promise.fail(error)
                     throw error
                 }
@@ -225,7 +272,8 @@
             #if TLS
                 let tls = tlsClients[index]
             #endif
-            let multiplexer = NIOLockedValueBox<NIOHTTP2Handler.StreamMultiplexer?>(nil)
+            let calls = NIOLockedValueBox<NIOLoopBound<GRPCCallsHandler>?>(nil)
+            let state = GRPCConnectionState()
             let failure = Connection.Failure(nil)
             let label = "\(endpoint.host):\(endpoint.port)"
             let bootstrap = ClientBootstrap(group: loop)
@@ -236,11 +284,11 @@
                         #if TLS
                             if let tls { try tls.addHandlers(to: channel, host: endpoint.host) }
                         #endif
-                        let made = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                            mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
-                        ) { pushed in pushed.close() }
-                        multiplexer.withLockedValue { $0 = made }
-                        try channel.pipeline.syncOperations.addHandler(GRPCConnectionErrorHandler(endpoint: label, failure: failure))
+                        let handler = GRPCCallsHandler(state: state)
+                        try channel.pipeline.syncOperations.addHandlers([
+                            NIOHTTP2Handler(mode: .client), handler, GRPCConnectionErrorHandler(endpoint: label, failure: failure)
+                        ])
+                        calls.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                     }
                 }
             // The set-up is not the collector's answer time: the export window leaves it out.
@@ -255,22 +303,34 @@
             #if TLS
                 if let tls { try await tls.awaitHandshake(on: channel, endpoint: endpoint, group: group, timeout: timeout) }
             #endif
-            guard let made = multiplexer.withLockedValue({ $0 }) else {
+            guard let made = calls.withLockedValue({ $0 }) else {
                 channel.close(promise: nil)
-                throw OTLPExportError(code: .connectionFailed, message: "\(label): no HTTP/2 multiplexer")
+                throw OTLPExportError(code: .connectionFailed, message: "\(label): no HTTP/2 handler")
             }
-            return GRPCConnection(channel: channel, multiplexer: made, failure: failure, future: future)
+            return GRPCConnection(channel: channel, calls: made, state: state, failure: failure, future: future)
         }
     }
 
     /// An HTTP/2 connection of ``OTLPGRPCExporter``.
     struct GRPCConnection: Sendable {
         var channel: any Channel
-        var multiplexer: NIOHTTP2Handler.StreamMultiplexer
+        /// Its calls' handler (used on the channel's event loop).
+        var calls: NIOLoopBound<GRPCCallsHandler>
+        var state: GRPCConnectionState
         /// The connection's own failure (an endpoint that does not speak HTTP/2 fails here).
         var failure: Connection.Failure
         /// The cache entry it was made for.
         var future: EventLoopFuture<GRPCConnection>
+
+        /// Whether a new call may start on it: open, and no GOAWAY.
+        var acceptsCalls: Bool { channel.isActive && !state.goneAway.load(ordering: .relaxed) }
+    }
+
+    /// What the exporter reads of a connection's handler from outside its event loop.
+    final class GRPCConnectionState: Sendable {
+        /// Set by the handler when the collector sent GOAWAY (relaxed: a call started after it
+        /// on the connection fails with `beforeAnswer` and goes again on another).
+        let goneAway = Atomic<Bool>(false)
     }
 
     /// Keeps the first error of an HTTP/2 connection, in words a user can act on, and closes it.
@@ -285,6 +345,16 @@
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // Errors of one stream (a stream waiting for a free slot when the collector sent
+            // GOAWAY, a frame for a stream already reset) fail that stream's call only: the other
+            // calls on the connection go on.
+            switch error {
+            case is NIOHTTP2Errors.CreatedStreamAfterGoaway, is NIOHTTP2Errors.NoSuchStream, is NIOHTTP2Errors.StreamClosed,
+                is NIOHTTP2Errors.StreamError:
+                return
+            default:
+                break
+            }
             let described: OTLPExportError
             if let tls = tlsFailure(error, endpoint: endpoint) {
                 described = tls

@@ -60,6 +60,33 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await receiver.stop()
     }
 
+    /// A collector that allows 2 streams per connection and ends every connection with GOAWAY
+    /// after 7 calls (a maximum connection age): calls over the stream limit wait for a free
+    /// stream, calls the collector took are answered on the closing connection, calls it did not
+    /// take go again on a new one — every span arrives once, and no attempt fails.
+    @Test(.timeLimit(.minutes(3)))
+    func goAwayAndTheCollectorsStreamLimitNeitherLoseNorRepeatACall() async throws {
+        let receiver = try await OTLPReceiver.start(protocol: .grpc, maximumConcurrentStreams: 2)
+        receiver.behavior = .goAway(every: 7)
+        var configuration = configuration(endpoint: receiver.endpoint)
+        configuration.traces.maxExportBatchSize = 50
+        configuration.traces.adaptiveConcurrency = false
+        configuration.traces.maxConcurrentExports = 16
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        emit(pipeline, spans: 0..<20_000)
+        #expect(
+            await eventually(timeout: .seconds(60)) { settled(pipeline) && pipeline.stats().spans.exported == 20_000 },
+            "\(pipeline.stats())")
+        let spans = receiver.sequenceReport(expected: 20_000)
+        #expect(spans.missing == 0 && spans.duplicates == 0, "\(spans)")
+        #expect(
+            receiver.requestCount >= 400, "\(receiver.requestCount) calls: the collector went away about \(receiver.requestCount / 7) times"
+        )
+        #expect(pipeline.stats().exportFailures == 0, "\(pipeline.stats().lastError ?? "") \(pipeline.stats())")
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
     /// The peer is grpcio with opentelemetry-proto's service stubs: it decodes every span and log
     /// record Spillway sends, gzip-compressed (grpcio inflates them itself), over plaintext and
     /// over mutual TLS.
