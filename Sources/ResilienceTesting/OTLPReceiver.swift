@@ -37,6 +37,7 @@ public final class OTLPReceiver: Sendable {
     struct State {
         var behavior: Behavior = .accept
         var requests = 0
+        var connections = 0
         var acceptedRequests = 0
         var spanCount = 0
         var logCount = 0
@@ -103,6 +104,7 @@ public final class OTLPReceiver: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    box.receiver.withLock { $0 }?.noteConnection()
                     try serverTLS?.addHandler(to: channel)
                     if grpc {
                         try addGRPCServerHandlers(to: channel, box: box, maximumConcurrentStreams: maximumConcurrentStreams)
@@ -136,6 +138,8 @@ public final class OTLPReceiver: Sendable {
 
     /// Requests received, whatever the answer.
     public var requestCount: Int { state.withLock { $0.requests } }
+    /// Connections accepted so far.
+    public var connectionCount: Int { state.withLock { $0.connections } }
     /// Requests accepted and counted.
     public var acceptedRequestCount: Int { state.withLock { $0.acceptedRequests } }
     /// Spans accepted (duplicates included).
@@ -246,6 +250,8 @@ public final class OTLPReceiver: Sendable {
 
     /// The path of the last request, and how many answers of each status were sent.
     public var diagnostics: (lastPath: String, statuses: [Int: Int]) { state.withLock { ($0.lastPath, $0.statusCounts) } }
+
+    func noteConnection() { state.withLock { $0.connections += 1 } }
 
     func noteStatus(_ code: Int) { state.withLock { $0.statusCounts[code, default: 0] += 1 } }
 

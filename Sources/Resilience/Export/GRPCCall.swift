@@ -44,8 +44,13 @@
         private var closed = false
         private var context: ChannelHandlerContext?
         private let state: GRPCConnectionState
+        /// The highest stream id this connection uses (HTTP/2 allows 2³¹ − 1); then a new connection takes over.
+        private let lastStreamID: Int32
 
-        init(state: GRPCConnectionState) { self.state = state }
+        init(state: GRPCConnectionState, lastStreamID: Int32 = .max) {
+            self.state = state
+            self.lastStreamID = lastStreamID
+        }
 
         func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -56,7 +61,14 @@
 
         /// Starts a call; completes `promise` with its answer or a failure. On the event loop.
         func start(request: HPACKHeaders, message: ByteBuffer, timeout: TimeAmount, promise: EventLoopPromise<Response>) {
-            guard let context, !closed, context.channel.isActive, nextStreamID < Int32.max - 2 else {
+            if nextStreamID > lastStreamID && !closed {
+                // Out of stream ids (a billion calls): the connection ends with its last call, as
+                // after a GOAWAY, and the exporter opens another.
+                closed = true
+                state.goneAway.store(true, ordering: .relaxed)
+                if calls.isEmpty { context?.close(promise: nil) }
+            }
+            guard let context, !closed, context.channel.isActive else {
                 var failure = OTLPExportError(code: .connectionClosed, message: "the connection takes no new stream")
                 failure.beforeAnswer = true
                 promise.fail(failure)

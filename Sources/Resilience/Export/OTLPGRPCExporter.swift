@@ -65,10 +65,19 @@
         /// Makes an exporter. Connections are opened on first use.
         /// - Throws: ``ConfigurationError`` if an endpoint or a value is invalid, or a TLS file cannot be read.
         public convenience init(configuration: OTLPExporterConfiguration) throws(ConfigurationError) {
-            try self.init(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+            try self.init(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, lastStreamID: .max)
         }
 
-        init(configuration: OTLPExporterConfiguration, group: any EventLoopGroup) throws(ConfigurationError) {
+        /// The highest stream id of a connection (for tests: HTTP/2's 2³¹ − 1 takes a billion calls).
+        private let lastStreamID: Int32
+
+        /// An exporter whose connections use stream ids up to `lastStreamID` (for tests).
+        package convenience init(configuration: OTLPExporterConfiguration, lastStreamID: Int32) throws(ConfigurationError) {
+            try self.init(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, lastStreamID: lastStreamID)
+        }
+
+        init(configuration: OTLPExporterConfiguration, group: any EventLoopGroup, lastStreamID: Int32) throws(ConfigurationError) {
+            self.lastStreamID = lastStreamID
             try configuration.validate()
             self.configuration = configuration
             let signals: [TelemetrySignal] = [.traces, .logs]
@@ -272,6 +281,7 @@
             #if TLS
                 let tls = tlsClients[index]
             #endif
+            let lastStreamID = self.lastStreamID
             let calls = NIOLockedValueBox<NIOLoopBound<GRPCCallsHandler>?>(nil)
             let state = GRPCConnectionState()
             let failure = Connection.Failure(nil)
@@ -284,7 +294,7 @@
                         #if TLS
                             if let tls { try tls.addHandlers(to: channel, host: endpoint.host) }
                         #endif
-                        let handler = GRPCCallsHandler(state: state)
+                        let handler = GRPCCallsHandler(state: state, lastStreamID: lastStreamID)
                         try channel.pipeline.syncOperations.addHandlers([
                             NIOHTTP2Handler(mode: .client), handler, GRPCConnectionErrorHandler(endpoint: label, failure: failure)
                         ])

@@ -297,6 +297,30 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await receiver.stop()
     }
 
+    /// A connection that has used its last stream id (HTTP/2 has 2³¹ − 1: a billion calls, days
+    /// of a busy service) ends with its last call, and the next calls go on a new one; here the
+    /// last id is 9, five calls a connection.
+    @Test(.timeLimit(.minutes(3)))
+    func aConnectionOutOfStreamIDsHandsOverToANewOne() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], protocol: .grpc)
+        let exporter = try OTLPGRPCExporter(configuration: configuration(endpoint: receiver.endpoint).exporter, lastStreamID: 9)
+        for round in 0..<10 {
+            try await withThrowingTaskGroup(of: Void.self) { calls in
+                for call in 0..<6 {
+                    calls.addTask {
+                        let batch = ExportBatch(signal: .traces, body: [], recordCount: 0, sequence: UInt64(round * 6 + call))
+                        _ = try await exporter.export(batch)
+                    }
+                }
+                try await calls.waitForAll()
+            }
+        }
+        #expect(receiver.requestCount == 60, "every call answered once")
+        #expect(receiver.connectionCount >= 12, "\(receiver.connectionCount) connections: five calls each at most")
+        await exporter.shutdown()
+        try await receiver.stop()
+    }
+
     @Test func theEnvironmentChoosesGRPCPerSignalWithItsDefaultPort() throws {
         var configuration = try PipelineConfiguration.fromEnvironment(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])
         #expect(configuration.exporter.protocol == .grpc)
