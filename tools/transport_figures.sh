@@ -8,11 +8,16 @@
 #
 #   swift build -c release --product spillway && tools/transport_figures.sh [RUNS]
 #
+# RATE=250000 emits at that many spans a second instead of as fast as possible: every transport
+# keeps up, the wall time is N / RATE for all, and the CPU columns are what each costs a service
+# at that load (without the time a blocked emitter spends waiting for room in the ring).
+#
 # Test certificates are made fresh (Tests/tls/make_certs.py, with the venv of `make deps`).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 B=$root/.build/release/spillway
 N=${N:-2000000}
+rate=${RATE:-0}
 runs=${1:-3}
 certs=$(mktemp -d)
 trap 'rm -rf "$certs"' EXIT
@@ -23,7 +28,7 @@ row() { # name port receive-arguments… -- environment…
     "$B" receive --port "$port" --every 1000 "${receive[@]}" > /dev/null 2>&1 & local receiver=$!
     sleep 1
     local before; before=$(ticks $receiver)
-    local out; out=$(env "$@" SPILLWAY_OVERFLOW=block:60000 /usr/bin/time -f "rss %M KB, wall %e s, sender cpu %U+%S s" "$B" load --spans "$N" 2>&1)
+    local out; out=$(env "$@" SPILLWAY_OVERFLOW=block:60000 /usr/bin/time -f "rss %M KB, wall %e s, sender cpu %U+%S s" "$B" load --spans "$N" --rate "$rate" --quiet 2>&1)
     local spent=$(( $(ticks $receiver) - before ))
     kill $receiver; wait $receiver 2>/dev/null || true
     echo "$name: $(echo "$out" | grep -E '^exported|^dropped|^rss' | tr -s ' ' | tr '\n' ' ')receiver cpu $(awk "BEGIN {print $spent / $hz}") s"
