@@ -18,7 +18,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 B=$root/.build/release/spillway
 N=${N:-2000000}
 rate=${RATE:-0}
+[[ $rate =~ ^[0-9]+$ && $N =~ ^[0-9]+$ ]] || { echo "transport_figures: N and RATE are whole numbers (spans, spans a second)"; exit 2; }
 runs=${1:-3}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "transport_figures: RUNS is a whole number >= 1"; exit 2; }
 certs=$(mktemp -d)
 trap 'rm -rf "$certs"' EXIT
 "$root/.build/venv/bin/python3" "$root/Tests/tls/make_certs.py" "$certs" > /dev/null
