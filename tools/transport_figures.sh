@@ -12,10 +12,11 @@
 # keeps up, the wall time is N / RATE for all, and the CPU columns are what each costs a service
 # at that load (without the time a blocked emitter spends waiting for room in the ring).
 #
+# SPILLWAY=/path/to/spillway measures another build of the tool (an A/B of two commits).
 # Test certificates are made fresh (Tests/tls/make_certs.py, with the venv of `make deps`).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-B=$root/.build/release/spillway
+B=${SPILLWAY:-$root/.build/release/spillway}
 N=${N:-2000000}
 rate=${RATE:-0}
 [[ $rate =~ ^[0-9]+$ && $N =~ ^[0-9]+$ ]] || { echo "transport_figures: N and RATE are whole numbers (spans, spans a second)"; exit 2; }
