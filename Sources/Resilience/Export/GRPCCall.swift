@@ -71,6 +71,7 @@
             guard let context, !closed, context.channel.isActive else {
                 var failure = OTLPExportError(code: .connectionClosed, message: "the connection takes no new stream")
                 failure.beforeAnswer = true
+                failure.unprocessed = true
                 promise.fail(failure)
                 return
             }
@@ -89,6 +90,7 @@
             written.futureResult.whenFailure { error in
                 var failure = OTLPExportError(code: .connectionClosed, message: "the call could not be sent: \(error)")
                 failure.beforeAnswer = true
+                failure.unprocessed = true
                 loopBound.value.finish(id, .failure(failure))
             }
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: request)))), promise: nil)
@@ -137,6 +139,7 @@
                     var failure = OTLPExportError(
                         code: .connectionClosed, message: "the collector is closing the connection (GOAWAY \(code))")
                     failure.beforeAnswer = true
+                    failure.unprocessed = true
                     finish(id, .failure(failure))
                 }
             default:

@@ -138,11 +138,11 @@
                 } catch var error as OTLPExportError where error.code == .connectionClosed {
                     // A stream the collector reset leaves the connection to the other calls on it;
                     // a closed connection, or one the collector is closing (GOAWAY), takes no more.
-                    let goneAway = connection.state.goneAway.load(ordering: .relaxed)
                     if !connection.acceptsCalls { forget(connection, key: key) }
-                    // GOAWAY says which streams the collector did not process: those go again
-                    // even on a new connection (twice: a collector may end the next one too).
-                    if error.beforeAnswer && ((reused && attempt == 0) || (goneAway && attempt < 2)) { continue }
+                    // A call the collector cannot have processed (above a GOAWAY's last stream, or
+                    // never sent) goes again even on a new connection (twice: a collector may end
+                    // the next one too); one that may have been, only once, on a kept-alive one.
+                    if error.beforeAnswer && ((reused && attempt == 0) || (error.unprocessed && attempt < 2)) { continue }
                     if let cause = connection.failure.withLockedValue({ $0 }) {
                         // The connection failed under the call: an endpoint that does not speak HTTP/2 ends here.
                         error = cause

@@ -135,6 +135,9 @@ public struct OTLPExportError: Error, Sendable, Hashable, CustomStringConvertibl
     public var message: String
     /// The connection failed before any byte of an answer arrived.
     var beforeAnswer = false
+    /// The request certainly did not reach the collector's processing (a gRPC call above a
+    /// GOAWAY's last stream, or one whose frames were never sent): sending it again cannot duplicate.
+    var unprocessed = false
     /// The delay of a gRPC `google.rpc.RetryInfo` in the status details: a floor, as `Retry-After`.
     var retryDelay: Duration?
 
