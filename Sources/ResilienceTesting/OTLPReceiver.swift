@@ -308,8 +308,9 @@ public final class OTLPReceiver: Sendable {
             }
         }
         // Export…ServiceResponse { partial_success = 1 { rejected = 1; error_message = 2 } }
-        guard rejected > 0 else { return .ok(body: []) }
-        var partial: [UInt8] = [0x08] + varint(UInt64(rejected))
+        // (A message without rejections is a warning, as the specification allows.)
+        guard rejected > 0 || !message.isEmpty else { return .ok(body: []) }
+        var partial: [UInt8] = rejected > 0 ? [0x08] + varint(UInt64(rejected)) : []
         let text = Array(message.utf8)
         partial += [0x12] + varint(UInt64(text.count)) + text
         return .ok(body: [0x0A] + varint(UInt64(partial.count)) + partial)

@@ -34,6 +34,8 @@
             var promise: EventLoopPromise<Response>
             var response = Response()
             var timeout: Scheduled<Void>?
+            /// Bytes of the answer whose stream window was not given back yet.
+            var streamUnreturned = 0
         }
 
         private static let maximumResponseBody = 4 << 20
@@ -113,6 +115,7 @@
                 calls[frame.streamID] = call
                 if call.response.trailers != nil { finish(frame.streamID, .success(call.response)) }
             case .data(let data):
+                returnWindow(data, on: frame.streamID, context: context)
                 guard var call = calls[frame.streamID] else { return }
                 if case .byteBuffer(var buffer) = data.data {
                     guard call.response.body.count + buffer.readableBytes <= Self.maximumResponseBody else {
@@ -179,6 +182,41 @@
             call.promise.completeWith(result.mapError { $0 as any Error })
             // After a GOAWAY the connection ends with its last call (the exporter no longer uses it).
             if closed, calls.isEmpty, let context, context.channel.isActive { context.close(promise: nil) }
+        }
+
+        /// Received bytes the collector's window does not have back yet, on the connection.
+        private var unreturned = 0
+        private static let windowReturnThreshold = 16_384
+
+        /// Gives the receive window back for what was read: every answer's message counts against
+        /// the connection's window (65,535 bytes), and without a WINDOW_UPDATE the collector stops
+        /// answering after ~13,000 calls. (NIO's multiplexer does this for its stream channels;
+        /// this handler does it for itself.) A stream's own window is topped up only for a long
+        /// answer: a stream ends after one.
+        private func returnWindow(_ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID, context: ChannelHandlerContext) {
+            let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+            guard length > 0 else { return }
+            unreturned += length
+            var flush = false
+            if unreturned >= Self.windowReturnThreshold {
+                context.write(
+                    wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: unreturned))),
+                    promise: nil)
+                unreturned = 0
+                flush = true
+            }
+            if !data.endStream, var call = calls[id] {
+                call.streamUnreturned += length
+                if call.streamUnreturned >= Self.windowReturnThreshold {
+                    context.write(
+                        wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: call.streamUnreturned))),
+                        promise: nil)
+                    call.streamUnreturned = 0
+                    flush = true
+                }
+                calls[id] = call
+            }
+            if flush { context.flush() }
         }
 
         /// Abandons a stream whose answer is no longer wanted.

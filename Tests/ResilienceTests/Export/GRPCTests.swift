@@ -321,6 +321,45 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await receiver.stop()
     }
 
+    /// Every answer's message counts against the connection's receive window (65,535 bytes at
+    /// first): the exporter hands back what it read, or a connection stalls — with empty answers
+    /// (5 bytes each) after ~13,000 calls, minutes of a busy service — and every call on it times
+    /// out. Here each answer carries a 2,000-byte warning, so the window is used up ~30 times over.
+    @Test(.timeLimit(.minutes(3)))
+    func aConnectionKeepsItsReceiveWindowOpenOverThousandsOfAnswers() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false, protocol: .grpc)
+        receiver.behavior = .partialSuccess(rejected: 0, message: String(repeating: "w", count: 2_000))
+        var exporterConfiguration = configuration(endpoint: receiver.endpoint).exporter
+        exporterConfiguration.timeout = .seconds(5)
+        let exporter = try OTLPGRPCExporter(configuration: exporterConfiguration)
+        let calls = 1_000 * exporter.connectionsPerEndpoint
+        let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<32 {
+                group.addTask {
+                    var failed = 0
+                    for call in stride(from: worker, to: calls, by: 32) {
+                        do {
+                            _ = try await exporter.export(ExportBatch(signal: .traces, body: [], recordCount: 0, sequence: UInt64(call)))
+                        } catch {
+                            failed += 1
+                            if failed == 1 { print("call \(call): \(error)") }
+                            if failed > 3 { return failed }
+                        }
+                    }
+                    return failed
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(failures == 0 && receiver.requestCount == calls, "\(failures) failed, \(receiver.requestCount) of \(calls) answered")
+        // One answer longer than a stream's window (65,535 bytes): its stream's window is given back too.
+        receiver.behavior = .partialSuccess(rejected: 0, message: String(repeating: "w", count: 200_000))
+        let long = try await exporter.export(ExportBatch(signal: .traces, body: [], recordCount: 0, sequence: 0))
+        #expect(long.errorMessage.utf8.count >= 200_000, "the whole answer arrived: \(long.errorMessage.utf8.count) bytes")
+        await exporter.shutdown()
+        try await receiver.stop()
+    }
+
     @Test func theEnvironmentChoosesGRPCPerSignalWithItsDefaultPort() throws {
         var configuration = try PipelineConfiguration.fromEnvironment(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])
         #expect(configuration.exporter.protocol == .grpc)
