@@ -9,7 +9,7 @@ import Synchronization
 #endif
 
 extension OTLPReceiver {
-    /// Thrown by ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:)`` for gRPC in a build without the
+    /// Thrown by ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:receiveWindow:)`` for gRPC in a build without the
     /// package trait `GRPC`.
     public struct GRPCUnavailableError: Error, CustomStringConvertible {
         public var description: String { "this build of Spillway leaves out gRPC (the package trait GRPC)" }
@@ -26,18 +26,18 @@ extension OTLPReceiver {
     }
 
     /// The receiver's HTTP/2 side: every stream is one unary OTLP `Export` call.
-    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox, maximumConcurrentStreams: Int) throws {
+    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox, maximumConcurrentStreams: Int, receiveWindow: Int?) throws {
         // Windows as a collector sized for throughput sets them (the HTTP/2 default of 64 KiB per
         // connection would hold a client to one 30 KB request per round trip).
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: maximumConcurrentStreams),
-            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+            HTTP2Setting(parameter: .initialWindowSize, value: receiveWindow ?? 1 << 20),
             HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20)
         ]
-        connection.targetWindowSize = 16 << 20
+        connection.targetWindowSize = receiveWindow ?? 16 << 20
         var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.targetWindowSize = 1 << 20
+        stream.targetWindowSize = receiveWindow ?? 1 << 20
         let calls = NIOLoopBound(GRPCReceiverConnection(), eventLoop: channel.eventLoop)
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream
@@ -259,7 +259,7 @@ extension OTLPReceiver {
         }
     }
 #else
-    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox, maximumConcurrentStreams: Int) throws {
+    func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox, maximumConcurrentStreams: Int, receiveWindow: Int?) throws {
         throw OTLPReceiver.GRPCUnavailableError()
     }
 #endif

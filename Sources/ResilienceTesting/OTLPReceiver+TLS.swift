@@ -23,7 +23,7 @@ extension OTLPReceiver {
         }
     }
 
-    /// Thrown by ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:)`` when a TLS file cannot be
+    /// Thrown by ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:receiveWindow:)`` when a TLS file cannot be
     /// read as what it should be.
     public struct TLSFileError: Error, CustomStringConvertible {
         public var path: String

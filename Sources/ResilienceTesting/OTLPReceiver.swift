@@ -87,10 +87,12 @@ public final class OTLPReceiver: Sendable {
     ///     - Default value: ``OTLPProtocol/httpProtobuf``.
     ///   - maximumConcurrentStreams: gRPC: the streams a connection may have open at once
     ///     (`SETTINGS_MAX_CONCURRENT_STREAMS`). - Default value: 1000.
+    ///   - receiveWindow: gRPC: the receive window of each stream and of the connection, bytes
+    ///     (65,535 is HTTP/2's default). - Default value: 1 MiB per stream, 16 MiB per connection.
     /// - Throws: a TLS file that cannot be read; the port is taken; gRPC or TLS without its trait.
     public static func start(
         port: Int = 0, retention: Retention = .records, countIDs: Bool = true, tls: TLS? = nil, protocol: OTLPProtocol = .httpProtobuf,
-        maximumConcurrentStreams: Int = 1000
+        maximumConcurrentStreams: Int = 1000, receiveWindow: Int? = nil
     ) async throws -> OTLPReceiver {
         let box = ReceiverBox()
         let grpc = `protocol` == .grpc
@@ -107,7 +109,8 @@ public final class OTLPReceiver: Sendable {
                     box.receiver.withLock { $0 }?.noteConnection()
                     try serverTLS?.addHandler(to: channel)
                     if grpc {
-                        try addGRPCServerHandlers(to: channel, box: box, maximumConcurrentStreams: maximumConcurrentStreams)
+                        try addGRPCServerHandlers(
+                            to: channel, box: box, maximumConcurrentStreams: maximumConcurrentStreams, receiveWindow: receiveWindow)
                     } else {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandler(ReceiverHandler(box: box))

@@ -87,6 +87,32 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await receiver.stop()
     }
 
+    /// A collector with HTTP/2's default windows (64 KiB a stream and a connection, as gRPC
+    /// servers start): requests of ~1 MB wait for its window updates and arrive whole.
+    @Test(.timeLimit(.minutes(3)))
+    func requestsLargerThanTheCollectorsWindowArriveWhole() async throws {
+        let receiver = try await OTLPReceiver.start(protocol: .grpc, receiveWindow: 65_535)
+        var configuration = configuration(endpoint: receiver.endpoint)
+        configuration.traces.maxExportBatchSize = 4_096
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        let tracer = pipeline.tracer(scope: "grpc")
+        let padding = String(repeating: "p", count: 200)
+        for i in 0..<20_000 {
+            let span = tracer.startSpan("s")
+            span.setAttribute("spillway.load.seq", i)
+            span.setAttribute("padding", padding)
+            span.end()
+        }
+        #expect(
+            await eventually(timeout: .seconds(60)) { settled(pipeline) && pipeline.stats().spans.exported == 20_000 },
+            "\(pipeline.stats())")
+        let spans = receiver.sequenceReport(expected: 20_000)
+        #expect(spans.missing == 0 && spans.duplicates == 0, "\(spans)")
+        #expect(receiver.requestCount < 20, "\(receiver.requestCount) requests: most of ~1 MB")
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
     /// The peer is grpcio with opentelemetry-proto's service stubs: it decodes every span and log
     /// record Spillway sends, gzip-compressed (grpcio inflates them itself), over plaintext and
     /// over mutual TLS.
