@@ -13,9 +13,10 @@
     /// Not a stream channel per call: NIO's multiplexer makes a child channel, pipeline and
     /// handler for every stream and runs its activation and close; measured, that was about a
     /// fifth of the exporter's event-loop time, which did twice HTTP/1.1's work per request.
-    /// NIOHTTP2Handler below still does the protocol: HPACK, flow control (DATA frames wait
-    /// for window), the peer's concurrent-stream limit (streams over it wait in its buffer),
-    /// frame sizes. Responses are a few bytes, so a stream's receive window never needs updating.
+    /// NIOHTTP2Handler below still does the protocol: HPACK, outbound flow control (DATA frames
+    /// wait for window), the peer's concurrent-stream limit (streams over it wait in its buffer),
+    /// frame sizes. The receive windows the multiplexer used to give back, this handler gives back
+    /// (`returnWindow`).
     ///
     /// Thread-safety: used on its channel's event loop only.
     final class GRPCCallsHandler: ChannelInboundHandler {
