@@ -18,6 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 B=${SPILLWAY:-$root/.build/release/spillway}
 N=${N:-2000000}
+[ -x "$B" ] || { echo "transport_figures: no spillway binary at $B (swift build -c release --product spillway, or SPILLWAY=)"; exit 2; }
 rate=${RATE:-0}
 [[ $rate =~ ^[0-9]+$ && $N =~ ^[0-9]+$ ]] || { echo "transport_figures: N and RATE are whole numbers (spans, spans a second)"; exit 2; }
 runs=${1:-3}

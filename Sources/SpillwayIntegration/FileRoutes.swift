@@ -112,17 +112,27 @@ enum FileRoutes {
     ]
     static let breakerKeys = ["failureThreshold": "failure_threshold", "cooldown": "cooldown", "initialCooldown": "initial_cooldown"]
 
+    /// `none` (`nil`), or the entries of a policy's map as text; another value, or a key not among
+    /// `keys`, is an error that lists them.
+    private static func policyEntries(_ value: Any, key: String, keys: [String: String], source: String) throws(ConfigurationError)
+        -> [(field: String, text: String)]?
+    {
+        if string(value) == "none" { return nil }
+        let allowed = keys.values.sorted().joined(separator: ", ")
+        guard let map = value as? [String: Any] else {
+            throw ConfigurationError(key: key, value: string(value), allowed: "none, or a map of \(allowed)", source: source)
+        }
+        for field in map.keys where !keys.values.contains(field) {
+            throw ConfigurationError(key: "\(key).\(field)", value: "(any)", allowed: "one of \(allowed)", source: source)
+        }
+        return map.map { (field: $0.key, text: string($0.value)) }
+    }
+
     /// `retry: none`, or a map of the retry policy's settings over its defaults (times in milliseconds).
     private static func retryPolicy(_ value: Any, key: String, source: String) throws(ConfigurationError) -> ExportRetryPolicy? {
-        if string(value) == "none" { return nil }
-        guard let map = value as? [String: Any] else {
-            throw ConfigurationError(
-                key: key, value: string(value), allowed: "none, or a map of \(retryKeys.values.sorted().joined(separator: ", "))",
-                source: source)
-        }
+        guard let entries = try policyEntries(value, key: key, keys: retryKeys, source: source) else { return nil }
         var policy = ExportRetryPolicy()
-        for (field, value) in map {
-            let text = string(value)
+        for (field, text) in entries {
             let unlimited = text == "unlimited"
             switch field {
             case "initial_delay": policy.initialDelay = try milliseconds(text, key: "\(key).\(field)", source: source)
@@ -150,10 +160,7 @@ enum FileRoutes {
                     }
                     policy.jitter = .proportional(fraction)
                 }
-            default:
-                throw ConfigurationError(
-                    key: "\(key).\(field)", value: "(any)", allowed: "a retry key: \(retryKeys.values.sorted().joined(separator: ", "))",
-                    source: source)
+            default: break  // policyEntries let only the keys above through
             }
         }
         return policy
@@ -161,15 +168,9 @@ enum FileRoutes {
 
     /// `breaker: none`, or a map of the circuit breaker's settings over its defaults (times in milliseconds).
     private static func breakerPolicy(_ value: Any, key: String, source: String) throws(ConfigurationError) -> CircuitBreakerPolicy? {
-        if string(value) == "none" { return nil }
-        guard let map = value as? [String: Any] else {
-            throw ConfigurationError(
-                key: key, value: string(value), allowed: "none, or a map of \(breakerKeys.values.sorted().joined(separator: ", "))",
-                source: source)
-        }
+        guard let entries = try policyEntries(value, key: key, keys: breakerKeys, source: source) else { return nil }
         var policy = CircuitBreakerPolicy()
-        for (field, value) in map {
-            let text = string(value)
+        for (field, text) in entries {
             switch field {
             case "failure_threshold":
                 guard let number = Int(text) else {
@@ -178,10 +179,7 @@ enum FileRoutes {
                 policy.failureThreshold = number
             case "cooldown": policy.cooldown = try milliseconds(text, key: "\(key).\(field)", source: source)
             case "initial_cooldown": policy.initialCooldown = try milliseconds(text, key: "\(key).\(field)", source: source)
-            default:
-                throw ConfigurationError(
-                    key: "\(key).\(field)", value: "(any)",
-                    allowed: "a breaker key: \(breakerKeys.values.sorted().joined(separator: ", "))", source: source)
+            default: break  // policyEntries let only the keys above through
             }
         }
         return policy

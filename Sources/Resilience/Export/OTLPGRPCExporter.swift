@@ -338,8 +338,9 @@
 
     /// What the exporter reads of a connection's handler from outside its event loop.
     final class GRPCConnectionState: Sendable {
-        /// Set by the handler when the collector sent GOAWAY (relaxed: a call started after it
-        /// on the connection fails with `beforeAnswer` and goes again on another).
+        /// Set by the handler when the collector sent GOAWAY or the stream ids ran out (relaxed: a
+        /// call that reaches the handler after it fails as unprocessed and goes again on another
+        /// connection).
         let goneAway = Atomic<Bool>(false)
     }
 
