@@ -108,6 +108,9 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         writerConfiguration.traces.scheduleDelay = .seconds(60)
         let writer = try TelemetryPipeline(configuration: writerConfiguration)
         emit(writer, 0..<count)
+        // Every batch spilled by itself before the shutdown: a loaded machine once reached the
+        // shutdown deadline with 3,500 records in retries, which shutdown spilled as one frame (4 frames).
+        #expect(await eventually(timeout: .seconds(60)) { writer.stats().spans.onDisk == count }, "\(writer.stats().spans)")
         let written = await writer.shutdown(deadline: .now + .seconds(5)).stats.spans
         #expect(written.onDisk == count, "\(written)")
         let segments = try FileManager.default.contentsOfDirectory(atPath: directory + "/traces").filter { $0.hasSuffix(".spill") }.sorted()
@@ -133,7 +136,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let directory = spillDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (path, offsets) = try await spilledSegment(receiver, directory: directory, count: 5_000)
-        #expect(offsets.count == 10, "\(offsets)")
+        try #require(offsets.count == 10, "\(offsets)")
         // Frame 2: a length beyond the file, the header CRC made valid again. Frame 5: a payload byte.
         var header = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))[offsets[2]..<offsets[2] + 32]
         header.replaceSubrange(header.startIndex + 4..<header.startIndex + 8, with: [0xF0, 0xFF, 0xFF, 0xFF])
