@@ -1,6 +1,7 @@
 import CSpill
 import Foundation
 import Glibc
+import ResilienceTesting
 import Testing
 
 /// A writer killed with SIGKILL at random moments: after recovery, every frame it reported
@@ -16,8 +17,7 @@ import Testing
         var totalDurable = 0
         var totalTruncated: UInt64 = 0
         for run in 0..<20 {
-            var template = Array("/tmp/spillway-crash-XXXXXX".utf8CString)
-            let root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+            let root = TestDirectory.make("crash")
             let directory = root + "/logs"
             let child = Process()
             child.executableURL = URL(fileURLWithPath: tool)

@@ -34,8 +34,7 @@ private func requestBodies(signal: TelemetrySignal, batches: Int, perBatch: Int 
 }
 
 private func temporaryDirectory() -> String {
-    var template = Array("/tmp/spillway-cspill-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    TestDirectory.make("cspill")
 }
 
 private func files(in directory: String) -> [String] {

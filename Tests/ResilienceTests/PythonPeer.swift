@@ -1,4 +1,5 @@
 import Foundation
+import ResilienceTesting
 
 /// A Python test peer (a server from `Tests/…`) running beside a test: started at once, its
 /// output kept in a file. Every wait has a deadline; the process is killed at the latest
@@ -13,7 +14,7 @@ final class PythonPeer: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: testPython)
         process.arguments = [repositoryRoot.path + "/" + script] + arguments
-        outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("spillway-peer-\(UUID().uuidString).log").path
+        outputPath = TestDirectory.make("peer") + "/peer.log"
         guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath)
         else { throw PeerError(message: "cannot write \(outputPath)") }
         process.standardOutput = output

@@ -17,9 +17,7 @@ func testConfiguration(_ receiver: OTLPReceiver, scheduleDelay: Duration = .mill
 
 /// A fresh temporary directory.
 func temporaryDirectory() -> String {
-    let path = NSTemporaryDirectory() + "spillway-integration-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
+    TestDirectory.make("integration")
 }
 
 /// The repository root, found from this file's path.

@@ -5,8 +5,7 @@ import Synchronization
 import Testing
 
 private func spillDirectory() -> String {
-    var template = Array("/tmp/spillway-pool-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    TestDirectory.make("pool")
 }
 
 /// A pipeline over a pool of `receivers`, with a spill store when `directory` is given. A full

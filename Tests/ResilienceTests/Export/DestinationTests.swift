@@ -54,7 +54,7 @@ private func configuration(main: String, spill: String?) -> PipelineConfiguratio
 }
 
 private func temporaryDirectory() -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("spillway-destinations-\(UUID().uuidString)").path
+    TestDirectory.make("destinations")
 }
 
 @Suite struct DestinationTests {

@@ -10,7 +10,7 @@ struct TestCertificates {
     func path(_ name: String) -> String { directory + "/" + name }
 
     static func make() async throws -> TestCertificates {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("spillway-tls-\(UUID().uuidString)").path
+        let directory = TestDirectory.make("tls")
         let (status, output) = try await runPython([repositoryRoot.path + "/Tests/tls/make_certs.py", directory])
         try #require(status == 0, "make_certs.py: \(output)")
         return TestCertificates(directory: directory)

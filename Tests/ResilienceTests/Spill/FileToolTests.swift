@@ -49,8 +49,7 @@ import Testing
     }
 
     static func temporaryDirectory() -> String {
-        var template = Array("/tmp/spillway-tools-XXXXXX".utf8CString)
-        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        TestDirectory.make("tools")
     }
 
     /// A spill directory made the way users make one: `spillway load` against a dead endpoint.

@@ -5,8 +5,7 @@ import ResilienceTesting
 import Testing
 
 private func spillDirectory() -> String {
-    var template = Array("/tmp/spillway-rejected-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    TestDirectory.make("rejected")
 }
 
 private func configuration(_ receiver: OTLPReceiver, directory: String, handler: (any ExportErrorHandler)? = nil) -> PipelineConfiguration {

@@ -5,8 +5,7 @@ import ResilienceTesting
 import Testing
 
 private func spillDirectory() -> String {
-    var template = Array("/tmp/spillway-replay-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    TestDirectory.make("replay")
 }
 
 private func configuration(_ receiver: OTLPReceiver, directory: String, cooldown: Duration = .milliseconds(300)) -> PipelineConfiguration {

@@ -5,8 +5,7 @@ import ResilienceTesting
 import Testing
 
 private func spillDirectory() -> String {
-    var template = Array("/tmp/spillway-store-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    TestDirectory.make("store")
 }
 
 private func segmentFiles(_ directory: String) -> [String] {
