@@ -12,6 +12,8 @@
 # keeps up, the wall time is N / RATE for all, and the CPU columns are what each costs a service
 # at that load (without the time a blocked emitter spends waiting for room in the ring).
 #
+# ROWS='http plain|grpc plain' measures only the rows whose names match that extended regex.
+#
 # SPILLWAY=/path/to/spillway measures another build of the tool (an A/B of two commits).
 # Test certificates are made fresh (Tests/tls/make_certs.py, with the venv of `make deps`).
 set -euo pipefail
@@ -28,6 +30,7 @@ trap 'rm -rf "$certs"' EXIT
 "$root/.build/venv/bin/python3" "$root/Tests/tls/make_certs.py" "$certs" > /dev/null
 row() { # name port receive-arguments… -- environment…
     local name=$1 port=$2; shift 2
+    [[ $name =~ ^(${ROWS:-.*})$ ]] || return 0
     local receive=(); while [ "$1" != "--" ]; do receive+=("$1"); shift; done; shift
     "$B" receive --port "$port" --every 1000 "${receive[@]}" > /dev/null 2>&1 & local receiver=$!
     sleep 1

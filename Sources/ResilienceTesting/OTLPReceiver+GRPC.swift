@@ -17,92 +17,156 @@ extension OTLPReceiver {
 }
 
 #if GRPC
-    /// What the streams of one receiver connection share (on its event loop).
-    final class GRPCReceiverConnection {
-        var highestStreamID = HTTP2StreamID(0)
-        var calls = 0
-        /// The last stream named in the GOAWAY sent, if one was.
-        var lastTaken: HTTP2StreamID?
-    }
-
     /// The receiver's HTTP/2 side: every stream is one unary OTLP `Export` call.
     func addGRPCServerHandlers(to channel: any Channel, box: ReceiverBox, maximumConcurrentStreams: Int, receiveWindow: Int?) throws {
         // Windows as a collector sized for throughput sets them (the HTTP/2 default of 64 KiB per
         // connection would hold a client to one 30 KB request per round trip).
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        let streamWindow = receiveWindow ?? 1 << 20
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: maximumConcurrentStreams),
-            HTTP2Setting(parameter: .initialWindowSize, value: receiveWindow ?? 1 << 20),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
             HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20)
         ]
-        connection.targetWindowSize = receiveWindow ?? 16 << 20
-        var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.targetWindowSize = receiveWindow ?? 1 << 20
-        let calls = NIOLoopBound(GRPCReceiverConnection(), eventLoop: channel.eventLoop)
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(GRPCReceiverStreamHandler(box: box, connection: calls.value))
-            }
-        }
+        try channel.pipeline.syncOperations.addHandlers([
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection),
+            GRPCReceiverHandler(box: box, connectionWindow: receiveWindow ?? 16 << 20, streamWindow: streamWindow)
+        ])
     }
 
-    /// One gRPC call: its headers and message are collected, then answered as the receiver's
-    /// ``OTLPReceiver/Behavior`` says, with gRPC statuses for failures (503 is `UNAVAILABLE`, 429
-    /// `RESOURCE_EXHAUSTED` with `RetryInfo` when a `Retry-After` is given, 401 `UNAUTHENTICATED`…).
-    final class GRPCReceiverStreamHandler: ChannelInboundHandler {
-        typealias InboundIn = HTTP2Frame.FramePayload
-        typealias OutboundOut = HTTP2Frame.FramePayload
+    /// The calls of one receiver connection, as frames on the connection's channel (no stream
+    /// channel per call: as the exporter's `GRPCCallsHandler`, which measured NIO's multiplexer at
+    /// a fifth of its event loop's time). Each stream's headers and message are collected, then
+    /// answered as the receiver's ``OTLPReceiver/Behavior`` says, with gRPC statuses for failures
+    /// (503 is `UNAVAILABLE`, 429 `RESOURCE_EXHAUSTED` with `RetryInfo` when a `Retry-After` is
+    /// given, 401 `UNAUTHENTICATED`…). Answers written while reading are flushed once, when the
+    /// read ends.
+    final class GRPCReceiverHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame
+        typealias OutboundOut = HTTP2Frame
 
-        private let box: ReceiverBox
-        private var headers: HPACKHeaders?
-        /// The message's 5-byte prefix (compressed flag, length), then the message itself: the
-        /// data frames are copied once, as the HTTP side copies a body once.
-        private var prefix: [UInt8] = []
-        private var message: [UInt8] = []
-
-        private let connection: GRPCReceiverConnection
-
-        init(box: ReceiverBox, connection: GRPCReceiverConnection) {
-            self.box = box
-            self.connection = connection
+        private struct Stream {
+            var headers: HPACKHeaders
+            /// The message's 5-byte prefix (compressed flag, then length), as far as it came.
+            var prefix: UInt64 = 0
+            var prefixBytes = 0
+            /// The message, copied once from the data frames (as the HTTP side copies a body once).
+            var message: [UInt8] = []
+            /// Bytes read on the stream whose window was not given back yet.
+            var unreturned = 0
         }
 
-        private var streamID = HTTP2StreamID(0)
+        private let box: ReceiverBox
+        private var streams: [HTTP2StreamID: Stream] = [:]
+        private var highestStreamID = HTTP2StreamID(0)
+        private var calls = 0
+        /// The last stream named in the GOAWAY sent, if one was.
+        private var lastTaken: HTTP2StreamID?
+        private var windows: HTTP2ReceiveWindows
+        private var flushPending = false
+        /// Set by ``OTLPReceiver/Behavior/goAway(every:)``: a GOAWAY goes when the read ends.
+        private var goAwayDue = false
+        private var sentInitialWindow = false
+
+        init(box: ReceiverBox, connectionWindow: Int, streamWindow: Int) {
+            self.box = box
+            self.windows = HTTP2ReceiveWindows(connectionTarget: connectionWindow, streamTarget: streamWindow)
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            // The connection's window starts at 64 KiB whatever the settings say: one WINDOW_UPDATE
+            // opens it to the target.
+            if !sentInitialWindow, let increment = windows.initialConnectionIncrement {
+                sentInitialWindow = true
+                context.writeAndFlush(
+                    wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil
+                )
+            }
+            context.fireChannelActive()
+        }
 
         func handlerAdded(context: ChannelHandlerContext) {
-            if let id = try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID) {
-                streamID = id
-                connection.highestStreamID = max(connection.highestStreamID, id)
-            }
+            if context.channel.isActive { channelActive(context: context) }
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .headers(let frame):
-                headers = frame.headers
-                if frame.endStream { handle(context: context) }
-            case .data(let frame):
-                if case .byteBuffer(var buffer) = frame.data {
-                    while prefix.count < 5, let byte = buffer.readInteger(as: UInt8.self) { prefix.append(byte) }
-                    if message.isEmpty, prefix.count == 5 {
-                        let length = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
-                        message.reserveCapacity(min(length, 64 << 20))
+            let frame = unwrapInboundIn(data)
+            let id = frame.streamID
+            switch frame.payload {
+            case .headers(let headers):
+                guard streams[id] == nil else { return }  // trailers from a client: none expected
+                highestStreamID = max(highestStreamID, id)
+                streams[id] = Stream(headers: headers.headers)
+                if headers.endStream { handle(id, context: context) }
+            case .data(let data):
+                // Taken out while it grows, so that its message is not copied on write.
+                var stream = streams.removeValue(forKey: id)
+                var unreturned = stream?.unreturned ?? 0
+                returnWindows(data, on: id, streamUnreturned: &unreturned, context: context)
+                guard var stream = stream.take() else { return }
+                stream.unreturned = unreturned
+                if case .byteBuffer(var buffer) = data.data {
+                    while stream.prefixBytes < 5, let byte = buffer.readInteger(as: UInt8.self) {
+                        stream.prefix = stream.prefix << 8 | UInt64(byte)
+                        stream.prefixBytes += 1
+                        if stream.prefixBytes == 5 { stream.message.reserveCapacity(min(Int(stream.prefix & 0xFFFF_FFFF), 64 << 20)) }
                     }
-                    buffer.withUnsafeReadableBytes { message.append(contentsOf: $0) }
+                    buffer.withUnsafeReadableBytes { stream.message.append(contentsOf: $0) }
                 }
-                if frame.endStream { handle(context: context) }
+                streams[id] = stream
+                if data.endStream { handle(id, context: context) }
+            case .rstStream:
+                streams[id] = nil
             default:
                 break
             }
         }
 
-        private func handle(context: ChannelHandlerContext) {
-            guard let headers, let receiver = box.receiver.withLock({ $0 }) else { return }
-            if let last = connection.lastTaken, streamID > last {
+        /// Gives back the windows of what was read (all of it: a message is taken whole).
+        private func returnWindows(
+            _ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID, streamUnreturned: inout Int, context: ChannelHandlerContext
+        ) {
+            let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+            let increments = windows.read(length, stream: &streamUnreturned, streamEnded: data.endStream)
+            if increments.connection > 0 {
+                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increments.connection)), context)
+            }
+            if increments.stream > 0 {
+                write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increments.stream)), context)
+            }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            if goAwayDue, lastTaken == nil {
+                // As a collector ending a connection gracefully, once what it read is taken: the
+                // last stream it names is the highest it has seen, so every stream it took is
+                // answered and none above it was.
+                lastTaken = highestStreamID
+                write(
+                    HTTP2Frame(
+                        streamID: .rootStream, payload: .goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)),
+                    context)
+                let channel = context.channel
+                context.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
+            }
+            if flushPending {
+                flushPending = false
+                context.flush()
+            }
+            context.fireChannelReadComplete()
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let closed = event as? StreamClosedEvent { streams[closed.streamID] = nil }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        private func handle(_ id: HTTP2StreamID, context: ChannelHandlerContext) {
+            guard let stream = streams.removeValue(forKey: id), let receiver = box.receiver.withLock({ $0 }) else { return }
+            let headers = stream.headers
+            if let last = lastTaken, id > last {
                 // Opened after the GOAWAY that said this connection takes nothing above `last`.
-                context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
+                write(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream)), context)
                 return
             }
             let grpcPath = headers.first(name: ":path") ?? ""
@@ -115,65 +179,56 @@ extension OTLPReceiver {
             var http = HTTPHeaders()
             for (name, value, _) in headers where !name.hasPrefix(":") { http.add(name: name, value: value) }
             // The one length-prefixed message, inflated if its flag says so.
-            var message = self.message
-            if prefix.count == 5, prefix[0] == 1 {
+            var message = stream.message
+            if stream.prefixBytes == 5, stream.prefix >> 32 == 1 {
                 guard headers.first(name: "grpc-encoding") == "gzip", let inflated = gzipDecompress(message, maximumSize: 256 << 20) else {
-                    status(context, code: 3, message: "compressed message is not gzip")
+                    status(id, context, code: 3, message: "compressed message is not gzip")
                     return
                 }
                 message = inflated
             }
             switch receiver.behaviorForNextRequest(path: path) {
             case .accept:
-                answer(receiver.accept(path: path, headers: http, body: message, rejected: 0, message: ""), receiver, context)
+                answer(id, receiver.accept(path: path, headers: http, body: message, rejected: 0, message: ""), receiver, context)
             case .delay(let duration):
                 let answer = receiver.accept(path: path, headers: http, body: message, rejected: 0, message: "")
                 let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 let (seconds, attoseconds) = duration.components
                 context.eventLoop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) {
                     let (handler, context) = bound.value
-                    handler.answer(answer, receiver, context)
+                    handler.answer(id, answer, receiver, context)
+                    context.flush()
                 }
             case .partialSuccess(let rejected, let text):
-                answer(receiver.accept(path: path, headers: http, body: message, rejected: rejected, message: text), receiver, context)
+                answer(id, receiver.accept(path: path, headers: http, body: message, rejected: rejected, message: text), receiver, context)
             case .fail(let code, let retryAfter):
-                answer(.status(code, retryAfter: retryAfter, message: "receiver told to fail with \(code)"), receiver, context)
+                answer(id, .status(code, retryAfter: retryAfter, message: "receiver told to fail with \(code)"), receiver, context)
             case .failEchoingHeader(let code, let header):
                 let echoed = headers.first(name: header.lowercased()) ?? "(none)"
-                answer(.status(code, retryAfter: nil, message: "invalid \(header): \(echoed)"), receiver, context)
+                answer(id, .status(code, retryAfter: nil, message: "invalid \(header): \(echoed)"), receiver, context)
             case .goAway(let every):
-                answer(receiver.accept(path: path, headers: http, body: message, rejected: 0, message: ""), receiver, context)
-                connection.calls += 1
-                guard connection.calls % max(1, every) == 0, connection.lastTaken == nil, let parent = context.channel.parent else {
-                    return
-                }
-                // As a collector ending a connection gracefully: the last stream it names is the
-                // highest it has seen, so every stream it took is answered and none above it was.
-                let last = connection.highestStreamID
-                connection.lastTaken = last
-                parent.writeAndFlush(
-                    HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .noError, opaqueData: nil))
-                )
-                .whenComplete { _ in }
-                parent.eventLoop.scheduleTask(in: .milliseconds(200)) { parent.close(promise: nil) }
+                answer(id, receiver.accept(path: path, headers: http, body: message, rejected: 0, message: ""), receiver, context)
+                calls += 1
+                if calls % max(1, every) == 0 { goAwayDue = true }
             case .failGRPC(let code, let retryDelay):
                 receiver.noteStatus(200)
-                status(context, code: code, message: "receiver told to answer gRPC status \(code)", retryDelay: retryDelay)
+                status(id, context, code: code, message: "receiver told to answer gRPC status \(code)", retryDelay: retryDelay)
             case .resetConnection, .closeMidResponse:
-                context.channel.parent?.close(promise: nil)
+                context.close(promise: nil)
             case .garbage:
                 receiver.noteStatus(200)
-                send(context, message: [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02])
+                send(id, context, message: [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02])
             case .randomFaults, .failFirst:
-                status(context, code: 13, message: "unreachable: resolved per request")
+                status(id, context, code: 13, message: "unreachable: resolved per request")
             }
         }
 
-        private func answer(_ answer: OTLPReceiver.Answer, _ receiver: OTLPReceiver, _ context: ChannelHandlerContext) {
+        private func answer(_ id: HTTP2StreamID, _ answer: OTLPReceiver.Answer, _ receiver: OTLPReceiver, _ context: ChannelHandlerContext)
+        {
             switch answer {
             case .ok(let bytes):
                 receiver.noteStatus(200)
-                send(context, message: bytes)
+                send(id, context, message: bytes)
             case .status(let http, let retryAfter, let message):
                 receiver.noteStatus(http)
                 let code: Int =
@@ -187,32 +242,41 @@ extension OTLPReceiver {
                     case 500...599: 13
                     default: 2
                     }
-                status(context, code: code, message: message, retryDelay: retryAfter.flatMap { Int64($0) }.map { .seconds($0) })
+                status(id, context, code: code, message: message, retryDelay: retryAfter.flatMap { Int64($0) }.map { .seconds($0) })
             default:
-                context.channel.parent?.close(promise: nil)
+                context.close(promise: nil)
             }
         }
 
+        /// Written now, flushed when the read ends (or by a delayed answer's own flush).
+        private func write(_ frame: HTTP2Frame, _ context: ChannelHandlerContext) {
+            context.write(wrapOutboundOut(frame), promise: nil)
+            flushPending = true
+        }
+
+        private static let okHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
+        private static let okTrailers: HPACKHeaders = ["grpc-status": "0"]
+
         /// An `OK` answer carrying `message`.
-        private func send(_ context: ChannelHandlerContext, message: [UInt8]) {
+        private func send(_ id: HTTP2StreamID, _ context: ChannelHandlerContext, message: [UInt8]) {
             var buffer = context.channel.allocator.buffer(capacity: 5 + message.count)
             buffer.writeInteger(UInt8(0))
             buffer.writeInteger(UInt32(message.count))
             buffer.writeBytes(message)
-            let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
-            context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: ["grpc-status": "0"], endStream: true))), promise: nil)
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.okHeaders))), context)
+            write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), context)
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.okTrailers, endStream: true))), context)
         }
 
         /// A trailers-only answer with `code` (and a `RetryInfo` in the status details).
-        private func status(_ context: ChannelHandlerContext, code: Int, message: String, retryDelay: Duration? = nil) {
+        private func status(_ id: HTTP2StreamID, _ context: ChannelHandlerContext, code: Int, message: String, retryDelay: Duration? = nil)
+        {
             var headers: HPACKHeaders = [
                 ":status": "200", "content-type": "application/grpc", "grpc-status": "\(code)",
                 "grpc-message": GRPCTestWire.percentEncoded(message)
             ]
             if let retryDelay { headers.add(name: "grpc-status-details-bin", value: GRPCTestWire.statusDetails(code, message, retryDelay)) }
-            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))), promise: nil)
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), context)
         }
     }
 

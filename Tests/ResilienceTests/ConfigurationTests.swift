@@ -51,6 +51,10 @@ import Testing
         #expect(error { $0.traces.maxConcurrentExports = 0 }?.key == "traces.maxConcurrentExports")
         #expect(error { $0.exporter.timeout = .seconds(-1) }?.key == "exporter.timeout")
         #expect(error { $0.exporter.headers = ["bad header": "x"] }?.key == "exporter.headers")
+        // A line break in a value (a percent-encoded %0A in OTEL_EXPORTER_OTLP_HEADERS) would
+        // fail every request at the transport; the value itself (a secret, often) is not shown.
+        let value = try #require(error { $0.exporter.traces.headers = ["authorization": "Bearer abc\r\nX-Evil: 1"] })
+        #expect(value.key == "exporter.traces.headers.authorization" && !value.description.contains("abc"), "\(value)")
         #expect(batch.description.contains("traces.maxExportBatchSize"))
     }
 

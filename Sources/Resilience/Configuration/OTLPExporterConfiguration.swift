@@ -225,6 +225,11 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
             for name in headers.keys where name.isEmpty || name.utf8.contains(where: { $0 <= 32 || $0 == UInt8(ascii: ":") || $0 >= 127 }) {
                 throw ConfigurationError(key: "\(prefix).headers", value: name, allowed: "header names of visible ASCII without ':'")
             }
+            // HTTP/1.1 and HTTP/2 both refuse these in a value (RFC 9110 §5.5, RFC 9113 §8.2.1).
+            for (name, value) in headers where value.utf8.contains(where: { $0 == 0 || $0 == 10 || $0 == 13 }) {
+                throw ConfigurationError(
+                    key: "\(prefix).headers.\(name)", value: "(not shown)", allowed: "a value without NUL, CR or LF")
+            }
         }
         try tls.validate(prefix: "exporter.tls")
         try tls.overridden(by: traces.tls).validate(prefix: "exporter.traces.tls")

