@@ -16,7 +16,7 @@
     /// NIOHTTP2Handler below still does the protocol: HPACK, outbound flow control (DATA frames
     /// wait for window), the peer's concurrent-stream limit (streams over it wait in its buffer),
     /// frame sizes. The receive windows the multiplexer used to give back, this handler gives back
-    /// (`returnWindow`).
+    /// (``HTTP2ReceiveWindows``).
     ///
     /// Thread-safety: used on its channel's event loop only.
     final class GRPCCallsHandler: ChannelInboundHandler {
@@ -116,10 +116,16 @@
                 calls[frame.streamID] = call
                 if call.response.trailers != nil { finish(frame.streamID, .success(call.response)) }
             case .data(let data):
-                returnWindow(data, on: frame.streamID, context: context)
-                guard var call = calls[frame.streamID] else { return }
+                // Taken out while it grows, so that its body is not copied on write.
+                guard var call = calls.removeValue(forKey: frame.streamID) else {
+                    var unknown = 0
+                    returnWindow(data, on: frame.streamID, streamUnreturned: &unknown, context: context)
+                    return
+                }
+                returnWindow(data, on: frame.streamID, streamUnreturned: &call.streamUnreturned, context: context)
                 if case .byteBuffer(var buffer) = data.data {
                     guard call.response.body.count + buffer.readableBytes <= Self.maximumResponseBody else {
+                        calls[frame.streamID] = call
                         finish(
                             frame.streamID,
                             .failure(OTLPExportError(code: .invalidResponse, message: "response over \(Self.maximumResponseBody) bytes")))
@@ -185,39 +191,26 @@
             if closed, calls.isEmpty, let context, context.channel.isActive { context.close(promise: nil) }
         }
 
-        /// Received bytes the collector's window does not have back yet, on the connection.
-        private var unreturned = 0
-        private static let windowReturnThreshold = 16_384
+        private var windows = HTTP2ReceiveWindows()
 
-        /// Gives the receive window back for what was read: every answer's message counts against
-        /// the connection's window (65,535 bytes), and without a WINDOW_UPDATE the collector stops
-        /// answering after ~13,000 calls. (NIO's multiplexer does this for its stream channels;
-        /// this handler does it for itself.) A stream's own window is topped up only for a long
-        /// answer: a stream ends after one.
-        private func returnWindow(_ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID, context: ChannelHandlerContext) {
+        /// Gives the receive windows back for what was read: every answer's message counts against
+        /// the connection's window, and without WINDOW_UPDATEs the collector stops answering
+        /// after ~13,000 calls. A stream's own window is topped up only for a long answer.
+        private func returnWindow(
+            _ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID, streamUnreturned: inout Int, context: ChannelHandlerContext
+        ) {
             let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
-            guard length > 0 else { return }
-            unreturned += length
-            var flush = false
-            if unreturned >= Self.windowReturnThreshold {
+            let increments = windows.read(length, stream: &streamUnreturned, streamEnded: data.endStream)
+            if increments.connection > 0 {
                 context.write(
-                    wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: unreturned))),
+                    wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increments.connection))),
                     promise: nil)
-                unreturned = 0
-                flush = true
             }
-            if !data.endStream, var call = calls[id] {
-                call.streamUnreturned += length
-                if call.streamUnreturned >= Self.windowReturnThreshold {
-                    context.write(
-                        wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: call.streamUnreturned))),
-                        promise: nil)
-                    call.streamUnreturned = 0
-                    flush = true
-                }
-                calls[id] = call
+            if increments.stream > 0 {
+                context.write(
+                    wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increments.stream))), promise: nil)
             }
-            if flush { context.flush() }
+            if increments.connection > 0 || increments.stream > 0 { context.flush() }
         }
 
         /// Abandons a stream whose answer is no longer wanted.
