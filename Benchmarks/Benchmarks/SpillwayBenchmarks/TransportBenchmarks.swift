@@ -58,7 +58,9 @@ func spillwayEndToEnd(_ benchmark: Benchmark, over transport: BenchTransport, sp
     configuration.exporter.endpoint = transport.tls ? "https://localhost:\(receiver.port)" : receiver.endpoint
     if let certificates { configuration.exporter.tls = ExporterTLSConfiguration(certificateFile: certificates.path("ca.pem")) }
     configuration.overflowPolicy = .block(upTo: .seconds(30))
-    configuration.traces.maxConcurrentExports = 4
+    // The export window as shipped (adaptive, up to 128 requests in flight), as `spillway load`
+    // between processes: a window fixed at 4 measured each transport's per-request latency
+    // more than its throughput.
     let pipeline = try TelemetryPipeline(configuration: configuration)
     let tracer = pipeline.tracer(scope: "bench")
     let start = ContinuousClock.now
