@@ -156,7 +156,10 @@ import ResilienceTesting
             guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=8m") == 0 else {
                 throw ValidationError("mount tmpfs: \(String(cString: strerror(errno)))")
             }
-            defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+            defer {
+                umount2(mountPoint, Int32(MNT_DETACH))
+                rmdir(mountPoint)
+            }
             let ballast = mountPoint + "/ballast"
             try fillUntilFull(ballast, leaving: 64 << 10)
             let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)

@@ -191,7 +191,10 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
             Issue.record("could not mount a tmpfs: errno \(errno)")
             return
         }
-        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        defer {
+            umount2(mountPoint, Int32(MNT_DETACH))
+            rmdir(mountPoint)
+        }
         let ballast = mountPoint + "/ballast"
         FileManager.default.createFile(atPath: ballast, contents: Data(count: 200 * 1024))
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
