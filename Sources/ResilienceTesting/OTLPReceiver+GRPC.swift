@@ -9,8 +9,9 @@ import Synchronization
 #endif
 
 extension OTLPReceiver {
-    /// Thrown by ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:receiveWindow:)`` for gRPC in a build without the
-    /// package trait `GRPC`.
+    /// Thrown by
+    /// ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:receiveWindow:ownEventLoops:)``
+    /// for gRPC in a build without the package trait `GRPC`.
     public struct GRPCUnavailableError: Error, CustomStringConvertible {
         public var description: String { "this build of Spillway leaves out gRPC (the package trait GRPC)" }
     }

@@ -23,8 +23,9 @@ extension OTLPReceiver {
         }
     }
 
-    /// Thrown by ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:receiveWindow:)`` when a TLS file cannot be
-    /// read as what it should be.
+    /// Thrown by
+    /// ``start(port:retention:countIDs:tls:protocol:maximumConcurrentStreams:receiveWindow:ownEventLoops:)``
+    /// when a TLS file cannot be read as what it should be.
     public struct TLSFileError: Error, CustomStringConvertible {
         public var path: String
         public var expected: String

@@ -60,6 +60,8 @@ public final class OTLPReceiver: Sendable {
     let retention: Retention
     let countIDs: Bool
     private let channel: any Channel
+    /// The event loops of `ownEventLoops`, if it was given.
+    private let ownGroup: MultiThreadedEventLoopGroup?
     /// The port it listens on, at 127.0.0.1.
     public let port: Int
     /// Whether it speaks TLS (``start(port:retention:countIDs:tls:)`` with a ``TLS``).
@@ -68,8 +70,9 @@ public final class OTLPReceiver: Sendable {
     /// (with the same ``OTLPExporterConfiguration/protocol`` as the receiver's).
     public var endpoint: String { "\(usesTLS ? "https" : "http")://127.0.0.1:\(port)" }
 
-    private init(channel: any Channel, retention: Retention, countIDs: Bool, usesTLS: Bool) {
+    private init(channel: any Channel, retention: Retention, countIDs: Bool, usesTLS: Bool, ownGroup: MultiThreadedEventLoopGroup?) {
         self.channel = channel
+        self.ownGroup = ownGroup
         self.port = channel.localAddress?.port ?? 0
         self.usesTLS = usesTLS
         self.retention = retention
@@ -89,10 +92,14 @@ public final class OTLPReceiver: Sendable {
     ///     (`SETTINGS_MAX_CONCURRENT_STREAMS`). - Default value: 1000.
     ///   - receiveWindow: gRPC: the receive window of each stream and of the connection, bytes
     ///     (65,535 is HTTP/2's default). - Default value: 1 MiB per stream, 16 MiB per connection.
+    ///   - ownEventLoops: Run on a group of this many event-loop threads of its own, shut down by
+    ///     ``stop()``. - Default value: `nil`, NIO's singleton group, which the exporters use too:
+    ///     in one process the receiver's work then runs on their event loops, as no real
+    ///     collector's does (a benchmark gives it loops of its own).
     /// - Throws: a TLS file that cannot be read; the port is taken; gRPC or TLS without its trait.
     public static func start(
         port: Int = 0, retention: Retention = .records, countIDs: Bool = true, tls: TLS? = nil, protocol: OTLPProtocol = .httpProtobuf,
-        maximumConcurrentStreams: Int = 1000, receiveWindow: Int? = nil
+        maximumConcurrentStreams: Int = 1000, receiveWindow: Int? = nil, ownEventLoops: Int? = nil
     ) async throws -> OTLPReceiver {
         let box = ReceiverBox()
         let grpc = `protocol` == .grpc
@@ -100,7 +107,8 @@ public final class OTLPReceiver: Sendable {
         #if !GRPC
             if grpc { throw GRPCUnavailableError() }
         #endif
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let own = ownEventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: max(1, $0)) }
+        let bootstrap = ServerBootstrap(group: own ?? MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -117,15 +125,23 @@ public final class OTLPReceiver: Sendable {
                     }
                 }
             }
-            .bind(host: "127.0.0.1", port: port).get()
-        let receiver = OTLPReceiver(channel: channel, retention: retention, countIDs: countIDs, usesTLS: tls != nil)
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
+        } catch {
+            try? await own?.shutdownGracefully()
+            throw error
+        }
+        let receiver = OTLPReceiver(channel: channel, retention: retention, countIDs: countIDs, usesTLS: tls != nil, ownGroup: own)
         box.receiver.withLock { $0 = receiver }
         return receiver
     }
 
-    /// Stops listening. Open connections are closed by their peers or when the process ends.
+    /// Stops listening. Open connections are closed by their peers or when the process ends (with
+    /// `ownEventLoops`, now: its event loops shut down).
     public func stop() async throws {
         try await channel.close()
+        try await ownGroup?.shutdownGracefully()
     }
 
     /// How the receiver answers from now on.

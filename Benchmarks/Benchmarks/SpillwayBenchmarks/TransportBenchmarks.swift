@@ -46,12 +46,13 @@ struct BenchCertificates {
 }
 
 /// Spillway end to end over `transport`: emits `spans` spans with blocking overflow, flushes, and
-/// counts every span by id at the receiver. The report line gives throughput and loss.
+/// counts every span by id at the receiver (on event loops of its own: a collector does not run
+/// on the sender's). The report line gives throughput and loss.
 func spillwayEndToEnd(_ benchmark: Benchmark, over transport: BenchTransport, spans: Int) async throws {
     let certificates = transport.tls ? try BenchCertificates.make() : nil
     defer { certificates?.remove() }
     let receiver = try await OTLPReceiver.start(
-        retention: [], countIDs: false, tls: certificates?.server, protocol: transport.protocolKind)
+        retention: [], countIDs: false, tls: certificates?.server, protocol: transport.protocolKind, ownEventLoops: 2)
     var configuration = PipelineConfiguration(serviceName: "bench")
     configuration.exporter.protocol = transport.protocolKind
     configuration.exporter.compression = transport.compression
@@ -90,7 +91,7 @@ func spillwayEndToEnd(_ benchmark: Benchmark, over transport: BenchTransport, sp
 /// measured until the receiver stops growing for longer than swift-otel's 5 s schedule delay (it
 /// has no flush in its public API; the quiet window is not counted).
 func swiftOTelEndToEnd(_ benchmark: Benchmark, over protocolKind: OTLPProtocol, spans: Int) async throws {
-    let receiver = try await OTLPReceiver.start(retention: [], countIDs: false, protocol: protocolKind)
+    let receiver = try await OTLPReceiver.start(retention: [], countIDs: false, protocol: protocolKind, ownEventLoops: 2)
     var config = OTel.Configuration.default
     config.traces.sampler = .alwaysOn
     if protocolKind == .grpc {
