@@ -103,7 +103,8 @@ extension OTLPReceiver {
                 // Taken out while it grows, so that its message is not copied on write.
                 var stream = streams.removeValue(forKey: id)
                 var unreturned = stream?.unreturned ?? 0
-                returnWindows(data, on: id, streamUnreturned: &unreturned, context: context)
+                // What was read is given back (a message is taken whole); flushed when the read ends.
+                _ = windows.read(data, on: id, streamUnreturned: &unreturned) { write($0, context) }
                 guard var stream = stream.take() else { return }
                 stream.unreturned = unreturned
                 if case .byteBuffer(var buffer) = data.data {
@@ -120,20 +121,6 @@ extension OTLPReceiver {
                 streams[id] = nil
             default:
                 break
-            }
-        }
-
-        /// Gives back the windows of what was read (all of it: a message is taken whole).
-        private func returnWindows(
-            _ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID, streamUnreturned: inout Int, context: ChannelHandlerContext
-        ) {
-            let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
-            let increments = windows.read(length, stream: &streamUnreturned, streamEnded: data.endStream)
-            if increments.connection > 0 {
-                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increments.connection)), context)
-            }
-            if increments.stream > 0 {
-                write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increments.stream)), context)
             }
         }
 

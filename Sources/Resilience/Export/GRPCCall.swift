@@ -199,18 +199,9 @@
         private func returnWindow(
             _ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID, streamUnreturned: inout Int, context: ChannelHandlerContext
         ) {
-            let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
-            let increments = windows.read(length, stream: &streamUnreturned, streamEnded: data.endStream)
-            if increments.connection > 0 {
-                context.write(
-                    wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increments.connection))),
-                    promise: nil)
+            if windows.read(data, on: id, streamUnreturned: &streamUnreturned, send: { context.write(wrapOutboundOut($0), promise: nil) }) {
+                context.flush()
             }
-            if increments.stream > 0 {
-                context.write(
-                    wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increments.stream))), promise: nil)
-            }
-            if increments.connection > 0 || increments.stream > 0 { context.flush() }
         }
 
         /// Abandons a stream whose answer is no longer wanted.

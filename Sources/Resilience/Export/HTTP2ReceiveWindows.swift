@@ -1,4 +1,7 @@
 #if GRPC
+    import NIOCore
+    package import NIOHTTP2
+
     /// The receive windows of one HTTP/2 connection whose frames are handled without NIO's stream
     /// multiplexer, which otherwise gives them back: what was read is returned in WINDOW_UPDATE
     /// frames once half a window's target is used, as the multiplexer does. Without them a peer
@@ -26,6 +29,21 @@
         /// say) to its target, if the target is larger.
         package var initialConnectionIncrement: Int? {
             connectionTarget > Self.protocolDefault ? connectionTarget - Self.protocolDefault : nil
+        }
+
+        /// Counts what a DATA frame of stream `id` carried (data and padding), whose stream has
+        /// `streamUnreturned` bytes not given back yet, and hands `send` the WINDOW_UPDATE frames
+        /// due now. Returns whether it sent any (the caller flushes).
+        package mutating func read(
+            _ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID, streamUnreturned: inout Int, send: (HTTP2Frame) -> Void
+        ) -> Bool {
+            let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+            let increments = read(length, stream: &streamUnreturned, streamEnded: data.endStream)
+            if increments.connection > 0 {
+                send(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increments.connection)))
+            }
+            if increments.stream > 0 { send(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increments.stream))) }
+            return increments.connection > 0 || increments.stream > 0
         }
 
         /// Counts `length` flow-controlled bytes (a DATA frame's data and padding) read on a stream

@@ -131,19 +131,12 @@
             let endpoint = endpoints[index]
             let settings = settings[index]
             let compressed = settings.compression == .gzip
-            var message: ByteBuffer
-            if compressed {
-                let payload = gzipCompress(batch.body)
-                message = ByteBufferAllocator().buffer(capacity: 5 + payload.readableBytes)
-                message.writeInteger(UInt8(1))
-                message.writeInteger(UInt32(payload.readableBytes))
-                message.writeImmutableBuffer(payload)
-            } else {
-                message = ByteBufferAllocator().buffer(capacity: 5 + batch.body.count)
-                message.writeInteger(UInt8(0))
-                message.writeInteger(UInt32(batch.body.count))
-                message.writeBytes(batch.body)
-            }
+            // The gRPC message: a compressed flag, the length (set once known), the payload.
+            var message = ByteBufferAllocator().buffer(capacity: 5 + batch.body.count)
+            message.writeInteger(UInt8(compressed ? 1 : 0))
+            message.writeInteger(UInt32(0))
+            if compressed { message.writeImmutableBuffer(gzipCompress(batch.body)) } else { message.writeBytes(batch.body) }
+            message.setInteger(UInt32(message.readableBytes - 5), at: message.readerIndex + 1)
             let headers = requestHeaders[index]
             let timeout = TimeAmount.nanoseconds(settings.timeout.nanoseconds)
 
