@@ -25,6 +25,10 @@ rate=${RATE:-0}
 [[ $rate =~ ^[0-9]+$ && $N =~ ^[0-9]+$ ]] || { echo "transport_figures: N and RATE are whole numbers (spans, spans a second)"; exit 2; }
 runs=${1:-3}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "transport_figures: RUNS is a whole number >= 1"; exit 2; }
+names=("http plain" "http gzip" "http tls" "grpc plain" "grpc tls")
+matched=0
+for name in "${names[@]}"; do [[ $name =~ ^(${ROWS:-.*})$ ]] && matched=1; done
+[ $matched = 1 ] || { echo "transport_figures: ROWS='${ROWS}' matches none of the rows: $(IFS=,; echo "${names[*]}" | sed 's/,/, /g')"; exit 2; }
 certs=$(mktemp -d)
 trap 'rm -rf "$certs"' EXIT
 "$root/.build/venv/bin/python3" "$root/Tests/tls/make_certs.py" "$certs" > /dev/null

@@ -27,6 +27,18 @@ import ResilienceTesting
         @Option(help: "Run only the scenarios whose names contain this (repeatable).") var only: [String] = []
         @Option(help: "Also write the table, as Markdown, to this file.") var report: String?
 
+        func validate() throws {
+            guard let report else { return }
+            // Checked before minutes of scenarios, not after them.
+            let directory = (report as NSString).deletingLastPathComponent
+            let path = directory.isEmpty ? "." : directory
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue, access(path, W_OK) == 0
+            else {
+                throw ValidationError("--report: cannot write \(report): \(path) is not a writable directory")
+            }
+        }
+
         func run() async throws {
             let runner = FaultRunner(short: short)
             let scenarios = runner.scenarios.filter { scenario in only.isEmpty || only.contains { scenario.name.contains($0) } }

@@ -42,7 +42,8 @@ import Testing
     @Test func badNumbersAreUsageErrorsNeverTraps() async throws {
         for arguments in [
             ["load", "--spans", "9223372036854775807"], ["load", "--spans", "-5"], ["load", "--rate", "nan"], ["load", "--threads", "0"],
-            ["replay", "x", "--give-up-after", "0"], ["demo", "--faults", "2"], ["receive", "--fail", "999"]
+            ["replay", "x", "--give-up-after", "0"], ["demo", "--faults", "2"], ["receive", "--fail", "999"],
+            ["faults", "--report", "/nonexistent/dir/table.md"]
         ] {
             let result = try await FileToolTests.run(
                 arguments + ["--endpoint", "http://127.0.0.1:9"].filter { _ in arguments[0] == "load" })

@@ -60,6 +60,27 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         try await receiver.stop()
     }
 
+    /// The receiver on event loops of its own (as the benchmarks run it), for both protocols:
+    /// it takes every span once and `stop()` ends its loops — twice in a row, with the same port
+    /// free again each time.
+    @Test(.timeLimit(.minutes(2)), arguments: [OTLPProtocol.grpc, .httpProtobuf])
+    func aReceiverOnItsOwnEventLoopsTakesEverySpanAndStops(_ kind: OTLPProtocol) async throws {
+        for _ in 0..<2 {
+            let receiver = try await OTLPReceiver.start(retention: [], protocol: kind, ownEventLoops: 1)
+            var configuration = configuration(endpoint: receiver.endpoint)
+            configuration.exporter.protocol = kind
+            let pipeline = try TelemetryPipeline(configuration: configuration)
+            emit(pipeline, spans: 0..<2_000)
+            #expect(
+                await eventually(timeout: .seconds(30)) { settled(pipeline) && pipeline.stats().spans.exported == 2_000 },
+                "\(pipeline.stats())")
+            let spans = receiver.sequenceReport(expected: 2_000)
+            #expect(spans.missing == 0 && spans.duplicates == 0, "\(spans)")
+            await shutDownCheckingBooks(pipeline)
+            try await receiver.stop()
+        }
+    }
+
     /// A collector that allows 2 streams per connection and ends every connection with GOAWAY
     /// after 7 calls (a maximum connection age): calls over the stream limit wait for a free
     /// stream, calls the collector took are answered on the closing connection, calls it did not
