@@ -15,7 +15,7 @@
 #define CSP_SEGMENT_HEADER_SIZE 32
 #define CSP_SEGMENT_MAGIC 0      /* 8 bytes, "SPILLWAY" */
 #define CSP_SEGMENT_VERSION 8    /* u16 */
-#define CSP_SEGMENT_SIGNAL 10    /* u16: CSP_SIGNAL_TRACES or CSP_SIGNAL_LOGS */
+#define CSP_SEGMENT_SIGNAL 10    /* u16: CSP_SIGNAL_TRACES, _LOGS or _METRICS */
 #define CSP_SEGMENT_FLAGS 12     /* u32 */
 #define CSP_SEGMENT_SEQUENCE 16  /* u64 */
 #define CSP_SEGMENT_CREATED 24   /* u64, Unix nanoseconds */

@@ -64,7 +64,7 @@ int csp_reader_open(const char *path, csp_reader_t **out, csp_segment_header_t *
 	}
 	uint16_t version = csp_get16(map + CSP_SEGMENT_VERSION), signal = csp_get16(map + CSP_SEGMENT_SIGNAL);
 	if (memcmp(map + CSP_SEGMENT_MAGIC, csp_segment_magic, 8) != 0 || version != CSP_FORMAT_VERSION ||
-	    (signal != CSP_SIGNAL_TRACES && signal != CSP_SIGNAL_LOGS)) {
+	    (signal != CSP_SIGNAL_TRACES && signal != CSP_SIGNAL_LOGS && signal != CSP_SIGNAL_METRICS)) {
 		munmap((void *)map, (size_t)st.st_size);
 		close(fd);
 		return -EBADMSG;

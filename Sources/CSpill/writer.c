@@ -186,7 +186,8 @@ static int open_segment(csp_writer_t *w)
 
 int csp_writer_open(const csp_writer_options_t *options, csp_writer_t **out)
 {
-	if (!options || !options->directory || !out || (options->signal != CSP_SIGNAL_TRACES && options->signal != CSP_SIGNAL_LOGS))
+	if (!options || !options->directory || !out || (options->signal != CSP_SIGNAL_TRACES && options->signal != CSP_SIGNAL_LOGS &&
+	                                          options->signal != CSP_SIGNAL_METRICS))
 		return -EINVAL;
 	if (strlen(options->directory) >= 4000)
 		return -ENAMETOOLONG;

@@ -34,6 +34,8 @@ public final class TelemetryPipeline: Sendable {
     /// The instrumentation scopes of the tracers and loggers handed out, numbered in order.
     private let scopes: ScopeRegistry
     private let monitor: PipelineMonitor
+    /// Collects the application's metric series and exports them through the main chain.
+    private let metricReader: MetricReader
     let logger: Logger
     private let shutDown = Atomic<Bool>(false)
     /// The configuration in effect; ``reconfigure(_:)`` replaces it one at a time.
@@ -134,6 +136,11 @@ public final class TelemetryPipeline: Sendable {
                 configuration: configuration, routes: routes, scopes: scopes, resource: resource, ledger: ledger, tasks: tasks)
         }
         self.processor = processor
+        let metricReader = MetricReader(
+            configuration: configuration.metrics, resource: resource, ledger: ledger, tasks: tasks, store: store, breaker: main.breaker,
+            logger: logger)
+        metricReader.start()
+        self.metricReader = metricReader
         self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, ring: ring, processor: processor)
         self.scopes = scopes
 
@@ -248,7 +255,19 @@ public final class TelemetryPipeline: Sendable {
     }
 
     /// A snapshot of the counts. Cheap; safe from any thread.
-    public func stats() -> PipelineStats { monitor.stats() }
+    public func stats() -> PipelineStats {
+        var stats = monitor.stats()
+        stats.metricSeries = metricReader.registry.seriesCount
+        stats.metricAttributeSetsOverflowed = metricReader.registry.overflowedAttributeSets
+        return stats
+    }
+
+    /// The pipeline's metric series, for the swift-metrics back end (`SpillwayMetricsFactory`).
+    package var metricRegistry: MetricRegistry { metricReader.registry }
+
+    /// Collects the metric series now and queues the requests for export, as every export
+    /// interval does; ``forceFlush()`` also waits for them.
+    package func collectMetrics() { metricReader.collect() }
 
     /// Whether the pipeline is delivering, by the rules of ``PipelineHealth``.
     /// - Parameter window: How far back drops and retries count. - Default value: 60 s.
@@ -282,6 +301,7 @@ public final class TelemetryPipeline: Sendable {
     /// collector is down without a spill store, that is when it comes back (batches wait in memory).
     public func forceFlush() async {
         await processor.forceFlush()
+        await metricReader.flush()
     }
 
     /// Stops intake, drains the ring, exports what it can before `deadline`, and counts the rest
@@ -293,6 +313,9 @@ public final class TelemetryPipeline: Sendable {
         }
         intake.close()
         for stack in [main] + destinations { stack.replayer?.stop() }
+        // The metrics' last collection, as the specification's MeterProvider shutdown does.
+        await metricReader.flush(before: deadline)
+        metricReader.stop()
         let exceeded = await processor.shutdown(deadline: deadline)
         // Cancelled exports finish their books quickly; an exporter that ignores cancellation
         // gets its own timeout's worth, then is left to finish in the background.
@@ -305,6 +328,7 @@ public final class TelemetryPipeline: Sendable {
         // A replayed frame under way is answered and acknowledged before the store closes and its
         // lock goes to the next pipeline or process, which would otherwise send it again.
         for stack in stacks { await stack.replayer?.finish(before: deadline) }
+        metricReader.settleQueued()
         // Make what is on disk durable and replayable: seal the open segments (fdatasync, rename
         // to .spill, directory fsync), whatever the durability policy,
         // and release the directory's lock, so the next process (or pipeline) can take it over.
@@ -319,6 +343,7 @@ public final class TelemetryPipeline: Sendable {
     }
 
     deinit {
+        metricReader.stop()
         intake.close()
         let stacks = [main] + destinations
         for stack in stacks { stack.replayer?.stop() }

@@ -162,6 +162,7 @@ extension OTLPReceiver {
                 switch grpcPath {
                 case "/opentelemetry.proto.collector.trace.v1.TraceService/Export": "/v1/traces"
                 case "/opentelemetry.proto.collector.logs.v1.LogsService/Export": "/v1/logs"
+                case "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export": "/v1/metrics"
                 default: grpcPath
                 }
             var http = HTTPHeaders()

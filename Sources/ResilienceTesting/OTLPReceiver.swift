@@ -4,8 +4,9 @@ import NIOPosix
 public import Resilience
 import Synchronization
 
-/// An OTLP/HTTP receiver for tests and demos: accepts `http/protobuf` on `/v1/traces` and
-/// `/v1/logs` at 127.0.0.1, decodes what it receives, and counts spans and log records by id
+/// An OTLP/HTTP receiver for tests and demos: accepts `http/protobuf` on `/v1/traces`,
+/// `/v1/logs` and `/v1/metrics` at 127.0.0.1, decodes what it receives, and counts spans, log
+/// records and metric data points (metrics' always decoded, in arrival order), spans by id
 /// and by `spillway.load.seq`. It can be told to misbehave (``Behavior``) to test failure paths.
 ///
 /// Thread-safety: every method is safe from any thread.
@@ -41,11 +42,12 @@ public final class OTLPReceiver: Sendable {
         var acceptedRequests = 0
         var spanCount = 0
         var logCount = 0
+        var metricPoints: [DecodedMetricPoint] = []
         var spans: [DecodedSpan] = []
         var logs: [DecodedLogRecord] = []
         var bodies: [Request] = []
         var spanIDs: [UInt64: Int] = [:]
-        var sequenceCounts: [[UInt8]] = [[], []]  // by signal: traces, logs
+        var sequenceCounts: [[UInt8]] = [[], [], []]  // by signal: traces, logs, metrics
         var badRequests = 0
         var lastPath = ""
         var statusCounts: [Int: Int] = [:]
@@ -165,6 +167,10 @@ public final class OTLPReceiver: Sendable {
     public var spanCount: Int { state.withLock { $0.spanCount } }
     /// Log records accepted (duplicates included).
     public var logCount: Int { state.withLock { $0.logCount } }
+    /// Metric data points accepted (duplicates included).
+    public var metricPointCount: Int { state.withLock { $0.metricPoints.count } }
+    /// Every metric data point accepted, decoded, in arrival order.
+    package var metricPoints: [DecodedMetricPoint] { state.withLock { $0.metricPoints } }
     /// Requests whose body did not decode (answered 400).
     public var badRequestCount: Int { state.withLock { $0.badRequests } }
     /// Decoded spans, in arrival order (with ``Retention/records``).
@@ -279,6 +285,7 @@ public final class OTLPReceiver: Sendable {
         switch path.split(separator: "?").first ?? "" {
         case "/v1/traces": signal = .traces
         case "/v1/logs": signal = .logs
+        case "/v1/metrics": signal = .metrics
         default: return .status(404, retryAfter: nil, message: "no such path: \(path)")
         }
         var body = rawBody
@@ -294,13 +301,15 @@ public final class OTLPReceiver: Sendable {
         var count = 0
         var spans: [DecodedSpan] = []
         var logs: [DecodedLogRecord] = []
+        var points: [DecodedMetricPoint] = []
         do {
             try OTLPDecoding.scan(body, signal: signal) { id, sequence in
                 count += 1
                 if countIDs && signal == .traces { ids.append(id) }
                 if let sequence { sequences.append(sequence) }
             }
-            if retention.contains(.records) {
+            if signal == .metrics { points = try OTLPDecoding.metricPoints(from: body) }
+            if retention.contains(.records) && signal != .metrics {
                 if signal == .traces { spans = try OTLPDecoding.spans(from: body) } else { logs = try OTLPDecoding.logRecords(from: body) }
             }
         } catch {
@@ -309,7 +318,11 @@ public final class OTLPReceiver: Sendable {
         }
         state.withLock { state in
             state.acceptedRequests += 1
-            if signal == .traces { state.spanCount += count } else { state.logCount += count }
+            switch signal {
+            case .traces: state.spanCount += count
+            case .logs: state.logCount += count
+            case .metrics: state.metricPoints += points
+            }
             for id in ids { state.spanIDs[id, default: 0] += 1 }
             let s = Int(signal.rawValue) - 1
             for seq in sequences where seq >= 0 && seq < 1 << 30 {

@@ -14,7 +14,7 @@ import Tracing
 /// ```
 public enum Spillway {
     /// Starts a pipeline and makes it the back end of swift-log and swift-distributed-tracing
-    /// (and, optionally, swift-metrics), then returns it: run it in your `ServiceGroup` *before*
+    /// (and, with `exportMetrics`, of swift-metrics), then returns it: run it in your `ServiceGroup` *before*
     /// the services that emit (a group shuts down in reverse order), so that it drains last.
     ///
     /// Each `LoggingSystem` / `InstrumentationSystem` / `MetricsSystem` can be bootstrapped only
@@ -27,16 +27,28 @@ public enum Spillway {
     ///   - logLevel: The level of every swift-log logger. - Default value: `.info`.
     ///   - logging: Whether to bootstrap swift-log with ``SpillwayLogHandler``. - Default value: `true`.
     ///   - tracing: Whether to bootstrap swift-distributed-tracing with ``SpillwayTracer``. - Default value: `true`.
-    ///   - metrics: A swift-metrics back end to bootstrap (Spillway has no metrics signal; its
-    ///     self-metrics go to this back end too). - Default value: none (leave `MetricsSystem` alone).
+    ///   - metrics: Another swift-metrics back end to bootstrap (a Prometheus registry, say); the
+    ///     pipeline's self-metrics go to it. With `exportMetrics` too, both get every metric.
+    ///     - Default value: none.
+    ///   - exportMetrics: Whether to bootstrap swift-metrics with ``SpillwayMetricsFactory``, so
+    ///     that the application's metrics are exported as OTLP through the pipeline (and spilled
+    ///     and replayed with its spans and logs). - Default value: `false` (leave `MetricsSystem`
+    ///     alone unless `metrics` is given).
     /// - Returns: The running pipeline, a swift-service-lifecycle `Service`.
     /// - Throws: ``ConfigurationError`` for an invalid configuration.
     public static func bootstrap(
         configuration: PipelineConfiguration, exporter: (any TelemetryExporter)? = nil, logLevel: Logger.Level = .info,
-        logging: Bool = true, tracing: Bool = true, metrics: (any MetricsFactory)? = nil
+        logging: Bool = true, tracing: Bool = true, metrics: (any MetricsFactory)? = nil, exportMetrics: Bool = false
     ) throws(ConfigurationError) -> TelemetryPipeline {
-        if let metrics { MetricsSystem.bootstrap(metrics) }
+        var configuration = configuration
+        if let metrics, configuration.metricsFactory == nil { configuration.metricsFactory = metrics }
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: exporter)
+        switch (metrics, exportMetrics) {
+        case (let other?, true): MetricsSystem.bootstrap(MultiplexMetricsHandler(factories: [other, SpillwayMetricsFactory(pipeline: pipeline)]))
+        case (nil, true): MetricsSystem.bootstrap(SpillwayMetricsFactory(pipeline: pipeline))
+        case (let other?, false): MetricsSystem.bootstrap(other)
+        case (nil, false): break
+        }
         if logging {
             LoggingSystem.bootstrap { label in SpillwayLogHandler(pipeline: pipeline, label: label, logLevel: logLevel) }
         }

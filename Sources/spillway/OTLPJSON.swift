@@ -115,6 +115,8 @@ enum OTLPJSON {
         return out
     }
 
+    static func jsonAttributes(_ attributes: [String: AttributeValue]) -> [[String: Any]] { Self.attributes(attributes) }
+
     private static func attributes(_ attributes: [String: AttributeValue]) -> [[String: Any]] {
         attributes.sorted { $0.key < $1.key }.map { ["key": $0.key, "value": value($0.value)] }
     }

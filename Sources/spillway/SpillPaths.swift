@@ -7,7 +7,7 @@ struct SegmentLocation {
     var path: String
     /// The area its directories say (`rejected/traces/…` → rejected); spilled otherwise.
     var area: SpillArea
-    /// The signal its directory says, if it is in a `traces` or `logs` directory.
+    /// The signal its directory says, if it is in a `traces`, `logs` or `metrics` directory.
     var signalFromPath: TelemetrySignal?
     /// The spill directory it belongs to (where `spillway.lock` is), if recognizable.
     var spillDirectory: String?
@@ -72,7 +72,7 @@ struct SpillPaths {
                 continue
             }
             let names = SpillLayout.list(path)
-            let signals = names.filter { $0 == "traces" || $0 == "logs" }
+            let signals = names.filter { TelemetrySignal(named: $0) != nil }
             if names.contains(SpillLayout.lockFileName) || names.contains("rejected") || names.contains("refused") || !signals.isEmpty {
                 // A spill directory, and its destinations' parts.
                 var parts = [(path, nil as String?)]
@@ -89,7 +89,7 @@ struct SpillPaths {
                 for (part, label) in parts {
                     let first = result.segments.count
                     for area in SpillArea.allCases where areas.contains(area) {
-                        for signal in [TelemetrySignal.traces, .logs] {
+                        for signal in TelemetrySignal.allCases {
                             let directory = SpillLayout.directory(part, area, signal)
                             if SpillLayout.isDirectory(directory) { result.add(directory: directory) }
                         }
@@ -99,7 +99,7 @@ struct SpillPaths {
             } else if names.contains(where: { SpillLayout.parse($0) != nil }) || names.isEmpty {
                 result.add(directory: path)  // a signal directory, or an empty one
             } else {
-                throw SpillPathError(description: "\(raw): not a spill directory (it has no traces/, logs/, rejected/ or segment files)")
+                throw SpillPathError(description: "\(raw): not a spill directory (it has no traces/, logs/, metrics/, rejected/ or segment files)")
             }
         }
         return result
@@ -140,6 +140,7 @@ extension TelemetrySignal {
         switch name {
         case "traces": self = .traces
         case "logs": self = .logs
+        case "metrics": self = .metrics
         default: return nil
         }
     }

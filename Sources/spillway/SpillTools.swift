@@ -218,9 +218,11 @@ struct Decode: ParsableCommand {
                     do {
                         if format == "otlp-json" {
                             let object =
-                                reader.signal == .logs
-                                ? OTLPJSON.logs(try OTLPDecoding.logRecords(from: frame.body))
-                                : OTLPJSON.traces(try OTLPDecoding.spans(from: frame.body))
+                                switch reader.signal {
+                                case .traces: OTLPJSON.traces(try OTLPDecoding.spans(from: frame.body))
+                                case .logs: OTLPJSON.logs(try OTLPDecoding.logRecords(from: frame.body))
+                                case .metrics: OTLPJSON.metrics(try OTLPDecoding.metricPoints(from: frame.body))
+                                }
                             out.write(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
                         } else {
                             _ = try out.records(frame.body, signal: reader.signal, batch: frame.batchSequence)

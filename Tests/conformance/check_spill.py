@@ -15,6 +15,7 @@ import struct
 import sys
 
 import zstandard
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -121,9 +122,14 @@ def read_segment(path, out):
         if signal == 1:
             request = ExportTraceServiceRequest.FromString(raw)
             parsed = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-        else:
+        elif signal == 2:
             request = ExportLogsServiceRequest.FromString(raw)
             parsed = sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+        else:
+            # Metrics: a frame's records are its data points.
+            request = ExportMetricsServiceRequest.FromString(raw)
+            parsed = sum(len(getattr(m, m.WhichOneof("data")).data_points)
+                         for r in request.resource_metrics for s in r.scope_metrics for m in s.metrics if m.WhichOneof("data"))
         out["frames"].append({"segment": sequence, "offset": at, "batch_sequence": batch, "records": records,
                               "parsed_records": parsed, "payload_crc32c": crc32c(raw)})
         at += 32 + clen

@@ -41,7 +41,7 @@ unsigned csp_zstd_version(void);
  */
 size_t csp_zstd_compress(void *output, size_t capacity, const void *input, size_t length, int level);
 
-enum { CSP_SIGNAL_TRACES = 1, CSP_SIGNAL_LOGS = 2 };
+enum { CSP_SIGNAL_TRACES = 1, CSP_SIGNAL_LOGS = 2, CSP_SIGNAL_METRICS = 3 };
 
 /** When written frames are made durable (fdatasync). */
 enum { CSP_DURABILITY_NONE = 0, CSP_DURABILITY_INTERVAL = 1, CSP_DURABILITY_ALWAYS = 2 };
@@ -70,7 +70,7 @@ int csp_segment_path(const char *directory, uint64_t sequence, const char *suffi
 typedef struct csp_writer_options {
 	/** The signal's directory; created 0700 when missing. */
 	const char *directory;
-	/** CSP_SIGNAL_TRACES or CSP_SIGNAL_LOGS. */
+	/** CSP_SIGNAL_TRACES, CSP_SIGNAL_LOGS or CSP_SIGNAL_METRICS. */
 	uint16_t signal;
 	/** The sequence number of the first segment this writer creates. */
 	uint64_t segment_sequence;

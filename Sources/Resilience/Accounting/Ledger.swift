@@ -19,6 +19,7 @@ import Synchronization
 final class Ledger: Sendable {
     let traces = SignalCounters()
     let logs = SignalCounters()
+    let metrics = SignalCounters()
     let exports = ExportCounters()
     /// Builds and sends every event (the chain's name is set once the chain is built).
     let reporter: FailureReporter
@@ -48,7 +49,13 @@ final class Ledger: Sendable {
     }
 
     @inline(__always)
-    func counters(_ signal: TelemetrySignal) -> SignalCounters { signal == .traces ? traces : logs }
+    func counters(_ signal: TelemetrySignal) -> SignalCounters {
+        switch signal {
+        case .traces: traces
+        case .logs: logs
+        case .metrics: metrics
+        }
+    }
 
     // MARK: Intake
 
@@ -284,7 +291,7 @@ final class Ledger: Sendable {
     /// description of each difference, empty when the books balance.
     func checkBooks(onDisk: (TelemetrySignal) -> Int) -> [String] {
         var problems: [String] = []
-        for signal in [TelemetrySignal.traces, .logs] {
+        for signal in TelemetrySignal.allCases {
             let counters = counters(signal)
             let derived = counters.snapshot(onDisk: onDisk(signal)).pending
             let held = counters.inMemory.load(ordering: .relaxed)

@@ -46,6 +46,14 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     public var spans: Signal
     /// Log records.
     public var logs: Signal
+    /// Metric data points (`SpillwayMetricsFactory`): `emitted` counts the data points collected
+    /// into requests, every export interval.
+    public var metrics = Signal(emitted: 0, exported: 0, dropped: [:])
+    /// The metric series in use (attribute sets of every metric, overflow series included).
+    public var metricSeries = 0
+    /// Attribute sets recorded into a metric's overflow series (`otel.metric.overflow=true`)
+    /// because the metric had reached ``PipelineConfiguration/Metrics/cardinalityLimit``.
+    public var metricAttributeSetsOverflowed = 0
     /// Bytes claimed in the ring right now.
     public var ringBytesInUse: Int
     /// The ring's capacity in bytes.
@@ -117,9 +125,13 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
             let state = books.circuitBreakerState.map { "; breaker \($0.rawValue)" } ?? ""
             destinationLines += "\ndestination \(name): \(line("spans", books.spans)); \(line("logs", books.logs))\(state)"
         }
+        var metricsLine = ""
+        if metrics.emitted + metrics.recovered > 0 || metricSeries > 0 {
+            metricsLine = "\n\(line("metric points", metrics)) series=\(metricSeries) overflowed=\(metricAttributeSetsOverflowed)"
+        }
         return """
             \(line("spans", spans))
-            \(line("logs", logs))
+            \(line("logs", logs))\(metricsLine)
             ring: \(ringBytesInUse)/\(ringCapacity) bytes; exports: \(exportAttempts) attempts, \(exportSuccesses) ok, \
             \(exportFailures) failed, \(retries) retries, \(batchesHeldInMemory) held\(breaker)\(collectorsLine)\(destinationLines)
             """

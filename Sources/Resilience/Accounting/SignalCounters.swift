@@ -23,6 +23,7 @@ final class SignalCounters: Sendable {
     let spillFailed = Atomic<Int>(0)
     let corrupt = Atomic<Int>(0)
     let destinationBusy = Atomic<Int>(0)
+    let queueFull = Atomic<Int>(0)
     /// Records written to the spill store.
     let spilled = Atomic<Int>(0)
     /// Records written to the spill store's rejected area (the collector refused the configuration).
@@ -46,7 +47,8 @@ final class SignalCounters: Sendable {
         case .spillFailed: spillFailed.add(n, ordering: .relaxed)
         case .corrupt: corrupt.add(n, ordering: .relaxed)
         case .destinationBusy: destinationBusy.add(n, ordering: .relaxed)
-        default: break
+        case .queueFull: queueFull.add(n, ordering: .relaxed)
+        default: assertionFailure("\(reason) has no counter: its records would be missing from the books")
         }
     }
 
@@ -69,6 +71,7 @@ final class SignalCounters: Sendable {
         note(.spillFailed, spillFailed.load(ordering: .relaxed))
         note(.corrupt, corrupt.load(ordering: .relaxed))
         note(.destinationBusy, destinationBusy.load(ordering: .relaxed))
+        note(.queueFull, queueFull.load(ordering: .relaxed))
         return PipelineStats.Signal(
             emitted: accepted.load(ordering: .relaxed) + droppedAtIntake, exported: exported.load(ordering: .relaxed), dropped: dropped,
             spilled: spilled.load(ordering: .relaxed), replayed: replayed.load(ordering: .relaxed),

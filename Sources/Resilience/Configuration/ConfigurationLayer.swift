@@ -71,15 +71,19 @@ public struct ConfigurationKey: Sendable, Hashable {
             "collector base URL (`/v1/traces`, `/v1/logs` appended)"),
         .init("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "exporter.tracesEndpoint", "", live: true, "full URL for spans"),
         .init("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "exporter.logsEndpoint", "", live: true, "full URL for log records"),
+        .init("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "exporter.metricsEndpoint", "", live: true, "full URL for metrics"),
         .init("OTEL_EXPORTER_OTLP_HEADERS", "exporter.headers", "", live: true, "request headers, `k=v,k2=v2`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "exporter.traces.headers", "", live: true, "spans' headers, added to the common ones"),
         .init("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "exporter.logs.headers", "", live: true, "log records' headers, added to the common ones"),
+        .init("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "exporter.metrics.headers", "", live: true, "metrics' headers, added to the common ones"),
         .init("OTEL_EXPORTER_OTLP_COMPRESSION", "exporter.compression", "none", live: true, "`gzip` or `none`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "exporter.traces.compression", "", live: true, "spans only: `gzip` or `none`"),
         .init("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "exporter.logs.compression", "", live: true, "log records only: `gzip` or `none`"),
+        .init("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "exporter.metrics.compression", "", live: true, "metrics only: `gzip` or `none`"),
         .init("OTEL_EXPORTER_OTLP_TIMEOUT", "exporter.timeout", "10000", live: true, "per request, milliseconds"),
         .init("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "exporter.traces.timeout", "", live: true, "spans only: per request, milliseconds"),
         .init("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "exporter.logs.timeout", "", live: true, "log records only: per request, milliseconds"),
+        .init("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "exporter.metrics.timeout", "", live: true, "metrics only: per request, milliseconds"),
         .init(
             "OTEL_EXPORTER_OTLP_CERTIFICATE", "exporter.tls.certificateFile", "system trust store", live: true,
             "CA bundle (PEM) trusted for `https://`; files are re-read at every reconfigure"),
@@ -106,15 +110,35 @@ public struct ConfigurationKey: Sendable, Hashable {
             "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "exporter.logs.tls.clientKeyFile", "", live: true,
             "log records only: the client certificate's key (PEM)"),
         .init(
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "exporter.metrics.tls.certificateFile", "", live: true,
+            "metrics only: CA bundle (PEM) trusted for `https://`; files are re-read at every reconfigure"),
+        .init(
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", "exporter.metrics.tls.clientCertificateFile", "", live: true,
+            "metrics only: client certificate (PEM), mutual TLS"),
+        .init(
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "exporter.metrics.tls.clientKeyFile", "", live: true,
+            "metrics only: the client certificate's key (PEM)"),
+        .init(
             "OTEL_EXPORTER_OTLP_PROTOCOL", "exporter.protocol", "http/protobuf", live: true,
             "`http/protobuf` or `grpc` (the trait `GRPC`); gRPC's default endpoint is `http://localhost:4317`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "exporter.traces.protocol", "", live: true, "spans only: `http/protobuf` or `grpc`"),
         .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "exporter.logs.protocol", "", live: true, "log records only: `http/protobuf` or `grpc`"),
+        .init("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "exporter.metrics.protocol", "", live: true, "metrics only: `http/protobuf` or `grpc`"),
         .init(
             "OTEL_EXPORTER_OTLP_INSECURE", "exporter.insecure", "false", live: true,
             "`true`: a gRPC endpoint without a scheme (`host:port`) is plaintext, else TLS"),
         .init("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "exporter.traces.insecure", "", live: true, "spans only: as `…_INSECURE`"),
         .init("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "exporter.logs.insecure", "", live: true, "log records only: as `…_INSECURE`"),
+        .init("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "exporter.metrics.insecure", "", live: true, "metrics only: as `…_INSECURE`"),
+        .init("OTEL_METRIC_EXPORT_INTERVAL", "metrics.exportInterval", "60000", live: false, "metrics collection interval, milliseconds"),
+        .init("OTEL_METRIC_EXPORT_TIMEOUT", "metrics.exportTimeout", "30000", live: false, "one metrics export, milliseconds"),
+        .init(
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "metrics.temporality", "cumulative", live: false,
+            "`cumulative`, `delta` or `lowmemory`"),
+        .init(
+            "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "metrics.histogramAggregation", "explicit_bucket_histogram",
+            live: false, "`explicit_bucket_histogram`"),
+        .init("SPILLWAY_METRICS_CARDINALITY_LIMIT", "metrics.cardinalityLimit", "2000", live: false, "series per metric"),
         .init(
             "SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS", "exporter.pool.endpoints", "", live: false,
             "a collector pool instead of the endpoint: base URLs, comma-separated"),
@@ -203,7 +227,9 @@ extension ConfigurationLayer {
                     warnings.append("\(name)=\(value) is not supported: Spillway exports OTLP only; the variable is ignored")
                 }
             case "OTEL_METRICS_EXPORTER":
-                if lower != "none" { warnings.append("\(name)=\(value) is ignored: Spillway has no metrics signal") }
+                if lower != "otlp" && lower != "none" {
+                    warnings.append("\(name)=\(value) is not supported: Spillway exports OTLP only; the variable is ignored")
+                }
             case "OTEL_PROPAGATORS":
                 let propagators = Set(lower.split(separator: ",").map { String($0).trimmingSpaces })
                 if !propagators.isSubset(of: ["tracecontext", "baggage", "none"]) {

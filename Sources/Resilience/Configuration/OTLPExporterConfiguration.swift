@@ -6,7 +6,7 @@
 /// ``OTLPProtocol/grpc`` (the package trait `GRPC`), the endpoint is used as is — no path is
 /// appended — and its default is `http://localhost:4317`.
 public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    /// The base URL; over HTTP `/v1/traces` and `/v1/logs` are appended, over gRPC it is used as is.
+    /// The base URL; over HTTP `/v1/traces`, `/v1/logs` and `/v1/metrics` are appended, over gRPC it is used as is.
     /// - Default value: `http://localhost:4318` (`http://localhost:4317` when the protocol is gRPC
     ///   and this is left at its default). - Environment variable: `OTEL_EXPORTER_OTLP_ENDPOINT`.
     public var endpoint: String
@@ -21,6 +21,8 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     public var tracesEndpoint: String?
     /// The full URL for logs, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`.
     public var logsEndpoint: String?
+    /// The full URL for metrics, used as is. - Environment variable: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`.
+    public var metricsEndpoint: String?
     /// Extra request headers. - Environment variable: `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`, percent-encoded).
     public var headers: [String: String]
     /// Request body compression. - Default value: none. - Environment variable: `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip` | `none`).
@@ -33,6 +35,9 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     /// What log records' requests set apart from the common settings. - Environment variables:
     /// `OTEL_EXPORTER_OTLP_LOGS_HEADERS`, `…_LOGS_COMPRESSION`, `…_LOGS_TIMEOUT`.
     public var logs: SignalSettings
+    /// What metrics' requests set apart from the common settings. - Environment variables:
+    /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, `…_METRICS_COMPRESSION`, `…_METRICS_TIMEOUT`.
+    public var metrics: SignalSettings
     /// The CA bundle and the client certificate for `https://` endpoints.
     /// - Default value: the system trust store, no client certificate.
     /// - Environment variables: `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`.
@@ -85,8 +90,10 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         headers: [String: String] = [:], compression: Compression = .none, timeout: Duration = .seconds(10),
         traces: SignalSettings = SignalSettings(), logs: SignalSettings = SignalSettings(),
         tls: ExporterTLSConfiguration = ExporterTLSConfiguration(), protocol: OTLPProtocol = .httpProtobuf, insecure: Bool = false,
-        pool: CollectorPoolConfiguration? = nil
+        pool: CollectorPoolConfiguration? = nil, metricsEndpoint: String? = nil, metrics: SignalSettings = SignalSettings()
     ) {
+        self.metricsEndpoint = metricsEndpoint
+        self.metrics = metrics
         self.endpoint = endpoint
         self.pool = pool
         self.protocol = `protocol`
@@ -125,16 +132,34 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
 
     /// The settings of `signal`'s requests, the signal's own winning over the common ones.
     func resolved(_ signal: TelemetrySignal) -> OTLPSignalSettings {
-        let own = signal == .traces ? traces : logs
+        let own = settings(signal)
         return OTLPSignalSettings(
             headers: headers.merging(own.headers) { _, signal in signal }, compression: own.compression ?? compression,
             timeout: own.timeout ?? timeout, tls: tls.overridden(by: own.tls), protocol: own.protocol ?? `protocol`,
             insecure: own.insecure ?? insecure)
     }
 
+    /// `signal`'s own settings (``traces``, ``logs`` or ``metrics``).
+    func settings(_ signal: TelemetrySignal) -> SignalSettings {
+        switch signal {
+        case .traces: traces
+        case .logs: logs
+        case .metrics: metrics
+        }
+    }
+
+    /// `signal`'s own full URL (``tracesEndpoint``, ``logsEndpoint`` or ``metricsEndpoint``).
+    func ownEndpoint(_ signal: TelemetrySignal) -> String? {
+        switch signal {
+        case .traces: tracesEndpoint
+        case .logs: logsEndpoint
+        case .metrics: metricsEndpoint
+        }
+    }
+
     /// Whether a TLS file is named anywhere: a reconfigure then builds a new exporter even when
     /// nothing changed, to read the files again (certificate rotation).
-    var namesTLSFiles: Bool { tls.namesFiles || traces.tls.namesFiles || logs.tls.namesFiles }
+    var namesTLSFiles: Bool { tls.namesFiles || TelemetrySignal.allCases.contains { settings($0).tls.namesFiles } }
 
     public var description: String {
         func names(_ headers: [String: String]) -> String { headers.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",") }
@@ -148,9 +173,9 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         return
             "OTLPExporterConfiguration(protocol: \(`protocol`), endpoint: \(endpoint), "
             + "tracesEndpoint: \(tracesEndpoint ?? "-"), logsEndpoint: "
-            + "\(logsEndpoint ?? "-"), "
+            + "\(logsEndpoint ?? "-"), \(metricsEndpoint.map { "metricsEndpoint: \($0), " } ?? "")"
             + "headers: [\(names(headers))], compression: \(compression), timeout: \(timeout), tls: \(tls)"
-            + "\(signal("traces", traces))\(signal("logs", logs))\(pool.map { ", pool: \($0)" } ?? ""))"
+            + "\(signal("traces", traces))\(signal("logs", logs))\(signal("metrics", metrics))\(pool.map { ", pool: \($0)" } ?? ""))"
     }
 
     public var debugDescription: String { description }
@@ -164,6 +189,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
             self,
             children: [
                 "protocol": `protocol`, "endpoint": endpoint, "tracesEndpoint": tracesEndpoint as Any, "logsEndpoint": logsEndpoint as Any,
+                "metricsEndpoint": metricsEndpoint as Any, "metrics": redacted(metrics),
                 "headers": headers.keys.sorted().map { "\($0)=<redacted>" }, "compression": compression, "timeout": timeout,
                 "traces": redacted(traces), "logs": redacted(logs), "tls": tls, "pool": pool as Any
             ], displayStyle: .struct)
@@ -173,13 +199,15 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
     public var resolvedTracesEndpoint: String { resolvedEndpoint(.traces) }
     /// The URL logs go to, by the specification's rules (over gRPC: the collector's address).
     public var resolvedLogsEndpoint: String { resolvedEndpoint(.logs) }
+    /// The URL metrics go to, by the specification's rules (over gRPC: the collector's address).
+    public var resolvedMetricsEndpoint: String { resolvedEndpoint(.metrics) }
 
     func resolvedEndpoint(_ signal: TelemetrySignal) -> String {
-        if let own = signal == .traces ? tracesEndpoint : logsEndpoint { return own }
-        if (signal == .traces ? traces : logs).protocol ?? `protocol` == .grpc {
+        if let own = ownEndpoint(signal) { return own }
+        if settings(signal).protocol ?? `protocol` == .grpc {
             return endpoint == Self.defaultEndpoint ? "http://localhost:4317" : endpoint
         }
-        return Self.append(signal == .traces ? "v1/traces" : "v1/logs", to: endpoint)
+        return Self.append("v1/\(signal)", to: endpoint)
     }
 
     static func append(_ path: String, to base: String) -> String {
@@ -198,9 +226,9 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
 
     func validate() throws(ConfigurationError) {
         if let pool { try validatePool(pool) }
-        for signal in [TelemetrySignal.traces, .logs] where pool == nil {
+        for signal in TelemetrySignal.allCases where pool == nil {
             let settings = resolved(signal)
-            let own = signal == .traces ? tracesEndpoint : logsEndpoint
+            let own = ownEndpoint(signal)
             let key = own == nil ? "exporter.endpoint" : "exporter.\(signal)Endpoint"
             do {
                 _ = try HTTPEndpoint(parsing: resolvedEndpoint(signal), settings: settings)
@@ -209,7 +237,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
             }
             #if !GRPC
                 if settings.protocol == .grpc {
-                    let key = (signal == .traces ? traces : logs).protocol == nil ? "exporter.protocol" : "exporter.\(signal).protocol"
+                    let key = self.settings(signal).protocol == nil ? "exporter.protocol" : "exporter.\(signal).protocol"
                     throw ConfigurationError(
                         key: key, value: "grpc", allowed: "http/protobuf (grpc needs the package trait GRPC, which this build leaves out)")
                 }
@@ -217,7 +245,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         }
         for (prefix, timeout, headers) in [
             ("exporter", timeout, headers), ("exporter.traces", traces.timeout, traces.headers),
-            ("exporter.logs", logs.timeout, logs.headers)
+            ("exporter.logs", logs.timeout, logs.headers), ("exporter.metrics", metrics.timeout, metrics.headers)
         ] {
             if let timeout, timeout <= .zero {
                 throw ConfigurationError(key: "\(prefix).timeout", value: "\(timeout)", allowed: "a duration > 0")
@@ -234,6 +262,7 @@ public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvert
         try tls.validate(prefix: "exporter.tls")
         try tls.overridden(by: traces.tls).validate(prefix: "exporter.traces.tls")
         try tls.overridden(by: logs.tls).validate(prefix: "exporter.logs.tls")
+        try tls.overridden(by: metrics.tls).validate(prefix: "exporter.metrics.tls")
     }
 }
 

@@ -50,6 +50,7 @@ extension PipelineConfiguration {
         if let v = env.string("OTEL_EXPORTER_OTLP_ENDPOINT") { config.exporter.endpoint = v }
         if let v = env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") { config.exporter.tracesEndpoint = v }
         if let v = env.string("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") { config.exporter.logsEndpoint = v }
+        if let v = env.string("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") { config.exporter.metricsEndpoint = v }
         try applyPool(env, &config)
         // The common settings, then each signal's own (which win for that signal only).
         let settings:
@@ -60,7 +61,8 @@ extension PipelineConfiguration {
             )] = [
                 ("OTEL_EXPORTER_OTLP", \.exporter.headers, \.exporter.commonCompression, \.exporter.commonTimeout),
                 ("OTEL_EXPORTER_OTLP_TRACES", \.exporter.traces.headers, \.exporter.traces.compression, \.exporter.traces.timeout),
-                ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.headers, \.exporter.logs.compression, \.exporter.logs.timeout)
+                ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.headers, \.exporter.logs.compression, \.exporter.logs.timeout),
+                ("OTEL_EXPORTER_OTLP_METRICS", \.exporter.metrics.headers, \.exporter.metrics.compression, \.exporter.metrics.timeout)
             ]
         for (prefix, headers, compression, timeout) in settings {
             let name = "\(prefix)_HEADERS"
@@ -76,7 +78,7 @@ extension PipelineConfiguration {
         }
         for (prefix, tls) in [
             ("OTEL_EXPORTER_OTLP", \PipelineConfiguration.exporter.tls), ("OTEL_EXPORTER_OTLP_TRACES", \.exporter.traces.tls),
-            ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.tls)
+            ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.tls), ("OTEL_EXPORTER_OTLP_METRICS", \.exporter.metrics.tls)
         ] {
             if let v = env.string("\(prefix)_CERTIFICATE") { config[keyPath: tls].certificateFile = v }
             if let v = env.string("\(prefix)_CLIENT_CERTIFICATE") { config[keyPath: tls].clientCertificateFile = v }
@@ -85,7 +87,8 @@ extension PipelineConfiguration {
         for (prefix, transport, insecure) in [
             ("OTEL_EXPORTER_OTLP", \PipelineConfiguration.exporter.commonProtocol, \PipelineConfiguration.exporter.commonInsecure),
             ("OTEL_EXPORTER_OTLP_TRACES", \.exporter.traces.protocol, \.exporter.traces.insecure),
-            ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.protocol, \.exporter.logs.insecure)
+            ("OTEL_EXPORTER_OTLP_LOGS", \.exporter.logs.protocol, \.exporter.logs.insecure),
+            ("OTEL_EXPORTER_OTLP_METRICS", \.exporter.metrics.protocol, \.exporter.metrics.insecure)
         ] {
             let name = "\(prefix)_PROTOCOL"
             if let v = env.string(name) {
@@ -108,6 +111,7 @@ extension PipelineConfiguration {
             if let n = try env.integer("\(prefix)_MAX_EXPORT_BATCH_SIZE", minimum: 1) { config[keyPath: keyPath].maxExportBatchSize = n }
             _ = try env.integer("\(prefix)_MAX_QUEUE_SIZE", minimum: 1)
         }
+        try applyMetrics(env, &config)
         for (prefix, keyPath) in [("SPILLWAY_BSP", \PipelineConfiguration.traces), ("SPILLWAY_BLRP", \PipelineConfiguration.logs)] {
             if let n = try env.integer("\(prefix)_MAX_CONCURRENT_EXPORTS", minimum: 1) { config[keyPath: keyPath].maxConcurrentExports = n }
             if let adaptive = try env.boolean("\(prefix)_ADAPTIVE_CONCURRENCY") { config[keyPath: keyPath].adaptiveConcurrency = adaptive }
@@ -213,6 +217,12 @@ extension PipelineConfiguration {
         case "exporter.endpoint": return "OTEL_EXPORTER_OTLP_ENDPOINT"
         case "exporter.tracesEndpoint": return "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
         case "exporter.logsEndpoint": return "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+        case "exporter.metricsEndpoint": return "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+        case "exporter.metrics.headers": return "OTEL_EXPORTER_OTLP_METRICS_HEADERS"
+        case "exporter.metrics.protocol": return "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+        case "metrics.exportInterval": return "OTEL_METRIC_EXPORT_INTERVAL"
+        case "metrics.exportTimeout": return "OTEL_METRIC_EXPORT_TIMEOUT"
+        case "metrics.cardinalityLimit": return "SPILLWAY_METRICS_CARDINALITY_LIMIT"
         case "exporter.headers": return "OTEL_EXPORTER_OTLP_HEADERS"
         case "exporter.traces.headers": return "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
         case "exporter.logs.headers": return "OTEL_EXPORTER_OTLP_LOGS_HEADERS"
@@ -229,6 +239,30 @@ extension PipelineConfiguration {
             let variable = ["certificateFile": "CERTIFICATE", "clientCertificateFile": "CLIENT_CERTIFICATE", "clientKeyFile": "CLIENT_KEY"]
             return variable[String(parts[parts.count - 1])].map { "OTEL_EXPORTER_OTLP\(signal)_\($0)" } ?? key
         }
+    }
+}
+
+/// The metric reader's variables: `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT`,
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`,
+/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` (only `explicit_bucket_histogram`
+/// so far) and `SPILLWAY_METRICS_CARDINALITY_LIMIT`.
+private func applyMetrics(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
+    if let ms = try env.integer("OTEL_METRIC_EXPORT_INTERVAL", minimum: 1) { config.metrics.exportInterval = .milliseconds(ms) }
+    if let ms = try env.integer("OTEL_METRIC_EXPORT_TIMEOUT", minimum: 1) { config.metrics.exportTimeout = .milliseconds(ms) }
+    if let n = try env.integer("SPILLWAY_METRICS_CARDINALITY_LIMIT", minimum: 2) { config.metrics.cardinalityLimit = n }
+    let temporalityKey = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+    if let v = env.string(temporalityKey) {
+        guard let value = PipelineConfiguration.Metrics.Temporality(rawValue: v.lowercased()) else {
+            throw ConfigurationError(key: temporalityKey, value: v, allowed: "cumulative, delta, lowmemory", source: env.source(temporalityKey))
+        }
+        config.metrics.temporality = value
+    }
+    let aggregationKey = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"
+    if let v = env.string(aggregationKey), v.lowercased() != "explicit_bucket_histogram" {
+        throw ConfigurationError(
+            key: aggregationKey, value: v,
+            allowed: "explicit_bucket_histogram (base2_exponential_bucket_histogram is not supported yet: issue 26)",
+            source: env.source(aggregationKey))
     }
 }
 

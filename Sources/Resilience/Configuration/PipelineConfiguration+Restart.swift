@@ -11,6 +11,20 @@ extension PipelineConfiguration {
         "exporter.endpoint": { $0.exporter.endpoint },
         "exporter.tracesEndpoint": { $0.exporter.tracesEndpoint ?? "none" },
         "exporter.logsEndpoint": { $0.exporter.logsEndpoint ?? "none" },
+        "exporter.metricsEndpoint": { $0.exporter.metricsEndpoint ?? "none" },
+        "exporter.metrics.headers": { "\($0.exporter.metrics.headers.keys.sorted())" },
+        "exporter.metrics.compression": { "\(String(describing: $0.exporter.metrics.compression))" },
+        "exporter.metrics.timeout": { "\(String(describing: $0.exporter.metrics.timeout))" },
+        "exporter.metrics.protocol": { "\(String(describing: $0.exporter.metrics.protocol))" },
+        "exporter.metrics.insecure": { "\(String(describing: $0.exporter.metrics.insecure))" },
+        "exporter.metrics.tls.certificateFile": { $0.exporter.metrics.tls.certificateFile ?? "none" },
+        "exporter.metrics.tls.clientCertificateFile": { $0.exporter.metrics.tls.clientCertificateFile ?? "none" },
+        "exporter.metrics.tls.clientKeyFile": { $0.exporter.metrics.tls.clientKeyFile ?? "none" },
+        "metrics.exportInterval": { "\($0.metrics.exportInterval)" },
+        "metrics.exportTimeout": { "\($0.metrics.exportTimeout)" },
+        "metrics.temporality": { $0.metrics.temporality.rawValue },
+        "metrics.histogramAggregation": { _ in "explicit_bucket_histogram" },
+        "metrics.cardinalityLimit": { "\($0.metrics.cardinalityLimit)" },
         "exporter.headers": { "\($0.exporter.headers.keys.sorted())" },  // names only: values may be secrets
         "exporter.compression": { "\($0.exporter.compression)" },
         "exporter.timeout": { "\($0.exporter.timeout)" },
@@ -99,7 +113,8 @@ extension PipelineConfiguration {
         ("retry", { "\(String(describing: $0.retry))" }),
         ("circuitBreaker", { "\(String(describing: $0.circuitBreaker))" }),
         ("exportStages", { "\($0.exportStages.count) stages" }),
-        ("selfMetrics", { "\($0.selfMetrics)" })
+        ("selfMetrics", { "\($0.selfMetrics)" }),
+        ("metrics", { "\($0.metrics)" })
     ]
 
     /// The settings that need a restart: every key that is not live, by property (with its

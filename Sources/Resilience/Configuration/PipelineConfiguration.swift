@@ -27,6 +27,9 @@ public struct PipelineConfiguration: Sendable {
     public var traces: BatchConfiguration
     /// Batching of log records. - Default value: 1 s delay, 512 per batch (`OTEL_BLRP_*`).
     public var logs: BatchConfiguration
+    /// Collection and export of the application's metrics (`SpillwayMetricsFactory`).
+    /// - Default value: every 60 s, cumulative (`OTEL_METRIC_EXPORT_*`).
+    public var metrics: Metrics = Metrics()
     /// Where and how to export.
     public var exporter: OTLPExporterConfiguration
     /// Attribute, event and link limits.
@@ -134,6 +137,7 @@ public struct PipelineConfiguration: Sendable {
 
     /// Checks every value. Throws the first ``ConfigurationError``.
     public func validate() throws(ConfigurationError) {
+        try metrics.validate()
         let capacity = ringCapacity
         if capacity < 1024 || capacity > 1 << 30 || capacity & (capacity - 1) != 0 {
             throw ConfigurationError(key: "ringCapacity", value: "\(capacity)", allowed: "a power of two from 1024 to 1073741824 bytes")

@@ -213,9 +213,11 @@
     /// The gRPC wire details of OTLP: paths, message framing, status details.
     enum GRPCWire {
         static func path(_ signal: TelemetrySignal) -> String {
-            signal == .traces
-                ? "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-                : "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+            switch signal {
+            case .traces: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            case .logs: "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+            case .metrics: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+            }
         }
 
         /// `grpc-timeout`: at most 8 digits, in the coarsest unit that keeps them.

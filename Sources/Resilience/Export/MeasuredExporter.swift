@@ -42,7 +42,7 @@ package struct MeasuredExporter: TelemetryExporter {
         let factory = factory ?? MetricsSystem.factory
         self.factory = factory
         self.componentName = componentName ?? "\(next.name)/\(instance)"
-        self.instruments = [TelemetrySignal.traces, .logs].map {
+        self.instruments = TelemetrySignal.allCases.map {
             Instruments(signal: $0, exporter: next.name, componentName: componentName, instance: instance, factory: factory)
         }
     }
@@ -88,7 +88,14 @@ package struct MeasuredExporter: TelemetryExporter {
         private let failures = Mutex<[String: (exported: Counter, duration: Timer)]>([:])
 
         init(signal: TelemetrySignal, exporter: String, componentName: String?, instance: String, factory: any MetricsFactory) {
-            let word = signal == .traces ? "span" : "log"
+            // The semantic conventions' words: `otel.sdk.exporter.span.exported`, `….log.…`,
+            // `….metric_data_point.…`.
+            let word =
+                switch signal {
+                case .traces: "span"
+                case .logs: "log"
+                case .metrics: "metric_data_point"
+                }
             let type = "\(exporter)_\(word)_exporter"
             dimensions = [("otel.component.type", type), ("otel.component.name", componentName ?? "\(type)/\(instance)")]
             exportedLabel = "otel.sdk.exporter.\(word).exported"

@@ -28,31 +28,35 @@ package func makeOTLPExporter(
             #endif
         }
     }
-    let traces = configuration.resolved(.traces).protocol
-    let logs = configuration.resolved(.logs).protocol
-    if traces == logs { return try make(traces) }
-    return SignalSplitExporter(traces: try make(traces), logs: try make(logs))
+    let protocols = TelemetrySignal.allCases.map { configuration.resolved($0).protocol }
+    if Set(protocols).count == 1 { return try make(protocols[0]) }
+    // One exporter per protocol in use, shared by the signals that use it.
+    var byProtocol: [OTLPProtocol: any TelemetryExporter] = [:]
+    for transport in OTLPProtocol.allCases where protocols.contains(transport) { byProtocol[transport] = try make(transport) }
+    return SignalSplitExporter(
+        exporters: SignalTable(traces: byProtocol[protocols[0]]!, logs: byProtocol[protocols[1]]!, metrics: byProtocol[protocols[2]]!),
+        distinct: Array(byProtocol.values))
 }
 
-/// Sends each signal to its own exporter (spans over gRPC and logs over HTTP, say).
-/// Thread-safety: safe from any thread, as its exporters are.
+/// Sends each signal to its own exporter (spans over gRPC and logs over HTTP, say); signals of
+/// one protocol share one exporter. Thread-safety: safe from any thread, as its exporters are.
 final class SignalSplitExporter: TelemetryExporter {
     let name: String
-    private let traces: any TelemetryExporter
-    private let logs: any TelemetryExporter
+    private let exporters: SignalTable<any TelemetryExporter>
+    /// Each exporter once.
+    private let distinct: [any TelemetryExporter]
 
-    init(traces: any TelemetryExporter, logs: any TelemetryExporter) {
-        self.traces = traces
-        self.logs = logs
-        self.name = "\(traces.name)+\(logs.name)"
+    init(exporters: SignalTable<any TelemetryExporter>, distinct: [any TelemetryExporter]) {
+        self.exporters = exporters
+        self.distinct = distinct
+        self.name = distinct.map(\.name).sorted().joined(separator: "+")
     }
 
     func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        try await (batch.signal == .traces ? traces : logs).export(batch)
+        try await exporters[batch.signal].export(batch)
     }
 
     func shutdown() async {
-        await traces.shutdown()
-        await logs.shutdown()
+        for exporter in distinct { await exporter.shutdown() }
     }
 }

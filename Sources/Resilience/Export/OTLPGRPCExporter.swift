@@ -88,7 +88,7 @@
             self.lastStreamID = lastStreamID
             try configuration.validate()
             self.configuration = configuration
-            let signals: [TelemetrySignal] = [.traces, .logs]
+            let signals = TelemetrySignal.allCases
             self.settings = signals.map { configuration.resolved($0) }
             var endpoints: [HTTPEndpoint] = []
             for (signal, settings) in zip(signals, settings) {
@@ -115,7 +115,7 @@
             #if TLS
                 var clients: [TLSClient?] = []
                 for (signal, endpoint) in zip(signals, endpoints) {
-                    let own = signal == .traces ? configuration.traces.tls : configuration.logs.tls
+                    let own = configuration.settings(signal).tls
                     clients.append(
                         endpoint.usesTLS
                             ? try TLSClient(common: configuration.tls, own: own, signal: signal, applicationProtocols: ["h2"]) : nil)
@@ -127,7 +127,7 @@
         }
 
         public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-            let index = batch.signal == .traces ? 0 : 1
+            let index = batch.signal.index
             let endpoint = endpoints[index]
             let settings = settings[index]
             let compressed = settings.compression == .gzip

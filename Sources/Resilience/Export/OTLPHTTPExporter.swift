@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// Exports OTLP requests over HTTP/1.1 (`http/protobuf`) to `/v1/traces` and `/v1/logs`, in
+/// Exports OTLP requests over HTTP/1.1 (`http/protobuf`) to `/v1/traces`, `/v1/logs` and `/v1/metrics`, in
 /// plaintext (`http://`) or over TLS (`https://`, with the package trait `TLS`).
 ///
 /// Keeps idle connections open and reuses them (keep-alive), one request per connection at a
@@ -25,15 +25,12 @@ import Synchronization
 public final class OTLPHTTPExporter: TelemetryExporter {
     public let name = "otlp_http"
     let configuration: OTLPExporterConfiguration
-    private let tracesEndpoint: HTTPEndpoint
-    private let logsEndpoint: HTTPEndpoint
+    private let endpoints: SignalTable<HTTPEndpoint>
     /// Each signal's headers, compression and timeout (``OTLPExporterConfiguration/resolved(_:)``).
-    private let tracesSettings: OTLPSignalSettings
-    private let logsSettings: OTLPSignalSettings
+    private let settings: SignalTable<OTLPSignalSettings>
     #if TLS
         /// Each signal's TLS context, for an `https://` endpoint.
-        private let tracesTLS: TLSClient?
-        private let logsTLS: TLSClient?
+        private let tlsClients: SignalTable<TLSClient?>
     #endif
     private let group: any EventLoopGroup
     private let idle = Mutex<[HTTPEndpoint: [Connection]]>([:])
@@ -52,25 +49,31 @@ public final class OTLPHTTPExporter: TelemetryExporter {
     init(configuration: OTLPExporterConfiguration, group: any EventLoopGroup) throws(ConfigurationError) {
         try configuration.validate()
         self.configuration = configuration
+        var endpoints: [HTTPEndpoint] = []
         do {
-            self.tracesEndpoint = try HTTPEndpoint(parsing: configuration.resolvedTracesEndpoint, settings: configuration.resolved(.traces))
-            self.logsEndpoint = try HTTPEndpoint(parsing: configuration.resolvedLogsEndpoint, settings: configuration.resolved(.logs))
+            for signal in TelemetrySignal.allCases {
+                endpoints.append(try HTTPEndpoint(parsing: configuration.resolvedEndpoint(signal), settings: configuration.resolved(signal)))
+            }
         } catch {
             throw ConfigurationError(key: "exporter.endpoint", value: configuration.endpoint, allowed: error.allowed)
         }
-        self.tracesSettings = configuration.resolved(.traces)
-        self.logsSettings = configuration.resolved(.logs)
+        self.endpoints = SignalTable(traces: endpoints[0], logs: endpoints[1], metrics: endpoints[2])
+        self.settings = SignalTable { configuration.resolved($0) }
         self.group = group
         #if TLS
-            let tls = configuration.tls
-            self.tracesTLS = tracesEndpoint.usesTLS ? try TLSClient(common: tls, own: configuration.traces.tls, signal: .traces) : nil
-            self.logsTLS = logsEndpoint.usesTLS ? try TLSClient(common: tls, own: configuration.logs.tls, signal: .logs) : nil
+            var clients: [TLSClient?] = []
+            for (index, signal) in TelemetrySignal.allCases.enumerated() {
+                clients.append(
+                    endpoints[index].usesTLS ? try TLSClient(common: configuration.tls, own: configuration.settings(signal).tls, signal: signal) : nil
+                )
+            }
+            self.tlsClients = SignalTable(traces: clients[0], logs: clients[1], metrics: clients[2])
         #endif
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        let endpoint = batch.signal == .traces ? tracesEndpoint : logsEndpoint
-        let settings = batch.signal == .traces ? tracesSettings : logsSettings
+        let endpoint = endpoints[batch.signal]
+        let settings = self.settings[batch.signal]
         let body: ByteBuffer
         var headers = HTTPHeaders()
         headers.reserveCapacity(6 + settings.headers.count)
@@ -166,7 +169,7 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         }
         let failure = Connection.Failure(nil)
         #if TLS
-            let tls = signal == .traces ? tracesTLS : logsTLS
+            let tls = tlsClients[signal]
         #endif
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(timeout.nanoseconds))

@@ -54,6 +54,8 @@ package enum TraceRouting {
     /// The routing key of a batch: its first record's trace id folded to 64 bits; the batch's
     /// sequence, mixed, when its first record has none (or the body cannot be read).
     package static func key(of batch: ExportBatch) -> UInt64 {
+        // Metric data points carry no trace: a request goes whole, by its sequence.
+        if batch.signal == .metrics { return collectorPoolMix(batch.sequence) }
         var found: UInt64?
         try? walk(batch.body, signal: batch.signal) { _, _, trace in
             found = trace ?? 0
@@ -68,6 +70,11 @@ package enum TraceRouting {
     /// to one collector, and unmarked when its body cannot be read as a request of its signal (or
     /// holds another number of records than it says). Untraced records take the batch's sequence.
     package static func parts(of batch: ExportBatch, assign: ([UInt64]) -> [Int]) -> [ExportBatch] {
+        if batch.signal == .metrics {
+            var whole = batch
+            whole.collector = assign([key(of: batch)]).first
+            return [whole]
+        }
         guard let parts = try? split(batch.body, signal: batch.signal, assign: assign, untraced: collectorPoolMix(batch.sequence)),
             !parts.isEmpty, parts.reduce(0, { $0 + $1.records }) == batch.recordCount
         else { return [batch] }

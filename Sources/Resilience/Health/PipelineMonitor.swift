@@ -108,6 +108,9 @@ final class PipelineMonitor: Sendable {
         var logRecords = logs.snapshot(onDisk: logsOnDisk, rejectedOnDisk: logsRejected)
         (spans.exportWindow, spans.exportWindowPeak) = (windows.traces.limit, windows.traces.peak)
         (logRecords.exportWindow, logRecords.exportWindowPeak) = (windows.logs.limit, windows.logs.peak)
+        let (metricsOnDisk, metricsRejected) = disk(.metrics)
+        var metricPoints = ledger.metrics.snapshot(onDisk: metricsOnDisk, rejectedOnDisk: metricsRejected)
+        (metricPoints.exportWindow, metricPoints.exportWindowPeak) = (windows.metrics.limit, windows.metrics.peak)
         var stats = PipelineStats(
             spans: spans, logs: logRecords,
             ringBytesInUse: queue.bytesInUse, ringCapacity: queue.capacity,
@@ -125,6 +128,7 @@ final class PipelineMonitor: Sendable {
             handlerEventsLost: dispatcher.lost.load(ordering: .relaxed),
             handlerErrors: dispatcher.handlerErrors.load(ordering: .relaxed),
             handlerBatchesOmitted: dispatcher.batchesOmitted.load(ordering: .relaxed))
+        stats.metrics = metricPoints
         stats.collectors = collectors?() ?? []
         stats.destinations = destinations.mapValues { $0.stats() }
         return stats
@@ -155,7 +159,7 @@ final class PipelineMonitor: Sendable {
         if exports.held.load(ordering: .relaxed) > 0 { weak.append(.holdingBatches) }
         let queue = processor.queueUsage
         if queue.capacity > 0 && queue.bytesInUse * 2 >= queue.capacity { weak.append(.ringFilling) }
-        if let store, store.recordsOnDisk(.traces, .spilled) + store.recordsOnDisk(.logs, .spilled) > 0 { weak.append(.backlog) }
+        if let store, TelemetrySignal.allCases.contains(where: { store.recordsOnDisk($0, .spilled) > 0 }) { weak.append(.backlog) }
         // A destination's trouble is the pipeline's: its records are the application's too.
         for destination in destinations.keys.sorted() {
             switch destinations[destination]!.health(window: window) {

@@ -30,6 +30,9 @@ public struct DropReason: Sendable, Hashable, CustomStringConvertible {
     /// its copy: dropped so that the route's other destinations, and the other routes, went on
     /// (`destination_busy`; ``ExportDestination``).
     public static let destinationBusy = DropReason("destination_busy")
+    /// Collected metric requests waited in memory for the collector, without a spill store, past
+    /// ``PipelineConfiguration/Metrics/maxQueuedRequests``: the oldest went (`queue_full`).
+    public static let queueFull = DropReason("queue_full")
     /// `end()` on a span that had already ended (not counted in stats: nothing was emitted).
     public static let alreadyEnded = DropReason("already_ended")
     /// The span was not sampled, or the SDK is disabled (not counted in stats: nothing was emitted).

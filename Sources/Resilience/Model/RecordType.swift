@@ -33,6 +33,7 @@ enum RouteSlot {
 }
 
 extension TelemetrySignal {
-    /// 0 for traces, 1 for logs: the index of per-signal arrays.
+    /// 0 for traces, 1 for logs, 2 for metrics: the index of per-signal arrays. (Metrics never
+    /// pass through the ring, so ``RouteSlot`` has slots for traces and logs only.)
     @inline(__always) var index: Int { Int(rawValue) - 1 }
 }

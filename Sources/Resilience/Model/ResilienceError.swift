@@ -3,7 +3,7 @@ public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertibl
     /// What went wrong; compare with the static members.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
-            case circuitOpen, shutDown, ringFull, recordTooLarge, partiallyRejected, diskFull, spillFailed
+            case circuitOpen, shutDown, ringFull, recordTooLarge, partiallyRejected, diskFull, spillFailed, queueFull
         }
         private var base: Base
         /// The circuit breaker is open; the exporter was not called.
@@ -20,6 +20,8 @@ public struct ResilienceError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let diskFull = Code(base: .diskFull)
         /// The spill store could not write the batch for another reason (`spill_failed`).
         public static let spillFailed = Code(base: .spillFailed)
+        /// Collected metric requests waiting in memory for the collector were too many (`queue_full`).
+        public static let queueFull = Code(base: .queueFull)
         public var description: String { "\(base)" }
     }
 

@@ -1,7 +1,7 @@
 /// Sends export requests somewhere: the one protocol of every exporter stage.
 ///
 /// An exporter receives ``ExportBatch``es whose ``ExportBatch/body`` is a complete, serialized
-/// `ExportTraceServiceRequest` or `ExportLogsServiceRequest`, and returns when the destination
+/// `ExportTraceServiceRequest`, `ExportLogsServiceRequest` or `ExportMetricsServiceRequest`, and returns when the destination
 /// acknowledged it, or throws. Middleware wraps an exporter and is one.
 ///
 /// Implementers must be safe to call concurrently (up to `maxConcurrentExports` calls per signal)
@@ -19,23 +19,34 @@ extension TelemetryExporter {
     public func shutdown() async {}
 }
 
-/// The two OTLP signals Spillway carries.
-public enum TelemetrySignal: UInt8, Sendable, Hashable, CustomStringConvertible {
+/// The three OTLP signals Spillway carries.
+///
+/// Spans and log records are emitted one by one through the ring; metrics are aggregated in
+/// memory and collected into one request every export interval (``MetricsConfiguration``).
+public enum TelemetrySignal: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// Spans (`/v1/traces`).
     case traces = 1
     /// Log records (`/v1/logs`).
     case logs = 2
+    /// Metric data points (`/v1/metrics`): a request's records are its data points.
+    case metrics = 3
 
-    public var description: String { self == .traces ? "traces" : "logs" }
+    public var description: String {
+        switch self {
+        case .traces: "traces"
+        case .logs: "logs"
+        case .metrics: "metrics"
+        }
+    }
 }
 
 /// One export request: the exact bytes that go on the wire, and what they hold.
 public struct ExportBatch: Sendable {
     /// Which signal the request carries.
     public var signal: TelemetrySignal
-    /// A serialized `ExportTraceServiceRequest` or `ExportLogsServiceRequest`.
+    /// A serialized `ExportTraceServiceRequest`, `ExportLogsServiceRequest` or `ExportMetricsServiceRequest`.
     public var body: [UInt8]
-    /// How many spans or log records it holds.
+    /// How many spans, log records or metric data points it holds.
     public var recordCount: Int
     /// Monotonic within the pipeline and signal.
     public var sequence: UInt64

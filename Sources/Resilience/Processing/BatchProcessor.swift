@@ -38,7 +38,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     let builders: [BatchBuilder]
     private let routeNames: [String?]
     /// Per signal, across routes: monotonic within the pipeline.
-    private var sequences = SignalTable<UInt64>(traces: 0, logs: 0)
+    private var sequences = SignalTable<UInt64>(traces: 0, logs: 0, metrics: 0)
     private let inFlight = SignalTable { _ in InFlightCounter() }
     /// How many requests of each signal may be under way (shared with the transport stage, which feeds it).
     private let windows: ExportWindows
@@ -78,7 +78,8 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         self.blockNanos =
             [nanos(configuration.overflowPolicy)] + configuration.routes.map { nanos($0.overflowPolicy ?? configuration.overflowPolicy) }
         let (traces, logs) = (configuration.traces, configuration.logs)
-        self.configurations = SignalTable(traces: traces, logs: logs)
+        // Metrics never pass through the ring: their entry is never read.
+        self.configurations = SignalTable(traces: traces, logs: logs, metrics: .logsDefault)
         let routeCount = routes.routes.count + 1
         self.routeNames = (0..<routeCount).map { routes.name($0) }
         self.builders = (0..<RouteSlot.count(routes: routeCount)).map { index in
@@ -137,7 +138,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// New batch sizes and delays, taken by the drain thread at its next loop (live reconfiguration).
     /// A batch being filled keeps its deadline; the new size applies from the next record.
     func update(traces: BatchConfiguration, logs: BatchConfiguration) {
-        pendingConfigurations.withLock { $0 = SignalTable(traces: traces, logs: logs) }
+        pendingConfigurations.withLock { $0 = SignalTable(traces: traces, logs: logs, metrics: .logsDefault) }
         windows.traces.update(traces)
         windows.logs.update(logs)
         configurationVersion.add(1, ordering: .releasing)  // pairs with the acquiring load in run()

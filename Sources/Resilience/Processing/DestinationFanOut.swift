@@ -37,7 +37,9 @@ final class DestinationFanOut: Sendable {
         routeStacks = routes.map { route in destinations(route).compactMap { name in names.firstIndex(of: name) } }
         routeToPipeline = routes.map { destinations($0).contains(ExportDestination.pipelineExporter) }
         lanes = stacks.map { _ in SignalTable { _ in LaneState() } }
-        budgets = SignalTable(traces: configuration.traces.maxBytesInFlight, logs: configuration.logs.maxBytesInFlight)
+        budgets = SignalTable(
+            traces: configuration.traces.maxBytesInFlight, logs: configuration.logs.maxBytesInFlight,
+            metrics: configuration.logs.maxBytesInFlight)
     }
 
     /// Whether the pipeline's own exporter gets the batches of route `route`.

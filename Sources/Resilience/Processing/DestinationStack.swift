@@ -58,8 +58,7 @@ final class DestinationStack: Sendable {
             // A destination's part lives in <directory>/destinations/<name>: the parent first.
             if let name = settings.name { _ = mkdir(String(spill.directory.dropLast(name.utf8.count + 1)), 0o700) }
             let opened = try SpillStore(configuration: spill, logger: logger)
-            ledger.recovered(.traces, opened.recordsOnDisk(.traces))
-            ledger.recovered(.logs, opened.recordsOnDisk(.logs))
+            for signal in TelemetrySignal.allCases { ledger.recovered(signal, opened.recordsOnDisk(signal)) }
             opened.onLost.withLock {
                 $0 = { signal, area, records, reason in ledger.lostAfterSpill(signal, area: area, records: records, reason) }
             }
@@ -69,7 +68,11 @@ final class DestinationStack: Sendable {
 
         // The chain: error handling → measured → retry → breaker → custom stages → transport → exporter.
         // The transport stage feeds each signal's export window, which the processor reads.
-        let windows = ExportWindows(traces: ExportWindow(configuration.traces), logs: ExportWindow(configuration.logs))
+        // Metrics go one request at a time, in order (``MetricReader``): a fixed window of 1.
+        var metricsWindow = BatchConfiguration.logsDefault
+        (metricsWindow.maxConcurrentExports, metricsWindow.adaptiveConcurrency) = (1, false)
+        let windows = ExportWindows(
+            traces: ExportWindow(configuration.traces), logs: ExportWindow(configuration.logs), metrics: ExportWindow(metricsWindow))
         self.windows = windows
         // A collector pool has a breaker per endpoint, which replaces the one breaker.
         let pool =

@@ -128,7 +128,7 @@ final class Replayer: Sendable {
     }
 
     private func round() async {
-        for signal in [TelemetrySignal.traces, .logs] {
+        for signal in TelemetrySignal.allCases {
             for deleted in store.enforceRetention(signal) {
                 if deleted.records > 0 {
                     ledger.lostOnDisk(
@@ -141,7 +141,7 @@ final class Replayer: Sendable {
         }
         guard collectorAnswers() else { return }
         for area in [SpillArea.rejected, .spilled] {
-            for signal in [TelemetrySignal.traces, .logs] {
+            for signal in TelemetrySignal.allCases {
                 store.sealOpenSegment(signal, area)
                 for segment in store.sealedSegments(signal, area) {
                     guard !stopped.load(ordering: .relaxed) else { return }
@@ -166,7 +166,8 @@ final class Replayer: Sendable {
             ledger.lostOnDisk(segment.signal, .corrupt, records: lost, message: "\(error); its \(lost) unreplayed records are lost")
             return true
         }
-        let width = max(1, store.configuration.replayConcurrency)
+        // Metrics one frame at a time: a back end takes a series' points in time order.
+        let width = segment.signal == .metrics ? 1 : max(1, store.configuration.replayConcurrency)
         while !stopped.load(ordering: .relaxed) {
             var window: [SegmentCursor.Entry] = []
             while window.count < width, let entry = cursor.next() { window.append(entry) }

@@ -82,7 +82,7 @@ final class SpillStore: Sendable {
         var stores: [AreaStore] = []
         var ioUring = true
         for area in SpillArea.allCases {
-            for signal in [TelemetrySignal.traces, .logs] {
+            for signal in TelemetrySignal.allCases {
                 let store = AreaStore(area: area, signal: signal, directory: SpillLayout.directory(configuration.directory, area, signal))
                 if mkdir(store.directory, 0o700) != 0 && errno != EEXIST {
                     throw refuse("a directory this process can create and write (\(String(cString: strerror(errno))))")
@@ -158,7 +158,7 @@ final class SpillStore: Sendable {
     }
 
     func store(_ signal: TelemetrySignal, _ area: SpillArea = .spilled) -> AreaStore {
-        stores[(SpillArea.allCases.firstIndex(of: area)!) * 2 + signal.index]
+        stores[(SpillArea.allCases.firstIndex(of: area)!) * TelemetrySignal.allCases.count + signal.index]
     }
 
     /// Records the pipeline keeps on disk now and has not delivered: the spilled and rejected areas.

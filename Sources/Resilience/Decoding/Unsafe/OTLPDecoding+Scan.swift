@@ -1,10 +1,15 @@
 extension OTLPDecoding {
     /// Walks a serialized request without building records: calls `visit` once per span or log
     /// record with its span id (0 for logs without one) and its `spillway.load.seq` attribute,
-    /// if it has one. For receivers that count millions of records.
+    /// if it has one, and once per metric data point with neither. For receivers that count
+    /// millions of records.
     package static func scan(
         _ body: [UInt8], signal: TelemetrySignal, visit: (_ spanID: UInt64, _ loadSequence: Int64?) -> Void
     ) throws(ProtoDecodingError) {
+        if signal == .metrics {
+            for _ in 0..<(try count(body, signal: .metrics)) { visit(0, nil) }
+            return
+        }
         let key = Array("spillway.load.seq".utf8)
         try withBytes(body) { bytes throws(ProtoDecodingError) in
             try withBytes(key) { key throws(ProtoDecodingError) in
@@ -48,9 +53,10 @@ extension OTLPDecoding {
 }
 
 extension OTLPDecoding {
-    /// The spans or log records in a serialized request, counted without decoding them.
+    /// The spans, log records or metric data points in a serialized request, counted without decoding them.
     package static func count(_ body: [UInt8], signal: TelemetrySignal) throws(ProtoDecodingError) -> Int {
         try withBytes(body) { bytes throws(ProtoDecodingError) in
+            if signal == .metrics { return try countMetricPoints(bytes) }
             var n = 0
             try walk(ProtoReader(bytes)) { (_, _, _) throws(ProtoDecodingError) in n += 1 }
             return n

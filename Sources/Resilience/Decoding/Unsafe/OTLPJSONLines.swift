@@ -7,6 +7,7 @@
 /// `start_time_unix_nano`, `status_code`, `trace_id`. A log record: `attributes`, `batch`,
 /// `body`, `event_name`, `resource`, `scope`, `severity`, `signal`, `span_id`,
 /// `time_unix_nano`, `trace_id`. Ids are hex, bytes base64, strings with invalid UTF-8 repaired.
+/// A metric data point: see ``appendMetrics(_:batch:to:)``.
 package enum OTLPJSONLines {
     /// Appends one line per record of `body` to `out`; returns how many.
     /// - Throws: ``ProtoDecodingError`` for bytes that are not a request; `out` may then hold
@@ -14,7 +15,8 @@ package enum OTLPJSONLines {
     package static func append(
         _ body: [UInt8], signal: TelemetrySignal, batch: UInt64, to out: inout JSONBuffer
     ) throws(ProtoDecodingError) -> Int {
-        try withBytes(body) { bytes throws(ProtoDecodingError) -> Int in
+        if signal == .metrics { return try appendMetrics(body, batch: batch, to: &out) }
+        return try withBytes(body) { bytes throws(ProtoDecodingError) -> Int in
             var request = ProtoReader(bytes)
             var count = 0
             var prefix = JSONBuffer()

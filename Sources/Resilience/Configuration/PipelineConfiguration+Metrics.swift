@@ -1,0 +1,87 @@
+extension PipelineConfiguration {
+    /// How the pipeline's metrics (recorded through swift-metrics with `SpillwayMetricsFactory`)
+    /// are collected and exported: every ``exportInterval``, one OTLP metrics request (more when
+    /// it would hold over 4,096 data points) goes through the same chain as spans and logs —
+    /// retry, breaker, handlers and, with a spill store, the spill store and its replay.
+    ///
+    /// A value type; the pipeline reads it at start (restart-only).
+    public struct Metrics: Sendable, Hashable {
+        /// How sums and histograms report.
+        public enum Temporality: String, Sendable, Hashable, CaseIterable {
+            /// Totals since each series began (OTLP `AGGREGATION_TEMPORALITY_CUMULATIVE`); a
+            /// restarted process begins its series again with a new start time.
+            case cumulative
+            /// Changes since the previous collection (OTLP `AGGREGATION_TEMPORALITY_DELTA`).
+            case delta
+            /// The specification's `lowmemory`: delta for counters and histograms, which are
+            /// the only sums and histograms swift-metrics has, so here the same as ``delta``.
+            case lowMemory = "lowmemory"
+        }
+
+        /// Every how often the series are collected and exported.
+        /// - Default value: 60 s. - Environment variable: `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds).
+        public var exportInterval: Duration
+        /// How long one metrics export may take.
+        /// - Default value: 30 s. - Environment variable: `OTEL_METRIC_EXPORT_TIMEOUT` (milliseconds).
+        public var exportTimeout: Duration
+        /// - Default value: ``Temporality/cumulative``.
+        /// - Environment variable: `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`, `delta`, `lowmemory`).
+        public var temporality: Temporality
+        /// The most series (attribute sets) of one metric, the overflow series included; further
+        /// attribute sets are recorded into one series with `otel.metric.overflow=true`.
+        /// - Default value: 2000, the OpenTelemetry SDK's. - Environment variable: `SPILLWAY_METRICS_CARDINALITY_LIMIT`.
+        public var cardinalityLimit: Int
+        /// Upper bounds of the explicit buckets of `Recorder` histograms.
+        /// - Default value: the OpenTelemetry SDK's, `0, 5, 10, 25, 50, 75, 100, 250, 500, 750,
+        ///   1000, 2500, 5000, 7500, 10000`.
+        public var histogramBoundaries: [Double]
+        /// Upper bounds of the explicit buckets of `Timer` histograms, in seconds (timers are
+        /// exported in seconds, unit `s`, as the semantic conventions' durations are).
+        /// - Default value: the semantic conventions' `http.server.request.duration` buckets,
+        ///   `0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10`.
+        public var timerBoundaries: [Double]
+        /// The collected requests that may wait in memory for the collector, in order, when
+        /// there is no spill store to keep them; past it the oldest is dropped (`queue_full`).
+        /// - Default value: 64 (an hour at the default interval).
+        public var maxQueuedRequests: Int
+
+        public static let defaultHistogramBoundaries: [Double] = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000]
+        public static let defaultTimerBoundaries: [Double] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+
+        /// The OpenTelemetry defaults.
+        public init(
+            exportInterval: Duration = .seconds(60), exportTimeout: Duration = .seconds(30), temporality: Temporality = .cumulative,
+            cardinalityLimit: Int = 2000, histogramBoundaries: [Double] = Metrics.defaultHistogramBoundaries,
+            timerBoundaries: [Double] = Metrics.defaultTimerBoundaries, maxQueuedRequests: Int = 64
+        ) {
+            self.exportInterval = exportInterval
+            self.exportTimeout = exportTimeout
+            self.temporality = temporality
+            self.cardinalityLimit = cardinalityLimit
+            self.histogramBoundaries = histogramBoundaries
+            self.timerBoundaries = timerBoundaries
+            self.maxQueuedRequests = maxQueuedRequests
+        }
+
+        func validate() throws(ConfigurationError) {
+            if exportInterval <= .zero {
+                throw ConfigurationError(key: "metrics.exportInterval", value: "\(exportInterval)", allowed: "a duration > 0")
+            }
+            if exportTimeout <= .zero {
+                throw ConfigurationError(key: "metrics.exportTimeout", value: "\(exportTimeout)", allowed: "a duration > 0")
+            }
+            if cardinalityLimit < 2 {
+                throw ConfigurationError(key: "metrics.cardinalityLimit", value: "\(cardinalityLimit)", allowed: "an integer ≥ 2")
+            }
+            if maxQueuedRequests < 1 {
+                throw ConfigurationError(key: "metrics.maxQueuedRequests", value: "\(maxQueuedRequests)", allowed: "an integer ≥ 1")
+            }
+            for (key, bounds) in [("metrics.histogramBoundaries", histogramBoundaries), ("metrics.timerBoundaries", timerBoundaries)] {
+                if bounds.contains(where: { !$0.isFinite }) || zip(bounds, bounds.dropFirst()).contains(where: { $0 >= $1 }) {
+                    throw ConfigurationError(
+                        key: key, value: bounds.map { "\($0)" }.joined(separator: ","), allowed: "finite numbers in increasing order")
+                }
+            }
+        }
+    }
+}
