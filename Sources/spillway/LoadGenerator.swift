@@ -1,5 +1,7 @@
+import CoreMetrics
 import Foundation
 import Resilience
+import SpillwayIntegration
 
 /// Emits numbered spans and log records through a pipeline from several threads, at a rate,
 /// showing progress. Every record carries `spillway.load.seq` (unique in the run: spans
@@ -12,6 +14,9 @@ struct LoadGenerator {
     var showProgress: Bool
     /// Added to every `spillway.load.seq` (runs that share a receiver stay distinct).
     var sequenceStart = 0
+    /// Updates through the swift-metrics API (``SpillwayMetricsFactory``), after the records:
+    /// a counter over 4 regions, a gauge and a histogram, in turn.
+    var metrics = 0
 
     struct Result {
         var elapsed: Duration
@@ -29,6 +34,10 @@ struct LoadGenerator {
     func run(pipeline: TelemetryPipeline, stop: StopFlag = StopFlag()) -> Result {
         let tracer = pipeline.tracer(scope: "spillway.load", version: "1")
         let logger = pipeline.logger(scope: "spillway.load", version: "1")
+        let factory = SpillwayMetricsFactory(pipeline: pipeline)
+        let counters = ["eu", "us", "ap", "sa"].map { Counter(label: "spillway.load.requests", dimensions: [("region", $0)], factory: factory) }
+        let gauge = Meter(label: "spillway.load.inflight", factory: factory)
+        let histogram = Recorder(label: "spillway.load.size", dimensions: [("unit", "bytes")], factory: factory)
         let progress = ProgressCounter()
         let group = DispatchGroup()
         let start = ContinuousClock.now
@@ -73,6 +82,15 @@ struct LoadGenerator {
                     n += 1
                     seq += threads
                     if n & 1023 == 0 { progress.add(1024) }
+                }
+                var update = t
+                while update < metrics && !stop.isSet {
+                    switch update % 3 {
+                    case 0: counters[(update / 3) & 3].increment()
+                    case 1: gauge.set(Double(update % 100))
+                    default: histogram.record(Double(update % 1000))
+                    }
+                    update += threads
                 }
                 progress.add(n & 1023)
                 progress.finish(thread: (emitNanos, accepted, refused), max: emitMax)

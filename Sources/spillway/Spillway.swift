@@ -23,6 +23,10 @@ struct Spillway: AsyncParsableCommand {
 struct LoadOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Spans to emit.") var spans = 100_000
     @Option(parsing: .unconditional, help: "Log records to emit.") var logs = 0
+    @Option(
+        parsing: .unconditional,
+        help: "Metric updates through the swift-metrics API (a counter over 4 regions, a gauge, a histogram), exported as OTLP.")
+    var metrics = 0
     @Option(parsing: .unconditional, help: "Records per second, all threads together; 0 is as fast as possible.") var rate: Double = 0
     @Option(parsing: .unconditional, help: "Emitting threads.") var threads = 1
     @Flag(help: "No progress bar.") var quiet = false
@@ -31,7 +35,7 @@ struct LoadOptions: ParsableArguments {
     static let maximumRecords = 1_000_000_000_000
 
     func validate() throws {
-        for (name, value) in [("--spans", spans), ("--logs", logs)] where !(0...Self.maximumRecords).contains(value) {
+        for (name, value) in [("--spans", spans), ("--logs", logs), ("--metrics", metrics)] where !(0...Self.maximumRecords).contains(value) {
             throw ValidationError("\(name): a count from 0 to \(grouped(Self.maximumRecords)), got \(value)")
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads: from 1 to 1024, got \(threads)") }
@@ -41,7 +45,8 @@ struct LoadOptions: ParsableArguments {
     }
 
     var generator: LoadGenerator {
-        LoadGenerator(spans: spans, logs: logs, rate: rate, threads: threads, showProgress: !quiet, sequenceStart: sequenceStart)
+        LoadGenerator(
+            spans: spans, logs: logs, rate: rate, threads: threads, showProgress: !quiet, sequenceStart: sequenceStart, metrics: metrics)
     }
 }
 
@@ -143,6 +148,11 @@ struct Load: AsyncParsableCommand {
         )
         print("exported: \(stats.spans.exported) spans, \(stats.logs.exported) logs")
         print("dropped:  \(dropped(stats.spans)) spans, \(dropped(stats.logs)) logs")
+        if load.metrics > 0 || stats.metrics.emitted > 0 {
+            print(
+                "metrics:  \(load.metrics) updates in \(stats.metricSeries) series; data points collected \(stats.metrics.emitted), "
+                    + "exported \(stats.metrics.exported), dropped \(dropped(stats.metrics)), on disk \(stats.metrics.onDisk)")
+        }
         print(
             "exports:  \(stats.exportAttempts) requests, \(stats.exportFailures) failed, \(stats.retries) retries, "
                 + "\(stats.circuitBreakerTrips) breaker trips\(stats.lastError.map { "; last error: \($0)" } ?? "")"
@@ -162,7 +172,7 @@ struct Load: AsyncParsableCommand {
         }
         // Exit 0 when every record was exported or is safe on disk, and nothing was dropped.
         let complete =
-            stats.spans.droppedTotal + stats.logs.droppedTotal == 0
+            stats.spans.droppedTotal + stats.logs.droppedTotal + stats.metrics.droppedTotal == 0
             && stats.spans.exported + stats.spans.onDisk - stats.spans.recovered >= load.spans
             && stats.logs.exported + stats.logs.onDisk - stats.logs.recovered >= load.logs
         if !complete { throw ExitCode(1) }
@@ -179,7 +189,8 @@ func jsonSummary(_ stats: PipelineStats, _ result: LoadGenerator.Result) -> Stri
             + "\"replayed\":\(s.replayed),\"recovered\":\(s.recovered),\"on_disk\":\(s.onDisk),\"pending\":\(s.pending),"
             + "\"export_window_peak\":\(s.exportWindowPeak)}"
     }
-    return "{\"spans\":\(signal(stats.spans)),\"logs\":\(signal(stats.logs)),\"attempts\":\(stats.exportAttempts),"
+    return "{\"spans\":\(signal(stats.spans)),\"logs\":\(signal(stats.logs)),\"metrics\":\(signal(stats.metrics)),"
+        + "\"attempts\":\(stats.exportAttempts),"
         + "\"emit_max_ns\":\(result.emitNanosecondsMax),\"emit_ns\":\(Int(result.emitNanosecondsPerRecord)),"
         + "\"elapsed_s\":\(seconds(result.elapsed))}"
 }
@@ -193,7 +204,7 @@ func dropped(_ signal: PipelineStats.Signal) -> String {
 
 /// One line on what shutdown waits for: records not yet delivered, the breaker, retries, held batches.
 func waitingStatus(_ stats: PipelineStats) -> String {
-    let pending = stats.spans.pending + stats.logs.pending
+    let pending = stats.spans.pending + stats.logs.pending + stats.metrics.pending
     var parts = ["draining: \(pending) records not yet delivered, \(stats.ringBytesInUse) bytes in the ring"]
     if let state = stats.circuitBreakerState, state != .closed { parts.append("breaker \(state.rawValue)") }
     if stats.batchesHeldInMemory > 0 { parts.append("\(stats.batchesHeldInMemory) batches held in memory") }

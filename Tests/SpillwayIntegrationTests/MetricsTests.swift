@@ -139,6 +139,8 @@ import Testing
             let receiver = try await OTLPReceiver.start(retention: .bodies)
             var configuration = metricsConfiguration(receiver, interval: .milliseconds(100))
             configuration.spill = SpillConfiguration(directory: temporaryDirectory())
+            // A short queue: requests waiting behind the backlog must still reach the disk in order.
+            configuration.metrics.maxQueuedRequests = 2
             configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 1, cooldown: .milliseconds(200), initialCooldown: .milliseconds(200))
             let pipeline = try TelemetryPipeline(configuration: configuration)
             let factory = SpillwayMetricsFactory(pipeline: pipeline)

@@ -13,10 +13,10 @@ import Synchronization
 /// collection, also when it is replayed an hour later.
 ///
 /// Each request's data points are booked in the ledger when collected (``Ledger/accepted(_:_:)``)
-/// and settled by the chain (exported, spilled, dropped) as spans are. At most
-/// ``PipelineConfiguration/Metrics/maxQueuedRequests`` wait in memory; past that the oldest goes
-/// to the spill store (behind what it holds, so still in order) or, without one, is dropped
-/// (`queue_full`, told to the handlers).
+/// and settled by the chain (exported, spilled, dropped) as spans are. Without a spill store, at
+/// most ``PipelineConfiguration/Metrics/maxQueuedRequests`` wait in memory; past that the oldest
+/// is dropped (`queue_full`, told to the handlers). With one, the queue is short by itself: once
+/// a request joins the backlog on disk, every request queued behind it follows it there at once.
 ///
 /// While the collector answers (the breaker closed) and the replayer is sending the metrics on
 /// disk, a new request waits for them, up to 2 s, rather than joining them: otherwise, with a
@@ -89,16 +89,16 @@ final class MetricReader: Sendable {
                     ledger.accepted(.metrics, batch.recordCount)
                     state.queue.append(batch)
                 }
-                while state.queue.count > configuration.maxQueuedRequests { overflow.append(state.queue.removeFirst()) }
+                // With a store, the sender moves the queue to disk when it meets a backlog: moving
+                // it here could put newer requests on disk before the one the sender holds.
+                while store == nil && state.queue.count > configuration.maxQueuedRequests {
+                    overflow.append(state.queue.removeFirst())
+                }
                 if state.sending { return false }
                 state.sending = true
                 return true
             }
             for batch in overflow {
-                if let store {
-                    keep(batch, in: store, "\(configuration.maxQueuedRequests) collected metric requests were waiting for the collector")
-                    continue
-                }
                 let error = ResilienceError(
                     code: .queueFull,
                     message: "\(configuration.maxQueuedRequests) collected metric requests were waiting for the collector, "
@@ -119,8 +119,13 @@ final class MetricReader: Sendable {
             return state.queue.removeFirst()
         }) {
             if let store, await backlogRemains(in: store) {
-                // Behind the requests on disk, so that the replayer sends them in order.
-                keep(batch, in: store, "metrics not yet replayed are in the spill store: kept behind them, in order")
+                // Behind the requests on disk, so that the replayer sends them in order; and
+                // every request queued meanwhile behind it (they are newer).
+                let message = "metrics not yet replayed are in the spill store: kept behind them, in order"
+                keep(batch, in: store, message)
+                for queued in state.withLock({ state in defer { state.queue.removeAll() }; return state.queue }) {
+                    keep(queued, in: store, message)
+                }
                 continue
             }
             if Task.isCancelled {
