@@ -13,7 +13,7 @@
 
 SWIFT      ?= swift
 DEBS       := liburing-dev libzstd-dev zlib1g-dev
-PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard cryptography:cryptography grpc:grpcio
+PY_MODULES := opentelemetry.proto:opentelemetry-proto zstandard:zstandard cryptography:cryptography grpc:grpcio prometheus_client:prometheus-client
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Python test packages live in a virtual environment, never in the system Python (Debian's is
 # externally managed); the tests find python3 there first.

@@ -115,6 +115,7 @@ struct Replay: AsyncParsableCommand {
         await transport.shutdown()
         session.finishProgress()
         print(session.summary(segments: segments.count))
+        for line in leftBehind(in: found.spillDirectories) { print(line) }
         if !found.foreign.isEmpty || !session.isComplete { throw ExitCode(1) }
     }
 

@@ -161,3 +161,26 @@ func grouped(_ n: Int) -> String {
     }
     return (n < 0 ? "-" : "") + out
 }
+
+/// What a spill directory still holds in each area, in records, and the command that sends it:
+/// the last lines of `inspect` and `replay`, so that nothing on disk goes unmentioned.
+func leftBehind(in directories: [String]) -> [String] {
+    var lines: [String] = []
+    for directory in directories {
+        for (area, command, why) in [
+            (SpillArea.spilled, "spillway replay \(directory)", "spilled: the collector did not answer"),
+            (.rejected, "spillway replay --rejected \(directory)", "rejected: the collector refused the configuration; fix it first")
+        ] {
+            guard let found = try? SpillPaths.resolve([directory], areas: [area]) else { continue }
+            var records = 0
+            for location in found.segments where !location.isQuarantined {
+                guard let reader = try? SegmentReader(path: location.path, headersOnly: true) else { continue }
+                var inSegment = 0
+                while let entry = reader.next() { if case .frame(let frame) = entry { inSegment += frame.records } }
+                records += max(0, inSegment - SegmentProgress.read(location.progressPath).records)
+            }
+            if records > 0 { lines.append("left on disk: \(grouped(records)) records \(why) — send them with `\(command)`") }
+        }
+    }
+    return lines
+}

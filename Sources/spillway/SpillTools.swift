@@ -73,7 +73,7 @@ struct Inspect: ParsableCommand {
         let width = max(44, found.segments.map(\.displayName.count).max() ?? 0)
         print(
             "segment".padding(toLength: width, withPad: " ", startingAt: 0)
-                + " area      signal  frames    records          raw   compressed  created              state")
+                + " area      signal   frames    records          raw   compressed  created              state")
         var notes: [String] = []
         for location in found.segments {
             let summary = SegmentSummary.read(location, decompress: true)
@@ -83,7 +83,7 @@ struct Inspect: ParsableCommand {
             print(
                 location.displayName.padding(toLength: width, withPad: " ", startingAt: 0)
                     + " \(location.area.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) "
-                    + "\(header.signal.description.padding(toLength: 6, withPad: " ", startingAt: 0))"
+                    + "\(header.signal.description.padding(toLength: 7, withPad: " ", startingAt: 0))"
                     + String(format: " %7d %10d %12d %12d", summary.frames, summary.records, summary.raw, summary.compressed)
                     + "  \(stamp)  \(state(of: location))")
             if let signal = location.signalFromPath, signal != header.signal {
@@ -119,6 +119,7 @@ struct Inspect: ParsableCommand {
             "total: \(total.segments) segments, \(grouped(total.frames)) frames, \(grouped(total.records)) records, "
                 + "\(grouped(total.raw)) bytes raw, \(grouped(total.compressed)) compressed (\(ratio)×), \(total.damaged) damaged"
         )
+        for line in leftBehind(in: found.spillDirectories) { print(line) }
         if !found.foreign.isEmpty { throw ExitCode(1) }
     }
 }

@@ -9,6 +9,10 @@ import Testing
                 PipelineConfiguration.propertyReaders[key.property] != nil,
                 "\(key.environmentVariable) does not say how its property compares")
         }
+        // The status endpoint's PUT /config applies every live key, and only those.
+        for key in ConfigurationKey.all where key.isLive {
+            #expect(PipelineConfiguration.liveSetters[key.property] != nil, "\(key.environmentVariable) is live but PUT /config cannot set it")
+        }
         let running = PipelineConfiguration()
         func refusal(_ change: (inout PipelineConfiguration) -> Void) -> String? {
             var new = running

@@ -138,6 +138,14 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     }
 }
 
+extension PipelineStats {
+    /// Nothing counted: what the status endpoint answers for a pipeline already released.
+    static let empty = PipelineStats(
+        spans: Signal(emitted: 0, exported: 0, dropped: [:]), logs: Signal(emitted: 0, exported: 0, dropped: [:]), ringBytesInUse: 0,
+        ringCapacity: 0, exportAttempts: 0, exportSuccesses: 0, exportFailures: 0, retries: 0, batchesHeldInMemory: 0,
+        circuitBreakerState: nil, circuitBreakerTrips: 0, handlerEvents: 0, handlerEventsLost: 0, handlerErrors: 0)
+}
+
 /// What `shutdown(deadline:)` achieved.
 public struct ShutdownSummary: Sendable {
     /// The counts when the pipeline stopped.

@@ -199,6 +199,12 @@ public struct ConfigurationKey: Sendable, Hashable {
             "`auto` (io_uring where the kernel allows it, else pwrite) or `pwrite`; used when a spill store exists"),
         .init("SPILLWAY_SPILL_REPLAY_CONCURRENCY", "spill.replayConcurrency", "1", live: false, "replay requests at once"),
         .init(
+            "SPILLWAY_STATUS_ADDRESS", "statusEndpoint", "(off)", live: false,
+            "the status endpoint (`/health`, `/stats`, `/metrics`, `/config`): `host:port`, `:port` (loopback)"),
+        .init(
+            "SPILLWAY_STATUS_CONFIG_TOKEN", "statusEndpoint.configurationToken", "(off)", live: false,
+            "bearer token that enables `PUT /config` on the status endpoint"),
+        .init(
             "SPILLWAY_SHUTDOWN_TIMEOUT", "shutdownTimeout", "10000", live: true, "graceful-shutdown deadline of the `Service`, milliseconds"
         ),
         .init(

@@ -183,6 +183,21 @@ extension PipelineConfiguration {
             }
         }
         if let ms = try env.integer("SPILLWAY_SHUTDOWN_TIMEOUT", minimum: 0) { config.shutdownTimeout = .milliseconds(ms) }
+        if let v = env.string("SPILLWAY_STATUS_ADDRESS") {
+            do {
+                config.statusEndpoint = try PipelineConfiguration.StatusEndpoint(parsing: v)
+            } catch {
+                throw ConfigurationError(key: error.key, value: error.value, allowed: error.allowed, source: env.source(error.key))
+            }
+        }
+        if let token = env.string("SPILLWAY_STATUS_CONFIG_TOKEN") {
+            guard config.statusEndpoint != nil else {
+                throw ConfigurationError(
+                    key: "SPILLWAY_STATUS_CONFIG_TOKEN", value: "(not shown)", allowed: "set only with SPILLWAY_STATUS_ADDRESS",
+                    source: env.source("SPILLWAY_STATUS_CONFIG_TOKEN"))
+            }
+            config.statusEndpoint?.configurationToken = token
+        }
         if let v = env.string("SPILLWAY_SPILL_DIR") {
             guard !v.isEmpty else {
                 throw ConfigurationError(

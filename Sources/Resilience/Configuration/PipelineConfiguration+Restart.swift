@@ -20,6 +20,8 @@ extension PipelineConfiguration {
         "exporter.metrics.tls.certificateFile": { $0.exporter.metrics.tls.certificateFile ?? "none" },
         "exporter.metrics.tls.clientCertificateFile": { $0.exporter.metrics.tls.clientCertificateFile ?? "none" },
         "exporter.metrics.tls.clientKeyFile": { $0.exporter.metrics.tls.clientKeyFile ?? "none" },
+        "statusEndpoint": { $0.statusEndpoint.map { "\($0.host):\($0.port)" } ?? "off" },
+        "statusEndpoint.configurationToken": { $0.statusEndpoint?.configurationToken == nil ? "off" : "set" },  // never the token
         "metrics.exportInterval": { "\($0.metrics.exportInterval)" },
         "metrics.exportTimeout": { "\($0.metrics.exportTimeout)" },
         "metrics.temporality": { $0.metrics.temporality.rawValue },
@@ -114,7 +116,8 @@ extension PipelineConfiguration {
         ("circuitBreaker", { "\(String(describing: $0.circuitBreaker))" }),
         ("exportStages", { "\($0.exportStages.count) stages" }),
         ("selfMetrics", { "\($0.selfMetrics)" }),
-        ("metrics", { "\($0.metrics)" })
+        ("metrics", { "\($0.metrics)" }),
+        ("statusEndpoint.servesApplicationMetrics", { "\($0.statusEndpoint?.servesApplicationMetrics ?? true)" })
     ]
 
     /// The settings that need a restart: every key that is not live, by property (with its

@@ -30,6 +30,9 @@ public struct PipelineConfiguration: Sendable {
     /// Collection and export of the application's metrics (`SpillwayMetricsFactory`).
     /// - Default value: every 60 s, cumulative (`OTEL_METRIC_EXPORT_*`).
     public var metrics: Metrics = Metrics()
+    /// The status endpoint (`/health`, `/stats`, `/metrics`, `/config`). - Default value: `nil`, off.
+    /// - Environment variables: `SPILLWAY_STATUS_ADDRESS` (`host:port`), `SPILLWAY_STATUS_CONFIG_TOKEN`.
+    public var statusEndpoint: StatusEndpoint?
     /// Where and how to export.
     public var exporter: OTLPExporterConfiguration
     /// Attribute, event and link limits.

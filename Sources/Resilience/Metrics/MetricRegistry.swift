@@ -188,4 +188,30 @@ package final class MetricRegistry: Sendable {
             return result
         }
     }
+
+    /// Every series' cumulative point now, for a scrape (the status endpoint's `/metrics`):
+    /// changes nothing — not the delta books, not the removed series, not the minimum and maximum.
+    func snapshot() -> [[Collected]] {
+        let families: [[MetricSeries]] = state.withLock { state in state.order.compactMap { state.families[$0]?.order } }
+        return families.compactMap { family -> [Collected]? in
+            let points = family.compactMap { series -> Collected? in
+                var point = Collected(series: series, startTime: series.startTime)
+                switch series.instrument {
+                case .gauge:
+                    guard series.slots.load(1) != 0 else { return nil }
+                    point.value = Double(bitPattern: series.slots.load(0))
+                case .counter:
+                    point.value = Double(series.slots.total(0))
+                    point.isInteger = true
+                case .floatingPointCounter:
+                    point.value = series.slots.totalDouble(0)
+                case .histogram:
+                    point.bucketCounts = (0...series.boundaries.count).map { series.slots.total($0) }
+                    point.value = series.slots.totalDouble(series.sumSlot)
+                }
+                return point
+            }
+            return points.isEmpty ? nil : points
+        }
+    }
 }
