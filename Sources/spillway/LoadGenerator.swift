@@ -172,3 +172,14 @@ func formatRate(_ value: Double) -> String {
 }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+/// `20s`, `500ms`, `2m` or a bare number of seconds; `nil` for anything else.
+func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        guard let value = Double(text.dropLast(suffix.count)), value.isFinite, value >= 0 else { return nil }
+        return .milliseconds(Int64(value * scale * 1000))
+    }
+    guard let value = Double(text), value.isFinite, value >= 0 else { return nil }
+    return .milliseconds(Int64(value * 1000))
+}

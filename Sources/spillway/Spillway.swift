@@ -237,12 +237,33 @@ struct Demo: AsyncParsableCommand {
     @OptionGroup var load: LoadOptions
     @Option(help: "Fraction of requests the receiver fails, half with 503 and half with a connection reset (0 to 1).")
     var faults: Double = 0
+    @Option(
+        help: """
+            Take the collector down (it answers 503) for this long in the middle of the run (20s, 500ms), with a spill store \
+            in a temporary directory, and draw the run as an SVG timeline (--svg).
+            """)
+    var outage: String?
+    @Option(help: "Where --outage writes its picture.") var svg = "outage.svg"
 
     func validate() throws {
         guard (0...1).contains(faults) else { throw ValidationError("--faults must be from 0 to 1, got \(faults)") }
+        if let outage {
+            guard let duration = parseDuration(outage), duration > .zero, duration <= .seconds(3600) else {
+                throw ValidationError("--outage: a duration from 1ms to 3600s such as 20s or 500ms, got \(outage)")
+            }
+            // Before the run, not after it: a path that cannot be written is a usage error.
+            let directory = (svg as NSString).deletingLastPathComponent
+            guard access(directory.isEmpty ? "." : directory, W_OK) == 0 else {
+                throw ValidationError("--svg: cannot write in \(directory.isEmpty ? "." : directory) (\(String(cString: strerror(errno))))")
+            }
+        }
     }
 
     func run() async throws {
+        if let outage, let duration = parseDuration(outage) {
+            try await OutageDemo(load: load, outage: duration, svgPath: svg).run()
+            return
+        }
         let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
         if faults > 0 { receiver.behavior = .randomFaults(rate: faults, seed: 1) }
         let events = EventTally()

@@ -43,7 +43,8 @@ import Testing
         for arguments in [
             ["load", "--spans", "9223372036854775807"], ["load", "--spans", "-5"], ["load", "--rate", "nan"], ["load", "--threads", "0"],
             ["replay", "x", "--give-up-after", "0"], ["demo", "--faults", "2"], ["receive", "--fail", "999"],
-            ["faults", "--report", "/nonexistent/dir/table.md"]
+            ["faults", "--report", "/nonexistent/dir/table.md"], ["demo", "--outage", "0s"], ["demo", "--outage", "soon"],
+            ["demo", "--outage", "1s", "--svg", "/nonexistent/dir/outage.svg"]
         ] {
             let result = try await FileToolTests.run(
                 arguments + ["--endpoint", "http://127.0.0.1:9"].filter { _ in arguments[0] == "load" })
@@ -51,6 +52,40 @@ import Testing
             #expect(result.error.contains("Error: --"), "\(arguments): \(result.error)")
             #expect(result.error.contains("Usage: spillway \(arguments[0])"), "the subcommand's usage: \(result.error)")
         }
+    }
+}
+
+extension CLITests {
+    /// `spillway demo --outage`: the picture is well-formed XML (Python's parser), and its series
+    /// add up to the demo's books, which count every record (nothing lost through the outage).
+    @Test(.timeLimit(.minutes(3)))
+    func theOutageDemoDrawsATimelineWhoseSeriesAddUpToItsBooks() async throws {
+        let svg = FileToolTests.temporaryDirectory() + "/outage.svg"
+        let result = try await FileToolTests.run(["demo", "--outage", "1s", "--spans", "20000", "--logs", "2000", "--svg", svg, "--quiet"])
+        #expect(result.status == 0, "\(result.output) \(result.error)")
+        #expect(result.output.contains("lost:        0") && result.output.contains("timeline:    \(svg)"), "\(result.output)")
+        let script = """
+            import json, sys, xml.etree.ElementTree as ET
+            root = ET.parse(sys.argv[1]).getroot()
+            meta = next(e for e in root.iter() if e.tag.endswith('metadata'))
+            data = json.loads(meta.text)
+            sums = {name: sum(values) for name, values in data['series'].items()}
+            lines = [e for e in root.iter() if e.tag.endswith('polyline')]
+            print(json.dumps({'sums': sums, 'books': data['books'], 'lines': len(lines), 'marks': [m['label'] for m in data['marks']],
+                              'breaker': sorted(set(data['breaker']))}))
+            """
+        let check = try await runPython(["-c", script, svg])
+        #expect(check.status == 0, "\(check.output)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(check.output.utf8)) as? [String: Any])
+        let sums = try #require(json["sums"] as? [String: Int])
+        let books = try #require(json["books"] as? [String: Int])
+        #expect(sums == books, "the series add up to the books: \(sums) against \(books)")
+        #expect(books["emitted"] == 22_000 && books["exported"] == 22_000 && books["dropped"] == 0)
+        #expect((books["spilled"] ?? 0) > 0 && books["replayed"] == books["spilled"], "the outage was ridden out on disk")
+        #expect(json["lines"] as? Int == 5)
+        let marks = json["marks"] as? [String] ?? []
+        #expect(marks.contains("collector down") && marks.contains("collector up") && marks.contains("breaker open"), "\(marks)")
+        #expect((json["breaker"] as? [String])?.contains("open") == true)
     }
 }
 
