@@ -15,7 +15,7 @@ struct Spillway: AsyncParsableCommand {
             """,
         version: spillwayVersion,
         subcommands: [
-            Load.self, Demo.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self, SpillChild.self,
+            Load.self, Demo.self, Status.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self, SpillChild.self,
             ServiceChild.self
         ])
 }

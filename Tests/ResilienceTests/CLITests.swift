@@ -89,6 +89,32 @@ extension CLITests {
     }
 }
 
+extension CLITests {
+    /// `spillway status` against a pipeline's status endpoint, against an OTLP receiver (not a
+    /// status endpoint) and against a closed port.
+    @Test func theStatusViewReadsAServicesEndpointAndRefusesForeignOnes() async throws {
+        let receiver = try await OTLPReceiver.start()
+        var configuration = PipelineConfiguration(serviceName: "status-view")
+        configuration.exporter.endpoint = receiver.endpoint
+        configuration.traces.scheduleDelay = .milliseconds(20)
+        configuration.statusEndpoint = PipelineConfiguration.StatusEndpoint(port: 0)
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        for _ in 0..<1234 { pipeline.tracer(scope: "view").startSpan("x").end() }
+        await pipeline.forceFlush()
+        let port = try #require(pipeline.statusEndpointPort)
+        let view = try await FileToolTests.run(["status", ":\(port)", "--once"])
+        #expect(view.status == 0, "\(view.error)")
+        #expect(view.output.contains("healthy") && view.output.contains("1,234"), "\(view.output)")
+        let receiverPort = try #require(Int(receiver.endpoint.split(separator: ":").last ?? ""))
+        let foreign = try await FileToolTests.run(["status", "127.0.0.1:\(receiverPort)", "--once"])
+        #expect(foreign.status == 1 && foreign.error.contains("not a Spillway status endpoint"), "\(foreign.error)")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        let closed = try await FileToolTests.run(["status", ":\(port)", "--once"])
+        #expect(closed.status == 1 && closed.error.contains("\(port)"), "\(closed.error)")
+        try await receiver.stop()
+    }
+}
+
 private func grouped(_ n: Int) -> String {
     let digits = String(n)
     var out = ""

@@ -5,10 +5,6 @@ import ResilienceTesting
 import SpillwayIntegration
 import Testing
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// The status endpoint over real HTTP on 127.0.0.1: every route, the errors, the secrets, and a
 /// scrape that Python's `prometheus_client` parses.
 @Suite struct StatusEndpointTests {
@@ -48,7 +44,7 @@ import Testing
         #expect(json["metric_series"] as? Int == 3)
 
         let scrape = try await http(port, "GET", "/metrics")
-        #expect(scrape.status == 200 && scrape.headers.contains("text/plain; version=0.0.4"))
+        #expect(scrape.status == 200 && scrape.head.contains("text/plain; version=0.0.4"))
         let samples = try await parsePrometheus(scrape.body)
         func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
             samples.first { sample in sample.name == name && labels.allSatisfy { key, value in sample.labels[key] == value } }?.value
@@ -100,7 +96,7 @@ import Testing
         #expect(pipeline.configuration.exporter.headers["x-api-key"] == Self.secret, "what the body did not name stays")
 
         let wrongMethod = try await http(port, "POST", "/health")
-        #expect(wrongMethod.status == 405 && wrongMethod.headers.contains("Allow: GET"))
+        #expect(wrongMethod.status == 405 && wrongMethod.head.contains("Allow: GET"))
         #expect(try await http(port, "GET", "/nowhere").status == 404)
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
@@ -155,56 +151,10 @@ import Testing
         try await receiver.stop()
     }
 
-    // MARK: A small HTTP/1.1 client over a socket, so that no test depends on curl.
-
-    struct Response: CustomStringConvertible {
-        var status: Int
-        var headers: String
-        var body: String
-        var description: String { "\(status) \(body)" }
-    }
+    typealias Response = HTTPClient.Response
 
     func http(_ port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: String = "") async throws -> Response {
-        try await blockingCall { try Self.request(port, method, path, headers, body) }
-    }
-
-    static func request(_ port: Int, _ method: String, _ path: String, _ headers: [String: String], _ body: String) throws -> Response {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure(description: "socket: \(errno)") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure(description: "connect: \(errno)") }
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
-        for (name, value) in headers { text += "\(name): \(value)\r\n" }
-        text += "\r\n" + body
-        let bytes = Array(text.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            // The server may answer 413 and close before the whole body is sent.
-            if n <= 0 { break }
-            sent += n
-        }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            received += buffer[0..<n]
-        }
-        let response = String(decoding: received, as: UTF8.self)
-        guard let split = response.range(of: "\r\n\r\n") else { throw TestFailure(description: "no answer: \(response)") }
-        let head = String(response[..<split.lowerBound])
-        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return Response(status: status, headers: head, body: String(response[split.upperBound...]))
+        try await blockingCall { try HTTPClient.request(port: port, method: method, path: path, headers: headers, body: body) }
     }
 
     struct Sample {

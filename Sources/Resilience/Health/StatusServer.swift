@@ -39,8 +39,9 @@ final class StatusServer: Sendable {
 
     /// Stops listening and shuts the loop down; requests under way are cut off.
     func stop() {
-        channel.close(promise: nil)
-        group.shutdownGracefully { _ in }
+        // The loop after the listener: closing schedules work on it.
+        let group = self.group
+        channel.close().whenComplete { _ in group.shutdownGracefully { _ in } }
     }
 }
 
