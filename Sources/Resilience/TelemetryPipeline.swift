@@ -364,12 +364,15 @@ public final class TelemetryPipeline: Sendable {
             await stack.exporter.shutdown()
             stack.tasks.executor.stop()
         }
-        statusServer.withLock { $0 }?.stop()
+        statusServer.withLock { server in
+            defer { server = nil }
+            return server
+        }?.stop()
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
     }
 
     deinit {
-        statusServer.withLock { $0 }?.stop()
+        statusServer.withLock { $0 }?.stop()  // stop() is idempotent
         metricReader.stop()
         intake.close()
         let stacks = [main] + destinations

@@ -151,6 +151,21 @@ import Testing
         try await receiver.stop()
     }
 
+    /// The same port twice in a row: shutdown releases it (and a released pipeline's server is gone).
+    @Test func aShutDownPipelineReleasesItsPortForTheNextOne() async throws {
+        let receiver = try await OTLPReceiver.start()
+        var port = 0
+        for round in 0..<2 {
+            var configuration = testConfiguration(receiver)
+            configuration.statusEndpoint = PipelineConfiguration.StatusEndpoint(port: port)
+            let pipeline = try TelemetryPipeline(configuration: configuration)
+            port = try #require(pipeline.statusEndpointPort)
+            #expect(try await http(port, "GET", "/health").status == 200, "round \(round)")
+            _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        }
+        try await receiver.stop()
+    }
+
     typealias Response = HTTPClient.Response
 
     func http(_ port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: String = "") async throws -> Response {

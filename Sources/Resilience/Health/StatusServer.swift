@@ -10,6 +10,7 @@ import Synchronization
 final class StatusServer: Sendable {
     private let channel: any Channel
     private let group: MultiThreadedEventLoopGroup
+    private let stopped = Atomic<Bool>(false)
     /// The port it listens on (the one the system chose for port 0).
     let port: Int
 
@@ -39,6 +40,7 @@ final class StatusServer: Sendable {
 
     /// Stops listening and shuts the loop down; requests under way are cut off.
     func stop() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
         // The loop after the listener: closing schedules work on it.
         let group = self.group
         channel.close().whenComplete { _ in group.shutdownGracefully { _ in } }
