@@ -422,4 +422,5 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     transportBenchmarks(e2e, spans: spansPerEndToEndRun)
+    metricsBenchmarks(emitConfiguration)
 }

@@ -7,6 +7,15 @@ internal import CSpill
 @_spi(Benchmarks) public enum _SpillwayBenchmarkHooks {
     /// Builds one request from `records` synthetic encoded records of `recordSize` bytes in
     /// `scopes` scopes (the drain thread's batch assembly) and returns its size.
+    /// Collects every metric series of `pipeline` and encodes the OTLP requests, without
+    /// exporting them (what each export interval costs the reader). Returns the bytes encoded.
+    public static func collectMetrics(of pipeline: TelemetryPipeline) -> Int {
+        let now = nowUnixNano()
+        let families = pipeline.metricRegistry.collect(temporality: .cumulative, now: now)
+        let requests = MetricEncoding.requests(families, resource: [], temporality: .cumulative, now: now)
+        return requests.reduce(0) { $0 + $1.body.count }
+    }
+
     public static func assembleBatch(records: Int, recordSize: Int, scopes: Int) -> Int {
         let builder = BatchBuilder(signal: .traces, expectedBytes: records * recordSize)
         let record = [UInt8](repeating: 0x2A, count: recordSize)
