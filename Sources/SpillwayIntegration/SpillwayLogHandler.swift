@@ -1,6 +1,6 @@
 public import Logging
 public import Resilience
-public import ServiceContextModule
+import ServiceContextModule
 
 /// A swift-log `LogHandler` that writes log records into a ``TelemetryPipeline``.
 ///

@@ -1,6 +1,6 @@
 public import Instrumentation
 public import Resilience
-public import ServiceContextModule
+import ServiceContextModule
 import Synchronization
 public import Tracing
 

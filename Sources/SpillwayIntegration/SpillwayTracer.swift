@@ -1,6 +1,6 @@
 public import Instrumentation
 public import Resilience
-public import ServiceContextModule
+import ServiceContextModule
 public import Tracing
 
 /// The swift-distributed-tracing back end: a `Tracer` whose spans go into a ``TelemetryPipeline``.

@@ -1,6 +1,6 @@
 public import Instrumentation
 public import Resilience
-public import ServiceContextModule
+import ServiceContextModule
 
 /// The ``Resilience/SpanContext`` of the active span, kept in a `ServiceContext`.
 enum SpillwaySpanContextKey: ServiceContextKey {
