@@ -4,7 +4,7 @@
 #   make bench   ordo-one/benchmark suites, side by side with swift-otel 1.6.0
 #   make bench-instructions  instructions and allocations per emitted record, under callgrind
 #   make soak    the random-fault run with 10 M spans (make test runs it with 1 M), and a 30 s
-#                collector outage ridden out on disk (make test: 5 s)
+#                collector outage ridden out on disk (make test: 5 s), for spans and for metrics
 #   make fuzz    libFuzzer on the spill segment reader and recovery (FUZZ_SECONDS, default 60)
 #   make faults  the fault suite (outages, throttling, resets, a slow collector, misconfiguration,
 #                SIGKILL, a full disk, hostile files) with the release tool: one table row each;
@@ -147,6 +147,7 @@ soak: deps
 	SPILLWAY_POOL_SPANS=$${SPILLWAY_POOL_SPANS:-1000000} SPILLWAY_POOL_OUTAGE_SECONDS=$${SPILLWAY_POOL_OUTAGE_SECONDS:-10} \
 		$(SWIFT) test --skip-build --filter balanceByTraceDeliversEverySpanOnce
 	SPILLWAY_FANOUT_OUTAGE_SECONDS=$${SPILLWAY_FANOUT_OUTAGE_SECONDS:-10} $(SWIFT) test --skip-build --filter anAuditRouteFansOut
+	SPILLWAY_METRICS_OUTAGE_SECONDS=$${SPILLWAY_METRICS_OUTAGE_SECONDS:-30} $(WITH_VENV) $(SWIFT) test --skip-build --filter metricsOfAnOutage
 
 # The README's quick start and Hummingbird-style service, built against this checkout (Hummingbird
 # takes minutes to build, so this is not part of `make test`).

@@ -45,7 +45,9 @@ extension PipelineConfiguration {
         /// - Default value: 64 (an hour at the default interval).
         public var maxQueuedRequests: Int
 
+        /// The OpenTelemetry SDK's default explicit-bucket boundaries.
         public static let defaultHistogramBoundaries: [Double] = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000]
+        /// The semantic conventions' boundaries for durations in seconds (`http.server.request.duration`).
         public static let defaultTimerBoundaries: [Double] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
         /// The OpenTelemetry defaults.

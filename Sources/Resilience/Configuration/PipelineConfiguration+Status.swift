@@ -27,6 +27,7 @@ extension PipelineConfiguration {
         /// - Default value: `true`.
         public var servesApplicationMetrics: Bool
 
+        /// An endpoint on `host:port`; without `configurationToken`, `PUT /config` is refused.
         public init(host: String = "127.0.0.1", port: Int, configurationToken: String? = nil, servesApplicationMetrics: Bool = true) {
             self.host = host
             self.port = port
