@@ -6,8 +6,16 @@ import PackageDescription
 let package = Package(
     name: "EmitInstructions",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(name: "spillway", path: "../..")],
+    dependencies: [
+        .package(name: "spillway", path: "../.."),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    ],
     targets: [
-        .executableTarget(name: "EmitInstructions", dependencies: [.product(name: "Resilience", package: "spillway")])
+        .executableTarget(
+            name: "EmitInstructions",
+            dependencies: [
+                .product(name: "Resilience", package: "spillway"), .product(name: "SpillwayIntegration", package: "spillway"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ])
     ]
 )

@@ -12,14 +12,19 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$binary" "$work/emit" && strip -g "$work/emit"
 printf '| record | instructions / record | heap allocations / record |\n|---|---|---|\n'
-for shape in span log; do
+for shape in span log counter timer; do
     declare -A ir allocs
     for n in 20000 120000; do
         valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg-$shape-$n" "$work/emit" $n $shape >/dev/null 2>&1
         ir[$n]=$(awk '/^totals:/ {print $2}' "$work/cg-$shape-$n-01")
         allocs[$n]=$(valgrind --tool=memcheck --leak-check=no "$work/emit" $n $shape 2>&1 | sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' | tr -d ,)
     done
-    label=$([ $shape = span ] && echo "span, 5 attributes" || echo "log record, 3 attributes")
+    case $shape in
+        span) label="span, 5 attributes" ;;
+        log) label="log record, 3 attributes" ;;
+        counter) label="swift-metrics counter.increment(), 2 dimensions" ;;
+        *) label="swift-metrics timer.recordNanoseconds, 2 dimensions" ;;
+    esac
     printf '| %s | %d | %s |\n' "$label" $(( (ir[120000] - ir[20000]) / 100000 )) \
         "$(awk -v a="${allocs[20000]}" -v b="${allocs[120000]}" 'BEGIN { printf "%.2f", (b - a) / 100000 }')"
 done

@@ -179,7 +179,7 @@ public final class TelemetryPipeline: Sendable {
                 endpoint.servesApplicationMetrics ? { @Sendable in registry.snapshot() } : nil
             let routes = StatusRoutes(
                 stats: stats, health: health, configuration: running, applicationMetrics: application, reconfigure: reconfigure,
-                token: endpoint.configurationToken)
+                token: endpoint.configurationToken, executor: tasks.executor)
             let server = try StatusServer(endpoint, routes: routes)
             statusServer.withLock { $0 = server }
             logger.info("status endpoint listening", metadata: ["address": "\(endpoint.host):\(server.port)"])
@@ -360,14 +360,16 @@ public final class TelemetryPipeline: Sendable {
         for stack in stacks { stack.store?.close() }
         monitor.tick()
         for stack in stacks { stack.ledger.logThrottle.flush(force: true) }
-        for stack in stacks {
-            await stack.exporter.shutdown()
-            stack.tasks.executor.stop()
-        }
+        // The status endpoint answers through the drain; it stops before the executor that its
+        // PUT /config runs on.
         statusServer.withLock { server in
             defer { server = nil }
             return server
         }?.stop()
+        for stack in stacks {
+            await stack.exporter.shutdown()
+            stack.tasks.executor.stop()
+        }
         return ShutdownSummary(stats: stats(), deadlineExceeded: exceeded)
     }
 

@@ -80,10 +80,18 @@ final class StatusRequestHandler: ChannelInboundHandler {
             let request = StatusRoutes.Request(
                 method: head.method.rawValue, path: head.uri, authorization: head.headers.first(name: "Authorization"), body: body,
                 bodyTooLarge: tooLarge)
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let keepAlive = head.isKeepAlive
+            // Everything but PUT /config is answered here, on the loop, from atomic loads: a scrape
+            // must not wait for Swift's cooperative pool, which a busy service may keep full.
+            if let answer = routes.answerNow(request) {
+                send(answer, context: context, keepAlive: keepAlive)
+                return
+            }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let routes = self.routes
-            context.eventLoop.makeFutureWithTask { await routes.answer(request) }.whenSuccess { answer in
+            let promise = context.eventLoop.makePromise(of: StatusRoutes.Answer.self)
+            Task(executorPreference: routes.executor) { promise.succeed(await routes.put(request)) }
+            promise.futureResult.whenSuccess { answer in
                 let (handler, context) = bound.value
                 handler.send(answer, context: context, keepAlive: keepAlive)
             }
@@ -132,8 +140,18 @@ struct StatusRoutes: Sendable {
     var applicationMetrics: (@Sendable () -> [[MetricRegistry.Collected]])?
     var reconfigure: @Sendable (PipelineConfiguration) async throws(ConfigurationError) -> Void
     var token: String?
+    /// Where `PUT /config` runs its reconfiguration: the pipeline's export executor, never the
+    /// cooperative pool.
+    var executor: any TaskExecutor
 
+    /// Every answer; `PUT /config` through ``put(_:)``.
     func answer(_ request: Request) async -> Answer {
+        if let answer = answerNow(request) { return answer }
+        return await put(request)
+    }
+
+    /// The answer of every request but a well-formed `PUT /config`, at once; `nil` for that one.
+    func answerNow(_ request: Request) -> Answer? {
         let path = String(request.path.split(separator: "?", maxSplits: 1).first ?? "")
         let allowed = path == "/config" ? "GET, PUT" : "GET"
         guard ["/health", "/stats", "/metrics", "/config"].contains(path) else {
@@ -156,12 +174,12 @@ struct StatusRoutes: Sendable {
         case ("GET", "/config"):
             return Answer(status: 200, body: StatusDocuments.configuration(configuration()))
         default:
-            return await put(request)
+            return nil
         }
     }
 
     /// `PUT /config`: a JSON object of live keys (string values), with the bearer token.
-    private func put(_ request: Request) async -> Answer {
+    func put(_ request: Request) async -> Answer {
         guard let token else {
             return .error(403, "PUT /config is off: start the pipeline with a configuration token (SPILLWAY_STATUS_CONFIG_TOKEN)")
         }

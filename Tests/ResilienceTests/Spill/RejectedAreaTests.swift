@@ -194,3 +194,38 @@ private func settled(_ pipeline: TelemetryPipeline) -> Bool {
         try await receiver.stop()
     }
 }
+
+extension RejectedAreaTests {
+    /// After a 401, `replay` delivered what was spilled and said nothing of the records in
+    /// `rejected/`: the tools now end by naming what stays on disk and the command that sends it.
+    @Test(.timeLimit(.minutes(3)))
+    func inspectAndReplayNameWhatStaysInTheRejectedAreaAndTheCommandThatSendsIt() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
+        receiver.behavior = .fail(status: 401)
+        let directory = spillDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pipeline = try TelemetryPipeline(configuration: configuration(receiver, directory: directory))
+        emit(pipeline, 0..<2_000)
+        #expect(await eventually(timeout: .seconds(20)) { settled(pipeline) && pipeline.stats().spans.onDisk == 2_000 })
+        let rejected = pipeline.stats().spans.rejectedOnDisk
+        let spilled = 2_000 - rejected
+        #expect(rejected > 0, "\(pipeline.stats())")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+
+        func grouped(_ n: Int) -> String {
+            let digits = Array(String(n))
+            return String(digits.enumerated().flatMap { i, c in i > 0 && (digits.count - i) % 3 == 0 ? [",", c] : [c] })
+        }
+        let inspect = try await FileToolTests.run(["inspect", directory])
+        #expect(inspect.output.contains("left on disk: \(grouped(rejected)) records rejected"), "\(inspect.output)")
+        #expect(inspect.output.contains("spillway replay --rejected \(directory)"), "\(inspect.output)")
+        receiver.behavior = .accept
+        let replay = try await FileToolTests.run(["replay", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(replay.output.contains("left on disk: \(grouped(rejected)) records rejected"), "\(replay.output)")
+        #expect(!replay.output.contains("records spilled"), "the spilled area was sent: \(replay.output)")
+        let rest = try await FileToolTests.run(["replay", "--rejected", directory, "--endpoint", receiver.endpoint, "--quiet"])
+        #expect(rest.status == 0 && !rest.output.contains("left on disk"), "\(rest.output)")
+        #expect(receiver.uniqueSpanIDs == 2_000, "every record once: \(spilled) spilled, \(rejected) rejected")
+        try await receiver.stop()
+    }
+}

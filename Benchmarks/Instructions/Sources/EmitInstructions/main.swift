@@ -2,7 +2,9 @@
 // pipeline whose exporter discards, then exits. Run twice with two N under callgrind: the
 // difference of the emitting thread's instructions, divided by the difference of N, is the cost
 // of one record (Benchmarks/Instructions/measure.sh).
+import CoreMetrics
 import Resilience
+import SpillwayIntegration
 
 #if canImport(Glibc)
     import Glibc
@@ -34,6 +36,12 @@ func emitLog(_ logger: TelemetryLogger, _ i: Int) {
     }
 }
 
+@inline(never)
+func increment(_ counter: Counter) { counter.increment() }
+
+@inline(never)
+func record(_ timer: Timer, _ i: Int) { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
+
 // A ring large enough that nothing is dropped when the drain thread, serialised by valgrind, falls behind.
 let n = Int(CommandLine.arguments[1])!
 let kind = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "span"
@@ -46,7 +54,20 @@ for i in 0..<1000 {
     emitSpan(tracer, i)
     emitLog(logger, i)
 }
-if kind == "span" { for i in 0..<n { emitSpan(tracer, i) } } else { for i in 0..<n { emitLog(logger, i) } }
+// swift-metrics through SpillwayMetricsFactory: a handler made once, 2 dimensions, as a service keeps it.
+let factory = SpillwayMetricsFactory(pipeline: pipeline)
+let counter = Counter(label: "http.requests", dimensions: [("http.route", "/api/cart"), ("http.request.method", "GET")], factory: factory)
+let timer = Timer(label: "http.duration", dimensions: [("http.route", "/api/cart"), ("http.request.method", "GET")], factory: factory)
+for i in 0..<1000 {
+    counter.increment()
+    timer.recordNanoseconds(Int64(i) * 10_000)
+}
+switch kind {
+case "span": for i in 0..<n { emitSpan(tracer, i) }
+case "log": for i in 0..<n { emitLog(logger, i) }
+case "counter": for _ in 0..<n { increment(counter) }
+default: for i in 0..<n { record(timer, i) }
+}
 let s = pipeline.stats()
 print("emitted spans \(s.spans.emitted) logs \(s.logs.emitted) dropped \(s.spans.droppedTotal + s.logs.droppedTotal)")
 exit(0)
