@@ -59,6 +59,8 @@ extension OTLPReceiver {
 
         private let box: ReceiverBox
         private var streams: [HTTP2StreamID: Stream] = [:]
+        /// Set once the streams a GOAWAY named are all answered and the close is scheduled.
+        private var closing = false
         private var highestStreamID = HTTP2StreamID(0)
         private var calls = 0
         /// The last stream named in the GOAWAY sent, if one was.
@@ -134,12 +136,23 @@ extension OTLPReceiver {
                     HTTP2Frame(
                         streamID: .rootStream, payload: .goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)),
                     context)
+                // A backstop; the connection closes as soon as every stream it took is answered.
                 let channel = context.channel
-                context.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
+                context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
             }
             if flushPending {
                 flushPending = false
                 context.flush()
+            }
+            // Gracefully, as a collector does: once every stream the GOAWAY named is answered (a
+            // fixed 200 ms cut off calls whose last frames a loaded machine had not read yet: their
+            // answers were lost, and the exporter sent them again).
+            if let last = lastTaken, !closing, !streams.keys.contains(where: { $0 <= last }) {
+                closing = true
+                // The answers were flushed above; a moment for the socket to take them (a close
+                // drops writes still queued). The exporter usually closes first, once answered.
+                let channel = context.channel
+                context.eventLoop.scheduleTask(in: .milliseconds(500)) { channel.close(promise: nil) }
             }
             context.fireChannelReadComplete()
         }
