@@ -93,6 +93,10 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         configuration.traces.maxExportBatchSize = 50
         configuration.traces.adaptiveConcurrency = false
         configuration.traces.maxConcurrentExports = 16
+        // A call the collector took and answered may wait in a loaded run's event-loop queue past
+        // 10 s (this test took 60 s once beside the whole suite, 1.3 s alone): that is a timeout and a
+        // second send — at-least-once, not what this test is about.
+        configuration.exporter.timeout = .seconds(30)
         let pipeline = try TelemetryPipeline(configuration: configuration)
         emit(pipeline, spans: 0..<20_000)
         #expect(
