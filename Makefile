@@ -127,7 +127,8 @@ tsan-selftest: deps
 		echo "tsan-selftest: FAILED — the step failed for another reason; see .build-tsan/selftest.log"; tail -20 .build-tsan/selftest.log; exit 1; \
 	fi
 
-# Instructions and heap allocations per emitted span and log record, under callgrind: exact
+# Instructions and heap allocations per emitted span and log record and per swift-metrics
+# counter increment and timer recording, under callgrind: exact
 # numbers that repeat run after run (wall-clock benchmarks on 2 shared cores do not).
 bench-instructions: deps
 	@command -v valgrind >/dev/null || { echo "make bench-instructions: installing Debian package: valgrind"; \
