@@ -1,5 +1,3 @@
-import Synchronization
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -20,17 +18,12 @@ final class EmitThreadState {
 
     private static let poolLimit = 64
     private let state: UnsafeMutablePointer<State>
-    /// The thread's number, in order of first use: metric cells pick their stripe with it
-    /// (``MetricSlots``), so that two threads add to different cache lines.
-    let number: Int
-    private static let threads = Atomic<Int>(0)
     private let pool: UnsafeMutablePointer<Unmanaged<ScratchBuffer>>
 
     init() {
         var seed = SystemRandomNumberGenerator()  // getrandom(2), once per thread
         state = .allocate(capacity: 1)
         state.initialize(to: State(random: Xoshiro256(seed: &seed)))
-        number = Self.threads.wrappingAdd(1, ordering: .relaxed).oldValue
         pool = .allocate(capacity: Self.poolLimit)
     }
 
