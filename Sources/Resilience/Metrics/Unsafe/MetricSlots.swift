@@ -64,7 +64,13 @@ final class MetricSlots: @unchecked Sendable {
     /// Adds `n` to `slot` (holding a `Double`'s bits) of the caller's stripe.
     @inline(__always)
     func add(_ slot: Int, double n: Double) {
-        let cell = mine + slot
+        Self.add(n, to: mine + slot)
+    }
+
+    /// Adds `n` to the `Double` whose bits `cell` holds: a compare-and-swap loop, which succeeds at
+    /// once unless another thread writes the same cell.
+    @inline(__always)
+    private static func add(_ n: Double, to cell: UnsafeMutablePointer<Atomic<UInt64>>) {
         var old = cell.pointee.load(ordering: .relaxed)
         while true {
             let (exchanged, seen) = cell.pointee.weakCompareExchange(
@@ -80,16 +86,9 @@ final class MetricSlots: @unchecked Sendable {
     func record(_ value: Double, bucket: Int, sum: Int, minimum: Int, maximum: Int) {
         let stripe = mine
         stripe[bucket].wrappingAdd(1, ordering: .relaxed)
-        let sumCell = stripe + sum
-        var old = sumCell.pointee.load(ordering: .relaxed)
-        while true {
-            let (exchanged, seen) = sumCell.pointee.weakCompareExchange(
-                expected: old, desired: (Double(bitPattern: old) + value).bitPattern, ordering: .relaxed)
-            if exchanged { break }
-            old = seen
-        }
+        Self.add(value, to: stripe + sum)
         let minCell = stripe + minimum
-        old = minCell.pointee.load(ordering: .relaxed)
+        var old = minCell.pointee.load(ordering: .relaxed)
         while value < Double(bitPattern: old) {
             let (exchanged, seen) = minCell.pointee.weakCompareExchange(expected: old, desired: value.bitPattern, ordering: .relaxed)
             if exchanged { break }
@@ -153,14 +152,7 @@ final class MetricSlots: @unchecked Sendable {
     /// Adds `n` to `slot` (a `Double`'s bits) of stripe 0: a gauge's increment or decrement.
     @inline(__always)
     func addUnstriped(_ slot: Int, double n: Double) {
-        let cell = base + slot
-        var old = cell.pointee.load(ordering: .relaxed)
-        while true {
-            let (exchanged, seen) = cell.pointee.weakCompareExchange(
-                expected: old, desired: (Double(bitPattern: old) + n).bitPattern, ordering: .relaxed)
-            if exchanged { return }
-            old = seen
-        }
+        Self.add(n, to: base + slot)
     }
 }
 
