@@ -35,10 +35,10 @@ public final class TelemetryPipeline: Sendable {
     private let scopes: ScopeRegistry
     private let monitor: PipelineMonitor
     /// Collects the application's metric series and exports them through the main chain.
-    private let metricReader: MetricReader
+    let metricReader: MetricReader
     /// The status endpoint's server, when configured: started last in `init` (its routes read
     /// the pipeline through a weak reference, so releasing the pipeline is not held up by it).
-    private let statusServer = Mutex<StatusServer?>(nil)
+    let statusServer = Mutex<StatusServer?>(nil)
     let logger: Logger
     private let shutDown = Atomic<Bool>(false)
     /// The configuration in effect; ``reconfigure(_:)`` replaces it one at a time.
@@ -166,29 +166,8 @@ public final class TelemetryPipeline: Sendable {
             ledger: ledger, dispatcher: dispatcher, processor: processor, store: store, breaker: main.breaker, metrics: metrics,
             windows: windows, collectors: main.collectors, destinations: destinationMonitors)
         monitor.start()
-        if let endpoint = configuration.statusEndpoint {
-            let registry = metricReader.registry
-            let stats: @Sendable () -> PipelineStats = { [weak self] in self?.stats() ?? PipelineStats.empty }
-            let health: @Sendable () -> PipelineHealth = { [weak self] in self?.health() ?? .unhealthy([]) }
-            let running: @Sendable () -> PipelineConfiguration = { [weak self] in self?.configuration ?? PipelineConfiguration() }
-            let reconfigure: @Sendable (PipelineConfiguration) async throws(ConfigurationError) -> Void = { [weak self] new throws(ConfigurationError) in
-                guard let self else { return }
-                try await self.reconfigure(new)
-            }
-            let application: (@Sendable () -> [[MetricRegistry.Collected]])? =
-                endpoint.servesApplicationMetrics ? { @Sendable in registry.snapshot() } : nil
-            let routes = StatusRoutes(
-                stats: stats, health: health, configuration: running, applicationMetrics: application, reconfigure: reconfigure,
-                token: endpoint.configurationToken, executor: tasks.executor)
-            let server = try StatusServer(endpoint, routes: routes)
-            statusServer.withLock { $0 = server }
-            logger.info("status endpoint listening", metadata: ["address": "\(endpoint.host):\(server.port)"])
-        }
+        if let endpoint = configuration.statusEndpoint { try startStatusServer(endpoint, executor: tasks.executor) }
     }
-
-    /// The port of the status endpoint (``PipelineConfiguration/statusEndpoint``), the one the
-    /// system chose when it was configured with port 0; `nil` without a status endpoint.
-    public var statusEndpointPort: Int? { statusServer.withLock { $0?.port } }
 
     /// A tracer for the instrumentation scope `scope` (the library or module that emits).
     public func tracer(scope: String, version: String? = nil) -> Tracer {

@@ -44,7 +44,8 @@ public enum Spillway {
         if let metrics, configuration.metricsFactory == nil { configuration.metricsFactory = metrics }
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: exporter)
         switch (metrics, exportMetrics) {
-        case (let other?, true): MetricsSystem.bootstrap(MultiplexMetricsHandler(factories: [other, SpillwayMetricsFactory(pipeline: pipeline)]))
+        case (let other?, true):
+            MetricsSystem.bootstrap(MultiplexMetricsHandler(factories: [other, SpillwayMetricsFactory(pipeline: pipeline)]))
         case (nil, true): MetricsSystem.bootstrap(SpillwayMetricsFactory(pipeline: pipeline))
         case (let other?, false): MetricsSystem.bootstrap(other)
         case (nil, false): break

@@ -36,7 +36,9 @@ struct LoadGenerator {
         let logger = pipeline.logger(scope: "spillway.load", version: "1")
         // The instruments only when asked for: a series, once made, is exported every interval.
         let factory: any MetricsFactory = metrics > 0 ? SpillwayMetricsFactory(pipeline: pipeline) : NOOPMetricsHandler.instance
-        let counters = ["eu", "us", "ap", "sa"].map { Counter(label: "spillway.load.requests", dimensions: [("region", $0)], factory: factory) }
+        let counters = ["eu", "us", "ap", "sa"].map {
+            Counter(label: "spillway.load.requests", dimensions: [("region", $0)], factory: factory)
+        }
         let gauge = Meter(label: "spillway.load.inflight", factory: factory)
         let histogram = Recorder(label: "spillway.load.size", dimensions: [("unit", "bytes")], factory: factory)
         let progress = ProgressCounter()

@@ -68,7 +68,8 @@ struct OutageDemo {
         try await receiver.stop()
 
         let stats = summary.stats
-        let title = "spillway demo --outage \(outage): \(grouped(stats.spans.emitted + stats.logs.emitted)) records, collector down \(outage)"
+        let title =
+            "spillway demo --outage \(outage): \(grouped(stats.spans.emitted + stats.logs.emitted)) records, collector down \(outage)"
         do {
             try timeline.svg(title: title, books: stats).write(toFile: svgPath, atomically: true, encoding: .utf8)
         } catch {

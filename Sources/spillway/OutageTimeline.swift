@@ -81,8 +81,8 @@ final class OutageTimeline: @unchecked Sendable {
         func yBacklog(_ value: Int) -> Double { plotBottom - (plotBottom - top) * Double(value) / Double(backlogPeak) }
 
         var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" \
-            font-family="Helvetica, Arial, sans-serif" font-size="12">
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" \
+            viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
             <title>\(escape(title))</title>
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(left)" y="24" font-size="15" font-weight="bold">\(escape(title))</text>
@@ -100,10 +100,12 @@ final class OutageTimeline: @unchecked Sendable {
         out += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(plotBottom)\" stroke=\"#333\"/>\n"
         out += "<text x=\"\(left - 6)\" y=\"\(top + 4)\" text-anchor=\"end\">\(grouped(peak))</text>\n"
         out += "<text x=\"\(left - 6)\" y=\"\(plotBottom + 4)\" text-anchor=\"end\">0</text>\n"
-        out += "<text x=\"14\" y=\"\((top + plotBottom) / 2)\" transform=\"rotate(-90 14 \((top + plotBottom) / 2))\" "
+        out +=
+            "<text x=\"14\" y=\"\((top + plotBottom) / 2)\" transform=\"rotate(-90 14 \((top + plotBottom) / 2))\" "
             + "text-anchor=\"middle\">records per 100 ms</text>\n"
         out += "<text x=\"\(width - right + 6)\" y=\"\(top + 4)\" fill=\"#b35c00\">\(grouped(backlogPeak))</text>\n"
-        out += "<text x=\"\(width - 14)\" y=\"\((top + plotBottom) / 2)\" transform=\"rotate(90 \(width - 14) \((top + plotBottom) / 2))\" "
+        out +=
+            "<text x=\"\(width - 14)\" y=\"\((top + plotBottom) / 2)\" transform=\"rotate(90 \(width - 14) \((top + plotBottom) / 2))\" "
             + "text-anchor=\"middle\" fill=\"#b35c00\">on disk (area)</text>\n"
         let step = duration > 60 ? 10.0 : duration > 20 ? 5.0 : 1.0
         var tick = 0.0
@@ -122,20 +124,24 @@ final class OutageTimeline: @unchecked Sendable {
         for (i, sample) in samples.enumerated() {
             let from = i == 0 ? 0 : samples[i - 1].t
             let color = sample.breaker == "open" ? "#e45756" : sample.breaker == "half_open" ? "#eeca3b" : "#54a24b"
-            out += "<rect x=\"\(fmt(x(from)))\" y=\"\(bandTop)\" width=\"\(fmt(max(0.5, x(sample.t) - x(from))))\" "
+            out +=
+                "<rect x=\"\(fmt(x(from)))\" y=\"\(bandTop)\" width=\"\(fmt(max(0.5, x(sample.t) - x(from))))\" "
                 + "height=\"\(bandHeight)\" fill=\"\(color)\" data-breaker=\"\(sample.breaker)\"/>\n"
         }
         // The marks.
         for (i, mark) in marks.enumerated() {
             let at = fmt(x(mark.t))
-            out += "<line x1=\"\(at)\" y1=\"\(top)\" x2=\"\(at)\" y2=\"\(bandTop + bandHeight)\" stroke=\"#555\" stroke-dasharray=\"3,3\"/>\n"
+            out +=
+                "<line x1=\"\(at)\" y1=\"\(top)\" x2=\"\(at)\" y2=\"\(bandTop + bandHeight)\" stroke=\"#555\" stroke-dasharray=\"3,3\"/>\n"
             // Labels to the right of their rule, on four staggered rows so that neighbours do not overlap.
-            out += "<text x=\"\(fmt(x(mark.t) + 3))\" y=\"\(top + 10 + Double(i % 4) * 12)\" font-size=\"10\">\(escape(mark.label))</text>\n"
+            out +=
+                "<text x=\"\(fmt(x(mark.t) + 3))\" y=\"\(top + 10 + Double(i % 4) * 12)\" font-size=\"10\">\(escape(mark.label))</text>\n"
         }
         // The legend.
         var legendX = left
         for (name, color) in series.map({ ($0.name, $0.color) }) + [("on disk", "#f58518")] {
-            out += "<rect x=\"\(fmt(legendX))\" y=\"\(height - 22)\" width=\"12\" height=\"12\" fill=\"\(color)\" "
+            out +=
+                "<rect x=\"\(fmt(legendX))\" y=\"\(height - 22)\" width=\"12\" height=\"12\" fill=\"\(color)\" "
                 + "fill-opacity=\"\(name == "on disk" ? 0.3 : 1)\"/>"
             out += "<text x=\"\(fmt(legendX + 16))\" y=\"\(height - 12)\">\(name)</text>\n"
             legendX += 100
@@ -153,7 +159,8 @@ final class OutageTimeline: @unchecked Sendable {
                 "dropped": books.spans.droppedTotal + books.logs.droppedTotal + books.metrics.droppedTotal
             ]
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let data =
+            (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         out += "<metadata id=\"spillway-timeline\">\(escape(data))</metadata>\n</svg>\n"
         return out
     }
@@ -161,6 +168,7 @@ final class OutageTimeline: @unchecked Sendable {
     private func fmt(_ value: Double) -> String { String(format: "%.1f", value) }
 
     private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;")
     }
 }

@@ -99,7 +99,8 @@ struct SpillPaths {
             } else if names.contains(where: { SpillLayout.parse($0) != nil }) || names.isEmpty {
                 result.add(directory: path)  // a signal directory, or an empty one
             } else {
-                throw SpillPathError(description: "\(raw): not a spill directory (it has no traces/, logs/, metrics/, rejected/ or segment files)")
+                throw SpillPathError(
+                    description: "\(raw): not a spill directory (it has no traces/, logs/, metrics/, rejected/ or segment files)")
             }
         }
         return result

@@ -15,7 +15,8 @@ struct Spillway: AsyncParsableCommand {
             """,
         version: spillwayVersion,
         subcommands: [
-            Load.self, Demo.self, Status.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self, SpillChild.self,
+            Load.self, Demo.self, Status.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self,
+            SpillChild.self,
             ServiceChild.self
         ])
 }
@@ -35,7 +36,8 @@ struct LoadOptions: ParsableArguments {
     static let maximumRecords = 1_000_000_000_000
 
     func validate() throws {
-        for (name, value) in [("--spans", spans), ("--logs", logs), ("--metrics", metrics)] where !(0...Self.maximumRecords).contains(value) {
+        for (name, value) in [("--spans", spans), ("--logs", logs), ("--metrics", metrics)] where !(0...Self.maximumRecords).contains(value)
+        {
             throw ValidationError("\(name): a count from 0 to \(grouped(Self.maximumRecords)), got \(value)")
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads: from 1 to 1024, got \(threads)") }

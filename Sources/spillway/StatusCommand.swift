@@ -76,7 +76,9 @@ struct Status: AsyncParsableCommand {
         out += "signal  " + columns.map { ($0 == "dropped_total" ? "dropped" : $0).leftPadded(to: 13) }.joined() + "\n"
         for signal in ["spans", "logs", "metrics"] {
             let books = books[signal] as? [String: Any] ?? [:]
-            out += signal.padding(toLength: 8, withPad: " ", startingAt: 0) + columns.map { number(books[$0]).leftPadded(to: 13) }.joined() + "\n"
+            out +=
+                signal.padding(toLength: 8, withPad: " ", startingAt: 0) + columns.map { number(books[$0]).leftPadded(to: 13) }.joined()
+                + "\n"
         }
         if let error = books["last_error"] as? String { out += "\nlast error: \(error.prefix(160))\n" }
         if let destinations = books["destinations"] as? [String: Any], !destinations.isEmpty {

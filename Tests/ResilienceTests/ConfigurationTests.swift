@@ -11,7 +11,8 @@ import Testing
         }
         // The status endpoint's PUT /config applies every live key, and only those.
         for key in ConfigurationKey.all where key.isLive {
-            #expect(PipelineConfiguration.liveSetters[key.property] != nil, "\(key.environmentVariable) is live but PUT /config cannot set it")
+            #expect(
+                PipelineConfiguration.liveSetters[key.property] != nil, "\(key.environmentVariable) is live but PUT /config cannot set it")
         }
         let running = PipelineConfiguration()
         func refusal(_ change: (inout PipelineConfiguration) -> Void) -> String? {

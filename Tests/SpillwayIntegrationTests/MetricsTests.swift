@@ -49,7 +49,10 @@ import Testing
                 "resource": ["service.name": "integration-tests"],
                 "total_points": 7,
                 "points": [
-                    ["name": "orders", "attributes": ["region": "eu"], "last": ["kind": "sum", "value": 7, "temporality": 2, "monotonic": true]],
+                    [
+                        "name": "orders", "attributes": ["region": "eu"],
+                        "last": ["kind": "sum", "value": 7, "temporality": 2, "monotonic": true]
+                    ],
                     ["name": "orders", "attributes": ["region": "us"], "last": ["value": 1]],
                     ["name": "revenue", "last": ["kind": "sum", "value": 4.75, "monotonic": true, "scope": "swift-metrics"]],
                     ["name": "queue.depth", "last": ["kind": "gauge", "value": 12.0]],
@@ -141,7 +144,8 @@ import Testing
             configuration.spill = SpillConfiguration(directory: temporaryDirectory())
             // A short queue: requests waiting behind the backlog must still reach the disk in order.
             configuration.metrics.maxQueuedRequests = 2
-            configuration.circuitBreaker = CircuitBreakerPolicy(failureThreshold: 1, cooldown: .milliseconds(200), initialCooldown: .milliseconds(200))
+            configuration.circuitBreaker = CircuitBreakerPolicy(
+                failureThreshold: 1, cooldown: .milliseconds(200), initialCooldown: .milliseconds(200))
             let pipeline = try TelemetryPipeline(configuration: configuration)
             let factory = SpillwayMetricsFactory(pipeline: pipeline)
             let ticks = Counter(label: "ticks", factory: factory)

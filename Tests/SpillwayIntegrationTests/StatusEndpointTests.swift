@@ -89,7 +89,8 @@ import Testing
         #expect(pipeline.configuration.traces.scheduleDelay == .milliseconds(30), "nothing refused was applied")
 
         let applied = try await http(
-            port, "PUT", "/config", headers: bearer, body: "{\"OTEL_BSP_SCHEDULE_DELAY\": 250, \"OTEL_EXPORTER_OTLP_COMPRESSION\": \"gzip\"}")
+            port, "PUT", "/config", headers: bearer,
+            body: "{\"OTEL_BSP_SCHEDULE_DELAY\": 250, \"OTEL_EXPORTER_OTLP_COMPRESSION\": \"gzip\"}")
         #expect(applied.status == 200, "\(applied)")
         #expect(pipeline.configuration.traces.scheduleDelay == .milliseconds(250))
         #expect(pipeline.configuration.exporter.compression == .gzip)

@@ -14,13 +14,15 @@ func metricsBenchmarks(_ configuration: Benchmark.Configuration) {
     let dimensions = [("http.route", "/api/cart"), ("http.request.method", "GET")]
     let backends: [(String, () throws -> (any MetricsFactory, TelemetryPipeline?))] = [
         (
-            "spillway", {
+            "spillway",
+            {
                 let pipeline = try emitPipeline()
                 return (SpillwayMetricsFactory(pipeline: pipeline), pipeline)
             }
         ),
         (
-            "swift-otel 1.6.0", {
+            "swift-otel 1.6.0",
+            {
                 var config = OTel.Configuration.default
                 config.traces.enabled = false
                 config.logs.enabled = false

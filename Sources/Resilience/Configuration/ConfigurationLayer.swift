@@ -75,7 +75,8 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init("OTEL_EXPORTER_OTLP_HEADERS", "exporter.headers", "", live: true, "request headers, `k=v,k2=v2`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "exporter.traces.headers", "", live: true, "spans' headers, added to the common ones"),
         .init("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "exporter.logs.headers", "", live: true, "log records' headers, added to the common ones"),
-        .init("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "exporter.metrics.headers", "", live: true, "metrics' headers, added to the common ones"),
+        .init(
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS", "exporter.metrics.headers", "", live: true, "metrics' headers, added to the common ones"),
         .init("OTEL_EXPORTER_OTLP_COMPRESSION", "exporter.compression", "none", live: true, "`gzip` or `none`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "exporter.traces.compression", "", live: true, "spans only: `gzip` or `none`"),
         .init("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "exporter.logs.compression", "", live: true, "log records only: `gzip` or `none`"),
@@ -123,7 +124,8 @@ public struct ConfigurationKey: Sendable, Hashable {
             "`http/protobuf` or `grpc` (the trait `GRPC`); gRPC's default endpoint is `http://localhost:4317`"),
         .init("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "exporter.traces.protocol", "", live: true, "spans only: `http/protobuf` or `grpc`"),
         .init("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "exporter.logs.protocol", "", live: true, "log records only: `http/protobuf` or `grpc`"),
-        .init("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "exporter.metrics.protocol", "", live: true, "metrics only: `http/protobuf` or `grpc`"),
+        .init(
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "exporter.metrics.protocol", "", live: true, "metrics only: `http/protobuf` or `grpc`"),
         .init(
             "OTEL_EXPORTER_OTLP_INSECURE", "exporter.insecure", "false", live: true,
             "`true`: a gRPC endpoint without a scheme (`host:port`) is plaintext, else TLS"),

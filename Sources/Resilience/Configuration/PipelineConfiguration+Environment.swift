@@ -257,30 +257,6 @@ extension PipelineConfiguration {
     }
 }
 
-/// The metric reader's variables: `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT`,
-/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`,
-/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` (only `explicit_bucket_histogram`
-/// so far) and `SPILLWAY_METRICS_CARDINALITY_LIMIT`.
-private func applyMetrics(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
-    if let ms = try env.integer("OTEL_METRIC_EXPORT_INTERVAL", minimum: 1) { config.metrics.exportInterval = .milliseconds(ms) }
-    if let ms = try env.integer("OTEL_METRIC_EXPORT_TIMEOUT", minimum: 1) { config.metrics.exportTimeout = .milliseconds(ms) }
-    if let n = try env.integer("SPILLWAY_METRICS_CARDINALITY_LIMIT", minimum: 2) { config.metrics.cardinalityLimit = n }
-    let temporalityKey = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
-    if let v = env.string(temporalityKey) {
-        guard let value = PipelineConfiguration.Metrics.Temporality(rawValue: v.lowercased()) else {
-            throw ConfigurationError(key: temporalityKey, value: v, allowed: "cumulative, delta, lowmemory", source: env.source(temporalityKey))
-        }
-        config.metrics.temporality = value
-    }
-    let aggregationKey = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"
-    if let v = env.string(aggregationKey), v.lowercased() != "explicit_bucket_histogram" {
-        throw ConfigurationError(
-            key: aggregationKey, value: v,
-            allowed: "explicit_bucket_histogram (base2_exponential_bucket_histogram is not supported yet: issue 26)",
-            source: env.source(aggregationKey))
-    }
-}
-
 /// A collector pool: `SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS` (comma-separated) and its mode.
 private func applyPool(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
     let (endpointsKey, modeKey) = ("SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS", "SPILLWAY_EXPORTER_OTLP_POOL_MODE")
@@ -362,7 +338,8 @@ func redactedHeaders(_ text: String) -> String {
     }.joined(separator: ",")
 }
 
-private struct EnvironmentReader {
+/// The merged layers, read key by key with errors that name the key and its layer.
+struct EnvironmentReader {
     let entries: [String: (value: String, source: String)]
 
     func string(_ name: String) -> String? {

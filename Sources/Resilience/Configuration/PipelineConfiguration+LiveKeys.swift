@@ -15,7 +15,9 @@ extension PipelineConfiguration {
         "exporter.logs.protocol": { $0.exporter.logs.protocol = $1.exporter.logs.protocol },
         "exporter.logs.timeout": { $0.exporter.logs.timeout = $1.exporter.logs.timeout },
         "exporter.logs.tls.certificateFile": { $0.exporter.logs.tls.certificateFile = $1.exporter.logs.tls.certificateFile },
-        "exporter.logs.tls.clientCertificateFile": { $0.exporter.logs.tls.clientCertificateFile = $1.exporter.logs.tls.clientCertificateFile },
+        "exporter.logs.tls.clientCertificateFile": {
+            $0.exporter.logs.tls.clientCertificateFile = $1.exporter.logs.tls.clientCertificateFile
+        },
         "exporter.logs.tls.clientKeyFile": { $0.exporter.logs.tls.clientKeyFile = $1.exporter.logs.tls.clientKeyFile },
         "exporter.logsEndpoint": { $0.exporter.logsEndpoint = $1.exporter.logsEndpoint },
         "exporter.metrics.compression": { $0.exporter.metrics.compression = $1.exporter.metrics.compression },
@@ -24,7 +26,9 @@ extension PipelineConfiguration {
         "exporter.metrics.protocol": { $0.exporter.metrics.protocol = $1.exporter.metrics.protocol },
         "exporter.metrics.timeout": { $0.exporter.metrics.timeout = $1.exporter.metrics.timeout },
         "exporter.metrics.tls.certificateFile": { $0.exporter.metrics.tls.certificateFile = $1.exporter.metrics.tls.certificateFile },
-        "exporter.metrics.tls.clientCertificateFile": { $0.exporter.metrics.tls.clientCertificateFile = $1.exporter.metrics.tls.clientCertificateFile },
+        "exporter.metrics.tls.clientCertificateFile": {
+            $0.exporter.metrics.tls.clientCertificateFile = $1.exporter.metrics.tls.clientCertificateFile
+        },
         "exporter.metrics.tls.clientKeyFile": { $0.exporter.metrics.tls.clientKeyFile = $1.exporter.metrics.tls.clientKeyFile },
         "exporter.metricsEndpoint": { $0.exporter.metricsEndpoint = $1.exporter.metricsEndpoint },
         "exporter.protocol": { $0.exporter.protocol = $1.exporter.protocol },
@@ -38,7 +42,9 @@ extension PipelineConfiguration {
         "exporter.traces.protocol": { $0.exporter.traces.protocol = $1.exporter.traces.protocol },
         "exporter.traces.timeout": { $0.exporter.traces.timeout = $1.exporter.traces.timeout },
         "exporter.traces.tls.certificateFile": { $0.exporter.traces.tls.certificateFile = $1.exporter.traces.tls.certificateFile },
-        "exporter.traces.tls.clientCertificateFile": { $0.exporter.traces.tls.clientCertificateFile = $1.exporter.traces.tls.clientCertificateFile },
+        "exporter.traces.tls.clientCertificateFile": {
+            $0.exporter.traces.tls.clientCertificateFile = $1.exporter.traces.tls.clientCertificateFile
+        },
         "exporter.traces.tls.clientKeyFile": { $0.exporter.traces.tls.clientKeyFile = $1.exporter.traces.tls.clientKeyFile },
         "exporter.tracesEndpoint": { $0.exporter.tracesEndpoint = $1.exporter.tracesEndpoint },
         "logs.adaptiveConcurrency": { $0.logs.adaptiveConcurrency = $1.logs.adaptiveConcurrency },

@@ -6,9 +6,9 @@ extension PipelineConfiguration {
     /// |---|---|
     /// | `GET /health` | ``TelemetryPipeline/health(window:)`` as JSON: 200 when healthy or degraded, 503 when unhealthy |
     /// | `GET /stats` | ``TelemetryPipeline/stats()`` as JSON: every figure, per signal and per destination |
-    /// | `GET /metrics` | Prometheus text exposition of the books (`spillway_*`) and, with ``servesApplicationMetrics``, of the application's swift-metrics series |
+    /// | `GET /metrics` | Prometheus text: the books (`spillway_*`) and, with ``servesApplicationMetrics``, the application's series |
     /// | `GET /config` | the running configuration by environment variable, header values and URL passwords left out |
-    /// | `PUT /config` | with ``configurationToken`` only (`Authorization: Bearer …`): a JSON object of live keys, applied by ``TelemetryPipeline/reconfigure(_:)`` |
+    /// | `PUT /config` | with ``configurationToken`` (`Authorization: Bearer …`): live keys as JSON, applied by `reconfigure` |
     ///
     /// Bad requests get 400 (bad JSON, a refused configuration: the error names the key), 401 (no
     /// or a wrong token), 403 (`PUT /config` when no token is configured), 404, 405 or 413 (a body

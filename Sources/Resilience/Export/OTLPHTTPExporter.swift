@@ -52,7 +52,8 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         var endpoints: [HTTPEndpoint] = []
         do {
             for signal in TelemetrySignal.allCases {
-                endpoints.append(try HTTPEndpoint(parsing: configuration.resolvedEndpoint(signal), settings: configuration.resolved(signal)))
+                endpoints.append(
+                    try HTTPEndpoint(parsing: configuration.resolvedEndpoint(signal), settings: configuration.resolved(signal)))
             }
         } catch {
             throw ConfigurationError(key: "exporter.endpoint", value: configuration.endpoint, allowed: error.allowed)
@@ -64,7 +65,8 @@ public final class OTLPHTTPExporter: TelemetryExporter {
             var clients: [TLSClient?] = []
             for (index, signal) in TelemetrySignal.allCases.enumerated() {
                 clients.append(
-                    endpoints[index].usesTLS ? try TLSClient(common: configuration.tls, own: configuration.settings(signal).tls, signal: signal) : nil
+                    endpoints[index].usesTLS
+                        ? try TLSClient(common: configuration.tls, own: configuration.settings(signal).tls, signal: signal) : nil
                 )
             }
             self.tlsClients = SignalTable(traces: clients[0], logs: clients[1], metrics: clients[2])

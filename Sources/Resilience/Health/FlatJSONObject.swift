@@ -77,7 +77,8 @@ enum FlatJSONObject {
                     case UInt8(ascii: "b"): raw.append(0x08)
                     case UInt8(ascii: "f"): raw.append(0x0C)
                     case UInt8(ascii: "u"):
-                        guard index + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16),
+                        guard index + 4 <= bytes.count,
+                            let code = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16),
                             let scalar = Unicode.Scalar(code)
                         else { throw Failure(description: "a bad \\u escape at byte \(index)") }
                         index += 4

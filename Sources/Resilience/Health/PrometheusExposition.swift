@@ -27,7 +27,9 @@ enum PrometheusExposition {
 
     private static func books(_ stats: PipelineStats, into out: inout String) {
         var books: [(labels: [(String, String)], stats: PipelineStats)] = [([], stats)]
-        for (name, destination) in stats.destinations.sorted(by: { $0.key < $1.key }) { books.append(([("destination", name)], destination)) }
+        for (name, destination) in stats.destinations.sorted(by: { $0.key < $1.key }) {
+            books.append(([("destination", name)], destination))
+        }
         let counters: [(String, String, (PipelineStats.Signal) -> Int)] = [
             ("spillway_records_emitted_total", "records handed to the pipeline (metrics: data points collected)", { $0.emitted }),
             ("spillway_records_exported_total", "records the collector acknowledged", { $0.exported }),
@@ -48,7 +50,9 @@ enum PrometheusExposition {
         for book in books {
             for (signal, pick) in signals {
                 for (reason, count) in pick(book.stats).dropped.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-                    sample(&out, "spillway_records_dropped_total", book.labels + [("signal", signal), ("reason", reason.rawValue)], Double(count))
+                    sample(
+                        &out, "spillway_records_dropped_total", book.labels + [("signal", signal), ("reason", reason.rawValue)],
+                        Double(count))
                 }
             }
         }
@@ -85,8 +89,10 @@ enum PrometheusExposition {
         ]
         for (name, type, help, read) in totals {
             family(&out, name, type, help)
-            for book in books where book.labels.isEmpty || !name.hasPrefix("spillway_ring") && !name.hasPrefix("spillway_handler")
-                && !name.hasPrefix("spillway_metric")
+            for book in books
+            where book.labels.isEmpty
+                || !name.hasPrefix("spillway_ring") && !name.hasPrefix("spillway_handler")
+                    && !name.hasPrefix("spillway_metric")
             {
                 sample(&out, name, book.labels, Double(read(book.stats)))
             }
@@ -155,10 +161,12 @@ enum PrometheusExposition {
 
     /// A Prometheus metric or label name: `[a-zA-Z_:][a-zA-Z0-9_:]*` (labels without `:`).
     static func name(_ raw: String) -> String {
-        var result = String(raw.unicodeScalars.map { scalar -> Character in
-            let ok = scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_" || scalar == ":")
-            return ok ? Character(scalar) : "_"
-        })
+        var result = String(
+            raw.unicodeScalars.map { scalar -> Character in
+                let ok =
+                    scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_" || scalar == ":")
+                return ok ? Character(scalar) : "_"
+            })
         if result.isEmpty || result.first!.isNumber { result = "_" + result }
         return result
     }

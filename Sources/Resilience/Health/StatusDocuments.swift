@@ -79,7 +79,9 @@ enum StatusDocuments {
     /// `https://user:secret@host/` → `https://<redacted>@host/`.
     static func redactingUserInfo(_ url: String) -> String {
         url.split(separator: ",", omittingEmptySubsequences: false).map { part -> String in
-            guard let scheme = part.firstRange(of: "://"), let at = part[scheme.upperBound...].firstIndex(of: "@") else { return String(part) }
+            guard let scheme = part.firstRange(of: "://"), let at = part[scheme.upperBound...].firstIndex(of: "@") else {
+                return String(part)
+            }
             let slash = part[scheme.upperBound...].firstIndex(of: "/") ?? part.endIndex
             guard at < slash else { return String(part) }
             return String(part[..<scheme.upperBound]) + "<redacted>" + String(part[at...])

@@ -186,7 +186,9 @@ struct StatusRoutes: Sendable {
         guard let authorization = request.authorization, authorization.hasPrefix("Bearer "),
             constantTimeEquals(Array(authorization.utf8.dropFirst(7)), Array(token.utf8))
         else {
-            return .error(401, "PUT /config needs the header Authorization: Bearer <the configuration token>", headers: [("WWW-Authenticate", "Bearer")])
+            return .error(
+                401, "PUT /config needs the header Authorization: Bearer <the configuration token>",
+                headers: [("WWW-Authenticate", "Bearer")])
         }
         let values: [String: String]
         do {

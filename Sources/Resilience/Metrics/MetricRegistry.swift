@@ -139,7 +139,8 @@ package final class MetricRegistry: Sendable {
                     switch series.instrument {
                     case .gauge:
                         guard series.slots.load(1) != 0 else { continue }
-                        points.append(Collected(series: series, startTime: series.startTime, value: Double(bitPattern: series.slots.load(0))))
+                        points.append(
+                            Collected(series: series, startTime: series.startTime, value: Double(bitPattern: series.slots.load(0))))
                     case .counter, .floatingPointCounter:
                         let integer = series.instrument == .counter
                         let total = integer ? series.slots.total(0) : series.slots.totalDouble(0).bitPattern

@@ -123,7 +123,10 @@ final class MetricReader: Sendable {
                 // every request queued meanwhile behind it (they are newer).
                 let message = "metrics not yet replayed are in the spill store: kept behind them, in order"
                 keep(batch, in: store, message)
-                for queued in state.withLock({ state in defer { state.queue.removeAll() }; return state.queue }) {
+                for queued in state.withLock({ state in
+                    defer { state.queue.removeAll() }
+                    return state.queue
+                }) {
                     keep(queued, in: store, message)
                 }
                 continue

@@ -119,6 +119,9 @@ private func configuration(endpoint: String, compression: OTLPExporterConfigurat
         let receiver = try await OTLPReceiver.start(protocol: .grpc, receiveWindow: 65_535)
         var configuration = configuration(endpoint: receiver.endpoint)
         configuration.traces.maxExportBatchSize = 4_096
+        // A ~1 MB request through 64 KiB windows, beside the whole suite on 2 cores, once took
+        // over 10 s to be answered: a timeout and a second send (4,096 duplicates), not a loss.
+        configuration.exporter.timeout = .seconds(30)
         let pipeline = try TelemetryPipeline(configuration: configuration)
         let tracer = pipeline.tracer(scope: "grpc")
         let padding = String(repeating: "p", count: 200)

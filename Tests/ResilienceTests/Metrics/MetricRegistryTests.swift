@@ -1,6 +1,7 @@
 import Foundation
-@testable import Resilience
 import Testing
+
+@testable import Resilience
 
 @Suite struct MetricRegistryTests {
     @Test func concurrentIncrementsOnStripesAddUpExactly() async {
