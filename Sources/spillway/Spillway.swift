@@ -254,6 +254,10 @@ struct Demo: AsyncParsableCommand {
                 throw ValidationError("--outage: a duration from 1ms to 3600s such as 20s or 500ms, got \(outage)")
             }
             // Before the run, not after it: a path that cannot be written is a usage error.
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: svg, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError("--svg: \(svg) is a directory; name the file to write (such as \(svg)/outage.svg)")
+            }
             let directory = (svg as NSString).deletingLastPathComponent
             guard access(directory.isEmpty ? "." : directory, W_OK) == 0 else {
                 throw ValidationError("--svg: cannot write in \(directory.isEmpty ? "." : directory) (\(String(cString: strerror(errno))))")

@@ -44,12 +44,13 @@ import Testing
             ["load", "--spans", "9223372036854775807"], ["load", "--spans", "-5"], ["load", "--rate", "nan"], ["load", "--threads", "0"],
             ["replay", "x", "--give-up-after", "0"], ["demo", "--faults", "2"], ["receive", "--fail", "999"],
             ["faults", "--report", "/nonexistent/dir/table.md"], ["demo", "--outage", "0s"], ["demo", "--outage", "soon"],
-            ["demo", "--outage", "1s", "--svg", "/nonexistent/dir/outage.svg"]
+            ["demo", "--outage", "1s", "--svg", "/nonexistent/dir/outage.svg"], ["demo", "--outage", "1s", "--svg", "/tmp"],
+            ["status", "not a url"], ["status", ":0"]
         ] {
             let result = try await FileToolTests.run(
                 arguments + ["--endpoint", "http://127.0.0.1:9"].filter { _ in arguments[0] == "load" })
             #expect(result.status == 64, "\(arguments): exit \(result.status) \(result.error)")
-            #expect(result.error.contains("Error: --"), "\(arguments): \(result.error)")
+            #expect(result.error.contains(arguments[0] == "status" ? "Error: URL:" : "Error: --"), "\(arguments): \(result.error)")
             #expect(result.error.contains("Usage: spillway \(arguments[0])"), "the subcommand's usage: \(result.error)")
         }
     }

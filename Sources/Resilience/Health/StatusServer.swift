@@ -144,12 +144,6 @@ struct StatusRoutes: Sendable {
     /// cooperative pool.
     var executor: any TaskExecutor
 
-    /// Every answer; `PUT /config` through ``put(_:)``.
-    func answer(_ request: Request) async -> Answer {
-        if let answer = answerNow(request) { return answer }
-        return await put(request)
-    }
-
     /// The answer of every request but a well-formed `PUT /config`, at once; `nil` for that one.
     func answerNow(_ request: Request) -> Answer? {
         let path = String(request.path.split(separator: "?", maxSplits: 1).first ?? "")
