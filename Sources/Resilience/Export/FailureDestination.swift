@@ -29,3 +29,21 @@ extension ExportResponse.Custody {
         }
     }
 }
+
+extension FailureDestination {
+    /// Hands `batch` to this destination and books the outcome in `ledger`: kept (and where), or,
+    /// when the write failed, dropped as `disk_full` or `spill_failed`, reported with `error`'s kind.
+    /// - Returns: `true` kept, `false` dropped; `nil`, with nothing booked, when the destination does
+    ///   not take failures of `kind` (the caller books what happens to the batch then).
+    @discardableResult
+    func keep(_ batch: ExportBatch, booking ledger: Ledger, _ error: ResilienceError, kind: ExportFailureKind) -> Bool? {
+        do throws(ResilienceError) {
+            guard let custody = try keep(batch, kind: kind, status: nil, message: error.message) else { return nil }
+            ledger.kept(batch, custody, attempt: 0, error: error, kind: kind)
+            return true
+        } catch {
+            ledger.dropped(batch, error.code == .diskFull ? .diskFull : .spillFailed, attempt: 0, error: error, kind: kind)
+            return false
+        }
+    }
+}

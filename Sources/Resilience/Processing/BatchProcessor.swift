@@ -338,14 +338,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     func keep(_ batch: ExportBatch, in destination: any FailureDestination, _ error: ResilienceError, kind: ExportFailureKind)
         -> Bool
     {
-        do throws(ResilienceError) {
-            guard let custody = try destination.keep(batch, kind: kind, status: nil, message: error.message) else { return false }
-            ledger.kept(batch, custody, attempt: 0, error: error, kind: kind)
-            return true
-        } catch {
-            ledger.dropped(batch, error.code == .diskFull ? .diskFull : .spillFailed, attempt: 0, error: error, kind: kind)
-            return false
-        }
+        destination.keep(batch, booking: ledger, error, kind: kind) == true
     }
 
     // MARK: Shutdown

@@ -127,16 +127,7 @@ final class DestinationFanOut: Sendable {
                 stack.ledger.droppedBusy(batch)
             }
         }
-        guard let store = stack.store else { return drop() }
-        do throws(ResilienceError) {
-            if let custody = try store.keep(batch, kind: kind, status: nil, message: message) {
-                stack.ledger.kept(batch, custody, attempt: 0, error: error, kind: kind)
-            } else {
-                drop()
-            }
-        } catch {
-            stack.ledger.dropped(batch, error.code == .diskFull ? .diskFull : .spillFailed, attempt: 0, error: error, kind: kind)
-        }
+        guard let store = stack.store, store.keep(batch, booking: stack.ledger, error, kind: kind) != nil else { return drop() }
     }
 
     /// Whether any destination's export is under way (or waits in a lane's queue).

@@ -123,10 +123,7 @@ final class MetricReader: Sendable {
                 // every request queued meanwhile behind it (they are newer).
                 let message = "metrics not yet replayed are in the spill store: kept behind them, in order"
                 keep(batch, in: store, message)
-                for queued in state.withLock({ state in
-                    defer { state.queue.removeAll() }
-                    return state.queue
-                }) {
+                for queued in takeQueue() {
                     keep(queued, in: store, message)
                 }
                 continue
@@ -156,16 +153,20 @@ final class MetricReader: Sendable {
         return false
     }
 
+    /// Into the spill store's spilled area, behind what it holds (booked as spilled, or as dropped
+    /// when the write fails).
     private func keep(_ batch: ExportBatch, in store: SpillStore, _ message: String) {
         let error = ResilienceError(code: .circuitOpen, message: message)
-        do throws(ResilienceError) {
-            guard let custody = try store.keep(batch, kind: .circuitOpen, status: nil, message: message) else {
-                ledger.dropped(batch, .spillFailed, attempt: 0, error: error, kind: .circuitOpen)
-                return
-            }
-            ledger.kept(batch, custody, attempt: 0, error: error, kind: .circuitOpen)
-        } catch {
-            ledger.dropped(batch, error.code == .diskFull ? .diskFull : .spillFailed, attempt: 0, error: error, kind: .circuitOpen)
+        if store.keep(batch, booking: ledger, error, kind: .circuitOpen) == nil {
+            ledger.dropped(batch, .spillFailed, attempt: 0, error: error, kind: .circuitOpen)  // not taken: cannot happen
+        }
+    }
+
+    /// Everything queued, taken out of the queue.
+    private func takeQueue() -> [ExportBatch] {
+        state.withLock { state in
+            defer { state.queue.removeAll() }
+            return state.queue
         }
     }
 
@@ -191,11 +192,7 @@ final class MetricReader: Sendable {
 
     /// What is still queued after the deadline: kept in the spill store, or dropped (`shutdown`).
     func settleQueued() {
-        let left = state.withLock { state -> [ExportBatch] in
-            defer { state.queue.removeAll() }
-            return state.queue
-        }
-        for batch in left {
+        for batch in takeQueue() {
             if let store {
                 keep(batch, in: store, "the shutdown deadline passed before the request was sent")
             } else {
