@@ -92,7 +92,7 @@ final class SpillwayMetricHandler: CounterHandler, FloatingPointCounterHandler, 
 
     func increment(by amount: Int64) { series.increment(by: amount) }
     func increment(by amount: Double) {
-        if case .gauge = series.instrument { series.add(amount) } else { series.increment(by: amount) }
+        if series.isGauge { series.add(amount) } else { series.increment(by: amount) }
     }
     func decrement(by amount: Double) { series.add(-amount) }
     func reset() { series.reset() }
@@ -100,7 +100,7 @@ final class SpillwayMetricHandler: CounterHandler, FloatingPointCounterHandler, 
     func set(_ value: Double) { series.set(value) }
     func record(_ value: Int64) { record(Double(value)) }
     func record(_ value: Double) {
-        if case .gauge = series.instrument { series.set(value) } else { series.record(value) }
+        if series.isGauge { series.set(value) } else { series.record(value) }
     }
     func recordNanoseconds(_ duration: Int64) { series.record(Double(duration) / 1e9) }
 }

@@ -24,6 +24,9 @@ package final class MetricSeries: Sendable {
     package let unit: String
     package let description: String
     package let instrument: Instrument
+    /// Whether ``instrument`` is a gauge: the handlers branch on it per measurement, and matching
+    /// the enum there would copy (retain and release) a histogram's boundaries each time.
+    package let isGauge: Bool
     /// Sorted by key.
     package let attributes: [(key: String, value: AttributeValue)]
     /// The series that takes the measurements of attribute sets past the cardinality limit.
@@ -52,6 +55,7 @@ package final class MetricSeries: Sendable {
         self.unit = unit
         self.description = description
         self.instrument = instrument
+        self.isGauge = instrument == .gauge
         self.attributes = attributes
         self.isOverflow = isOverflow
         self.started = Atomic(startTime)
@@ -123,9 +127,8 @@ package final class MetricSeries: Sendable {
     package func record(_ value: Double) {
         guard !value.isNaN else { return }
         var bucket = 0
-        let bounds = boundaries
-        // Bucket i holds (bounds[i-1], bounds[i]]; the last one everything above.
-        while bucket < bounds.count && value > bounds[bucket] { bucket += 1 }
+        // Bucket i holds (boundaries[i-1], boundaries[i]]; the last one everything above.
+        while bucket < boundaries.count && value > boundaries[bucket] { bucket += 1 }
         slots.record(value, bucket: bucket, sum: sumSlot, minimum: minimumSlot, maximum: maximumSlot)
     }
 }
