@@ -122,23 +122,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("spillway: emit span, 5 attributes, 2 threads", configuration: emitConfiguration) { benchmark in
         let pipeline = try emitPipeline()
         let tracer = pipeline.tracer(scope: "bench")
-        let iterations = benchmark.scaledIterations.count
-        let done = DispatchGroup()
-        let start = DispatchSemaphore(value: 0)
-        for _ in 0..<2 {
-            done.enter()
-            Thread {
-                for i in 0..<1_000 { emitSpan(tracer, i) }
-                start.wait()
-                for i in 0..<iterations / 2 { emitSpan(tracer, i) }
-                done.leave()
-            }.start()
-        }
-        benchmark.startMeasurement()
-        start.signal()
-        start.signal()
-        done.wait()
-        benchmark.stopMeasurement()
+        twoThreads(benchmark) { emitSpan(tracer, 42) }
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
