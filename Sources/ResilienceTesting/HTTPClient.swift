@@ -22,26 +22,17 @@ public enum HTTPClient {
         public init(description: String) { self.description = description }
     }
 
-    /// Sends one request to an IPv4 `host` and reads the whole answer, within `timeout` seconds a read.
+    /// Sends one request to `host` (an IPv4 or IPv6 address, or a name resolved with
+    /// `getaddrinfo`, each address tried in turn) and reads the whole answer, within `timeout`
+    /// seconds a read.
     public static func request(
         host: String = "127.0.0.1", port: Int, method: String = "GET", path: String, headers: [String: String] = [:], body: String = "",
         timeout: Int = 10
     ) throws(Failure) -> Response {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        let fd = try connect(host: host, port: port, timeout: timeout)
         defer { close(fd) }
-        var time = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(clamping: port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Failure(description: "\(host): not an IPv4 address") }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw Failure(description: "\(host):\(port): \(String(cString: strerror(errno)))") }
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "\r\n" + body
         let bytes = Array(text.utf8)
@@ -67,5 +58,35 @@ public enum HTTPClient {
             throw Failure(description: "\(host):\(port) did not answer HTTP: \(head.prefix(80))")
         }
         return Response(status: status, head: head, body: String(response[split.upperBound...]))
+    }
+
+    /// A connected stream socket to `host`:`port`, the first of its addresses that accepts.
+    private static func connect(host: String, port: Int, timeout: Int) throws(Failure) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let resolved = getaddrinfo(host, String(port), &hints, &list)
+        guard resolved == 0, let first = list else {
+            throw Failure(description: "\(host): \(String(cString: gai_strerror(resolved)))")
+        }
+        defer { freeaddrinfo(first) }
+        var lastError = ECONNREFUSED
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let info = entry {
+            entry = info.pointee.ai_next
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            if fd < 0 {
+                lastError = errno
+                continue
+            }
+            var time = timeval(tv_sec: timeout, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+            if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return fd }
+            lastError = errno
+            close(fd)
+        }
+        throw Failure(description: "\(host):\(port): \(String(cString: strerror(lastError)))")
     }
 }

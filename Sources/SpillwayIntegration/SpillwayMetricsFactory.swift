@@ -22,6 +22,13 @@ public import Resilience
 /// | `Recorder` | explicit-bucket `Histogram` (``PipelineConfiguration/Metrics/histogramBoundaries``) |
 /// | `Timer` | explicit-bucket `Histogram` in seconds, unit `s` (``PipelineConfiguration/Metrics/timerBoundaries``) |
 ///
+/// With ``PipelineConfiguration/Metrics/histogramAggregation`` set to
+/// ``PipelineConfiguration/Metrics/HistogramAggregation/base2ExponentialBucketHistogram``
+/// (`OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=base2_exponential_bucket_histogram`),
+/// recorders and timers are `ExponentialHistogram`s instead: no boundaries to choose, at most
+/// ``PipelineConfiguration/Metrics/exponentialMaxSize`` (160) buckets per sign, up to 8 per power
+/// of two. Recording stays free of locks and allocations.
+///
 /// The label is the metric's name; dimensions are string attributes. Sums and histograms are
 /// cumulative unless ``PipelineConfiguration/Metrics/temporality`` says delta. The scope is
 /// `swift-metrics`. Every ``PipelineConfiguration/Metrics/exportInterval`` the series are
@@ -36,14 +43,20 @@ public import Resilience
 /// nothing: one atomic add into the calling thread's stripe of the series.
 public struct SpillwayMetricsFactory: MetricsFactory {
     private let registry: MetricRegistry
-    private let histogramBoundaries: [Double]
-    private let timerBoundaries: [Double]
+    private let recorder: MetricSeries.Instrument
+    private let timer: MetricSeries.Instrument
 
     /// A back end recording into `pipeline`'s series, with its ``PipelineConfiguration/metrics``.
     public init(pipeline: TelemetryPipeline) {
         self.registry = pipeline.metricRegistry
-        self.histogramBoundaries = pipeline.configuration.metrics.histogramBoundaries
-        self.timerBoundaries = pipeline.configuration.metrics.timerBoundaries
+        let metrics = pipeline.configuration.metrics
+        if metrics.histogramAggregation == .base2ExponentialBucketHistogram {
+            recorder = .exponentialHistogram(maxSize: metrics.exponentialMaxSize)
+            timer = recorder
+        } else {
+            recorder = .histogram(boundaries: metrics.histogramBoundaries)
+            timer = .histogram(boundaries: metrics.timerBoundaries)
+        }
     }
 
     private func series(_ label: String, _ dimensions: [(String, String)], _ instrument: MetricSeries.Instrument, unit: String = "")
@@ -65,11 +78,11 @@ public struct SpillwayMetricsFactory: MetricsFactory {
     }
 
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        SpillwayMetricHandler(series(label, dimensions, aggregate ? .histogram(boundaries: histogramBoundaries) : .gauge))
+        SpillwayMetricHandler(series(label, dimensions, aggregate ? recorder : .gauge))
     }
 
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        SpillwayMetricHandler(series(label, dimensions, .histogram(boundaries: timerBoundaries), unit: "s"))
+        SpillwayMetricHandler(series(label, dimensions, timer, unit: "s"))
     }
 
     public func destroyCounter(_ handler: any CounterHandler) { destroy(handler) }

@@ -64,6 +64,15 @@ extension OTLPJSON {
             out["explicitBounds"] = point.explicitBounds
             if let minimum = point.minimum { out["min"] = minimum }
             if let maximum = point.maximum { out["max"] = maximum }
+        } else if point.kind == .exponentialHistogram {
+            out["count"] = "\(point.count)"
+            out["sum"] = point.value
+            out["scale"] = point.scale
+            out["zeroCount"] = "\(point.zeroCount)"
+            out["positive"] = ["offset": point.positive.offset, "bucketCounts": point.positive.counts.map { "\($0)" }] as [String: Any]
+            out["negative"] = ["offset": point.negative.offset, "bucketCounts": point.negative.counts.map { "\($0)" }] as [String: Any]
+            if let minimum = point.minimum { out["min"] = minimum }
+            if let maximum = point.maximum { out["max"] = maximum }
         } else if point.isInteger {
             out["asInt"] = "\(Int64(point.value))"
         } else {

@@ -12,13 +12,13 @@ struct Status: AsyncParsableCommand {
             endpoint cannot be reached or does not answer as a Spillway status endpoint.
             """)
 
-    @Argument(help: "The status endpoint: http://host:port, host:port or :port.") var url: String
+    @Argument(help: "The status endpoint: http://host:port, host:port, [ipv6]:port or :port.") var url: String
     @Option(help: "Seconds between frames.") var interval: Double = 1
     @Flag(help: "Print one frame and exit.") var once = false
 
     func validate() throws {
         guard interval >= 0.1 && interval <= 3600 else { throw ValidationError("--interval: seconds from 0.1 to 3600, got \(interval)") }
-        guard parse() != nil else { throw ValidationError("URL: http://host:port, host:port or :port with an IPv4 host, got \(url)") }
+        guard parse() != nil else { throw ValidationError("URL: http://host:port, host:port, [ipv6]:port or :port, got \(url)") }
     }
 
     private func parse() -> (host: String, port: Int)? {
@@ -28,8 +28,13 @@ struct Status: AsyncParsableCommand {
         guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
             return nil
         }
-        let host = rest[..<colon].isEmpty ? "127.0.0.1" : String(rest[..<colon])
-        return (host == "localhost" ? "127.0.0.1" : host, port)
+        var host = rest[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()  // [::1]
+        } else if host.contains(":") || host.contains("[") || host.contains("]") {
+            return nil  // an IPv6 address needs its brackets
+        }
+        return (host.isEmpty ? "127.0.0.1" : String(host), port)
     }
 
     func run() async throws {
@@ -48,7 +53,8 @@ struct Status: AsyncParsableCommand {
                 let now = Date()
                 let rate = previous.map { Double(exported - $0.exported) / max(0.001, now.timeIntervalSince($0.time)) }
                 previous = (now, exported)
-                frame = Self.frame(books, health: health.body, rate: rate, target: "\(host):\(port)")
+                frame = Self.frame(
+                    books, health: health.body, rate: rate, target: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
             } catch {
                 printError("spillway status: \(host):\(port): \(error)")
                 throw ExitCode(1)

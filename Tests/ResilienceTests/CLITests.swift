@@ -106,6 +106,9 @@ extension CLITests {
         let view = try await FileToolTests.run(["status", ":\(port)", "--once"])
         #expect(view.status == 0, "\(view.error)")
         #expect(view.output.contains("healthy") && view.output.contains("1,234"), "\(view.output)")
+        // A name, resolved: each of localhost's addresses is tried until one answers.
+        let named = try await FileToolTests.run(["status", "http://localhost:\(port)/", "--once"])
+        #expect(named.status == 0 && named.output.contains("1,234"), "\(named.error)")
         let receiverPort = try #require(Int(receiver.endpoint.split(separator: ":").last ?? ""))
         let foreign = try await FileToolTests.run(["status", "127.0.0.1:\(receiverPort)", "--once"])
         #expect(foreign.status == 1 && foreign.error.contains("not a Spillway status endpoint"), "\(foreign.error)")
@@ -113,6 +116,20 @@ extension CLITests {
         let closed = try await FileToolTests.run(["status", ":\(port)", "--once"])
         #expect(closed.status == 1 && closed.error.contains("\(port)"), "\(closed.error)")
         try await receiver.stop()
+    }
+
+    /// A status endpoint on the IPv6 loopback address, viewed as `[::1]:port`.
+    @Test func theStatusViewReadsAnIPv6Endpoint() async throws {
+        var configuration = PipelineConfiguration(serviceName: "status-view-6")
+        configuration.exporter.endpoint = "http://127.0.0.1:9"
+        configuration.statusEndpoint = try PipelineConfiguration.StatusEndpoint(parsing: "[::1]:0")
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        let port = try #require(pipeline.statusEndpointPort)
+        let view = try await FileToolTests.run(["status", "[::1]:\(port)", "--once"])
+        #expect(view.status == 0 && view.output.contains("[::1]:\(port)"), "\(view.output) \(view.error)")
+        let unbracketed = try await FileToolTests.run(["status", "::1:\(port)", "--once"])
+        #expect(unbracketed.status == 64 && unbracketed.error.contains("[ipv6]:port"), "\(unbracketed.error)")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
     }
 }
 

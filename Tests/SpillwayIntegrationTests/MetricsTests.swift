@@ -195,6 +195,29 @@ import Testing
         }
     }
 
+    /// `OTEL_METRIC_EXPORT_TIMEOUT`: a request whose retries would go on past it (no retry
+    /// budget, no breaker) ends at it instead, dropped and told, so the next one is not held back.
+    @Test func aMetricsRequestIsNotRetriedPastTheExportTimeout() async throws {
+        let receiver = try await OTLPReceiver.start()
+        receiver.behavior = .fail(status: 503)
+        var configuration = metricsConfiguration(receiver)
+        configuration.retry = ExportRetryPolicy(
+            initialDelay: .milliseconds(50), maximumDelay: .milliseconds(50), multiplier: 1, jitter: .none, maximumElapsedTime: nil)
+        configuration.circuitBreaker = nil
+        configuration.metrics.exportTimeout = .milliseconds(400)
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        Counter(label: "jobs", factory: SpillwayMetricsFactory(pipeline: pipeline)).increment()
+        let flushing = Task { await pipeline.forceFlush() }
+        let ended = await eventually(timeout: .seconds(30)) { pipeline.stats().metrics.dropped[.exportFailed] == 1 }
+        flushing.cancel()
+        await flushing.value
+        #expect(ended, "\(pipeline.stats().metrics)")
+        #expect(receiver.diagnostics.statuses[503, default: 0] >= 2, "it was retried until the timeout")
+        #expect(pipeline.unbalancedBooks().isEmpty)
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
     @Test func twoPipelinesKeepTheirOwnSeries() async throws {
         let first = try await OTLPReceiver.start()
         let second = try await OTLPReceiver.start()

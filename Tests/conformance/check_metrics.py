@@ -8,18 +8,24 @@ EXPECTED.json, written by the Swift test from the values it recorded (not from S
 
   {"resource": {"service.name": {"string": "…"}},
    "points": [{"name": "orders", "attributes": {"region": "eu"}, "last": {field: value, …}}, …],
+   # an exponential histogram's point may also list the values recorded into it and its MaxSize:
+   #   {"name": …, "values": [0.002, …], "max_size": 160, "last": {…}}
    "ordered": ["ticks", …],          # optional: cumulative series that must arrive in time order
    "total_points": N}                 # optional: the data points of all bodies together
 
 For each expected point, the last data point received with that name and those attributes must
 have every listed field: kind (gauge|sum|histogram), unit, temporality (1 delta, 2 cumulative),
-monotonic, value, count, sum, bucket_counts, bounds, min, max, scope. Every data point must have a
+monotonic, value, count, sum, bucket_counts, bounds, min, max, scope, scale, zero_count. With "values", the
+point's buckets must be exactly those values' buckets at the point's scale, computed here with exact
+rational arithmetic (bucket i holds (2^(i/2^scale), 2^((i+1)/2^scale)]), each sign holding at most
+"max_size" buckets, and the count must be the zero count plus the buckets. Every data point must have a
 time; sums and histograms a start time no later than it. For an "ordered" series, in arrival order,
 times strictly increase, cumulative values never decrease and the start time never changes: what a
 back end that takes points in time order needs after an outage. Prints each mismatch; exits 1 if any.
 """
 import json
 import sys
+from fractions import Fraction
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
@@ -35,6 +41,51 @@ def any_value(v):
     if kind == "double_value":
         return v.double_value
     return None
+
+
+def buckets(side):
+    """One sign's buckets as {index: count}, the empty ones left out."""
+    return {side.offset + i: n for i, n in enumerate(side.bucket_counts) if n}
+
+
+def exponential_index(value, scale):
+    """The bucket of |value| at `scale`, exactly: i with 2^(i/2^scale) < |value| <= 2^((i+1)/2^scale)."""
+    x = Fraction(abs(value))
+    if scale > 0:
+        x = x ** (2 ** scale)  # then 2^i < x <= 2^(i+1)
+    i = x.numerator.bit_length() - x.denominator.bit_length()
+    while Fraction(2) ** i >= x:
+        i -= 1
+    while Fraction(2) ** (i + 1) < x:
+        i += 1
+    return i >> -scale if scale < 0 else i
+
+
+def check_exponential(want, got, problems):
+    label = f"{want['name']} {want.get('attributes', {})}"
+    scale = got.get("scale")
+    if scale is None:
+        problems.append(f"{label}: not an exponential histogram")
+        return
+    expected = {"positive": {}, "negative": {}}
+    zero = 0
+    for v in want["values"]:
+        if v == 0:
+            zero += 1
+            continue
+        side = expected["positive" if v > 0 else "negative"]
+        i = exponential_index(v, scale)
+        side[i] = side.get(i, 0) + 1
+    if got["zero_count"] != zero:
+        problems.append(f"{label}: zero_count {got['zero_count']}, expected {zero}")
+    for name in ("positive", "negative"):
+        if got[name] != expected[name]:
+            problems.append(f"{label}: {name} buckets at scale {scale} {got[name]}, expected {expected[name]}")
+        if got[name] and max(got[name]) - min(got[name]) + 1 > want.get("max_size", 160):
+            problems.append(f"{label}: {name} spans {max(got[name]) - min(got[name]) + 1} buckets, over {want.get('max_size', 160)}")
+    total = got["zero_count"] + sum(got["positive"].values()) + sum(got["negative"].values())
+    if got["count"] != total:
+        problems.append(f"{label}: count {got['count']} but buckets hold {total}")
 
 
 def points_of(body):
@@ -53,7 +104,7 @@ def points_of(body):
                         "attributes": {kv.key: any_value(kv.value) for kv in p.attributes},
                         "start": p.start_time_unix_nano, "time": p.time_unix_nano,
                     }
-                    if kind in ("sum", "histogram"):
+                    if kind in ("sum", "histogram", "exponential_histogram"):
                         point["temporality"] = data.aggregation_temporality
                     if kind == "sum":
                         point["monotonic"] = data.is_monotonic
@@ -61,6 +112,10 @@ def points_of(body):
                         point.update(count=p.count, sum=p.sum, bucket_counts=list(p.bucket_counts),
                                      bounds=list(p.explicit_bounds), min=p.min if p.HasField("min") else None,
                                      max=p.max if p.HasField("max") else None)
+                    elif kind == "exponential_histogram":
+                        point.update(count=p.count, sum=p.sum, scale=p.scale, zero_count=p.zero_count,
+                                     positive=buckets(p.positive), negative=buckets(p.negative),
+                                     min=p.min if p.HasField("min") else None, max=p.max if p.HasField("max") else None)
                     else:
                         point["value"] = p.as_int if p.WhichOneof("value") == "as_int" else p.as_double
                     out.append(point)
@@ -76,7 +131,7 @@ def main():
     for p in points:
         if p["time"] == 0:
             problems.append(f"{p['name']}: a point without a time")
-        if p["kind"] in ("sum", "histogram") and not (0 < p["start"] <= p["time"]):
+        if p["kind"] in ("sum", "histogram", "exponential_histogram") and not (0 < p["start"] <= p["time"]):
             problems.append(f"{p['name']}: start {p['start']} not in (0, time {p['time']}]")
         for key, value in expected.get("resource", {}).items():
             if p["resource"].get(key) != value:
@@ -95,13 +150,15 @@ def main():
                 ok = have == value
             if not ok:
                 problems.append(f"{want['name']} {want.get('attributes', {})} {field}: expected {value!r}, decoded {have!r}")
+        if "values" in want:
+            check_exponential(want, got, problems)
     for name in expected.get("ordered", []):
         series = [p for p in points if p["name"] == name]
         for a, b in zip(series, series[1:]):
             if b["time"] <= a["time"]:
                 problems.append(f"{name}: a point at {b['time']} arrived after one at {a['time']}")
             # A cumulative histogram's count, like a sum's value, never falls.
-            level = "count" if b["kind"] == "histogram" else "value"
+            level = "value" if b["kind"] == "sum" else "count"
             if b.get("temporality") == 2 and b[level] < a[level]:
                 problems.append(f"{name}: cumulative {level} fell from {a[level]} to {b[level]}")
             if b.get("temporality") == 2 and b["start"] != a["start"]:

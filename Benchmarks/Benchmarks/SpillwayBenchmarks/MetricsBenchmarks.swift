@@ -65,6 +65,28 @@ func metricsBenchmarks(_ configuration: Benchmark.Configuration) {
         }
     }
 
+    // Exponential histograms (no peer here has them): the same timer, its values spread over
+    // 1,024 buckets' worth of range, 1 and 2 threads.
+    let exponential: () throws -> (any MetricsFactory, TelemetryPipeline) = {
+        let pipeline = try emitPipeline { $0.metrics.histogramAggregation = .base2ExponentialBucketHistogram }
+        return (SpillwayMetricsFactory(pipeline: pipeline), pipeline)
+    }
+    Benchmark("spillway: timer.recordNanoseconds, exponential histogram, 1 thread", configuration: configuration) { benchmark in
+        let (factory, pipeline) = try exponential()
+        let timer = Timer(label: "http.duration", dimensions: dimensions, factory: factory)
+        for i in 0..<10_000 { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
+        benchmark.stopMeasurement()
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+    Benchmark("spillway: timer.recordNanoseconds, exponential histogram, 2 threads", configuration: configuration) { benchmark in
+        let (factory, pipeline) = try exponential()
+        let timer = Timer(label: "http.duration", dimensions: dimensions, factory: factory)
+        twoThreads(benchmark) { timer.recordNanoseconds(1_500_000) }
+        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+
     Benchmark(
         "spillway: collect 10,000 series into OTLP requests",
         configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .one, maxDuration: .seconds(5), maxIterations: 50)

@@ -14,9 +14,10 @@ struct DiscardingExporter: TelemetryExporter {
     func export(_ batch: ExportBatch) async throws -> ExportResponse { .accepted }
 }
 
-func emitPipeline() throws -> TelemetryPipeline {
+func emitPipeline(configure: (inout PipelineConfiguration) -> Void = { _ in }) throws -> TelemetryPipeline {
     var configuration = PipelineConfiguration(serviceName: "bench")
     configuration.ringCapacity = 64 << 20
+    configure(&configuration)
     let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
     // Let the pipeline's threads (drain, monitor, export) start and settle: a sample is only
     // ~1,000 emits (< 1 ms), and on 2 cores a thread starting inside it preempts an emitter.

@@ -139,7 +139,7 @@ public struct ConfigurationKey: Sendable, Hashable {
             "`cumulative`, `delta` or `lowmemory`"),
         .init(
             "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "metrics.histogramAggregation", "explicit_bucket_histogram",
-            live: false, "`explicit_bucket_histogram`"),
+            live: false, "`explicit_bucket_histogram` or `base2_exponential_bucket_histogram`"),
         .init("SPILLWAY_METRICS_CARDINALITY_LIMIT", "metrics.cardinalityLimit", "2000", live: false, "series per metric"),
         .init(
             "SPILLWAY_EXPORTER_OTLP_POOL_ENDPOINTS", "exporter.pool.endpoints", "", live: false,

@@ -18,10 +18,26 @@ extension PipelineConfiguration {
             case lowMemory = "lowmemory"
         }
 
+        /// How `Recorder` and `Timer` values are aggregated.
+        public enum HistogramAggregation: String, Sendable, Hashable, CaseIterable {
+            /// Counts per explicit bucket (``Metrics/histogramBoundaries``,
+            /// ``Metrics/timerBoundaries``): OTLP `Histogram`.
+            case explicitBucketHistogram = "explicit_bucket_histogram"
+            /// Base-2 exponential buckets, at most ``Metrics/exponentialMaxSize`` per sign, at the
+            /// finest scale up to 3 (8 buckets per power of two, each ≈ 9 % wide) that holds the
+            /// values: OTLP `ExponentialHistogram`. No boundaries to choose, and the same relative
+            /// precision from nanoseconds to hours. The buckets of a series take 8 KiB.
+            case base2ExponentialBucketHistogram = "base2_exponential_bucket_histogram"
+        }
+
         /// Every how often the series are collected and exported.
         /// - Default value: 60 s. - Environment variable: `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds).
         public var exportInterval: Duration
-        /// How long one metrics export may take.
+        /// How long one metrics request's export may take, retries included: no retry is
+        /// scheduled past it, and the request goes to the spill store — without one it is
+        /// dropped, counted and told to the handlers (a cumulative series' next point carries
+        /// its totals) — so the requests behind it are not held back. Each attempt also ends by the
+        /// exporter's own timeout (`OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`).
         /// - Default value: 30 s. - Environment variable: `OTEL_METRIC_EXPORT_TIMEOUT` (milliseconds).
         public var exportTimeout: Duration
         /// - Default value: ``Temporality/cumulative``.
@@ -40,6 +56,13 @@ extension PipelineConfiguration {
         /// - Default value: the semantic conventions' `http.server.request.duration` buckets,
         ///   `0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10`.
         public var timerBoundaries: [Double]
+        /// - Default value: ``HistogramAggregation/explicitBucketHistogram``.
+        /// - Environment variable: `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`.
+        public var histogramAggregation: HistogramAggregation
+        /// The most buckets per sign of an exponential histogram point (the specification's
+        /// `MaxSize`); values spanning more are merged into wider buckets (a smaller scale).
+        /// - Default value: 160, the OpenTelemetry SDK's.
+        public var exponentialMaxSize: Int
         /// The collected requests that may wait in memory for the collector, in order, when
         /// there is no spill store to keep them; past it the oldest is dropped (`queue_full`).
         /// - Default value: 64 (an hour at the default interval).
@@ -54,8 +77,11 @@ extension PipelineConfiguration {
         public init(
             exportInterval: Duration = .seconds(60), exportTimeout: Duration = .seconds(30), temporality: Temporality = .cumulative,
             cardinalityLimit: Int = 2000, histogramBoundaries: [Double] = Metrics.defaultHistogramBoundaries,
-            timerBoundaries: [Double] = Metrics.defaultTimerBoundaries, maxQueuedRequests: Int = 64
+            timerBoundaries: [Double] = Metrics.defaultTimerBoundaries, maxQueuedRequests: Int = 64,
+            histogramAggregation: HistogramAggregation = .explicitBucketHistogram, exponentialMaxSize: Int = 160
         ) {
+            self.histogramAggregation = histogramAggregation
+            self.exponentialMaxSize = exponentialMaxSize
             self.exportInterval = exportInterval
             self.exportTimeout = exportTimeout
             self.temporality = temporality
@@ -75,6 +101,9 @@ extension PipelineConfiguration {
             if cardinalityLimit < 2 {
                 throw ConfigurationError(key: "metrics.cardinalityLimit", value: "\(cardinalityLimit)", allowed: "an integer ≥ 2")
             }
+            if exponentialMaxSize < 2 {
+                throw ConfigurationError(key: "metrics.exponentialMaxSize", value: "\(exponentialMaxSize)", allowed: "an integer ≥ 2")
+            }
             if maxQueuedRequests < 1 {
                 throw ConfigurationError(key: "metrics.maxQueuedRequests", value: "\(maxQueuedRequests)", allowed: "an integer ≥ 1")
             }
@@ -90,8 +119,7 @@ extension PipelineConfiguration {
 
 /// The metric reader's variables: `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT`,
 /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`,
-/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` (only `explicit_bucket_histogram`
-/// so far) and `SPILLWAY_METRICS_CARDINALITY_LIMIT`.
+/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` and `SPILLWAY_METRICS_CARDINALITY_LIMIT`.
 func applyMetrics(_ env: EnvironmentReader, _ config: inout PipelineConfiguration) throws(ConfigurationError) {
     if let ms = try env.integer("OTEL_METRIC_EXPORT_INTERVAL", minimum: 1) { config.metrics.exportInterval = .milliseconds(ms) }
     if let ms = try env.integer("OTEL_METRIC_EXPORT_TIMEOUT", minimum: 1) { config.metrics.exportTimeout = .milliseconds(ms) }
@@ -105,10 +133,12 @@ func applyMetrics(_ env: EnvironmentReader, _ config: inout PipelineConfiguratio
         config.metrics.temporality = value
     }
     let aggregationKey = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"
-    if let v = env.string(aggregationKey), v.lowercased() != "explicit_bucket_histogram" {
-        throw ConfigurationError(
-            key: aggregationKey, value: v,
-            allowed: "explicit_bucket_histogram (base2_exponential_bucket_histogram is not supported yet: issue 26)",
-            source: env.source(aggregationKey))
+    if let v = env.string(aggregationKey) {
+        guard let value = PipelineConfiguration.Metrics.HistogramAggregation(rawValue: v.lowercased()) else {
+            throw ConfigurationError(
+                key: aggregationKey, value: v, allowed: "explicit_bucket_histogram, base2_exponential_bucket_histogram",
+                source: env.source(aggregationKey))
+        }
+        config.metrics.histogramAggregation = value
     }
 }

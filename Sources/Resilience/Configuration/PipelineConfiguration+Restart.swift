@@ -25,7 +25,8 @@ extension PipelineConfiguration {
         "metrics.exportInterval": { "\($0.metrics.exportInterval)" },
         "metrics.exportTimeout": { "\($0.metrics.exportTimeout)" },
         "metrics.temporality": { $0.metrics.temporality.rawValue },
-        "metrics.histogramAggregation": { _ in "explicit_bucket_histogram" },
+        "metrics.histogramAggregation": { $0.metrics.histogramAggregation.rawValue },
+        "metrics.exponentialMaxSize": { "\($0.metrics.exponentialMaxSize)" },
         "metrics.cardinalityLimit": { "\($0.metrics.cardinalityLimit)" },
         "exporter.headers": { "\($0.exporter.headers.keys.sorted())" },  // names only: values may be secrets
         "exporter.compression": { "\($0.exporter.compression)" },

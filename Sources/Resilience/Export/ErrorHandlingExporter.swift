@@ -101,7 +101,10 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                         return response
                     }
                 }
-                guard hold.holds && (kind.isRetryable || kind == .circuitOpen) else {
+                // A batch with an export deadline (a metrics request) is not held past it: the
+                // metric reader keeps the requests behind it in order, in its own queue.
+                let pastDeadline = ExportDeadline.current.map { ContinuousClock.now >= $0 } ?? false
+                guard hold.holds && !pastDeadline && (kind.isRetryable || kind == .circuitOpen) else {
                     let copy = kind == .permanent ? destination?.keepCopy(batch, status: status, kind: kind, message: "\(error)") : nil
                     ledger.dropped(batch, DropReason.forFailure(kind), attempt: context.attempt, error: error, kind: kind, copy: copy)
                     throw error
@@ -111,6 +114,7 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
                 var wait = (error as? ResilienceError)?.retryAfter ?? hold.delay()
                 let collectorError = (error as? OTLPExportError) ?? ((error as? ResilienceError)?.cause as? OTLPExportError)
                 if let floor = collectorError?.retryAfterDelay(), floor > wait { wait = floor }
+                if let deadline = ExportDeadline.current { wait = min(wait, ContinuousClock.now.duration(to: deadline)) }
                 ledger.heldInMemory(batch, attempt: context.attempt, error: error, kind: kind, wait: wait)
                 defer { ledger.releasedFromMemory() }
                 do {

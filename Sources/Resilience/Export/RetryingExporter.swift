@@ -10,6 +10,9 @@
 /// Exactly one stage of a chain should retry: put this one outside the ``CircuitBreakingExporter``
 /// so the breaker counts every attempt and an open breaker ends the loop.
 ///
+/// A batch exported with an ``ExportDeadline`` is not retried past it (the metric reader's
+/// ``PipelineConfiguration/Metrics/exportTimeout``).
+///
 /// Thread-safety: safe to call concurrently; each call keeps its own attempt count.
 package struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration == Duration {
     /// The stage that is retried.
@@ -41,6 +44,7 @@ package struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration ==
                 var delay = policy.delay(forRetry: attempt, using: &generator)
                 if let floor = (error as? OTLPExportError)?.retryAfterDelay(), floor > delay { delay = floor }
                 if let budget = policy.maximumElapsedTime, start.duration(to: clock.now) + delay > budget { throw error }
+                if let deadline = ExportDeadline.current, ContinuousClock.now + delay > deadline { throw error }
                 ExportAttemptContext.current?.retryScheduled(batch: batch, error: error, kind: kind, attempt: attempt, delay: delay)
                 do {
                     try await clock.sleep(for: delay)
@@ -60,4 +64,12 @@ extension RetryingExporter where C == ContinuousClock {
     package init(wrapping next: any TelemetryExporter, policy: ExportRetryPolicy = ExportRetryPolicy()) {
         self.init(wrapping: next, policy: policy, clock: ContinuousClock())
     }
+}
+
+/// The time by which one batch's export must end, set as a task local around it by a caller
+/// with a deadline of its own (the metric reader's `OTEL_METRIC_EXPORT_TIMEOUT`): no retry is
+/// scheduled past it, so the batch goes on to its failure destination (the spill store, or a
+/// drop told to the handlers) instead of holding back the requests behind it.
+enum ExportDeadline {
+    @TaskLocal static var current: ContinuousClock.Instant?
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The Prometheus text exposition format (version 0.0.4) of the pipeline's books and, when
 /// asked, of the application's swift-metrics series (``MetricRegistry``): what the status
 /// endpoint's `GET /metrics` answers, for a scraper beside the OTLP export.
@@ -6,7 +12,8 @@
 /// an ``ExportDestination``'s books, a `destination` label. Application series keep their
 /// swift-metrics label as the name, with every character Prometheus does not allow made `_`:
 /// counters as `<name>_total`, meters as gauges, recorders and timers as histograms
-/// (cumulative `_bucket{le=…}`, `_sum`, `_count`).
+/// (cumulative `_bucket{le=…}`, `_sum`, `_count`; an exponential histogram's `le` bounds are its
+/// buckets' upper bounds, the text format having no native histograms).
 enum PrometheusExposition {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -114,22 +121,39 @@ enum PrometheusExposition {
                 guard seen.insert(base).inserted else { continue }
                 family(&out, base, "gauge", series.description)
                 for point in points { sample(&out, base, labels(series: point.series), point.value) }
-            case .histogram:
+            case .histogram, .exponentialHistogram:
                 guard seen.insert(base).inserted else { continue }
                 family(&out, base, "histogram", series.description)
                 for point in points {
                     let labels = labels(series: point.series)
                     var cumulative: UInt64 = 0
-                    for (i, count) in point.bucketCounts.enumerated() {
+                    for (bound, count) in classicBuckets(point) {
                         cumulative += count
-                        let bound = i < point.series.boundaries.count ? number(point.series.boundaries[i]) : "+Inf"
-                        sample(&out, base + "_bucket", labels + [("le", bound)], Double(cumulative))
+                        sample(&out, base + "_bucket", labels + [("le", number(bound))], Double(cumulative))
                     }
                     sample(&out, base + "_sum", labels, point.value)
                     sample(&out, base + "_count", labels, Double(cumulative))
                 }
             }
         }
+    }
+
+    /// A histogram point's buckets as (upper bound, count), in increasing order, +∞ last.
+    static func classicBuckets(_ point: MetricRegistry.Collected) -> [(Double, UInt64)] {
+        guard let histogram = point.exponential else {
+            let bounds = point.series.boundaries
+            return point.bucketCounts.enumerated().map { ($0.offset < bounds.count ? bounds[$0.offset] : .infinity, $0.element) }
+        }
+        // Bucket i at scale s holds magnitudes (2^(i·2^−s), 2^((i+1)·2^−s)].
+        func bound(_ index: Int) -> Double { exp2(Double(index) * exp2(Double(-histogram.scale))) }
+        var result: [(Double, UInt64)] = []
+        let negative = histogram.negative
+        for (i, count) in negative.counts.enumerated().reversed() { result.append((-bound(negative.offset + i), count)) }
+        result.append((0, histogram.zeroCount))
+        let positive = histogram.positive
+        for (i, count) in positive.counts.enumerated() { result.append((bound(positive.offset + i + 1), count)) }
+        result.append((.infinity, 0))
+        return result
     }
 
     private static func labels(series: MetricSeries) -> [(String, String)] {

@@ -106,6 +106,31 @@ package final class MetricRegistry: Sendable {
         var bucketCounts: [UInt64] = []
         var minimum = 0.0
         var maximum = 0.0
+        /// An exponential histogram's buckets (its ``bucketCounts`` are then the raw slots, and
+        /// the zero count last).
+        var exponential: Exponential?
+    }
+
+    /// An exponential histogram point's scale and buckets.
+    struct Exponential: Hashable {
+        var scale: Int
+        var zeroCount: UInt64
+        var positive: ExponentialBuckets.Side
+        var negative: ExponentialBuckets.Side
+        var count: UInt64 { zeroCount + positive.counts.reduce(0, &+) + negative.counts.reduce(0, &+) }
+    }
+
+    /// A histogram's counts now: the explicit buckets, or the exponential slots and the zero count.
+    private static func histogramCounts(_ series: MetricSeries) -> [UInt64] {
+        if let exponential = series.exponential { return exponential.totals() + [series.slots.total(0)] }
+        return (0...series.boundaries.count).map { series.slots.total($0) }
+    }
+
+    /// Folds an exponential histogram's raw counts into its point's buckets.
+    private static func finish(_ point: inout Collected) {
+        guard let buckets = point.series.exponential, let zero = point.bucketCounts.last else { return }
+        let folded = buckets.fold(Array(point.bucketCounts.dropLast()))
+        point.exponential = Exponential(scale: folded.scale, zeroCount: zero, positive: folded.positive, negative: folded.negative)
     }
 
     /// Every series' point now, in the order the metrics and series were made. Cumulative: the
@@ -159,8 +184,8 @@ package final class MetricRegistry: Sendable {
                             point.value = integer ? Double(total) : Double(bitPattern: total)
                         }
                         points.append(point)
-                    case .histogram:
-                        let buckets = (0...series.boundaries.count).map { series.slots.total($0) }
+                    case .histogram, .exponentialHistogram:
+                        let buckets = Self.histogramCounts(series)
                         let sum = series.slots.totalDouble(series.sumSlot)
                         let reset: (Double, Double)? = temporality == .delta ? (Double.infinity, -Double.infinity) : nil
                         var point = Collected(series: series, startTime: series.startTime)
@@ -181,6 +206,7 @@ package final class MetricRegistry: Sendable {
                             point.value = sum
                             guard buckets.contains(where: { $0 > 0 }) else { continue }
                         }
+                        Self.finish(&point)
                         points.append(point)
                     }
                 }
@@ -206,9 +232,12 @@ package final class MetricRegistry: Sendable {
                     point.isInteger = true
                 case .floatingPointCounter:
                     point.value = series.slots.totalDouble(0)
-                case .histogram:
-                    point.bucketCounts = (0...series.boundaries.count).map { series.slots.total($0) }
+                case .histogram, .exponentialHistogram:
+                    point.bucketCounts = Self.histogramCounts(series)
                     point.value = series.slots.totalDouble(series.sumSlot)
+                    point.minimum = series.slots.extreme(series.minimumSlot, largest: false, reset: nil)
+                    point.maximum = series.slots.extreme(series.maximumSlot, largest: true, reset: nil)
+                    Self.finish(&point)
                 }
                 return point
             }

@@ -18,6 +18,8 @@ package final class MetricSeries: Sendable {
         case gauge
         /// An explicit-bucket histogram with these upper bounds (`Recorder`, `Timer` in seconds).
         case histogram(boundaries: [Double])
+        /// A base-2 exponential histogram of at most `maxSize` buckets per sign (``ExponentialBuckets``).
+        case exponentialHistogram(maxSize: Int)
     }
 
     package let name: String
@@ -37,12 +39,15 @@ package final class MetricSeries: Sendable {
     private let started: Atomic<UInt64>
     let slots: MetricSlots
     let boundaries: [Double]
+    /// An exponential histogram's buckets (its zero count, sum, minimum and maximum are in ``slots``).
+    let exponential: ExponentialBuckets?
     /// Set by ``MetricRegistry/remove(_:)``: reported once more, then forgotten.
     let removed = Atomic<Bool>(false)
 
     // Slot layout. Counter: 0 the count. Floating-point counter: 0 the sum's bits. Gauge
     // (stripe 0 only): 0 the value's bits, 1 whether a value was set. Histogram: the buckets,
-    // then the sum's bits, the minimum's and the maximum's.
+    // then the sum's bits, the minimum's and the maximum's. Exponential histogram: the zero count,
+    // then the same three.
     var sumSlot: Int { boundaries.count + 1 }
     var minimumSlot: Int { boundaries.count + 2 }
     var maximumSlot: Int { boundaries.count + 3 }
@@ -59,6 +64,11 @@ package final class MetricSeries: Sendable {
         self.attributes = attributes
         self.isOverflow = isOverflow
         self.started = Atomic(startTime)
+        if case .exponentialHistogram(let maxSize) = instrument {
+            exponential = ExponentialBuckets(maxSize: maxSize)
+        } else {
+            exponential = nil
+        }
         switch instrument {
         case .counter, .floatingPointCounter:
             boundaries = []
@@ -69,6 +79,9 @@ package final class MetricSeries: Sendable {
         case .histogram(let bounds):
             boundaries = bounds
             slots = MetricSlots(width: bounds.count + 4, initial: Self.initialHistogramSlot(buckets: bounds.count + 1))
+        case .exponentialHistogram:
+            boundaries = []
+            slots = MetricSlots(width: 4, initial: Self.initialHistogramSlot(buckets: 1))
         }
     }
 
@@ -90,6 +103,9 @@ package final class MetricSeries: Sendable {
         case .counter, .floatingPointCounter: slots.reset { _ in 0 }
         case .gauge: slots.reset { _ in 0 }
         case .histogram: slots.reset(Self.initialHistogramSlot(buckets: boundaries.count + 1))
+        case .exponentialHistogram:
+            slots.reset(Self.initialHistogramSlot(buckets: 1))
+            exponential?.reset()
         }
         started.store(nowUnixNano(), ordering: .relaxed)
     }
@@ -122,10 +138,17 @@ package final class MetricSeries: Sendable {
         slots.store(1, 1)
     }
 
-    /// Records one value into a histogram; NaN is ignored.
+    /// Records one value into a histogram; NaN is ignored, and so are infinities in an
+    /// exponential histogram (which has no bucket for them).
     @inline(__always)
     package func record(_ value: Double) {
         guard !value.isNaN else { return }
+        if let exponential {
+            guard value.isFinite else { return }
+            if value != 0 { exponential.record(value) }
+            slots.record(value, bucket: value == 0 ? 0 : -1, sum: sumSlot, minimum: minimumSlot, maximum: maximumSlot)
+            return
+        }
         var bucket = 0
         // Bucket i holds (boundaries[i-1], boundaries[i]]; the last one everything above.
         while bucket < boundaries.count && value > boundaries[bucket] { bucket += 1 }

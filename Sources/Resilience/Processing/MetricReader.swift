@@ -23,6 +23,9 @@ import Synchronization
 /// short interval, every request would take the way through the disk for as long as the
 /// replayer's rounds kept finding new ones.
 ///
+/// One request's export, retries included, ends by ``PipelineConfiguration/Metrics/exportTimeout``
+/// (`OTEL_METRIC_EXPORT_TIMEOUT`, 30 s): no retry is scheduled past it (``ExportDeadline``).
+///
 /// Thread-safety: safe from any thread.
 final class MetricReader: Sendable {
     let registry: MetricRegistry
@@ -138,7 +141,9 @@ final class MetricReader: Sendable {
                 }
                 continue
             }
-            _ = await tasks.export(batch)
+            // Retries end by the metrics export timeout: a request that cannot be delivered by
+            // then goes to the store (or is dropped), and the next one is not held back longer.
+            _ = await ExportDeadline.$current.withValue(.now + configuration.exportTimeout) { await tasks.export(batch) }
         }
     }
 
@@ -174,10 +179,10 @@ final class MetricReader: Sendable {
     var isIdle: Bool { state.withLock { $0.queue.isEmpty && !$0.sending } }
 
     /// Collects now, then returns when every request collected so far has been exported, kept
-    /// or dropped, or at `deadline`.
+    /// or dropped, or at `deadline`, or when the calling task is cancelled.
     func flush(before deadline: ContinuousClock.Instant = .now + .seconds(3600)) async {
         collect()
-        while !isIdle && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(2)) }
+        while !isIdle && ContinuousClock.now < deadline && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(2)) }
     }
 
     /// Stops the timer and takes no more requests; what is queued is still sent (the caller

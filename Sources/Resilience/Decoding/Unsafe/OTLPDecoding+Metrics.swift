@@ -29,6 +29,18 @@ package struct DecodedMetricPoint: Sendable, Hashable {
     package var explicitBounds: [Double] = []
     package var minimum: Double?
     package var maximum: Double?
+    /// An exponential histogram's scale, zero count and buckets (its count, sum, minimum and
+    /// maximum are the fields above).
+    package var scale = 0
+    package var zeroCount: UInt64 = 0
+    package var positive = Buckets()
+    package var negative = Buckets()
+
+    /// One sign's buckets of an exponential histogram point: counts from index `offset` on.
+    package struct Buckets: Sendable, Hashable {
+        package var offset = 0
+        package var counts: [UInt64] = []
+    }
 }
 
 extension OTLPDecoding {
@@ -112,6 +124,7 @@ extension OTLPDecoding {
     {
         var point = template
         var r = reader
+        if point.kind == .exponentialHistogram { return try decodeExponentialPoint(r, into: point) }
         let histogram = point.kind == .histogram
         let attributesField = histogram ? 9 : 7
         while let f = try r.nextField() {
@@ -139,5 +152,54 @@ extension OTLPDecoding {
             }
         }
         return point
+    }
+
+    /// `ExponentialHistogramDataPoint { attributes = 1; start_time_unix_nano = 2; time_unix_nano = 3;
+    /// count = 4; sum = 5; scale = 6; zero_count = 7; positive = 8; negative = 9; min = 12; max = 13 }`.
+    private static func decodeExponentialPoint(_ reader: ProtoReader, into template: DecodedMetricPoint) throws(ProtoDecodingError)
+        -> DecodedMetricPoint
+    {
+        var point = template
+        var r = reader
+        while let f = try r.nextField() {
+            switch (f.number, f.wire) {
+            case (1, 2):
+                let (k, v) = try keyValue(r.message())
+                point.attributes[k] = v
+            case (2, 1): point.startTimeUnixNano = try r.fixed64()
+            case (3, 1): point.timeUnixNano = try r.fixed64()
+            case (4, 1): point.count = try r.fixed64()
+            case (5, 1): point.value = Double(bitPattern: try r.fixed64())
+            case (6, 0): point.scale = unZigZag(try r.varint())
+            case (7, 1): point.zeroCount = try r.fixed64()
+            case (8, 2): point.positive = try buckets(r.message())
+            case (9, 2): point.negative = try buckets(r.message())
+            case (12, 1): point.minimum = Double(bitPattern: try r.fixed64())
+            case (13, 1): point.maximum = Double(bitPattern: try r.fixed64())
+            default: try r.skip(f.wire)
+            }
+        }
+        return point
+    }
+
+    /// `Buckets { sint32 offset = 1; repeated uint64 bucket_counts = 2 }`, packed or not.
+    private static func buckets(_ reader: ProtoReader) throws(ProtoDecodingError) -> DecodedMetricPoint.Buckets {
+        var result = DecodedMetricPoint.Buckets()
+        var r = reader
+        while let f = try r.nextField() {
+            switch (f.number, f.wire) {
+            case (1, 0): result.offset = unZigZag(try r.varint())
+            case (2, 2):
+                var packed = try r.message()
+                while !packed.isAtEnd { result.counts.append(try packed.varint()) }
+            case (2, 0): result.counts.append(try r.varint())
+            default: try r.skip(f.wire)
+            }
+        }
+        return result
+    }
+
+    private static func unZigZag(_ n: UInt64) -> Int {
+        Int(Int32(truncatingIfNeeded: Int64(bitPattern: n >> 1) ^ -Int64(bitPattern: n & 1)))
     }
 }

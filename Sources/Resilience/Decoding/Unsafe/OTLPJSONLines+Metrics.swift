@@ -1,6 +1,7 @@
 extension OTLPJSONLines {
     /// One line per metric data point: `attributes`, `batch`, `bucket_counts` and
-    /// `explicit_bounds` (histograms), `count` (histograms), `kind`, `monotonic` (sums), `name`,
+    /// `explicit_bounds` (histograms), `count` (histograms), `scale`, `zero_count`, `positive` and
+    /// `negative` (`{"offset":…,"bucket_counts":[…]}`, exponential histograms), `kind`, `monotonic` (sums), `name`,
     /// `resource`, `scope`, `signal`, `start_time_unix_nano`, `temporality` (1 delta,
     /// 2 cumulative, 0 gauge), `time_unix_nano`, `unit`, `value` (a number's value, a histogram's sum).
     static func appendMetrics(_ body: [UInt8], batch: UInt64, to out: inout JSONBuffer) throws(ProtoDecodingError) -> Int {
@@ -24,6 +25,24 @@ extension OTLPJSONLines {
                     out.double(bound)
                 }
                 out.raw("]")
+            }
+            if point.kind == .exponentialHistogram {
+                out.raw(",\"count\":")
+                out.number(point.count)
+                for (negative, side) in [(true, point.negative), (false, point.positive)] {
+                    negative ? out.raw(",\"negative\":{\"bucket_counts\":[") : out.raw(",\"positive\":{\"bucket_counts\":[")
+                    for (i, n) in side.counts.enumerated() {
+                        if i > 0 { out.raw(",") }
+                        out.number(n)
+                    }
+                    out.raw("],\"offset\":")
+                    out.signed(Int64(side.offset))
+                    out.raw("}")
+                }
+                out.raw(",\"scale\":")
+                out.signed(Int64(point.scale))
+                out.raw(",\"zero_count\":")
+                out.number(point.zeroCount)
             }
             out.raw(",\"kind\":")
             out.text(point.kind.rawValue)

@@ -5,7 +5,8 @@
 /// ExportMetricsServiceRequest { ResourceMetrics resource_metrics = 1 {
 ///   Resource resource = 1; ScopeMetrics scope_metrics = 2 { InstrumentationScope scope = 1;
 ///   Metric metrics = 2 { name = 1; description = 2; unit = 3;
-///     Gauge gauge = 5 | Sum sum = 7 | Histogram histogram = 9 } } } }
+///     Gauge gauge = 5 | Sum sum = 7 | Histogram histogram = 9
+///     | ExponentialHistogram exponential_histogram = 10 } } } }
 /// ```
 enum MetricEncoding {
     /// The instrumentation scope of swift-metrics' instruments, which have none of their own.
@@ -72,6 +73,13 @@ enum MetricEncoding {
             buffer.putTag(2, .varint)
             buffer.putVarint(aggregation)
             buffer.closeLength(histogram)
+        case .exponentialHistogram:
+            let histogram = buffer.openLength(field: 10)
+            for point in points { exponentialPoint(point, into: buffer, now: now) }
+            buffer.reserve(16)
+            buffer.putTag(2, .varint)
+            buffer.putVarint(aggregation)
+            buffer.closeLength(histogram)
         }
         buffer.closeLength(metric)
     }
@@ -132,5 +140,61 @@ enum MetricEncoding {
             buffer.putFixed64(point.maximum.bitPattern)
         }
         buffer.closeLength(data)
+    }
+
+    /// `ExponentialHistogramDataPoint { attributes = 1; start_time_unix_nano = 2; time_unix_nano = 3;
+    /// count = 4; sum = 5; scale = 6 (sint32); zero_count = 7; positive = 8; negative = 9; min = 12;
+    /// max = 13 }`, each `Buckets { offset = 1 (sint32); bucket_counts = 2 (packed uint64) }`.
+    private static func exponentialPoint(_ point: MetricRegistry.Collected, into buffer: ScratchBuffer, now: UInt64) {
+        guard let histogram = point.exponential else { return }
+        let data = buffer.openLength(field: 1)
+        for attribute in point.series.attributes {
+            buffer.putAttribute(field: 1, key: attribute.key, value: attribute.value, valueLimit: .max)
+        }
+        buffer.reserve(64)
+        buffer.putTag(2, .fixed64)
+        buffer.putFixed64(point.startTime)
+        buffer.putTag(3, .fixed64)
+        buffer.putFixed64(now)
+        buffer.putTag(4, .fixed64)
+        buffer.putFixed64(histogram.count)
+        buffer.putTag(5, .fixed64)
+        buffer.putFixed64(point.value.bitPattern)
+        buffer.putTag(6, .varint)
+        buffer.putVarint(zigZag(histogram.scale))
+        buffer.putTag(7, .fixed64)
+        buffer.putFixed64(histogram.zeroCount)
+        for (field, side) in [(8, histogram.positive), (9, histogram.negative)] where !side.counts.isEmpty {
+            buffer.reserve(32 + side.counts.count * 10)
+            let buckets = buffer.openLength(field: field)
+            buffer.reserve(32 + side.counts.count * 10)
+            buffer.putTag(1, .varint)
+            buffer.putVarint(zigZag(side.offset))
+            var packed = 0
+            for count in side.counts { packed += varintSize(count) }
+            buffer.putTag(2, .lengthDelimited)
+            buffer.putVarint(UInt64(packed))
+            for count in side.counts { buffer.putVarint(count) }
+            buffer.closeLength(buckets)
+        }
+        buffer.reserve(24)
+        if point.minimum.isFinite {
+            buffer.putTag(12, .fixed64)
+            buffer.putFixed64(point.minimum.bitPattern)
+        }
+        if point.maximum.isFinite {
+            buffer.putTag(13, .fixed64)
+            buffer.putFixed64(point.maximum.bitPattern)
+        }
+        buffer.closeLength(data)
+    }
+
+    /// A `sint32`'s wire value.
+    static func zigZag(_ n: Int) -> UInt64 {
+        UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: (n << 1) ^ (n >> 63))))
+    }
+
+    static func varintSize(_ n: UInt64) -> Int {
+        max(1, (64 - n.leadingZeroBitCount + 6) / 7)
     }
 }

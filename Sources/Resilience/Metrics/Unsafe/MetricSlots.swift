@@ -33,10 +33,11 @@ final class MetricSlots: @unchecked Sendable {
         return n
     }()
 
-    /// `width` slots per stripe, each starting at `initial(slot)`.
-    init(width: Int, initial: (Int) -> UInt64 = { _ in 0 }) {
+    /// `width` slots per stripe, each starting at `initial(slot)`; ``stripeCount`` stripes
+    /// unless `stripes` says otherwise (a power of two; 1 for slots that are not striped).
+    init(width: Int, stripes: Int = MetricSlots.stripeCount, initial: (Int) -> UInt64 = { _ in 0 }) {
         stride = (width + 7) / 8 * 8
-        stripes = Self.stripeCount
+        self.stripes = stripes
         let count = stride * stripes
         base = UnsafeMutableRawPointer.allocate(byteCount: count * 8, alignment: 64).bindMemory(to: Atomic<UInt64>.self, capacity: count)
         for stripe in 0..<stripes {
@@ -81,11 +82,11 @@ final class MetricSlots: @unchecked Sendable {
     }
 
     /// Adds 1 to `bucket` and `value` to `sum`, and lowers `minimum` / raises `maximum` to `value`,
-    /// in the caller's stripe: one histogram recording.
+    /// in the caller's stripe: one histogram recording. A negative `bucket` counts in none.
     @inline(__always)
     func record(_ value: Double, bucket: Int, sum: Int, minimum: Int, maximum: Int) {
         let stripe = mine
-        stripe[bucket].wrappingAdd(1, ordering: .relaxed)
+        if bucket >= 0 { stripe[bucket].wrappingAdd(1, ordering: .relaxed) }
         Self.add(value, to: stripe + sum)
         let minCell = stripe + minimum
         var old = minCell.pointee.load(ordering: .relaxed)
@@ -147,6 +148,23 @@ final class MetricSlots: @unchecked Sendable {
     @inline(__always)
     func load(_ slot: Int) -> UInt64 {
         base[slot].load(ordering: .relaxed)
+    }
+
+    /// `slot` of stripe 0, acquiring: pairs with the releasing ``compareExchange(_:expected:desired:)``.
+    func loadAcquiring(_ slot: Int) -> UInt64 {
+        base[slot].load(ordering: .acquiring)
+    }
+
+    /// Sets `slot` of stripe 0 to `desired` if it holds `expected` (releasing: what was written
+    /// before is seen by a thread that loads `desired` acquiring); whether it did, and what it held.
+    func compareExchange(_ slot: Int, expected: UInt64, desired: UInt64) -> (exchanged: Bool, original: UInt64) {
+        base[slot].compareExchange(expected: expected, desired: desired, ordering: .acquiringAndReleasing)
+    }
+
+    /// Adds `n` to `slot` of stripe 0: a count that is not striped.
+    @inline(__always)
+    func addUnstriped(_ slot: Int, _ n: UInt64) {
+        base[slot].wrappingAdd(n, ordering: .relaxed)
     }
 
     /// Adds `n` to `slot` (a `Double`'s bits) of stripe 0: a gauge's increment or decrement.
