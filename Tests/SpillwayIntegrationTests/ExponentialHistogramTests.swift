@@ -104,6 +104,33 @@ import Testing
         try await receiver.stop()
     }
 
+    /// The status endpoint's `/metrics` shows an exponential histogram as a classic one, whose
+    /// `le` bounds are the buckets' upper bounds: `prometheus_client` parses it, and the
+    /// cumulative counts agree with the values.
+    @Test func aScrapeShowsAnExponentialHistogramAsClassicBuckets() async throws {
+        let receiver = try await OTLPReceiver.start()
+        var configuration = testConfiguration(receiver)
+        configuration.metrics.exportInterval = .seconds(3600)
+        configuration.metrics.histogramAggregation = .base2ExponentialBucketHistogram
+        configuration.statusEndpoint = PipelineConfiguration.StatusEndpoint(port: 0)
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        let values: [Double] = [-2, 0, 0.5, 3, 3, 100]
+        let recorder = Recorder(label: "payload.size", factory: SpillwayMetricsFactory(pipeline: pipeline))
+        for value in values { recorder.record(value) }
+        let port = try #require(pipeline.statusEndpointPort)
+        let status = StatusEndpointTests()
+        let scrape = try await status.http(port, "GET", "/metrics")
+        let buckets = try await status.parsePrometheus(scrape.body).filter { $0.name == "payload_size_bucket" }
+        #expect(buckets.count > 4, "\(scrape.body)")
+        // For each bound, the cumulative count is the values at or below it (0.5 sits on one).
+        for bucket in buckets {
+            let bound = bucket.labels["le"].flatMap { $0 == "+Inf" ? Double.infinity : Double($0) } ?? .nan
+            #expect(bucket.value == Double(values.filter { $0 <= bound }.count), "le=\(bound)")
+        }
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
     @Test func theAggregationIsReadFromTheEnvironmentAndAnUnknownOneIsRefusedByName() throws {
         let ok = try PipelineConfiguration.fromEnvironment([
             "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "BASE2_EXPONENTIAL_BUCKET_HISTOGRAM"
