@@ -12,7 +12,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$binary" "$work/emit" && strip -g "$work/emit"
 printf '| record | instructions / record | heap allocations / record |\n|---|---|---|\n'
-for shape in span log counter timer; do
+for shape in span log counter timer exponential; do
     declare -A ir allocs
     for n in 20000 120000; do
         valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg-$shape-$n" "$work/emit" $n $shape >/dev/null 2>&1
@@ -23,7 +23,8 @@ for shape in span log counter timer; do
         span) label="span, 5 attributes" ;;
         log) label="log record, 3 attributes" ;;
         counter) label="swift-metrics counter.increment(), 2 dimensions" ;;
-        *) label="swift-metrics timer.recordNanoseconds, 2 dimensions" ;;
+        timer) label="swift-metrics timer.recordNanoseconds, 2 dimensions" ;;
+        *) label="swift-metrics timer.recordNanoseconds, 2 dimensions, exponential histogram" ;;
     esac
     printf '| %s | %d | %s |\n' "$label" $(( (ir[120000] - ir[20000]) / 100000 )) \
         "$(awk -v a="${allocs[20000]}" -v b="${allocs[120000]}" 'BEGIN { printf "%.2f", (b - a) / 100000 }')"

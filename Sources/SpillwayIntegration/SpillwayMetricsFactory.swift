@@ -40,7 +40,7 @@ public import Resilience
 ///
 /// Thread-safety: safe from any thread. Making a handler takes a lock (swift-metrics caches its
 /// handlers in the `Counter`, `Timer`, … you keep); recording into one takes none and allocates
-/// nothing: one atomic add into the calling thread's stripe of the series.
+/// nothing: one atomic add into the series' stripe for the CPU the caller runs on.
 public struct SpillwayMetricsFactory: MetricsFactory {
     private let registry: MetricRegistry
     private let recorder: MetricSeries.Instrument

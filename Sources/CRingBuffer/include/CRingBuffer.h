@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crb_cpu.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -4,7 +4,7 @@ import Synchronization
 /// measurements go into. What a swift-metrics handler holds (`SpillwayMetricsFactory`).
 ///
 /// Recording never locks and never allocates: a relaxed atomic add, or a compare-and-swap on a
-/// `Double`'s bits, into the calling thread's stripe (``MetricSlots``).
+/// `Double`'s bits, into the stripe of the CPU the caller runs on (``MetricSlots``).
 ///
 /// Thread-safety: safe from any thread.
 package final class MetricSeries: Sendable {

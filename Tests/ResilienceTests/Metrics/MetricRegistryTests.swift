@@ -68,4 +68,39 @@ import Testing
         histogram.record(.nan)
         #expect(registry.collect(temporality: .cumulative, now: nowUnixNano()).count == 1)  // the gauge only
     }
+
+    /// Two threads pinned to two CPUs add to two stripes: no cache line shared between them,
+    /// whatever their thread numbers are.
+    @Test func threadsOnTwoCPUsAddToTwoStripes() async throws {
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        try #require(cpus >= 2, "needs two CPUs")
+        let registry = MetricRegistry()
+        let counter = registry.series(name: "pinned", instrument: .counter, attributes: [])
+        await withTaskGroup(of: Void.self) { group in
+            for cpu in 0..<2 {
+                group.addTask {
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        Thread {
+                            pinToCPU(cpu)
+                            for _ in 0..<(1000 * (cpu + 1)) { counter.increment(by: Int64(1)) }
+                            done.resume()
+                        }.start()
+                    }
+                }
+            }
+        }
+        #expect(counter.slots.value(0, stripe: 0) == 1000)
+        #expect(counter.slots.value(0, stripe: 1) == 2000)
+    }
+}
+
+/// Pins the calling thread to `cpu` (`sched_setaffinity`, which Glibc's module leaves out
+/// without `_GNU_SOURCE`: looked up by name).
+private func pinToCPU(_ cpu: Int) {
+    typealias SetAffinity = @convention(c) (Int32, Int, UnsafeRawPointer) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity") else { return }
+    var mask = [UInt64](repeating: 0, count: 16)  // a cpu_set_t: 1,024 bits
+    mask[0] = 1 << UInt64(cpu)
+    let result = mask.withUnsafeBytes { unsafeBitCast(symbol, to: SetAffinity.self)(0, $0.count, $0.baseAddress!) }
+    precondition(result == 0, "sched_setaffinity failed")
 }

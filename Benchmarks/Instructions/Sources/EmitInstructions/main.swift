@@ -47,6 +47,7 @@ let n = Int(CommandLine.arguments[1])!
 let kind = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "span"
 var configuration = PipelineConfiguration(serviceName: "bench")
 configuration.ringCapacity = 256 << 20
+if kind == "exponential" { configuration.metrics.histogramAggregation = .base2ExponentialBucketHistogram }
 let pipeline = try TelemetryPipeline(configuration: configuration, exporter: DiscardingExporter())
 let tracer = pipeline.tracer(scope: "bench")
 let logger = pipeline.logger(scope: "bench")

@@ -1,3 +1,4 @@
+internal import CRingBuffer
 import Synchronization
 
 #if canImport(Glibc)
@@ -6,10 +7,14 @@ import Synchronization
     import Darwin
 #endif
 
-/// The 64-bit atomic slots behind one metric series, striped per thread: each stripe is a copy
-/// of the series' slots on cache lines of its own, and a thread adds only to its stripe (its
-/// number, in order of first use, modulo the stripe count), so two threads recording into the
-/// same series do not contend for one cache line. Collection sums the stripes.
+/// The 64-bit atomic slots behind one metric series, striped per CPU: each stripe is a copy of
+/// the series' slots on cache lines of its own, and a thread adds to the stripe of the CPU it
+/// runs on (``crb_current_cpu()``, one load from the kernel's rseq area, modulo the stripe
+/// count), so two threads recording into the same series at the same moment — on two CPUs — do
+/// not contend for one cache line. (Striping by thread, as before, put two threads on one stripe
+/// whenever their numbers agreed modulo the count: half of all pairs with 2 stripes.) A thread
+/// moved to another CPU between the read and the add still adds atomically: only the spread
+/// suffers. Collection sums the stripes.
 ///
 /// Recording is one relaxed atomic add (counts) or a compare-and-swap loop on a `Double`'s bits
 /// (sums, minimum, maximum), which in practice succeeds at once: only threads sharing a stripe
@@ -50,10 +55,10 @@ final class MetricSlots: @unchecked Sendable {
         UnsafeMutableRawPointer(base).deallocate()
     }
 
-    /// The first slot of the calling thread's stripe.
+    /// The first slot of the stripe of the CPU the caller runs on.
     @inline(__always)
     private var mine: UnsafeMutablePointer<Atomic<UInt64>> {
-        base + (MetricThread.number & (stripes - 1)) * stride
+        base + (Int(crb_current_cpu()) & (stripes - 1)) * stride
     }
 
     /// Adds `n` to `slot` of the caller's stripe.
@@ -109,6 +114,11 @@ final class MetricSlots: @unchecked Sendable {
         for stripe in 0..<stripes {
             for slot in 0..<stride { base[stripe * stride + slot].store(initial(slot), ordering: .relaxed) }
         }
+    }
+
+    /// `slot` of one stripe.
+    func value(_ slot: Int, stripe: Int) -> UInt64 {
+        base[stripe * stride + slot].load(ordering: .relaxed)
     }
 
     /// `slot` summed over the stripes.
@@ -171,31 +181,5 @@ final class MetricSlots: @unchecked Sendable {
     @inline(__always)
     func addUnstriped(_ slot: Int, double n: Double) {
         Self.add(n, to: base + slot)
-    }
-}
-
-/// Each thread's number for ``MetricSlots``, in order of first use, kept in a pthread key as the
-/// key's value itself (number + 1; 0 is "none yet"): one `pthread_getspecific`, no object to
-/// retain and release on every recording (going through ``EmitThreadState`` cost that: 19 ns an
-/// increment against 3–4 ns for an unstriped atomic in the same run).
-enum MetricThread {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
-    private static let next = Atomic<Int>(1)
-
-    @inline(__always)
-    static var number: Int {
-        let value = Int(bitPattern: pthread_getspecific(key))
-        return value != 0 ? value - 1 : assign()
-    }
-
-    @inline(never)
-    private static func assign() -> Int {
-        let value = next.wrappingAdd(1, ordering: .relaxed).oldValue
-        pthread_setspecific(key, UnsafeRawPointer(bitPattern: value))
-        return value - 1
     }
 }
