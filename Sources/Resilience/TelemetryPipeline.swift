@@ -34,7 +34,7 @@ public final class TelemetryPipeline: Sendable {
     /// The instrumentation scopes of the tracers and loggers handed out, numbered in order.
     private let scopes: ScopeRegistry
     private let monitor: PipelineMonitor
-    /// Collects the application's metric series and exports them through the main chain.
+    /// Collects the application's metric series and exports them through their routes' destinations.
     let metricReader: MetricReader
     /// The status endpoint's server, when configured: started last in `init` (its routes read
     /// the pipeline through a weak reference, so releasing the pipeline is not held up by it).
@@ -140,8 +140,7 @@ public final class TelemetryPipeline: Sendable {
         }
         self.processor = processor
         let metricReader = MetricReader(
-            configuration: configuration.metrics, resource: resource, ledger: ledger, tasks: tasks, store: store, breaker: main.breaker,
-            logger: logger)
+            configuration: configuration.metrics, resource: resource, ledger: ledger, stacks: [main] + destinations, routes: routes)
         metricReader.start()
         self.metricReader = metricReader
         self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, ring: ring, processor: processor)

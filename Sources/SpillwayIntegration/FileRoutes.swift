@@ -25,7 +25,7 @@ import Resilience
 /// `multiplier`, `jitter` (`none`, `full` or a fraction), `max_attempts`; `unlimited` for no
 /// limit) and circuit breaker (`breaker`: `failure_threshold`, `cooldown`, `initial_cooldown`)
 /// start from their defaults; `none` turns either off. A route takes `scopes`,
-/// `span_names`, `event_names` and `destinations` (lists, or comma-separated strings),
+/// `span_names`, `event_names`, `metric_names` and `destinations` (lists, or comma-separated strings),
 /// `overflow` (`drop_newest` or `block:<milliseconds>`) and `order`; its error handler can only
 /// come from code. A record takes the first route that matches it, and since neither JSON nor
 /// YAML parsers keep the order of a map, routes are tried by `order` (an integer, default 0),
@@ -49,7 +49,7 @@ enum FileRoutes {
         return keys
     }()
 
-    static let routeKeys = ["scopes", "span_names", "event_names", "destinations", "overflow", "order"]
+    static let routeKeys = ["scopes", "span_names", "event_names", "metric_names", "destinations", "overflow", "order"]
 
     static func parse(_ tree: Any?, source: String) throws(ConfigurationError) -> Parsed {
         var parsed = Parsed()
@@ -237,6 +237,7 @@ enum FileRoutes {
             case "scopes": route.scopes = list(value)
             case "span_names": route.spanNames = list(value)
             case "event_names": route.eventNames = list(value)
+            case "metric_names": route.metricNames = list(value)
             case "destinations": route.destinations = list(value)
             case "order":
                 guard let number = Int(string(value)) else {

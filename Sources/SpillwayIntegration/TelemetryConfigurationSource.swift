@@ -39,7 +39,7 @@ import Yams
 ///
 /// It may also define `spillway.destinations` and `spillway.routes`, each a map from a name to its
 /// settings (a destination: the exporter's keys without `otel.exporter.otlp.`; a route: `scopes`,
-/// `span_names`, `event_names`, `destinations`, `overflow`, `order`); they replace the
+/// `span_names`, `event_names`, `metric_names`, `destinations`, `overflow`, `order`); they replace the
 /// configuration's lists before the code layer runs, which can still add handlers:
 ///
 /// ```yaml

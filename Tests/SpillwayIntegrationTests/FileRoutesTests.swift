@@ -148,7 +148,8 @@ struct FileRoutesTests {
                         "max_elapsed_time": "unlimited"},
               "breaker": {"failure_threshold": 3, "cooldown": 60000, "initial_cooldown": 500}},
               "archive": {"endpoint": "http://127.0.0.1:4400", "retry": "none", "breaker": "none"}},
-              "routes": {"audit": {"scopes": ["audit.*"], "event_names": "login,logout", "destinations": ["vault"],
+              "routes": {"audit": {"scopes": ["audit.*"], "event_names": "login,logout", "metric_names": ["audit.*"],
+                                   "destinations": ["vault"],
                                    "overflow": "block:250", "order": 2},
                          "zeta": {"span_names": "GET *"}}}}
             """#
@@ -169,7 +170,7 @@ struct FileRoutesTests {
         #expect(vault.exporter.pool?.endpoints.count == 2 && vault.exporter.pool?.mode == .balanceByTrace, "\(vault.exporter)")
         #expect(configuration.routes.map(\.name) == ["zeta", "audit"], "by order (zeta's is 0), then name")
         let route = try #require(configuration.routes.last)
-        #expect(route.eventNames == ["login", "logout"] && route.destinations == ["vault"])
+        #expect(route.eventNames == ["login", "logout"] && route.metricNames == ["audit.*"] && route.destinations == ["vault"])
         #expect(route.overflowPolicy == .block(upTo: .milliseconds(250)), "\(String(describing: route.overflowPolicy))")
     }
 }

@@ -1,8 +1,10 @@
 /// A class of records with its own error handler and overflow policy.
 ///
 /// A record belongs to the first route (in configuration order) that matches its
-/// instrumentation scope, its span name (spans) or its event name (log records); records no
-/// route matches take the default route, which uses the pipeline's settings. Patterns are globs:
+/// instrumentation scope, its span name (spans) or its event name (log records); a metric (a
+/// swift-metrics series, `SpillwayMetricsFactory`) to the first route that matches its name
+/// (``metricNames``). Records no route matches take the default route, which uses the
+/// pipeline's settings. Patterns are globs:
 /// `*` matches any run of characters, `?` one character, everything else itself.
 /// Records of different routes are never batched together, so a handler sees only its route's
 /// records.
@@ -24,6 +26,9 @@ public struct ExportRoute: Sendable {
     public var spanNames: [String]
     /// Log event name patterns (`user.login*`).
     public var eventNames: [String]
+    /// Metric name patterns (`billing.*`): the swift-metrics labels whose series this route's
+    /// ``destinations`` get, each destination one request at a time, in collection order.
+    public var metricNames: [String]
     /// What a producer does when the ring is full; `nil` for the pipeline's policy.
     public var overflowPolicy: OverflowPolicy?
     /// Receives this route's failures and drops instead of the pipeline's handler; `nil` for the pipeline's.
@@ -35,9 +40,10 @@ public struct ExportRoute: Sendable {
 
     /// A route named `name` for the records that match any of the patterns.
     public init(
-        _ name: String, scopes: [String] = [], spanNames: [String] = [], eventNames: [String] = [],
+        _ name: String, scopes: [String] = [], spanNames: [String] = [], eventNames: [String] = [], metricNames: [String] = [],
         overflowPolicy: OverflowPolicy? = nil, errorHandler: (any ExportErrorHandler)? = nil, destinations: [String] = []
     ) {
+        self.metricNames = metricNames
         self.destinations = destinations
         self.name = name
         self.scopes = scopes
@@ -108,6 +114,12 @@ struct RouteTable: Sendable {
         return scopeRoute
     }
 
+    /// The first route whose metric name patterns match, or 0.
+    func route(metricName: String) -> Int {
+        for (i, route) in routes.enumerated() where route.metricNames.contains(where: { globMatches($0, metricName) }) { return i + 1 }
+        return 0
+    }
+
     func route(eventName: String, scopeRoute: Int) -> Int {
         for index in eventNameRoutes where scopeRoute == 0 || index < scopeRoute {
             if routes[index - 1].eventNames.contains(where: { globMatches($0, eventName) }) { return index }
@@ -124,11 +136,11 @@ struct RouteTable: Sendable {
             if route.name.isEmpty || !seen.insert(route.name).inserted {
                 throw ConfigurationError(key: "routes[\(i)].name", value: route.name, allowed: "a unique, non-empty name")
             }
-            if route.scopes.isEmpty && route.spanNames.isEmpty && route.eventNames.isEmpty {
+            if route.scopes.isEmpty && route.spanNames.isEmpty && route.eventNames.isEmpty && route.metricNames.isEmpty {
                 throw ConfigurationError(
-                    key: "routes[\(i)]", value: route.name, allowed: "at least one scope, span name or event name pattern")
+                    key: "routes[\(i)]", value: route.name, allowed: "at least one scope, span name, event name or metric name pattern")
             }
-            for pattern in route.scopes + route.spanNames + route.eventNames where pattern.isEmpty {
+            for pattern in route.scopes + route.spanNames + route.eventNames + route.metricNames where pattern.isEmpty {
                 throw ConfigurationError(key: "routes[\(i)] patterns", value: "\"\"", allowed: "non-empty glob patterns (* and ?)")
             }
             if case .block(let t) = route.overflowPolicy, t < .zero {

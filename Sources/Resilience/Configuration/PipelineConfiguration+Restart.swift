@@ -94,7 +94,7 @@ extension PipelineConfiguration {
             "routes",
             { configuration in
                 let routes = configuration.routes.map { route in
-                    "\(route.name) scopes=\(route.scopes) spans=\(route.spanNames) events=\(route.eventNames) "
+                    "\(route.name) scopes=\(route.scopes) spans=\(route.spanNames) events=\(route.eventNames) metrics=\(route.metricNames) "
                         + "overflow=\(String(describing: route.overflowPolicy)) destinations=\(route.destinations)"
                 }
                 return "\(routes)"

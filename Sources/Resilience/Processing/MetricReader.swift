@@ -2,46 +2,29 @@ import Logging
 import Synchronization
 
 /// Collects the pipeline's metric series every ``PipelineConfiguration/Metrics/exportInterval``
-/// and exports the requests one at a time, in the order they were collected, through the chain of
-/// the pipeline's own exporter — retry, breaker, handlers and, with a spill store, the store.
+/// and hands the requests to the destinations of their routes: each metric goes by the first
+/// ``ExportRoute`` whose ``ExportRoute/metricNames`` match its name, else by the default route
+/// (the pipeline's own exporter), and each destination sends its requests one at a time, in the
+/// order they were collected (``MetricLane``).
 ///
-/// Order matters for metrics as it does not for spans: a back end takes a series' points in time
-/// order. So requests never overtake each other: one is under way at a time (the signal's export
-/// window is fixed at 1), and while the spill store holds metrics not yet replayed, every new
-/// request joins them on disk, to be replayed behind them, instead of going straight out.
 /// Collection times are kept whatever happens to delivery: a request carries the times of its
-/// collection, also when it is replayed an hour later.
-///
-/// Each request's data points are booked in the ledger when collected (``Ledger/accepted(_:_:)``)
-/// and settled by the chain (exported, spilled, dropped) as spans are. Without a spill store, at
-/// most ``PipelineConfiguration/Metrics/maxQueuedRequests`` wait in memory; past that the oldest
-/// is dropped (`queue_full`, told to the handlers). With one, the queue is short by itself: once
-/// a request joins the backlog on disk, every request queued behind it follows it there at once.
-///
-/// While the collector answers (the breaker closed) and the replayer is sending the metrics on
-/// disk, a new request waits for them, up to 2 s, rather than joining them: otherwise, with a
-/// short interval, every request would take the way through the disk for as long as the
-/// replayer's rounds kept finding new ones.
-///
-/// One request's export, retries included, ends by ``PipelineConfiguration/Metrics/exportTimeout``
-/// (`OTEL_METRIC_EXPORT_TIMEOUT`, 30 s): no retry is scheduled past it (``ExportDeadline``).
+/// collection, also when it is replayed an hour later. A route whose destinations leave out the
+/// pipeline's exporter books its points in the pipeline's books as forwarded, as spans are.
 ///
 /// Thread-safety: safe from any thread.
 final class MetricReader: Sendable {
     let registry: MetricRegistry
     private let configuration: PipelineConfiguration.Metrics
     private let resource: [UInt8]
+    /// The pipeline's books: where a route that leaves out the pipeline's exporter books its points as forwarded.
     private let ledger: Ledger
-    private let tasks: ExportTasks
-    private let store: SpillStore?
-    /// The breaker's state: while it is open, a request joins the backlog on disk at once.
-    private let breaker: (@Sendable () -> CircuitBreakerSnapshot)?
-    private let logger: Logger
+    /// One per destination stack: the pipeline's own first, then each ``ExportDestination``.
+    let lanes: [MetricLane]
+    private let routes: RouteTable
+    /// Per route index (0: the default route): the lanes that get its requests.
+    private let routeLanes: [[Int]]
 
     private struct State {
-        var queue: [ExportBatch] = []
-        var sending = false
-        var sequence: UInt64 = 0
         var timer: Task<Void, Never>?
         var stopped = false
     }
@@ -50,23 +33,25 @@ final class MetricReader: Sendable {
     private let collecting = Mutex(())
 
     init(
-        configuration: PipelineConfiguration.Metrics, resource: [UInt8], ledger: Ledger, tasks: ExportTasks, store: SpillStore?,
-        breaker: (@Sendable () -> CircuitBreakerSnapshot)?, logger: Logger
+        configuration: PipelineConfiguration.Metrics, resource: [UInt8], ledger: Ledger, stacks: [DestinationStack], routes: RouteTable
     ) {
-        self.breaker = breaker
         self.registry = MetricRegistry(cardinalityLimit: configuration.cardinalityLimit)
         self.configuration = configuration
         self.resource = resource
         self.ledger = ledger
-        self.tasks = tasks
-        self.store = store
-        self.logger = logger
+        self.lanes = stacks.map { MetricLane(stack: $0, configuration: configuration) }
+        self.routes = routes
+        let names = stacks.map { $0.name ?? ExportDestination.pipelineExporter }
+        routeLanes = ([nil] + routes.routes).map { route in
+            let wanted = route.map { $0.destinations.isEmpty ? [ExportDestination.pipelineExporter] : $0.destinations }
+            return (wanted ?? [ExportDestination.pipelineExporter]).compactMap { names.firstIndex(of: $0) }
+        }
     }
 
-    /// Starts collecting every export interval, on the export executor.
+    /// Starts collecting every export interval, on the pipeline's export executor.
     func start() {
         let interval = configuration.exportInterval
-        let timer = Task(executorPreference: tasks.executor) { [weak self] in
+        let timer = Task(executorPreference: lanes[0].stack.tasks.executor) { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 guard !Task.isCancelled, let self else { return }
@@ -79,104 +64,29 @@ final class MetricReader: Sendable {
     /// Collects every series now and queues the requests for export (none when nothing changed).
     func collect() {
         collecting.withLock { _ in
+            guard !state.withLock({ $0.stopped }) else { return }
             let now = nowUnixNano()
             let families = registry.collect(temporality: configuration.temporality, now: now)
             guard !families.isEmpty else { return }
-            let requests = MetricEncoding.requests(families, resource: resource, temporality: configuration.temporality, now: now)
-            var overflow: [ExportBatch] = []
-            let start = state.withLock { state -> Bool in
-                guard !state.stopped else { return false }
-                for request in requests {
-                    let batch = ExportBatch(signal: .metrics, body: request.body, recordCount: request.points, sequence: state.sequence)
-                    state.sequence += 1
-                    ledger.accepted(.metrics, batch.recordCount)
-                    state.queue.append(batch)
+            var byRoute: [[[MetricRegistry.Collected]]] = Array(repeating: [], count: routeLanes.count)
+            for family in families { byRoute[routes.route(metricName: family[0].series.name)].append(family) }
+            for (route, families) in byRoute.enumerated() where !families.isEmpty {
+                let requests = MetricEncoding.requests(families, resource: resource, temporality: configuration.temporality, now: now)
+                let name = routes.name(route)
+                for lane in routeLanes[route] { lanes[lane].enqueue(requests, route: name) }
+                if !routeLanes[route].contains(0) {
+                    for request in requests {
+                        let batch = ExportBatch(signal: .metrics, body: [], recordCount: request.points, sequence: 0, route: name)
+                        ledger.accepted(.metrics, batch.recordCount)
+                        ledger.forwarded(batch)
+                    }
                 }
-                // With a store, the sender moves the queue to disk when it meets a backlog: moving
-                // it here could put newer requests on disk before the one the sender holds.
-                while store == nil && state.queue.count > configuration.maxQueuedRequests {
-                    overflow.append(state.queue.removeFirst())
-                }
-                if state.sending { return false }
-                state.sending = true
-                return true
             }
-            for batch in overflow {
-                let error = ResilienceError(
-                    code: .queueFull,
-                    message: "\(configuration.maxQueuedRequests) collected metric requests were waiting for the collector, "
-                        + "and there is no spill store: the oldest was dropped")
-                ledger.dropped(batch, .queueFull, attempt: 0, error: error, kind: .overflow)
-            }
-            if start { tasks.start { [self] in await send() } }
         }
     }
 
-    /// Sends the queued requests, oldest first, one at a time, until the queue is empty.
-    private func send() async {
-        while let batch = state.withLock({ state -> ExportBatch? in
-            if state.queue.isEmpty {
-                state.sending = false
-                return nil
-            }
-            return state.queue.removeFirst()
-        }) {
-            if let store, await backlogRemains(in: store) {
-                // Behind the requests on disk, so that the replayer sends them in order; and
-                // every request queued meanwhile behind it (they are newer).
-                let message = "metrics not yet replayed are in the spill store: kept behind them, in order"
-                keep(batch, in: store, message)
-                for queued in takeQueue() {
-                    keep(queued, in: store, message)
-                }
-                continue
-            }
-            if Task.isCancelled {
-                if let store {
-                    keep(batch, in: store, "the pipeline shut down before the request was sent")
-                } else {
-                    ledger.dropped(
-                        batch, .shutdown, attempt: 0, error: ResilienceError(code: .shutDown, message: "the pipeline shut down"),
-                        kind: .shutdown)
-                }
-                continue
-            }
-            // Retries end by the metrics export timeout: a request that cannot be delivered by
-            // then goes to the store (or is dropped), and the next one is not held back longer.
-            _ = await ExportDeadline.$current.withValue(.now + configuration.exportTimeout) { await tasks.export(batch) }
-        }
-    }
-
-    /// Whether metrics wait in the spill store's spilled area: after waiting up to 2 s for the
-    /// replayer to send them while the breaker is closed.
-    private func backlogRemains(in store: SpillStore) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(2)
-        while store.recordsOnDisk(.metrics, .spilled) > 0 {
-            guard breaker?().state ?? .closed == .closed, ContinuousClock.now < deadline, !Task.isCancelled else { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
-    }
-
-    /// Into the spill store's spilled area, behind what it holds (booked as spilled, or as dropped
-    /// when the write fails).
-    private func keep(_ batch: ExportBatch, in store: SpillStore, _ message: String) {
-        let error = ResilienceError(code: .circuitOpen, message: message)
-        if store.keep(batch, booking: ledger, error, kind: .circuitOpen) == nil {
-            ledger.dropped(batch, .spillFailed, attempt: 0, error: error, kind: .circuitOpen)  // not taken: cannot happen
-        }
-    }
-
-    /// Everything queued, taken out of the queue.
-    private func takeQueue() -> [ExportBatch] {
-        state.withLock { state in
-            defer { state.queue.removeAll() }
-            return state.queue
-        }
-    }
-
-    /// Whether nothing is queued or under way.
-    var isIdle: Bool { state.withLock { $0.queue.isEmpty && !$0.sending } }
+    /// Whether nothing is queued or under way, for any destination.
+    var isIdle: Bool { lanes.allSatisfy(\.isIdle) }
 
     /// Collects now, then returns when every request collected so far has been exported, kept
     /// or dropped, or at `deadline`, or when the calling task is cancelled.
@@ -193,19 +103,11 @@ final class MetricReader: Sendable {
             return state.timer
         }
         timer?.cancel()
+        for lane in lanes { lane.stop() }
     }
 
-    /// What is still queued after the deadline: kept in the spill store, or dropped (`shutdown`).
+    /// What is still queued after the deadline: kept in the spill stores, or dropped (`shutdown`).
     func settleQueued() {
-        for batch in takeQueue() {
-            if let store {
-                keep(batch, in: store, "the shutdown deadline passed before the request was sent")
-            } else {
-                ledger.dropped(
-                    batch, .shutdown, attempt: 0,
-                    error: ResilienceError(code: .shutDown, message: "the shutdown deadline passed before the request was sent"),
-                    kind: .shutdown)
-            }
-        }
+        for lane in lanes { lane.settleQueued() }
     }
 }
