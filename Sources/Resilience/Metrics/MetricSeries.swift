@@ -31,6 +31,8 @@ package final class MetricSeries: Sendable {
     package let isGauge: Bool
     /// Sorted by key.
     package let attributes: [(key: String, value: AttributeValue)]
+    /// ``attributes`` as the `attributes` field of the series' OTLP data points, encoded once.
+    let encodedAttributes: [UInt8]
     /// The series that takes the measurements of attribute sets past the cardinality limit.
     package let isOverflow: Bool
     /// Unix nanoseconds when the series began (the start time of its cumulative points); a
@@ -62,6 +64,7 @@ package final class MetricSeries: Sendable {
         self.instrument = instrument
         self.isGauge = instrument == .gauge
         self.attributes = attributes
+        self.encodedAttributes = MetricEncoding.encodedAttributes(attributes, instrument: instrument)
         self.isOverflow = isOverflow
         self.started = Atomic(startTime)
         if case .exponentialHistogram(let maxSize) = instrument {

@@ -87,9 +87,7 @@ enum MetricEncoding {
     /// `NumberDataPoint { start_time_unix_nano = 2; time_unix_nano = 3; as_double = 4; as_int = 6; attributes = 7 }`.
     private static func numberPoint(_ point: MetricRegistry.Collected, into buffer: ScratchBuffer, now: UInt64, withStart: Bool) {
         let data = buffer.openLength(field: 1)
-        for attribute in point.series.attributes {
-            buffer.putAttribute(field: 7, key: attribute.key, value: attribute.value, valueLimit: .max)
-        }
+        putAttributes(of: point.series, into: buffer)
         buffer.reserve(40)
         if withStart {
             buffer.putTag(2, .fixed64)
@@ -127,9 +125,7 @@ enum MetricEncoding {
         buffer.putTag(7, .lengthDelimited)
         buffer.putVarint(UInt64(bounds.count * 8))
         for bound in bounds { buffer.putFixed64(bound.bitPattern) }
-        for attribute in point.series.attributes {
-            buffer.putAttribute(field: 9, key: attribute.key, value: attribute.value, valueLimit: .max)
-        }
+        putAttributes(of: point.series, into: buffer)
         buffer.reserve(24)
         if point.minimum.isFinite {
             buffer.putTag(11, .fixed64)
@@ -148,9 +144,7 @@ enum MetricEncoding {
     private static func exponentialPoint(_ point: MetricRegistry.Collected, into buffer: ScratchBuffer, now: UInt64) {
         guard let histogram = point.exponential else { return }
         let data = buffer.openLength(field: 1)
-        for attribute in point.series.attributes {
-            buffer.putAttribute(field: 1, key: attribute.key, value: attribute.value, valueLimit: .max)
-        }
+        putAttributes(of: point.series, into: buffer)
         buffer.reserve(64)
         buffer.putTag(2, .fixed64)
         buffer.putFixed64(point.startTime)
@@ -187,6 +181,28 @@ enum MetricEncoding {
             buffer.putFixed64(point.maximum.bitPattern)
         }
         buffer.closeLength(data)
+    }
+
+    /// The `attributes` field of a series' data points, encoded once when the series is made
+    /// (field 7 of a number point, 9 of a histogram point, 1 of an exponential histogram point).
+    static func encodedAttributes(_ attributes: [(key: String, value: AttributeValue)], instrument: MetricSeries.Instrument) -> [UInt8] {
+        let field =
+            switch instrument {
+            case .counter, .floatingPointCounter, .gauge: 7
+            case .histogram: 9
+            case .exponentialHistogram: 1
+            }
+        let buffer = ScratchBuffer(capacity: 256)
+        for attribute in attributes { buffer.putAttribute(field: field, key: attribute.key, value: attribute.value, valueLimit: .max) }
+        return Array(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+    }
+
+    /// Copies a series' encoded attributes (``encodedAttributes(_:instrument:)``) into `buffer`.
+    private static func putAttributes(of series: MetricSeries, into buffer: ScratchBuffer) {
+        let bytes = series.encodedAttributes
+        guard !bytes.isEmpty else { return }
+        buffer.reserve(bytes.count)
+        bytes.withUnsafeBytes { buffer.putRaw($0.baseAddress!, $0.count) }
     }
 
     /// A `sint32`'s wire value.
