@@ -68,12 +68,17 @@ package final class MetricRegistry: Sendable {
         let identity = sorted.map { AttributeKey(key: $0.key, value: $0.value) }
         let key = Key(name: name, instrument: instrument)
         return state.withLock { state in
+            // Taken out and put back, so that the family's dictionary is not shared while it
+            // changes: a copy would make each new series cost as much as the family's size.
             if state.families[key] == nil { state.order.append(key) }
-            var family = state.families[key] ?? Family()
+            var family = state.families.removeValue(forKey: key) ?? Family()
             defer { state.families[key] = family }
+            return make(in: &family, overflowed: &state.overflowed)
+        }
+        func make(in family: inout Family, overflowed: inout Int) -> MetricSeries {
             if let existing = family.series[identity] { return existing }
             if family.series.count >= cardinalityLimit - 1 {
-                state.overflowed += 1
+                overflowed += 1
                 if let overflow = family.overflow { return overflow }
                 let overflow = MetricSeries(
                     name: name, unit: unit, description: description, instrument: instrument,
@@ -111,13 +116,21 @@ package final class MetricRegistry: Sendable {
         var exponential: Exponential?
     }
 
-    /// An exponential histogram point's scale and buckets.
-    struct Exponential: Hashable {
-        var scale: Int
-        var zeroCount: UInt64
-        var positive: ExponentialBuckets.Side
-        var negative: ExponentialBuckets.Side
+    /// An exponential histogram point's scale and buckets (a class: most points are not
+    /// exponential histograms, and ``Collected`` stays small for them).
+    final class Exponential {
+        let scale: Int
+        let zeroCount: UInt64
+        let positive: ExponentialBuckets.Side
+        let negative: ExponentialBuckets.Side
         var count: UInt64 { zeroCount + positive.counts.reduce(0, &+) + negative.counts.reduce(0, &+) }
+
+        init(scale: Int, zeroCount: UInt64, positive: ExponentialBuckets.Side, negative: ExponentialBuckets.Side) {
+            self.scale = scale
+            self.zeroCount = zeroCount
+            self.positive = positive
+            self.negative = negative
+        }
     }
 
     /// A histogram's counts now: the explicit buckets, or the exponential slots and the zero count.
