@@ -31,7 +31,7 @@ public enum HTTPClient {
     ) throws(Failure) -> Response {
         let fd = try connect(host: host, port: port, timeout: timeout)
         defer { close(fd) }
-        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let hostHeader = authority(host: host, port: port)
         var text = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "\r\n" + body
@@ -51,13 +51,18 @@ public enum HTTPClient {
         }
         let response = String(decoding: received, as: UTF8.self)
         guard let split = response.range(of: "\r\n\r\n") else {
-            throw Failure(description: "\(host):\(port) gave no HTTP answer (\(received.count) bytes)")
+            throw Failure(description: "\(hostHeader) gave no HTTP answer (\(received.count) bytes)")
         }
         let head = String(response[..<split.lowerBound])
         guard head.hasPrefix("HTTP/1."), let status = Int(head.split(separator: " ").dropFirst().first ?? "") else {
-            throw Failure(description: "\(host):\(port) did not answer HTTP: \(head.prefix(80))")
+            throw Failure(description: "\(hostHeader) did not answer HTTP: \(head.prefix(80))")
         }
         return Response(status: status, head: head, body: String(response[split.upperBound...]))
+    }
+
+    /// `host:port`, an IPv6 address in brackets (`[::1]:9464`): the `Host` header's form.
+    public static func authority(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// A connected stream socket to `host`:`port`, the first of its addresses that accepts.
@@ -87,6 +92,6 @@ public enum HTTPClient {
             lastError = errno
             close(fd)
         }
-        throw Failure(description: "\(host):\(port): \(String(cString: strerror(lastError)))")
+        throw Failure(description: "\(authority(host: host, port: port)): \(String(cString: strerror(lastError)))")
     }
 }

@@ -39,6 +39,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let (host, port) = parse()!
+        let target = HTTPClient.authority(host: host, port: port)
         var previous: (time: Date, exported: Int)?
         while true {
             let frame: String
@@ -53,10 +54,9 @@ struct Status: AsyncParsableCommand {
                 let now = Date()
                 let rate = previous.map { Double(exported - $0.exported) / max(0.001, now.timeIntervalSince($0.time)) }
                 previous = (now, exported)
-                frame = Self.frame(
-                    books, health: health.body, rate: rate, target: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+                frame = Self.frame(books, health: health.body, rate: rate, target: target)
             } catch {
-                printError("spillway status: \(host):\(port): \(error)")
+                printError("spillway status: \(target): \(error)")
                 throw ExitCode(1)
             }
             if once {

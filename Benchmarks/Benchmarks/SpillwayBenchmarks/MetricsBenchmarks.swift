@@ -11,7 +11,6 @@ import SpillwayIntegration
 /// swift-otel 1.6.0's metrics back end and swift-prometheus 2.4.1 — and Spillway's collection of
 /// 10,000 series into OTLP requests.
 func metricsBenchmarks(_ configuration: Benchmark.Configuration) {
-    let dimensions = [("http.route", "/api/cart"), ("http.request.method", "GET")]
     // Two threads: a million calls a sample, so that waking the two threads (tens of
     // microseconds) is not what is measured, as it was with a thousand.
     let parallel = Benchmark.Configuration(
@@ -39,7 +38,7 @@ func metricsBenchmarks(_ configuration: Benchmark.Configuration) {
     for (name, make) in backends {
         Benchmark("\(name): counter.increment(), 2 dimensions, 1 thread", configuration: configuration) { benchmark in
             let (factory, pipeline) = try make()
-            let counter = Counter(label: "http.requests", dimensions: dimensions, factory: factory)
+            let counter = Counter(label: "http.requests", dimensions: httpDimensions, factory: factory)
             for _ in 0..<10_000 { counter.increment() }
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations { counter.increment() }
@@ -48,47 +47,17 @@ func metricsBenchmarks(_ configuration: Benchmark.Configuration) {
         }
         Benchmark("\(name): counter.increment(), 2 dimensions, 2 threads", configuration: parallel) { benchmark in
             let (factory, pipeline) = try make()
-            let counter = Counter(label: "http.requests", dimensions: dimensions, factory: factory)
+            let counter = Counter(label: "http.requests", dimensions: httpDimensions, factory: factory)
             twoThreads(benchmark) { counter.increment() }
             _ = await pipeline?.shutdown(deadline: .now + .seconds(10))
         }
-        Benchmark("\(name): timer.recordNanoseconds, 2 dimensions, 1 thread", configuration: configuration) { benchmark in
-            let (factory, pipeline) = try make()
-            let timer = Timer(label: "http.duration", dimensions: dimensions, factory: factory)
-            for i in 0..<10_000 { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
-            benchmark.startMeasurement()
-            for i in benchmark.scaledIterations { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
-            benchmark.stopMeasurement()
-            _ = await pipeline?.shutdown(deadline: .now + .seconds(10))
-        }
-        Benchmark("\(name): timer.recordNanoseconds, 2 dimensions, 2 threads", configuration: parallel) { benchmark in
-            let (factory, pipeline) = try make()
-            let timer = Timer(label: "http.duration", dimensions: dimensions, factory: factory)
-            twoThreads(benchmark) { timer.recordNanoseconds(1_500_000) }
-            _ = await pipeline?.shutdown(deadline: .now + .seconds(10))
-        }
+        timerBenchmarks("\(name): timer.recordNanoseconds, 2 dimensions", configuration, parallel, make)
     }
 
-    // Exponential histograms (no peer here has them): the same timer, its values spread over
-    // 1,024 buckets' worth of range, 1 and 2 threads.
-    let exponential: () throws -> (any MetricsFactory, TelemetryPipeline) = {
+    // Exponential histograms (no peer here has them): the same timer, 1 and 2 threads.
+    timerBenchmarks("spillway: timer.recordNanoseconds, exponential histogram", configuration, parallel) {
         let pipeline = try emitPipeline { $0.metrics.histogramAggregation = .base2ExponentialBucketHistogram }
         return (SpillwayMetricsFactory(pipeline: pipeline), pipeline)
-    }
-    Benchmark("spillway: timer.recordNanoseconds, exponential histogram, 1 thread", configuration: configuration) { benchmark in
-        let (factory, pipeline) = try exponential()
-        let timer = Timer(label: "http.duration", dimensions: dimensions, factory: factory)
-        for i in 0..<10_000 { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
-        benchmark.startMeasurement()
-        for i in benchmark.scaledIterations { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
-        benchmark.stopMeasurement()
-        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
-    }
-    Benchmark("spillway: timer.recordNanoseconds, exponential histogram, 2 threads", configuration: parallel) { benchmark in
-        let (factory, pipeline) = try exponential()
-        let timer = Timer(label: "http.duration", dimensions: dimensions, factory: factory)
-        twoThreads(benchmark) { timer.recordNanoseconds(1_500_000) }
-        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
     Benchmark(
@@ -106,6 +75,32 @@ func metricsBenchmarks(_ configuration: Benchmark.Configuration) {
             benchmark.stopMeasurement()
         }
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
+    }
+}
+
+/// The 2 dimensions of every instrument here, as an HTTP server's would have.
+let httpDimensions = [("http.route", "/api/cart"), ("http.request.method", "GET")]
+
+/// `timer.recordNanoseconds` with 2 dimensions on a back end from `make`: on 1 thread its values
+/// spread over a range, on 2 threads one value (the worst case for a histogram's shared buckets).
+func timerBenchmarks(
+    _ label: String, _ configuration: Benchmark.Configuration, _ parallel: Benchmark.Configuration,
+    _ make: @escaping () throws -> (any MetricsFactory, TelemetryPipeline?)
+) {
+    Benchmark("\(label), 1 thread", configuration: configuration) { benchmark in
+        let (factory, pipeline) = try make()
+        let timer = Timer(label: "http.duration", dimensions: httpDimensions, factory: factory)
+        for i in 0..<10_000 { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
+        benchmark.stopMeasurement()
+        _ = await pipeline?.shutdown(deadline: .now + .seconds(10))
+    }
+    Benchmark("\(label), 2 threads", configuration: parallel) { benchmark in
+        let (factory, pipeline) = try make()
+        let timer = Timer(label: "http.duration", dimensions: httpDimensions, factory: factory)
+        twoThreads(benchmark) { timer.recordNanoseconds(1_500_000) }
+        _ = await pipeline?.shutdown(deadline: .now + .seconds(10))
     }
 }
 

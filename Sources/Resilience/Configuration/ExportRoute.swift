@@ -53,6 +53,13 @@ public struct ExportRoute: Sendable {
         self.errorHandler = errorHandler
     }
 
+    /// The destinations the records of `route` go to (the default route's, `nil`: the pipeline's
+    /// exporter; so also a route that names none).
+    static func destinations(of route: ExportRoute?) -> [String] {
+        guard let route, !route.destinations.isEmpty else { return [ExportDestination.pipelineExporter] }
+        return route.destinations
+    }
+
     /// At most this many routes: the route index travels in the ring record's type.
     public static let maximumCount = 254
 }

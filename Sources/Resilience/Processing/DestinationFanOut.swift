@@ -29,13 +29,9 @@ final class DestinationFanOut: Sendable {
         self.stacks = stacks
         self.parker = parker
         let names = stacks.map(\.name)
-        func destinations(_ route: ExportRoute?) -> [String] {
-            guard let route, !route.destinations.isEmpty else { return [ExportDestination.pipelineExporter] }
-            return route.destinations
-        }
         let routes: [ExportRoute?] = [nil] + configuration.routes
-        routeStacks = routes.map { route in destinations(route).compactMap { name in names.firstIndex(of: name) } }
-        routeToPipeline = routes.map { destinations($0).contains(ExportDestination.pipelineExporter) }
+        routeStacks = routes.map { route in ExportRoute.destinations(of: route).compactMap { name in names.firstIndex(of: name) } }
+        routeToPipeline = routes.map { ExportRoute.destinations(of: $0).contains(ExportDestination.pipelineExporter) }
         lanes = stacks.map { _ in SignalTable { _ in LaneState() } }
         budgets = SignalTable(
             traces: configuration.traces.maxBytesInFlight, logs: configuration.logs.maxBytesInFlight,

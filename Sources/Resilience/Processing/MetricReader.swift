@@ -42,10 +42,7 @@ final class MetricReader: Sendable {
         self.lanes = stacks.map { MetricLane(stack: $0, configuration: configuration) }
         self.routes = routes
         let names = stacks.map { $0.name ?? ExportDestination.pipelineExporter }
-        routeLanes = ([nil] + routes.routes).map { route in
-            let wanted = route.map { $0.destinations.isEmpty ? [ExportDestination.pipelineExporter] : $0.destinations }
-            return (wanted ?? [ExportDestination.pipelineExporter]).compactMap { names.firstIndex(of: $0) }
-        }
+        routeLanes = ([nil] + routes.routes).map { ExportRoute.destinations(of: $0).compactMap { names.firstIndex(of: $0) } }
     }
 
     /// Starts collecting every export interval, on the pipeline's export executor.

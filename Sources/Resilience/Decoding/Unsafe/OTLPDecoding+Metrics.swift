@@ -170,7 +170,7 @@ extension OTLPDecoding {
             case (3, 1): point.timeUnixNano = try r.fixed64()
             case (4, 1): point.count = try r.fixed64()
             case (5, 1): point.value = Double(bitPattern: try r.fixed64())
-            case (6, 0): point.scale = unZigZag(try r.varint())
+            case (6, 0): point.scale = unZigZag32(try r.varint())
             case (7, 1): point.zeroCount = try r.fixed64()
             case (8, 2): point.positive = try buckets(r.message())
             case (9, 2): point.negative = try buckets(r.message())
@@ -188,7 +188,7 @@ extension OTLPDecoding {
         var r = reader
         while let f = try r.nextField() {
             switch (f.number, f.wire) {
-            case (1, 0): result.offset = unZigZag(try r.varint())
+            case (1, 0): result.offset = unZigZag32(try r.varint())
             case (2, 2):
                 var packed = try r.message()
                 while !packed.isAtEnd { result.counts.append(try packed.varint()) }
@@ -197,9 +197,5 @@ extension OTLPDecoding {
             }
         }
         return result
-    }
-
-    private static func unZigZag(_ n: UInt64) -> Int {
-        Int(Int32(truncatingIfNeeded: Int64(bitPattern: n >> 1) ^ -Int64(bitPattern: n & 1)))
     }
 }

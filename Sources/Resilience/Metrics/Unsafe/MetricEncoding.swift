@@ -126,15 +126,7 @@ enum MetricEncoding {
         buffer.putVarint(UInt64(bounds.count * 8))
         for bound in bounds { buffer.putFixed64(bound.bitPattern) }
         putAttributes(of: point.series, into: buffer)
-        buffer.reserve(24)
-        if point.minimum.isFinite {
-            buffer.putTag(11, .fixed64)
-            buffer.putFixed64(point.minimum.bitPattern)
-        }
-        if point.maximum.isFinite {
-            buffer.putTag(12, .fixed64)
-            buffer.putFixed64(point.maximum.bitPattern)
-        }
+        putExtremes(of: point, fields: (11, 12), into: buffer)
         buffer.closeLength(data)
     }
 
@@ -155,15 +147,14 @@ enum MetricEncoding {
         buffer.putTag(5, .fixed64)
         buffer.putFixed64(point.value.bitPattern)
         buffer.putTag(6, .varint)
-        buffer.putVarint(zigZag(histogram.scale))
+        buffer.putVarint(zigZag32(histogram.scale))
         buffer.putTag(7, .fixed64)
         buffer.putFixed64(histogram.zeroCount)
         for (field, side) in [(8, histogram.positive), (9, histogram.negative)] where !side.counts.isEmpty {
-            buffer.reserve(32 + side.counts.count * 10)
             let buckets = buffer.openLength(field: field)
             buffer.reserve(32 + side.counts.count * 10)
             buffer.putTag(1, .varint)
-            buffer.putVarint(zigZag(side.offset))
+            buffer.putVarint(zigZag32(side.offset))
             var packed = 0
             for count in side.counts { packed += varintSize(count) }
             buffer.putTag(2, .lengthDelimited)
@@ -171,16 +162,21 @@ enum MetricEncoding {
             for count in side.counts { buffer.putVarint(count) }
             buffer.closeLength(buckets)
         }
+        putExtremes(of: point, fields: (12, 13), into: buffer)
+        buffer.closeLength(data)
+    }
+
+    /// A histogram point's minimum and maximum (fields `fields.min` and `fields.max`), when it has them.
+    private static func putExtremes(of point: MetricRegistry.Collected, fields: (min: Int, max: Int), into buffer: ScratchBuffer) {
         buffer.reserve(24)
         if point.minimum.isFinite {
-            buffer.putTag(12, .fixed64)
+            buffer.putTag(fields.min, .fixed64)
             buffer.putFixed64(point.minimum.bitPattern)
         }
         if point.maximum.isFinite {
-            buffer.putTag(13, .fixed64)
+            buffer.putTag(fields.max, .fixed64)
             buffer.putFixed64(point.maximum.bitPattern)
         }
-        buffer.closeLength(data)
     }
 
     /// The `attributes` field of a series' data points, encoded once when the series is made
@@ -203,14 +199,5 @@ enum MetricEncoding {
         guard !bytes.isEmpty else { return }
         buffer.reserve(bytes.count)
         bytes.withUnsafeBytes { buffer.putRaw($0.baseAddress!, $0.count) }
-    }
-
-    /// A `sint32`'s wire value.
-    static func zigZag(_ n: Int) -> UInt64 {
-        UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: (n << 1) ^ (n >> 63))))
-    }
-
-    static func varintSize(_ n: UInt64) -> Int {
-        max(1, (64 - n.leadingZeroBitCount + 6) / 7)
     }
 }

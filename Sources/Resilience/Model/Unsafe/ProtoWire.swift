@@ -12,6 +12,18 @@ func varintSize(_ value: UInt64) -> Int {
     (64 - (value | 1).leadingZeroBitCount + 6) / 7
 }
 
+/// A `sint32`'s wire value (zigzag: 0, −1, 1, −2 … as 0, 1, 2, 3 …).
+@inline(__always)
+func zigZag32(_ n: Int) -> UInt64 {
+    UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: (n << 1) ^ (n >> 63))))
+}
+
+/// A `sint32` read back from its wire value.
+@inline(__always)
+func unZigZag32(_ n: UInt64) -> Int {
+    Int(Int32(truncatingIfNeeded: Int64(bitPattern: n >> 1) ^ -Int64(bitPattern: n & 1)))
+}
+
 @inline(__always)
 func lengthFieldSize(field: Int, _ length: Int) -> Int {
     varintSize(UInt64(field << 3)) + varintSize(UInt64(length)) + length
