@@ -204,11 +204,11 @@ import Testing
         configuration.retry = ExportRetryPolicy(
             initialDelay: .milliseconds(50), maximumDelay: .milliseconds(50), multiplier: 1, jitter: .none, maximumElapsedTime: nil)
         configuration.circuitBreaker = nil
-        configuration.metrics.exportTimeout = .milliseconds(400)
+        configuration.metrics.exportTimeout = .seconds(2)
         let pipeline = try TelemetryPipeline(configuration: configuration)
         Counter(label: "jobs", factory: SpillwayMetricsFactory(pipeline: pipeline)).increment()
         let flushing = Task { await pipeline.forceFlush() }
-        let ended = await eventually(timeout: .seconds(30)) { pipeline.stats().metrics.dropped[.exportFailed] == 1 }
+        let ended = await eventually(timeout: .seconds(60)) { pipeline.stats().metrics.dropped[.exportFailed] == 1 }
         flushing.cancel()
         await flushing.value
         #expect(ended, "\(pipeline.stats().metrics)")

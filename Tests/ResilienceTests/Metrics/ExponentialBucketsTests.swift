@@ -8,12 +8,14 @@ import Testing
     /// (2^(i/8), 2^((i+1)/8)], so i = ⌈8·log2 v⌉ − 1 (values far from a boundary).
     @Test func theRecordingIndexIsTheDefinitionsAcrossTheWholeRange() {
         var generator = SystemRandomNumberGenerator()
+        var wrong: [Double] = []  // one expectation for all: 20,000 of them cost seconds in a debug build
         for _ in 0..<20_000 {
             let value = exp2(Double.random(in: -1000...1000, using: &generator))
             let exact = 8 * log2(value)
             guard abs(exact - exact.rounded()) > 1e-6 else { continue }
-            #expect(ExponentialBuckets.index(value) == Int((exact).rounded(.up)) - 1, "\(value)")
+            if ExponentialBuckets.index(value) != Int(exact.rounded(.up)) - 1 { wrong.append(value) }
         }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
         // Powers of two close the bucket below them; subnormals have their true exponent.
         #expect(ExponentialBuckets.index(1) == -1)
         #expect(ExponentialBuckets.index(2) == 7)
@@ -51,9 +53,9 @@ import Testing
     @Test func threadsRecordingAtOnceLoseNothing() async {
         let registry = MetricRegistry()
         let series = registry.series(name: "h", instrument: .exponentialHistogram(maxSize: 160), attributes: [])
-        let perThread = 50_000
+        let perThread = 20_000
         await withTaskGroup(of: Void.self) { group in
-            for t in 0..<4 {
+            for t in 0..<2 {
                 group.addTask {
                     await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                         Thread {
@@ -65,11 +67,11 @@ import Testing
             }
         }
         let point = registry.collect(temporality: .cumulative, now: nowUnixNano()).first?.first
-        #expect(point?.exponential?.count == UInt64(4 * perThread))
+        #expect(point?.exponential?.count == UInt64(2 * perThread))
         #expect(point?.minimum == -100 && point?.maximum == 199)
         // The status endpoint's classic buckets: increasing bounds, every value counted once.
         let classic = point.map { PrometheusExposition.classicBuckets($0) } ?? []
         #expect(zip(classic, classic.dropFirst()).allSatisfy { $0.0 < $1.0 })
-        #expect(classic.reduce(0) { $0 + $1.1 } == UInt64(4 * perThread))
+        #expect(classic.reduce(0) { $0 + $1.1 } == UInt64(2 * perThread))
     }
 }
