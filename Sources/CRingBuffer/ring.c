@@ -5,8 +5,9 @@
  *   R1 (commit, release header)       → A1 (drain, acquire header)
  *   R2 (wrap padding, release header) → A1
  *   R4 (abort, release header)        → A1
- *   R3 (drain, release head)          → A3 (claim, acquire head)
+ *   R3 (release, release head)        → A3 (claim, acquire head)
  *   R5 (claim, release head cache)    → A5 (claim, acquire head cache)
+ *   R6 (drain, release read)          → crb_release (acquire read)
  *
  * A record header (int32 length, int32 type) is one 64-bit atomic word, zero until the record is
  * committed (or aborted, or is wrap padding): the consumer stops at a zero header and goes on once
@@ -21,28 +22,54 @@
 #include "CRingBuffer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Two cache lines: x86 prefetches adjacent lines in pairs, so 64 would still share. */
 #define CRB_LINE 128
 
 
+/* The header page at the start of the mapping (of a ring file: its first 4 KiB). Native byte order:
+ * a ring file is read back only by the machine that wrote it. Nothing in it is a pointer. */
 struct crb_ring {
-	/* Written once at creation, read by everybody. */
-	uint8_t *buffer;
+	/* Written once at creation (checked, never trusted, when a file is opened), read by everybody. */
+	char magic[8];
+	uint32_t version;
+	uint32_t header_length;
 	uint64_t capacity;
+	uint64_t generation;
 	uint64_t mask;
 	uint32_t max_length;
-	size_t map_length;
+	uint32_t manual_release; /* 1: crb_release() frees space; 0: crb_drain() does */
+	uint64_t map_length;
 
 	_Alignas(CRB_LINE) _Atomic uint64_t tail;       /* producers: CAS */
 	_Alignas(CRB_LINE) _Atomic uint64_t head_cache; /* producers: a recent head, saves reading `head` */
-	_Alignas(CRB_LINE) _Atomic uint64_t head;       /* consumer: release-store after zeroing */
+	_Alignas(CRB_LINE) _Atomic uint64_t head;       /* the released cursor: release-store after zeroing */
+	_Alignas(CRB_LINE) _Atomic uint64_t read;       /* the consumer's read cursor */
+	/* Where a release in progress will move the head: a crash while it zeroes leaves the head behind
+	 * zeroed records, and recovery starts here instead. */
+	_Alignas(CRB_LINE) _Atomic uint64_t releasing;
+	/* The boot (/proc/sys/kernel/random/boot_id) the file was last opened in: after a reboot the
+	 * page cache that made the file whole is gone. */
+	uint8_t boot_id[16];
 	char pad[CRB_LINE - sizeof(uint64_t)];
 };
+
+_Static_assert(sizeof(struct crb_ring) <= CRB_HEADER_PAGE, "the ring's header fits its page");
+
+static const char crb_magic[8] = {'S', 'P', 'W', 'R', 'I', 'N', 'G', '1'};
+
+/* The records start one header page after the header. */
+static inline uint8_t *buffer_of(const crb_ring_t *ring)
+{
+	return (uint8_t *)ring + CRB_HEADER_PAGE;
+}
 
 static inline uint64_t align_record(uint64_t length)
 {
@@ -52,7 +79,7 @@ static inline uint64_t align_record(uint64_t length)
 /* The 8-byte record header at `index` (8-byte aligned) as one atomic word. */
 static inline _Atomic uint64_t *header_at(const crb_ring_t *ring, uint64_t index)
 {
-	return (_Atomic uint64_t *)(void *)(ring->buffer + index);
+	return (_Atomic uint64_t *)(void *)(buffer_of(ring) + index);
 }
 
 /* The header word of (length, type), laid out as the header is in memory (length first). */
@@ -80,40 +107,194 @@ static inline int32_t header_type(uint64_t word)
 	return type;
 }
 
+static int valid_capacity(uint64_t capacity)
+{
+	return capacity >= 1024 && capacity <= (1u << 30) && (capacity & (capacity - 1)) == 0;
+}
+
+/* Fills a new ring's header (the page is zero: fresh anonymous memory or a new file). */
+static void initialize(crb_ring_t *ring, uint64_t capacity, uint32_t manual_release)
+{
+	memcpy(ring->magic, crb_magic, sizeof(crb_magic));
+	ring->version = CRB_FILE_VERSION;
+	ring->header_length = CRB_HEADER_PAGE;
+	ring->capacity = capacity;
+	ring->generation = 1;
+	ring->mask = capacity - 1;
+	ring->max_length = (uint32_t)(capacity / 8) - CRB_HEADER_LENGTH;
+	ring->manual_release = manual_release;
+	ring->map_length = CRB_HEADER_PAGE + capacity;
+	atomic_init(&ring->tail, 0);
+	atomic_init(&ring->head_cache, 0);
+	atomic_init(&ring->head, 0);
+	atomic_init(&ring->read, 0);
+	atomic_init(&ring->releasing, 0);
+}
+
 int crb_create(size_t capacity, crb_ring_t **out)
 {
-	if (capacity < 1024 || capacity > (1u << 30) || (capacity & (capacity - 1)) != 0)
+	if (!valid_capacity(capacity))
 		return -EINVAL;
-
-	crb_ring_t *ring = aligned_alloc(CRB_LINE, sizeof(*ring));
-	if (ring == NULL)
-		return -ENOMEM;
-	memset(ring, 0, sizeof(*ring));
+	const size_t length = CRB_HEADER_PAGE + capacity;
 
 	/* MAP_POPULATE pre-faults every page now, so no producer pays the first touch (elsewhere
 	 * the pages are touched by hand below). */
 #if defined(MAP_POPULATE)
-	void *memory = mmap(NULL, capacity, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	void *memory = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 #else
-	void *memory = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *memory = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 #endif
-	if (memory == MAP_FAILED) {
-		free(ring);
+	if (memory == MAP_FAILED)
 		return -ENOMEM;
-	}
 #ifndef MAP_POPULATE
-	for (size_t offset = 0; offset < capacity; offset += 4096)
+	for (size_t offset = 0; offset < length; offset += 4096)
 		((volatile uint8_t *)memory)[offset] = 0;
 #endif
-	ring->buffer = memory;
-	ring->capacity = capacity;
-	ring->mask = capacity - 1;
-	ring->max_length = (uint32_t)(capacity / 8) - CRB_HEADER_LENGTH;
-	ring->map_length = capacity;
-	atomic_init(&ring->tail, 0);
-	atomic_init(&ring->head_cache, 0);
-	atomic_init(&ring->head, 0);
+	initialize(memory, capacity, 0);
+	*out = memory;
+	return 0;
+}
+
+/* Writes a padding record over `length` bytes at position `position` (split at the end of the buffer). */
+static void pad(crb_ring_t *ring, uint64_t position, uint64_t length)
+{
+	while (length > 0) {
+		const uint64_t index = position & ring->mask;
+		const uint64_t run = length < ring->capacity - index ? length : ring->capacity - index;
+		/* Relaxed: no other thread maps the ring while it is opened. */
+		atomic_store_explicit(header_at(ring, index), header((int32_t)run, CRB_PADDING_TYPE), memory_order_relaxed);
+		position += run;
+		length -= run;
+	}
+}
+
+/*
+ * Checks a ring an earlier process left, and makes it safe to resume: every record between the
+ * released cursor and the tail is walked (bounds, types), a claim that was never committed becomes
+ * padding, and the free space is zeroed. With `apply` 0 nothing is written (the first pass: a file
+ * that fails the check is left as it was). Returns 0 or -EBADMSG.
+ */
+static int recover(crb_ring_t *ring, int apply, crb_recovery_fn fn, void *context, crb_recovery_t *recovery)
+{
+	uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+	const uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+	const uint64_t releasing = atomic_load_explicit(&ring->releasing, memory_order_relaxed);
+	/* A release was zeroing when the process died: its records were delivered. */
+	if (releasing > head && releasing <= tail)
+		head = releasing;
+	if (tail < head || tail - head > ring->capacity || (head & (CRB_ALIGNMENT - 1)) != 0 ||
+	    (tail & (CRB_ALIGNMENT - 1)) != 0)
+		return -EBADMSG;
+	uint64_t position = head;
+	while (position < tail) {
+		const uint64_t index = position & ring->mask;
+		const uint64_t word = atomic_load_explicit(header_at(ring, index), memory_order_relaxed);
+		const int32_t length = header_length(word);
+		const int32_t type = header_type(word);
+		if (length == 0 && type == 0) {
+			/* Claimed (the tail moved past it) and died before its header was written: its length
+			 * is unknown, so everything from here to the tail is skipped. */
+			if (apply) {
+				recovery->skipped_bytes += tail - position;
+				pad(ring, position, tail - position);
+			}
+			break;
+		}
+		const uint64_t size = length < 0 ? (uint64_t)(-(int64_t)length) : (uint64_t)length;
+		const uint64_t stride = align_record(size);
+		if (size < CRB_HEADER_LENGTH || stride > tail - position || index + stride > ring->capacity)
+			return -EBADMSG;
+		if (type == CRB_PADDING_TYPE) {
+			if (length < 0)
+				return -EBADMSG;
+		} else if (type <= 0 || size > (uint64_t)ring->max_length + CRB_HEADER_LENGTH) {
+			return -EBADMSG;
+		} else if (apply) {
+			const int32_t kept = fn != NULL ? fn(type, length > 0, context) : type;
+			if (length > 0 && kept != CRB_PADDING_TYPE) {
+				recovery->committed++;
+				if (kept > 0 && kept != type)
+					atomic_store_explicit(header_at(ring, index), header(length, kept), memory_order_relaxed);
+			} else {
+				recovery->uncommitted++;
+				pad(ring, position, stride);
+			}
+		}
+		position += stride;
+	}
+	if (apply) {
+		/* The free space: zero (a producer's claim relies on it), whatever a damaged file held. */
+		const uint64_t free_start = tail & ring->mask;
+		const uint64_t free_length = ring->capacity - (tail - head);
+		const uint64_t first = free_length < ring->capacity - free_start ? free_length : ring->capacity - free_start;
+		memset(buffer_of(ring) + free_start, 0, (size_t)first);
+		memset(buffer_of(ring), 0, (size_t)(free_length - first));
+		atomic_store_explicit(&ring->read, head, memory_order_relaxed);
+		atomic_store_explicit(&ring->head, head, memory_order_relaxed);
+		atomic_store_explicit(&ring->releasing, head, memory_order_relaxed);
+		atomic_store_explicit(&ring->head_cache, head, memory_order_relaxed);
+	}
+	return 0;
+}
+
+int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recovery_fn fn, void *context, crb_recovery_t *recovery,
+		  crb_ring_t **out)
+{
+	if (!valid_capacity(capacity))
+		return -EINVAL;
+	memset(recovery, 0, sizeof(*recovery));
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	const int created = st.st_size == 0;
+	uint64_t length = CRB_HEADER_PAGE + capacity;
+	if (created) {
+		/* Blocks on disk now: a write to a hole of a shared mapping on a full disk is a SIGBUS. */
+		const int rc = posix_fallocate(fd, 0, (off_t)length);
+		if (rc != 0)
+			return -rc;
+	} else {
+		crb_ring_t header;
+		if ((uint64_t)st.st_size < sizeof(header) || pread(fd, &header, sizeof(header), 0) != (ssize_t)sizeof(header))
+			return -EBADMSG;
+		if (memcmp(header.magic, crb_magic, sizeof(crb_magic)) != 0 || header.version != CRB_FILE_VERSION ||
+		    header.header_length != CRB_HEADER_PAGE || !valid_capacity(header.capacity) ||
+		    (uint64_t)st.st_size != CRB_HEADER_PAGE + header.capacity)
+			return -EBADMSG;
+		if (memcmp(header.boot_id, boot_id, sizeof(header.boot_id)) != 0)
+			return -ESTALE;
+		length = (uint64_t)st.st_size;
+	}
+#if defined(MAP_POPULATE)
+	void *memory = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+#else
+	void *memory = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+#endif
+	if (memory == MAP_FAILED)
+		return -errno;
+	crb_ring_t *ring = memory;
+	if (created) {
+		initialize(ring, capacity, 1);
+		memcpy(ring->boot_id, boot_id, sizeof(ring->boot_id));
+		recovery->created = 1;
+	} else {
+		/* The derived fields are recomputed, never read from the file. */
+		ring->mask = ring->capacity - 1;
+		ring->max_length = (uint32_t)(ring->capacity / 8) - CRB_HEADER_LENGTH;
+		ring->manual_release = 1;
+		ring->map_length = length;
+		if (recover(ring, 0, NULL, NULL, recovery) != 0) {
+			munmap(memory, (size_t)length);
+			return -EBADMSG;
+		}
+		(void)recover(ring, 1, fn, context, recovery);
+		ring->generation++;
+	}
+#ifndef MAP_POPULATE
+	for (uint64_t offset = 0; offset < length; offset += 4096)
+		(void)((volatile uint8_t *)memory)[offset];
+#endif
+	recovery->generation = ring->generation;
 	*out = ring;
 	return 0;
 }
@@ -122,8 +303,7 @@ void crb_destroy(crb_ring_t *ring)
 {
 	if (ring == NULL)
 		return;
-	munmap(ring->buffer, ring->map_length);
-	free(ring);
+	munmap(ring, (size_t)ring->map_length);
 }
 
 size_t crb_capacity(const crb_ring_t *ring)
@@ -196,9 +376,12 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 		tail_index = 0;
 	}
 
-	/* The header stays zero until crb_commit() or crb_abort(): the consumer stops here. */
+	/* Relaxed: the negative length marks the space as claimed for a recovery after a crash (the
+	 * consumer stops here as at a zero header); crb_commit() or crb_abort() publishes the record. */
+	atomic_store_explicit(header_at(ring, tail_index), header(-(int32_t)(length + CRB_HEADER_LENGTH), type),
+			      memory_order_relaxed);
 	claim->type = type;
-	claim->data = ring->buffer + tail_index + CRB_HEADER_LENGTH;
+	claim->data = buffer_of(ring) + tail_index + CRB_HEADER_LENGTH;
 	claim->length = length;
 	claim->offset = tail_index;
 	return 0;
@@ -231,20 +414,52 @@ int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t le
 	return crb_commit(ring, &claim);
 }
 
+/* Zeroes the records between the released cursor and `position`, then moves the cursor. */
+static void release_to(crb_ring_t *ring, uint64_t head, uint64_t position)
+{
+	/* Relaxed, then a compiler barrier: only a crash of this process reads it (recover()), and it
+	 * sees this thread's stores in program order. */
+	atomic_store_explicit(&ring->releasing, position, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	while (head < position) {
+		const uint64_t index = head & ring->mask;
+		const uint64_t left = ring->capacity - index;
+		const uint64_t run = position - head < left ? position - head : left;
+		memset(buffer_of(ring) + index, 0, (size_t)run);
+		head += run;
+	}
+	/* R3: pairs with A3 in refresh_head(): producers reuse this space only
+	 * after they see the head move, so they never see our zeroes late. */
+	atomic_store_explicit(&ring->head, head, memory_order_release);
+}
+
+void crb_release(crb_ring_t *ring, uint64_t position)
+{
+	/* Relaxed: the releasing thread is the only writer of the head (one at a time, by contract). */
+	const uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+	/* Acquire: pairs with the release-store of `read` in crb_drain(), so a caller on another
+	 * thread than the consumer never releases beyond what was read. */
+	const uint64_t read = atomic_load_explicit(&ring->read, memory_order_acquire);
+	if (position > read)
+		position = read;
+	if (position > head)
+		release_to(ring, head, position);
+}
+
 uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_bytes)
 {
 	for (;;) {
-		/* Relaxed: only this thread writes the head. */
-		const uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
-		const uint64_t head_index = head & ring->mask;
-		const uint64_t contiguous = ring->capacity - head_index;
+		/* Relaxed: only this thread writes the read cursor. */
+		const uint64_t read = atomic_load_explicit(&ring->read, memory_order_relaxed);
+		const uint64_t read_index = read & ring->mask;
+		const uint64_t contiguous = ring->capacity - read_index;
 		uint64_t bytes = 0;
 		uint32_t records = 0;
 
 		while (bytes < contiguous) {
 			/* A1: pairs with R1 in crb_commit(), R2 in crb_claim_mpsc() and R4 in
 			 * crb_abort(): header and payload are complete once the length is positive. */
-			const uint64_t word = atomic_load_explicit(header_at(ring, head_index + bytes), memory_order_acquire);
+			const uint64_t word = atomic_load_explicit(header_at(ring, read_index + bytes), memory_order_acquire);
 			const int32_t length = header_length(word);
 			if (length <= 0)
 				break;
@@ -260,12 +475,12 @@ uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_
 			return 0;
 
 		if (records > 0)
-			fn(ring->buffer + head_index, (size_t)bytes, records, context);
+			fn(buffer_of(ring) + read_index, (size_t)bytes, records, context);
 
-		memset(ring->buffer + head_index, 0, (size_t)bytes);
-		/* R3: pairs with A3 in refresh_head(): producers reuse this space only
-		 * after they see the head move, so they never see our zeroes late. */
-		atomic_store_explicit(&ring->head, head + bytes, memory_order_release);
+		/* R6: pairs with the acquire load of `read` in crb_release(). */
+		atomic_store_explicit(&ring->read, read + bytes, memory_order_release);
+		if (!ring->manual_release)
+			release_to(ring, read, read + bytes);
 
 		/* A run of only padding (the wrap filler, aborted records) is consumed
 		 * and the drain goes on from the new head, so callers can treat 0 as empty. */
@@ -282,9 +497,22 @@ size_t crb_size(const crb_ring_t *ring)
 	return (size_t)(tail - head);
 }
 
+size_t crb_unread(const crb_ring_t *ring)
+{
+	/* Acquire both: a snapshot; read first so that tail >= read. */
+	const uint64_t read = atomic_load_explicit(&ring->read, memory_order_acquire);
+	const uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
+	return (size_t)(tail - read);
+}
+
 uint64_t crb_head_position(const crb_ring_t *ring)
 {
 	return atomic_load_explicit(&ring->head, memory_order_acquire);
+}
+
+uint64_t crb_read_position(const crb_ring_t *ring)
+{
+	return atomic_load_explicit(&ring->read, memory_order_acquire);
 }
 
 uint64_t crb_tail_position(const crb_ring_t *ring)

@@ -44,6 +44,9 @@ public final class TelemetryPipeline: Sendable {
     /// The configuration in effect; ``reconfigure(_:)`` replaces it one at a time.
     private let running: Mutex<PipelineConfiguration>
     private let reconfiguring = AsyncSerialGate()
+    /// With a spill directory: the ring file, and what was recovered from it at start.
+    private let ringFile: PipelineStats.RingRecovery?
+    private let fileRing: Ring?
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
     ///
@@ -80,8 +83,6 @@ public final class TelemetryPipeline: Sendable {
             logger.warning("configuration: \(warning)")
         }
         let batching = configuration.processor == .batch
-        // The ring first: it is the one part whose creation can fail after validation (mmap).
-        let ring = batching ? try Ring(capacity: configuration.ringCapacity) : nil
         self.logger = logger
         self.running = Mutex(configuration)
 
@@ -125,9 +126,22 @@ public final class TelemetryPipeline: Sendable {
         self.destinations = destinations
         let (store, tasks, windows) = (main.store, main.tasks, main.windows)
 
+        // The ring, in the spill directory when there is one (its lock is held now), and the scopes its records name.
+        let parts: RingParts?
+        do {
+            parts = batching ? try Self.makeRing(configuration, logger: logger) : nil
+        } catch {
+            for stack in [main] + destinations { stack.close() }
+            dispatcher.stop()
+            throw error
+        }
+        let ring = parts?.ring
+        self.ringFile = parts?.file
+        self.fileRing = parts?.file != nil ? ring : nil
+
         // The processor, then the intake that emitting code holds.
         let routes = RouteTable(configuration.routes)
-        let scopes = ScopeRegistry()
+        let scopes = parts?.scopes ?? ScopeRegistry()
         let resource = ResourceEncoding.encode(configuration)
         let processor: any RecordProcessor
         if let ring {
@@ -260,6 +274,7 @@ public final class TelemetryPipeline: Sendable {
     /// A snapshot of the counts. Cheap; safe from any thread.
     public func stats() -> PipelineStats {
         var stats = monitor.stats()
+        stats.ringFile = ringFile
         stats.metricSeries = metricReader.registry.seriesCount
         stats.metricAttributeSetsOverflowed = metricReader.registry.overflowedAttributeSets
         return stats
@@ -332,6 +347,9 @@ public final class TelemetryPipeline: Sendable {
         // lock goes to the next pipeline or process, which would otherwise send it again.
         for stack in stacks { await stack.replayer?.finish(before: deadline) }
         metricReader.settleQueued()
+        // Every record released (delivered, spilled or dropped): the ring file has nothing for a
+        // next process. Removed while the lock is still held, so no other process has opened it.
+        if let fileRing, let spill = configuration.spill, fileRing.bytesInUse == 0 { RingFile.remove(directory: spill.directory) }
         // Make what is on disk durable and replayable: seal the open segments (fdatasync, rename
         // to .spill, directory fsync), whatever the durability policy,
         // and release the directory's lock, so the next process (or pipeline) can take it over.

@@ -18,7 +18,7 @@ public final class RecordingExporter: TelemetryExporter, Sendable {
     }
 
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
-        recorded.withLock { $0.append(batch) }
+        recorded.withLock { $0.append(batch.detachedFromRing) }
         return .accepted
     }
 

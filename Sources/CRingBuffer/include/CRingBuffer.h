@@ -10,6 +10,14 @@
  * head. A record that would straddle the end of the buffer is preceded by a
  * padding record. A full ring is reported (-ENOSPC), never overwritten.
  *
+ * The ring's cursors and constants live in a 4 KiB header page in front of the
+ * records, in the same mapping. crb_create() maps it anonymously; crb_open_file()
+ * maps a file MAP_SHARED, so a process that dies leaves every committed record,
+ * and the cursors that say which, in the page cache (FORMAT.md "The ring file").
+ * A file ring releases space only when told (crb_release()): the consumer reads
+ * ahead of the released cursor, and what it read stays in the file until the
+ * records are delivered elsewhere.
+ *
  * Functions ending in _mpsc are safe for any number of concurrent producers;
  * functions marked "consumer only" must be called from one thread at a time.
  */
@@ -31,6 +39,10 @@ extern "C" {
 #define CRB_ALIGNMENT 8
 /** The record type of padding (wrap-around filler and aborted records). */
 #define CRB_PADDING_TYPE (-1)
+/** Bytes in front of the records: the header page (magic, version, capacity, cursors). */
+#define CRB_HEADER_PAGE 4096
+/** The ring file's format version (FORMAT.md "The ring file"). */
+#define CRB_FILE_VERSION 1
 
 typedef struct crb_ring crb_ring_t;
 
@@ -55,6 +67,59 @@ typedef struct crb_claim {
  * power of two >= 1024 or is larger than 1 GiB, or -ENOMEM.
  */
 int crb_create(size_t capacity, crb_ring_t **ring);
+
+/** What crb_open_file() found in a ring file left by an earlier process. */
+typedef struct crb_recovery {
+	/** Committed records between the released cursor and the tail: the consumer reads them first. */
+	uint64_t committed;
+	/** Records claimed and never committed (the producer died between claim and commit): skipped. */
+	uint64_t uncommitted;
+	/** Bytes skipped after a claim whose header was never written (records in them are lost). */
+	uint64_t skipped_bytes;
+	/** The file's generation: 1 for a new file, one more on every open. */
+	uint64_t generation;
+	/** 1 when the file was new (empty), 0 when it held a ring. */
+	int created;
+} crb_recovery_t;
+
+/**
+ * Called by crb_open_file() for each record found between the cursors of a ring
+ * file: `committed` 1 for a record the consumer will read, 0 for one skipped.
+ * Returns the type the record keeps (a committed record's header is rewritten
+ * when it differs: a type > 0 renumbers it, CRB_PADDING_TYPE skips it).
+ */
+typedef int32_t (*crb_recovery_fn)(int32_t type, int committed, void *context);
+
+/**
+ * Maps the ring file `fd` (open for reading and writing) MAP_SHARED. An empty
+ * file becomes a new ring of `capacity` bytes (allocated on disk with
+ * posix_fallocate, so no write to the mapping can fault on a full disk, and
+ * pre-faulted). A file that holds a ring keeps its own capacity (see
+ * crb_capacity()) and its records: the header and every record between the
+ * released cursor and the tail are checked, a record claimed but never
+ * committed becomes padding (reported to `fn`, which may be NULL), and the free
+ * space is zeroed. The ring releases space only through crb_release(). The
+ * caller keeps `fd` and closes it after crb_destroy(). `boot_id` (16 bytes,
+ * the kernel's boot id) is stored in a new file; a file written in another
+ * boot is refused, since the page cache that held its records whole is gone.
+ *
+ * Returns 0 and fills `*ring` and `*recovery`; -EINVAL for a bad `capacity`;
+ * -EBADMSG if the file is not a ring file this version can trust (too short,
+ * wrong magic, version or size, cursors or records out of bounds: nothing is
+ * changed); -ESTALE if the file was written before the machine restarted
+ * (nothing is changed); -ENOSPC if the disk has no room for a new ring; or -errno.
+ */
+int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recovery_fn fn, void *context,
+		  crb_recovery_t *recovery, crb_ring_t **ring);
+
+/**
+ * Frees the space of every record before `position` (a position the consumer
+ * has read up to, see crb_read_position()): zeroes it and moves the released
+ * cursor, which producers wait for. A position at or before the released cursor
+ * does nothing. One thread at a time (rings from crb_create() release in
+ * crb_drain() themselves).
+ */
+void crb_release(crb_ring_t *ring, uint64_t position);
 
 /** Releases a ring. No producer or consumer may use it any more. */
 void crb_destroy(crb_ring_t *ring);
@@ -101,19 +166,27 @@ int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t le
 typedef void (*crb_drain_fn)(const uint8_t *run, size_t length, uint32_t records, void *context);
 
 /**
- * Hands the committed records at the head, at most `max_bytes` of them (at least
- * one record whatever its size), to `fn` as one contiguous run, then zeroes
- * them and advances the head. Consumer only.
+ * Hands the committed records at the read cursor, at most `max_bytes` of them
+ * (at least one record whatever its size), to `fn` as one contiguous run, then
+ * advances the read cursor; a ring from crb_create() also zeroes them and
+ * releases their space. During `fn`, crb_read_position() is the position of
+ * the run's first byte. Consumer only.
  *
  * Returns the number of records handed to `fn` (0 if none were committed).
  */
 uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_bytes);
 
-/** Bytes between head and tail right now (claimed, committed or padding). Safe from any thread. */
+/** Bytes between the released cursor and the tail (claimed, committed, read or padding). Safe from any thread. */
 size_t crb_size(const crb_ring_t *ring);
 
-/** The consumer position, for progress checks. Safe from any thread. */
+/** Bytes between the read cursor and the tail: not yet handed to the consumer. Safe from any thread. */
+size_t crb_unread(const crb_ring_t *ring);
+
+/** The released cursor: producers may write up to a capacity beyond it. Safe from any thread. */
 uint64_t crb_head_position(const crb_ring_t *ring);
+
+/** The consumer's read cursor, for progress checks. Safe from any thread. */
+uint64_t crb_read_position(const crb_ring_t *ring);
 
 /** The producer position. Safe from any thread. */
 uint64_t crb_tail_position(const crb_ring_t *ring);

@@ -33,7 +33,7 @@ final class FailureReporter: Sendable {
     ) {
         var event = ExportFailureEvent(
             signal: signal, processor: processor, exporterName: exporterName, route: route, attempt: attempt, error: error,
-            kind: kind, outcome: outcome, recordCount: records ?? 0, time: nowUnixNano(), batch: batch)
+            kind: kind, outcome: outcome, recordCount: records ?? 0, time: nowUnixNano(), batch: batch?.detachedFromRing)
         event.isRecordCountKnown = records != nil
         event.destination = destination
         event.keptCopy = copy

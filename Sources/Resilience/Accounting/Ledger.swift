@@ -209,6 +209,15 @@ final class Ledger: Sendable {
     /// What an earlier process left on disk, found at start-up.
     func recovered(_ signal: TelemetrySignal, _ n: Int) { counters(signal).recovered.store(n, ordering: .relaxed) }
 
+    /// `n` records an earlier process left in the ring file were drained: recovered (not emitted
+    /// by this process) and now in memory, like accepted ones.
+    func recoveredFromRing(_ signal: TelemetrySignal, _ n: Int) {
+        guard n > 0 else { return }
+        let counters = counters(signal)
+        counters.recovered.add(n, ordering: .relaxed)
+        counters.inMemory.add(n, ordering: .relaxed)
+    }
+
     /// A batch read back from disk was acknowledged: exported and replayed (a partial success's
     /// rejected records dropped and reported, with the copy `copy` makes). Records on disk are
     /// not in memory: nothing is settled.

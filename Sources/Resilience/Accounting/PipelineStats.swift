@@ -54,6 +54,8 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     /// Attribute sets recorded into a metric's overflow series (`otel.metric.overflow=true`)
     /// because the metric had reached ``PipelineConfiguration/Metrics/cardinalityLimit``.
     public var metricAttributeSetsOverflowed = 0
+    /// With a spill directory: the ring file, and what the pipeline recovered from it at start.
+    public var ringFile: RingRecovery?
     /// Bytes claimed in the ring right now.
     public var ringBytesInUse: Int
     /// The ring's capacity in bytes.

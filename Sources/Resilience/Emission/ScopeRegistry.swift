@@ -12,6 +12,21 @@ final class ScopeRegistry: Sendable {
         var encoded: [[UInt8]] = []
     }
     private let state = Mutex(State())
+    /// With a ring file: where a new scope is written before any record of it reaches the ring.
+    private let journal: RingJournal?
+
+    /// A registry that starts with `seeds` at their indices (a recovered ring's scopes, already
+    /// in `journal`) and writes each new scope to `journal`.
+    init(seeds: [(name: String, version: String?)] = [], journal: RingJournal? = nil) {
+        self.journal = journal
+        state.withLock { state in
+            for seed in seeds.prefix(Self.maximumScopes) {
+                state.encoded.append(ResourceEncoding.encodeScope(name: seed.name, version: seed.version))
+                let key = Key(name: seed.name, version: seed.version)
+                if state.indices[key] == nil { state.indices[key] = state.encoded.count - 1 }
+            }
+        }
+    }
 
     /// At most 2^16 scopes: the index shares the ring record type with the signal and the route.
     static let maximumScopes = 1 << 16
@@ -23,6 +38,7 @@ final class ScopeRegistry: Sendable {
             precondition(state.encoded.count < Self.maximumScopes, "more than \(Self.maximumScopes) instrumentation scopes")
             state.encoded.append(ResourceEncoding.encodeScope(name: name, version: version))
             state.indices[key] = state.encoded.count - 1
+            journal?.appendScope(index: state.encoded.count - 1, name: name, version: version)
             return state.encoded.count - 1
         }
     }

@@ -41,6 +41,10 @@ public enum TelemetrySignal: UInt8, Sendable, Hashable, CaseIterable, CustomStri
 }
 
 /// One export request: the exact bytes that go on the wire, and what they hold.
+///
+/// With a spill directory, the ring file keeps a batch's records until the batch is delivered, on
+/// disk or dropped: until the last copy of the batch made by the pipeline is gone. An exporter or
+/// stage that keeps a batch after its `export` returned holds that ring space as long as it keeps it.
 public struct ExportBatch: Sendable {
     /// Which signal the request carries.
     public var signal: TelemetrySignal
@@ -54,6 +58,15 @@ public struct ExportBatch: Sendable {
     public var route: String?
     /// The collector of a pool this part of a batch was split off for (``TraceAffineSplitter``).
     var collector: Int?
+    /// With a file-backed ring: its records' space stays held until every copy of the batch is gone (`RingHold`).
+    var ringHold: (any AnyObject & Sendable)?
+
+    /// The batch without its hold on the ring: for a copy kept after the export (events, recordings).
+    package var detachedFromRing: ExportBatch {
+        var copy = self
+        copy.ringHold = nil
+        return copy
+    }
 
     /// A batch; `body` must be a serialized request of `signal` holding `recordCount` records.
     public init(signal: TelemetrySignal, body: [UInt8], recordCount: Int, sequence: UInt64, route: String? = nil) {

@@ -17,16 +17,18 @@ extension BatchProcessor {
             if keep(batch, in: destination, error, kind: .shutdown) { spilled += batch.recordCount }
         }
         for builder in builders { spill(builder) }
+        var taken = Taken()
         while ring.drain(
             maxBytes: 1 << 20,
-            { type, payload in
-                guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }
-                let builder = builders[slot]
-                ledger.accepted(builder.signal, 1)
-                builder.append(scope: type.recordScope, payload)
-                if builder.count >= configurations[builder.signal].maxExportBatchSize { spill(builder) }
+            { type, payload, position in
+                guard let builder = take(type: type, payload, at: position, into: &taken) else { return }
+                if builder.count >= configurations[builder.signal].maxExportBatchSize {
+                    taken.book(ledger)
+                    spill(builder)
+                }
             }) > 0
         {}
+        taken.book(ledger)
         for builder in builders { spill(builder) }
         return spilled
     }
@@ -41,13 +43,15 @@ extension BatchProcessor {
         }
         while ring.drain(
             maxBytes: 1 << 20,
-            { type, _ in
+            { type, _, position in
                 guard let slot = RouteSlot.index(of: type) else { return }
-                ledger.accepted(RouteSlot.signal(slot), 1)
-                ledger.droppedInside(signal: RouteSlot.signal(slot), route: type.recordRoute, reason, 1)
+                let signal = RouteSlot.signal(slot)
+                if position < ring.recoveredEnd { ledger.recoveredFromRing(signal, 1) } else { ledger.accepted(signal, 1) }
+                ledger.droppedInside(signal: signal, route: type.recordRoute, reason, 1)
                 dropped += 1
             }) > 0
         {}
+        releaser?.releaseIdle()
         return dropped
     }
 }

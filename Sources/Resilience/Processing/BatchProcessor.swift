@@ -17,6 +17,8 @@ import Synchronization
 /// (a spinning consumer costs producers 10×: measured when the ring was designed; `make bench`), and is woken for flushes.
 final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     let ring: Ring
+    /// With a file-backed ring: frees its space as batches are delivered, spilled or dropped.
+    let releaser: RingReleaser?
     let ledger: Ledger
     private let tasks: ExportTasks
     /// With a spill store: where batches go when every export slot is busy and the ring is half
@@ -53,6 +55,9 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     private let flushWaiters = Mutex<FlushWaiters>(FlushWaiters())
     private var scopes: [[UInt8]] = []
     private let logger: Logger
+    /// The overflow valve opens when this many bytes wait unread: half the configured
+    /// `ringCapacity` (a ring file is larger by what exports hold, and opens at the same point).
+    private let valveBytes: Int
     /// A drain that found fewer records than this means the thread is right behind the producers.
     private static let caughtUp = 256
 
@@ -64,6 +69,8 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     ) {
         fanOut = destinations.isEmpty ? nil : DestinationFanOut(stacks: destinations, configuration: configuration, parker: parker)
         self.ring = ring
+        self.releaser = ring.isFileBacked ? RingReleaser(ring: ring) : nil
+        self.valveBytes = min(configuration.ringCapacity, ring.capacity) / 2
         self.windows = windows
         self.ledger = ledger
         self.tasks = tasks
@@ -183,11 +190,12 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             let now = monotonicNanos()
             for builder in builders where !builder.isEmpty && now >= builder.deadline { dispatch(builder) }
             if flushWaiters.withLock({ !$0.list.isEmpty }) { flush() }
-            if stopRequested.load(ordering: .relaxed) && ring.bytesInUse == 0 && builders.allSatisfy(\.isEmpty) {
+            if stopRequested.load(ordering: .relaxed) && ring.unreadBytes == 0 && builders.allSatisfy(\.isEmpty) {
                 waitForExports()
                 break
             }
             if drained == 0 {
+                releaser?.releaseIdle()
                 var sleep = idle
                 for builder in builders where !builder.isEmpty { sleep = min(sleep, builder.deadline &- min(now, builder.deadline)) }
                 parker.park(nanoseconds: max(sleep, 10_000))
@@ -219,26 +227,45 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     private func drainOnce() -> Int {
         // Counted locally and booked before any batch leaves the thread (an export may settle
         // its records before this loop ends), so the ledger never settles what it did not accept.
-        var accepted = (0, 0)
-        func book() {
-            ledger.accepted(.traces, accepted.0)
-            ledger.accepted(.logs, accepted.1)
-            accepted = (0, 0)
-        }
-        let n = ring.drain(maxBytes: 1 << 20) { type, payload in
-            guard let slot = RouteSlot.index(of: type), slot < builders.count else { return }  // not a record type we write
-            let builder = builders[slot]
-            let configuration = configurations[builder.signal]
-            if builder.isEmpty { builder.deadline = monotonicNanos() &+ UInt64(configuration.scheduleDelay.nanoseconds) }
-            builder.append(scope: type.recordScope, payload)
-            if builder.signal == .traces { accepted.0 += 1 } else { accepted.1 += 1 }
-            if builder.count >= configuration.maxExportBatchSize {
-                book()
+        var taken = Taken()
+        let n = ring.drain(maxBytes: 1 << 20) { type, payload, position in
+            guard let builder = take(type: type, payload, at: position, into: &taken) else { return }
+            if builder.count >= configurations[builder.signal].maxExportBatchSize {
+                taken.book(ledger)
                 dispatch(builder)
             }
         }
-        book()
+        taken.book(ledger)
         return n
+    }
+
+    /// Records taken from the ring and not yet booked: accepted, or recovered from a ring file.
+    struct Taken {
+        var accepted = SignalTable<Int>(traces: 0, logs: 0, metrics: 0)
+        var recovered = SignalTable<Int>(traces: 0, logs: 0, metrics: 0)
+
+        mutating func book(_ ledger: Ledger) {
+            for signal in [TelemetrySignal.traces, .logs] {
+                ledger.accepted(signal, accepted[signal])
+                ledger.recoveredFromRing(signal, recovered[signal])
+            }
+            self = Taken()
+        }
+    }
+
+    /// Appends one record read from the ring at `position` to its builder (holding the ring from
+    /// the builder's first record on), counted in `taken`; `nil` for a type this pipeline does not write.
+    func take(type: Int32, _ payload: UnsafeRawBufferPointer, at position: UInt64, into taken: inout Taken) -> BatchBuilder? {
+        guard let slot = RouteSlot.index(of: type), slot < builders.count else { return nil }
+        let builder = builders[slot]
+        if builder.isEmpty {
+            builder.deadline = monotonicNanos() &+ UInt64(configurations[builder.signal].scheduleDelay.nanoseconds)
+            builder.firstPosition = position
+            releaser?.hold(position)
+        }
+        builder.append(scope: type.recordScope, payload)
+        if position < ring.recoveredEnd { taken.recovered[builder.signal] += 1 } else { taken.accepted[builder.signal] += 1 }
+        return builder
     }
 
     private func dispatch(_ builder: BatchBuilder) {
@@ -265,7 +292,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             // With a spill store, a ring that fills while every export slot is busy (retries
             // waiting out a backoff or a Retry-After, a slow collector) overflows to disk instead
             // of dropping: the batch is spilled now and replayed later.
-            if let destination, ring.bytesInUse * 2 >= ring.capacity {
+            if let destination, ring.unreadBytes >= valveBytes || ring.bytesInUse * 2 >= ring.capacity {
                 window.dispatched(waited: true)
                 let batch = build(builder)
                 fanOut?.send(batch, route: builder.route)
@@ -292,7 +319,9 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
     func build(_ builder: BatchBuilder) -> ExportBatch {
         if scopes.count < scopeRegistry.count { scopes = scopeRegistry.snapshot() }
+        let hold = releaser.map { RingHold($0, position: builder.firstPosition) }
         var batch = builder.build(resource: resource, scopes: scopes)
+        batch.ringHold = hold
         batch.route = routeNames[builder.route]
         batch.sequence = sequences[builder.signal]
         sequences[builder.signal] += 1
@@ -301,7 +330,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
 
     private func flush() {
         let target = flushWaiters.withLock { $0.list.map(\.target).max() ?? 0 }
-        while ring.headPosition < target && !abandonRequested.load(ordering: .relaxed) {
+        while ring.readPosition < target && !abandonRequested.load(ordering: .relaxed) {
             if drainOnce() > 0 { continue }
             // A producer is between claim and commit (a memcpy): wait for it. Nothing may take
             // its space back, since it may still write there; shutdown's deadline bounds the wait.
@@ -309,10 +338,10 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         }
         for builder in builders where !builder.isEmpty { dispatch(builder) }
         waitForExports()
-        let head = ring.headPosition
+        let read = ring.readPosition
         let done = flushWaiters.withLock { waiters in
-            let done = waiters.list.filter { $0.target <= head }
-            waiters.list.removeAll { $0.target <= head }
+            let done = waiters.list.filter { $0.target <= read }
+            waiters.list.removeAll { $0.target <= read }
             return done
         }
         for waiter in done { waiter.continuation.resume() }
@@ -326,7 +355,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         }
     }
 
-    /// The drain thread's overflow valve: every export slot is busy and the ring is half full, so
+    /// The drain thread's overflow valve: every export slot is busy and the ring is half full (see ``valveBytes``), so
     /// the batch goes to the failure destination now instead of waiting (and the ring dropping records).
     private func spillUnderPressure(_ batch: ExportBatch, to destination: any FailureDestination) {
         let message = "every export slot was busy and the ring was half full: spilled instead of waiting"

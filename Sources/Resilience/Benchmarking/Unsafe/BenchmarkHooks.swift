@@ -31,6 +31,11 @@ internal import CSpill
         let ring: Ring
         public init(capacity: Int) throws { ring = try Ring(capacity: capacity) }
 
+        /// A file-backed ring: the file `ring` in `directory` (created; released as it is drained).
+        public init(capacity: Int, directory: String) throws {
+            ring = try RingFile.open(directory: directory, capacity: capacity, routes: [nil]).ring
+        }
+
         /// crb_write_mpsc of `length` bytes; drains the ring when it is full. Returns false if full twice.
         @inline(__always)
         public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -41,7 +46,8 @@ internal import CSpill
 
         /// Consumes everything committed.
         public func drain() {
-            while ring.drain(maxBytes: 1 << 20, { _, _ in }) > 0 {}
+            while ring.drain(maxBytes: 1 << 20, { _, _, _ in }) > 0 {}
+            if ring.isFileBacked { ring.release(to: .max) }
         }
     }
 }

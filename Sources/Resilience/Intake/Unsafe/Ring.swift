@@ -8,10 +8,28 @@ internal import CRingBuffer
 
 /// The Swift owner of one `crb_ring_t`. Producers call ``tryWrite(type:from:)`` from any
 /// thread; exactly one thread calls ``drain(maxBytes:_:)``.
+///
+/// An anonymous ring (``init(capacity:)``) frees a record's space as it drains it; a file-backed
+/// one (``RingFile``) keeps it until ``release(to:)``, so a crashed process leaves it in the file.
 final class Ring: @unchecked Sendable {
     private let ring: OpaquePointer
     let capacity: Int
     let maximumRecordLength: Int
+    /// The ring file's descriptor (closed in `deinit`), or -1 for an anonymous ring.
+    private let fileDescriptor: Int32
+    /// Records before this position were recovered from an earlier process's ring file.
+    let recoveredEnd: UInt64
+
+    /// Takes over a ring `crb_open_file` mapped from `fileDescriptor`.
+    init(file ring: OpaquePointer, fileDescriptor: Int32) {
+        self.ring = ring
+        self.capacity = crb_capacity(ring)
+        self.maximumRecordLength = Int(crb_max_length(ring))
+        self.fileDescriptor = fileDescriptor
+        self.recoveredEnd = crb_tail_position(ring)
+    }
+
+    var isFileBacked: Bool { fileDescriptor >= 0 }
 
     init(capacity: Int) throws(ConfigurationError) {
         var ring: OpaquePointer?
@@ -24,9 +42,14 @@ final class Ring: @unchecked Sendable {
         self.ring = ring
         self.capacity = capacity
         self.maximumRecordLength = Int(crb_max_length(ring))
+        self.fileDescriptor = -1
+        self.recoveredEnd = 0
     }
 
-    deinit { crb_destroy(ring) }
+    deinit {
+        crb_destroy(ring)
+        if fileDescriptor >= 0 { close(fileDescriptor) }
+    }
 
     /// The largest record a ring of `capacity` bytes takes (`crb_max_length`: an eighth of the
     /// capacity, less a record header).
@@ -46,34 +69,44 @@ final class Ring: @unchecked Sendable {
         }
     }
 
-    /// Bytes claimed and not yet consumed.
+    /// Bytes claimed and not yet released (read records a file-backed ring still keeps included).
     var bytesInUse: Int { crb_size(ring) }
+    /// Bytes claimed and not yet handed to the consumer.
+    var unreadBytes: Int { crb_unread(ring) }
 
     var headPosition: UInt64 { crb_head_position(ring) }
+    var readPosition: UInt64 { crb_read_position(ring) }
     var tailPosition: UInt64 { crb_tail_position(ring) }
 
-    /// Hands each committed record (type, payload) to `body`, at most about `maxBytes`
+    /// Frees the space of the records before `position` (at most the read position). One thread
+    /// at a time; a file-backed ring only.
+    func release(to position: UInt64) { crb_release(ring, position) }
+
+    /// Hands each committed record (type, payload, position) to `body`, at most about `maxBytes`
     /// in one contiguous run. Consumer only. The payload must not escape `body`.
     /// Returns the number of records.
-    func drain(maxBytes: Int, _ body: (Int32, UnsafeRawBufferPointer) -> Void) -> Int {
+    func drain(maxBytes: Int, _ body: (Int32, UnsafeRawBufferPointer, UInt64) -> Void) -> Int {
         withoutActuallyEscaping(body) { body in
-            var box = DrainContext(body: body)
+            var box = DrainContext(ring: ring, body: body)
             return withUnsafeMutablePointer(to: &box) { context in
                 Int(
                     crb_drain(
                         ring,
                         { run, length, _, context in
                             let box = context!.assumingMemoryBound(to: DrainContext.self)
+                            let start = crb_read_position(box.pointee.ring)
                             var offset = 0
                             while offset < length {
                                 let record = run! + offset
+                                let position = start &+ UInt64(offset)
                                 offset += Int(crb_record_stride(record))
                                 let type = crb_record_type(record)
                                 if type == CRB_PADDING_TYPE { continue }
                                 box.pointee.body(
                                     type,
                                     UnsafeRawBufferPointer(
-                                        start: record + Int(CRB_HEADER_LENGTH), count: Int(crb_record_length(record))))
+                                        start: record + Int(CRB_HEADER_LENGTH), count: Int(crb_record_length(record))),
+                                    position)
                             }
                         }, context, maxBytes))
             }
@@ -82,5 +115,6 @@ final class Ring: @unchecked Sendable {
 }
 
 private struct DrainContext {
-    let body: (Int32, UnsafeRawBufferPointer) -> Void
+    let ring: OpaquePointer
+    let body: (Int32, UnsafeRawBufferPointer, UInt64) -> Void
 }
