@@ -157,6 +157,7 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 	claim->data = buffer_of(ring) + tail_index + CRB_HEADER_LENGTH;
 	claim->length = length;
 	claim->offset = tail_index;
+	claim->position = tail + padding;
 	return 0;
 }
 
@@ -225,7 +226,13 @@ uint32_t crb_drain(crb_ring_t *ring, crb_drain_fn fn, void *context, size_t max_
 		/* Relaxed: only this thread writes the read cursor. */
 		const uint64_t read = atomic_load_explicit(&ring->read, memory_order_relaxed);
 		const uint64_t read_index = read & ring->mask;
-		const uint64_t contiguous = ring->capacity - read_index;
+		/* A3': read the released cursor (acquire, pairs with R3): a file ring's read records stay
+		 * until released, so at head + capacity the next "header" is the oldest unreleased record,
+		 * not a new one. The walk stops there (a stale head only makes the walk shorter). */
+		const uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+		const uint64_t to_end = ring->capacity - read_index;
+		const uint64_t unreleased_limit = head + ring->capacity - read;
+		const uint64_t contiguous = to_end < unreleased_limit ? to_end : unreleased_limit;
 		uint64_t bytes = 0;
 		uint32_t records = 0;
 

@@ -26,9 +26,10 @@ static void pad(crb_ring_t *ring, uint64_t position, uint64_t length)
 
 /*
  * Checks a ring an earlier process left, and makes it safe to resume: every record between the
- * released cursor and the tail is walked (bounds, types), a claim that was never committed becomes
- * padding, and the free space is zeroed. With `apply` 0 nothing is written (the first pass: a file
- * that fails the check is left as it was). Returns 0 or -EBADMSG.
+ * released cursor and the tail is walked (bounds, types) and counted in `recovery` (and shown to
+ * `fn`), a claim that was never committed becomes padding, and the free space is zeroed. With
+ * `apply` 0 nothing is written (a first pass, so that a file that fails the check is left as it
+ * was; an inspection). Returns 0 or -EBADMSG.
  */
 static int recover(crb_ring_t *ring, int apply, crb_recovery_fn fn, void *context, crb_recovery_t *recovery)
 {
@@ -50,10 +51,9 @@ static int recover(crb_ring_t *ring, int apply, crb_recovery_fn fn, void *contex
 		if (length == 0 && type == 0) {
 			/* Claimed (the tail moved past it) and died before its header was written: its length
 			 * is unknown, so everything from here to the tail is skipped. */
-			if (apply) {
-				recovery->skipped_bytes += tail - position;
+			recovery->skipped_bytes += tail - position;
+			if (apply)
 				pad(ring, position, tail - position);
-			}
 			break;
 		}
 		const uint64_t size = length < 0 ? (uint64_t)(-(int64_t)length) : (uint64_t)length;
@@ -65,15 +65,18 @@ static int recover(crb_ring_t *ring, int apply, crb_recovery_fn fn, void *contex
 				return -EBADMSG;
 		} else if (type <= 0 || size > (uint64_t)ring->max_length + CRB_HEADER_LENGTH) {
 			return -EBADMSG;
-		} else if (apply) {
-			const int32_t kept = fn != NULL ? fn(type, length > 0, context) : type;
+		} else {
+			const uint8_t *payload = buffer_of(ring) + index + CRB_HEADER_LENGTH;
+			const int32_t kept =
+				fn != NULL ? fn(type, length > 0, payload, (uint32_t)(size - CRB_HEADER_LENGTH), context) : type;
 			if (length > 0 && kept != CRB_PADDING_TYPE) {
 				recovery->committed++;
-				if (kept > 0 && kept != type)
+				if (apply && kept > 0 && kept != type)
 					atomic_store_explicit(header_at(ring, index), header(length, kept), memory_order_relaxed);
 			} else {
 				recovery->uncommitted++;
-				pad(ring, position, stride);
+				if (apply)
+					pad(ring, position, stride);
 			}
 		}
 		position += stride;
@@ -93,6 +96,29 @@ static int recover(crb_ring_t *ring, int apply, crb_recovery_fn fn, void *contex
 	return 0;
 }
 
+/* Reads and checks the header of a ring file of `size` bytes. Returns 0, -EBADMSG or -ESTALE. */
+static int check_header(int fd, uint64_t size, const uint8_t boot_id[16])
+{
+	crb_ring_t header;
+	if (size < sizeof(header) || pread(fd, &header, sizeof(header), 0) != (ssize_t)sizeof(header))
+		return -EBADMSG;
+	if (memcmp(header.magic, crb_magic, sizeof(crb_magic)) != 0 || header.version != CRB_FILE_VERSION ||
+	    header.header_length != CRB_HEADER_PAGE || !valid_capacity(header.capacity) || size != CRB_HEADER_PAGE + header.capacity)
+		return -EBADMSG;
+	if (memcmp(header.boot_id, boot_id, sizeof(header.boot_id)) != 0)
+		return -ESTALE;
+	return 0;
+}
+
+/* The fields derived from the capacity: recomputed, never read from a file. */
+static void derive(crb_ring_t *ring, uint64_t length)
+{
+	ring->mask = ring->capacity - 1;
+	ring->max_length = (uint32_t)(ring->capacity / 8) - CRB_HEADER_LENGTH;
+	ring->manual_release = 1;
+	ring->map_length = length;
+}
+
 int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recovery_fn fn, void *context, crb_recovery_t *recovery,
 		  crb_ring_t **out)
 {
@@ -110,15 +136,9 @@ int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recove
 		if (rc != 0)
 			return -rc;
 	} else {
-		crb_ring_t header;
-		if ((uint64_t)st.st_size < sizeof(header) || pread(fd, &header, sizeof(header), 0) != (ssize_t)sizeof(header))
-			return -EBADMSG;
-		if (memcmp(header.magic, crb_magic, sizeof(crb_magic)) != 0 || header.version != CRB_FILE_VERSION ||
-		    header.header_length != CRB_HEADER_PAGE || !valid_capacity(header.capacity) ||
-		    (uint64_t)st.st_size != CRB_HEADER_PAGE + header.capacity)
-			return -EBADMSG;
-		if (memcmp(header.boot_id, boot_id, sizeof(header.boot_id)) != 0)
-			return -ESTALE;
+		const int rc = check_header(fd, (uint64_t)st.st_size, boot_id);
+		if (rc != 0)
+			return rc;
 		length = (uint64_t)st.st_size;
 	}
 #if defined(MAP_POPULATE)
@@ -134,12 +154,10 @@ int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recove
 		memcpy(ring->boot_id, boot_id, sizeof(ring->boot_id));
 		recovery->created = 1;
 	} else {
-		/* The derived fields are recomputed, never read from the file. */
-		ring->mask = ring->capacity - 1;
-		ring->max_length = (uint32_t)(ring->capacity / 8) - CRB_HEADER_LENGTH;
-		ring->manual_release = 1;
-		ring->map_length = length;
-		if (recover(ring, 0, NULL, NULL, recovery) != 0) {
+		derive(ring, length);
+		crb_recovery_t check;
+		memset(&check, 0, sizeof(check));
+		if (recover(ring, 0, NULL, NULL, &check) != 0) {
 			munmap(memory, (size_t)length);
 			return -EBADMSG;
 		}
@@ -155,3 +173,26 @@ int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recove
 	return 0;
 }
 
+
+int crb_inspect_file(int fd, const uint8_t boot_id[16], crb_recovery_fn fn, void *context, crb_recovery_t *recovery,
+		     uint64_t *capacity)
+{
+	memset(recovery, 0, sizeof(*recovery));
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	const int rc = check_header(fd, (uint64_t)st.st_size, boot_id);
+	if (rc == -EBADMSG)
+		return rc;
+	/* Private: the derived fields written below never reach the file, nor a running process. */
+	void *memory = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (memory == MAP_FAILED)
+		return -errno;
+	crb_ring_t *ring = memory;
+	derive(ring, (uint64_t)st.st_size);
+	const int checked = recover(ring, 0, fn, context, recovery);
+	recovery->generation = ring->generation;
+	*capacity = ring->capacity;
+	munmap(memory, (size_t)st.st_size);
+	return checked != 0 ? checked : rc;
+}

@@ -17,6 +17,13 @@ struct LoadGenerator {
     /// Updates through the swift-metrics API (``SpillwayMetricsFactory``), after the records:
     /// a counter over 4 regions, a gauge and a histogram, in turn.
     var metrics = 0
+    /// For the crash tests: print `acked <thread> <seq>` (unbuffered) after every 256th record a
+    /// thread's emit returned as queued, and `refused <seq>` for each one refused. With one line
+    /// per thread in order, every record of the thread up to that seq returned before the line.
+    var reportAcks = false
+    /// For the crash tests: thread 0 dies at its record number `crashAt`, in the middle of the
+    /// span (after its attributes, before `end`), by `abort()` or a Swift `fatalError`.
+    var crash: (at: Int, with: String)?
 
     struct Result {
         var elapsed: Duration
@@ -71,6 +78,7 @@ struct LoadGenerator {
                         span.setAttribute("http.route", "/load/{id}")
                         span.setAttribute("http.response.status_code", 200)
                         span.setAttribute("load.thread", t)
+                        if t == 0, let crash, crash.at == n { Self.die(crash.with) }
                         result = span.end()
                     } else {
                         result = logger.emit(severity: .info, body: "load record") {
@@ -82,6 +90,9 @@ struct LoadGenerator {
                     emitNanos &+= took
                     emitMax = max(emitMax, took)
                     if result.isAccepted { accepted += 1 } else { refused += 1 }
+                    if reportAcks {
+                        if !result.isAccepted { Self.say("refused \(seq)") } else if accepted & 255 == 0 { Self.say("acked \(t) \(seq)") }
+                    }
                     n += 1
                     seq += threads
                     if n & 1023 == 0 { progress.add(1024) }
@@ -95,6 +106,7 @@ struct LoadGenerator {
                     }
                     update += threads
                 }
+                if reportAcks && seq - threads >= 0 { Self.say("acked \(t) \(seq - threads)") }
                 progress.add(n & 1023)
                 progress.finish(thread: (emitNanos, accepted, refused), max: emitMax)
                 group.leave()
@@ -113,6 +125,19 @@ struct LoadGenerator {
         return Result(
             elapsed: ContinuousClock.now - start, emitNanosecondsPerRecord: total == 0 ? 0 : Double(nanos) / Double(total),
             emitNanosecondsMax: progress.maxEmit, accepted: accepted, refused: refused)
+    }
+}
+
+extension LoadGenerator {
+    /// One line on standard output with one `write`: nothing buffered is lost when the process dies.
+    static func say(_ line: String) {
+        var bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+    }
+
+    static func die(_ how: String) -> Never {
+        if how == "abort" { abort() }
+        fatalError("spillway load: --crash-with fatal-error, in the middle of a span")
     }
 }
 

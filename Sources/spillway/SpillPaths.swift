@@ -168,6 +168,11 @@ func grouped(_ n: Int) -> String {
 func leftBehind(in directories: [String]) -> [String] {
     var lines: [String] = []
     for directory in directories {
+        if let ring = try? RingFile.inspect(directory: directory), ring.spans + ring.logRecords > 0 {
+            lines.append(
+                "left in the ring file: \(grouped(ring.spans)) spans and \(grouped(ring.logRecords)) log records a process committed and "
+                    + "did not deliver — send them with `spillway recover \(directory)`")
+        }
         for (area, command, why) in [
             (SpillArea.spilled, "spillway replay \(directory)", "spilled: the collector did not answer"),
             (.rejected, "spillway replay --rejected \(directory)", "rejected: the collector refused the configuration; fix it first")

@@ -15,7 +15,7 @@ struct Spillway: AsyncParsableCommand {
             """,
         version: spillwayVersion,
         subcommands: [
-            Load.self, Demo.self, Status.self, Inspect.self, Verify.self, Decode.self, Replay.self, Receive.self, Faults.self,
+            Load.self, Demo.self, Status.self, Inspect.self, Verify.self, Decode.self, Replay.self, Recover.self, Receive.self, Faults.self,
             SpillChild.self,
             ServiceChild.self
         ])
@@ -32,6 +32,9 @@ struct LoadOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Emitting threads.") var threads = 1
     @Flag(help: "No progress bar.") var quiet = false
     @Option(help: .hidden) var sequenceStart = 0
+    @Flag(help: .hidden) var reportAcks = false
+    @Option(help: .hidden) var crashAt: Int?
+    @Option(help: .hidden) var crashWith = "abort"
 
     static let maximumRecords = 1_000_000_000_000
 
@@ -48,7 +51,8 @@ struct LoadOptions: ParsableArguments {
 
     var generator: LoadGenerator {
         LoadGenerator(
-            spans: spans, logs: logs, rate: rate, threads: threads, showProgress: !quiet, sequenceStart: sequenceStart, metrics: metrics)
+            spans: spans, logs: logs, rate: rate, threads: threads, showProgress: !quiet, sequenceStart: sequenceStart, metrics: metrics,
+            reportAcks: reportAcks, crash: crashAt.map { ($0, crashWith) })
     }
 }
 

@@ -54,6 +54,8 @@ typedef struct crb_claim {
 	uint32_t length;
 	/** Offset of the record header in the buffer (private to the ring). */
 	uint64_t offset;
+	/** The record's position (monotonic: offset plus the laps before it), as crb_drain() counts. */
+	uint64_t position;
 	/** The record's type (private to the ring: commit compares the whole header). */
 	int32_t type;
 } crb_claim_t;
@@ -84,11 +86,12 @@ typedef struct crb_recovery {
 
 /**
  * Called by crb_open_file() for each record found between the cursors of a ring
- * file: `committed` 1 for a record the consumer will read, 0 for one skipped.
+ * file, with its payload (`length` bytes, complete only when committed):
+ * `committed` 1 for a record the consumer will read, 0 for one skipped.
  * Returns the type the record keeps (a committed record's header is rewritten
  * when it differs: a type > 0 renumbers it, CRB_PADDING_TYPE skips it).
  */
-typedef int32_t (*crb_recovery_fn)(int32_t type, int committed, void *context);
+typedef int32_t (*crb_recovery_fn)(int32_t type, int committed, const uint8_t *payload, uint32_t length, void *context);
 
 /**
  * Maps the ring file `fd` (open for reading and writing) MAP_SHARED. An empty
@@ -111,6 +114,19 @@ typedef int32_t (*crb_recovery_fn)(int32_t type, int committed, void *context);
  */
 int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recovery_fn fn, void *context,
 		  crb_recovery_t *recovery, crb_ring_t **ring);
+
+/**
+ * Reads the ring file `fd` without changing it (a private mapping; safe beside
+ * a process that has it open, which may be writing): counts what a
+ * crb_open_file() would recover into `*recovery`, shows each record's type to
+ * `fn` (may be NULL), and stores the file's capacity in `*capacity`.
+ *
+ * Returns 0; -ESTALE when the counts are valid but the file was written before
+ * the machine restarted (an open would refuse it); -EBADMSG if it is not a ring
+ * file this version can read; or -errno.
+ */
+int crb_inspect_file(int fd, const uint8_t boot_id[16], crb_recovery_fn fn, void *context, crb_recovery_t *recovery,
+		     uint64_t *capacity);
 
 /**
  * Frees the space of every record before `position` (a position the consumer

@@ -11,44 +11,107 @@ import Synchronization
 /// record that was delivered behind an older held one stays in the ring until that one is
 /// released: after a crash it is sent again (a duplicate, counted in the recovery).
 ///
+/// One batch that takes long (retries against a collector that is down, a slow collector) would
+/// hold everything behind it. So when the ring is half full, ``relocatePinned()`` moves the
+/// oldest batches' requests to the ring's tail, as one record each (``relocatedBatchType(signal:route:)``):
+/// the batch stays recoverable there, and the space behind it is freed.
+///
 /// Thread-safety: every method from any thread; one lock.
 final class RingReleaser: Sendable {
     private let ring: Ring
-    /// The positions held, ascending (they are taken in the order the drain thread reads).
-    private let holds = Mutex<[UInt64]>([])
+    private let state = Mutex(State())
+
+    /// One hold: where it starts, and once built, the request that would be relocated.
+    struct Entry {
+        var position: UInt64
+        let id: UInt64
+        var batch: Relocatable?
+    }
+
+    /// What relocation writes: the request, its records, its signal and route index.
+    struct Relocatable {
+        var body: [UInt8]
+        var records: Int
+        var signal: TelemetrySignal
+        var route: Int
+    }
+
+    private struct State {
+        /// Ascending by position.
+        var entries: [Entry] = []
+        var nextID: UInt64 = 0
+        var relocated = 0
+    }
 
     init(ring: Ring) { self.ring = ring }
 
-    /// Holds the ring from `position` on. Drain thread; `position` above every earlier hold.
-    func hold(_ position: UInt64) { holds.withLock { $0.append(position) } }
-
-    /// A hold ended: frees the ring up to the oldest hold left (or to what was read).
-    func release(_ position: UInt64) {
-        holds.withLock { holds in
-            guard let index = holds.firstIndex(of: position) else { return }
-            holds.remove(at: index)
-            if index == 0 { ring.release(to: holds.first ?? .max) }
+    /// Holds the ring from `position` on (a record read, or a relocated request); returns the hold's id.
+    func hold(_ position: UInt64) -> UInt64 {
+        state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            let index = state.entries.lastIndex { $0.position <= position }.map { $0 + 1 } ?? 0
+            state.entries.insert(Entry(position: position, id: id, batch: nil), at: index)
+            return id
         }
     }
 
-    /// Frees what was read when nothing is held (records that went into no batch: foreign types).
-    func releaseIdle() {
-        holds.withLock { holds in if holds.isEmpty { ring.release(to: .max) } }
+    /// Hold `id` now belongs to a built batch, which relocation may move.
+    func attach(_ id: UInt64, _ batch: Relocatable) {
+        state.withLock { state in
+            if let index = state.entries.firstIndex(where: { $0.id == id }) { state.entries[index].batch = batch }
+        }
     }
 
-    /// Positions held now.
-    var count: Int { holds.withLock { $0.count } }
+    /// Hold `id` ended: frees the ring up to the oldest hold left (or to what was read).
+    func release(_ id: UInt64) {
+        state.withLock { state in
+            guard let index = state.entries.firstIndex(where: { $0.id == id }) else { return }
+            state.entries.remove(at: index)
+            if index == 0 { ring.release(to: state.entries.first?.position ?? .max) }
+        }
+    }
+
+    /// Frees what was read when nothing is held (records that went into no batch: foreign types, relocated requests).
+    func releaseIdle() {
+        state.withLock { state in if state.entries.isEmpty { ring.release(to: .max) } }
+    }
+
+    /// While the ring is half full and its oldest hold is a built batch, copies that batch's
+    /// request to the tail and frees the space behind it; at most `limit` a call. Returns how many moved.
+    @discardableResult
+    func relocatePinned(limit: Int = 8) -> Int {
+        guard ring.bytesInUse * 2 >= ring.capacity else { return 0 }
+        return state.withLock { state in
+            var moved = 0
+            while moved < limit, ring.bytesInUse * 2 >= ring.capacity, var first = state.entries.first, let batch = first.batch {
+                let type = relocatedBatchType(signal: batch.signal, route: batch.route)
+                guard let position = ring.write(type: type, count: UInt32(clamping: batch.records), body: batch.body) else { break }
+                state.entries.removeFirst()
+                first.position = position
+                let index = state.entries.lastIndex { $0.position <= position }.map { $0 + 1 } ?? 0
+                state.entries.insert(first, at: index)
+                ring.release(to: state.entries.first!.position)
+                moved += 1
+            }
+            state.relocated += moved
+            return moved
+        }
+    }
+
+    /// Holds now, and requests relocated so far.
+    var counts: (holds: Int, relocated: Int) { state.withLock { ($0.entries.count, $0.relocated) } }
 }
 
 /// One batch's hold on the ring (``RingReleaser``): released when the last copy of the batch is gone.
 final class RingHold: Sendable {
     private let releaser: RingReleaser
-    private let position: UInt64
+    let id: UInt64
 
-    init(_ releaser: RingReleaser, position: UInt64) {
+    init(_ releaser: RingReleaser, id: UInt64) {
         self.releaser = releaser
-        self.position = position
+        self.id = id
     }
 
-    deinit { releaser.release(position) }
+    deinit { releaser.release(id) }
 }

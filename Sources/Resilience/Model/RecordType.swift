@@ -5,7 +5,25 @@ func recordType(signal: TelemetrySignal, route: Int = 0, scope: Int) -> Int32 {
     Int32(signal.rawValue) << 24 | Int32(route) << 16 | Int32(scope)
 }
 
+/// The ring record type of a whole request moved in the ring (``RingReleaser``'s relocation):
+/// signal bits 5 (traces) or 6 (logs), the route, scope 0. Its payload is the request's record
+/// count (4 bytes, little-endian) and the request body. The drain thread skips it, except in what
+/// a ring file recovered: there it is sent as it is.
+@inline(__always)
+func relocatedBatchType(signal: TelemetrySignal, route: Int) -> Int32 {
+    Int32(signal.rawValue + 4) << 24 | Int32(route) << 16
+}
+
 extension Int32 {
+    /// The signal of a ``relocatedBatchType(signal:route:)``, or `nil` for any other type.
+    @inline(__always) var relocatedBatchSignal: TelemetrySignal? {
+        switch recordSignal {
+        case 5: .traces
+        case 6: .logs
+        default: nil
+        }
+    }
+
     /// The signal part of a record type (1 traces, 2 logs).
     @inline(__always) var recordSignal: Int { Int(self >> 24) }
     /// The route part of a record type (0: the default route).

@@ -21,6 +21,10 @@ extension BatchProcessor {
         while ring.drain(
             maxBytes: 1 << 20,
             { type, payload, position in
+                if let recovered = recoveredBatch(type: type, payload, at: position) {
+                    if keep(recovered.batch, in: destination, error, kind: .shutdown) { spilled += recovered.batch.recordCount }
+                    return
+                }
                 guard let builder = take(type: type, payload, at: position, into: &taken) else { return }
                 if builder.count >= configurations[builder.signal].maxExportBatchSize {
                     taken.book(ledger)
@@ -43,7 +47,13 @@ extension BatchProcessor {
         }
         while ring.drain(
             maxBytes: 1 << 20,
-            { type, _, position in
+            { type, payload, position in
+                if let recovered = recoveredBatch(type: type, payload, at: position) {
+                    ledger.dropped(
+                        recovered.batch, reason, attempt: 0, error: ResilienceError(code: .shutDown, message: "shutdown"), kind: .shutdown)
+                    dropped += recovered.batch.recordCount
+                    return
+                }
                 guard let slot = RouteSlot.index(of: type) else { return }
                 let signal = RouteSlot.signal(slot)
                 if position < ring.recoveredEnd { ledger.recoveredFromRing(signal, 1) } else { ledger.accepted(signal, 1) }

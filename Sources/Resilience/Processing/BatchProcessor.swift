@@ -229,6 +229,10 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         // its records before this loop ends), so the ledger never settles what it did not accept.
         var taken = Taken()
         let n = ring.drain(maxBytes: 1 << 20) { type, payload, position in
+            if let batch = recoveredBatch(type: type, payload, at: position) {
+                taken.book(ledger)
+                return dispatch(route: batch.route, signal: batch.signal, bytes: batch.batch.body.count) { batch.batch }
+            }
             guard let builder = take(type: type, payload, at: position, into: &taken) else { return }
             if builder.count >= configurations[builder.signal].maxExportBatchSize {
                 taken.book(ledger)
@@ -236,6 +240,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             }
         }
         taken.book(ledger)
+        releaser?.relocatePinned()
         return n
     }
 
@@ -260,22 +265,45 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         let builder = builders[slot]
         if builder.isEmpty {
             builder.deadline = monotonicNanos() &+ UInt64(configurations[builder.signal].scheduleDelay.nanoseconds)
-            builder.firstPosition = position
-            releaser?.hold(position)
+            if let releaser { builder.holdID = releaser.hold(position) }
         }
         builder.append(scope: type.recordScope, payload)
         if position < ring.recoveredEnd { taken.recovered[builder.signal] += 1 } else { taken.accepted[builder.signal] += 1 }
         return builder
     }
 
+    /// A request an earlier process had relocated in its ring file (``RingReleaser``), found in
+    /// what this process recovered: booked as recovered and holding its place, to be sent as it
+    /// is. `nil` for any other record (a relocated request of this process is in flight already).
+    func recoveredBatch(type: Int32, _ payload: UnsafeRawBufferPointer, at position: UInt64) -> (
+        batch: ExportBatch, route: Int, signal: TelemetrySignal
+    )? {
+        guard let signal = type.relocatedBatchSignal, position < ring.recoveredEnd, payload.count >= 4, let releaser else { return nil }
+        let records = Int(UInt32(littleEndian: payload.loadUnaligned(as: UInt32.self)))
+        let route = type.recordRoute < routeNames.count ? type.recordRoute : 0
+        var batch = ExportBatch(signal: signal, body: Array(payload[4...]), recordCount: records, sequence: sequences[signal])
+        sequences[signal] += 1
+        batch.route = routeNames[route]
+        let id = releaser.hold(position)
+        batch.ringHold = RingHold(releaser, id: id)
+        releaser.attach(id, .init(body: batch.body, records: records, signal: signal, route: route))
+        ledger.recoveredFromRing(signal, records)
+        return (batch, route, signal)
+    }
+
     private func dispatch(_ builder: BatchBuilder) {
-        if let fanOut, !fanOut.sendsToPipeline(route: builder.route) {
-            let batch = build(builder)
-            fanOut.send(batch, route: builder.route)
+        dispatch(route: builder.route, signal: builder.signal, bytes: builder.stagedBytes) { build(builder) }
+    }
+
+    /// Sends the batch `make` builds (of `bytes`) when its signal has a free export slot: to the
+    /// route's destinations, and to the pipeline's exporter unless the route leaves it out.
+    private func dispatch(route: Int, signal: TelemetrySignal, bytes staged: Int, _ make: () -> ExportBatch) {
+        if let fanOut, !fanOut.sendsToPipeline(route: route) {
+            let batch = make()
+            fanOut.send(batch, route: route)
             ledger.forwarded(batch)
             return
         }
-        let signal = builder.signal
         let (counter, window) = (inFlight[signal], windows[signal])
         let budget = configurations[signal].maxBytesInFlight
         // A slot is free when the window has room and the bodies under way leave room for this
@@ -283,7 +311,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         func hasRoom() -> Bool {
             let requests = counter.value.load(ordering: .acquiring)  // pairs with the releasing subtract below
             return requests < window.limit
-                && (requests == 0 || counter.bytes.load(ordering: .relaxed) + builder.stagedBytes <= budget)
+                && (requests == 0 || counter.bytes.load(ordering: .relaxed) + staged <= budget)
         }
         var waited = false
         while !hasRoom() {
@@ -294,16 +322,17 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             // of dropping: the batch is spilled now and replayed later.
             if let destination, ring.unreadBytes >= valveBytes || ring.bytesInUse * 2 >= ring.capacity {
                 window.dispatched(waited: true)
-                let batch = build(builder)
-                fanOut?.send(batch, route: builder.route)
+                let batch = make()
+                fanOut?.send(batch, route: route)
                 spillUnderPressure(batch, to: destination)
                 return
             }
+            releaser?.relocatePinned()
             parker.park(nanoseconds: 1_000_000)
         }
         window.dispatched(waited: waited)
-        let batch = build(builder)
-        fanOut?.send(batch, route: builder.route)
+        let batch = make()
+        fanOut?.send(batch, route: route)
         let bytes = batch.body.count
         counter.bytes.add(bytes, ordering: .relaxed)
         counter.value.add(1, ordering: .relaxed)
@@ -319,9 +348,12 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// The request of what `builder` holds (which it then forgets), numbered in its signal's sequence.
     func build(_ builder: BatchBuilder) -> ExportBatch {
         if scopes.count < scopeRegistry.count { scopes = scopeRegistry.snapshot() }
-        let hold = releaser.map { RingHold($0, position: builder.firstPosition) }
+        let hold = releaser.map { RingHold($0, id: builder.holdID) }
         var batch = builder.build(resource: resource, scopes: scopes)
-        batch.ringHold = hold
+        if let releaser, let hold {
+            batch.ringHold = hold
+            releaser.attach(hold.id, .init(body: batch.body, records: batch.recordCount, signal: builder.signal, route: builder.route))
+        }
         batch.route = routeNames[builder.route]
         batch.sequence = sequences[builder.signal]
         sequences[builder.signal] += 1

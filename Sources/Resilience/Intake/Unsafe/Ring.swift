@@ -69,6 +69,17 @@ final class Ring: @unchecked Sendable {
         }
     }
 
+    /// Writes one record of `type` made of `count` (4 bytes, little-endian) and `body`; its
+    /// position, or `nil` when the ring has no room (or it exceeds ``maximumRecordLength``).
+    func write(type: Int32, count: UInt32, body: [UInt8]) -> UInt64? {
+        var claim = crb_claim_t()
+        guard crb_claim_mpsc(ring, type, UInt32(truncatingIfNeeded: 4 + body.count), &claim) == 0 else { return nil }
+        withUnsafeBytes(of: count.littleEndian) { UnsafeMutableRawPointer(claim.data!).copyMemory(from: $0.baseAddress!, byteCount: 4) }
+        body.withUnsafeBytes { UnsafeMutableRawPointer(claim.data! + 4).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        crb_commit(ring, &claim)
+        return claim.position
+    }
+
     /// Bytes claimed and not yet released (read records a file-backed ring still keeps included).
     var bytesInUse: Int { crb_size(ring) }
     /// Bytes claimed and not yet handed to the consumer.

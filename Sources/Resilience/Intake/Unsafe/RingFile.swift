@@ -14,7 +14,7 @@ internal import CRingBuffer
 /// are skipped and counted. A file that does not check out (a foreign or damaged file, one cut
 /// short, one written before the machine restarted) is renamed aside (`ring.<time>.damaged` or
 /// `.stale`) with its journal, reported, and a new ring is made; it is never read as records.
-enum RingFile {
+package enum RingFile {
     /// The ring and what opening it found.
     struct Opened {
         let ring: Ring
@@ -31,7 +31,7 @@ enum RingFile {
     /// The scope of recovered records whose scope the journal does not name.
     static let placeholderScope = "spillway.recovered"
 
-    static func path(directory: String) -> String { directory + "/ring" }
+    package static func path(directory: String) -> String { directory + "/ring" }
     static func journalPath(directory: String) -> String { directory + "/ring.names" }
 
     /// Opens `<directory>/ring`, creating a ring of `capacity` bytes when there is none (or none
@@ -52,8 +52,9 @@ enum RingFile {
             let rc = withUnsafeMutablePointer(to: &renumbering) { context in
                 crb_open_file(
                     fd, capacity, &boot.0,
-                    { type, committed, context in
-                        context!.assumingMemoryBound(to: Renumbering.self).pointee.type(of: type, committed: committed != 0)
+                    { type, committed, payload, length, context in
+                        context!.assumingMemoryBound(to: Renumbering.self).pointee.type(
+                            of: type, committed: committed != 0, UnsafeRawBufferPointer(start: payload, count: Int(length)))
                     }, context, &recovery, &ring)
             }
             switch rc {
@@ -134,7 +135,17 @@ private struct Renumbering {
         routeIndex = old.routes.map { name in name.flatMap { routes.firstIndex(of: $0) } ?? 0 }
     }
 
-    mutating func type(of type: Int32, committed isCommitted: Bool) -> Int32 {
+    mutating func type(of type: Int32, committed isCommitted: Bool, _ payload: UnsafeRawBufferPointer) -> Int32 {
+        let route = type.recordRoute < routeIndex.count ? routeIndex[type.recordRoute] : 0
+        if let signal = type.relocatedBatchSignal {
+            // A whole request an earlier process relocated: its records, counted from its payload.
+            guard isCommitted, payload.count >= 4 else {
+                uncommitted[signal] += 1
+                return type
+            }
+            committed[signal] += Int(UInt32(littleEndian: payload.loadUnaligned(as: UInt32.self)))
+            return relocatedBatchType(signal: signal, route: route)
+        }
         guard type.recordSignal == 1 || type.recordSignal == 2 else {
             // Not a record this pipeline writes: skipped (made padding), counted as a trace.
             uncommitted.traces += 1
@@ -142,12 +153,59 @@ private struct Renumbering {
         }
         let signal: TelemetrySignal = type.recordSignal == 2 ? .logs : .traces
         if isCommitted { committed[signal] += 1 } else { uncommitted[signal] += 1 }
-        let route = type.recordRoute < routeIndex.count ? routeIndex[type.recordRoute] : 0
         var scope = type.recordScope
         if scope >= old.scopes.count {
             needsPlaceholder = true
             scope = old.scopes.count
         }
         return recordType(signal: signal, route: route, scope: scope)
+    }
+}
+
+extension RingFile {
+    /// What a ring file holds, read without changing it (`spillway inspect`, `spillway recover`).
+    package struct Inspection: Sendable {
+        package var path: String
+        package var capacity: Int
+        package var generation: Int
+        /// Records committed and not yet delivered: what the next pipeline on the directory sends first.
+        package var spans: Int
+        package var logRecords: Int
+        /// Records a producer claimed and never committed, and bytes after a claim whose header was never written.
+        package var skippedRecords: Int
+        package var skippedBytes: Int
+        /// Written before the machine restarted: a pipeline sets it aside instead of reading it.
+        package var isStale: Bool
+    }
+
+    /// Reads `<directory>/ring`; `nil` when there is none.
+    /// - Throws: ``ResilienceError`` when the file exists but is not a ring file this version can read.
+    package static func inspect(directory: String) throws(ResilienceError) -> Inspection? {
+        let path = path(directory: directory)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return nil }
+        guard fd >= 0 else { throw failure("cannot open \(path)", errno) }
+        defer { close(fd) }
+        var counts = Renumbering(old: RingJournal.read(path: journalPath(directory: directory)), routes: [nil])
+        var recovery = crb_recovery_t()
+        var capacity: UInt64 = 0
+        var boot = bootID()
+        let rc = withUnsafeMutablePointer(to: &counts) { context in
+            crb_inspect_file(
+                fd, &boot.0,
+                { type, committed, payload, length, context in
+                    context!.assumingMemoryBound(to: Renumbering.self).pointee.type(
+                        of: type, committed: committed != 0, UnsafeRawBufferPointer(start: payload, count: Int(length)))
+                }, context, &recovery, &capacity)
+        }
+        guard rc == 0 || rc == -ESTALE else {
+            throw ResilienceError(
+                code: .spillFailed,
+                message: rc == -EBADMSG ? "\(path): not a ring file this version can read" : "\(path): \(String(cString: strerror(-rc)))")
+        }
+        return Inspection(
+            path: path, capacity: Int(capacity), generation: Int(recovery.generation), spans: counts.committed.traces,
+            logRecords: counts.committed.logs, skippedRecords: counts.uncommitted.traces + counts.uncommitted.logs,
+            skippedBytes: Int(recovery.skipped_bytes), isStale: rc == -ESTALE)
     }
 }

@@ -17,8 +17,8 @@ final class BatchBuilder {
     private(set) var count = 0
     /// When this batch must be exported at the latest (monotonic nanoseconds).
     var deadline: UInt64 = 0
-    /// The ring position of the first record (a file-backed ring holds its space from there on).
-    var firstPosition: UInt64 = 0
+    /// The ring's hold on the first record's position (a file-backed ring holds its space from there on).
+    var holdID: UInt64 = 0
     private var sequence: UInt64 = 0
 
     init(signal: TelemetrySignal, route: Int = 0, expectedBytes: Int) {
