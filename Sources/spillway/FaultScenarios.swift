@@ -82,6 +82,8 @@ import ResilienceTesting
                     ) { "kept as rejected \(grouped($0.count("rejected"))), replayed \(grouped($0.count("replayed")))" }
                 },
                 FaultScenario(name: "SIGKILL × N, always durability") { try await self.crashes() },
+                FaultScenario(name: "crash × 20, ring file, collector up") { try await self.ringCrashes(collectorUp: true) },
+                FaultScenario(name: "crash × 20, ring file, collector down") { try await self.ringCrashes(collectorUp: false) },
                 FaultScenario(name: "disk full, then space returns") { try await self.diskFull() },
                 FaultScenario(name: "hostile segment files") { try await self.hostileFiles() }
             ]
