@@ -71,11 +71,8 @@ import ResilienceTesting
                 }
             }
             for table in [counts.0, counts.1] { for n in table where n > 1 { duplicates += n - 1 } }
-            var row = FaultRow(
-                scenario: name,
-                load:
-                    "2 threads, full speed, \(kills) crashes (\(ways.sorted { $0.key > $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))"
-            )
+            let mix = ways.sorted { $0.key > $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            var row = FaultRow(scenario: name, load: "2 threads, full speed, \(kills) crashes (\(mix))")
             row.seconds = elapsedSeconds(since: start)
             row.emitted = required
             row.delivered = required - missing
