@@ -275,6 +275,7 @@ public final class TelemetryPipeline: Sendable {
     public func stats() -> PipelineStats {
         var stats = monitor.stats()
         stats.ringFile = ringFile
+        if let releaser = (processor as? BatchProcessor)?.releaser { stats.ringFile?.relocatedRequests = releaser.counts.relocated }
         stats.metricSeries = metricReader.registry.seriesCount
         stats.metricAttributeSetsOverflowed = metricReader.registry.overflowedAttributeSets
         return stats

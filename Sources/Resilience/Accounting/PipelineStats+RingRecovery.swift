@@ -21,6 +21,9 @@ extension PipelineStats {
         public var skippedBytes: Int
         /// A ring file that did not check out and was renamed aside (its new path and why), or `nil`.
         public var setAside: String?
+        /// Requests of batches in flight moved to the ring's tail so far, because the oldest of them
+        /// held the ring's space while it was half full (a retry, a slow collector).
+        public var relocatedRequests = 0
 
         init(
             path: String, capacity: Int, generation: Int, recovered: SignalTable<Int>, skipped: SignalTable<Int>, skippedBytes: Int,
