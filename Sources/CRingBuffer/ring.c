@@ -46,6 +46,7 @@ void crb_initialize(crb_ring_t *ring, uint64_t capacity, uint32_t manual_release
 	atomic_init(&ring->head, 0);
 	atomic_init(&ring->read, 0);
 	atomic_init(&ring->releasing, 0);
+	atomic_init(&ring->synced, 0);
 }
 
 int crb_create(size_t capacity, crb_ring_t **out)

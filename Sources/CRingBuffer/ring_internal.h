@@ -37,6 +37,8 @@ struct crb_ring {
 	/* The boot (/proc/sys/kernel/random/boot_id) the file was last opened in: after a reboot the
 	 * page cache that made the file whole is gone. */
 	uint8_t boot_id[16];
+	/* Everything before it was made durable by crb_sync() (msync), the header page after it. */
+	_Alignas(CRB_LINE) _Atomic uint64_t synced;
 	char pad[CRB_LINE - sizeof(uint64_t)];
 };
 

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 extension TelemetryPipeline {
     /// The ring and the scope registry whose indices its records carry.
@@ -44,5 +45,14 @@ extension TelemetryPipeline {
         var capacity = configuration.ringCapacity
         while capacity < wanted && capacity < 1 << 30 { capacity <<= 1 }
         return capacity
+    }
+
+    /// The group commit's syncs so far, and (with `SPILLWAY_TEST_SYNC_TRACE=1` when the pipeline
+    /// started) each sync's range and each durable emit's end position: for the tests' proof that
+    /// every acknowledged record was synced. `nil` without a `machineCrash` route.
+    package var ringSyncTrace: (syncs: Int, ranges: [(from: UInt64, to: UInt64)], waits: [(end: UInt64, synced: Bool)])? {
+        guard let syncer = ringSyncer else { return nil }
+        let traced = syncer.traced
+        return (syncer.syncs.load(ordering: .relaxed), traced.ranges, traced.waits)
     }
 }

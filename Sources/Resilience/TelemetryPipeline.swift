@@ -47,6 +47,7 @@ public final class TelemetryPipeline: Sendable {
     /// With a spill directory: the ring file, and what was recovered from it at start.
     private let ringFile: PipelineStats.RingRecovery?
     private let fileRing: Ring?
+    var ringSyncer: RingSyncer? { (processor as? BatchProcessor)?.syncer }
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
     ///
@@ -157,7 +158,9 @@ public final class TelemetryPipeline: Sendable {
             configuration: configuration.metrics, resource: resource, ledger: ledger, stacks: [main] + destinations, routes: routes)
         metricReader.start()
         self.metricReader = metricReader
-        self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, ring: ring, processor: processor)
+        // With a machineCrash route every emit goes through the processor, which waits for the sync.
+        let direct = (processor as? BatchProcessor)?.syncer == nil ? ring : nil
+        self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, ring: direct, processor: processor)
         self.scopes = scopes
 
         let metrics =

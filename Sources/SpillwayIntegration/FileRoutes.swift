@@ -49,7 +49,7 @@ enum FileRoutes {
         return keys
     }()
 
-    static let routeKeys = ["scopes", "span_names", "event_names", "metric_names", "destinations", "overflow", "order"]
+    static let routeKeys = ["scopes", "span_names", "event_names", "metric_names", "destinations", "overflow", "durability", "order"]
 
     static func parse(_ tree: Any?, source: String) throws(ConfigurationError) -> Parsed {
         var parsed = Parsed()
@@ -210,7 +210,7 @@ enum FileRoutes {
             guard let routes = parsed.routes, routes.map(\.name) == configuration.routes.map(\.name), index < routes.count else {
                 return error
             }
-            let field = ["destinations": "destinations", "overflowPolicy": "overflow"][rest]
+            let field = ["destinations": "destinations", "overflowPolicy": "overflow", "durability": "durability"][rest]
             fileKey = "spillway.routes.\(routes[index].name)" + (field.map { "." + $0 } ?? "")
         case "destinations":
             guard let destinations = parsed.destinations, destinations == configuration.destinations, index < destinations.count else {
@@ -252,6 +252,12 @@ enum FileRoutes {
                         key: "\(key).overflow", value: string(value), allowed: OverflowPolicy.allowedSpellings, source: source)
                 }
                 route.overflowPolicy = policy
+            case "durability":
+                guard let durability = ExportRoute.Durability(parsing: string(value)) else {
+                    throw ConfigurationError(
+                        key: "\(key).durability", value: string(value), allowed: ExportRoute.Durability.allowedSpellings, source: source)
+                }
+                route.durability = durability
             default:
                 throw ConfigurationError(
                     key: "\(key).\(field)", value: "(any)", allowed: "a route key: \(routeKeys.joined(separator: ", "))", source: source)

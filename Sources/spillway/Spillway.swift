@@ -35,6 +35,7 @@ struct LoadOptions: ParsableArguments {
     @Flag(help: .hidden) var reportAcks = false
     @Option(help: .hidden) var crashAt: Int?
     @Option(help: .hidden) var crashWith = "abort"
+    @Option(help: .hidden) var routeDurability: String?
 
     static let maximumRecords = 1_000_000_000_000
 
@@ -97,7 +98,14 @@ struct Load: AsyncParsableCommand {
         let events = EventTally()
         let pipeline: TelemetryPipeline
         do {
-            let configuration = try loadConfiguration(endpoint: endpoint, spillDirectory: spillDir, events: events)
+            var configuration = try loadConfiguration(endpoint: endpoint, spillDirectory: spillDir, events: events)
+            if let text = load.routeDurability {
+                // The crash tests: the load's records on a route of this durability.
+                guard let durability = ExportRoute.Durability(parsing: text) else {
+                    throw ValidationError("--route-durability: \(ExportRoute.Durability.allowedSpellings), got \(text)")
+                }
+                configuration.routes = [ExportRoute("load", scopes: ["spillway.load"], durability: durability)]
+            }
             pipeline = try TelemetryPipeline(configuration: configuration)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)

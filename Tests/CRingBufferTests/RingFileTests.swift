@@ -235,3 +235,49 @@ final class OpenRing {
         #expect(recovery.committed == 1 && crb_capacity(ring!.ring) == 4096)
     }
 }
+
+extension RingFileTests {
+    /// After a reboot only what crb_sync made durable is read: records committed after the last
+    /// sync are counted as skipped bytes, never read (their pages may not have reached the disk).
+    @Test func afterARebootOnlyWhatWasSyncedIsRead() {
+        let file = TestRingFile()
+        do {
+            let ring = file.open().ring!
+            for i in 0..<3 { _ = ring.write([UInt8(i)]) }
+            var (from, to): (UInt64, UInt64) = (0, 0)
+            #expect(crb_sync(ring.ring, &from, &to) == 0 && from == 0 && to == 48)
+            for i in 3..<5 { _ = ring.write([UInt8(i)]) }
+            ring.crash()
+        }
+        let (rc, ring, recovery, _) = file.open(boot: Array(repeating: 9, count: 16))
+        #expect(rc == 0 && recovery.after_reboot == 1 && recovery.committed == 3 && recovery.skipped_bytes == 32)
+        #expect(ring?.drain() == [0, 1, 2])
+        ring?.crash()
+        // Nothing synced: refused as stale.
+        let other = TestRingFile()
+        do {
+            let ring = other.open().ring!
+            _ = ring.write([1])
+            ring.crash()
+        }
+        #expect(other.open(boot: Array(repeating: 9, count: 16)).rc == -ESTALE)
+    }
+
+    /// A claim that died before its header was written leaves zeros (its payload was never
+    /// written either): recovery skips them and finds the records after it.
+    @Test func aDeadClaimsZerosAreSkippedAndTheRecordsAfterItRecovered() throws {
+        let file = TestRingFile()
+        do {
+            let ring = file.open().ring!
+            for i in 0..<4 { _ = ring.write([UInt8(i)]) }
+            ring.crash()
+        }
+        let handle = try #require(FileHandle(forUpdatingAtPath: file.path))
+        try handle.seek(toOffset: UInt64(CRB_HEADER_PAGE) + 16)
+        handle.write(Data(count: 16))  // record 1, header and payload
+        try handle.close()
+        let (rc, ring, recovery, _) = file.open()
+        #expect(rc == 0 && recovery.committed == 3 && recovery.skipped_bytes == 16)
+        #expect(ring?.drain() == [0, 2, 3])
+    }
+}

@@ -408,4 +408,5 @@ let benchmarks: @Sendable () -> Void = {
 
     transportBenchmarks(e2e, spans: spansPerEndToEndRun)
     metricsBenchmarks(emitConfiguration)
+    ringFileBenchmarks(emit: emitConfiguration, e2e: e2e, spans: spansPerEndToEndRun)
 }

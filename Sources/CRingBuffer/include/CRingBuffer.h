@@ -82,6 +82,12 @@ typedef struct crb_recovery {
 	uint64_t generation;
 	/** 1 when the file was new (empty), 0 when it held a ring. */
 	int created;
+	/**
+	 * 1 when the file was written before the machine restarted: only the records up to its
+	 * synced cursor (crb_sync(): a machine-crash route's group commit) were trusted and read; the
+	 * rest is counted in `skipped_bytes`.
+	 */
+	int after_reboot;
 } crb_recovery_t;
 
 /**
@@ -103,14 +109,16 @@ typedef int32_t (*crb_recovery_fn)(int32_t type, int committed, const uint8_t *p
  * committed becomes padding (reported to `fn`, which may be NULL), and the free
  * space is zeroed. The ring releases space only through crb_release(). The
  * caller keeps `fd` and closes it after crb_destroy(). `boot_id` (16 bytes,
- * the kernel's boot id) is stored in a new file; a file written in another
- * boot is refused, since the page cache that held its records whole is gone.
+ * the kernel's boot id) is stored in a new file. A file written in another
+ * boot lost the page cache that held its records whole: only what crb_sync()
+ * made durable is read (see crb_recovery_t.after_reboot), and a file with
+ * nothing synced is refused.
  *
  * Returns 0 and fills `*ring` and `*recovery`; -EINVAL for a bad `capacity`;
  * -EBADMSG if the file is not a ring file this version can trust (too short,
  * wrong magic, version or size, cursors or records out of bounds: nothing is
- * changed); -ESTALE if the file was written before the machine restarted
- * (nothing is changed); -ENOSPC if the disk has no room for a new ring; or -errno.
+ * changed); -ESTALE if the file was written before the machine restarted and
+ * nothing in it was synced (nothing is changed); -ENOSPC if the disk has no room for a new ring; or -errno.
  */
 int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recovery_fn fn, void *context,
 		  crb_recovery_t *recovery, crb_ring_t **ring);
@@ -136,6 +144,23 @@ int crb_inspect_file(int fd, const uint8_t boot_id[16], crb_recovery_fn fn, void
  * crb_drain() themselves).
  */
 void crb_release(crb_ring_t *ring, uint64_t position);
+
+/**
+ * Makes the committed records from the synced cursor (or the released one, if
+ * it is further) up to the first one not yet committed durable: msync(MS_SYNC)
+ * of their pages, then the synced cursor in the header page, msync'ed too. One
+ * thread at a time; a ring from crb_open_file(). Stores the range synced in
+ * `*from` and `*to` (equal when there was nothing).
+ *
+ * Returns 0 or -errno from msync (-EIO: the disk failed).
+ */
+int crb_sync(crb_ring_t *ring, uint64_t *from, uint64_t *to);
+
+/**
+ * crb_write_mpsc() that returns the position just past the record (for a wait
+ * on crb_sync()), or 0 if the ring is full or the record is too large.
+ */
+uint64_t crb_write_mpsc_end(crb_ring_t *ring, int32_t type, const void *data, uint32_t length);
 
 /** Releases a ring. No producer or consumer may use it any more. */
 void crb_destroy(crb_ring_t *ring);

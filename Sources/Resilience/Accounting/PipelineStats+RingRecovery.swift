@@ -21,14 +21,18 @@ extension PipelineStats {
         public var skippedBytes: Int
         /// A ring file that did not check out and was renamed aside (its new path and why), or `nil`.
         public var setAside: String?
+        /// The file was written before the machine restarted: only what `machineCrash` routes'
+        /// group commits had synced was read (the rest counted in ``skippedBytes``).
+        public var afterReboot: Bool
         /// Requests of batches in flight moved to the ring's tail so far, because the oldest of them
         /// held the ring's space while it was half full (a retry, a slow collector).
         public var relocatedRequests = 0
 
         init(
             path: String, capacity: Int, generation: Int, recovered: SignalTable<Int>, skipped: SignalTable<Int>, skippedBytes: Int,
-            setAside: String?
+            setAside: String?, afterReboot: Bool = false
         ) {
+            self.afterReboot = afterReboot
             self.path = path
             self.capacity = capacity
             self.generation = generation
@@ -42,6 +46,7 @@ extension PipelineStats {
         public var description: String {
             var text = "ring file \(path) (generation \(generation), \(capacity) bytes)"
             if generation > 1 {
+                text += afterReboot ? ", from before a reboot (what was synced)" : ""
                 text += ": recovered \(recoveredSpans) spans and \(recoveredLogRecords) log records"
                 if skippedRecords > 0 || skippedBytes > 0 {
                     text += ", skipped \(skippedRecords) records a producer never committed and \(skippedBytes) bytes"

@@ -33,6 +33,10 @@ public struct ExportRoute: Sendable {
     public var overflowPolicy: OverflowPolicy?
     /// Receives this route's failures and drops instead of the pipeline's handler; `nil` for the pipeline's.
     public var errorHandler: (any ExportErrorHandler)?
+    /// Which crash an emit on this route survives once it returned, with a spill directory (the
+    /// ring file); `nil`: ``Durability-swift.enum/processCrash``. Without a spill directory
+    /// nothing survives a crash of the process, and a `machineCrash` route is refused.
+    public var durability: Durability?
     /// The destinations this route's records go to, each getting every record once (names of
     /// ``PipelineConfiguration/destinations``, or ``ExportDestination/pipelineExporter`` for the
     /// pipeline's own exporter). - Default value: empty, the pipeline's exporter alone.
@@ -41,8 +45,10 @@ public struct ExportRoute: Sendable {
     /// A route named `name` for the records that match any of the patterns.
     public init(
         _ name: String, scopes: [String] = [], spanNames: [String] = [], eventNames: [String] = [], metricNames: [String] = [],
-        overflowPolicy: OverflowPolicy? = nil, errorHandler: (any ExportErrorHandler)? = nil, destinations: [String] = []
+        overflowPolicy: OverflowPolicy? = nil, errorHandler: (any ExportErrorHandler)? = nil, destinations: [String] = [],
+        durability: Durability? = nil
     ) {
+        self.durability = durability
         self.metricNames = metricNames
         self.destinations = destinations
         self.name = name
@@ -58,6 +64,62 @@ public struct ExportRoute: Sendable {
     static func destinations(of route: ExportRoute?) -> [String] {
         guard let route, !route.destinations.isEmpty else { return [ExportDestination.pipelineExporter] }
         return route.destinations
+    }
+
+    /// Which crash a record survives once its emit returned (the ring file of a spill directory).
+    public enum Durability: Sendable, Hashable, CustomStringConvertible {
+        /// The record is in the ring file's pages when the emit returns: it survives the process
+        /// dying (SIGKILL, the OOM killer, a crash), not the machine. Costs nothing on the emit path.
+        case processCrash
+        /// The record is on the disk when the emit returns: one thread syncs the ring file's new
+        /// records every `window` (a group commit: one `msync` serves every record that arrived
+        /// meanwhile) and an emit waits for the sync that covers its record — about the window plus
+        /// one sync. An emit not covered within `timeout` returns ``EmitResult/failed(_:)`` (the
+        /// record stays queued and is exported, but may not survive a machine crash).
+        case machineCrash(window: Duration = .milliseconds(2), timeout: Duration = .seconds(1))
+
+        /// `process_crash`, or `machine_crash:2ms` (the window; the timeout when not 1 s: `machine_crash:2ms:500ms`).
+        public var description: String {
+            switch self {
+            case .processCrash: "process_crash"
+            case .machineCrash(let window, let timeout):
+                "machine_crash:\(Self.text(window))" + (timeout == .seconds(1) ? "" : ":\(Self.text(timeout))")
+            }
+        }
+
+        /// Reads `process_crash`, `machine_crash`, `machine_crash:<window>` or
+        /// `machine_crash:<window>:<timeout>` (durations as `2ms`, `1s`); `nil` for anything else.
+        public init?(parsing text: String) {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            switch parts.first {
+            case "process_crash" where parts.count == 1: self = .processCrash
+            case "machine_crash" where parts.count <= 3:
+                let durations = parts.dropFirst().compactMap(Self.duration)
+                guard durations.count == parts.count - 1, durations.allSatisfy({ $0 > .zero }) else { return nil }
+                self = .machineCrash(window: durations.first ?? .milliseconds(2), timeout: durations.dropFirst().first ?? .seconds(1))
+            default: return nil
+            }
+        }
+
+        /// `250us`, `2ms`, `1.5s`: a number and a unit.
+        private static func duration(_ text: String) -> Duration? {
+            for (unit, scale) in [("us", 1e-6), ("ms", 1e-3), ("s", 1.0)] where text.hasSuffix(unit) {
+                guard let value = Double(text.dropLast(unit.count)), value.isFinite, value >= 0, value * scale <= 86_400 else { return nil }
+                return .nanoseconds(Int64((value * scale * 1e9).rounded()))
+            }
+            return nil
+        }
+
+        private static func text(_ duration: Duration) -> String {
+            let nanos = duration.nanoseconds
+            if nanos % 1_000_000_000 == 0 { return "\(nanos / 1_000_000_000)s" }
+            if nanos % 1_000_000 == 0 { return "\(nanos / 1_000_000)ms" }
+            return "\(nanos / 1_000)us"
+        }
+
+        /// The spellings ``init(parsing:)`` takes, for error messages.
+        public static let allowedSpellings =
+            "process_crash, machine_crash, machine_crash:<window> or machine_crash:<window>:<timeout> (2ms, 1s)"
     }
 
     /// At most this many routes: the route index travels in the ring record's type.
@@ -134,7 +196,7 @@ struct RouteTable: Sendable {
         return scopeRoute
     }
 
-    func validate() throws(ConfigurationError) {
+    func validate(spill: SpillConfiguration?) throws(ConfigurationError) {
         if routes.count > ExportRoute.maximumCount {
             throw ConfigurationError(key: "routes", value: "\(routes.count) routes", allowed: "at most \(ExportRoute.maximumCount) routes")
         }
@@ -152,6 +214,18 @@ struct RouteTable: Sendable {
             }
             if case .block(let t) = route.overflowPolicy, t < .zero {
                 throw ConfigurationError(key: "routes[\(i)].overflowPolicy", value: "block(upTo: \(t))", allowed: "a duration >= 0")
+            }
+            if case .machineCrash(let window, let timeout) = route.durability {
+                guard window > .zero && window <= .seconds(1) && timeout > .zero else {
+                    throw ConfigurationError(
+                        key: "routes[\(i)].durability", value: "\(route.durability!)",
+                        allowed: "machine_crash with a window from 1 µs to 1 s and a timeout > 0")
+                }
+                guard spill != nil else {
+                    throw ConfigurationError(
+                        key: "routes[\(i)].durability", value: "\(route.durability!)",
+                        allowed: "process_crash without a spill directory (machine_crash needs the ring file of spill.directory)")
+                }
             }
         }
     }

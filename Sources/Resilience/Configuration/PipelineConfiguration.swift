@@ -159,7 +159,7 @@ public struct PipelineConfiguration: Sendable {
         }
         try retry?.validate(key: "retry")
         try circuitBreaker?.validate(key: "circuitBreaker")
-        try RouteTable(routes).validate()
+        try RouteTable(routes).validate(spill: spill)
         try validateDestinations()
         try spill?.validate()
         try sampler.validate()

@@ -19,6 +19,10 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     let ring: Ring
     /// With a file-backed ring: frees its space as batches are delivered, spilled or dropped.
     let releaser: RingReleaser?
+    /// With a file-backed ring and a `machineCrash` route: the group commit its emits wait for.
+    let syncer: RingSyncer?
+    /// Per route (0: the default route): how long an emit waits for its record's sync, or `nil`.
+    private let syncTimeouts: [UInt64?]
     let ledger: Ledger
     private let tasks: ExportTasks
     /// With a spill store: where batches go when every export slot is busy and the ring is half
@@ -71,6 +75,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         self.ring = ring
         self.releaser = ring.isFileBacked ? RingReleaser(ring: ring) : nil
         self.valveBytes = min(configuration.ringCapacity, ring.capacity) / 2
+        (self.syncer, self.syncTimeouts) = Self.groupCommit(ring: ring, routes: configuration.routes)
         self.windows = windows
         self.ledger = ledger
         self.tasks = tasks
@@ -104,9 +109,15 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
 
     @inline(__always)
     func submit(_ record: UnsafeRawBufferPointer, type: Int32) -> EmitResult {
+        if let syncer, let timeout = syncTimeouts[type.recordRoute] { return submitDurably(record, type: type, syncer, timeout) }
+        return write(record, type: type)
+    }
+
+    /// Copies the record into the ring; a full ring applies the route's overflow policy.
+    @inline(__always)
+    func write(_ record: UnsafeRawBufferPointer, type: Int32) -> EmitResult {
         switch ring.tryWrite(type: type, from: record.baseAddress!, length: record.count) {
-        case .written:
-            return .queued
+        case .written: return .queued
         case .tooLarge:
             return drop(
                 type: type, .recordTooLarge,
@@ -379,6 +390,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         stop(abandon: exceeded)
         while !exited.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
         _ = await flush.value
+        syncer?.stop()
         if let destination {
             let spilled = spillRemaining(to: destination)
             if spilled > 0 { logger.notice("shutdown deadline passed: \(spilled) records were kept by \(destination)") }
@@ -393,5 +405,6 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     func abandon() {
         closing.store(true, ordering: .relaxed)
         stop(abandon: true)
+        syncer?.stop()
     }
 }

@@ -12,18 +12,19 @@ import Testing
 
     /// Runs the tool and waits for it off the cooperative pool (``blockingCall(_:)``).
     @discardableResult
-    static func run(_ arguments: [String], in directory: String? = nil, timeout: Duration = .seconds(120)) async throws -> (
-        status: Int32, output: String, error: String
-    ) {
-        try await blockingCall { try runBlocking(arguments, in: directory, timeout: timeout) }
+    static func run(
+        _ arguments: [String], in directory: String? = nil, timeout: Duration = .seconds(120), environment: [String: String] = [:]
+    ) async throws -> (status: Int32, output: String, error: String) {
+        try await blockingCall { try runBlocking(arguments, in: directory, timeout: timeout, environment: environment) }
     }
 
-    private static func runBlocking(_ arguments: [String], in directory: String?, timeout: Duration) throws -> (
-        status: Int32, output: String, error: String
-    ) {
+    private static func runBlocking(_ arguments: [String], in directory: String?, timeout: Duration, environment: [String: String]) throws
+        -> (status: Int32, output: String, error: String)
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

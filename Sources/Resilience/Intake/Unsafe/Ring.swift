@@ -80,6 +80,20 @@ final class Ring: @unchecked Sendable {
         return claim.position
     }
 
+    /// Copies one record in, as ``tryWrite(type:from:length:)``, and returns the position just past
+    /// it (for ``RingSyncer/waitDurable(end:timeoutNanoseconds:)``), or 0 when it did not fit.
+    @inline(__always)
+    func writeReturningEnd(type: Int32, from source: UnsafeRawPointer, length: Int) -> UInt64 {
+        crb_write_mpsc_end(ring, type, source, UInt32(truncatingIfNeeded: length))
+    }
+
+    /// Makes the committed records since the last sync durable (`crb_sync`): its result and the range.
+    func sync() -> (rc: Int32, from: UInt64, to: UInt64) {
+        var (from, to): (UInt64, UInt64) = (0, 0)
+        let rc = crb_sync(ring, &from, &to)
+        return (rc, from, to)
+    }
+
     /// Bytes claimed and not yet released (read records a file-backed ring still keeps included).
     var bytesInUse: Int { crb_size(ring) }
     /// Bytes claimed and not yet handed to the consumer.

@@ -68,7 +68,7 @@ package enum RingFile {
                     recovery: PipelineStats.RingRecovery(
                         path: path, capacity: ring.capacity, generation: Int(recovery.generation),
                         recovered: renumbering.committed, skipped: renumbering.uncommitted, skippedBytes: Int(recovery.skipped_bytes),
-                        setAside: setAside))
+                        setAside: setAside, afterReboot: recovery.after_reboot != 0))
             case -EBADMSG, -ESTALE:
                 close(fd)
                 let why = rc == -ESTALE ? "stale" : "damaged"
@@ -98,11 +98,15 @@ package enum RingFile {
         ResilienceError(code: code == ENOSPC ? .diskFull : .spillFailed, message: "\(what): \(String(cString: strerror(code)))")
     }
 
-    /// The kernel's boot id (16 bytes); zeros where it cannot be read.
+    /// The kernel's boot id (16 bytes); zeros where it cannot be read. `SPILLWAY_TEST_BOOT_ID` stands
+    /// in for it in the crash tests: a process that starts "after a reboot".
     static func bootID() -> (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
     {
         var id = [UInt8](repeating: 0, count: 16)
-        if let file = fopen("/proc/sys/kernel/random/boot_id", "r") {
+        if let text = getenv("SPILLWAY_TEST_BOOT_ID").map({ String(cString: $0) }) {
+            // The crash tests' stand-in for a restarted machine: another boot id.
+            for (i, byte) in text.utf8.prefix(16).enumerated() { id[i] = byte }
+        } else if let file = fopen("/proc/sys/kernel/random/boot_id", "r") {
             defer { fclose(file) }
             var line = [UInt8](repeating: 0, count: 64)
             let n = fread(&line, 1, 63, file)
