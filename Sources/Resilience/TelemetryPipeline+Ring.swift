@@ -51,7 +51,7 @@ extension TelemetryPipeline {
     /// started) each sync's range and each durable emit's end position: for the tests' proof that
     /// every acknowledged record was synced. `nil` without a `machineCrash` route.
     package var ringSyncTrace: (syncs: Int, ranges: [(from: UInt64, to: UInt64)], waits: [(end: UInt64, synced: Bool)])? {
-        guard let syncer = ringSyncer else { return nil }
+        guard let syncer = batchProcessor?.syncer else { return nil }
         let traced = syncer.traced
         return (syncer.syncs.load(ordering: .relaxed), traced.ranges, traced.waits)
     }

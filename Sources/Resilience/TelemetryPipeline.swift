@@ -30,6 +30,7 @@ public final class TelemetryPipeline: Sendable {
     private var store: SpillStore? { main.store }
     private var tasks: ExportTasks { main.tasks }
     private let processor: any RecordProcessor
+    var batchProcessor: BatchProcessor? { processor as? BatchProcessor }
     private let intake: Intake
     /// The instrumentation scopes of the tracers and loggers handed out, numbered in order.
     private let scopes: ScopeRegistry
@@ -47,7 +48,6 @@ public final class TelemetryPipeline: Sendable {
     /// With a spill directory: the ring file, and what was recovered from it at start.
     private let ringFile: PipelineStats.RingRecovery?
     private let fileRing: Ring?
-    var ringSyncer: RingSyncer? { (processor as? BatchProcessor)?.syncer }
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
     ///
@@ -159,8 +159,9 @@ public final class TelemetryPipeline: Sendable {
         metricReader.start()
         self.metricReader = metricReader
         // With a machineCrash route every emit goes through the processor, which waits for the sync.
-        let direct = (processor as? BatchProcessor)?.syncer == nil ? ring : nil
-        self.intake = Intake(configuration: configuration, routes: routes, ledger: ledger, ring: direct, processor: processor)
+        self.intake = Intake(
+            configuration: configuration, routes: routes, ledger: ledger, ring: (processor as? BatchProcessor)?.syncer == nil ? ring : nil,
+            processor: processor)
         self.scopes = scopes
 
         let metrics =
@@ -278,7 +279,7 @@ public final class TelemetryPipeline: Sendable {
     public func stats() -> PipelineStats {
         var stats = monitor.stats()
         stats.ringFile = ringFile
-        if let releaser = (processor as? BatchProcessor)?.releaser { stats.ringFile?.relocatedRequests = releaser.counts.relocated }
+        if let releaser = batchProcessor?.releaser { stats.ringFile?.relocatedRequests = releaser.counts.relocated }
         stats.metricSeries = metricReader.registry.seriesCount
         stats.metricAttributeSetsOverflowed = metricReader.registry.overflowedAttributeSets
         return stats
