@@ -55,4 +55,14 @@ extension TelemetryPipeline {
         let traced = syncer.traced
         return (syncer.syncs.load(ordering: .relaxed), traced.ranges, traced.waits)
     }
+
+    /// A snapshot of the counts. Cheap; safe from any thread.
+    public func stats() -> PipelineStats {
+        var stats = monitor.stats()
+        stats.ringFile = ringFile
+        if let releaser = batchProcessor?.releaser { stats.ringFile?.relocatedRequests = releaser.counts.relocated }
+        stats.metricSeries = metricReader.registry.seriesCount
+        stats.metricAttributeSetsOverflowed = metricReader.registry.overflowedAttributeSets
+        return stats
+    }
 }

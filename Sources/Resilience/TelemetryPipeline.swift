@@ -34,7 +34,7 @@ public final class TelemetryPipeline: Sendable {
     private let intake: Intake
     /// The instrumentation scopes of the tracers and loggers handed out, numbered in order.
     private let scopes: ScopeRegistry
-    private let monitor: PipelineMonitor
+    let monitor: PipelineMonitor
     /// Collects the application's metric series and exports them through their routes' destinations.
     let metricReader: MetricReader
     /// The status endpoint's server, when configured: started last in `init` (its routes read
@@ -46,7 +46,7 @@ public final class TelemetryPipeline: Sendable {
     private let running: Mutex<PipelineConfiguration>
     private let reconfiguring = AsyncSerialGate()
     /// With a spill directory: the ring file, and what was recovered from it at start.
-    private let ringFile: PipelineStats.RingRecovery?
+    let ringFile: PipelineStats.RingRecovery?
     private let fileRing: Ring?
 
     /// Starts a pipeline: allocates and pre-faults the ring, starts the drain thread.
@@ -273,16 +273,6 @@ public final class TelemetryPipeline: Sendable {
             metadata: [
                 "endpoint": "\(new.exporter.endpoint)", "sampler": "\(new.sampler)", "enabled": "\(new.isEnabled)"
             ])
-    }
-
-    /// A snapshot of the counts. Cheap; safe from any thread.
-    public func stats() -> PipelineStats {
-        var stats = monitor.stats()
-        stats.ringFile = ringFile
-        if let releaser = batchProcessor?.releaser { stats.ringFile?.relocatedRequests = releaser.counts.relocated }
-        stats.metricSeries = metricReader.registry.seriesCount
-        stats.metricAttributeSetsOverflowed = metricReader.registry.overflowedAttributeSets
-        return stats
     }
 
     /// The pipeline's metric series, for the swift-metrics back end (`SpillwayMetricsFactory`).
