@@ -204,7 +204,7 @@ import Testing
         configuration.retry = ExportRetryPolicy(
             initialDelay: .milliseconds(50), maximumDelay: .milliseconds(50), multiplier: 1, jitter: .none, maximumElapsedTime: nil)
         configuration.circuitBreaker = nil
-        configuration.metrics.exportTimeout = .seconds(2)
+        configuration.metrics.exportTimeout = .seconds(5)
         let pipeline = try TelemetryPipeline(configuration: configuration)
         Counter(label: "jobs", factory: SpillwayMetricsFactory(pipeline: pipeline)).increment()
         let flushing = Task { await pipeline.forceFlush() }

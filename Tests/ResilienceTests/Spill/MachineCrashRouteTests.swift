@@ -85,7 +85,9 @@ import Testing
             let process = Process()
             process.executableURL = URL(fileURLWithPath: FileToolTests.tool)
             process.arguments = [
-                "load", "--endpoint", "http://127.0.0.1:9", "--spans", "10000000", "--threads", "4", "--spill-dir", directory, "--quiet",
+                "load", "--endpoint", "http://127.0.0.1:9", "--spans", "10000000", "--threads", "2", "--rate", "40000", "--spill-dir",
+                directory,
+                "--quiet",
                 "--report-acks", "--route-durability", durability
             ]
             var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") && !$0.key.hasPrefix("SPILLWAY_") }
@@ -102,7 +104,7 @@ import Testing
                 process.waitUntilExit()
                 return data
             }
-            var acked = [Int](repeating: -1, count: 4)
+            var acked = [Int](repeating: -1, count: 2)
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 let fields = line.split(separator: " ")
                 if fields.count == 3, fields[0] == "acked", let t = Int(fields[1]), let seq = Int(fields[2]) {
@@ -115,8 +117,8 @@ import Testing
                 ["recover", directory, "--endpoint", receiver.endpoint, "--quiet"], environment: ["SPILLWAY_TEST_BOOT_ID": "boot-after"])
             let counts = receiver.sequenceCounts(signal: .traces)
             var missing = 0
-            for t in 0..<4 where acked[t] >= 0 {
-                for seq in stride(from: t, through: acked[t], by: 4) where seq >= counts.count || counts[seq] == 0 { missing += 1 }
+            for t in 0..<2 where acked[t] >= 0 {
+                for seq in stride(from: t, through: acked[t], by: 2) where seq >= counts.count || counts[seq] == 0 { missing += 1 }
             }
             if durability == "process_crash" {
                 #expect(recover.output.contains("before the machine restarted"), "\(recover.output)")

@@ -26,10 +26,13 @@ private func configuration(_ receiver: OTLPReceiver, directory: String) -> Pipel
         for round in 0..<2 {
             let directory = FileToolTests.temporaryDirectory() + "/spill"
             defer { try? FileManager.default.removeItem(atPath: directory) }
+            // A collector that never answers in time: batches stay in flight, so the ring holds them at the kill.
+            let hanging = try await OTLPReceiver.start(retention: [], countIDs: false)
+            hanging.behavior = .delay(.seconds(60))
             let process = Process()
             process.executableURL = URL(fileURLWithPath: FileToolTests.tool)
             process.arguments = [
-                "load", "--endpoint", "http://127.0.0.1:9", "--spans", "10000000", "--rate", "40000", "--spill-dir", directory, "--quiet",
+                "load", "--endpoint", hanging.endpoint, "--spans", "10000000", "--rate", "40000", "--spill-dir", directory, "--quiet",
                 "--report-acks"
             ]
             var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") && !$0.key.hasPrefix("SPILLWAY_") }
@@ -74,6 +77,7 @@ private func configuration(_ receiver: OTLPReceiver, directory: String) -> Pipel
             _ = await pipeline.shutdown(deadline: .now + .seconds(10))
             #expect(!FileManager.default.fileExists(atPath: directory + "/ring"), "everything was released: the ring file goes")
             try await receiver.stop()
+            try await hanging.stop()
         }
     }
 
