@@ -15,6 +15,13 @@ final class TestRingFile {
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 
+    /// What a process that dies leaves: records 0..<count written (one byte each), nothing released.
+    func leave(_ count: Int) {
+        let ring = open().ring!
+        for i in 0..<count { _ = ring.write([UInt8(i)]) }
+        ring.crash()
+    }
+
     /// Opens the file; returns the rc, the ring (nil on failure) and what recovery found, with
     /// each record type the recovery callback saw (committed or not).
     func open(capacity: Int = 4096, boot: [UInt8] = TestRingFile.boot) -> (
@@ -174,11 +181,7 @@ final class OpenRing {
 
     @Test func aClaimWhoseHeaderWasNeverWrittenSkipsToTheTailAndCountsTheBytes() throws {
         let file = TestRingFile()
-        do {
-            let ring = file.open().ring!
-            for i in 0..<4 { _ = ring.write([UInt8(i)]) }
-            ring.crash()
-        }
+        file.leave(4)
         // Zero the third record's header: as if its producer died right after moving the tail.
         let handle = try #require(FileHandle(forUpdatingAtPath: file.path))
         try handle.seek(toOffset: UInt64(CRB_HEADER_PAGE) + 32)
@@ -194,11 +197,7 @@ final class OpenRing {
     @Test(arguments: ["truncated", "zeroed", "foreign", "bad cursors", "bad record"])
     func aFileThatDoesNotCheckOutIsRefusedAndLeftAsItWas(_ damage: String) throws {
         let file = TestRingFile()
-        do {
-            let ring = file.open().ring!
-            for i in 0..<4 { _ = ring.write([UInt8(i)]) }
-            ring.crash()
-        }
+        file.leave(4)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
         switch damage {
         case "truncated": bytes = bytes.prefix(bytes.count - 100)
@@ -215,11 +214,7 @@ final class OpenRing {
 
     @Test func aFileFromAnotherBootIsRefusedAsStale() {
         let file = TestRingFile()
-        do {
-            let ring = file.open().ring!
-            _ = ring.write([1])
-            ring.crash()
-        }
+        file.leave(1)
         #expect(file.open(boot: Array(repeating: 8, count: 16)).rc == -ESTALE)
         #expect(file.open().recovery.committed == 1)
     }
@@ -255,11 +250,7 @@ extension RingFileTests {
         ring?.crash()
         // Nothing synced: refused as stale.
         let other = TestRingFile()
-        do {
-            let ring = other.open().ring!
-            _ = ring.write([1])
-            ring.crash()
-        }
+        other.leave(1)
         #expect(other.open(boot: Array(repeating: 9, count: 16)).rc == -ESTALE)
     }
 
@@ -267,11 +258,7 @@ extension RingFileTests {
     /// written either): recovery skips them and finds the records after it.
     @Test func aDeadClaimsZerosAreSkippedAndTheRecordsAfterItRecovered() throws {
         let file = TestRingFile()
-        do {
-            let ring = file.open().ring!
-            for i in 0..<4 { _ = ring.write([UInt8(i)]) }
-            ring.crash()
-        }
+        file.leave(4)
         let handle = try #require(FileHandle(forUpdatingAtPath: file.path))
         try handle.seek(toOffset: UInt64(CRB_HEADER_PAGE) + 16)
         handle.write(Data(count: 16))  // record 1, header and payload

@@ -47,23 +47,8 @@ func ringFileBenchmarks(emit: Benchmark.Configuration, e2e: Benchmark.Configurat
         configuration.traces.maxConcurrentExports = 4
         configuration.spill = SpillConfiguration(directory: spill)
         let pipeline = try TelemetryPipeline(configuration: configuration)
-        let tracer = pipeline.tracer(scope: "bench")
-        let start = ContinuousClock.now
-        benchmark.startMeasurement()
-        for i in 0..<spans {
-            let span = tracer.startSpan("GET /api/cart", kind: .server)
-            span.setAttribute("spillway.load.seq", i)
-            span.setAttribute("http.request.method", "GET")
-            span.setAttribute("http.route", "/api/cart")
-            span.setAttribute("http.response.status_code", 200)
-            span.setAttribute("cache.hit", true)
-            span.end()
-        }
-        try await flush(pipeline, timeout: .seconds(600))
-        benchmark.stopMeasurement()
-        let elapsed = ContinuousClock.now - start
+        let seconds = try await sendNumberedSpans(pipeline, spans, benchmark)
         let report = receiver.sequenceReport(expected: spans)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let ring = pipeline.stats().ringFile
         writeReport(
             "ring file end to end: \(spans) spans in \(String(format: "%.2f", seconds)) s = \(Int(Double(spans) / seconds)) spans/s; "

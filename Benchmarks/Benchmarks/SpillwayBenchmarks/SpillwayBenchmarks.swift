@@ -99,6 +99,27 @@ func runOTel(_ service: some Service) -> Task<Void, any Error> {
     Task { try await service.run() }
 }
 
+/// Emits `spans` numbered spans of 5 attributes through `pipeline` as fast as it takes them and
+/// flushes; the measurement brackets both. Returns the seconds it took.
+func sendNumberedSpans(_ pipeline: TelemetryPipeline, _ spans: Int, _ benchmark: Benchmark) async throws -> Double {
+    let tracer = pipeline.tracer(scope: "bench")
+    let start = ContinuousClock.now
+    benchmark.startMeasurement()
+    for i in 0..<spans {
+        let span = tracer.startSpan("GET /api/cart", kind: .server)
+        span.setAttribute("spillway.load.seq", i)
+        span.setAttribute("http.request.method", "GET")
+        span.setAttribute("http.route", "/api/cart")
+        span.setAttribute("http.response.status_code", 200)
+        span.setAttribute("cache.hit", true)
+        span.end()
+    }
+    try await flush(pipeline, timeout: .seconds(600))
+    benchmark.stopMeasurement()
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
 /// How many spans each end-to-end row sends (`BENCH_E2E_SPANS`): outside the `SPILLWAY_` prefix,
 /// which the pipeline checks for misspelt variables and would warn about.
 let spansPerEndToEndRun = Int(ProcessInfo.processInfo.environment["BENCH_E2E_SPANS"] ?? "") ?? 1_000_000
@@ -377,23 +398,8 @@ let benchmarks: @Sendable () -> Void = {
         configuration.overflowPolicy = .block(upTo: .seconds(30))
         configuration.traces.maxConcurrentExports = 4
         let pipeline = try TelemetryPipeline(configuration: configuration)
-        let tracer = pipeline.tracer(scope: "bench")
-        let start = ContinuousClock.now
-        benchmark.startMeasurement()
-        for i in 0..<spansPerEndToEndRun {
-            let span = tracer.startSpan("GET /api/cart", kind: .server)
-            span.setAttribute("spillway.load.seq", i)
-            span.setAttribute("http.request.method", "GET")
-            span.setAttribute("http.route", "/api/cart")
-            span.setAttribute("http.response.status_code", 200)
-            span.setAttribute("cache.hit", true)
-            span.end()
-        }
-        try await flush(pipeline, timeout: .seconds(600))
-        benchmark.stopMeasurement()
-        let elapsed = ContinuousClock.now - start
+        let seconds = try await sendNumberedSpans(pipeline, spansPerEndToEndRun, benchmark)
         let report = receiver.sequenceReport(expected: spansPerEndToEndRun)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         writeReport(
             "spillway end to end: \(spansPerEndToEndRun) spans in \(String(format: "%.2f", seconds)) s = "
                 + "\(Int(Double(spansPerEndToEndRun) / seconds)) spans/s; receiver: \(report); \(pipeline.stats().spans.dropped)"

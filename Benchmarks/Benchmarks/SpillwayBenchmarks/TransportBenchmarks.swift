@@ -63,22 +63,7 @@ func spillwayEndToEnd(_ benchmark: Benchmark, over transport: BenchTransport, sp
     // between processes: a window fixed at 4 measured each transport's per-request latency
     // more than its throughput.
     let pipeline = try TelemetryPipeline(configuration: configuration)
-    let tracer = pipeline.tracer(scope: "bench")
-    let start = ContinuousClock.now
-    benchmark.startMeasurement()
-    for i in 0..<spans {
-        let span = tracer.startSpan("GET /api/cart", kind: .server)
-        span.setAttribute("spillway.load.seq", i)
-        span.setAttribute("http.request.method", "GET")
-        span.setAttribute("http.route", "/api/cart")
-        span.setAttribute("http.response.status_code", 200)
-        span.setAttribute("cache.hit", true)
-        span.end()
-    }
-    try await flush(pipeline, timeout: .seconds(600))
-    benchmark.stopMeasurement()
-    let elapsed = ContinuousClock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let seconds = try await sendNumberedSpans(pipeline, spans, benchmark)
     let report = receiver.sequenceReport(expected: spans)
     writeReport(
         "spillway \(transport.name): \(spans) spans in \(String(format: "%.2f", seconds)) s = "

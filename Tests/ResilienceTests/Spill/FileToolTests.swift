@@ -354,3 +354,38 @@ import Testing
         try await receiver.stop()
     }
 }
+
+extension FileToolTests {
+    /// Runs `spillway load --report-acks` with `arguments`, kills it with SIGKILL after `killAfter`, and
+    /// returns, per emitting thread, the highest `spillway.load.seq` it saw an emit of return (-1: none)
+    /// and whether it died of the signal.
+    static func killedLoad(_ arguments: [String], threads: Int, environment: [String: String], killAfter: Duration) async throws -> (
+        acked: [Int], killed: Bool
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = ["load"] + arguments + ["--quiet", "--report-acks", "--threads", "\(threads)"]
+        var inherited = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") && !$0.key.hasPrefix("SPILLWAY_") }
+        for (key, value) in environment { inherited[key] = value }
+        process.environment = inherited
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Task.sleep(for: killAfter)
+        kill(process.processIdentifier, SIGKILL)
+        let data = try await blockingCall {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return data
+        }
+        var acked = [Int](repeating: -1, count: threads)
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 3, fields[0] == "acked", let t = Int(fields[1]), let seq = Int(fields[2]), t < threads {
+                acked[t] = max(acked[t], seq)
+            }
+        }
+        return (acked, process.terminationReason == .uncaughtSignal)
+    }
+}

@@ -82,35 +82,11 @@ import Testing
         for durability in ["machine_crash:2ms", "process_crash"] {
             let directory = FileToolTests.temporaryDirectory() + "/spill"
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: FileToolTests.tool)
-            process.arguments = [
-                "load", "--endpoint", "http://127.0.0.1:9", "--spans", "10000000", "--threads", "2", "--rate", "40000", "--spill-dir",
-                directory,
-                "--quiet",
-                "--report-acks", "--route-durability", durability
-            ]
-            var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") && !$0.key.hasPrefix("SPILLWAY_") }
-            environment["SPILLWAY_TEST_BOOT_ID"] = "boot-before"
-            process.environment = environment
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            try await Task.sleep(for: .milliseconds(1_500))
-            kill(process.processIdentifier, SIGKILL)
-            let data = try await blockingCall {
-                let data = out.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return data
-            }
-            var acked = [Int](repeating: -1, count: 2)
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                let fields = line.split(separator: " ")
-                if fields.count == 3, fields[0] == "acked", let t = Int(fields[1]), let seq = Int(fields[2]) {
-                    acked[t] = max(acked[t], seq)
-                }
-            }
+            let (acked, _) = try await FileToolTests.killedLoad(
+                [
+                    "--endpoint", "http://127.0.0.1:9", "--spans", "10000000", "--rate", "40000", "--spill-dir", directory,
+                    "--route-durability", durability
+                ], threads: 2, environment: ["SPILLWAY_TEST_BOOT_ID": "boot-before"], killAfter: .milliseconds(1_500))
             #expect(acked.allSatisfy { $0 > 100 }, "\(durability): \(acked)")
             let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
             let recover = try await FileToolTests.run(

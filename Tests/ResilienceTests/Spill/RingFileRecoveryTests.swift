@@ -29,32 +29,11 @@ private func configuration(_ receiver: OTLPReceiver, directory: String) -> Pipel
             // A collector that never answers in time: batches stay in flight, so the ring holds them at the kill.
             let hanging = try await OTLPReceiver.start(retention: [], countIDs: false)
             hanging.behavior = .delay(.seconds(60))
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: FileToolTests.tool)
-            process.arguments = [
-                "load", "--endpoint", hanging.endpoint, "--spans", "10000000", "--rate", "40000", "--spill-dir", directory, "--quiet",
-                "--report-acks"
-            ]
-            var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") && !$0.key.hasPrefix("SPILLWAY_") }
-            environment["SPILLWAY_OVERFLOW"] = "block:30000"
-            process.environment = environment
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            try await Task.sleep(for: .milliseconds(1_500))
-            kill(process.processIdentifier, SIGKILL)
-            let data = try await blockingCall {
-                let data = out.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return data
-            }
-            let acked =
-                String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line -> Int? in
-                    let fields = line.split(separator: " ")
-                    return fields.count == 3 && fields[0] == "acked" ? Int(fields[2]) : nil
-                }.max() ?? -1
-            #expect(process.terminationReason == .uncaughtSignal && acked > 1_000, "round \(round): acked \(acked)")
+            let (acks, killed) = try await FileToolTests.killedLoad(
+                ["--endpoint", hanging.endpoint, "--spans", "10000000", "--rate", "40000", "--spill-dir", directory], threads: 1,
+                environment: ["SPILLWAY_OVERFLOW": "block:30000"], killAfter: .milliseconds(1_500))
+            let acked = acks[0]
+            #expect(killed && acked > 1_000, "round \(round): acked \(acked)")
             let inspect = try await FileToolTests.run(["inspect", directory])
             #expect(inspect.output.contains("left in the ring file:"), "round \(round): \(inspect.output)")
 
