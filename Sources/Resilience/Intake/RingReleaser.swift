@@ -12,9 +12,10 @@ import Synchronization
 /// released: after a crash it is sent again (a duplicate, counted in the recovery).
 ///
 /// One batch that takes long (retries against a collector that is down, a slow collector) would
-/// hold everything behind it. So when the ring is half full, ``relocatePinned()`` moves the
-/// oldest batches' requests to the ring's tail, as one record each (``relocatedBatchType(signal:route:)``):
-/// the batch stays recoverable there, and the space behind it is freed.
+/// hold everything behind it. So when it does — the ring half full, or an eighth full behind a
+/// batch out for 100 ms — ``relocatePinned()`` moves the oldest batches' requests to the ring's
+/// tail, as one record each (``relocatedBatchType(signal:route:)``): the batch stays recoverable
+/// there, and the space behind it is freed (and a crash does not send it all again).
 ///
 /// Thread-safety: every method from any thread; one lock.
 final class RingReleaser: Sendable {
@@ -26,6 +27,8 @@ final class RingReleaser: Sendable {
         var position: UInt64
         let id: UInt64
         var batch: Relocatable?
+        /// When the batch was built (monotonic nanoseconds).
+        var builtAt: UInt64 = 0
     }
 
     /// What relocation writes: the request, its records, its signal and route index.
@@ -59,7 +62,10 @@ final class RingReleaser: Sendable {
     /// Hold `id` now belongs to a built batch, which relocation may move.
     func attach(_ id: UInt64, _ batch: Relocatable) {
         state.withLock { state in
-            if let index = state.entries.firstIndex(where: { $0.id == id }) { state.entries[index].batch = batch }
+            if let index = state.entries.firstIndex(where: { $0.id == id }) {
+                state.entries[index].batch = batch
+                state.entries[index].builtAt = monotonicNanos()
+            }
         }
     }
 
@@ -77,18 +83,31 @@ final class RingReleaser: Sendable {
         state.withLock { state in if state.entries.isEmpty { ring.release(to: .max) } }
     }
 
-    /// While the ring is half full and its oldest hold is a built batch, copies that batch's
-    /// request to the tail and frees the space behind it; at most `limit` a call. Returns how many moved.
+    /// Whether the oldest hold should move: the ring is half full, or an eighth full behind a batch
+    /// out for longer than ``pinnedAge`` (a retry; the records behind it were likely delivered or
+    /// spilled already, and a crash would send them again).
+    private func pins(_ entry: Entry, now: UInt64) -> Bool {
+        let used = ring.bytesInUse
+        return used * 2 >= ring.capacity || (used * 8 >= ring.capacity && now &- entry.builtAt > Self.pinnedAge)
+    }
+
+    /// How long a batch may hold the oldest space of a ring an eighth full before it is relocated.
+    static let pinnedAge: UInt64 = 100_000_000
+
+    /// While the oldest hold is a built batch that pins the ring (``pins(_:now:)``), copies that
+    /// batch's request to the tail and frees the space behind it; at most `limit` a call. Returns how many moved.
     @discardableResult
     func relocatePinned(limit: Int = 8) -> Int {
-        guard ring.bytesInUse * 2 >= ring.capacity else { return 0 }
+        guard ring.bytesInUse * 8 >= ring.capacity else { return 0 }
+        let now = monotonicNanos()
         return state.withLock { state in
             var moved = 0
-            while moved < limit, ring.bytesInUse * 2 >= ring.capacity, var first = state.entries.first, let batch = first.batch {
+            while moved < limit, var first = state.entries.first, let batch = first.batch, pins(first, now: now) {
                 let type = relocatedBatchType(signal: batch.signal, route: batch.route)
                 guard let position = ring.write(type: type, count: UInt32(clamping: batch.records), body: batch.body) else { break }
                 state.entries.removeFirst()
                 first.position = position
+                first.builtAt = now
                 let index = state.entries.lastIndex { $0.position <= position }.map { $0 + 1 } ?? 0
                 state.entries.insert(first, at: index)
                 ring.release(to: state.entries.first!.position)

@@ -207,6 +207,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             }
             if drained == 0 {
                 releaser?.releaseIdle()
+                releaser?.relocatePinned()
                 var sleep = idle
                 for builder in builders where !builder.isEmpty { sleep = min(sleep, builder.deadline &- min(now, builder.deadline)) }
                 parker.park(nanoseconds: max(sleep, 10_000))
