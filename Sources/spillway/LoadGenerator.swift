@@ -31,6 +31,9 @@ struct LoadGenerator {
         var emitNanosecondsPerRecord: Double
         /// The longest single emit call: how long the app's thread was held.
         var emitNanosecondsMax: UInt64 = 0
+        /// The 50th and 99th percentile of single emit calls, in nanoseconds (from buckets 1/8 of a power of two wide).
+        var emitNanosecondsP50: UInt64 = 0
+        var emitNanosecondsP99: UInt64 = 0
         var accepted: Int
         var refused: Int
         /// Records emitted (less than asked when interrupted).
@@ -58,6 +61,7 @@ struct LoadGenerator {
             Thread {
                 var emitNanos: UInt64 = 0
                 var emitMax: UInt64 = 0
+                var latencies = LatencyBuckets()
                 var accepted = 0
                 var refused = 0
                 var n = 0
@@ -89,6 +93,7 @@ struct LoadGenerator {
                     let took = DispatchTime.now().uptimeNanoseconds &- before
                     emitNanos &+= took
                     emitMax = max(emitMax, took)
+                    latencies.record(took)
                     if result.isAccepted { accepted += 1 } else { refused += 1 }
                     if reportAcks {
                         if !result.isAccepted { Self.say("refused \(seq)") } else if accepted & 255 == 0 { Self.say("acked \(t) \(seq)") }
@@ -108,7 +113,7 @@ struct LoadGenerator {
                 }
                 if reportAcks && seq - threads >= 0 { Self.say("acked \(t) \(seq - threads)") }
                 progress.add(n & 1023)
-                progress.finish(thread: (emitNanos, accepted, refused), max: emitMax)
+                progress.finish(thread: (emitNanos, accepted, refused), max: emitMax, latencies: latencies)
                 group.leave()
             }.start()
         }
@@ -124,7 +129,8 @@ struct LoadGenerator {
         let (nanos, accepted, refused) = progress.totals
         return Result(
             elapsed: ContinuousClock.now - start, emitNanosecondsPerRecord: total == 0 ? 0 : Double(nanos) / Double(total),
-            emitNanosecondsMax: progress.maxEmit, accepted: accepted, refused: refused)
+            emitNanosecondsMax: progress.maxEmit, emitNanosecondsP50: progress.latencies.percentile(0.5),
+            emitNanosecondsP99: progress.latencies.percentile(0.99), accepted: accepted, refused: refused)
     }
 }
 
@@ -138,6 +144,35 @@ extension LoadGenerator {
     static func die(_ how: String) -> Never {
         if how == "abort" { abort() }
         fatalError("spillway load: --crash-with fatal-error, in the middle of a span")
+    }
+}
+
+/// Emit latencies by bucket: 8 a power of two (≈ 9 % wide), from 1 ns to 2^40 ns; no allocation per record.
+struct LatencyBuckets {
+    private var counts = [Int](repeating: 0, count: 41 * 8)
+
+    mutating func record(_ nanoseconds: UInt64) {
+        let value = max(nanoseconds, 1)
+        let octave = 63 - value.leadingZeroBitCount
+        let fraction = octave >= 3 ? Int((value >> (octave - 3)) & 7) : 0
+        counts[min(octave * 8 + fraction, counts.count - 1)] += 1
+    }
+
+    mutating func merge(_ other: LatencyBuckets) { for i in counts.indices { counts[i] += other.counts[i] } }
+
+    /// The upper bound of the bucket holding the `q`-quantile.
+    func percentile(_ q: Double) -> UInt64 {
+        let total = counts.reduce(0, +)
+        guard total > 0 else { return 0 }
+        var seen = 0
+        for (i, n) in counts.enumerated() {
+            seen += n
+            if Double(seen) >= q * Double(total) {
+                let octave = i / 8, fraction = UInt64(i % 8)
+                return octave >= 3 ? (8 + fraction + 1) << (octave - 3) : 1 << (octave + 1)
+            }
+        }
+        return 0
     }
 }
 
@@ -159,8 +194,10 @@ final class ProgressCounter: @unchecked Sendable {
         defer { lock.unlock() }
         return count
     }
-    func finish(thread: (UInt64, Int, Int), max emitMax: UInt64) {
+    private(set) var latencies = LatencyBuckets()
+    func finish(thread: (UInt64, Int, Int), max emitMax: UInt64, latencies threadLatencies: LatencyBuckets) {
         lock.lock()
+        latencies.merge(threadLatencies)
         sums = (sums.0 + thread.0, sums.1 + thread.1, sums.2 + thread.2)
         longest = max(longest, emitMax)
         lock.unlock()
@@ -196,6 +233,13 @@ func formatRate(_ value: Double) -> String {
     if value >= 1e6 { return String(format: "%.2f M", value / 1e6) }
     if value >= 1e3 { return String(format: "%.1f k", value / 1e3) }
     return String(format: "%.0f", value)
+}
+
+/// `850 ns`, `12.5 µs`, `3.2 ms`.
+func formatNanoseconds(_ value: UInt64) -> String {
+    if value >= 1_000_000 { return String(format: "%.1f ms", Double(value) / 1e6) }
+    if value >= 1_000 { return String(format: "%.1f µs", Double(value) / 1e3) }
+    return "\(value) ns"
 }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }

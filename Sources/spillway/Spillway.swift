@@ -160,6 +160,9 @@ struct Load: AsyncParsableCommand {
             "emitted:  \(stats.spans.emitted) spans, \(stats.logs.emitted) logs in "
                 + "\(String(format: "%.2f", seconds(result.elapsed))) s (\(formatRate(Double(result.emitted) / seconds(result.elapsed)))/s)"
         )
+        print(
+            "emit:     p50 \(formatNanoseconds(result.emitNanosecondsP50)), p99 \(formatNanoseconds(result.emitNanosecondsP99)), "
+                + "max \(formatNanoseconds(result.emitNanosecondsMax)) per call on the emitting threads")
         print("exported: \(stats.spans.exported) spans, \(stats.logs.exported) logs")
         print("dropped:  \(dropped(stats.spans)) spans, \(dropped(stats.logs)) logs")
         if load.metrics > 0 || stats.metrics.emitted > 0 {
@@ -206,6 +209,7 @@ func jsonSummary(_ stats: PipelineStats, _ result: LoadGenerator.Result) -> Stri
     return "{\"spans\":\(signal(stats.spans)),\"logs\":\(signal(stats.logs)),\"metrics\":\(signal(stats.metrics)),"
         + "\"attempts\":\(stats.exportAttempts),"
         + "\"emit_max_ns\":\(result.emitNanosecondsMax),\"emit_ns\":\(Int(result.emitNanosecondsPerRecord)),"
+        + "\"emit_p50_ns\":\(result.emitNanosecondsP50),\"emit_p99_ns\":\(result.emitNanosecondsP99),"
         + "\"elapsed_s\":\(seconds(result.elapsed))}"
 }
 
