@@ -236,14 +236,14 @@ int crb_open_file(int fd, size_t capacity, const uint8_t boot_id[16], crb_recove
 		}
 		ring->generation++;
 	}
-	/* Dirty every page now (writing back the byte it holds): the first write to a clean page of a
-	 * shared file mapping faults (the kernel tracks dirty pages), which cost producers 200 ns a
-	 * 256-byte record on a fresh ring (`make bench`, "ring file: claim + copy + commit"). The
-	 * kernel cleans pages it writes back (every 30 s by default), and each then faults once more. */
-	for (uint64_t offset = 0; offset < length; offset += 4096) {
-		volatile uint8_t *byte = (volatile uint8_t *)memory + offset;
-		*byte = *byte;
-	}
+	/* Not dirtied here: the first write to a clean page of a shared file mapping faults (the kernel
+	 * tracks dirty pages), about 2 µs a page, once per page and again after the kernel wrote it back
+	 * (every 30 s by default): 16 ms a 32 MiB lap. Dirtying all of it at open cost every pipeline a
+	 * 32 MiB write-back, which slowed the fsyncs of spill stores beside it (ext4 data=ordered). */
+#ifndef MAP_POPULATE
+	for (uint64_t offset = 0; offset < length; offset += 4096)
+		(void)((volatile uint8_t *)memory)[offset];
+#endif
 	recovery->generation = ring->generation;
 	*out = ring;
 	return 0;
