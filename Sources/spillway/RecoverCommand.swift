@@ -13,7 +13,8 @@ struct Recover: AsyncParsableCommand {
             delivered (claims a producer never committed are skipped and counted), replays the spill segments, and \
             deletes each only when the collector acknowledged it. Reads the OTEL_* and SPILLWAY_* environment like the \
             library. Exit status: 0 when nothing is left; 1 when something is left (the collector did not take it before \
-            --timeout), DIR is not a spill directory, or a running process holds it; 64 a usage error.
+            --timeout), a ring file could not be read (it is set aside), DIR is not a spill directory, or a running process \
+            holds it; 64 a usage error.
             """)
 
     @Argument(help: "The spill directory a process left.") var directory: String
@@ -96,6 +97,7 @@ struct Recover: AsyncParsableCommand {
         if dropped > 0 { print("dropped:  \(grouped(dropped)) (\(events.summary))") }
         let lines = leftBehind(in: [path])
         for line in lines { print(line) }
-        if !lines.isEmpty || dropped > 0 { throw ExitCode(1) }
+        // A ring file set aside is a data problem too: its records were not sent.
+        if !lines.isEmpty || dropped > 0 || ring?.setAside != nil { throw ExitCode(1) }
     }
 }
