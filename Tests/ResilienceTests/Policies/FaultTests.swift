@@ -77,14 +77,31 @@ import Testing
         let pipeline = try makePipeline(
             receiver: receiver, circuitBreaker: CircuitBreakerPolicy(failureThreshold: 5, cooldown: .seconds(3)), handler: events)
         let start = ContinuousClock.now
+        // Health is sampled on a thread of its own from the start: the state to see lasts one
+        // cool-down (3 s) after the trip, and a suite that starves the machine for longer than that
+        // made a poll after the trip see the probe instead ("degraded: probing").
+        let seen = Mutex<[PipelineHealth]>([])
+        let sampling = Atomic<Bool>(true)
+        Thread {
+            while sampling.load(ordering: .relaxed) {
+                let health = pipeline.health()
+                seen.withLock { if $0.last != health { $0.append(health) } }
+                usleep(5_000)
+            }
+        }.start()
         emit(pipeline, 1_000)
-        #expect(await eventually { pipeline.stats().circuitBreakerTrips >= 1 })
-        let downSeen = await eventually {
-            guard case .unhealthy(let reasons) = pipeline.health() else { return false }
-            return reasons.contains(.collectorDown) && reasons.contains(.holdingBatches)
+        #expect(await eventually(timeout: .seconds(30)) { pipeline.stats().circuitBreakerTrips >= 1 })
+        let downSeen = await eventually(timeout: .seconds(30)) {
+            seen.withLock { states in
+                states.contains { health in
+                    guard case .unhealthy(let reasons) = health else { return false }
+                    return reasons.contains(.collectorDown) && reasons.contains(.holdingBatches)
+                }
+            }
         }
-        #expect(downSeen, "while the collector is down: \(pipeline.health())")
+        #expect(downSeen, "while the collector is down: \(seen.withLock { $0 })")
         try await Task.sleep(until: start + .seconds(5))
+        sampling.store(false, ordering: .relaxed)
         receiver.behavior = .accept
         await pipeline.forceFlush()
         let stats = pipeline.stats()
@@ -141,7 +158,7 @@ import Testing
         let events = EventLog()
         let pipeline = try makePipeline(receiver: receiver, batchSize: 100, handler: events)
         emit(pipeline, 1_000)
-        #expect(await eventually { pipeline.stats().batchesHeldInMemory > 0 })
+        #expect(await eventually(timeout: .seconds(30)) { pipeline.stats().batchesHeldInMemory > 0 })
         let summary = await pipeline.shutdown(deadline: .now + .milliseconds(500))
         #expect(summary.deadlineExceeded)
         #expect(summary.stats.spans.emitted == 1_000)
@@ -153,7 +170,7 @@ import Testing
             return s.spans.dropped == [.shutdown: 1_000] && s.spans.pending == 0 && s.batchesHeldInMemory == 0
         }
         #expect(books, "\(pipeline.stats())")
-        #expect(await eventually { events.droppedByReason == [.shutdown: 1_000] }, "\(events.droppedByReason)")
+        #expect(await eventually(timeout: .seconds(30)) { events.droppedByReason == [.shutdown: 1_000] }, "\(events.droppedByReason)")
         try await receiver.stop()
     }
 
