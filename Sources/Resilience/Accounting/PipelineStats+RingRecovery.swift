@@ -12,8 +12,9 @@ extension PipelineStats {
         public var capacity: Int
         /// 1 for a new file; one more each time a pipeline opens it again.
         public var generation: Int
-        /// Records found committed and not yet delivered, by signal (only traces and logs pass the ring).
+        /// Spans found committed and not yet delivered (relocated requests' spans included).
         public var recoveredSpans: Int
+        /// Log records found committed and not yet delivered (metrics never pass the ring).
         public var recoveredLogRecords: Int
         /// Records claimed and never committed (a producer died in the middle of an emit), skipped.
         public var skippedRecords: Int
