@@ -53,8 +53,12 @@ import Testing
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        // Whole seconds: the date is 4–5 s ahead.
-        let date = formatter.string(from: Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 5).rounded(.down)))
+        // Whole seconds: the date is 4–5 s ahead. The retry must not come before it, measured from now:
+        // a loaded suite once sent the first request 3.3 s after this line, and the retry came 1.7 s after it.
+        let (wallNow, clockNow) = (Date().timeIntervalSince1970, ContinuousClock.now)
+        let dateSeconds = (wallNow + 5).rounded(.down)
+        let notBefore = clockNow + .milliseconds(Int64((dateSeconds - wallNow) * 1000))
+        let date = formatter.string(from: Date(timeIntervalSince1970: dateSeconds))
         receiver.behavior = .failFirst(count: 1, status: 429, retryAfter: date)
         let events = EventLog()
         let pipeline = try makePipeline(receiver: receiver, batchSize: 10, handler: events, scheduleDelay: .seconds(60))
@@ -62,7 +66,9 @@ import Testing
         await pipeline.forceFlush()
         let times = receiver.requestTimes
         #expect(times.count == 2)
-        if times.count == 2 { #expect(times[0].duration(to: times[1]) >= .seconds(2), "\(times[0].duration(to: times[1]))") }
+        if times.count == 2 {
+            #expect(times[1] >= notBefore - .milliseconds(100), "the retry came \(times[1].duration(to: notBefore)) before the date")
+        }
         #expect(await eventually { events.all.first?.kind == .throttled })
         #expect(pipeline.stats().spans.exported == 10)
         await shutDownCheckingBooks(pipeline)
