@@ -342,6 +342,9 @@ public final class TelemetryPipeline: Sendable {
         // lock goes to the next pipeline or process, which would otherwise send it again.
         for stack in stacks { await stack.replayer?.finish(before: deadline) }
         metricReader.settleQueued()
+        if let releaser = batchProcessor?.releaser, case let left = releaser.relocateAll(), left > 0 {
+            logger.notice("shutdown: \(left) records of exports still under way are kept in the ring file for the next start")
+        }
         // Every record released (delivered, spilled or dropped): the ring file has nothing for a
         // next process. Removed while the lock is still held, so no other process has opened it.
         if let fileRing, let spill = configuration.spill, fileRing.bytesInUse == 0 { RingFile.remove(directory: spill.directory) }

@@ -26,7 +26,8 @@ extension PipelineStats {
         /// group commits had synced was read (the rest counted in ``skippedBytes``).
         public var afterReboot: Bool
         /// Requests of batches in flight moved to the ring's tail so far, because the oldest of them
-        /// held the ring's space while it was half full (a retry, a slow collector).
+        /// held the ring's space while it was half full (a retry, a slow collector), or because
+        /// their export had not ended when shutdown's grace did (they stay in the ring file).
         public var relocatedRequests = 0
 
         init(

@@ -204,6 +204,13 @@
             }
         }
 
+        /// Abandons the call whose answer `promise` awaits (its export was cancelled): it fails, its stream is reset.
+        func cancel(_ promise: EventLoopPromise<Response>) {
+            guard let id = calls.first(where: { $0.value.promise.futureResult === promise.futureResult })?.key else { return }
+            finish(id, .failure(OTLPExportError(code: .connectionClosed, message: "the export was cancelled")))
+            reset(id)
+        }
+
         /// Abandons a stream whose answer is no longer wanted.
         private func reset(_ id: HTTP2StreamID) {
             context?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)

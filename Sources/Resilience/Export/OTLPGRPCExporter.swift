@@ -182,12 +182,18 @@
         ) async throws -> GRPCCallsHandler.Response {
             let loop = connection.channel.eventLoop
             let calls = connection.calls
-            return try await withUnsafeThrowingContinuation { continuation in
-                loop.execute {
-                    let promise = loop.makePromise(of: GRPCCallsHandler.Response.self)
-                    promise.futureResult.whenComplete { continuation.resume(with: $0) }
-                    calls.value.start(request: headers, message: message, timeout: timeout, promise: promise)
+            let promise = loop.makePromise(of: GRPCCallsHandler.Response.self)
+            // Shutdown cancels exports past its deadline: the call's stream is reset, so a
+            // collector that does not answer cannot hold the batch for the whole timeout.
+            return try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { continuation in
+                    loop.execute {
+                        promise.futureResult.whenComplete { continuation.resume(with: $0) }
+                        calls.value.start(request: headers, message: message, timeout: timeout, promise: promise)
+                    }
                 }
+            } onCancel: {
+                loop.execute { calls.value.cancel(promise) }
             }
         }
 

@@ -113,7 +113,13 @@ public final class OTLPHTTPExporter: TelemetryExporter {
             }
             channel.writeAndFlush(HTTPExchange(head: head, body: body, timeout: timeout, promise: promise), promise: written)
             do {
-                let answer = try await promise.futureResult.get()
+                // Shutdown cancels exports past its deadline: the connection closes, so a
+                // collector that does not answer cannot hold the batch for the whole timeout.
+                let answer = try await withTaskCancellationHandler {
+                    try await promise.futureResult.get()
+                } onCancel: {
+                    channel.close(promise: nil)
+                }
                 if answer.keepAlive && channel.isActive && !isShutDown.load(ordering: .relaxed) {
                     idle.withLock { $0[endpoint, default: []].append(connection) }
                 } else {
@@ -121,6 +127,8 @@ public final class OTLPHTTPExporter: TelemetryExporter {
                 }
                 response = answer
                 break
+            } catch where Task.isCancelled {
+                throw CancellationError()
             } catch let error as OTLPExportError where error.code == .connectionClosed && reused && error.beforeAnswer && attempt == 0 {
                 continue
             } catch let error as OTLPExportError where error.code == .connectionClosed && !reused && error.beforeAnswer {

@@ -44,6 +44,8 @@ final class RingReleaser: Sendable {
         var entries: [Entry] = []
         var nextID: UInt64 = 0
         var relocated = 0
+        /// Set by ``relocateAll()``: the ring file may belong to the next pipeline now; nothing more is freed.
+        var detached = false
     }
 
     init(ring: Ring) { self.ring = ring }
@@ -72,7 +74,7 @@ final class RingReleaser: Sendable {
     /// Hold `id` ended: frees the ring up to the oldest hold left (or to what was read).
     func release(_ id: UInt64) {
         state.withLock { state in
-            guard let index = state.entries.firstIndex(where: { $0.id == id }) else { return }
+            guard !state.detached, let index = state.entries.firstIndex(where: { $0.id == id }) else { return }
             state.entries.remove(at: index)
             if index == 0 { ring.release(to: state.entries.first?.position ?? .max) }
         }
@@ -80,7 +82,7 @@ final class RingReleaser: Sendable {
 
     /// Frees what was read when nothing is held (records that went into no batch: foreign types, relocated requests).
     func releaseIdle() {
-        state.withLock { state in if state.entries.isEmpty { ring.release(to: .max) } }
+        state.withLock { state in if state.entries.isEmpty && !state.detached { ring.release(to: .max) } }
     }
 
     /// Whether the oldest hold should move: the ring is half full, or an eighth full behind a batch
@@ -102,20 +104,44 @@ final class RingReleaser: Sendable {
         let now = monotonicNanos()
         return state.withLock { state in
             var moved = 0
-            while moved < limit, var first = state.entries.first, let batch = first.batch, pins(first, now: now) {
-                let type = relocatedBatchType(signal: batch.signal, route: batch.route)
-                guard let position = ring.write(type: type, count: UInt32(clamping: batch.records), body: batch.body) else { break }
-                state.entries.removeFirst()
-                first.position = position
-                first.builtAt = now
-                let index = state.entries.lastIndex { $0.position <= position }.map { $0 + 1 } ?? 0
-                state.entries.insert(first, at: index)
-                ring.release(to: state.entries.first!.position)
-                moved += 1
-            }
+            while moved < limit, !state.detached, let first = state.entries.first, pins(first, now: now), relocateFirst(&state, now: now) { moved += 1 }
             state.relocated += moved
             return moved
         }
+    }
+
+    /// At shutdown, for exports still under way past its grace (an exporter that ignores
+    /// cancellation): every held batch's request moves to the tail, so a ring file left behind
+    /// holds what is unaccounted for, not also everything delivered or spilled behind it, which
+    /// the next process would send again. Returns the records moved. Then the releaser lets go of
+    /// the ring: an export that ends later frees nothing in a file the next pipeline may have opened.
+    func relocateAll() -> Int {
+        let end = ring.tailPosition
+        let now = monotonicNanos()
+        return state.withLock { state in
+            var records = 0
+            while let first = state.entries.first, first.position < end, let batch = first.batch, relocateFirst(&state, now: now) {
+                records += batch.records
+                state.relocated += 1
+            }
+            if !state.entries.isEmpty { state.detached = true }
+            return records
+        }
+    }
+
+    /// Copies the oldest hold's request to the tail, holds it there, and frees the ring up to the
+    /// oldest hold left. `false` (nothing moved) when it is not a built batch or the ring is full.
+    private func relocateFirst(_ state: inout State, now: UInt64) -> Bool {
+        guard var first = state.entries.first, let batch = first.batch else { return false }
+        let type = relocatedBatchType(signal: batch.signal, route: batch.route)
+        guard let position = ring.write(type: type, count: UInt32(clamping: batch.records), body: batch.body) else { return false }
+        state.entries.removeFirst()
+        first.position = position
+        first.builtAt = now
+        let index = state.entries.lastIndex { $0.position <= position }.map { $0 + 1 } ?? 0
+        state.entries.insert(first, at: index)
+        ring.release(to: state.entries.first!.position)
+        return true
     }
 
     /// Holds now, and requests relocated so far.

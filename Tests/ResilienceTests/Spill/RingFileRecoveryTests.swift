@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Resilience
 import ResilienceTesting
+import Synchronization
 import Testing
 
 private func configuration(_ receiver: OTLPReceiver, directory: String) -> PipelineConfiguration {
@@ -151,5 +152,79 @@ private func configuration(_ receiver: OTLPReceiver, directory: String) -> Pipel
         #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
         try await receiver.stop()
+    }
+
+    /// An exporter deaf to cancellation still holds two batches when shutdown's grace ends: their
+    /// requests move to the ring's tail, so the ring file left behind holds only them, not the
+    /// spilled records behind them. The next pipeline sends every span once, and the first one's
+    /// exports that end afterwards free nothing in the file the second one has open.
+    @Test(.timeLimit(.minutes(3)))
+    func exportsThatOutliveShutdownLeaveOnlyTheirOwnRequestsInTheRingFile() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
+        let directory = TestDirectory.make("ring-deaf")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let deaf = DeafExporter()
+        var held = configuration(receiver, directory: directory)
+        held.traces.maxExportBatchSize = 500
+        held.traces.adaptiveConcurrency = false
+        held.traces.maxConcurrentExports = 2
+        let first = try TelemetryPipeline(configuration: held, exporter: deaf)
+        let tracer = first.tracer(scope: "deaf")
+        for i in 0..<3_000 {
+            let span = tracer.startSpan("s")
+            span.setAttribute("spillway.load.seq", i)
+            span.end()
+        }
+        #expect(await eventually(timeout: .seconds(30)) { deaf.held == 1_000 }, "\(first.stats())")
+        let summary = await first.shutdown(deadline: .now + .milliseconds(200))
+        let spans = summary.stats.spans
+        #expect(spans.onDisk == 2_000 && spans.pending == 1_000 && spans.droppedTotal == 0, "\(summary.stats)")
+        #expect(summary.stats.ringFile?.relocatedRequests == 2, "\(String(describing: summary.stats.ringFile))")
+        #expect(FileManager.default.fileExists(atPath: directory + "/ring"))
+
+        let second = try TelemetryPipeline(configuration: configuration(receiver, directory: directory))
+        #expect(second.stats().ringFile?.recoveredSpans == 1_000, "\(String(describing: second.stats().ringFile))")
+        deaf.release()
+        #expect(await eventually(timeout: .seconds(30)) { deaf.held == 0 })
+        let books = await eventually(timeout: .seconds(60)) {
+            let s = second.stats()
+            return s.spans.exported == 3_000 && s.spans.onDisk == 0 && s.spans.pending == 0 && s.ringBytesInUse == 0
+        }
+        #expect(books, "\(second.stats())")
+        let report = receiver.sequenceReport(expected: 3_000)
+        #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
+        _ = await second.shutdown(deadline: .now + .seconds(10))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ring"))
+        try await receiver.stop()
+    }
+}
+
+/// Holds every batch until ``release()``, deaf to cancellation (as an exporter blocked in a call
+/// that cannot be interrupted), then accepts it without sending it anywhere.
+private final class DeafExporter: TelemetryExporter {
+    let name = "deaf"
+    private let state = Mutex<(held: Int, released: Bool, waiting: [CheckedContinuation<Void, Never>])>((0, false, []))
+
+    var held: Int { state.withLock { $0.held } }
+
+    func export(_ batch: ExportBatch) async throws -> ExportResponse {
+        state.withLock { $0.held += batch.recordCount }
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state in
+                if !state.released { state.waiting.append(continuation) }
+                return state.released
+            }
+            if now { continuation.resume() }
+        }
+        state.withLock { $0.held -= batch.recordCount }
+        return ExportResponse()
+    }
+
+    func release() {
+        for continuation in state.withLock({ state in
+            state.released = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }) { continuation.resume() }
     }
 }

@@ -16,7 +16,8 @@ private func segmentFiles(_ directory: String) -> [String] {
 }
 
 private func spillingPipeline(
-    _ receiver: OTLPReceiver, directory: String, handler: (any ExportErrorHandler)? = nil, spill: SpillConfiguration? = nil
+    _ receiver: OTLPReceiver, directory: String, handler: (any ExportErrorHandler)? = nil, spill: SpillConfiguration? = nil,
+    _ adjust: (inout PipelineConfiguration) -> Void = { _ in }
 ) throws -> TelemetryPipeline {
     var configuration = PipelineConfiguration(serviceName: "spill")
     configuration.exporter.endpoint = receiver.endpoint
@@ -27,6 +28,7 @@ private func spillingPipeline(
     configuration.spill = spill ?? SpillConfiguration(directory: directory, durability: .always, io: testIO)
     configuration.exportErrorHandler = handler
     configuration.overflowPolicy = .block(upTo: .seconds(30))  // "nothing lost" means no drops
+    adjust(&configuration)
     return try TelemetryPipeline(configuration: configuration)
 }
 
@@ -105,6 +107,29 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         #expect(replayed, "\(second.stats())")
         #expect(receiver.sequenceReport(expected: 3_000).missing == 0)
         _ = await second.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
+    /// A collector that takes the requests and does not answer: shutdown's deadline cancels the
+    /// exports under way, which close their connection (HTTP) or reset their stream (gRPC) and give
+    /// their batches to the store at once, not after the 30 s export timeout. So the summary has
+    /// every record on disk, and the ring file is gone: the next process has nothing to send twice.
+    /// (A loaded CI run once left a batch waiting for an answer past shutdown: 512 spans pending,
+    /// and the ring file kept everything spilled behind it, which the next pipeline sent again.)
+    @Test(.timeLimit(.minutes(3)), arguments: [OTLPProtocol.httpProtobuf, .grpc])
+    func exportsWaitingForAnAnswerAtTheDeadlineAreCancelledAndSpilled(_ kind: OTLPProtocol) async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false, protocol: kind)
+        receiver.behavior = .delay(.seconds(20))
+        let directory = spillDirectory()
+        let first = try spillingPipeline(receiver, directory: directory) { configuration in
+            configuration.exporter.protocol = kind
+            configuration.exporter.timeout = .seconds(30)
+        }
+        emit(first, 0..<3_000)
+        #expect(await eventually(timeout: .seconds(30)) { receiver.requestCount > 0 }, "\(first.stats())")
+        let summary = await first.shutdown(deadline: .now + .milliseconds(500))
+        #expect(summary.stats.spans.onDisk == 3_000 && summary.stats.spans.droppedTotal == 0, "\(summary.stats)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ring"), "every record was released: no ring file is left")
         try await receiver.stop()
     }
 
