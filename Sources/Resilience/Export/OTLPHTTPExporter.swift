@@ -127,7 +127,7 @@ public final class OTLPHTTPExporter: TelemetryExporter {
                 }
                 response = answer
                 break
-            } catch where Task.isCancelled {
+            } catch  where Task.isCancelled {
                 throw CancellationError()
             } catch let error as OTLPExportError where error.code == .connectionClosed && reused && error.beforeAnswer && attempt == 0 {
                 continue

@@ -104,7 +104,9 @@ final class RingReleaser: Sendable {
         let now = monotonicNanos()
         return state.withLock { state in
             var moved = 0
-            while moved < limit, !state.detached, let first = state.entries.first, pins(first, now: now), relocateFirst(&state, now: now) { moved += 1 }
+            while moved < limit, !state.detached, let first = state.entries.first, pins(first, now: now), relocateFirst(&state, now: now) {
+                moved += 1
+            }
             state.relocated += moved
             return moved
         }
