@@ -9,6 +9,8 @@ let package = Package(
     dependencies: [
         .package(name: "spillway", path: "../.."),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         .executableTarget(
@@ -16,6 +18,8 @@ let package = Package(
             dependencies: [
                 .product(name: "Resilience", package: "spillway"), .product(name: "SpillwayIntegration", package: "spillway"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ])
     ]
 )

@@ -12,7 +12,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$binary" "$work/emit" && strip -g "$work/emit"
 printf '| record | instructions / record | heap allocations / record |\n|---|---|---|\n'
-for shape in span log counter timer exponential; do
+for shape in span log withspan withspan-noop swiftlog swiftlog-noop counter timer exponential; do
     declare -A ir allocs
     for n in 20000 120000; do
         valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg-$shape-$n" "$work/emit" $n $shape >/dev/null 2>&1
@@ -22,6 +22,10 @@ for shape in span log counter timer exponential; do
     case $shape in
         span) label="span, 5 attributes" ;;
         log) label="log record, 3 attributes" ;;
+        withspan) label="swift-distributed-tracing withSpan, 5 attributes, SpillwayTracer" ;;
+        withspan-noop) label="the same through NoOpTracer (the API's own cost)" ;;
+        swiftlog) label="swift-log info, 2 metadata values, SpillwayLogHandler" ;;
+        swiftlog-noop) label="the same into a handler that discards (swift-log's own cost)" ;;
         counter) label="swift-metrics counter.increment(), 2 dimensions" ;;
         timer) label="swift-metrics timer.recordNanoseconds, 2 dimensions" ;;
         *) label="swift-metrics timer.recordNanoseconds, 2 dimensions, exponential histogram" ;;

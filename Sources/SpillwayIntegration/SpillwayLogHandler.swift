@@ -54,20 +54,38 @@ public struct SpillwayLogHandler: LogHandler {
     }
 
     /// Writes one log record into the pipeline (see the type's documentation for the mapping).
+    ///
+    /// The three metadata sources are written in turn, each key once (the call's win over the
+    /// provider's, which win over the handler's), without merging them into a new dictionary:
+    /// a merge hashed every key and allocated (callgrind: 2,500 instructions of 8,500 per record).
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { _, new in new } }
-        if let call = event.metadata, !call.isEmpty { merged.merge(call) { _, new in new } }
+        let call = event.metadata ?? [:]
+        let provided = metadataProvider?.get() ?? [:]
+        let own = metadata
         let context = ServiceContext.current?.spillwaySpanContext
         let source = event.source
         logger.emit(
             severity: Self.severity(event.level), body: event.message.description, context: context, error: event.error
         ) { writer in
-            for (key, value) in merged { writer.set(key, Self.attribute(value)) }
+            for (key, value) in call { Self.set(key, value, into: &writer) }
+            for (key, value) in provided where call.isEmpty || call[key] == nil { Self.set(key, value, into: &writer) }
+            for (key, value) in own where (call.isEmpty || call[key] == nil) && (provided.isEmpty || provided[key] == nil) {
+                Self.set(key, value, into: &writer)
+            }
             writer.set("code.function.name", event.function)
             writer.set("code.file.path", event.file)
             writer.set("code.line.number", Int(event.line))
             writer.set("log.source", source)
+        }
+    }
+
+    /// One metadata value as an attribute: strings straight in, the rest through ``attribute(_:)``.
+    @inline(__always)
+    private static func set(_ key: String, _ value: Logger.Metadata.Value, into writer: inout AttributeWriter) {
+        switch value {
+        case .string(let s): writer.set(key, s)
+        case .stringConvertible(let c): writer.set(key, c.description)
+        default: writer.set(key, attribute(value))
         }
     }
 

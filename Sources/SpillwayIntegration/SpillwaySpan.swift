@@ -156,7 +156,7 @@ extension AttributeWriter {
     mutating func set(_ key: String, attribute: SpanAttribute) {
         switch attribute {
         case .int32(let v): set(key, Int(v))
-        case .int64(let v): set(key, .int(v))
+        case .int64(let v): set(key, Int(truncatingIfNeeded: v))  // the int path, not the general AttributeValue one
         case .int32Array(let v): set(key, .array(v.map { .int(Int64($0)) }))
         case .int64Array(let v): set(key, .array(v.map { .int($0) }))
         case .double(let v): set(key, v)

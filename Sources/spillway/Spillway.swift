@@ -321,7 +321,9 @@ struct Demo: AsyncParsableCommand {
             events:      \(events.summary)
             throughput:  \(formatRate(Double(load.spans + load.logs) / seconds(elapsed))) records/s end to end \
             (\(String(format: "%.2f", seconds(elapsed))) s)
-            emit:        \(String(format: "%.0f", result.emitNanosecondsPerRecord)) ns/op on the emitting thread(s)
+            emit:        p50 \(formatNanoseconds(result.emitNanosecondsP50)), p99 \(formatNanoseconds(result.emitNanosecondsP99)) per call \
+            on the emitting threads; mean \(formatNanoseconds(UInt64(result.emitNanosecondsPerRecord))), which counts the time \
+            they were descheduled while the demo's receiver and exporter shared the cores
             """)
         if lost > 0 || spans.duplicates + logs.duplicates > 0 { throw ExitCode(1) }
     }

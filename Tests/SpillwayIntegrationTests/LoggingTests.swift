@@ -54,6 +54,35 @@ struct LoggingTests {
         try await receiver.stop()
     }
 
+    /// The call's metadata wins over the provider's, which wins over the handler's; each key is
+    /// written once (with a limit of exactly the attributes expected, a key written twice would
+    /// push one out and count it as dropped).
+    @Test("metadata precedence: call over provider over handler, each key once")
+    func metadataPrecedence() async throws {
+        let receiver = try await OTLPReceiver.start()
+        var configuration = testConfiguration(receiver)
+        configuration.limits = AttributeLimits(countLimit: 7)
+        let pipeline = try TelemetryPipeline(configuration: configuration)
+        let provider = Logger.MetadataProvider { ["region": "us", "request.id": "r-1"] }
+        var logger = Logger(label: "precedence") { SpillwayLogHandler(pipeline: pipeline, label: $0, metadataProvider: provider) }
+        logger[metadataKey: "tenant"] = "acme"
+        logger[metadataKey: "region"] = "eu"
+        logger.info("merged", metadata: ["tenant": "beta"])
+        logger.info("handler and provider only")
+        await pipeline.forceFlush()
+        #expect(await eventually { receiver.logRecords.count == 2 })
+        let records = Dictionary(uniqueKeysWithValues: receiver.logRecords.map { ($0.bodyText, $0) })
+        let merged = try #require(records["merged"])
+        #expect(merged.attributes["tenant"] == .string("beta") && merged.attributes["region"] == .string("us"), "\(merged.attributes)")
+        #expect(merged.attributes["request.id"] == .string("r-1") && merged.attributes.count == 7, "\(merged.attributes)")
+        #expect(merged.droppedAttributesCount == 0)
+        let plain = try #require(records["handler and provider only"])
+        #expect(plain.attributes["tenant"] == .string("acme") && plain.attributes["region"] == .string("us"), "\(plain.attributes)")
+        #expect(plain.attributes.count == 7 && plain.droppedAttributesCount == 0, "\(plain.attributes)")
+        _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+
     @Test("the stack-trace threshold: unset (native logger: error), set explicitly (bridges too), never; caller attributes win")
     func stackTraceThreshold() async throws {
         let receiver = try await OTLPReceiver.start()

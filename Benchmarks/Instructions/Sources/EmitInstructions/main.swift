@@ -3,8 +3,10 @@
 // difference of the emitting thread's instructions, divided by the difference of N, is the cost
 // of one record (Benchmarks/Instructions/measure.sh).
 import CoreMetrics
+import Logging
 @_spi(Benchmarks) import Resilience
 import SpillwayIntegration
+import Tracing
 
 #if canImport(Glibc)
     import Glibc
@@ -36,6 +38,40 @@ func emitLog(_ logger: TelemetryLogger, _ i: Int) {
     }
 }
 
+/// `withSpan` and 5 attributes through swift-distributed-tracing: the shape of the Benchmarks
+/// package's row, run against `SpillwayTracer` and against `NoOpTracer` (the API's own cost).
+@inline(never)
+func emitWithSpan(_ tracer: some Tracing.Tracer, _ i: Int) {
+    tracer.withSpan("GET /api/cart", ofKind: .server) { span in
+        span.attributes["http.request.method"] = "GET"
+        span.attributes["http.route"] = "/api/cart"
+        span.attributes["http.response.status_code"] = 200
+        span.attributes["user.id"] = i
+        span.attributes["cache.hit"] = true
+    }
+}
+
+/// A swift-log handler that takes every record at `info` and drops it: swift-log's own cost.
+/// (`SwiftLogNoOpLogHandler` says `critical`, so `info` would stop before the metadata is built.)
+struct DiscardingLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { blackHole(event) }
+}
+
+@inline(never)
+func blackHole<T>(_ value: T) {}
+
+/// swift-log `info` with 2 metadata values, against `SpillwayLogHandler` and a no-op handler.
+@inline(never)
+func emitInfo(_ logger: Logger, _ i: Int) {
+    logger.info("user signed in", metadata: ["user.id": "\(i)", "tenant": "acme"])
+}
+
 @inline(never)
 func increment(_ counter: Counter) { counter.increment() }
 
@@ -63,8 +99,21 @@ for i in 0..<1000 {
     counter.increment()
     timer.recordNanoseconds(Int64(i) * 10_000)
 }
+let spillwayTracer = SpillwayTracer(pipeline: pipeline, scope: "bench")
+let spillwayLogger = Logger(label: "bench") { SpillwayLogHandler(pipeline: pipeline, label: $0) }
+let noOpLogger = Logger(label: "bench") { _ in DiscardingLogHandler() }
+for i in 0..<1000 {
+    emitWithSpan(spillwayTracer, i)
+    emitWithSpan(NoOpTracer(), i)
+    emitInfo(spillwayLogger, i)
+    emitInfo(noOpLogger, i)
+}
 switch kind {
 case "span": for i in 0..<n { emitSpan(tracer, i) }
+case "withspan": for i in 0..<n { emitWithSpan(spillwayTracer, i) }
+case "withspan-noop": for i in 0..<n { emitWithSpan(NoOpTracer(), i) }
+case "swiftlog": for i in 0..<n { emitInfo(spillwayLogger, i) }
+case "swiftlog-noop": for i in 0..<n { emitInfo(noOpLogger, i) }
 case "log": for i in 0..<n { emitLog(logger, i) }
 case "counter": for _ in 0..<n { increment(counter) }
 case "collect":  // not measured by measure.sh: `perf record` it for where a collection's time goes
