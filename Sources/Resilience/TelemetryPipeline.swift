@@ -321,11 +321,10 @@ public final class TelemetryPipeline: Sendable {
     /// as dropped (`shutdown`, reported to the handlers): retries under way and batches waiting
     /// in memory give up at the deadline. Calling it again returns the same kind of summary at once.
     ///
-    /// With a spill store, "the rest" is spilled instead. Exports waiting for an answer at the
-    /// deadline are cancelled (the HTTP connection closes, the gRPC stream is reset) and spilled.
-    /// A custom ``TelemetryExporter`` that ignores cancellation gets 2 s more; a batch it still
-    /// holds then is left in the ring file (counted `pending` in the summary, sent by the next
-    /// start), and nothing else is.
+    /// With a spill store, "the rest" is spilled instead, and so are exports waiting for an answer
+    /// at the deadline: they are cancelled (the HTTP connection closes, the gRPC stream is reset).
+    /// A custom ``TelemetryExporter`` that ignores cancellation gets 2 s more; a batch it still holds
+    /// then is left in the ring file (`pending` in the summary, sent by the next start), nothing else.
     public func shutdown(deadline: ContinuousClock.Instant) async -> ShutdownSummary {
         guard !shutDown.exchange(true, ordering: .relaxed) else {
             return ShutdownSummary(stats: stats(), deadlineExceeded: false)
