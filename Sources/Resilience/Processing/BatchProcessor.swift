@@ -34,17 +34,18 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     private let resource: [UInt8]
     /// Per route (0: the default route): how long a producer may wait for room, or `nil` to drop.
     private let blockNanos: [UInt64?]
-    /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``.
-    private(set) var configurations: SignalTable<BatchConfiguration>
+    /// Read only by the drain thread; a new value arrives through ``update(traces:logs:)``. This and
+    /// the other drain-thread `var`s skip the dynamic exclusivity checks (read per record).
+    @exclusivity(unchecked) private(set) var configurations: SignalTable<BatchConfiguration>
     private let pendingConfigurations = Mutex<SignalTable<BatchConfiguration>?>(nil)
     /// Bumped by `update` (release); the drain thread compares it with `seenVersion` (acquire) each loop.
     private let configurationVersion = Atomic<Int>(0)
-    private var seenVersion = 0
+    @exclusivity(unchecked) private var seenVersion = 0
     /// By ``RouteSlot``: records of different routes are never batched together.
     let builders: [BatchBuilder]
     let routeNames: [String?]
     /// Per signal, across routes: monotonic within the pipeline.
-    var sequences = SignalTable<UInt64>(traces: 0, logs: 0, metrics: 0)
+    @exclusivity(unchecked) var sequences = SignalTable<UInt64>(traces: 0, logs: 0, metrics: 0)
     private let inFlight = SignalTable { _ in InFlightCounter() }
     /// How many requests of each signal may be under way (shared with the transport stage, which feeds it).
     private let windows: ExportWindows
@@ -57,7 +58,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// Callers of ``forceFlush()`` waiting for the drain thread. `closed` once the thread has
     /// exited: a later caller returns at once instead of waiting for a thread that is gone.
     private let flushWaiters = Mutex<FlushWaiters>(FlushWaiters())
-    private var scopes: [[UInt8]] = []
+    @exclusivity(unchecked) private var scopes: [[UInt8]] = []
     private let logger: Logger
     /// The overflow valve opens when this many bytes wait unread: half the configured
     /// `ringCapacity` (a ring file is larger by what exports hold, and opens at the same point).

@@ -6,20 +6,24 @@
 ///         scope_… = 2: Scope… { scope = 1: InstrumentationScope; spans|log_records = 2: record… } … } }
 ///
 /// The records' bytes are never re-encoded. Used by the drain thread only; buffers are reused.
+///
+/// The stored properties are `@exclusivity(unchecked)`: one thread uses a builder, and the
+/// dynamic checks of a class's `var`s were a third of the drain thread's instructions per record
+/// (callgrind, a 5-attribute span: 1,269 instructions on the drain thread with them, 847 without).
 final class BatchBuilder {
     let signal: TelemetrySignal
     /// The route index (0: the default route).
     let route: Int
-    private var staging: [UInt8] = []
+    @exclusivity(unchecked) private var staging: [UInt8] = []
     /// Per scope index: (offset, length) of each record in `staging`.
-    private var entries: [[(offset: Int, length: Int)]] = []
-    private var scopesInUse: [Int] = []
-    private(set) var count = 0
+    @exclusivity(unchecked) private var entries: [[(offset: Int, length: Int)]] = []
+    @exclusivity(unchecked) private var scopesInUse: [Int] = []
+    @exclusivity(unchecked) private(set) var count = 0
     /// When this batch must be exported at the latest (monotonic nanoseconds).
-    var deadline: UInt64 = 0
+    @exclusivity(unchecked) var deadline: UInt64 = 0
     /// The ring's hold on the first record's position (a file-backed ring holds its space from there on).
-    var holdID: UInt64 = 0
-    private var sequence: UInt64 = 0
+    @exclusivity(unchecked) var holdID: UInt64 = 0
+    @exclusivity(unchecked) private var sequence: UInt64 = 0
 
     init(signal: TelemetrySignal, route: Int = 0, expectedBytes: Int) {
         self.signal = signal
