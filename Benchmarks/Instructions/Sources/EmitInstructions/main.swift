@@ -3,6 +3,7 @@
 // difference of the emitting thread's instructions, divided by the difference of N, is the cost
 // of one record (Benchmarks/Instructions/measure.sh).
 import CoreMetrics
+
 import Logging
 @_spi(Benchmarks) import Resilience
 import SpillwayIntegration
@@ -72,6 +73,35 @@ func emitInfo(_ logger: Logger, _ i: Int) {
     logger.info("user signed in", metadata: ["user.id": "\(i)", "tenant": "acme"])
 }
 
+/// Not for callgrind: `spans` spans from 1 or 2 threads, timed on the wall clock with the drain
+/// thread running beside them (the two-thread scaling of issue 28, over many more spans than a
+/// benchmark sample). `EmitInstructions 2000000 wall1` / `wall2`.
+nonisolated func wallClockRun(_ pipeline: TelemetryPipeline, spans: Int, threads: Int) {
+    final class Work {
+        let tracer: Resilience.Tracer
+        let count: Int
+        init(_ tracer: Resilience.Tracer, _ count: Int) { (self.tracer, self.count) = (tracer, count) }
+    }
+    var start = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &start)
+    var ids = [pthread_t](repeating: pthread_t(), count: threads)
+    for t in 0..<threads {
+        let work = Unmanaged.passRetained(Work(pipeline.tracer(scope: "bench"), spans / threads)).toOpaque()
+        pthread_create(&ids[t], nil, { context in
+            let work = Unmanaged<Work>.fromOpaque(context!).takeRetainedValue()
+            for i in 0..<work.count { emitSpan(work.tracer, i) }
+            return nil
+        }, work)
+    }
+    for id in ids { pthread_join(id, nil) }
+    var end = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &end)
+    let ns = Double(end.tv_sec - start.tv_sec) * 1e9 + Double(end.tv_nsec - start.tv_nsec)
+    let stats = pipeline.stats().spans
+    print("\(threads) thread(s): \(spans) spans in \(Int(ns / 1e6)) ms, \(Int(ns / Double(spans))) ns per span (wall), "
+        + "\(Int(Double(spans) / ns * 1e6)) k spans/s; drained by then \(stats.emitted), exported \(stats.exported)")
+}
+
 @inline(never)
 func increment(_ counter: Counter) { counter.increment() }
 
@@ -110,6 +140,7 @@ for i in 0..<1000 {
 }
 switch kind {
 case "span": for i in 0..<n { emitSpan(tracer, i) }
+case "wall1", "wall2": wallClockRun(pipeline, spans: n, threads: kind == "wall1" ? 1 : 2)
 case "withspan": for i in 0..<n { emitWithSpan(spillwayTracer, i) }
 case "withspan-noop": for i in 0..<n { emitWithSpan(NoOpTracer(), i) }
 case "swiftlog": for i in 0..<n { emitInfo(spillwayLogger, i) }
