@@ -3,6 +3,7 @@
 // difference of the emitting thread's instructions, divided by the difference of N, is the cost
 // of one record (Benchmarks/Instructions/measure.sh).
 import CoreMetrics
+import Dispatch
 
 import Logging
 @_spi(Benchmarks) import Resilience
@@ -152,13 +153,15 @@ case "collect":  // not measured by measure.sh: `perf record` it for where a col
     for _ in 0..<n { _ = _SpillwayBenchmarkHooks.collectMetrics(of: pipeline) }
 default: for i in 0..<n { record(timer, i) }
 }
-// The drain thread's share (the callgrind file of thread 2): wait, up to a minute, until every
-// record emitted has been exported, so its count covers all of them.
-let expected = 4_000 + (["span", "log", "withspan", "swiftlog"].contains(kind) ? n : 0)  // the warm-ups and the shape's records
-let deadline = ContinuousClock.now + .seconds(60)
-while ContinuousClock.now < deadline, case let s = pipeline.stats(), s.spans.emitted + s.logs.emitted < expected || s.spans.pending > 0 {
-    usleep(50_000)  // seldom: the polls count on the emitting thread
+// The drain thread's share (the callgrind file of thread 2) is whole when every record emitted
+// has been exported: one flush, the same in every run (polling the stats instead counted its own
+// allocations on this thread, more of them in the longer run).
+let flushed = DispatchSemaphore(value: 0)
+Task.detached {
+    await pipeline.forceFlush()
+    flushed.signal()
 }
+flushed.wait()
 let s = pipeline.stats()
 print("emitted spans \(s.spans.emitted) logs \(s.logs.emitted) dropped \(s.spans.droppedTotal + s.logs.droppedTotal)")
 exit(0)
