@@ -41,6 +41,7 @@ void crb_initialize(crb_ring_t *ring, uint64_t capacity, uint32_t manual_release
 	ring->max_length = (uint32_t)(capacity / 8) - CRB_HEADER_LENGTH;
 	ring->manual_release = manual_release;
 	ring->map_length = CRB_HEADER_PAGE + capacity;
+	ring->reserve = 0;
 	atomic_init(&ring->tail, 0);
 	atomic_init(&ring->head_cache, 0);
 	atomic_init(&ring->head, 0);
@@ -102,7 +103,8 @@ static inline uint64_t refresh_head(crb_ring_t *ring)
 	return head;
 }
 
-int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim)
+/* A claim that leaves `reserve` bytes of the ring free (0: may fill it). */
+static int claim_space(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim, uint64_t reserve)
 {
 	if (type <= 0)
 		return -EINVAL;
@@ -110,6 +112,7 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 		return -EMSGSIZE;
 
 	const uint64_t capacity = ring->capacity;
+	const int64_t limit = (int64_t)capacity - (int64_t)reserve;
 	const uint64_t required = align_record((uint64_t)length + CRB_HEADER_LENGTH);
 	/* A5: pairs with R5 in refresh_head(). */
 	uint64_t head = atomic_load_explicit(&ring->head_cache, memory_order_acquire);
@@ -121,9 +124,9 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 	do {
 		/* Signed: a cached head can be more than a lap behind the tail, and a
 		 * fresh head can be ahead of a stale tail (the CAS then fails). */
-		if ((int64_t)required > (int64_t)capacity - (int64_t)(tail - head)) {
+		if ((int64_t)required > limit - (int64_t)(tail - head)) {
 			head = refresh_head(ring);
-			if ((int64_t)required > (int64_t)capacity - (int64_t)(tail - head))
+			if ((int64_t)required > limit - (int64_t)(tail - head))
 				return -ENOSPC;
 		}
 		padding = 0;
@@ -131,10 +134,11 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 		const uint64_t to_end = capacity - tail_index;
 		if (required > to_end) {
 			/* Wrap: the record goes to the start, the rest of the end becomes
-			 * padding, and the start must be free up to `required`. */
-			if (required > (head & ring->mask)) {
+			 * padding, and the start must be free up to `required` (and the
+			 * padding must leave the reserve). */
+			if (required > (head & ring->mask) || (int64_t)(to_end + required) > limit - (int64_t)(tail - head)) {
 				head = refresh_head(ring);
-				if (required > (head & ring->mask))
+				if (required > (head & ring->mask) || (int64_t)(to_end + required) > limit - (int64_t)(tail - head))
 					return -ENOSPC;
 			}
 			padding = to_end;
@@ -160,6 +164,22 @@ int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t 
 	claim->offset = tail_index;
 	claim->position = tail + padding;
 	return 0;
+}
+
+int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *out)
+{
+	return claim_space(ring, type, length, out, ring->reserve);
+}
+
+int crb_claim_reserved(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *out)
+{
+	return claim_space(ring, type, length, out, 0);
+}
+
+void crb_set_reserve(crb_ring_t *ring, size_t bytes)
+{
+	/* Plain store: set once, before producers run (crb_claim_mpsc reads it plainly). */
+	ring->reserve = bytes < ring->capacity / 2 ? bytes : ring->capacity / 2;
 }
 
 int crb_commit(crb_ring_t *ring, const crb_claim_t *claim)

@@ -155,6 +155,7 @@ static void derive(crb_ring_t *ring, uint64_t length)
 	ring->max_length = (uint32_t)(ring->capacity / 8) - CRB_HEADER_LENGTH;
 	ring->manual_release = 1;
 	ring->map_length = length;
+	ring->reserve = 0; /* a run-time setting of the process that had it open */
 }
 
 /* Where recovery stops: the tail, or, for a file from before a reboot, the synced cursor (what a

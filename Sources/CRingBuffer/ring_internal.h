@@ -26,6 +26,9 @@ struct crb_ring {
 	uint32_t max_length;
 	uint32_t manual_release; /* 1: crb_release() frees space; 0: crb_drain() does */
 	uint64_t map_length;
+	/* Set at run time (crb_set_reserve()), not part of the file's state: bytes crb_claim_mpsc()
+	 * leaves free, for crb_claim_reserved() (a file ring's relocations). Read by producers. */
+	uint64_t reserve;
 
 	_Alignas(CRB_LINE) _Atomic uint64_t tail;       /* producers: CAS */
 	_Alignas(CRB_LINE) _Atomic uint64_t head_cache; /* producers: a recent head, saves reading `head` */

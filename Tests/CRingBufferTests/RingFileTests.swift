@@ -267,4 +267,44 @@ extension RingFileTests {
         #expect(rc == 0 && recovery.committed == 3 && recovery.skipped_bytes == 16)
         #expect(ring?.drain() == [0, 2, 3])
     }
+
+    /// Producers leave the reserve free (a file ring's relocations free a ring full of batches in
+    /// retry, so they must fit when producers' records no longer do); a reserved claim may use it,
+    /// also where the padding of a wrap counts; the reserve is at most half the ring.
+    @Test func producersLeaveTheReserveToReservedClaims() {
+        let ring = TestRing(capacity: 1024)
+        crb_set_reserve(ring.ring, 256)
+        var written = 0
+        while ring.write(pattern(56, seed: written)) == 0 { written += 1 }
+        #expect(written == (1024 - 256) / 64 && crb_size(ring.ring) == 1024 - 256)
+        var claim = crb_claim_t()
+        for _ in 0..<4 {
+            #expect(crb_claim_reserved(ring.ring, 2, 56, &claim) == 0)
+            crb_commit(ring.ring, &claim)
+        }
+        #expect(crb_claim_reserved(ring.ring, 2, 56, &claim) == -ENOSPC)
+        let records = ring.drainAll()
+        #expect(records.count == 16 && records.suffix(4).allSatisfy { $0.0 == 2 })
+
+        // Head and tail at index 304, then 624 bytes in use (tail at 928): a 120-byte record would
+        // wrap, and its 96 bytes of padding with it would eat into the reserve, so producers are
+        // refused; a reserved claim takes it (the claim's padding counts against the reserve).
+        for i in 0..<4 { #expect(ring.write(pattern(56, seed: i)) == 0) }
+        #expect(ring.write(pattern(40, seed: 4)) == 0)
+        #expect(ring.drainAll().count == 5)
+        for i in 0..<5 { #expect(ring.write(pattern(112, seed: i)) == 0) }
+        #expect(ring.write(pattern(16, seed: 5)) == 0)
+        #expect(crb_size(ring.ring) == 624)
+        #expect(ring.write(pattern(112, seed: 6)) == -ENOSPC)
+        #expect(crb_claim_reserved(ring.ring, 2, 112, &claim) == 0)
+        crb_commit(ring.ring, &claim)
+        #expect(crb_size(ring.ring) == 624 + 96 + 120)
+        #expect(ring.drainAll().map(\.1.count) == [112, 112, 112, 112, 112, 16, 112])
+
+        crb_set_reserve(ring.ring, 1 << 20)
+        written = 0
+        while ring.write(pattern(56, seed: written)) == 0 { written += 1 }
+        #expect(written == 512 / 64, "the reserve is at most half the ring")
+    }
 }
+

@@ -185,6 +185,20 @@ uint32_t crb_max_length(const crb_ring_t *ring);
  */
 int crb_claim_mpsc(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim);
 
+/**
+ * Like crb_claim_mpsc(), but may also use the reserve that crb_claim_mpsc() leaves free
+ * (crb_set_reserve()): for a file ring's relocations (a batch in flight whose records hold the
+ * oldest space is copied to the tail so that space can be freed — which must be possible when
+ * producers have filled the ring). Safe for any number of concurrent producers.
+ */
+int crb_claim_reserved(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim);
+
+/**
+ * Makes crb_claim_mpsc() (and the writes built on it) leave `bytes` of the ring free, at most
+ * half of it; 0 (the default) lets producers fill it. Call before producers run.
+ */
+void crb_set_reserve(crb_ring_t *ring, size_t bytes);
+
 /** Publishes a claimed record to the consumer. Safe for the claiming producer. Returns 0. */
 int crb_commit(crb_ring_t *ring, const crb_claim_t *claim);
 

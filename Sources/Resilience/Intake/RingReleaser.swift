@@ -48,7 +48,14 @@ final class RingReleaser: Sendable {
         var detached = false
     }
 
-    init(ring: Ring) { self.ring = ring }
+    /// Producers leave a sixteenth of the ring (2 MiB of the default 32 MiB) to relocations: a
+    /// relocation is what frees a ring full of batches in retry, so it must fit when producers'
+    /// records no longer do (an outage at full speed once blocked the emitters for 1.2 s at a time:
+    /// the ring full, the oldest batches retrying, no room at the tail to move them).
+    init(ring: Ring) {
+        self.ring = ring
+        ring.reserveForRelocation(ring.capacity / 16)
+    }
 
     /// Holds the ring from `position` on (a record read, or a relocated request); returns the hold's id.
     func hold(_ position: UInt64) -> UInt64 {

@@ -69,11 +69,17 @@ final class Ring: @unchecked Sendable {
         }
     }
 
+    /// Makes producers leave `bytes` of the ring free for ``write(type:count:body:)`` (at most half
+    /// the ring; `crb_set_reserve`). Before producers run.
+    func reserveForRelocation(_ bytes: Int) { crb_set_reserve(ring, bytes) }
+
     /// Writes one record of `type` made of `count` (4 bytes, little-endian) and `body`; its
     /// position, or `nil` when the ring has no room (or it exceeds ``maximumRecordLength``).
     func write(type: Int32, count: UInt32, body: [UInt8]) -> UInt64? {
         var claim = crb_claim_t()
-        guard crb_claim_mpsc(ring, type, UInt32(truncatingIfNeeded: 4 + body.count), &claim) == 0 else { return nil }
+        // The reserve producers leave free (``reserveForRelocation(_:)``): a relocation is what
+        // frees a full ring, so it must fit when producers can no longer.
+        guard crb_claim_reserved(ring, type, UInt32(truncatingIfNeeded: 4 + body.count), &claim) == 0 else { return nil }
         withUnsafeBytes(of: count.littleEndian) { UnsafeMutableRawPointer(claim.data!).copyMemory(from: $0.baseAddress!, byteCount: 4) }
         body.withUnsafeBytes { UnsafeMutableRawPointer(claim.data! + 4).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         crb_commit(ring, &claim)
