@@ -307,4 +307,3 @@ extension RingFileTests {
         #expect(written == 512 / 64, "the reserve is at most half the ring")
     }
 }
-
