@@ -201,12 +201,8 @@ int crb_abort(crb_ring_t *ring, const crb_claim_t *claim)
 
 int crb_write_mpsc(crb_ring_t *ring, int32_t type, const void *data, uint32_t length)
 {
-	crb_claim_t claim;
-	int rc = crb_claim_mpsc(ring, type, length, &claim);
-	if (rc != 0)
-		return rc;
-	memcpy(claim.data, data, length);
-	return crb_commit(ring, &claim);
+	uint64_t end;
+	return crb_write_record(ring, type, data, length, &end);
 }
 
 /* Zeroes the records between the released cursor and `position`, then moves the cursor. */

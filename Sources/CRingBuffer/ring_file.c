@@ -331,10 +331,6 @@ int crb_sync(crb_ring_t *ring, uint64_t *from, uint64_t *to)
 
 uint64_t crb_write_mpsc_end(crb_ring_t *ring, int32_t type, const void *data, uint32_t length)
 {
-	crb_claim_t claim;
-	if (crb_claim_mpsc(ring, type, length, &claim) != 0)
-		return 0;
-	memcpy(claim.data, data, length);
-	crb_commit(ring, &claim);
-	return claim.position + align_record((uint64_t)length + CRB_HEADER_LENGTH);
+	uint64_t end;
+	return crb_write_record(ring, type, data, length, &end) == 0 ? end : 0;
 }

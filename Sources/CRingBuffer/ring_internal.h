@@ -60,6 +60,20 @@ static inline uint64_t align_record(uint64_t length)
 	return (length + (CRB_ALIGNMENT - 1)) & ~(uint64_t)(CRB_ALIGNMENT - 1);
 }
 
+/* Claims, copies and commits one record (crb_write_mpsc(), crb_write_mpsc_end()); `end` gets the
+ * position just past it. 0 or -errno as crb_claim_mpsc(). */
+static inline int crb_write_record(crb_ring_t *ring, int32_t type, const void *data, uint32_t length, uint64_t *end)
+{
+	crb_claim_t claim;
+	const int rc = crb_claim_mpsc(ring, type, length, &claim);
+	if (rc != 0)
+		return rc;
+	memcpy(claim.data, data, length);
+	crb_commit(ring, &claim);
+	*end = claim.position + align_record((uint64_t)length + CRB_HEADER_LENGTH);
+	return 0;
+}
+
 /* The 8-byte record header at `index` (8-byte aligned) as one atomic word. */
 static inline _Atomic uint64_t *header_at(const crb_ring_t *ring, uint64_t index)
 {

@@ -47,8 +47,11 @@ struct SpillPaths {
     var segments: [SegmentLocation] = []
     /// Files that look like segments by name or were given by name, but are not.
     var foreign: [(path: String, reason: String)] = []
-    /// The spill directories involved.
-    var spillDirectories: [String] { Array(Set(segments.compactMap(\.spillDirectory))).sorted() }
+    /// The spill directories involved: those given, and those of the segments found (a spill
+    /// directory with no segment may still have a ring file to report).
+    var spillDirectories: [String] { Array(Set(segments.compactMap(\.spillDirectory) + givenSpillDirectories)).sorted() }
+    /// The spill directories given as paths (absolute).
+    private var givenSpillDirectories: [String] = []
     /// The parts of ``ExportDestination``s (`<spill directory>/destinations/<name>`) of the spill
     /// directories given, when they were not included (``resolve(_:areas:destinations:)``).
     var destinationParts: [String] = []
@@ -75,6 +78,7 @@ struct SpillPaths {
             let signals = names.filter { TelemetrySignal(named: $0) != nil }
             if names.contains(SpillLayout.lockFileName) || names.contains("rejected") || names.contains("refused") || !signals.isEmpty {
                 // A spill directory, and its destinations' parts.
+                result.givenSpillDirectories.append(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
                 var parts = [(path, nil as String?)]
                 if names.contains("destinations") && SpillLayout.isDirectory(path + "/destinations") {
                     for name in SpillLayout.list(path + "/destinations").sorted()
@@ -168,10 +172,19 @@ func grouped(_ n: Int) -> String {
 func leftBehind(in directories: [String]) -> [String] {
     var lines: [String] = []
     for directory in directories {
-        if let ring = try? RingFile.inspect(directory: directory), ring.spans + ring.logRecords > 0 {
-            lines.append(
-                "left in the ring file: \(grouped(ring.spans)) spans and \(grouped(ring.logRecords)) log records a process committed and "
-                    + "did not deliver — send them with `spillway recover \(directory)`")
+        do {
+            if let ring = try RingFile.inspect(directory: directory) {
+                if ring.spans + ring.logRecords > 0 {
+                    lines.append(
+                        "left in the ring file: \(grouped(ring.spans)) spans and \(grouped(ring.logRecords)) log records a process "
+                            + "committed and did not deliver — send them with `spillway recover \(directory)`")
+                } else if ring.isStale {
+                    lines.append("a ring file from before the machine restarted, never synced: the next start sets it aside, unread")
+                }
+            }
+        } catch {
+            // Said, not swallowed: a ring file that cannot be read may still hold records.
+            lines.append("the ring file could not be read (\(error.message)); `spillway recover \(directory)` sets it aside if it is damaged")
         }
         for (area, command, why) in [
             (SpillArea.spilled, "spillway replay \(directory)", "spilled: the collector did not answer"),

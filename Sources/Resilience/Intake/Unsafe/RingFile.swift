@@ -50,12 +50,7 @@ package enum RingFile {
             var ring: OpaquePointer?
             var boot = bootID()
             let rc = withUnsafeMutablePointer(to: &renumbering) { context in
-                crb_open_file(
-                    fd, capacity, &boot.0,
-                    { type, committed, payload, length, context in
-                        context!.assumingMemoryBound(to: Renumbering.self).pointee.type(
-                            of: type, committed: committed != 0, UnsafeRawBufferPointer(start: payload, count: Int(length)))
-                    }, context, &recovery, &ring)
+                crb_open_file(fd, capacity, &boot.0, Renumbering.callback, context, &recovery, &ring)
             }
             switch rc {
             case 0:
@@ -139,6 +134,12 @@ private struct Renumbering {
         routeIndex = old.routes.map { name in name.flatMap { routes.firstIndex(of: $0) } ?? 0 }
     }
 
+    /// The recovery walk's callback (`crb_open_file`, `crb_inspect_file`), its context a `Renumbering`.
+    static let callback: crb_recovery_fn = { type, committed, payload, length, context in
+        context!.assumingMemoryBound(to: Renumbering.self).pointee.type(
+            of: type, committed: committed != 0, UnsafeRawBufferPointer(start: payload, count: Int(length)))
+    }
+
     mutating func type(of type: Int32, committed isCommitted: Bool, _ payload: UnsafeRawBufferPointer) -> Int32 {
         let route = type.recordRoute < routeIndex.count ? routeIndex[type.recordRoute] : 0
         if let signal = type.relocatedBatchSignal {
@@ -195,12 +196,7 @@ extension RingFile {
         var capacity: UInt64 = 0
         var boot = bootID()
         let rc = withUnsafeMutablePointer(to: &counts) { context in
-            crb_inspect_file(
-                fd, &boot.0,
-                { type, committed, payload, length, context in
-                    context!.assumingMemoryBound(to: Renumbering.self).pointee.type(
-                        of: type, committed: committed != 0, UnsafeRawBufferPointer(start: payload, count: Int(length)))
-                }, context, &recovery, &capacity)
+            crb_inspect_file(fd, &boot.0, Renumbering.callback, context, &recovery, &capacity)
         }
         guard rc == 0 || rc == -ESTALE else {
             throw ResilienceError(
