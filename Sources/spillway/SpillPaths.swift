@@ -184,7 +184,8 @@ func leftBehind(in directories: [String]) -> [String] {
             }
         } catch {
             // Said, not swallowed: a ring file that cannot be read may still hold records.
-            lines.append("the ring file could not be read (\(error.message)); `spillway recover \(directory)` sets it aside if it is damaged")
+            lines.append(
+                "the ring file could not be read (\(error.message)); `spillway recover \(directory)` sets it aside if it is damaged")
         }
         for (area, command, why) in [
             (SpillArea.spilled, "spillway replay \(directory)", "spilled: the collector did not answer"),
