@@ -2,6 +2,7 @@
 #   make demo    build the tool (release) and run the demo against the embedded receiver
 #   make test    unit, integration and conformance tests, then the ring's ThreadSanitizer run
 #   make bench   ordo-one/benchmark suites, side by side with swift-otel 1.6.0
+#   make bench-service  a Hummingbird service under wrk: no back end, Spillway, swift-otel
 #   make bench-instructions  instructions and allocations per emitted record, under callgrind
 #   make soak    the random-fault run with 10 M spans (make test runs it with 1 M), and a 30 s
 #                collector outage ridden out on disk (make test: 5 s), for spans and for metrics
@@ -22,7 +23,7 @@ WITH_VENV  := PATH="$(VENV)/bin:$$PATH"
 # The ring stress test under TSan: 4 producers x this many records (1,000,000 without TSan).
 TSAN_RECORDS ?= 200000
 
-.PHONY: test-traits check-traits all deps demo test lint bench-instructions test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
+.PHONY: test-traits check-traits all deps demo test lint bench-service bench-instructions test-consumer test-unit test-pwrite test-tsan tsan-selftest test-faults faults bench soak fuzz examples clean
 
 all: test
 
@@ -147,6 +148,12 @@ bench-instructions: deps
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq valgrind < /dev/null; }
 	Benchmarks/Instructions/measure.sh
 
+# A Hummingbird 2 service with TracingMiddleware and one logger.info per request, loaded by wrk, with
+# no telemetry back end, with Spillway and with swift-otel 1.6.0 (ROUNDS, DURATION, CONNECTIONS;
+# Benchmarks/Service/run.sh). Builds Hummingbird and swift-otel in release: minutes the first time.
+bench-service: deps
+	SWIFT=$(SWIFT) Benchmarks/Service/run.sh
+
 bench: deps
 	rm -f Benchmarks/e2e-report.txt
 	cd Benchmarks && BENCH_E2E_SPANS=$${BENCH_E2E_SPANS:-5000000} $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
@@ -177,7 +184,7 @@ fuzz: deps
 
 # Style, not run by make test: swift-format (.swift-format) over the Swift sources, tests and
 # benchmarks; no line over 140 characters (Swift and C); no source file over 420 lines.
-LINT_DIRS := Sources Tests Benchmarks/Benchmarks
+LINT_DIRS := Sources Tests Benchmarks/Benchmarks Benchmarks/Service
 lint:
 	swift format lint --strict -r --configuration .swift-format $(LINT_DIRS)
 	@long=$$(grep -rn '.\{141,\}' $(LINT_DIRS) --include='*.swift' --include='*.c' --include='*.h'); \

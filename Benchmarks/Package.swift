@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .executableTarget(
@@ -33,6 +34,21 @@ let package = Package(
             ],
             path: "Benchmarks/SpillwayBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        // `make bench-service`: a Hummingbird service with no back end, Spillway or swift-otel,
+        // loaded by wrk (Benchmarks/Service/run.sh). Not a benchmark target: `make bench` skips it.
+        .executableTarget(
+            name: "ServiceBench",
+            dependencies: [
+                .product(name: "SpillwayIntegration", package: "spillway"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // Not under a folder named Benchmarks: ordo-one/benchmark runs every executable there.
+            path: "Service/Sources/ServiceBench"
+        ),
     ]
 )
