@@ -121,11 +121,11 @@ import Testing
     @Test func theSpillStoreIsConfiguredFromTheEnvironmentAndItsKeysNeedADirectory() throws {
         let config = try PipelineConfiguration.fromEnvironment([
             "SPILLWAY_SPILL_DIR": "/var/lib/app/spill", "SPILLWAY_SPILL_DURABILITY": "always", "SPILLWAY_SPILL_MAX_BYTES": "1048576",
-            "SPILLWAY_SPILL_MAX_AGE": "3600000", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536", "SPILLWAY_SPILL_REPLAY_CONCURRENCY": "2"
+            "SPILLWAY_SPILL_MAX_AGE": "3600000", "SPILLWAY_SPILL_MAX_SEGMENT_BYTES": "65536", "SPILLWAY_SPILL_REPLAY_CONCURRENCY": "3"
         ])
         let spill = try #require(config.spill)
         #expect(spill.directory == "/var/lib/app/spill" && spill.durability == .always && spill.maxBytes == 1 << 20)
-        #expect(spill.maxAge == .seconds(3600) && spill.maxSegmentBytes == 65536 && spill.replayConcurrency == 2)
+        #expect(spill.maxAge == .seconds(3600) && spill.maxSegmentBytes == 65536 && spill.replayConcurrency == 3)
         #expect(
             try PipelineConfiguration.fromEnvironment(["SPILLWAY_SPILL_DIR": "/d", "SPILLWAY_SPILL_DURABILITY": "interval:250"]).spill?
                 .durability

@@ -376,6 +376,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         let started = ContinuousClock.now
         let pipeline = try TelemetryPipeline(configuration: configuration, exporter: nil)
+        let startup = started.duration(to: .now)
         try await waitUntil("replay of \(total) spans: \(pipeline.stats())", timeout: .seconds(120)) {
             pipeline.stats().spans.replayed >= total
         }
@@ -383,7 +384,8 @@ let benchmarks: @Sendable () -> Void = {
         let elapsed = started.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         writeReport(
-            "spill replay: \(total) spans in \(frames) frames; receiver counted \(receiver.spanCount); "
+            "spill replay: \(total) spans in \(frames) frames; receiver counted \(receiver.spanCount); pipeline start (recovery "
+                + "scan included) \(startup.components.attoseconds / 1_000_000_000_000_000) ms; "
                 + "\(seconds > 0 ? String(format: "%.0f", Double(total) / seconds) : "?") spans/s"
         )
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))

@@ -199,7 +199,7 @@ public struct ConfigurationKey: Sendable, Hashable {
         .init(
             "SPILLWAY_SPILL_IO", "spill.io", "auto", live: false,
             "`auto` (io_uring where the kernel allows it, else pwrite) or `pwrite`; used when a spill store exists"),
-        .init("SPILLWAY_SPILL_REPLAY_CONCURRENCY", "spill.replayConcurrency", "1", live: false, "replay requests at once"),
+        .init("SPILLWAY_SPILL_REPLAY_CONCURRENCY", "spill.replayConcurrency", "2", live: false, "replay requests at once"),
         .init(
             "SPILLWAY_STATUS_ADDRESS", "statusEndpoint", "(off)", live: false,
             "the status endpoint (`/health`, `/stats`, `/metrics`, `/config`): `host:port`, `:port` (loopback)"),

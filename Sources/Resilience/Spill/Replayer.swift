@@ -4,7 +4,7 @@ import Synchronization
 /// Sends what the spill store holds back to the collector once it answers again, and enforces
 /// the store's retention.
 ///
-/// Every 200 ms: retention first; then, if the circuit breaker is closed (or open with its
+/// At start and then every 200 ms: retention first; then, if the circuit breaker is closed (or open with its
 /// cool-down over: the first replayed frame is then the probe), the segments being written are
 /// sealed and the sealed ones replayed — the rejected area first (the breaker is closed, so the
 /// misconfiguration that put them there is over), then the spilled area — oldest first, or
@@ -75,8 +75,11 @@ final class Replayer: Sendable {
     func start() {
         let task = Task(executorPreference: executor) { [self] in
             defer { exited.store(true, ordering: .releasing) }
+            var first = true
             while !stopped.load(ordering: .relaxed) {
-                try? await Task.sleep(for: .milliseconds(200))
+                // The first round at once: a pipeline that starts with records on disk sends them now.
+                if !first { try? await Task.sleep(for: .milliseconds(200)) }
+                first = false
                 inRound.store(true, ordering: .sequentiallyConsistent)  // pairs with the load in finish(before:)
                 guard !stopped.load(ordering: .sequentiallyConsistent) else { return }  // pairs with the store in stop()
                 await round()
@@ -168,9 +171,13 @@ final class Replayer: Sendable {
         }
         // Metrics one frame at a time: a back end takes a series' points in time order.
         let width = segment.signal == .metrics ? 1 : max(1, store.configuration.replayConcurrency)
-        while !stopped.load(ordering: .relaxed) {
+        func nextWindow() -> [SegmentCursor.Entry] {
             var window: [SegmentCursor.Entry] = []
             while window.count < width, let entry = cursor.next() { window.append(entry) }
+            return window
+        }
+        var window = nextWindow()
+        while !stopped.load(ordering: .relaxed) {
             if window.isEmpty {
                 let lost = store.finish(segment, quarantine: cursor.progress.damaged > 0)
                 if lost > 0 {
@@ -202,6 +209,9 @@ final class Replayer: Sendable {
                     return .parts(results)
                 }
             }
+            // The next window is read while this one is in flight: reading, decompressing and
+            // checking a frame is CPU work that overlaps the collector's round trip.
+            let following = nextWindow()
             var outcomes: [Outcome?] = []
             // Cancelled (``finish(before:)`` past its deadline): the sends are cancelled with the
             // round, their frames fail and stay on disk.
@@ -219,6 +229,7 @@ final class Replayer: Sendable {
                 }
             }
             store.acknowledge(segment, cursor.progress)
+            window = following
         }
         return false
     }
