@@ -84,7 +84,7 @@ typedef struct csp_writer_options {
 	uint64_t sync_interval_ns;
 	/** CSP_IO_*. The library reads no environment: SPILLWAY_SPILL_IO is parsed in Swift. */
 	int io;
-	/** zstd level; 0 for 1. */
+	/** zstd level (negative: zstd's fast levels; the pipeline writes -1); 0 for 1. */
 	int zstd_level;
 	/** The segment header's flags (CSP_SEGMENT_REJECTED, ...); 0 for a spilled segment. */
 	uint32_t flags;

@@ -74,12 +74,12 @@ extension _SpillwayBenchmarkHooks {
         }
     }
 
-    /// zstd level 1 of `body` alone (the spill ceiling); returns the compressed size.
-    public static func zstdLevel1(_ body: [UInt8], into output: inout [UInt8]) -> Int {
+    /// zstd of `body` alone at the spill store's level (the spill ceiling); returns the compressed size.
+    public static func zstdSpillLevel(_ body: [UInt8], into output: inout [UInt8]) -> Int {
         if output.count < body.count + 1024 { output = [UInt8](repeating: 0, count: body.count + body.count / 2 + 1024) }
         let capacity = output.count
         return output.withUnsafeMutableBytes { out in
-            body.withUnsafeBytes { csp_zstd_compress(out.baseAddress, capacity, $0.baseAddress, $0.count, 1) }
+            body.withUnsafeBytes { csp_zstd_compress(out.baseAddress, capacity, $0.baseAddress, $0.count, SegmentWriter.zstdLevel) }
         }
     }
 }

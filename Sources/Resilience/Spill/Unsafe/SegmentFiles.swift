@@ -11,6 +11,13 @@ internal import CSpill
 package final class SegmentWriter: @unchecked Sendable {
     private let writer: OpaquePointer
 
+    /// The zstd level of every frame: -1 (zstd's first "fast" level). On the pipeline's own
+    /// requests (libzstd 1.5.4, 2026-12-07) it compressed spans to 5.60× at 215–250 ns a span
+    /// where level 1 took 343–362 ns for 5.37×, and log records as tightly as level 1 (16.0×)
+    /// in 11 % less time; levels -3 and below were barely faster and gave up a tenth or more of
+    /// the ratio. Readers do not depend on the level.
+    package static let zstdLevel: Int32 = -1
+
     package struct Failure: Error {
         package var errno: Int32
         /// Records of an earlier frame whose asynchronous write failed (cut from its segment).
@@ -48,7 +55,7 @@ package final class SegmentWriter: @unchecked Sendable {
                 max_segment_age_ns: UInt64(clamping: configuration.maxSegmentAge.nanoseconds),
                 durability: durability, sync_interval_ns: interval,
                 io: configuration.io == .pwrite ? Int32(CSP_IO_PWRITE) : Int32(CSP_IO_AUTO),
-                zstd_level: 1, flags: rejectedArea ? CSP_SEGMENT_REJECTED : 0)
+                zstd_level: SegmentWriter.zstdLevel, flags: rejectedArea ? CSP_SEGMENT_REJECTED : 0)
             return csp_writer_open(&options, &handle)
         }
         guard rc == 0, let handle else { throw Failure(errno: -rc) }
