@@ -55,6 +55,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f %%", (b > 0 ? 100 * a / b : 0) }'; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
+if port_open; then echo "bench-service: something already listens on 127.0.0.1:$PORT; set PORT to a free port" >&2; exit 1; fi
 ticks=$(getconf CLK_TCK)
 rows="$work/rows"
 : > "$rows"
@@ -69,6 +70,7 @@ for round in $(seq 1 "$ROUNDS"); do
         OTEL_EXPORTER_OTLP_ENDPOINT=$endpoint "$service" --backend "$backend" --port "$PORT" > "$work/service.out" 2>&1 &
         pid=$!
         wait_for "service on port $PORT" 60 port_open
+        kill -0 "$pid" 2>/dev/null || { echo "bench-service: the $backend service exited at start:" >&2; cat "$work/service.out" >&2; exit 1; }
         wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$PORT/cart" > /dev/null
         before=$(cpu_ticks "$pid")
         wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/cart" > "$work/wrk.out"
