@@ -185,7 +185,7 @@ let benchmarks: @Sendable () -> Void = {
     let spillConfiguration = Benchmark.Configuration(
         metrics: [.wallClock, .throughput, .mallocCountTotal], scalingFactor: .kilo, maxDuration: .seconds(10), maxIterations: 30)
 
-    Benchmark("spill: zstd alone at the store's level (the ceiling), one 512-span request", configuration: spillConfiguration) { benchmark in
+    Benchmark("spill: zstd alone at the store's level, one 512-span request", configuration: spillConfiguration) { benchmark in
         var output: [UInt8] = []
         var i = 0
         benchmark.startMeasurement()
