@@ -3,6 +3,15 @@
 // ordo-one/benchmark or swift-otel (the peer measured side by side).
 import PackageDescription
 
+/// The back ends and the ecosystem APIs both executables use.
+let serverProducts: [Target.Dependency] = [
+    .product(name: "SpillwayIntegration", package: "spillway"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "OTel", package: "swift-otel"),
+    .product(name: "Tracing", package: "swift-distributed-tracing"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+]
+
 let package = Package(
     name: "SpillwayBenchmarks",
     platforms: [.macOS(.v15)],
@@ -24,11 +33,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Resilience", package: "spillway"),
                 .product(name: "ResilienceTesting", package: "spillway"),
-                .product(name: "SpillwayIntegration", package: "spillway"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "OTel", package: "swift-otel"),
-                .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ] + serverProducts + [
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -36,17 +41,10 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         // `make bench-service`: a Hummingbird service with no back end, Spillway or swift-otel,
-        // loaded by wrk (Benchmarks/Service/run.sh). Not a benchmark target: `make bench` skips it.
+        // loaded by wrk (Benchmarks/Service/run.sh); not a benchmark target (see its path).
         .executableTarget(
             name: "ServiceBench",
-            dependencies: [
-                .product(name: "SpillwayIntegration", package: "spillway"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "OTel", package: "swift-otel"),
-                .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: serverProducts + [.product(name: "Hummingbird", package: "hummingbird")],
             // Not under a folder named Benchmarks: ordo-one/benchmark runs every executable there.
             path: "Service/Sources/ServiceBench"
         ),

@@ -75,15 +75,13 @@ final class Replayer: Sendable {
     func start() {
         let task = Task(executorPreference: executor) { [self] in
             defer { exited.store(true, ordering: .releasing) }
-            var first = true
+            // The first round at once: a pipeline that starts with records on disk sends them now.
             while !stopped.load(ordering: .relaxed) {
-                // The first round at once: a pipeline that starts with records on disk sends them now.
-                if !first { try? await Task.sleep(for: .milliseconds(200)) }
-                first = false
                 inRound.store(true, ordering: .sequentiallyConsistent)  // pairs with the load in finish(before:)
                 guard !stopped.load(ordering: .sequentiallyConsistent) else { return }  // pairs with the store in stop()
                 await round()
                 inRound.store(false, ordering: .sequentiallyConsistent)
+                try? await Task.sleep(for: .milliseconds(200))
             }
         }
         rounds.withLock { $0 = task }
