@@ -28,6 +28,11 @@ int main(int argc, char **argv)
 	}
 	static unsigned char file[256 << 20];
 	size_t n = fread(file, 1, sizeof file, f);
+	if (ferror(f)) {
+		perror(argv[1]);
+		fclose(f);
+		return 1;
+	}
 	fclose(f);
 	unsigned char *frames[40];
 	size_t lengths[40];

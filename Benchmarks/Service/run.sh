@@ -19,6 +19,7 @@ BACKENDS=${BACKENDS:-none spillway swift-otel}
 SWIFT=${SWIFT:-swift}
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+exec 4>&2  # standard error, for what a check run with its own stderr silenced must say
 report="$root/Benchmarks/service-report.txt"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -69,8 +70,10 @@ for round in $(seq 1 "$ROUNDS"); do
         endpoint=$(sed -n 's/^receiving on \(http[^ ]*\).*/\1/p' "$work/receiver.out")
         OTEL_EXPORTER_OTLP_ENDPOINT=$endpoint "$service" --backend "$backend" --port "$PORT" > "$work/service.out" 2>&1 &
         pid=$!
-        wait_for "service on port $PORT" 60 port_open
-        kill -0 "$pid" 2>/dev/null || { echo "bench-service: the $backend service exited at start:" >&2; cat "$work/service.out" >&2; exit 1; }
+        # Up when its port answers; a service that exits at start (a bad back end name) is said at once.
+        service_up() { kill -0 "$pid" 2>/dev/null || { echo "bench-service: the $backend service exited at start:" >&4; \
+            cat "$work/service.out" >&4; exit 1; }; port_open; }
+        wait_for "service on port $PORT" 60 service_up
         wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$PORT/cart" > /dev/null
         before=$(cpu_ticks "$pid")
         wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/cart" > "$work/wrk.out"

@@ -34,7 +34,13 @@ let served = Atomic<Int>(0)
             arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } ?? fallback
         }
         let backend = option("--backend", "none")
-        guard let port = Int(option("--port", "8080")) else { fatalError("--port: a number") }
+        func usage(_ message: String) -> Never {
+            FileHandle.standardError.write(Data("ServiceBench: \(message)\n".utf8))
+            exit(2)
+        }
+        guard let port = Int(option("--port", "8080")), (0...65_535).contains(port) else {
+            usage("--port: a port number from 0 to 65535, got \(option("--port", "8080"))")
+        }
         let endpoint = ProcessInfo.processInfo.environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "http://127.0.0.1:4318"
 
         var services: [any Service] = []
@@ -66,7 +72,7 @@ let served = Atomic<Int>(0)
             configuration.metrics.enabled = false
             services.append(try OTel.bootstrap(configuration: configuration))
         default:
-            fatalError("--backend: none, spillway or swift-otel; got \(backend)")
+            usage("--backend: none, spillway or swift-otel; got \(backend)")
         }
 
         // Made after the back end bootstrapped swift-log: a logger made before would keep the default handler.
