@@ -26,13 +26,22 @@ final class ExportTasks: Sendable {
     }
 
     /// Runs `body` as an export task on the executor; ``cancelAll()`` cancels it.
+    ///
+    /// The body, and with it the batch it holds and the batch's ring hold, is released before the
+    /// task unregisters: shutdown reads ``running`` `== 0` as "no export holds a batch", and moves
+    /// any batch still held to the ring file for the next start — a batch spilled a moment before,
+    /// whose last copy a finished task's closure still held, was sent twice that way.
     func start(_ body: @escaping @Sendable () async -> Void) {
+        let slot = BodySlot(body)
         tasks.withLock { state in
             state.next += 1
             let id = state.next
             // Registered under the lock, so the task cannot unregister before it is registered.
             state.running[id] = Task(executorPreference: executor) { [self] in
-                await body()
+                do {
+                    let body = slot.take()
+                    await body?()
+                }
                 _ = tasks.withLock { $0.running.removeValue(forKey: id) }
             }
         }
@@ -45,4 +54,13 @@ final class ExportTasks: Sendable {
 
     /// Export tasks that have not ended.
     var running: Int { tasks.withLock { $0.running.count } }
+}
+
+/// An export task's body, taken (and so released) by the task when it runs.
+private final class BodySlot: Sendable {
+    private let body: Mutex<(@Sendable () async -> Void)?>
+
+    init(_ body: @escaping @Sendable () async -> Void) { self.body = Mutex(body) }
+
+    func take() -> (@Sendable () async -> Void)? { body.withLock { $0.take() } }
 }

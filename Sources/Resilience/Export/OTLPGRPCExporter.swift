@@ -146,6 +146,11 @@
             let key = ConnectionKey(endpoint: endpoint, slot: slot)
             for attempt in 0..<Self.sendsOfAnUnprocessedCall {
                 let (connection, reused) = try await self.connection(to: key, index: index, timeout: settings.timeout)
+                // Cancelled while it waited for a connection, or shut down: no call starts (see the
+                // HTTP exporter; the batch is kept by the pipeline that gave the send up).
+                guard !Task.isCancelled && !isShutDown.load(ordering: .relaxed) else {
+                    throw ResilienceError(code: .shutDown, message: "export cancelled before its call started")
+                }
                 do {
                     let response = try await call(on: connection, headers: headers, message: message, timeout: timeout)
                     return try interpret(response, signal: batch.signal)

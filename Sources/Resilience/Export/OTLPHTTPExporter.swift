@@ -99,6 +99,13 @@ public final class OTLPHTTPExporter: TelemetryExporter {
         for attempt in 0..<2 {
             let (connection, reused) = try await connection(to: endpoint, signal: batch.signal, timeout: settings.timeout)
             let channel = connection.channel
+            // Cancelled while it waited for a connection (shutdown past its deadline), or shut down:
+            // nothing is written. The pipeline that gave the send up keeps the batch to send later,
+            // and a request written now could still reach the collector: delivered twice.
+            guard !Task.isCancelled && !isShutDown.load(ordering: .relaxed) else {
+                channel.close(promise: nil)
+                throw ResilienceError(code: .shutDown, message: "export cancelled before its request was written")
+            }
             let promise = channel.eventLoop.makePromise(of: HTTPExchange.Response.self)
             // A connection that closed before the request reached its handler (a TLS 1.3 server
             // refusing the client's certificate right after the handshake) fails the exchange

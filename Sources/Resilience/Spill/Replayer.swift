@@ -9,9 +9,8 @@ import Synchronization
 /// sealed and the sealed ones replayed — the rejected area first (the breaker is closed, so the
 /// misconfiguration that put them there is over), then the spilled area — oldest first, or
 /// newest first with ``SpillConfiguration/replayNewestFirst``, at most
-/// ``SpillConfiguration/replayConcurrency`` requests at a time (default 1), so live exports keep
-/// their slots. Each frame's request bytes are re-sent unchanged through the retry and breaker
-/// stages. What each frame's answer does:
+/// ``SpillConfiguration/replayConcurrency`` requests at a time (default 2). Each frame's request
+/// bytes are re-sent unchanged through the retry and breaker stages. What each frame's answer does:
 ///
 /// | answer | the frame |
 /// |---|---|
@@ -154,8 +153,9 @@ final class Replayer: Sendable {
 
     /// Replays one segment; `false` when the round must stop (the collector failed, or refused
     /// the configuration). Frames go out in windows of ``SpillConfiguration/replayConcurrency``
-    /// requests at once; progress advances over the acknowledged prefix, so a failure in a
-    /// window re-sends its later frames next time (at-least-once).
+    /// requests at once; progress advances over the acknowledged prefix. A frame that failed
+    /// ahead of one that was delivered is written back to the store as a frame of its own, so
+    /// nothing delivered is sent again; the frames after the last delivered one stay.
     private func replay(_ segment: SpillStore.Segment) async -> Bool {
         let path = store.path(segment.signal, segment.area, segment.sequence)
         let cursor: SegmentCursor
@@ -218,8 +218,17 @@ final class Replayer: Sendable {
             } onCancel: {
                 for send in sends { send?.cancel() }
             }
-            for (entry, outcome) in zip(window, outcomes) {
-                let (done, stop) = handle(entry, outcome, segment: segment, path: path)
+            // Progress is a prefix of the segment: a frame that failed ahead of one delivered in the
+            // same window would, if it stayed, have the delivered one sent again with it next time
+            // (a duplicate, seen under load). So such a frame is written back to the store as a
+            // frame of its own and counts as done here, as a pool's undelivered parts are.
+            let lastDelivered = outcomes.lastIndex { $0.map(Self.delivered) ?? false } ?? -1
+            for (index, (entry, outcome)) in zip(window, outcomes).enumerated() {
+                var (done, stop) = handle(entry, outcome, segment: segment, path: path)
+                if !done, index < lastDelivered, case .frame(let batch, _) = entry, let error = outcome.flatMap(Self.failure) {
+                    keepAgain(batch, in: segment.area, error: error)
+                    (done, stop) = (true, false)
+                }
                 if done { cursor.done(entry) }
                 guard done && !stop else {
                     store.acknowledge(segment, cursor.progress)
@@ -230,6 +239,25 @@ final class Replayer: Sendable {
             window = following
         }
         return false
+    }
+
+    /// Whether a send delivered anything: a success, or a frame cut by trace with a part delivered.
+    private static func delivered(_ outcome: Outcome) -> Bool {
+        switch outcome {
+        case .whole(let result): if case .success = result { true } else { false }
+        case .parts(let parts): parts.contains { if case .success = $0.result { true } else { false } }
+        }
+    }
+
+    /// The error of a send that delivered nothing (for a frame cut by trace, its first part's).
+    private static func failure(_ outcome: Outcome) -> (any Error)? {
+        switch outcome {
+        case .whole(.failure(let error)): return error
+        case .whole(.success): return nil
+        case .parts(let parts):
+            guard !delivered(outcome), case .failure(let error)? = parts.first?.result else { return nil }
+            return error
+        }
     }
 
     /// Books one entry's outcome: whether it is done, and whether the round stops after it.

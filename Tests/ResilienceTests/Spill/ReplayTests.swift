@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Resilience
 import ResilienceTesting
+import Synchronization
 import Testing
 
 private func spillDirectory() -> String {
@@ -216,5 +217,59 @@ extension ReplayTests {
         #expect(receiver.sequenceReport(expected: 120_000).missing == 0)
         _ = await pipeline.shutdown(deadline: .now + .seconds(5))
         try await receiver.stop()
+    }
+}
+
+extension ReplayTests {
+    /// Frames are replayed two at a time and a segment's progress is a prefix: when the first of a
+    /// window failed and the second was delivered, both stayed, and the delivered one was sent
+    /// again with the other (512 duplicates in a CI run). Now the failed one is written back.
+    @Test(.timeLimit(.minutes(3)))
+    func aFrameThatFailsAheadOfADeliveredOneIsWrittenBackAndNothingIsSentTwice() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: true)
+        let directory = spillDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (path, offsets) = try await spilledSegment(receiver, directory: directory, count: 3_000)
+        try #require(offsets.count >= 2, "\(offsets)")
+        guard case .frame(let first, _)? = try SegmentCursor(path: path).next() else {
+            Issue.record("the segment's first frame does not read")
+            return
+        }
+        receiver.behavior = .accept
+        let failures = CountCell()
+        var replay = configuration(receiver, directory: directory)
+        replay.exportStages = [.perBatch { FailOnceStage(next: $0, sequence: first.sequence, failures: failures) }]
+        let replayer = try TelemetryPipeline(configuration: replay)
+        let books = await eventually(timeout: .seconds(30)) {
+            let s = replayer.stats().spans
+            return s.onDisk == 0 && s.pending == 0
+        }
+        let stats = replayer.stats().spans
+        #expect(books, "\(stats)")
+        #expect(failures.value.load(ordering: .relaxed) == 1, "the first frame's first send failed")
+        #expect(stats.exported == 3_000 && stats.replayed == 3_000 && stats.droppedTotal == 0, "\(stats)")
+        expectBooksBalance(replayer)
+        let report = receiver.sequenceReport(expected: 3_000)
+        #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
+        #expect(receiver.uniqueSpanIDs == 3_000 && receiver.duplicateSpanIDs == 0, "by span id")
+        _ = await replayer.shutdown(deadline: .now + .seconds(5))
+        try await receiver.stop()
+    }
+}
+
+/// Fails the first send of the batch with `sequence` (a 503, after 100 ms: the frame beside it
+/// in the window is answered first), then passes every send on.
+private struct FailOnceStage: TelemetryExporter {
+    let next: any TelemetryExporter
+    let sequence: UInt64
+    let failures: CountCell
+    var name: String { next.name }
+
+    func export(_ batch: ExportBatch) async throws -> ExportResponse {
+        if batch.sequence == sequence, failures.value.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged {
+            try? await Task.sleep(for: .milliseconds(100))
+            throw OTLPExportError(code: .httpStatus, statusCode: 503, message: "failed once by the test")
+        }
+        return try await next.export(batch)
     }
 }
