@@ -63,8 +63,8 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
     /// The overflow valve opens when this many bytes wait unread: half the configured
     /// `ringCapacity` (a ring file is larger by what exports hold, and opens at the same point).
     private let valveBytes: Int
-    /// A drain that found fewer records than this means the thread is right behind the producers.
-    private static let caughtUp = 256
+    /// How long the drain thread parks after each pass (``DrainPacing``).
+    @exclusivity(unchecked) private var pacing: DrainPacing
 
     /// Takes over `ring` and starts the drain thread.
     init(
@@ -76,6 +76,7 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
         self.ring = ring
         self.releaser = ring.isFileBacked ? RingReleaser(ring: ring) : nil
         self.valveBytes = min(configuration.ringCapacity, ring.capacity) / 2
+        self.pacing = DrainPacing(ringCapacity: ring.capacity)
         (self.syncer, self.syncTimeouts) = Self.groupCommit(ring: ring, routes: configuration.routes)
         self.windows = windows
         self.ledger = ledger
@@ -187,8 +188,14 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
 
     // MARK: The drain thread
 
+    /// Parks the drain thread for `nanoseconds`, at most until the nearest batch is due (and at least 10 µs).
+    private func park(_ nanoseconds: UInt64, now: UInt64) {
+        var sleep = nanoseconds
+        for builder in builders where !builder.isEmpty { sleep = min(sleep, builder.deadline &- min(now, builder.deadline)) }
+        parker.park(nanoseconds: max(sleep, 10_000))
+    }
+
     private func run() {
-        var idle: UInt64 = 50_000
         while !abandonRequested.load(ordering: .relaxed) {
             let version = configurationVersion.load(ordering: .acquiring)  // pairs with the releasing add in update()
             if version != seenVersion, let next = pendingConfigurations.withLock({ $0 }) {
@@ -209,20 +216,8 @@ final class BatchProcessor: RecordProcessor, @unchecked Sendable {
             if drained == 0 {
                 releaser?.releaseIdle()
                 releaser?.relocatePinned()
-                var sleep = idle
-                for builder in builders where !builder.isEmpty { sleep = min(sleep, builder.deadline &- min(now, builder.deadline)) }
-                parker.park(nanoseconds: max(sleep, 10_000))
-                idle = min(idle * 2, 5_000_000)
-            } else if drained < Self.caughtUp {
-                // The drain thread has caught up with the producers: reading the cache lines they
-                // are writing right now would bounce those lines between cores on every record
-                // (measured: 7 ns → 120–150 ns per record). Let them get ahead first;
-                // a flush or a blocked producer wakes the thread at once.
-                parker.park(nanoseconds: 200_000)
-                idle = 50_000
-            } else {
-                idle = 50_000
             }
+            if let nanoseconds = pacing.park(afterDraining: drained) { park(nanoseconds, now: now) }
         }
         // Wake anybody still waiting for a flush: the pipeline is going away.
         // Closed under the same lock that forceFlush() appends under, so no caller is left behind

@@ -4,7 +4,6 @@
 // of one record (Benchmarks/Instructions/measure.sh).
 import CoreMetrics
 import Dispatch
-
 import Logging
 @_spi(Benchmarks) import Resilience
 import SpillwayIntegration
@@ -88,19 +87,62 @@ nonisolated func wallClockRun(_ pipeline: TelemetryPipeline, spans: Int, threads
     var ids = [pthread_t](repeating: pthread_t(), count: threads)
     for t in 0..<threads {
         let work = Unmanaged.passRetained(Work(pipeline.tracer(scope: "bench"), spans / threads)).toOpaque()
-        pthread_create(&ids[t], nil, { context in
-            let work = Unmanaged<Work>.fromOpaque(context!).takeRetainedValue()
-            for i in 0..<work.count { emitSpan(work.tracer, i) }
-            return nil
-        }, work)
+        pthread_create(
+            &ids[t], nil,
+            { context in
+                let work = Unmanaged<Work>.fromOpaque(context!).takeRetainedValue()
+                for i in 0..<work.count { emitSpan(work.tracer, i) }
+                return nil
+            }, work)
     }
     for id in ids { pthread_join(id, nil) }
     var end = timespec()
     clock_gettime(CLOCK_MONOTONIC, &end)
     let ns = Double(end.tv_sec - start.tv_sec) * 1e9 + Double(end.tv_nsec - start.tv_nsec)
     let stats = pipeline.stats().spans
-    print("\(threads) thread(s): \(spans) spans in \(Int(ns / 1e6)) ms, \(Int(ns / Double(spans))) ns per span (wall), "
-        + "\(Int(Double(spans) / ns * 1e6)) k spans/s; drained by then \(stats.emitted), exported \(stats.exported)")
+    print(
+        "\(threads) thread(s): \(spans) spans in \(Int(ns / 1e6)) ms, \(Int(ns / Double(spans))) ns per span (wall), "
+            + "\(Int(Double(spans) / ns * 1e6)) k spans/s; drained by then \(stats.emitted), exported \(stats.exported)")
+}
+
+/// Not for callgrind: a service's steady load — `rate` requests a second for `seconds` seconds, one
+/// span and one log record each, emitted in a burst every millisecond — then each spillway thread's
+/// CPU time and how often it was put on a CPU (/proc/self/task/*/schedstat): what the pipeline's own
+/// threads cost a service at a rate far below their ceiling. `EmitInstructions 28000 steady [seconds]`.
+nonisolated func steadyRun(_ tracer: Resilience.Tracer, _ logger: TelemetryLogger, rate: Int, seconds: Int) {
+    var next = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &next)
+    var emitted = 0
+    for tick in 1...(seconds * 1000) {
+        let due = rate * tick / 1000
+        while emitted < due {
+            emitSpan(tracer, emitted)
+            emitLog(logger, emitted)
+            emitted += 1
+        }
+        next.tv_nsec += 1_000_000
+        if next.tv_nsec >= 1_000_000_000 { (next.tv_sec, next.tv_nsec) = (next.tv_sec + 1, next.tv_nsec - 1_000_000_000) }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nil)
+    }
+    func read(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        return fgets(&line, 256, file).map { _ in String(cString: line).split(separator: "\n").first.map(String.init) ?? "" }
+    }
+    print("\(emitted) requests (a span and a log record each) at \(rate)/s for \(seconds) s")
+    guard let dir = opendir("/proc/self/task") else { return }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        guard tid.first?.isNumber == true, let name = read("/proc/self/task/\(tid)/comm"), name.hasPrefix("spillway"),
+            let fields = read("/proc/self/task/\(tid)/schedstat")?.split(separator: " "), fields.count == 3,
+            let ns = Double(fields[0]), let slices = Double(fields[2])
+        else { continue }
+        print(
+            "\(name): \(Int(ns / 1e6)) ms CPU (\(Int(ns / Double(emitted))) ns a request), "
+                + "\(Int(slices / Double(seconds))) wake-ups a second (\(String(format: "%.3f", slices / Double(emitted))) a request)")
+    }
 }
 
 @inline(never)
@@ -142,6 +184,7 @@ for i in 0..<1000 {
 switch kind {
 case "span": for i in 0..<n { emitSpan(tracer, i) }
 case "wall1", "wall2": wallClockRun(pipeline, spans: n, threads: kind == "wall1" ? 1 : 2)
+case "steady": steadyRun(tracer, logger, rate: n, seconds: CommandLine.arguments.count > 3 ? Int(CommandLine.arguments[3])! : 10)
 case "withspan": for i in 0..<n { emitWithSpan(spillwayTracer, i) }
 case "withspan-noop": for i in 0..<n { emitWithSpan(NoOpTracer(), i) }
 case "swiftlog": for i in 0..<n { emitInfo(spillwayLogger, i) }
