@@ -152,8 +152,13 @@ func increment(_ counter: Counter) { counter.increment() }
 func record(_ timer: Timer, _ i: Int) { timer.recordNanoseconds(Int64(i & 1023) * 100_000) }
 
 // A ring large enough that nothing is dropped when the drain thread, serialised by valgrind, falls behind.
-let n = Int(CommandLine.arguments[1])!
-let kind = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "span"
+let arguments = CommandLine.arguments
+let kind = arguments.count > 2 ? arguments[2] : "span"
+let steadySeconds = arguments.count > 3 ? Int(arguments[3]) : 10
+guard arguments.count > 1, let n = Int(arguments[1]), n > 0, let steadySeconds, steadySeconds > 0 else {
+    print("usage: EmitInstructions COUNT [SHAPE]   or   EmitInstructions RATE steady [SECONDS]  (positive whole numbers)")
+    exit(2)
+}
 var configuration = PipelineConfiguration(serviceName: "bench")
 configuration.ringCapacity = 256 << 20
 if kind == "exponential" { configuration.metrics.histogramAggregation = .base2ExponentialBucketHistogram }
@@ -184,7 +189,7 @@ for i in 0..<1000 {
 switch kind {
 case "span": for i in 0..<n { emitSpan(tracer, i) }
 case "wall1", "wall2": wallClockRun(pipeline, spans: n, threads: kind == "wall1" ? 1 : 2)
-case "steady": steadyRun(tracer, logger, rate: n, seconds: CommandLine.arguments.count > 3 ? Int(CommandLine.arguments[3])! : 10)
+case "steady": steadyRun(tracer, logger, rate: n, seconds: steadySeconds)
 case "withspan": for i in 0..<n { emitWithSpan(spillwayTracer, i) }
 case "withspan-noop": for i in 0..<n { emitWithSpan(NoOpTracer(), i) }
 case "swiftlog": for i in 0..<n { emitInfo(spillwayLogger, i) }
