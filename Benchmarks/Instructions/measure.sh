@@ -14,7 +14,7 @@ cp "$binary" "$work/emit" && strip -g "$work/emit"
 # Instructions are the emitting thread's; allocations the whole process's, drained to the end (the
 # drain and export threads allocate per batch: ~0.03 per span with 512-span batches).
 printf '| record | instructions / record (emitting thread) | heap allocations / record (whole process) |\n|---|---|---|\n'
-for shape in span log withspan withspan-noop swiftlog swiftlog-noop counter timer exponential; do
+for shape in span log withspan withspan-noop swiftlog swiftlog-noop swiftlog-request swiftlog-request-noop counter timer exponential; do
     declare -A ir allocs
     for n in 20000 120000; do
         valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg-$shape-$n" "$work/emit" $n $shape >/dev/null 2>&1
@@ -28,6 +28,8 @@ for shape in span log withspan withspan-noop swiftlog swiftlog-noop counter time
         withspan-noop) label="the same through NoOpTracer (the API's own cost)" ;;
         swiftlog) label="swift-log info, 2 metadata values, SpillwayLogHandler" ;;
         swiftlog-noop) label="the same into a handler that discards (swift-log's own cost)" ;;
+        swiftlog-request) label="per request as a server framework logs: a logger copy with a request id, info with 1 value" ;;
+        swiftlog-request-noop) label="the same into a handler that discards" ;;
         counter) label="swift-metrics counter.increment(), 2 dimensions" ;;
         timer) label="swift-metrics timer.recordNanoseconds, 2 dimensions" ;;
         *) label="swift-metrics timer.recordNanoseconds, 2 dimensions, exponential histogram" ;;

@@ -73,6 +73,15 @@ func emitInfo(_ logger: Logger, _ i: Int) {
     logger.info("user signed in", metadata: ["user.id": "\(i)", "tenant": "acme"])
 }
 
+/// What a server framework does per request: a copy of its logger with the request's id set as
+/// metadata (Hummingbird, Vapor), then one `info` with 1 metadata value.
+@inline(never)
+func emitRequestInfo(_ logger: Logger, _ i: Int) {
+    var requestLogger = logger
+    requestLogger[metadataKey: "request.id"] = .stringConvertible(i)
+    requestLogger.info("user signed in", metadata: ["tenant": "acme"])
+}
+
 /// Not for callgrind: `spans` spans from 1 or 2 threads, timed on the wall clock with the drain
 /// thread running beside them (the two-thread scaling of issue 28, over many more spans than a
 /// benchmark sample). `EmitInstructions 2000000 wall1` / `wall2`.
@@ -185,6 +194,8 @@ for i in 0..<1000 {
     emitWithSpan(NoOpTracer(), i)
     emitInfo(spillwayLogger, i)
     emitInfo(noOpLogger, i)
+    emitRequestInfo(spillwayLogger, i)
+    emitRequestInfo(noOpLogger, i)
 }
 switch kind {
 case "span": for i in 0..<n { emitSpan(tracer, i) }
@@ -194,6 +205,8 @@ case "withspan": for i in 0..<n { emitWithSpan(spillwayTracer, i) }
 case "withspan-noop": for i in 0..<n { emitWithSpan(NoOpTracer(), i) }
 case "swiftlog": for i in 0..<n { emitInfo(spillwayLogger, i) }
 case "swiftlog-noop": for i in 0..<n { emitInfo(noOpLogger, i) }
+case "swiftlog-request": for i in 0..<n { emitRequestInfo(spillwayLogger, i) }
+case "swiftlog-request-noop": for i in 0..<n { emitRequestInfo(noOpLogger, i) }
 case "log": for i in 0..<n { emitLog(logger, i) }
 case "counter": for _ in 0..<n { increment(counter) }
 case "collect":  // not measured by measure.sh: `perf record` it for where a collection's time goes
