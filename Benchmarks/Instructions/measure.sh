@@ -7,6 +7,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 command -v valgrind >/dev/null || { echo "bench-instructions: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
 swift build -c release --package-path "$here" --scratch-path "$here/../../.build-instructions" >/dev/null
 binary="$here/../../.build-instructions/release/EmitInstructions"
+# Swift seeds its hashing per process: with dictionaries on the path (withSpan's attributes, swift-log's
+# metadata) a shape's count moved by ±200 instructions from run to run; a fixed seed makes it repeat.
+export SWIFT_DETERMINISTIC_HASHING=1
 # valgrind cannot read the DWARF Swift 6 writes; the symbol table is enough.
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

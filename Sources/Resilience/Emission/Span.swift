@@ -258,20 +258,32 @@ func spanFlags(traceFlags: UInt8, isRemote: Bool) -> UInt32 {
 extension ScratchBuffer {
     @inline(__always)
     func putTraceID(_ field: Int, _ id: TraceID) {
-        reserve(20)
-        putTag(field, .lengthDelimited)
-        put(16)
-        base.storeBytes(of: id.high.bigEndian, toByteOffset: count, as: UInt64.self)
-        base.storeBytes(of: id.low.bigEndian, toByteOffset: count + 8, as: UInt64.self)
-        count += 16
+        withCursor(reserving: 20) { $0.putTraceID(field, id) }
     }
 
     @inline(__always)
     func putSpanID(_ field: Int, _ id: SpanID) {
-        reserve(12)
+        withCursor(reserving: 12) { $0.putSpanID(field, id) }
+    }
+}
+
+extension ByteCursor {
+    /// A 16-byte trace id as a length-delimited field (at most 19 bytes for fields under 16).
+    @inline(__always)
+    mutating func putTraceID(_ field: Int, _ id: TraceID) {
+        putTag(field, .lengthDelimited)
+        put(16)
+        base.storeBytes(of: id.high.bigEndian, toByteOffset: at, as: UInt64.self)
+        base.storeBytes(of: id.low.bigEndian, toByteOffset: at &+ 8, as: UInt64.self)
+        at &+= 16
+    }
+
+    /// An 8-byte span id as a length-delimited field.
+    @inline(__always)
+    mutating func putSpanID(_ field: Int, _ id: SpanID) {
         putTag(field, .lengthDelimited)
         put(8)
-        base.storeBytes(of: id.value.bigEndian, toByteOffset: count, as: UInt64.self)
-        count += 8
+        base.storeBytes(of: id.value.bigEndian, toByteOffset: at, as: UInt64.self)
+        at &+= 8
     }
 }

@@ -62,18 +62,24 @@ public struct Tracer: Sendable {
         buffer.beginSpan(intake: intake, recordType: type)
         let context = SpanContext(traceID: traceID, spanID: state.newSpanID(), traceFlags: traceFlags, traceState: traceState)
 
-        buffer.putTraceID(SpanField.traceID, traceID)
-        buffer.putSpanID(SpanField.spanID, context.spanID)
+        // The span's fixed fields, through one cursor (one reservation; the position stays in a register).
+        buffer.withCursor(reserving: 32) { cursor in
+            cursor.putTraceID(SpanField.traceID, traceID)
+            cursor.putSpanID(SpanField.spanID, context.spanID)
+        }
         if !traceState.isEmpty { buffer.putStringField(SpanField.traceState, traceState) }
-        if let parent, parent.isValid { buffer.putSpanID(SpanField.parentSpanID, parent.spanID) }
-        buffer.putStringField(SpanField.name, name)
-        buffer.reserve(32)
-        buffer.putTag(SpanField.kind, .varint)
-        buffer.put(kind.rawValue)
-        buffer.putTag(SpanField.startTime, .fixed64)
-        buffer.putFixed64(startTime ?? nowUnixNano())
-        buffer.putTag(SpanField.flags, .fixed32)
-        buffer.putFixed32(spanFlags(traceFlags: traceFlags, isRemote: parent?.isRemote ?? false))
+        withUTF8(name, limit: .max) { nameBytes, nameCount in
+            buffer.withCursor(reserving: nameCount + 48) { cursor in
+                if let parent, parent.isValid { cursor.putSpanID(SpanField.parentSpanID, parent.spanID) }
+                cursor.putBytesField(SpanField.name, nameBytes, nameCount)
+                cursor.putTag(SpanField.kind, .varint)
+                cursor.put(kind.rawValue)
+                cursor.putTag(SpanField.startTime, .fixed64)
+                cursor.putFixed64(startTime ?? nowUnixNano())
+                cursor.putTag(SpanField.flags, .fixed32)
+                cursor.putFixed32(spanFlags(traceFlags: traceFlags, isRemote: parent?.isRemote ?? false))
+            }
+        }
         return Span(buffer: buffer, generation: buffer.generation, context: context)
     }
 

@@ -16,13 +16,31 @@ extension ScratchBuffer {
     func putAttribute(field: Int, key: String, string value: String, valueLimit: Int) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
             withUTF8(value, limit: valueLimit) { valueBytes, valueCount in
-                putKeyValueHeader(
-                    field: field, key: keyBytes, keyCount, valueSize: lengthFieldSize(field: AnyValueField.string, valueCount))
-                reserve(valueCount + 16)
-                putTag(AnyValueField.string, .lengthDelimited)
-                putVarint(UInt64(valueCount))
-                putRaw(valueBytes, valueCount)
+                putKeyValue(field: field, key: keyBytes, keyCount, valueSize: lengthFieldSize(field: AnyValueField.string, valueCount)) {
+                    $0.putTag(AnyValueField.string, .lengthDelimited)
+                    $0.putVarint(UInt64(valueCount))
+                    $0.putRaw(valueBytes, valueCount)
+                }
             }
+        }
+    }
+
+    /// One `KeyValue` (its length, the key, and an `AnyValue` of `valueSize` bytes that `value`
+    /// writes), all through one cursor.
+    @inline(__always)
+    private func putKeyValue(
+        field: Int, key keyBytes: UnsafeRawPointer, _ keyCount: Int, valueSize: Int, _ value: (inout ByteCursor) -> Void
+    ) {
+        let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, valueSize)
+        withCursor(reserving: keyValue + 16) { cursor in
+            cursor.putTag(field, .lengthDelimited)
+            cursor.putVarint(UInt64(keyValue))
+            cursor.putTag(1, .lengthDelimited)
+            cursor.putVarint(UInt64(keyCount))
+            cursor.putRaw(keyBytes, keyCount)
+            cursor.putTag(2, .lengthDelimited)
+            cursor.putVarint(UInt64(valueSize))
+            value(&cursor)
         }
     }
 
@@ -30,24 +48,17 @@ extension ScratchBuffer {
     /// of `valueSize` bytes; the caller writes the `AnyValue` content next.
     @inline(__always)
     private func putKeyValueHeader(field: Int, key keyBytes: UnsafeRawPointer, _ keyCount: Int, valueSize: Int) {
-        let keyValue = lengthFieldSize(field: 1, keyCount) + lengthFieldSize(field: 2, valueSize)
-        reserve(keyValue + 16)
-        putTag(field, .lengthDelimited)
-        putVarint(UInt64(keyValue))
-        putTag(1, .lengthDelimited)
-        putVarint(UInt64(keyCount))
-        putRaw(keyBytes, keyCount)
-        putTag(2, .lengthDelimited)
-        putVarint(UInt64(valueSize))
+        putKeyValue(field: field, key: keyBytes, keyCount, valueSize: valueSize) { _ in }
     }
 
     /// One `KeyValue` with an int value.
     @inline(__always)
     func putAttribute(field: Int, key: String, int value: Int64) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
-            putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: 1 + varintSize(UInt64(bitPattern: value)))
-            putTag(AnyValueField.int, .varint)
-            putVarint(UInt64(bitPattern: value))
+            putKeyValue(field: field, key: keyBytes, keyCount, valueSize: 1 + varintSize(UInt64(bitPattern: value))) {
+                $0.putTag(AnyValueField.int, .varint)
+                $0.putVarint(UInt64(bitPattern: value))
+            }
         }
     }
 
@@ -55,9 +66,10 @@ extension ScratchBuffer {
     @inline(__always)
     func putAttribute(field: Int, key: String, bool value: Bool) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
-            putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: 2)
-            putTag(AnyValueField.bool, .varint)
-            put(value ? 1 : 0)
+            putKeyValue(field: field, key: keyBytes, keyCount, valueSize: 2) {
+                $0.putTag(AnyValueField.bool, .varint)
+                $0.put(value ? 1 : 0)
+            }
         }
     }
 
@@ -65,9 +77,10 @@ extension ScratchBuffer {
     @inline(__always)
     func putAttribute(field: Int, key: String, double value: Double) {
         withUTF8(key, limit: .max) { keyBytes, keyCount in
-            putKeyValueHeader(field: field, key: keyBytes, keyCount, valueSize: 9)
-            putTag(AnyValueField.double, .fixed64)
-            putFixed64(value.bitPattern)
+            putKeyValue(field: field, key: keyBytes, keyCount, valueSize: 9) {
+                $0.putTag(AnyValueField.double, .fixed64)
+                $0.putFixed64(value.bitPattern)
+            }
         }
     }
 
