@@ -76,10 +76,11 @@ public struct TelemetryLogger: Sendable {
         encode(severity: severity, eventName: eventName, context: context, timestamp: timestamp, error: error, attributes) {
             buffer, limit in
             withUTF8(body, limit: limit) { bytes, count in
-                buffer.reserve(count + 16)
-                buffer.putTag(LogField.body, .lengthDelimited)
-                buffer.putVarint(UInt64(lengthFieldSize(field: AnyValueField.string, count)))
-                buffer.putBytesField(AnyValueField.string, bytes, count)
+                buffer.withCursor(reserving: count + 16) { cursor in
+                    cursor.putTag(LogField.body, .lengthDelimited)
+                    cursor.putVarint(UInt64(lengthFieldSize(field: AnyValueField.string, count)))
+                    cursor.putBytesField(AnyValueField.string, bytes, count)
+                }
             }
         }
     }
@@ -127,22 +128,26 @@ public struct TelemetryLogger: Sendable {
     @inline(__always)
     private func writeHeader(_ buffer: ScratchBuffer, severity: Severity, eventName: String?, context: SpanContext?, timestamp: UInt64?) {
         let observed = nowUnixNano()
-        buffer.reserve(40)
-        buffer.putTag(LogField.time, .fixed64)
-        buffer.putFixed64(timestamp ?? observed)
-        buffer.putTag(LogField.observedTime, .fixed64)
-        buffer.putFixed64(observed)
-        if severity.number > 0 {
-            buffer.putTag(LogField.severityNumber, .varint)
-            buffer.put(severity.number)
-            buffer.putStringField(LogField.severityText, severity.text)
-        }
-        if let context, context.isValid {
-            buffer.putTraceID(LogField.traceID, context.traceID)
-            buffer.putSpanID(LogField.spanID, context.spanID)
-            buffer.reserve(8)
-            buffer.putTag(LogField.flags, .fixed32)
-            buffer.putFixed32(UInt32(context.traceFlags))
+        // Times, severity and trace context through one cursor: at most 18 + 2 + 6 + 18 + 10 + 5 bytes and the
+        // severity's text.
+        withUTF8(severity.text, limit: .max) { text, textCount in
+            buffer.withCursor(reserving: textCount + 64) { cursor in
+                cursor.putTag(LogField.time, .fixed64)
+                cursor.putFixed64(timestamp ?? observed)
+                cursor.putTag(LogField.observedTime, .fixed64)
+                cursor.putFixed64(observed)
+                if severity.number > 0 {
+                    cursor.putTag(LogField.severityNumber, .varint)
+                    cursor.put(severity.number)
+                    cursor.putBytesField(LogField.severityText, text, textCount)
+                }
+                if let context, context.isValid {
+                    cursor.putTraceID(LogField.traceID, context.traceID)
+                    cursor.putSpanID(LogField.spanID, context.spanID)
+                    cursor.putTag(LogField.flags, .fixed32)
+                    cursor.putFixed32(UInt32(context.traceFlags))
+                }
+            }
         }
         if let eventName { buffer.putStringField(LogField.eventName, eventName) }
     }
