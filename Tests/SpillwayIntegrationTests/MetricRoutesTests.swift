@@ -48,6 +48,9 @@ import Testing
             try await tick(for: 400)
             billing.behavior = .fail(status: 503)
             try await tick(for: 1500)
+            // With the collector still down, until its requests reach the store (under the whole suite's
+            // load they were once all still in retry at 1.5 s: one sample then saw 0).
+            _ = await eventually(timeout: .seconds(20)) { (pipeline.stats().destinations["billing"]?.metrics.spilled ?? 0) > 0 }
             let spilled = pipeline.stats().destinations["billing"]?.metrics.spilled ?? 0
             billing.behavior = .accept
             try await tick(for: 400)

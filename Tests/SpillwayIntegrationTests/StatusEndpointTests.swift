@@ -153,19 +153,45 @@ import Testing
         try await receiver.stop()
     }
 
-    /// The same port twice in a row: shutdown releases it (and a released pipeline's server is gone).
+    /// Shutdown releases the port: it can be listened on again at once, as the next pipeline would.
+    ///
+    /// (A second pipeline on the same port, started after the first shut down, failed once with
+    /// "Address already in use" while the replay tests ran beside it: their client connections take
+    /// ephemeral ports from the same range, and one took the released port in between. Listening on it
+    /// right after the shutdown leaves no such window and makes the same claim.)
     @Test func aShutDownPipelineReleasesItsPortForTheNextOne() async throws {
         let receiver = try await OTLPReceiver.start()
-        var port = 0
         for round in 0..<2 {
             var configuration = testConfiguration(receiver)
-            configuration.statusEndpoint = PipelineConfiguration.StatusEndpoint(port: port)
+            configuration.statusEndpoint = PipelineConfiguration.StatusEndpoint(port: 0)
             let pipeline = try TelemetryPipeline(configuration: configuration)
-            port = try #require(pipeline.statusEndpointPort)
+            let port = try #require(pipeline.statusEndpointPort)
             #expect(try await http(port, "GET", "/health").status == 200, "round \(round)")
+            #expect(listenErrno(port) == EADDRINUSE, "round \(round): the pipeline holds its port")
             _ = await pipeline.shutdown(deadline: .now + .seconds(5))
+            // The listening socket closes on its event loop just after shutdown returns (at once it was still bound).
+            #expect(await eventually(timeout: .seconds(5)) { listenErrno(port) == 0 }, "round \(round): the port is free after shutdown")
         }
         try await receiver.stop()
+    }
+
+    /// Listens on 127.0.0.1:`port` (with `SO_REUSEADDR`, as the status server does) and closes at once:
+    /// 0, or the errno of the bind or listen.
+    private func listenErrno(_ port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 1) == 0 else { return errno }
+        return 0
     }
 
     typealias Response = HTTPClient.Response

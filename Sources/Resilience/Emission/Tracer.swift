@@ -35,8 +35,12 @@ public struct Tracer: Sendable {
 
     @usableFromInline
     func sampledSpan(_ name: String, kind: SpanKind, parent: SpanContext?, startTime: UInt64?) -> Span {
+        EmitThreadState.withCurrent { sampledSpan(name, kind: kind, parent: parent, startTime: startTime, state: $0) }
+    }
+
+    @inline(__always)
+    private func sampledSpan(_ name: String, kind: SpanKind, parent: SpanContext?, startTime: UInt64?, state: EmitThreadState) -> Span {
         let intake = self.intake
-        let state = EmitThreadState.current
         let traceID: TraceID
         var traceFlags: UInt8
         let traceState: String

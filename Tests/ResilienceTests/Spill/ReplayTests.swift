@@ -117,12 +117,22 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         // which shutdown spilled as one frame (4 frames instead of 10).
         let written = await writer.shutdown(deadline: .now + .seconds(60)).stats.spans
         #expect(written.onDisk == count, "\(written)")
+        // Usually one segment. On a loaded machine the writer's replayer once sealed the open segment
+        // after its first frame (the breaker not yet open: a round tried the collector), and the other
+        // nine went to a second one: the caller gets the segment with the most frames.
         let segments = try FileManager.default.contentsOfDirectory(atPath: directory + "/traces").filter { $0.hasSuffix(".spill") }.sorted()
-        let path = directory + "/traces/" + segments[0]
-        let (_, output) = try await runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", path])
-        let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
-        let offsets = (json?["frames"] as? [[String: Any]] ?? []).compactMap { $0["offset"] as? Int }
-        return (path, offsets)
+        var largest: (path: String, offsets: [Int]) = ("", [])
+        var frames = 0
+        for segment in segments {
+            let path = directory + "/traces/" + segment
+            let (_, output) = try await runPython([repositoryRoot.path + "/Tests/conformance/check_spill.py", path])
+            let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+            let offsets = (json?["frames"] as? [[String: Any]] ?? []).compactMap { $0["offset"] as? Int }
+            frames += offsets.count
+            if offsets.count > largest.offsets.count { largest = (path, offsets) }
+        }
+        #expect(frames == count / 500, "\(segments)")
+        return largest
     }
 
     private func patch(_ path: String, at offset: Int, _ bytes: [UInt8]) throws {
@@ -140,7 +150,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let directory = spillDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (path, offsets) = try await spilledSegment(receiver, directory: directory, count: 5_000)
-        try #require(offsets.count == 10, "\(offsets)")
+        try #require(offsets.count >= 6, "frames 2 and 5 of one segment: \(offsets)")
         // Frame 2: a length beyond the file, the header CRC made valid again. Frame 5: a payload byte.
         var header = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))[offsets[2]..<offsets[2] + 32]
         header.replaceSubrange(header.startIndex + 4..<header.startIndex + 8, with: [0xF0, 0xFF, 0xFF, 0xFF])

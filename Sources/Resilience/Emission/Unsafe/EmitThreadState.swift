@@ -36,17 +36,22 @@ final class EmitThreadState {
 
     @inline(__always)
     static var current: EmitThreadState {
-        if let pointer = pthread_getspecific(threadKey) {
-            return Unmanaged<EmitThreadState>.fromOpaque(pointer).takeUnretainedValue()
-        }
-        return makeCurrent()
+        Unmanaged<EmitThreadState>.fromOpaque(pthread_getspecific(threadKey) ?? makeCurrent()).takeUnretainedValue()
+    }
+
+    /// Runs `body` with this thread's state without retaining and releasing it (the thread's key
+    /// holds it until the thread exits): the emit path took it twice per span, a retain and a
+    /// release each time.
+    @inline(__always)
+    static func withCurrent<Result>(_ body: (EmitThreadState) -> Result) -> Result {
+        Unmanaged<EmitThreadState>.fromOpaque(pthread_getspecific(threadKey) ?? makeCurrent())._withUnsafeGuaranteedRef(body)
     }
 
     @inline(never)
-    private static func makeCurrent() -> EmitThreadState {
-        let state = EmitThreadState()
-        pthread_setspecific(threadKey, Unmanaged.passRetained(state).toOpaque())
-        return state
+    private static func makeCurrent() -> UnsafeMutableRawPointer {
+        let pointer = Unmanaged.passRetained(EmitThreadState()).toOpaque()
+        pthread_setspecific(threadKey, pointer)
+        return pointer
     }
 
     @inline(__always)
