@@ -361,10 +361,10 @@ public final class TelemetryPipeline: Sendable {
         for stack in stacks { stack.ledger.logThrottle.flush(force: true) }
         // The status endpoint answers through the drain; it stops before the executor that its
         // PUT /config runs on.
-        statusServer.withLock { server in
+        await statusServer.withLock { server in
             defer { server = nil }
             return server
-        }?.stop()
+        }?.shutDown()
         for stack in stacks {
             await stack.exporter.shutdown()
             stack.tasks.executor.stop()

@@ -38,7 +38,16 @@ final class StatusServer: Sendable {
         self.port = channel.localAddress?.port ?? endpoint.port
     }
 
-    /// Stops listening and shuts the loop down; requests under way are cut off.
+    /// Stops listening and shuts the loop down, and returns once the port is released: requests
+    /// under way are cut off. (Without waiting, the listener closed on its loop just after the
+    /// pipeline's shutdown had returned, and the port could not be bound again at once.)
+    func shutDown() async {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+
+    /// Stops listening and shuts the loop down without waiting (a pipeline released without shutdown).
     func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         // The loop after the listener: closing schedules work on it.
