@@ -164,8 +164,14 @@ func record(_ timer: Timer, _ i: Int) { timer.recordNanoseconds(Int64(i & 1023) 
 let arguments = CommandLine.arguments
 let kind = arguments.count > 2 ? arguments[2] : "span"
 let steadySeconds = arguments.count > 3 ? Int(arguments[3]) : 10
-guard arguments.count > 1, let n = Int(arguments[1]), n > 0, let steadySeconds, steadySeconds > 0 else {
+let shapes = [
+    "span", "log", "withspan", "withspan-noop", "swiftlog", "swiftlog-noop", "swiftlog-request", "swiftlog-request-noop", "counter",
+    "timer", "exponential", "collect", "wall1", "wall2", "steady",
+]
+// An unknown shape used to fall through to the timer's: a typo measured the wrong thing without a word.
+guard arguments.count > 1, let n = Int(arguments[1]), n > 0, let steadySeconds, steadySeconds > 0, shapes.contains(kind) else {
     print("usage: EmitInstructions COUNT [SHAPE]   or   EmitInstructions RATE steady [SECONDS]  (positive whole numbers)")
+    print("shapes: \(shapes.joined(separator: ", "))")
     exit(2)
 }
 var configuration = PipelineConfiguration(serviceName: "bench")
