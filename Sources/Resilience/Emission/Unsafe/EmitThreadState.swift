@@ -34,11 +34,6 @@ final class EmitThreadState {
         state.deallocate()
     }
 
-    @inline(__always)
-    static var current: EmitThreadState {
-        Unmanaged<EmitThreadState>.fromOpaque(pthread_getspecific(threadKey) ?? makeCurrent()).takeUnretainedValue()
-    }
-
     /// Runs `body` with this thread's state without retaining and releasing it (the thread's key
     /// holds it until the thread exits): the emit path took it twice per span, a retain and a
     /// release each time.
