@@ -17,7 +17,7 @@ cp "$binary" "$work/emit" && strip -g "$work/emit"
 # Instructions are the emitting thread's; allocations the whole process's, drained to the end (the
 # drain and export threads allocate per batch: ~0.03 per span with 512-span batches).
 printf '| record | instructions / record (emitting thread) | heap allocations / record (whole process) |\n|---|---|---|\n'
-for shape in span log withspan withspan-noop swiftlog swiftlog-noop swiftlog-request swiftlog-request-noop counter timer exponential; do
+for shape in span floor log withspan withspan-noop swiftlog swiftlog-noop swiftlog-request swiftlog-request-noop counter timer exponential; do
     declare -A ir allocs
     for n in 20000 120000; do
         valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg-$shape-$n" "$work/emit" $n $shape >/dev/null 2>&1
@@ -26,6 +26,7 @@ for shape in span log withspan withspan-noop swiftlog swiftlog-noop swiftlog-req
     done
     case $shape in
         span) label="span, 5 attributes" ;;
+        floor) label="the same span in plain Swift, without the SDK (the floor: ids, 2 clock reads, encode, copy into a ring)" ;;
         log) label="log record, 3 attributes" ;;
         withspan) label="swift-distributed-tracing withSpan, 5 attributes, SpillwayTracer" ;;
         withspan-noop) label="the same through NoOpTracer (the API's own cost)" ;;

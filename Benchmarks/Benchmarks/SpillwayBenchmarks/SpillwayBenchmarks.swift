@@ -141,6 +141,17 @@ let benchmarks: @Sendable () -> Void = {
         _ = await pipeline.shutdown(deadline: .now + .seconds(10))
     }
 
+    // The same work as the row above written plainly, without the SDK (SpanFloor.swift): issue 28
+    // measures the native span against it.
+    Benchmark("floor: the same span in plain Swift (ids, 2 clock reads, encode, copy into a ring)", configuration: emitConfiguration) {
+        benchmark in
+        let ring = FloorRing()
+        floorSpans(ring, count: 10_000)
+        benchmark.startMeasurement()
+        floorSpans(ring, count: benchmark.scaledIterations.count)
+        benchmark.stopMeasurement()
+    }
+
     Benchmark("spillway: emit span, 5 attributes, 2 threads", configuration: emitConfiguration) { benchmark in
         let pipeline = try emitPipeline()
         let tracer = pipeline.tracer(scope: "bench")

@@ -166,7 +166,7 @@ let kind = arguments.count > 2 ? arguments[2] : "span"
 let steadySeconds = arguments.count > 3 ? Int(arguments[3]) : 10
 let shapes = [
     "span", "log", "withspan", "withspan-noop", "swiftlog", "swiftlog-noop", "swiftlog-request", "swiftlog-request-noop", "counter",
-    "timer", "exponential", "collect", "wall1", "wall2", "steady",
+    "timer", "exponential", "collect", "wall1", "wall2", "steady", "floor", "floor-dump",
 ]
 // An unknown shape used to fall through to the timer's: a typo measured the wrong thing without a word.
 guard arguments.count > 1, let n = Int(arguments[1]), n > 0, let steadySeconds, steadySeconds > 0, shapes.contains(kind) else {
@@ -203,8 +203,17 @@ for i in 0..<1000 {
     emitRequestInfo(spillwayLogger, i)
     emitRequestInfo(noOpLogger, i)
 }
+let floorRing = FloorRing()
+floorSpans(floorRing, count: 1000)
 switch kind {
 case "span": for i in 0..<n { emitSpan(tracer, i) }
+case "floor": floorSpans(floorRing, count: n)
+case "floor-dump":  // one floor span's bytes on standard output, for an independent decoder
+    floorRing.head.store(0, ordering: .relaxed)
+    floorSpans(floorRing, count: 1, first: n)
+    let length = Int(floorRing.base.load(as: UInt32.self))
+    _ = write(1, floorRing.base + 4, length)
+    exit(0)
 case "wall1", "wall2": wallClockRun(pipeline, spans: n, threads: kind == "wall1" ? 1 : 2)
 case "steady": steadyRun(tracer, logger, rate: n, seconds: steadySeconds)
 case "withspan": for i in 0..<n { emitWithSpan(spillwayTracer, i) }
