@@ -163,4 +163,43 @@ import Testing
         await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
+
+    /// Strings of every length from 0 to 40 bytes (names, keys, values, log bodies; one byte and two
+    /// byte characters, inline and heap strings): the encoder copies up to 16 bytes with overlapping
+    /// moves instead of memcpy, and a wrong offset in one length class would show here.
+    @Test func stringsOfEveryShortLengthArriveWhole() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [.records, .bodies])
+        let pipeline = try makePipeline(receiver: receiver)
+        let tracer = pipeline.tracer(scope: "lengths")
+        let logger = pipeline.logger(scope: "lengths")
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMN")
+        func ascii(_ n: Int) -> String { String(alphabet[0..<n]) }
+        func wide(_ n: Int) -> String { String(repeating: "é", count: n / 2) + (n % 2 == 1 ? "x" : "") }  // n bytes
+        var spans: [[String: Any]] = []
+        var logs: [[String: Any]] = []
+        for n in 0...40 {
+            let span = tracer.startSpan(ascii(n), startTime: UInt64(n + 1))
+            span.setAttribute("k" + ascii(n), ascii(n))
+            span.setAttribute("wide", wide(n))
+            span.setAttribute("n", n)
+            span.end(at: UInt64(n + 2))
+            spans.append([
+                "name": ascii(n), "start": n + 1, "end": n + 2, "span_id": span.context.spanID.description,
+                "attributes": ["k" + ascii(n): ["string": ascii(n)], "wide": ["string": wide(n)], "n": ["int": n]] as [String: Any]
+            ])
+            logger.emit(severity: .info, body: wide(n), timestamp: UInt64(n + 1)) { $0.set(ascii(n) + "k", ascii(n)) }
+            logs.append([
+                "time": n + 1, "body": ["string": wide(n)], "attributes": [ascii(n) + "k": ["string": ascii(n)]] as [String: Any]
+            ])
+        }
+        await pipeline.forceFlush()
+        #expect(receiver.spanCount == 41 && receiver.logCount == 41)
+        let traces = receiver.bodies.filter { $0.path == "/v1/traces" }.map(\.body)
+        let logBodies = receiver.bodies.filter { $0.path == "/v1/logs" }.map(\.body)
+        try #require(traces.count == 1 && logBodies.count == 1)
+        try await check(signal: "traces", body: traces[0], expected: ["records": spans])
+        try await check(signal: "logs", body: logBodies[0], expected: ["records": logs])
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
 }

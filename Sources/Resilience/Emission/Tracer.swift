@@ -38,21 +38,27 @@ public struct Tracer: Sendable {
         EmitThreadState.withCurrent { sampledSpan(name, kind: kind, parent: parent, startTime: startTime, state: $0) }
     }
 
+    /// The root and child paths are separate copies of ``encodeSpan(_:kind:parent:startTime:traceID:traceFlags:traceState:state:)``:
+    /// with the root's literal empty `traceState` the compiler drops the retain and release that a
+    /// `String` merged from both paths cost every span.
     @inline(__always)
     private func sampledSpan(_ name: String, kind: SpanKind, parent: SpanContext?, startTime: UInt64?, state: EmitThreadState) -> Span {
-        let intake = self.intake
-        let traceID: TraceID
-        var traceFlags: UInt8
-        let traceState: String
         if let parent, parent.isValid {
-            traceID = parent.traceID
-            traceFlags = parent.traceFlags
-            traceState = parent.traceState
-        } else {
-            traceID = state.newTraceID()
-            traceFlags = 0
-            traceState = ""
+            return encodeSpan(
+                name, kind: kind, parent: parent, startTime: startTime, traceID: parent.traceID, traceFlags: parent.traceFlags,
+                traceState: parent.traceState, state: state)
         }
+        return encodeSpan(
+            name, kind: kind, parent: parent, startTime: startTime, traceID: state.newTraceID(), traceFlags: 0, traceState: "", state: state)
+    }
+
+    @inline(__always)
+    private func encodeSpan(
+        _ name: String, kind: SpanKind, parent: SpanContext?, startTime: UInt64?, traceID: TraceID, traceFlags: UInt8, traceState: String,
+        state: EmitThreadState
+    ) -> Span {
+        let intake = self.intake
+        var traceFlags = traceFlags
         let sampler = SamplerState(mode: intake.samplerMode.load(ordering: .relaxed), bound: intake.samplerBound.load(ordering: .relaxed))
         guard sampler.shouldSample(traceID: traceID, parent: parent) else {
             return Span(

@@ -239,7 +239,30 @@ struct ByteCursor {
 
     @inline(__always)
     mutating func putRaw(_ source: UnsafeRawPointer, _ length: Int) {
-        if length > 0 { (base + at).copyMemory(from: source, byteCount: length) }
+        // Keys, names and short values up to 16 bytes: two overlapping 8- or 4-byte moves (each inside
+        // `source`) instead of a call to memcpy, which cost ~25 instructions a copy. (A third case for
+        // 17–32 bytes made the attribute encoders too large to inline: 99 instructions a span more.)
+        let to = base + at
+        if length >= 8 {
+            if length <= 16 {
+                let head = source.loadUnaligned(as: UInt64.self)
+                let tail = source.loadUnaligned(fromByteOffset: length &- 8, as: UInt64.self)
+                to.storeBytes(of: head, as: UInt64.self)
+                to.storeBytes(of: tail, toByteOffset: length &- 8, as: UInt64.self)
+            } else {
+                to.copyMemory(from: source, byteCount: length)
+            }
+        } else if length >= 4 {
+            let head = source.loadUnaligned(as: UInt32.self)
+            let tail = source.loadUnaligned(fromByteOffset: length &- 4, as: UInt32.self)
+            to.storeBytes(of: head, as: UInt32.self)
+            to.storeBytes(of: tail, toByteOffset: length &- 4, as: UInt32.self)
+        } else if length > 0 {
+            let last = length &- 1
+            to.storeBytes(of: source.load(as: UInt8.self), as: UInt8.self)
+            to.storeBytes(of: source.load(fromByteOffset: length >> 1, as: UInt8.self), toByteOffset: length >> 1, as: UInt8.self)
+            to.storeBytes(of: source.load(fromByteOffset: last, as: UInt8.self), toByteOffset: last, as: UInt8.self)
+        }
         at &+= length
     }
 
