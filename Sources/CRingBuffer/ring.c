@@ -30,6 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* crb_thread.h: the emit path's per-thread pointer. */
+_Thread_local void *crb_thread_slot __attribute__((tls_model("initial-exec"))) = NULL;
+
 void crb_initialize(crb_ring_t *ring, uint64_t capacity, uint32_t manual_release)
 {
 	memcpy(ring->magic, crb_magic, sizeof(crb_magic));

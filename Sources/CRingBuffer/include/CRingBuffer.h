@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "crb_cpu.h"
+#include "crb_thread.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,3 +1,5 @@
+internal import CRingBuffer
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -37,15 +39,18 @@ final class EmitThreadState {
     /// Runs `body` with this thread's state without retaining and releasing it (the thread's key
     /// holds it until the thread exits): the emit path took it twice per span, a retain and a
     /// release each time.
+    /// Found through a thread-local slot (`crb_thread_get`, one load); the pthread key only frees
+    /// the state at thread exit (its destructor also clears the slot).
     @inline(__always)
     static func withCurrent<Result>(_ body: (EmitThreadState) -> Result) -> Result {
-        Unmanaged<EmitThreadState>.fromOpaque(pthread_getspecific(threadKey) ?? makeCurrent())._withUnsafeGuaranteedRef(body)
+        Unmanaged<EmitThreadState>.fromOpaque(crb_thread_get() ?? makeCurrent())._withUnsafeGuaranteedRef(body)
     }
 
     @inline(never)
     private static func makeCurrent() -> UnsafeMutableRawPointer {
         let pointer = Unmanaged.passRetained(EmitThreadState()).toOpaque()
         pthread_setspecific(threadKey, pointer)
+        crb_thread_set(pointer)
         return pointer
     }
 
@@ -85,10 +90,15 @@ private let threadKey: pthread_key_t = {
     #if os(Linux)
         pthread_key_create(&key) { pointer in
             guard let pointer else { return }
+            // Runs on the exiting thread: an emit after this (another key's destructor) makes a new state.
+            crb_thread_set(nil)
             Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
         }
     #else
-        pthread_key_create(&key) { pointer in Unmanaged<EmitThreadState>.fromOpaque(pointer).release() }
+        pthread_key_create(&key) { pointer in
+            crb_thread_set(nil)
+            Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
+        }
     #endif
     return key
 }()
