@@ -244,7 +244,7 @@ public struct Span: @unchecked Sendable {
         }
         let result = intake._withUnsafeGuaranteedRef { $0.submit(buffer.bytes, type: h.pointee.recordType) }
         buffer.finishSpan()
-        EmitThreadState.withCurrent { $0.giveBack(buffer) }
+        EmitThreadState.current.giveBack(buffer)
         return result
     }
 }

@@ -118,7 +118,7 @@ public struct TelemetryLogger: Sendable {
         severity: Severity, eventName: String?, context: SpanContext?, timestamp: UInt64?, error: (any Error)?,
         _ attributes: (inout AttributeWriter) -> Void, body writeBody: (ScratchBuffer, Int) -> Void
     ) -> EmitResult {
-        let buffer = EmitThreadState.withCurrent { $0.takeBuffer() }
+        let buffer = EmitThreadState.current.takeBuffer()
         buffer.count = 0
         writeHeader(buffer, severity: severity, eventName: eventName, context: context, timestamp: timestamp)
         writeBody(buffer, intake.limits.valueLengthLimit ?? .max)
@@ -174,7 +174,7 @@ public struct TelemetryLogger: Sendable {
             type = type.withRoute(intake.routes.route(eventName: eventName, scopeRoute: type.recordRoute))
         }
         let result = intake.submit(buffer.bytes, type: type)
-        EmitThreadState.withCurrent { $0.giveBack(buffer) }
+        EmitThreadState.current.giveBack(buffer)
         return result
     }
 

@@ -35,7 +35,7 @@ public struct Tracer: Sendable {
 
     @usableFromInline
     func sampledSpan(_ name: String, kind: SpanKind, parent: SpanContext?, startTime: UInt64?) -> Span {
-        EmitThreadState.withCurrent { sampledSpan(name, kind: kind, parent: parent, startTime: startTime, state: $0) }
+        sampledSpan(name, kind: kind, parent: parent, startTime: startTime, state: .current)
     }
 
     /// The root and child paths are separate copies of ``encodeSpan(_:kind:parent:startTime:traceID:traceFlags:traceState:state:)``:

@@ -8,79 +8,77 @@ internal import CRingBuffer
 
 /// What each producer thread keeps: a pool of scratch buffers and a random generator.
 ///
-/// Reached through a pthread key (Swift has no `thread_local`); created on a thread's first
-/// emit and released when the thread exits.
-final class EmitThreadState {
-    /// Pool and generator live in raw memory: class `var`s would cost a dynamic exclusivity
-    /// check (swift_beginAccess) on every take, give-back and id.
-    private struct State {
+/// A handle to raw memory, found through a thread-local slot (`crb_thread_get`, one load): no
+/// class, so taking it costs no retain, release or closure (a class lent with
+/// `_withUnsafeGuaranteedRef` kept the span's encoder in a closure of its own, ~50 instructions of
+/// calls and spilled arguments). Created on a thread's first emit; a pthread key frees it, and the
+/// buffers pooled in it, when the thread exits.
+struct EmitThreadState {
+    private struct Storage {
         var random: Xoshiro256
         var count = 0
+        let pool: UnsafeMutablePointer<Unmanaged<ScratchBuffer>>
     }
 
     private static let poolLimit = 64
-    private let state: UnsafeMutablePointer<State>
-    private let pool: UnsafeMutablePointer<Unmanaged<ScratchBuffer>>
+    private let storage: UnsafeMutablePointer<Storage>
 
-    init() {
-        var seed = SystemRandomNumberGenerator()  // getrandom(2), once per thread
-        state = .allocate(capacity: 1)
-        state.initialize(to: State(random: Xoshiro256(seed: &seed)))
-        pool = .allocate(capacity: Self.poolLimit)
-    }
-
-    deinit {
-        for i in 0..<state.pointee.count { pool[i].release() }
-        pool.deallocate()
-        state.deinitialize(count: 1)
-        state.deallocate()
-    }
-
-    /// Runs `body` with this thread's state without retaining and releasing it (the thread's key
-    /// holds it until the thread exits): the emit path took it twice per span, a retain and a
-    /// release each time.
-    /// Found through a thread-local slot (`crb_thread_get`, one load); the pthread key only frees
-    /// the state at thread exit (its destructor also clears the slot).
+    /// The calling thread's state.
     @inline(__always)
-    static func withCurrent<Result>(_ body: (EmitThreadState) -> Result) -> Result {
-        Unmanaged<EmitThreadState>.fromOpaque(crb_thread_get() ?? makeCurrent())._withUnsafeGuaranteedRef(body)
+    static var current: EmitThreadState {
+        EmitThreadState(storage: (crb_thread_get() ?? makeCurrent()).assumingMemoryBound(to: Storage.self))
     }
+
+    private init(storage: UnsafeMutablePointer<Storage>) { self.storage = storage }
 
     @inline(never)
     private static func makeCurrent() -> UnsafeMutableRawPointer {
-        let pointer = Unmanaged.passRetained(EmitThreadState()).toOpaque()
-        pthread_setspecific(threadKey, pointer)
-        crb_thread_set(pointer)
-        return pointer
+        var seed = SystemRandomNumberGenerator()  // getrandom(2), once per thread
+        let storage = UnsafeMutablePointer<Storage>.allocate(capacity: 1)
+        storage.initialize(to: Storage(random: Xoshiro256(seed: &seed), pool: .allocate(capacity: poolLimit)))
+        pthread_setspecific(threadKey, storage)
+        crb_thread_set(storage)
+        return UnsafeMutableRawPointer(storage)
+    }
+
+    /// The key's destructor, on the exiting thread: releases the pooled buffers and the storage.
+    fileprivate static func release(_ pointer: UnsafeMutableRawPointer) {
+        // An emit after this (another key's destructor) makes a new state.
+        crb_thread_set(nil)
+        let storage = pointer.assumingMemoryBound(to: Storage.self)
+        for i in 0..<storage.pointee.count { storage.pointee.pool[i].release() }
+        storage.pointee.pool.deallocate()
+        storage.deinitialize(count: 1)
+        storage.deallocate()
     }
 
     @inline(__always)
     func takeBuffer() -> ScratchBuffer {
-        let n = state.pointee.count
+        let n = storage.pointee.count
         guard n > 0 else { return ScratchBuffer() }
-        state.pointee.count = n - 1
-        return pool[n - 1].takeRetainedValue()
+        storage.pointee.count = n - 1
+        return storage.pointee.pool[n - 1].takeRetainedValue()
     }
 
     @inline(__always)
     func giveBack(_ buffer: ScratchBuffer) {
         buffer.header.pointee.generation &+= 1
-        let n = state.pointee.count
+        let n = storage.pointee.count
         guard n < Self.poolLimit else { return }
-        pool[n] = Unmanaged.passRetained(buffer)
-        state.pointee.count = n + 1
+        storage.pointee.pool[n] = Unmanaged.passRetained(buffer)
+        storage.pointee.count = n + 1
     }
 
     @inline(__always)
     func newTraceID() -> TraceID {
-        var id = TraceID(high: state.pointee.random.next(), low: state.pointee.random.next())
+        var id = TraceID(high: storage.pointee.random.next(), low: storage.pointee.random.next())
         if !id.isValid { id.low = 1 }
         return id
     }
 
     @inline(__always)
     func newSpanID() -> SpanID {
-        let value = state.pointee.random.next()
+        let value = storage.pointee.random.next()
         return SpanID(value == 0 ? 1 : value)
     }
 }
@@ -90,15 +88,10 @@ private let threadKey: pthread_key_t = {
     #if os(Linux)
         pthread_key_create(&key) { pointer in
             guard let pointer else { return }
-            // Runs on the exiting thread: an emit after this (another key's destructor) makes a new state.
-            crb_thread_set(nil)
-            Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
+            EmitThreadState.release(pointer)
         }
     #else
-        pthread_key_create(&key) { pointer in
-            crb_thread_set(nil)
-            Unmanaged<EmitThreadState>.fromOpaque(pointer).release()
-        }
+        pthread_key_create(&key) { pointer in EmitThreadState.release(pointer) }
     #endif
     return key
 }()
