@@ -5,26 +5,60 @@ public struct Severity: Sendable, Hashable, Comparable, CustomStringConvertible 
     /// 1 (TRACE) … 24 (FATAL4); 0 is unspecified.
     public var number: UInt8
 
+    /// A severity; numbers above 24 are taken as 24.
+    @inlinable
     public init(number: UInt8) { self.number = min(number, 24) }
 
-    public static let unspecified = Severity(number: 0)
-    public static let trace = Severity(number: 1)
-    public static let debug = Severity(number: 5)
-    public static let info = Severity(number: 9)
-    public static let info2 = Severity(number: 10)
-    public static let warn = Severity(number: 13)
-    public static let error = Severity(number: 17)
-    public static let fatal = Severity(number: 21)
+    // Computed, not stored: a `static let` is reached through a lazy-initialisation check at every
+    // use from another module (~12 instructions a log record).
+    /// 0: not specified.
+    @inlinable public static var unspecified: Severity { Severity(number: 0) }
+    /// 1: TRACE.
+    @inlinable public static var trace: Severity { Severity(number: 1) }
+    /// 5: DEBUG.
+    @inlinable public static var debug: Severity { Severity(number: 5) }
+    /// 9: INFO.
+    @inlinable public static var info: Severity { Severity(number: 9) }
+    /// 10: INFO2.
+    @inlinable public static var info2: Severity { Severity(number: 10) }
+    /// 13: WARN.
+    @inlinable public static var warn: Severity { Severity(number: 13) }
+    /// 17: ERROR.
+    @inlinable public static var error: Severity { Severity(number: 17) }
+    /// 21: FATAL.
+    @inlinable public static var fatal: Severity { Severity(number: 21) }
 
-    /// `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`, with the step (`INFO2`) after the first.
-    public var text: String { Severity.texts[Int(number)] }
-
-    private static let texts: [String] =
-        [""]
-        + (0..<24).map { index in
-            let names = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
-            return index % 4 == 0 ? names[index / 4] : names[index / 4] + String(index % 4 + 1)
+    /// `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`, with the step (`INFO2`) after the first;
+    /// empty for 0. (Literals, not a table: no lazy initialisation, no reference count to touch.)
+    public var text: String {
+        switch number {
+        case 1: "TRACE"
+        case 2: "TRACE2"
+        case 3: "TRACE3"
+        case 4: "TRACE4"
+        case 5: "DEBUG"
+        case 6: "DEBUG2"
+        case 7: "DEBUG3"
+        case 8: "DEBUG4"
+        case 9: "INFO"
+        case 10: "INFO2"
+        case 11: "INFO3"
+        case 12: "INFO4"
+        case 13: "WARN"
+        case 14: "WARN2"
+        case 15: "WARN3"
+        case 16: "WARN4"
+        case 17: "ERROR"
+        case 18: "ERROR2"
+        case 19: "ERROR3"
+        case 20: "ERROR4"
+        case 21: "FATAL"
+        case 22: "FATAL2"
+        case 23: "FATAL3"
+        case 24: "FATAL4"
+        default: ""
         }
+    }
 
     public var description: String { text }
     public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.number < rhs.number }
