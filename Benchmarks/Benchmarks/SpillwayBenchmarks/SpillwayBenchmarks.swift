@@ -251,35 +251,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // MARK: The ecosystem back ends, beside the native API
-
-    Benchmark("swift-distributed-tracing → Spillway: withSpan, 5 attributes, 1 thread", configuration: emitConfiguration) { benchmark in
-        let pipeline = try emitPipeline()
-        let tracer = SpillwayTracer(pipeline: pipeline, scope: "bench")
-        benchmark.startMeasurement()
-        for i in benchmark.scaledIterations {
-            tracer.withSpan("GET /api/cart", ofKind: .server) { span in
-                span.attributes["http.request.method"] = "GET"
-                span.attributes["http.route"] = "/api/cart"
-                span.attributes["http.response.status_code"] = 200
-                span.attributes["user.id"] = i
-                span.attributes["cache.hit"] = true
-            }
-        }
-        benchmark.stopMeasurement()
-        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
-    }
-
-    Benchmark("swift-log → Spillway: logger.info with 2 metadata values", configuration: emitConfiguration) { benchmark in
-        let pipeline = try emitPipeline()
-        let logger = Logger(label: "bench") { SpillwayLogHandler(pipeline: pipeline, label: $0) }
-        benchmark.startMeasurement()
-        for i in benchmark.scaledIterations {
-            logger.info("user signed in", metadata: ["user.id": "\(i)", "tenant": "acme"])
-        }
-        benchmark.stopMeasurement()
-        _ = await pipeline.shutdown(deadline: .now + .seconds(10))
-    }
+    ecosystemBenchmarks(emitConfiguration)
 
     struct BenchError: Error, CustomStringConvertible {
         var description: String { "upstream timed out" }
