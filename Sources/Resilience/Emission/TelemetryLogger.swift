@@ -130,23 +130,23 @@ public struct TelemetryLogger: Sendable {
         let observed = nowUnixNano()
         // Times, severity and trace context through one cursor: at most 18 + 2 + 6 + 18 + 10 + 5 bytes and the
         // severity's text.
-        withUTF8(severity.text, limit: .max) { text, textCount in
-            buffer.withCursor(reserving: textCount + 64) { cursor in
-                cursor.putTag(LogField.time, .fixed64)
-                cursor.putFixed64(timestamp ?? observed)
-                cursor.putTag(LogField.observedTime, .fixed64)
-                cursor.putFixed64(observed)
-                if severity.number > 0 {
-                    cursor.putTag(LogField.severityNumber, .varint)
-                    cursor.put(severity.number)
-                    cursor.putBytesField(LogField.severityText, text, textCount)
-                }
-                if let context, context.isValid {
-                    cursor.putTraceID(LogField.traceID, context.traceID)
-                    cursor.putSpanID(LogField.spanID, context.spanID)
-                    cursor.putTag(LogField.flags, .fixed32)
-                    cursor.putFixed32(UInt32(context.traceFlags))
-                }
+        let staticText = severity.staticText
+        let text = UnsafeRawPointer(staticText.utf8Start), textCount = staticText.utf8CodeUnitCount
+        buffer.withCursor(reserving: textCount + 64) { cursor in
+            cursor.putTag(LogField.time, .fixed64)
+            cursor.putFixed64(timestamp ?? observed)
+            cursor.putTag(LogField.observedTime, .fixed64)
+            cursor.putFixed64(observed)
+            if severity.number > 0 {
+                cursor.putTag(LogField.severityNumber, .varint)
+                cursor.put(severity.number)
+                cursor.putBytesField(LogField.severityText, text, textCount)
+            }
+            if let context, context.isValid {
+                cursor.putTraceID(LogField.traceID, context.traceID)
+                cursor.putSpanID(LogField.spanID, context.spanID)
+                cursor.putTag(LogField.flags, .fixed32)
+                cursor.putFixed32(UInt32(context.traceFlags))
             }
         }
         if let eventName { buffer.putStringField(LogField.eventName, eventName) }

@@ -29,8 +29,12 @@ public struct Severity: Sendable, Hashable, Comparable, CustomStringConvertible 
     @inlinable public static var fatal: Severity { Severity(number: 21) }
 
     /// `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`, with the step (`INFO2`) after the first;
-    /// empty for 0. (Literals, not a table: no lazy initialisation, no reference count to touch.)
-    public var text: String {
+    /// empty for 0.
+    public var text: String { staticText.description }
+
+    /// The text as a static string: the encoder copies its bytes with no `String` to make, retain or
+    /// release (a lazily built table of strings cost ~50 instructions a log record).
+    var staticText: StaticString {
         switch number {
         case 1: "TRACE"
         case 2: "TRACE2"
