@@ -169,7 +169,8 @@ import Testing
     /// moves instead of memcpy, and a wrong offset in one length class would show here.
     @Test func stringsOfEveryShortLengthArriveWhole() async throws {
         let receiver = try await OTLPReceiver.start(retention: [.records, .bodies])
-        let pipeline = try makePipeline(receiver: receiver)
+        // One request per signal, however slow the machine: only the flush below sends.
+        let pipeline = try makePipeline(receiver: receiver, scheduleDelay: .seconds(60))
         let tracer = pipeline.tracer(scope: "lengths")
         let logger = pipeline.logger(scope: "lengths")
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMN")
@@ -199,6 +200,30 @@ import Testing
         try #require(traces.count == 1 && logBodies.count == 1)
         try await check(signal: "traces", body: traces[0], expected: ["records": spans])
         try await check(signal: "logs", body: logBodies[0], expected: ["records": logs])
+        await shutDownCheckingBooks(pipeline)
+        try await receiver.stop()
+    }
+
+    /// Records of three scopes, interleaved in one batch, arrive grouped under their scopes (the
+    /// batch builder keeps one flat list of records and groups them when it builds the request).
+    @Test func interleavedScopesAreGroupedInOneRequest() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [.records, .bodies])
+        // One request, however slow the machine: only the flush below sends.
+        let pipeline = try makePipeline(receiver: receiver, scheduleDelay: .seconds(60))
+        let tracers = ["scope.a", "scope.b", "scope.c"].map { pipeline.tracer(scope: $0) }
+        var byScope: [String: [[String: Any]]] = [:]
+        for i in 0..<30 {
+            let scope = ["scope.a", "scope.b", "scope.c"][i % 3 == 2 ? 2 : i % 2]
+            let span = tracers[["scope.a": 0, "scope.b": 1, "scope.c": 2][scope]!].startSpan("op \(i)", startTime: UInt64(i + 1))
+            span.end(at: UInt64(i + 2))
+            byScope[scope, default: []].append(["scope": scope, "name": "op \(i)", "start": i + 1, "span_id": span.context.spanID.description])
+        }
+        await pipeline.forceFlush()
+        let bodies = receiver.bodies.filter { $0.path == "/v1/traces" }.map(\.body)
+        try #require(bodies.count == 1)
+        // The request lists each scope once, in the order of its first record, its records in order.
+        let expected = ["scope.a", "scope.b", "scope.c"].flatMap { byScope[$0]! }
+        try await check(signal: "traces", body: bodies[0], expected: ["records": expected])
         await shutDownCheckingBooks(pipeline)
         try await receiver.stop()
     }
