@@ -109,7 +109,8 @@ static inline uint64_t refresh_head(crb_ring_t *ring)
 /* A claim that leaves `reserve` bytes of the ring free (0: may fill it). */
 /* Always inlined, as is crb_claim_mpsc() into crb_write_mpsc(): the calls, their saved registers and
  * the claim written to memory and read back cost the emit path ~30 instructions a record. */
-static inline __attribute__((always_inline)) int claim_space(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim, uint64_t reserve)
+static inline __attribute__((always_inline)) int claim_space(crb_ring_t *ring, int32_t type, uint32_t length, crb_claim_t *claim,
+								       uint64_t reserve)
 {
 	if (type <= 0)
 		return -EINVAL;

@@ -56,8 +56,7 @@ func ecosystemBenchmarks(_ emitConfiguration: Benchmark.Configuration) {
         benchmark.stopMeasurement()
     }
 
-    Benchmark("swift-log → a handler that takes info and discards it: logger.info with 2 metadata values", configuration: emitConfiguration) {
-        benchmark in
+    Benchmark("swift-log → a discarding handler: logger.info with 2 metadata values", configuration: emitConfiguration) { benchmark in
         let logger = Logger(label: "bench") { _ in DiscardingLogHandler() }
         benchmark.startMeasurement()
         for i in benchmark.scaledIterations {

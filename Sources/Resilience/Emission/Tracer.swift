@@ -49,7 +49,8 @@ public struct Tracer: Sendable {
                 traceState: parent.traceState, state: state)
         }
         return encodeSpan(
-            name, kind: kind, parent: parent, startTime: startTime, traceID: state.newTraceID(), traceFlags: 0, traceState: "", state: state)
+            name, kind: kind, parent: parent, startTime: startTime, traceID: state.newTraceID(), traceFlags: 0, traceState: "",
+            state: state)
     }
 
     @inline(__always)
