@@ -25,17 +25,6 @@ func emitPipeline(configure: (inout PipelineConfiguration) -> Void = { _ in }) t
     return pipeline
 }
 
-@inline(__always)
-func emitSpan(_ tracer: Resilience.Tracer, _ i: Int) {
-    let span = tracer.startSpan("GET /api/cart", kind: .server)
-    span.setAttribute("http.request.method", "GET")
-    span.setAttribute("http.route", "/api/cart")
-    span.setAttribute("http.response.status_code", 200)
-    span.setAttribute("user.id", i)
-    span.setAttribute("cache.hit", true)
-    span.end()
-}
-
 /// The benchmark tool keeps the benchmarks' standard output; the end-to-end loss reports go to
 /// `e2e-report.txt` beside Package.swift (printed by `make bench`).
 func writeReport(_ line: String) {
@@ -320,15 +309,7 @@ let benchmarks: @Sendable () -> Void = {
         config.logs.enabled = false
         let (tracer, _) = try OTel.makeTracingBackend(configuration: config)
         benchmark.startMeasurement()
-        for i in benchmark.scaledIterations {
-            tracer.withSpan("GET /api/cart", ofKind: .server) { span in
-                span.attributes["http.request.method"] = "GET"
-                span.attributes["http.route"] = "/api/cart"
-                span.attributes["http.response.status_code"] = 200
-                span.attributes["user.id"] = i
-                span.attributes["cache.hit"] = true
-            }
-        }
+        for i in benchmark.scaledIterations { emitWithSpan(tracer, i) }
         benchmark.stopMeasurement()
     }
 

@@ -20,66 +20,12 @@ struct DiscardingExporter: TelemetryExporter {
 }
 
 @inline(never)
-func emitSpan(_ tracer: Resilience.Tracer, _ i: Int) {
-    let span = tracer.startSpan("GET /api/cart", kind: .server)
-    span.setAttribute("http.request.method", "GET")
-    span.setAttribute("http.route", "/api/cart")
-    span.setAttribute("http.response.status_code", 200)
-    span.setAttribute("user.id", i)
-    span.setAttribute("cache.hit", true)
-    span.end()
-}
-
-@inline(never)
 func emitLog(_ logger: TelemetryLogger, _ i: Int) {
     logger.emit(severity: .info, body: "user signed in") {
         $0.set("user.id", i)
         $0.set("session.new", true)
         $0.set("auth.method", "password")
     }
-}
-
-/// `withSpan` and 5 attributes through swift-distributed-tracing: the shape of the Benchmarks
-/// package's row, run against `SpillwayTracer` and against `NoOpTracer` (the API's own cost).
-@inline(never)
-func emitWithSpan(_ tracer: some Tracing.Tracer, _ i: Int) {
-    tracer.withSpan("GET /api/cart", ofKind: .server) { span in
-        span.attributes["http.request.method"] = "GET"
-        span.attributes["http.route"] = "/api/cart"
-        span.attributes["http.response.status_code"] = 200
-        span.attributes["user.id"] = i
-        span.attributes["cache.hit"] = true
-    }
-}
-
-/// A swift-log handler that takes every record at `info` and drops it: swift-log's own cost.
-/// (`SwiftLogNoOpLogHandler` says `critical`, so `info` would stop before the metadata is built.)
-struct DiscardingLogHandler: LogHandler {
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .info
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) { blackHole(event) }
-}
-
-@inline(never)
-func blackHole<T>(_ value: T) {}
-
-/// swift-log `info` with 2 metadata values, against `SpillwayLogHandler` and a no-op handler.
-@inline(never)
-func emitInfo(_ logger: Logger, _ i: Int) {
-    logger.info("user signed in", metadata: ["user.id": "\(i)", "tenant": "acme"])
-}
-
-/// What a server framework does per request: a copy of its logger with the request's id set as
-/// metadata (Hummingbird, Vapor), then one `info` with 1 metadata value.
-@inline(never)
-func emitRequestInfo(_ logger: Logger, _ i: Int) {
-    var requestLogger = logger
-    requestLogger[metadataKey: "request.id"] = .stringConvertible(i)
-    requestLogger.info("user signed in", metadata: ["tenant": "acme"])
 }
 
 /// Not for callgrind: `spans` spans from 1 or 2 threads, timed on the wall clock with the drain

@@ -75,13 +75,7 @@ final class ScratchBuffer: @unchecked Sendable {
 
     @inline(never)
     private func grow(to needed: Int) {
-        var newCapacity = capacity * 2
-        while newCapacity < needed { newCapacity *= 2 }
-        let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        newBase.copyMemory(from: base, byteCount: count)
-        base.deallocate()
-        header.pointee.base = newBase
-        header.pointee.capacity = newCapacity
+        (header.pointee.base, header.pointee.capacity) = growRaw(base, count: count, capacity: capacity, toHold: needed)
     }
 
     // MARK: Protobuf wire primitives (capacity must have been reserved)

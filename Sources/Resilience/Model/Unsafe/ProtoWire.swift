@@ -57,3 +57,17 @@ func utf8Prefix(_ buffer: UnsafeBufferPointer<UInt8>, limit: Int) -> Int {
     while cut > 0 && buffer[cut] & 0xC0 == 0x80 { cut -= 1 }
     return cut
 }
+
+/// Moves `count` bytes at `base` (`capacity` bytes, from `allocate(byteCount:alignment: 16)`) into a
+/// new allocation of at least `needed` bytes, doubling; frees the old one. The scratch buffers and
+/// the batch builder grow their raw memory this way (rarely: the size is kept).
+func growRaw(
+    _ base: UnsafeMutableRawPointer, count: Int, capacity: Int, toHold needed: Int
+) -> (base: UnsafeMutableRawPointer, capacity: Int) {
+    var newCapacity = max(capacity * 2, 16)
+    while newCapacity < needed { newCapacity *= 2 }
+    let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+    newBase.copyMemory(from: base, byteCount: count)
+    base.deallocate()
+    return (newBase, newCapacity)
+}

@@ -60,13 +60,7 @@ final class BatchBuilder {
 
     @inline(never)
     private func grow(to needed: Int) {
-        var capacity = stagingCapacity * 2
-        while capacity < needed { capacity *= 2 }
-        let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        bigger.copyMemory(from: staging, byteCount: stagedBytes)
-        staging.deallocate()
-        staging = bigger
-        stagingCapacity = capacity
+        (staging, stagingCapacity) = growRaw(staging, count: stagedBytes, capacity: stagingCapacity, toHold: needed)
     }
 
     /// The request body for everything collected; then empty again.
