@@ -126,6 +126,9 @@ final class Ring: @unchecked Sendable {
                         { run, length, _, context in
                             let box = context!.assumingMemoryBound(to: DrainContext.self)
                             let start = crb_read_position(box.pointee.ring)
+                            // Taken out once per run: called through the box, the closure's context
+                            // was retained and released around every record.
+                            let body = box.pointee.body
                             var offset = 0
                             while offset < length {
                                 let record = run! + offset
@@ -133,7 +136,7 @@ final class Ring: @unchecked Sendable {
                                 offset += Int(crb_record_stride(record))
                                 let type = crb_record_type(record)
                                 if type == CRB_PADDING_TYPE { continue }
-                                box.pointee.body(
+                                body(
                                     type,
                                     UnsafeRawBufferPointer(
                                         start: record + Int(CRB_HEADER_LENGTH), count: Int(crb_record_length(record))),
