@@ -81,12 +81,19 @@ final class ScratchBuffer: @unchecked Sendable {
     // MARK: Protobuf wire primitives (capacity must have been reserved)
 
     /// Reserves `extra` bytes and lets `body` write them through a cursor that keeps the write
-    /// position in a register: each `put…` above stores the count back through the header (a raw
-    /// pointer the compiler must assume its own stores may alias), which cost a short attribute
-    /// a quarter of its instructions.
+    /// position in a register: a run of one-call `put…`s stores the count back through the header
+    /// after each (a raw pointer the compiler must assume its own stores may alias), which cost a
+    /// short attribute a quarter of its instructions.
     @inline(__always)
     func withCursor(reserving extra: Int, _ body: (inout ByteCursor) -> Void) {
         reserve(extra)
+        withReservedCursor(body)
+    }
+
+    /// A cursor at the end for room already reserved. The one-call primitives below go through it,
+    /// so that the encoding of each wire type is written once (``ByteCursor``).
+    @inline(__always)
+    func withReservedCursor(_ body: (inout ByteCursor) -> Void) {
         let h = header
         var cursor = ByteCursor(base: h.pointee.base, at: h.pointee.count)
         body(&cursor)
@@ -94,49 +101,22 @@ final class ScratchBuffer: @unchecked Sendable {
     }
 
     @inline(__always)
-    func put(_ byte: UInt8) {
-        let h = header
-        h.pointee.base.storeBytes(of: byte, toByteOffset: h.pointee.count, as: UInt8.self)
-        h.pointee.count &+= 1
-    }
+    func put(_ byte: UInt8) { withReservedCursor { $0.put(byte) } }
 
     @inline(__always)
-    func putVarint(_ value: UInt64) {
-        let h = header
-        var v = value
-        var at = h.pointee.count
-        let base = h.pointee.base
-        while v >= 0x80 {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
-            at &+= 1
-            v >>= 7
-        }
-        base.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: at, as: UInt8.self)
-        h.pointee.count = at &+ 1
-    }
+    func putVarint(_ value: UInt64) { withReservedCursor { $0.putVarint(value) } }
 
     @inline(__always)
-    func putFixed64(_ value: UInt64) {
-        base.storeBytes(of: value.littleEndian, toByteOffset: count, as: UInt64.self)
-        count &+= 8
-    }
+    func putFixed64(_ value: UInt64) { withReservedCursor { $0.putFixed64(value) } }
 
     @inline(__always)
-    func putFixed32(_ value: UInt32) {
-        base.storeBytes(of: value.littleEndian, toByteOffset: count, as: UInt32.self)
-        count &+= 4
-    }
+    func putFixed32(_ value: UInt32) { withReservedCursor { $0.putFixed32(value) } }
 
     @inline(__always)
-    func putRaw(_ source: UnsafeRawPointer, _ length: Int) {
-        if length > 0 { (base + count).copyMemory(from: source, byteCount: length) }
-        count &+= length
-    }
+    func putRaw(_ source: UnsafeRawPointer, _ length: Int) { withReservedCursor { $0.putRaw(source, length) } }
 
     @inline(__always)
-    func putTag(_ field: Int, _ wire: WireType) {
-        putVarint(UInt64(field << 3 | Int(wire.rawValue)))
-    }
+    func putTag(_ field: Int, _ wire: WireType) { withReservedCursor { $0.putTag(field, wire) } }
 
     /// Opens a length-delimited field whose length is not known yet; close it with ``closeLength(_:)``.
     @inline(__always)
