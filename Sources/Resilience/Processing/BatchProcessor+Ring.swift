@@ -33,10 +33,22 @@ extension BatchProcessor {
     /// A request an earlier process had relocated in its ring file (``RingReleaser``), found in
     /// what this process recovered: booked as recovered and holding its place, to be sent as it
     /// is. `nil` for any other record (a relocated request of this process is in flight already).
+    ///
+    /// The type test is inlined into the drain loop: called for every record, the whole function
+    /// cost the drain thread ~35 instructions a record.
+    @inline(__always)
     func recoveredBatch(type: Int32, _ payload: UnsafeRawBufferPointer, at position: UInt64) -> (
         batch: ExportBatch, route: Int, signal: TelemetrySignal
     )? {
-        guard let signal = type.relocatedBatchSignal, position < ring.recoveredEnd, payload.count >= 4, let releaser else { return nil }
+        guard let signal = type.relocatedBatchSignal else { return nil }
+        return relocatedBatch(signal: signal, type: type, payload, at: position)
+    }
+
+    @inline(never)
+    private func relocatedBatch(signal: TelemetrySignal, type: Int32, _ payload: UnsafeRawBufferPointer, at position: UInt64) -> (
+        batch: ExportBatch, route: Int, signal: TelemetrySignal
+    )? {
+        guard position < ring.recoveredEnd, payload.count >= 4, let releaser else { return nil }
         let records = Int(UInt32(littleEndian: payload.loadUnaligned(as: UInt32.self)))
         let route = type.recordRoute < routeNames.count ? type.recordRoute : 0
         var batch = ExportBatch(signal: signal, body: Array(payload[4...]), recordCount: records, sequence: sequences[signal])
