@@ -321,16 +321,22 @@ public final class TelemetryPipeline: Sendable {
     /// as dropped (`shutdown`, reported to the handlers): retries under way and batches waiting
     /// in memory give up at the deadline. Calling it again returns the same kind of summary at once.
     ///
-    /// With a spill store, "the rest" is spilled instead, and so are exports waiting for an answer
-    /// at the deadline: they are cancelled (the HTTP connection closes, the gRPC stream is reset).
-    /// A custom ``TelemetryExporter`` that ignores cancellation gets 2 s more; a batch it still holds
-    /// then is left in the ring file (`pending` in the summary, sent by the next start), nothing else.
+    /// With a spill store, "the rest" is spilled instead, retries do not wait out their back-off
+    /// (a batch waiting for its retry is sent once more at once and spilled if that fails too),
+    /// and exports waiting for an answer at the deadline are spilled: they are cancelled (the HTTP
+    /// connection closes, the gRPC stream is reset). A custom ``TelemetryExporter`` that ignores
+    /// cancellation gets 2 s more; a batch it still holds then is left in the ring file (`pending`
+    /// in the summary, sent by the next start), nothing else.
     public func shutdown(deadline: ContinuousClock.Instant) async -> ShutdownSummary {
         guard !shutDown.exchange(true, ordering: .relaxed) else {
             return ShutdownSummary(stats: stats(), deadlineExceeded: false)
         }
         intake.close()
-        for stack in [main] + destinations { stack.replayer?.stop() }
+        for stack in [main] + destinations {
+            stack.replayer?.stop()
+            // What still fails is spilled, not held for a back-off's seconds (``RetryCutoff``).
+            stack.cutoff?.cut()
+        }
         // The metrics' last collection, as the specification's MeterProvider shutdown does.
         await metricReader.flush(before: deadline)
         metricReader.stop()

@@ -72,12 +72,19 @@ public final class TestClock: Clock, Sendable {
         guard let id else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool in
+                // A cancellation that came before this registration finds no sleeper to resume:
+                // Task.isCancelled (set before the handler runs), read under the lock, catches it.
+                let resumeNow = state.withLock { state -> Bool? in
+                    if Task.isCancelled { return false }
                     if deadline <= state.now { return true }
                     state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
-                    return false
+                    return nil
                 }
-                if resumeNow { continuation.resume() }
+                switch resumeNow {
+                case true?: continuation.resume()
+                case false?: continuation.resume(throwing: CancellationError())
+                case nil: break
+                }
             }
         } onCancel: {
             let sleeper = state.withLock { state -> Sleeper? in

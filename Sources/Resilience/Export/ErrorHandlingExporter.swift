@@ -8,7 +8,8 @@ import Synchronization
 /// (off the export path: handlers run on their own thread), and then, inside a
 /// ``TelemetryPipeline`` with a spill store:
 /// - a retryable error, an open breaker or the shutdown deadline spills the batch (replayed
-///   when the collector answers);
+///   when the collector answers); at shutdown the retry stage's back-offs are cut short
+///   (``RetryCutoff``), so a failing collector does not hold shutdown for them;
 /// - a misconfiguration (401, 403, 404, …) keeps the batch in the store's rejected area,
 ///   counted as `rejected`, not dropped (replayed after the configuration is fixed);
 /// - a permanent error (400, other statuses) drops the batch (reason `export_failed`) and keeps
@@ -34,6 +35,8 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
     /// Keeps what cannot be delivered now (the spill store), if the pipeline has one.
     private let destination: (any FailureDestination)?
     private let hold: MemoryHold
+    /// Ends retry back-offs when the pipeline shuts down (with a destination only).
+    private let cutoff: RetryCutoff?
     private let ownsDispatcher: Bool
 
     public var name: String { next.name }
@@ -46,16 +49,22 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
         self.ledger = Ledger(dispatcher: dispatcher, processor: processor, logger: logger, exporterName: next.name)
         self.destination = nil
         self.hold = MemoryHold(holds: false)
+        self.cutoff = nil
         self.ownsDispatcher = true
     }
 
     /// Inside a pipeline: outcomes go to the pipeline's ledger, what cannot be delivered now to
-    /// `destination` (or, without one, waits in memory as `hold` says).
-    init(wrapping next: any TelemetryExporter, ledger: Ledger, destination: (any FailureDestination)?, hold: MemoryHold) {
+    /// `destination` (or, without one, waits in memory as `hold` says); `cutoff` ends the retry
+    /// stage's back-offs at shutdown.
+    init(
+        wrapping next: any TelemetryExporter, ledger: Ledger, destination: (any FailureDestination)?, hold: MemoryHold,
+        cutoff: RetryCutoff? = nil
+    ) {
         self.next = next
         self.ledger = ledger
         self.destination = destination
         self.hold = hold
+        self.cutoff = cutoff
         self.ownsDispatcher = false
     }
 
@@ -67,7 +76,7 @@ package final class ErrorHandlingExporter: TelemetryExporter, Sendable {
         let ledger = self.ledger
         // Standalone, this stage is its ledger's intake: every batch it is given is accepted here.
         if ownsDispatcher { ledger.accepted(batch.signal, batch.recordCount) }
-        let context = ExportAttemptContext { batch, error, kind, attempt, delay in
+        let context = ExportAttemptContext(cutoff: cutoff) { batch, error, kind, attempt, delay in
             ledger.willRetry(batch, attempt: attempt, error: error, kind: kind, after: delay)
         }
         while true {

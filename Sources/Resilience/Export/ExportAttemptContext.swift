@@ -9,9 +9,12 @@ final class ExportAttemptContext: Sendable {
     let attempts = Atomic<Int>(0)
     /// The attempts so far (for events).
     var attempt: Int { attempts.load(ordering: .relaxed) }
+    /// Ends retry back-offs at shutdown (a pipeline with a spill store), else `nil`.
+    let cutoff: RetryCutoff?
     private let onRetry: @Sendable (ExportBatch, any Error, ExportFailureKind, Int, Duration) -> Void
 
-    init(onRetry: @escaping @Sendable (ExportBatch, any Error, ExportFailureKind, Int, Duration) -> Void) {
+    init(cutoff: RetryCutoff? = nil, onRetry: @escaping @Sendable (ExportBatch, any Error, ExportFailureKind, Int, Duration) -> Void) {
+        self.cutoff = cutoff
         self.onRetry = onRetry
     }
 

@@ -11,7 +11,9 @@
 /// so the breaker counts every attempt and an open breaker ends the loop.
 ///
 /// A batch exported with an ``ExportDeadline`` is not retried past it (the metric reader's
-/// ``PipelineConfiguration/Metrics/exportTimeout``).
+/// ``PipelineConfiguration/Metrics/exportTimeout``). Inside a pipeline with a spill store, shutdown
+/// cuts the back-offs short (``RetryCutoff``): a waiting batch is sent once more at once, and a
+/// failed attempt that began after the cut is not retried, so the batch goes to the store.
 ///
 /// Thread-safety: safe to call concurrently; each call keeps its own attempt count.
 package struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration == Duration {
@@ -33,13 +35,15 @@ package struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration ==
     public func export(_ batch: ExportBatch) async throws -> ExportResponse {
         let start = clock.now
         var generator = SystemRandomNumberGenerator()
+        let cutoff = ExportAttemptContext.current?.cutoff
         var attempt = 1
         while true {
+            let afterCut = cutoff?.isCut == true
             do {
                 return try await next.export(batch)
             } catch {
                 let kind = ExportFailureKind.classify(error)
-                guard kind.isRetryable, !Task.isCancelled else { throw error }
+                guard kind.isRetryable, !Task.isCancelled, !afterCut else { throw error }
                 if let limit = policy.maximumAttempts, attempt >= limit { throw error }
                 var delay = policy.delay(forRetry: attempt, using: &generator)
                 if let floor = (error as? OTLPExportError)?.retryAfterDelay(), floor > delay { delay = floor }
@@ -47,7 +51,11 @@ package struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration ==
                 if let deadline = ExportDeadline.current, ContinuousClock.now + delay > deadline { throw error }
                 ExportAttemptContext.current?.retryScheduled(batch: batch, error: error, kind: kind, attempt: attempt, delay: delay)
                 do {
-                    try await clock.sleep(for: delay)
+                    if let cutoff {
+                        _ = try await cutoff.sleep(for: delay, on: clock)
+                    } else {
+                        try await clock.sleep(for: delay)
+                    }
                 } catch {
                     throw ResilienceError(code: .shutDown, message: "retry \(attempt + 1) cancelled while waiting \(delay)")
                 }

@@ -22,6 +22,8 @@ final class DestinationStack: Sendable {
     let windows: ExportWindows
     let tasks: ExportTasks
     let replayer: Replayer?
+    /// Ends the retry back-offs at shutdown; only with a spill store, which keeps what still fails.
+    let cutoff: RetryCutoff?
     /// The exporter at the end of the chain.
     let exporter: any TelemetryExporter
     /// Set when the stack built its own OTLP exporter: ``TelemetryPipeline/reconfigure(_:)`` can replace it.
@@ -110,7 +112,10 @@ final class DestinationStack: Sendable {
         let breaker = self.breaker
         let hold = MemoryHold(
             holds: batching, delay: { breaker?().reopensIn ?? fallbackDelay }, sleep: { try await clock.sleep(for: $0) })
-        var chain: any TelemetryExporter = ErrorHandlingExporter(wrapping: built.exporter, ledger: ledger, destination: store, hold: hold)
+        let cutoff = store.map { _ in RetryCutoff() }
+        self.cutoff = cutoff
+        var chain: any TelemetryExporter = ErrorHandlingExporter(
+            wrapping: built.exporter, ledger: ledger, destination: store, hold: hold, cutoff: cutoff)
         if let pool, pool.mode == .balanceByTrace { chain = TraceAffineSplitter(next: chain, pool: pool) }
         let tasks = ExportTasks(chain: chain)
         self.tasks = tasks
@@ -120,7 +125,7 @@ final class DestinationStack: Sendable {
             if let pool, pool.mode == .balanceByTrace { split = { batch in TraceRouting.parts(of: batch) { pool.preferred(for: $0) } } }
             let replayer = Replayer(
                 store: store, chain: built.exporter, ledger: ledger, breaker: breaker, executor: tasks.executor, logger: logger,
-                split: split)
+                split: split, cutoff: cutoff)
             replayer.start()
             self.replayer = replayer
         } else {

@@ -32,7 +32,8 @@ import Synchronization
 ///
 /// It is given only what it uses: the store, the chain below the error-handling stage, the
 /// ledger that books every outcome, the breaker's snapshot, the executor its sends run on, and
-/// how to cut a frame by trace (a `balance-by-trace` pool's splitter; `nil` sends frames whole).
+/// how to cut a frame by trace (a `balance-by-trace` pool's splitter; `nil` sends frames whole),
+/// and the stack's ``RetryCutoff``, which shutdown uses to end a send's retry back-off.
 final class Replayer: Sendable {
     /// What a frame's send came to: one answer, or one per part when it was cut by trace.
     enum Outcome: Sendable {
@@ -46,6 +47,7 @@ final class Replayer: Sendable {
     private let breaker: (@Sendable () -> CircuitBreakerSnapshot)?
     private let executor: ExportExecutor
     private let split: (@Sendable (ExportBatch) -> [ExportBatch])?
+    private let cutoff: RetryCutoff?
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
     /// Set when the rounds' task has returned: no send of this replayer is under way any more.
@@ -59,9 +61,11 @@ final class Replayer: Sendable {
 
     init(
         store: SpillStore, chain: any TelemetryExporter, ledger: Ledger, breaker: (@Sendable () -> CircuitBreakerSnapshot)?,
-        executor: ExportExecutor, logger: Logger, split: (@Sendable (ExportBatch) -> [ExportBatch])? = nil
+        executor: ExportExecutor, logger: Logger, split: (@Sendable (ExportBatch) -> [ExportBatch])? = nil,
+        cutoff: RetryCutoff? = nil
     ) {
         self.split = split
+        self.cutoff = cutoff
         self.store = store
         self.chain = chain
         self.ledger = ledger
@@ -188,18 +192,24 @@ final class Replayer: Sendable {
             // One unstructured task per frame, awaited in file order. (A task group here returned
             // its children's results under garbage indices in -O builds; the frame's outcome was
             // then missing and the acknowledged frame was sent again forever.)
-            let (chain, executor, split) = (self.chain, self.executor, self.split)
+            let (executor, split, cutoff, chain) = (self.executor, self.split, self.cutoff, self.chain)
+            // Shutdown's cut (``RetryCutoff``) ends a send's retry back-off as it ends a live batch's:
+            // the frame stays on disk, and the round ends instead of holding shutdown.
+            @Sendable func send(_ batch: ExportBatch) async throws -> ExportResponse {
+                let context = ExportAttemptContext(cutoff: cutoff) { _, _, _, _, _ in }
+                return try await ExportAttemptContext.$current.withValue(context) { try await chain.export(batch) }
+            }
             let sends: [Task<Outcome, Never>?] = window.map { entry in
                 guard case .frame(let batch, _) = entry else { return nil }
                 return Task(executorPreference: executor) {
                     let parts = split?(batch) ?? [batch]
                     guard parts.count > 1 else {
-                        do { return .whole(.success(try await chain.export(parts[0]))) } catch { return .whole(.failure(error)) }
+                        do { return .whole(.success(try await send(parts[0]))) } catch { return .whole(.failure(error)) }
                     }
                     // One task per part, awaited in order (see above for why not a task group).
                     let sends = parts.map { part in
                         Task(executorPreference: executor) { () -> Result<ExportResponse, any Error> in
-                            do { return .success(try await chain.export(part)) } catch { return .failure(error) }
+                            do { return .success(try await send(part)) } catch { return .failure(error) }
                         }
                     }
                     var results: [(batch: ExportBatch, result: Result<ExportResponse, any Error>)] = []

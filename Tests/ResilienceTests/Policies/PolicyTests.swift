@@ -1,4 +1,4 @@
-import Resilience
+@testable import Resilience
 import ResilienceTesting
 import Testing
 
@@ -146,6 +146,67 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
         }
         #expect(error.code == .shutDown)
         #expect(scripted.callCount == 1)
+    }
+
+    /// Shutdown with a spill store cuts the back-off: one more attempt at once, then the last
+    /// error (so the error-handling stage spills the batch with the collector's reason).
+    @Test func theShutdownCutEndsABackOffWithOneMoreAttempt() async throws {
+        let clock = TestClock()  // never advances by itself: only the cut ends the wait
+        let scripted = ScriptedExporter(failing: 10, with: status(503))
+        let exporter = RetryingExporter(wrapping: scripted, policy: noJitter, clock: clock)
+        let cutoff = RetryCutoff()
+        let context = ExportAttemptContext(cutoff: cutoff) { _, _, _, _, _ in }
+        let task = Task { try await ExportAttemptContext.$current.withValue(context) { try await exporter.export(batch()) } }
+        #expect(await eventually { clock.sleeperCount == 1 })
+        cutoff.cut()
+        let result = await task.result
+        guard case .failure(let error as OTLPExportError) = result else {
+            Issue.record("got \(result)")
+            return
+        }
+        #expect(error.statusCode == 503)
+        #expect(scripted.callCount == 2, "the waiting batch is sent once more, then not again")
+        #expect(clock.sleeps == [.milliseconds(100)] && clock.sleeperCount == 0)
+    }
+
+    @Test func anAttemptThatBeganAfterTheCutIsNotRetried() async {
+        let clock = TestClock(advancesOnSleep: true)
+        let scripted = ScriptedExporter(failing: 10, with: status(503))
+        let cutoff = RetryCutoff()
+        cutoff.cut()
+        let context = ExportAttemptContext(cutoff: cutoff) { _, _, _, _, _ in }
+        let exporter = RetryingExporter(wrapping: scripted, policy: noJitter, clock: clock)
+        await #expect(throws: OTLPExportError.self) {
+            try await ExportAttemptContext.$current.withValue(context) { try await exporter.export(batch()) }
+        }
+        #expect(scripted.callCount == 1 && clock.sleeps.isEmpty)
+        // A success after the cut is a success.
+        let succeeding = ScriptedExporter(failing: 0, with: status(503))
+        _ = try? await ExportAttemptContext.$current.withValue(context) {
+            try await RetryingExporter(wrapping: succeeding, policy: noJitter, clock: clock).export(batch())
+        }
+        #expect(succeeding.callCount == 1)
+    }
+
+    @Test func theCutoffsSleepEndsByTheClockByTheCutOrByCancellation() async throws {
+        let clock = TestClock()
+        let cutoff = RetryCutoff()
+        let full = Task { try await cutoff.sleep(for: .seconds(5), on: clock) }
+        #expect(await eventually { clock.sleeperCount == 1 })
+        clock.advance(by: .seconds(5))
+        #expect(try await full.value == true, "the whole delay passed")
+
+        let cancelled = Task { try await cutoff.sleep(for: .seconds(5), on: clock) }
+        #expect(await eventually { clock.sleeperCount == 1 })
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+
+        let cut = Task { try await cutoff.sleep(for: .seconds(5), on: clock) }
+        #expect(await eventually { clock.sleeperCount == 1 })
+        cutoff.cut()
+        #expect(try await cut.value == false)
+        #expect(try await cutoff.sleep(for: .seconds(5), on: clock) == false, "after the cut, no wait at all")
+        #expect(clock.sleeperCount == 0, "the clock's sleeper went with the cut")
     }
 }
 

@@ -206,6 +206,73 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
     }
 }
 
+@Suite struct ShutdownCutTests {
+    /// A batch in a 10-minute retry back-off when shutdown comes: with a spill store, shutdown
+    /// sends it once more and spills it with the collector's reason, long before its deadline;
+    /// the next pipeline on the directory delivers every record, counted by id.
+    @Test(.timeLimit(.minutes(2)))
+    func shutdownSpillsABatchInItsBackOffInsteadOfWaitingItOut() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .resetConnection
+        let directory = spillDirectory()
+        let events = EventLog()
+        let pipeline = try spillingPipeline(receiver, directory: directory, handler: events) { configuration in
+            configuration.retry = ExportRetryPolicy(
+                initialDelay: .seconds(600), maximumDelay: .seconds(600), jitter: .none, maximumElapsedTime: nil)
+            configuration.circuitBreaker = nil  // the retry loop, not a breaker, holds the batch
+        }
+        emit(pipeline, 0..<300)
+        #expect(await eventually { events.all.contains { if case .willRetry = $0.outcome { true } else { false } } })
+        let attemptsBefore = pipeline.stats().exportAttempts
+        let summary = await pipeline.shutdown(deadline: .now + .seconds(30))
+        #expect(!summary.deadlineExceeded, "shutdown did not wait out the back-off")
+        #expect(summary.stats.spans.onDisk == 300 && summary.stats.spans.droppedTotal == 0, "\(summary.stats)")
+        #expect(summary.stats.exportAttempts > attemptsBefore, "the waiting batch was sent once more before it was spilled")
+        let spilled = events.all.filter { if case .spilled = $0.outcome { true } else { false } }
+        #expect(!spilled.isEmpty && spilled.allSatisfy { $0.kind == .transport }, "kept with the collector's reason: \(spilled)")
+
+        receiver.behavior = .accept
+        let next = try spillingPipeline(receiver, directory: directory)
+        #expect(await eventually(timeout: .seconds(30)) { next.stats().spans.onDisk == 0 && next.stats().spans.replayed == 300 })
+        _ = await next.shutdown(deadline: .now + .seconds(10))
+        let report = receiver.sequenceReport(expected: 300)
+        #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
+        try await receiver.stop()
+    }
+
+    /// A replayed frame in a 10-minute retry back-off when shutdown comes: shutdown does not wait
+    /// for it until its deadline; the frame stays on disk and the next start delivers it, by id.
+    @Test(.timeLimit(.minutes(2)))
+    func shutdownEndsAReplayedFramesBackOff() async throws {
+        let receiver = try await OTLPReceiver.start(retention: [], countIDs: false)
+        receiver.behavior = .resetConnection
+        let directory = spillDirectory()
+        let first = try spillingPipeline(receiver, directory: directory)
+        emit(first, 0..<300)
+        #expect(await first.shutdown(deadline: .now + .seconds(30)).stats.spans.onDisk == 300)
+
+        let replaying = try spillingPipeline(receiver, directory: directory) { configuration in
+            configuration.retry = ExportRetryPolicy(
+                initialDelay: .seconds(600), maximumDelay: .seconds(600), jitter: .none, maximumElapsedTime: nil)
+            configuration.circuitBreaker = nil
+        }
+        // The replayer's first round sends at once; its frame fails and waits for its retry.
+        #expect(await eventually { replaying.stats().exportFailures > 0 }, "\(replaying.stats())")
+        let deadline = ContinuousClock.now + .seconds(60)
+        let summary = await replaying.shutdown(deadline: deadline)
+        #expect(ContinuousClock.now < deadline, "shutdown did not wait for the replayed frame's back-off")
+        #expect(summary.stats.spans.onDisk == 300 && summary.stats.spans.droppedTotal == 0, "\(summary.stats)")
+
+        receiver.behavior = .accept
+        let next = try spillingPipeline(receiver, directory: directory)
+        #expect(await eventually(timeout: .seconds(30)) { next.stats().spans.onDisk == 0 && next.stats().spans.replayed == 300 })
+        _ = await next.shutdown(deadline: .now + .seconds(10))
+        let report = receiver.sequenceReport(expected: 300)
+        #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
+        try await receiver.stop()
+    }
+}
+
 @Suite struct SpillDiskFullTests {
     @Test(.timeLimit(.minutes(3)))
     func aFullDiskDropsWithDiskFullTellsTheHandlersAndSpillingResumesWhenSpaceReturns() async throws {
