@@ -1,6 +1,7 @@
-@testable import Resilience
 import ResilienceTesting
 import Testing
+
+@testable import Resilience
 
 private func batch(_ records: Int = 3) -> ExportBatch {
     ExportBatch(signal: .traces, body: [], recordCount: records, sequence: 0)
