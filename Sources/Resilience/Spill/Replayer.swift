@@ -173,82 +173,104 @@ final class Replayer: Sendable {
         }
         // Metrics one frame at a time: a back end takes a series' points in time order.
         let width = segment.signal == .metrics ? 1 : max(1, store.configuration.replayConcurrency)
-        func nextWindow() -> [SegmentCursor.Entry] {
-            var window: [SegmentCursor.Entry] = []
-            while window.count < width, let entry = cursor.next() { window.append(entry) }
-            return window
+        let sends = SendsUnderWay()
+        // A sliding window: `width` frames under way, the next one sent as soon as the oldest is
+        // answered (not when the whole window is). Reading, decompressing and checking a frame is
+        // CPU work that overlaps the other sends' round trips.
+        var inFlight: [(entry: SegmentCursor.Entry, send: Task<Outcome, Never>?)] = []
+        var exhausted = false
+        func fill() {
+            while inFlight.count < width && !stopped.load(ordering: .relaxed) {
+                guard let entry = cursor.next() else {
+                    exhausted = true
+                    return
+                }
+                inFlight.append((entry, start(entry, sends)))
+            }
         }
-        var window = nextWindow()
-        while !stopped.load(ordering: .relaxed) {
-            if window.isEmpty {
-                let lost = store.finish(segment, quarantine: cursor.progress.damaged > 0)
-                if lost > 0 {
-                    ledger.lostOnDisk(
-                        segment.signal, .corrupt, records: lost,
-                        message: "\(lost) records of \(path) were in damage whose record count was unreadable")
-                }
-                return true
-            }
-            // One unstructured task per frame, awaited in file order. (A task group here returned
-            // its children's results under garbage indices in -O builds; the frame's outcome was
-            // then missing and the acknowledged frame was sent again forever.)
-            let (executor, split, cutoff, chain) = (self.executor, self.split, self.cutoff, self.chain)
-            // Shutdown's cut (``RetryCutoff``) ends a send's retry back-off as it ends a live batch's:
-            // the frame stays on disk, and the round ends instead of holding shutdown.
-            @Sendable func send(_ batch: ExportBatch) async throws -> ExportResponse {
-                let context = ExportAttemptContext(cutoff: cutoff) { _, _, _, _, _ in }
-                return try await ExportAttemptContext.$current.withValue(context) { try await chain.export(batch) }
-            }
-            let sends: [Task<Outcome, Never>?] = window.map { entry in
-                guard case .frame(let batch, _) = entry else { return nil }
-                return Task(executorPreference: executor) {
-                    let parts = split?(batch) ?? [batch]
-                    guard parts.count > 1 else {
-                        do { return .whole(.success(try await send(parts[0]))) } catch { return .whole(.failure(error)) }
+        var sinceAcknowledged = 0
+        // Cancelled (``finish(before:)`` past its deadline): the sends are cancelled with the
+        // round, their frames fail and stay on disk.
+        let finished = await withTaskCancellationHandler { () async -> Bool in
+            fill()
+            while !inFlight.isEmpty {
+                let head = inFlight.removeFirst()
+                let outcome = await sends.answer(head.send)
+                let (done, stop) = handle(head.entry, outcome, segment: segment, path: path)
+                if done && !stop {
+                    cursor.done(head.entry)
+                    sinceAcknowledged += 1
+                    if sinceAcknowledged >= width {
+                        store.acknowledge(segment, cursor.progress)
+                        sinceAcknowledged = 0
                     }
-                    // One task per part, awaited in order (see above for why not a task group).
-                    let sends = parts.map { part in
-                        Task(executorPreference: executor) { () -> Result<ExportResponse, any Error> in
-                            do { return .success(try await send(part)) } catch { return .failure(error) }
-                        }
+                    fill()
+                    continue
+                }
+                // The oldest frame failed: the ones sent after it are answered first. Progress is
+                // a prefix of the segment: a frame that failed ahead of one delivered would, if
+                // it stayed, have the delivered one sent again with it next time (a duplicate,
+                // seen under load). So such a frame is written back to the store as a frame of
+                // its own and counts as done here, as a pool's undelivered parts are.
+                var window = [(entry: head.entry, outcome: outcome)]
+                for (entry, send) in inFlight { window.append((entry, await sends.answer(send))) }
+                inFlight.removeAll()
+                let lastDelivered = window.lastIndex { $0.outcome.map(Self.delivered) ?? false } ?? -1
+                for (index, (entry, outcome)) in window.enumerated() {
+                    var (done, stop) = index == 0 ? (done, stop) : handle(entry, outcome, segment: segment, path: path)
+                    if !done, index < lastDelivered, case .frame(let batch, _) = entry, let error = outcome.flatMap(Self.failure) {
+                        keepAgain(batch, in: segment.area, error: error)
+                        (done, stop) = (true, false)
                     }
-                    var results: [(batch: ExportBatch, result: Result<ExportResponse, any Error>)] = []
-                    for (part, send) in zip(parts, sends) { results.append((part, await send.value)) }
-                    return .parts(results)
+                    if done { cursor.done(entry) }
+                    guard done && !stop else { return false }
                 }
+                fill()
             }
-            // The next window is read while this one is in flight: reading, decompressing and
-            // checking a frame is CPU work that overlaps the collector's round trip.
-            let following = nextWindow()
-            var outcomes: [Outcome?] = []
-            // Cancelled (``finish(before:)`` past its deadline): the sends are cancelled with the
-            // round, their frames fail and stay on disk.
-            await withTaskCancellationHandler {
-                for send in sends { outcomes.append(await send?.value) }
-            } onCancel: {
-                for send in sends { send?.cancel() }
-            }
-            // Progress is a prefix of the segment: a frame that failed ahead of one delivered in the
-            // same window would, if it stayed, have the delivered one sent again with it next time
-            // (a duplicate, seen under load). So such a frame is written back to the store as a
-            // frame of its own and counts as done here, as a pool's undelivered parts are.
-            let lastDelivered = outcomes.lastIndex { $0.map(Self.delivered) ?? false } ?? -1
-            for (index, (entry, outcome)) in zip(window, outcomes).enumerated() {
-                var (done, stop) = handle(entry, outcome, segment: segment, path: path)
-                if !done, index < lastDelivered, case .frame(let batch, _) = entry, let error = outcome.flatMap(Self.failure) {
-                    keepAgain(batch, in: segment.area, error: error)
-                    (done, stop) = (true, false)
-                }
-                if done { cursor.done(entry) }
-                guard done && !stop else {
-                    store.acknowledge(segment, cursor.progress)
-                    return false
-                }
-            }
-            store.acknowledge(segment, cursor.progress)
-            window = following
+            return exhausted
+        } onCancel: {
+            sends.cancelAll()
         }
-        return false
+        store.acknowledge(segment, cursor.progress)
+        guard finished else { return false }
+        let lost = store.finish(segment, quarantine: cursor.progress.damaged > 0)
+        if lost > 0 {
+            ledger.lostOnDisk(
+                segment.signal, .corrupt, records: lost, message: "\(lost) records of \(path) were in damage whose record count was unreadable")
+        }
+        return true
+    }
+
+    /// Sends one frame on the export executor (`nil` for damage: nothing to send), registered with `sends`.
+    private func start(_ entry: SegmentCursor.Entry, _ sends: SendsUnderWay) -> Task<Outcome, Never>? {
+        guard case .frame(let batch, _) = entry else { return nil }
+        // One unstructured task per frame, awaited in file order. (A task group here returned
+        // its children's results under garbage indices in -O builds; the frame's outcome was
+        // then missing and the acknowledged frame was sent again forever.)
+        let (executor, split, cutoff, chain) = (self.executor, self.split, self.cutoff, self.chain)
+        // Shutdown's cut (``RetryCutoff``) ends a send's retry back-off as it ends a live batch's:
+        // the frame stays on disk, and the round ends instead of holding shutdown.
+        @Sendable func send(_ batch: ExportBatch) async throws -> ExportResponse {
+            let context = ExportAttemptContext(cutoff: cutoff) { _, _, _, _, _ in }
+            return try await ExportAttemptContext.$current.withValue(context) { try await chain.export(batch) }
+        }
+        let task = Task(executorPreference: executor) { () -> Outcome in
+            let parts = split?(batch) ?? [batch]
+            guard parts.count > 1 else {
+                do { return .whole(.success(try await send(parts[0]))) } catch { return .whole(.failure(error)) }
+            }
+            // One task per part, awaited in order (see above for why not a task group).
+            let sends = parts.map { part in
+                Task(executorPreference: executor) { () -> Result<ExportResponse, any Error> in
+                    do { return .success(try await send(part)) } catch { return .failure(error) }
+                }
+            }
+            var results: [(batch: ExportBatch, result: Result<ExportResponse, any Error>)] = []
+            for (part, send) in zip(parts, sends) { results.append((part, await send.value)) }
+            return .parts(results)
+        }
+        sends.add(task)
+        return task
     }
 
     /// Whether a send delivered anything: a success, or a frame cut by trace with a part delivered.
