@@ -236,7 +236,8 @@ final class Replayer: Sendable {
         let lost = store.finish(segment, quarantine: cursor.progress.damaged > 0)
         if lost > 0 {
             ledger.lostOnDisk(
-                segment.signal, .corrupt, records: lost, message: "\(lost) records of \(path) were in damage whose record count was unreadable")
+                segment.signal, .corrupt, records: lost,
+                message: "\(lost) records of \(path) were in damage whose record count was unreadable")
         }
         return true
     }
