@@ -137,6 +137,7 @@ final class ReplaySession {
     private let total: Int
     private let start = ContinuousClock.now
     private var lastAcknowledged = ContinuousClock.now
+    private var lastDrawn: ContinuousClock.Instant?
     private var refusedWriters: [String: SegmentWriter] = [:]
 
     private(set) var delivered = 0
@@ -182,15 +183,26 @@ final class ReplaySession {
             printError("replay: \(location.path) is in a \(fromPath) directory, but its header says \(signal): sent as \(signal)")
         }
         var segmentComplete = true
-        entries: while let entry = cursor.next() {
-            switch entry {
-            case .damaged(let damage):
+        // One frame in flight at a time, in file order; the next frame is read (decompressed,
+        // checked) while the current one is in flight, and sent as soon as the current one is
+        // acknowledged — before its progress is written. A frame is sent only after every frame
+        // ahead of it was acknowledged or refused, so a stop leaves nothing delivered behind it.
+        var upcoming = cursor.next()
+        var sending = upcoming.flatMap(start)
+        entries: while let entry = upcoming {
+            let following = cursor.next()
+            let outcome = await sending?.value
+            switch (entry, outcome) {
+            case (.damaged(let damage), _):
                 if let records = damage.records { damagedKnown += records } else { damagedUnknown += 1 }
                 printError(
                     "\nreplay: \(location.path)@\(damage.offset): \(damage.reason); \(describeLost(damage.records)) lost, kept in the file")
-            case .frame(let batch, let offset):
-                switch await send(batch) {
+                sending = following.flatMap(start)
+            case (.frame(let batch, let offset), let sent?):
+                lastAcknowledged = max(lastAcknowledged, sent.lastAcknowledged)
+                switch sent.outcome {
                 case .delivered(let rejected, let message):
+                    sending = following.flatMap(start)
                     delivered += batch.recordCount - rejected
                     if rejected > 0 {
                         refusedCopied += rejected
@@ -206,6 +218,7 @@ final class ReplaySession {
                         segmentComplete = false
                         break entries
                     }
+                    sending = following.flatMap(start)
                     refusedCopied += batch.recordCount
                     copyRefused(batch, location: location, status: status, message: message)
                 case .stop(let reason):
@@ -213,10 +226,14 @@ final class ReplaySession {
                     segmentComplete = false
                     break entries
                 }
+            case (.frame, nil):
+                segmentComplete = false  // cannot happen: a frame always has a send
+                break entries
             }
             cursor.done(entry)
             if !keep { cursor.progress.write(location.progressPath) }
             drawProgress()
+            upcoming = following
         }
         guard segmentComplete else {
             leftSegments.append(location.path)
@@ -237,52 +254,19 @@ final class ReplaySession {
         return true
     }
 
-    private enum SendOutcome {
-        case delivered(rejected: Int, message: String)
-        case refused(status: Int?, message: String)
-        case stop(String)
-    }
-
-    /// Sends one frame until it is acknowledged, refused, or the collector stayed silent for
-    /// `giveUpAfter` since the last acknowledgement.
-    private func send(_ batch: ExportBatch) async -> SendOutcome {
-        while true {
-            do {
-                let response = try await chain.export(batch)
-                lastAcknowledged = .now
-                return .delivered(rejected: response.rejectedCount(of: batch.recordCount), message: response.errorMessage)
-            } catch {
-                let kind = ExportFailureKind.classify(error)
-                let status = (error as? OTLPExportError)?.statusCode
-                switch kind {
-                case .misconfigured:
-                    return .stop(
-                        "the collector refused the request: \(error). Check the endpoint and headers (OTEL_EXPORTER_OTLP_*); "
-                            + "nothing was changed"
-                    )
-                case .permanent:
-                    return .refused(status: status, message: "\(error)")
-                default:
-                    let silent = lastAcknowledged.duration(to: .now)
-                    if silent >= giveUpAfter {
-                        return .stop("gave up after \(giveUpAfter.components.seconds) s without an acknowledgement (last error: \(error))")
-                    }
-                    var wait = (error as? ResilienceError)?.retryAfter ?? .seconds(1)
-                    if let floor = ((error as? OTLPExportError) ?? (error as? ResilienceError)?.cause as? OTLPExportError)?
-                        .retryAfterDelay()
-                    {
-                        wait = max(wait, floor)
-                    }
-                    wait = min(max(wait, .milliseconds(100)), giveUpAfter - silent)
-                    if showProgress {
-                        printError(
-                            "\rreplay: waiting for the collector (\(kind)): next try in \(wait.components.seconds) s; giving up "
-                                + "in \((giveUpAfter - silent).components.seconds) s    "
-                        )
-                    }
-                    try? await Task.sleep(for: wait)
-                }
-            }
+    /// Starts sending the frame of `entry` (`nil` for damage: nothing to send).
+    private func start(_ entry: SegmentCursor.Entry) -> Task<FrameSender.Sent, Never>? {
+        let batch: ExportBatch
+        switch entry {
+        case .frame(let frame, _): batch = frame
+        case .damaged: return nil
+        }
+        let chain = self.chain
+        let giveUpAfter = self.giveUpAfter
+        let showProgress = self.showProgress
+        let since = lastAcknowledged
+        return Task {
+            await FrameSender.send(batch, chain: chain, giveUpAfter: giveUpAfter, showProgress: showProgress, lastAcknowledged: since)
         }
     }
 
@@ -313,9 +297,15 @@ final class ReplaySession {
         }
     }
 
+    /// At most ten times a second, and at the end: a frame is answered every few hundred
+    /// microseconds, and a redraw per frame wrote ~4,000 lines for 2 M spans into a log file.
     private func drawProgress() {
         guard showProgress else { return }
-        ProgressBar.draw(done: delivered + refusedCopied + damagedKnown, total: total, since: start, unit: "records")
+        let done = delivered + refusedCopied + damagedKnown
+        let now = ContinuousClock.now
+        if let lastDrawn, now - lastDrawn < .milliseconds(100), done < total { return }
+        lastDrawn = now
+        ProgressBar.draw(done: done, total: total, since: start, unit: "records")
     }
 
     func finishProgress() {
@@ -345,5 +335,68 @@ final class ReplaySession {
             )
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// Sends `spillway replay`'s frames, one at a time, on a task of their own.
+private enum FrameSender {
+    enum Outcome: Sendable {
+        case delivered(rejected: Int, message: String)
+        case refused(status: Int?, message: String)
+        case stop(String)
+    }
+
+    /// What one frame's send came to, and when the collector last acknowledged anything.
+    struct Sent: Sendable {
+        var outcome: Outcome
+        var lastAcknowledged: ContinuousClock.Instant
+    }
+
+    /// Sends one frame until it is acknowledged, refused, or the collector stayed silent for
+    /// `giveUpAfter` since the last acknowledgement (`lastAcknowledged`, returned updated).
+    static func send(
+        _ batch: ExportBatch, chain: any TelemetryExporter, giveUpAfter: Duration, showProgress: Bool,
+        lastAcknowledged: ContinuousClock.Instant
+    ) async -> Sent {
+        while true {
+            do {
+                let response = try await chain.export(batch)
+                let outcome = Outcome.delivered(
+                    rejected: response.rejectedCount(of: batch.recordCount), message: response.errorMessage)
+                return Sent(outcome: outcome, lastAcknowledged: .now)
+            } catch {
+                let kind = ExportFailureKind.classify(error)
+                let status = (error as? OTLPExportError)?.statusCode
+                switch kind {
+                case .misconfigured:
+                    let reason =
+                        "the collector refused the request: \(error). Check the endpoint and headers (OTEL_EXPORTER_OTLP_*); "
+                        + "nothing was changed"
+                    return Sent(outcome: .stop(reason), lastAcknowledged: lastAcknowledged)
+                case .permanent:
+                    return Sent(outcome: .refused(status: status, message: "\(error)"), lastAcknowledged: lastAcknowledged)
+                default:
+                    let silent = lastAcknowledged.duration(to: .now)
+                    if silent >= giveUpAfter {
+                        let reason = "gave up after \(giveUpAfter.components.seconds) s without an acknowledgement (last error: \(error))"
+                        return Sent(outcome: .stop(reason), lastAcknowledged: lastAcknowledged)
+                    }
+                    var wait = (error as? ResilienceError)?.retryAfter ?? .seconds(1)
+                    if let floor = ((error as? OTLPExportError) ?? (error as? ResilienceError)?.cause as? OTLPExportError)?
+                        .retryAfterDelay()
+                    {
+                        wait = max(wait, floor)
+                    }
+                    wait = min(max(wait, .milliseconds(100)), giveUpAfter - silent)
+                    if showProgress {
+                        printError(
+                            "\rreplay: waiting for the collector (\(kind)): next try in \(wait.components.seconds) s; giving up "
+                                + "in \((giveUpAfter - silent).components.seconds) s    "
+                        )
+                    }
+                    try? await Task.sleep(for: wait)
+                }
+            }
+        }
     }
 }
