@@ -12,6 +12,10 @@
 /// circuit breaker are for. ``collector`` gives the OpenTelemetry Collector's values
 /// (5 s / 30 s / ×1.5 / ±50 % / 300 s) for exporters with no store behind them.
 ///
+/// When a pipeline with a spill store shuts down, no delay is waited out: a batch waiting for its
+/// retry is sent once more at once, and what still fails is spilled (replayed by the next start).
+/// Without a store, retries go on until the shutdown deadline.
+///
 /// A value; holds no attempt counter and is safe to share.
 public struct ExportRetryPolicy: Sendable, Hashable {
     /// How delays are randomized, so that many clients do not retry in step.
