@@ -82,7 +82,9 @@ public final class SpillwaySpan: Tracing.Span, @unchecked Sendable {
         _modify {
             lock()
             defer { unlock() }
-            if state.attributes.isEmpty { state.attributes.reserveCapacity(8) }
+            // The dictionary made here, specialized in this module: `reserveCapacity` runs
+            // swift-distributed-tracing's unspecialized code, a generic-metadata look-up per span.
+            if state.attributes.isEmpty { state.attributes = SpanAttributes([String: SpanAttribute](minimumCapacity: 8)) }
             yield &state.attributes
         }
     }
