@@ -89,8 +89,11 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let first = try spillingPipeline(receiver, directory: directory)
         emit(first, 0..<3_000)
         let summary = await first.shutdown(deadline: .now + .seconds(2))
+        // Spilled, or — an export still under way 2 s after the deadline on a loaded machine (a
+        // parallel CI run once: 512 of 3,000) — kept in the ring file for the next start.
+        let onDisk = summary.stats.spans.onDisk
         #expect(summary.stats.spans.droppedTotal == 0, "\(summary.stats)")
-        #expect(summary.stats.spans.onDisk == 3_000, "\(summary.stats)")
+        #expect(onDisk + summary.stats.spans.pending == 3_000 && onDisk > 0, "\(summary.stats)")
         #expect(!segmentFiles(directory).isEmpty)
 
         receiver.behavior = .accept
@@ -102,7 +105,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         // moment later: the books are read at rest.
         let replayed = await eventually(timeout: .seconds(30)) {
             let spans = second.stats().spans
-            return spans.replayed == 3_000 && spans.pending == 0 && spans.onDisk == 0
+            return spans.replayed == onDisk && spans.exported == 3_000 && spans.pending == 0 && spans.onDisk == 0
         }
         #expect(replayed, "\(second.stats())")
         #expect(receiver.sequenceReport(expected: 3_000).missing == 0)
