@@ -209,6 +209,21 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
     }
 }
 
+/// With the collector back, a new pipeline on `directory` replays all `count` spans it holds:
+/// every one arrives once, counted by id. Stops the receiver.
+private func expectTheNextPipelineDeliversEverySpan(
+    _ receiver: OTLPReceiver, directory: String, count: Int, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    receiver.behavior = .accept
+    let next = try spillingPipeline(receiver, directory: directory)
+    let replayed = await eventually(timeout: .seconds(30)) { next.stats().spans.onDisk == 0 && next.stats().spans.replayed == count }
+    #expect(replayed, "\(next.stats())", sourceLocation: sourceLocation)
+    _ = await next.shutdown(deadline: .now + .seconds(10))
+    let report = receiver.sequenceReport(expected: count)
+    #expect(report.missing == 0 && report.duplicates == 0, "\(report)", sourceLocation: sourceLocation)
+    try await receiver.stop()
+}
+
 @Suite struct ShutdownCutTests {
     /// A batch in a 10-minute retry back-off when shutdown comes: with a spill store, shutdown
     /// sends it once more and spills it with the collector's reason, long before its deadline;
@@ -234,13 +249,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         let spilled = events.all.filter { if case .spilled = $0.outcome { true } else { false } }
         #expect(!spilled.isEmpty && spilled.allSatisfy { $0.kind == .transport }, "kept with the collector's reason: \(spilled)")
 
-        receiver.behavior = .accept
-        let next = try spillingPipeline(receiver, directory: directory)
-        #expect(await eventually(timeout: .seconds(30)) { next.stats().spans.onDisk == 0 && next.stats().spans.replayed == 300 })
-        _ = await next.shutdown(deadline: .now + .seconds(10))
-        let report = receiver.sequenceReport(expected: 300)
-        #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
-        try await receiver.stop()
+        try await expectTheNextPipelineDeliversEverySpan(receiver, directory: directory, count: 300)
     }
 
     /// A replayed frame in a 10-minute retry back-off when shutdown comes: shutdown does not wait
@@ -266,13 +275,7 @@ private func emit(_ pipeline: TelemetryPipeline, _ range: Range<Int>) {
         #expect(ContinuousClock.now < deadline, "shutdown did not wait for the replayed frame's back-off")
         #expect(summary.stats.spans.onDisk == 300 && summary.stats.spans.droppedTotal == 0, "\(summary.stats)")
 
-        receiver.behavior = .accept
-        let next = try spillingPipeline(receiver, directory: directory)
-        #expect(await eventually(timeout: .seconds(30)) { next.stats().spans.onDisk == 0 && next.stats().spans.replayed == 300 })
-        _ = await next.shutdown(deadline: .now + .seconds(10))
-        let report = receiver.sequenceReport(expected: 300)
-        #expect(report.missing == 0 && report.duplicates == 0, "\(report)")
-        try await receiver.stop()
+        try await expectTheNextPipelineDeliversEverySpan(receiver, directory: directory, count: 300)
     }
 }
 
