@@ -47,6 +47,9 @@ package struct RetryingExporter<C: Clock>: TelemetryExporter where C.Duration ==
                 if let limit = policy.maximumAttempts, attempt >= limit { throw error }
                 var delay = policy.delay(forRetry: attempt, using: &generator)
                 if let floor = (error as? OTLPExportError)?.retryAfterDelay(), floor > delay { delay = floor }
+                // Cut while this attempt was under way: the one more attempt goes at once, and the
+                // handlers are told so (not a back-off that will not be waited).
+                if cutoff?.isCut == true { delay = .zero }
                 if let budget = policy.maximumElapsedTime, start.duration(to: clock.now) + delay > budget { throw error }
                 if let deadline = ExportDeadline.current, ContinuousClock.now + delay > deadline { throw error }
                 ExportAttemptContext.current?.retryScheduled(batch: batch, error: error, kind: kind, attempt: attempt, delay: delay)

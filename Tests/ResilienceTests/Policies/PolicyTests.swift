@@ -1,4 +1,5 @@
 import ResilienceTesting
+import Synchronization
 import Testing
 
 @testable import Resilience
@@ -168,6 +169,22 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
         #expect(error.statusCode == 503)
         #expect(scripted.callCount == 2, "the waiting batch is sent once more, then not again")
         #expect(clock.sleeps == [.milliseconds(100)] && clock.sleeperCount == 0)
+    }
+
+    /// The cut came while the attempt was under way: the retry goes at once, and the event says so.
+    @Test func aCutDuringAnAttemptRetriesAtOnceAndTheEventSaysSo() async {
+        let clock = TestClock()  // never advances: a real wait would hang until the time limit
+        let cutoff = RetryCutoff()
+        let delays = Mutex<[Duration]>([])
+        let context = ExportAttemptContext(cutoff: cutoff) { _, _, _, _, delay in delays.withLock { $0.append(delay) } }
+        let scripted = ScriptedExporter(failing: 10, with: status(503))
+        let cutting = CuttingStage(next: scripted, cutoff: cutoff)
+        let exporter = RetryingExporter(wrapping: cutting, policy: noJitter, clock: clock)
+        await #expect(throws: OTLPExportError.self) {
+            try await ExportAttemptContext.$current.withValue(context) { try await exporter.export(batch()) }
+        }
+        #expect(scripted.callCount == 2, "one more attempt, then not again")
+        #expect(delays.withLock { $0 } == [.zero] && clock.sleeps.isEmpty)
     }
 
     @Test func anAttemptThatBeganAfterTheCutIsNotRetried() async {
@@ -381,5 +398,17 @@ private func status(_ code: Int, retryAfter: String? = nil) -> OTLPExportError {
         let event = try #require(events.all.first)
         #expect(event.recordCount == 2 && event.outcome == .dropped(.rejected) && event.kind == .permanent)
         #expect("\(event.error)".contains("bad spans"))
+    }
+}
+
+/// Cuts `cutoff` during its first export (shutdown arriving while a request is under way).
+private struct CuttingStage: TelemetryExporter {
+    let next: any TelemetryExporter
+    let cutoff: RetryCutoff
+    var name: String { next.name }
+
+    func export(_ batch: ExportBatch) async throws -> ExportResponse {
+        cutoff.cut()
+        return try await next.export(batch)
     }
 }
