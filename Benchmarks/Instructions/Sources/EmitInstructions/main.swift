@@ -32,23 +32,26 @@ func emitLog(_ logger: TelemetryLogger, _ i: Int) {
 /// thread running beside them (the two-thread scaling of issue 28, over many more spans than a
 /// benchmark sample). `EmitInstructions 2000000 wall1` / `wall2`.
 nonisolated func wallClockRun(_ pipeline: TelemetryPipeline, spans: Int, threads: Int) {
-    final class Work {
+    final class Work: @unchecked Sendable {
         let tracer: Resilience.Tracer
         let count: Int
+        var cpu = timespec()
         init(_ tracer: Resilience.Tracer, _ count: Int) { (self.tracer, self.count) = (tracer, count) }
     }
+    let drainBefore = spillwayThreadCPU()["spillway-drain"]?.ns ?? 0
+    let works = (0..<threads).map { _ in Work(pipeline.tracer(scope: "bench"), spans / threads) }
     var start = timespec()
     clock_gettime(CLOCK_MONOTONIC, &start)
     var ids = [pthread_t](repeating: pthread_t(), count: threads)
     for t in 0..<threads {
-        let work = Unmanaged.passRetained(Work(pipeline.tracer(scope: "bench"), spans / threads)).toOpaque()
         pthread_create(
             &ids[t], nil,
             { context in
-                let work = Unmanaged<Work>.fromOpaque(context!).takeRetainedValue()
+                let work = Unmanaged<Work>.fromOpaque(context!).takeUnretainedValue()
                 for i in 0..<work.count { emitSpan(work.tracer, i) }
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &work.cpu)
                 return nil
-            }, work)
+            }, Unmanaged.passUnretained(works[t]).toOpaque())
     }
     for id in ids { pthread_join(id, nil) }
     var end = timespec()
@@ -58,6 +61,11 @@ nonisolated func wallClockRun(_ pipeline: TelemetryPipeline, spans: Int, threads
     print(
         "\(threads) thread(s): \(spans) spans in \(Int(ns / 1e6)) ms, \(Int(ns / Double(spans))) ns per span (wall), "
             + "\(Int(Double(spans) / ns * 1e6)) k spans/s; drained by then \(stats.emitted), exported \(stats.exported)")
+    // CPU a span on each side: the emitting threads' own clocks; the drain thread's until everything is exported.
+    let emitting = works.reduce(0.0) { $0 + Double($1.cpu.tv_sec) * 1e9 + Double($1.cpu.tv_nsec) }
+    flush(pipeline)
+    let drain = (spillwayThreadCPU()["spillway-drain"]?.ns ?? 0) - drainBefore
+    print("CPU a span: emitting \(Int(emitting / Double(spans))) ns, drain \(Int(drain / Double(spans))) ns")
 }
 
 /// Not for callgrind: a service's steady load — `rate` requests a second for `seconds` seconds, one
@@ -79,25 +87,45 @@ nonisolated func steadyRun(_ tracer: Resilience.Tracer, _ logger: TelemetryLogge
         if next.tv_nsec >= 1_000_000_000 { (next.tv_sec, next.tv_nsec) = (next.tv_sec + 1, next.tv_nsec - 1_000_000_000) }
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nil)
     }
+    print("\(emitted) requests (a span and a log record each) at \(rate)/s for \(seconds) s")
+    for (name, thread) in spillwayThreadCPU().sorted(by: { $0.key < $1.key }) {
+        print(
+            "\(name): \(Int(thread.ns / 1e6)) ms CPU (\(Int(thread.ns / Double(emitted))) ns a request), "
+                + "\(Int(thread.slices / Double(seconds))) wake-ups a second (\(String(format: "%.3f", thread.slices / Double(emitted))) a request)")
+    }
+}
+
+/// Exports everything emitted so far (blocks the calling thread).
+nonisolated func flush(_ pipeline: TelemetryPipeline) {
+    let flushed = DispatchSemaphore(value: 0)
+    Task.detached {
+        await pipeline.forceFlush()
+        flushed.signal()
+    }
+    flushed.wait()
+}
+
+/// Each spillway thread's CPU time (ns) and times put on a CPU, summed by name (/proc/self/task/*/schedstat).
+nonisolated func spillwayThreadCPU() -> [String: (ns: Double, slices: Double)] {
     func read(_ path: String) -> String? {
         guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 256)
         return fgets(&line, 256, file).map { _ in String(cString: line).split(separator: "\n").first.map(String.init) ?? "" }
     }
-    print("\(emitted) requests (a span and a log record each) at \(rate)/s for \(seconds) s")
-    guard let dir = opendir("/proc/self/task") else { return }
+    guard let dir = opendir("/proc/self/task") else { return [:] }
     defer { closedir(dir) }
+    var threads: [String: (ns: Double, slices: Double)] = [:]
     while let entry = readdir(dir) {
         let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
         guard tid.first?.isNumber == true, let name = read("/proc/self/task/\(tid)/comm"), name.hasPrefix("spillway"),
             let fields = read("/proc/self/task/\(tid)/schedstat")?.split(separator: " "), fields.count == 3,
             let ns = Double(fields[0]), let slices = Double(fields[2])
         else { continue }
-        print(
-            "\(name): \(Int(ns / 1e6)) ms CPU (\(Int(ns / Double(emitted))) ns a request), "
-                + "\(Int(slices / Double(seconds))) wake-ups a second (\(String(format: "%.3f", slices / Double(emitted))) a request)")
+        let sum = threads[name, default: (0, 0)]
+        threads[name] = (sum.ns + ns, sum.slices + slices)
     }
+    return threads
 }
 
 @inline(never)
@@ -178,12 +206,7 @@ default: for i in 0..<n { record(timer, i) }
 // The drain thread's share (the callgrind file of thread 2) is whole when every record emitted
 // has been exported: one flush, the same in every run (polling the stats instead counted its own
 // allocations on this thread, more of them in the longer run).
-let flushed = DispatchSemaphore(value: 0)
-Task.detached {
-    await pipeline.forceFlush()
-    flushed.signal()
-}
-flushed.wait()
+flush(pipeline)
 let s = pipeline.stats()
 print("emitted spans \(s.spans.emitted) logs \(s.logs.emitted) dropped \(s.spans.droppedTotal + s.logs.droppedTotal)")
 exit(0)
