@@ -34,8 +34,10 @@ struct EmitThreadState {
     @inline(never)
     private static func makeCurrent() -> UnsafeMutableRawPointer {
         var seed = SystemRandomNumberGenerator()  // getrandom(2), once per thread
-        let storage = UnsafeMutablePointer<Storage>.allocate(capacity: 1)
-        storage.initialize(to: Storage(random: Xoshiro256(seed: &seed), pool: .allocate(capacity: poolLimit)))
+        // Written on every span: on cache lines of its own, apart from another thread's.
+        let storage = CacheLineIsolated.allocate(Storage.self)
+        let pool = CacheLineIsolated.allocate(Unmanaged<ScratchBuffer>.self, capacity: poolLimit)
+        storage.initialize(to: Storage(random: Xoshiro256(seed: &seed), pool: pool))
         pthread_setspecific(threadKey, storage)
         crb_thread_set(storage)
         return UnsafeMutableRawPointer(storage)
