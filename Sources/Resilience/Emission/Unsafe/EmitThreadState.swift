@@ -62,8 +62,10 @@ struct EmitThreadState {
         return storage.pointee.pool[n - 1].takeRetainedValue()
     }
 
+    /// Takes the buffer back into the pool; `consuming`, so that the caller's reference moves into
+    /// the pool instead of a retain here and a release in the caller.
     @inline(__always)
-    func giveBack(_ buffer: ScratchBuffer) {
+    func giveBack(_ buffer: consuming ScratchBuffer) {
         buffer.header.pointee.generation &+= 1
         let n = storage.pointee.count
         guard n < Self.poolLimit else { return }
