@@ -19,6 +19,10 @@ import Synchronization
 ///
 /// Thread-safety: every method is safe from any thread. Emitting (spans, logs) never takes a
 /// lock and allocates nothing in steady state; see ``Span`` and ``TelemetryLogger``.
+///
+/// Memory: a pipeline that is released stays in memory, with its ring, while a thread's idle
+/// span buffer still names it; it is freed (off the emitting thread) when that thread's next
+/// span goes to another pipeline, or when the thread ends.
 public final class TelemetryPipeline: Sendable {
     // Built from the bottom up in `init`, each part from the ones below it: nothing refers back.
     private let ledger: Ledger
