@@ -1,4 +1,4 @@
-import Foundation
+import ResilienceTesting
 import Testing
 
 @testable import Resilience
@@ -7,39 +7,36 @@ import Testing
 /// so a pipeline that was released lives on while an idle buffer names it; it must go once the
 /// buffer serves another pipeline, and not be leaked.
 @Suite struct EmitBufferTests {
-    private struct NoExporter: TelemetryExporter {
-        var name: String { "none" }
-        func export(_ batch: ExportBatch) async throws -> ExportResponse { ExportResponse() }
+    /// What the emitting thread holds, so that it can let the first pipeline go by itself.
+    private final class Held: @unchecked Sendable {
+        var pipeline: TelemetryPipeline?
+        var tracer: Resilience.Tracer?
+        weak var intake: Intake?
     }
 
-    private final class WeakIntake: @unchecked Sendable { weak var intake: Intake? }
-
+    /// Twice in one process: the second round's first pipeline is named by the buffer that the
+    /// first round's second pipeline left, on a new thread with a new pool.
     @Test(.timeLimit(.minutes(2)))
     func aReleasedPipelineABufferStillNamesIsFreedOnceTheBufferServesAnother() async throws {
-        let first = WeakIntake()
-        let (namedAfterRelease, second) = try await onThread { () throws(ConfigurationError) -> (Bool, TelemetryPipeline) in
-            do {
-                let pipeline = try TelemetryPipeline(configuration: PipelineConfiguration(serviceName: "first"), exporter: NoExporter())
-                let tracer = pipeline.tracer(scope: "first")
-                first.intake = tracer.intake
-                tracer.startSpan("in the first").end()
-            }  // the first pipeline and its tracer released here, without a shutdown
-            let stillNamed = first.intake != nil
-            let next = try TelemetryPipeline(configuration: PipelineConfiguration(serviceName: "second"), exporter: NoExporter())
-            next.tracer(scope: "second").startSpan("in the second, in the same buffer").end()
-            return (stillNamed, next)
+        for round in 1...2 {
+            let held = Held()
+            held.pipeline = try TelemetryPipeline(configuration: PipelineConfiguration(serviceName: "first"), exporter: RecordingExporter())
+            held.tracer = held.pipeline?.tracer(scope: "first")
+            held.intake = held.tracer?.intake
+            let second = try TelemetryPipeline(configuration: PipelineConfiguration(serviceName: "second"), exporter: RecordingExporter())
+            let nextTracer = second.tracer(scope: "second")
+            let namedAfterRelease = await onThread {
+                held.tracer?.startSpan("in the first").end()
+                (held.tracer, held.pipeline) = (nil, nil)  // released without a shutdown
+                let stillNamed = held.intake != nil
+                nextTracer.startSpan("in the second, in the same buffer").end()
+                return stillNamed
+            }
+            #expect(namedAfterRelease, "round \(round): the idle buffer kept the released pipeline's intake")
+            #expect(
+                await eventually(timeout: .seconds(30)) { held.intake == nil },
+                "round \(round): freed (off the emitting thread) once the buffer served the second pipeline")
+            _ = await second.shutdown(deadline: .now + .seconds(10))
         }
-        #expect(namedAfterRelease, "the idle buffer kept the released pipeline's intake")
-        let deadline = ContinuousClock.now + .seconds(30)
-        while first.intake != nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(first.intake == nil, "freed (off the emitting thread) once the buffer served the second pipeline")
-        _ = await second.shutdown(deadline: .now + .seconds(10))
-    }
-}
-
-/// Runs `body` on a new thread of its own (a fresh per-thread buffer pool), passing its error on.
-private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws(ConfigurationError) -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { () throws(ConfigurationError) in try body() }) }.start()
     }
 }

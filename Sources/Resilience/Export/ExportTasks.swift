@@ -43,7 +43,7 @@ final class ExportTasks: Sendable {
         // export holds a batch" while one is about to start.
         let id = tasks.withLock { state in
             state.next += 1
-            state.running[state.next] = .some(nil)
+            state.running.updateValue(nil, forKey: state.next)
             return state.next
         }
         let task = Task(executorPreference: executor) { [self] in
@@ -54,8 +54,8 @@ final class ExportTasks: Sendable {
             _ = tasks.withLock { $0.running.removeValue(forKey: id) }
         }
         let cancelled = tasks.withLock { state -> Bool in
-            // Already ended (and removed): nothing to keep.
-            if state.running[id] != nil { state.running[id] = task }
+            // Not there when it has already ended (and removed itself): nothing to keep then.
+            if state.running.index(forKey: id) != nil { state.running.updateValue(task, forKey: id) }
             return id <= state.cancelledThrough
         }
         if cancelled { task.cancel() }

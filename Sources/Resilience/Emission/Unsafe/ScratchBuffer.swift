@@ -29,7 +29,7 @@ final class ScratchBuffer: @unchecked Sendable {
     }
 
     deinit {
-        header.pointee.intake?.release()
+        if let intake = header.pointee.intake { Self.letGo(intake) }
         header.pointee.base.deallocate()
         header.deinitialize(count: 1)
         header.deallocate()
@@ -73,20 +73,23 @@ final class ScratchBuffer: @unchecked Sendable {
     }
 
     /// Replaces the intake the buffer keeps (rare: the first span in the buffer, or another pipeline's).
-    ///
-    /// When this buffer held the last reference to the previous intake, its pipeline was released
-    /// long ago, and freeing what it still owns (its ring, its processor) is no work for an emitting
-    /// thread: it goes to a detached task. (In `make bench`, where each sample makes a pipeline,
-    /// freeing the last sample's inside the next one's loop made `withSpan` 1.9 → 5 µs.)
     @inline(never)
     private func keep(_ intake: Intake) {
         let previous = header.pointee.intake
         header.pointee.intake = Unmanaged.passRetained(intake)
-        guard var last = previous?.takeRetainedValue() else { return }
-        if isKnownUniquelyReferenced(&last) {
-            let unique = last
-            Task.detached(priority: .background) { _ = unique }
-        }
+        if let previous { Self.letGo(previous) }
+    }
+
+    /// Releases an intake the buffer kept. When that was the last reference, its pipeline was
+    /// released long ago, and freeing what it still owns (its ring, its processor) is no work for an
+    /// emitting thread (a buffer goes on the emitting thread too, when its pool is full): it goes to
+    /// a detached task. (In `make bench`, where each sample makes a pipeline, freeing the last
+    /// sample's inside the next one's loop made `withSpan` 1.9 → 5 µs.)
+    private static func letGo(_ intake: Unmanaged<Intake>) {
+        var last = intake.takeRetainedValue()
+        guard isKnownUniquelyReferenced(&last) else { return }
+        let unique = last
+        Task.detached(priority: .background) { _ = unique }
     }
 
     /// Ends the span's use of the buffer (its intake stays, for the next span: ``beginSpan(intake:recordType:)``).
@@ -102,7 +105,9 @@ final class ScratchBuffer: @unchecked Sendable {
 
     @inline(never)
     private func grow(to needed: Int) {
-        (header.pointee.base, header.pointee.capacity) = growRaw(base, count: count, capacity: capacity, toHold: needed)
+        // Doubling keeps the capacity a multiple of the 128-byte lines, and the alignment keeps it on lines of its own.
+        (header.pointee.base, header.pointee.capacity) = growRaw(
+            base, count: count, capacity: capacity, toHold: needed, alignment: CacheLineIsolated.alignment)
     }
 
     // MARK: Protobuf wire primitives (capacity must have been reserved)

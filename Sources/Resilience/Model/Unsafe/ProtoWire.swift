@@ -58,15 +58,16 @@ func utf8Prefix(_ buffer: UnsafeBufferPointer<UInt8>, limit: Int) -> Int {
     return cut
 }
 
-/// Moves `count` bytes at `base` (`capacity` bytes, from `allocate(byteCount:alignment: 16)`) into a
-/// new allocation of at least `needed` bytes, doubling; frees the old one. The scratch buffers and
-/// the batch builder grow their raw memory this way (rarely: the size is kept).
+/// Moves `count` bytes at `base` (`capacity` bytes) into a new allocation of at least `needed`
+/// bytes, doubling, aligned to `alignment`; frees the old one. The scratch buffers (on cache lines
+/// of their own: ``CacheLineIsolated``) and the batch builder grow their raw memory this way
+/// (rarely: the size is kept).
 func growRaw(
-    _ base: UnsafeMutableRawPointer, count: Int, capacity: Int, toHold needed: Int
+    _ base: UnsafeMutableRawPointer, count: Int, capacity: Int, toHold needed: Int, alignment: Int = 16
 ) -> (base: UnsafeMutableRawPointer, capacity: Int) {
     var newCapacity = max(capacity * 2, 16)
     while newCapacity < needed { newCapacity *= 2 }
-    let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+    let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: alignment)
     newBase.copyMemory(from: base, byteCount: count)
     base.deallocate()
     return (newBase, newCapacity)
